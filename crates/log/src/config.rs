@@ -1,0 +1,49 @@
+//! The settings one partition log obeys; topic configs map onto these.
+
+/// When appended bytes are forced to stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Every produce with acks=all is fsynced before it is acknowledged.
+    Always,
+    /// The broker fsyncs every partition on a fixed interval (`--fsync-interval-ms`).
+    Interval,
+    /// The operating system decides; only a clean shutdown flushes.
+    Never,
+}
+
+/// Kafka's default `segment.bytes` (1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Kafka's default `segment.ms` (7 days).
+pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
+/// Kafka's default `retention.ms` (7 days).
+pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000;
+/// Kafka's default `max.message.bytes`.
+pub const MAX_MESSAGE_BYTES_DEFAULT: usize = 1_048_588;
+/// Bytes of log between two sparse index entries (Kafka's `index.interval.bytes`).
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    /// Negative means unlimited, as in Kafka.
+    pub retention_ms: i64,
+    /// Negative means unlimited, as in Kafka.
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+    /// `cleanup.policy` contains `delete`; when false, retention deletes nothing.
+    pub cleanup_delete: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            segment_ms: SEGMENT_MS_DEFAULT,
+            retention_ms: RETENTION_MS_DEFAULT,
+            retention_bytes: -1,
+            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            cleanup_delete: true,
+        }
+    }
+}

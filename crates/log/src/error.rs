@@ -1,0 +1,19 @@
+//! Errors of a partition log. The broker maps each to one Kafka error code.
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("record batch is corrupt: {0}")]
+    CorruptMessage(String),
+    #[error("record batch is invalid: {0}")]
+    InvalidRecord(String),
+    #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {limit_bytes}")]
+    RecordTooLarge { size_bytes: usize, limit_bytes: usize },
+    #[error("producer {producer_id} sent sequence {got}, expected {expected}")]
+    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    #[error("producer {producer_id} epoch {got} is older than the current epoch {current}")]
+    InvalidProducerEpoch { producer_id: i64, current: i16, got: i16 },
+    #[error("offset {offset} is outside the log range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    #[error("storage error: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,405 @@
+//! [`PartitionLog`]: the segments of one partition, in offset order, and everything that
+//! spans them: offset assignment, reads, lookups by timestamp, retention, DeleteRecords.
+//!
+//! The log end offset is also the high watermark: weir keeps one replica per partition.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::batch::{assign_base_offset, validate_produce_batches, BatchHeader, BATCH_HEADER_BYTES};
+use crate::config::LogConfig;
+use crate::producer::{ProducerStateTable, SequenceCheck};
+use crate::segment::Segment;
+use crate::LogError;
+
+/// File that holds the log start offset after DeleteRecords or retention moved it.
+const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// True when the batch was a producer retry already stored: nothing was written.
+    pub duplicate: bool,
+}
+
+/// A byte range of a segment to send to a consumer: whole batches, as stored.
+#[derive(Debug, Clone)]
+pub struct ReadSlice {
+    file: Arc<File>,
+    position: u64,
+    len: usize,
+    /// Size of the first batch, which is returned whole even when above the byte limit.
+    first_batch_bytes: usize,
+    max_bytes: usize,
+}
+
+impl ReadSlice {
+    /// Reads the range and trims it to whole batches. Runs without the partition lock: the
+    /// range is below the size the segment had when planned, and bytes there never change.
+    pub fn load(&self) -> Result<Bytes, LogError> {
+        let mut buf = BytesMut::zeroed(self.len);
+        self.file.read_exact_at(&mut buf, self.position)?;
+        let mut end = 0usize;
+        while end + BATCH_HEADER_BYTES <= buf.len() {
+            let header = BatchHeader::parse(&buf[end..])?;
+            let next = end + header.size_bytes;
+            if next > buf.len() || (end > 0 && next > self.max_bytes.max(self.first_batch_bytes)) {
+                break;
+            }
+            end = next;
+        }
+        buf.truncate(end);
+        Ok(buf.freeze())
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    producers: ProducerStateTable,
+    /// Bytes appended since the last fsync.
+    unsynced_bytes: u64,
+}
+
+impl PartitionLog {
+    /// Opens the partition in `dir`, creating it if needed, and recovers it: every segment's
+    /// index is rebuilt, the active segment is checked batch by batch and cut at a torn tail,
+    /// and producer state is rebuilt from the active segment.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name.strip_suffix(".log")?;
+                stem.parse::<i64>().ok()
+            })
+            .collect();
+        bases.sort_unstable();
+        let log_start_file = fs::read_to_string(dir.join(LOG_START_OFFSET_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok());
+
+        let mut segments = BTreeMap::new();
+        let mut producers = ProducerStateTable::default();
+        let last = bases.last().copied();
+        for base in bases {
+            let active = Some(base) == last;
+            let (segment, report) = Segment::open(dir, base, active, active)?;
+            for header in &report.headers {
+                producers.record(header);
+            }
+            segments.insert(base, segment);
+        }
+        if segments.is_empty() {
+            let base = log_start_file.unwrap_or(0);
+            let (segment, _) = Segment::open(dir, base, true, false)?;
+            segments.insert(base, segment);
+        }
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let log_start_offset = log_start_file.unwrap_or(first_base).max(first_base);
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            producers,
+            unsynced_bytes: 0,
+        };
+        // A log start beyond the end (DeleteRecords then a torn tail) is clamped.
+        log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.unsynced_bytes
+    }
+
+    /// Validates and appends the batches of one produce request for this partition.
+    ///
+    /// Steps:
+    /// 1. validate every batch (magic, CRC, counts, `max.message.bytes`);
+    /// 2. check idempotent-producer sequences; a retry of the last stored batch returns its
+    ///    original offsets and writes nothing;
+    /// 3. assign offsets in place, roll the segment if due, write, update producer state.
+    pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+        // 1. Validate.
+        let headers = validate_produce_batches(records, self.config.max_message_bytes)?;
+
+        // 2. Sequence checks, all before any write so a refused request stores nothing.
+        if headers.len() == 1 {
+            if let SequenceCheck::Duplicate { base_offset } = self.producers.check(&headers[0])? {
+                return Ok(AppendOutcome {
+                    base_offset,
+                    last_offset: base_offset + i64::from(headers[0].last_offset_delta),
+                    duplicate: true,
+                });
+            }
+        } else {
+            for h in &headers {
+                if self.producers.check(h)? != SequenceCheck::Append {
+                    return Err(LogError::InvalidRecord(
+                        "a retried batch was sent together with other batches".into(),
+                    ));
+                }
+            }
+        }
+
+        // 3. Assign offsets and write.
+        let base_offset = self.log_end_offset();
+        let mut at = 0usize;
+        let mut next = base_offset;
+        for h in &headers {
+            let batch = &mut records[at..at + h.size_bytes];
+            assign_base_offset(batch, next, 0);
+            let mut stored = *h;
+            stored.base_offset = next;
+            self.maybe_roll(h.size_bytes as u64, now_ms)?;
+            self.active_mut().append(batch, &stored, now_ms)?;
+            self.producers.record(&stored);
+            self.unsynced_bytes += h.size_bytes as u64;
+            next = stored.last_offset() + 1;
+            at += h.size_bytes;
+        }
+        Ok(AppendOutcome { base_offset, last_offset: next - 1, duplicate: false })
+    }
+
+    /// Starts a new segment when the active one is full or old. The old one is fsynced so
+    /// that only the active segment can ever hold a torn tail.
+    fn maybe_roll(&mut self, incoming_bytes: u64, now_ms: i64) -> Result<(), LogError> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let full = active.size_bytes() + incoming_bytes > self.config.segment_bytes;
+        let old = active.first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        if !(full || old) {
+            return Ok(());
+        }
+        active.sync()?;
+        let base = active.next_offset;
+        let (segment, _) = Segment::open(&self.dir, base, true, false)?;
+        self.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// Plans a read of whole batches starting at the batch that holds `offset`, up to
+    /// `max_bytes` (but at least one whole batch). `None` when `offset` is the log end.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>, LogError> {
+        let end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: end,
+            });
+        }
+        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+            if let Some((position, header)) = segment.find_batch(offset)? {
+                let available = (segment.size_bytes() - position) as usize;
+                let len = available.min(max_bytes.max(header.size_bytes));
+                return Ok(Some(ReadSlice {
+                    file: segment.file(),
+                    position,
+                    len,
+                    first_batch_bytes: header.size_bytes,
+                    max_bytes,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The earliest offset whose record timestamp is at least `timestamp`, with that
+    /// record's timestamp. `None` when every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        for segment in self.segments.values() {
+            let Some((position, header)) = segment.find_batch_by_timestamp(timestamp)? else {
+                continue;
+            };
+            let bytes = segment.read_bytes(position, header.size_bytes)?;
+            let found = first_record_at_or_after(&bytes, timestamp)
+                .unwrap_or((header.base_offset, header.max_timestamp));
+            if found.0 < self.log_start_offset {
+                return Ok(Some((self.log_start_offset, found.1)));
+            }
+            return Ok(Some(found));
+        }
+        Ok(None)
+    }
+
+    /// Offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let Some(segment) = self.segments.values().filter(|s| !s.is_empty()).max_by_key(|s| s.max_timestamp) else {
+            return Ok(None);
+        };
+        let Some((position, header)) = segment.find_batch(segment.max_timestamp_batch_offset)? else {
+            return Ok(None);
+        };
+        let bytes = segment.read_bytes(position, header.size_bytes)?;
+        Ok(Some(
+            record_with_max_timestamp(&bytes).unwrap_or((header.last_offset(), header.max_timestamp)),
+        ))
+    }
+
+    /// DeleteRecords: moves the log start offset forward to `offset` and removes segments
+    /// that lie wholly below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        let end = self.log_end_offset();
+        if offset < 0 || offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: end,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.persist_log_start_offset()?;
+            self.remove_segments_below_start()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    fn persist_log_start_offset(&self) -> Result<(), LogError> {
+        let tmp = self.dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
+        fs::write(&tmp, self.log_start_offset.to_string())?;
+        File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, self.dir.join(LOG_START_OFFSET_FILE))?;
+        Ok(())
+    }
+
+    fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
+        loop {
+            let mut iter = self.segments.iter();
+            let Some((&base, first)) = iter.next() else { break };
+            let Some(_) = iter.next() else { break }; // never the active segment
+            if first.next_offset > self.log_start_offset {
+                break;
+            }
+            let segment = self.segments.remove(&base).expect("present");
+            segment.delete_files()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes whole segments past `retention.ms` or beyond `retention.bytes`, oldest first,
+    /// never the active one. Returns how many segments went.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        if !self.config.cleanup_delete {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        loop {
+            if self.segments.len() <= 1 {
+                break;
+            }
+            let (&base, oldest) = self.segments.iter().next().expect("non-empty");
+            let total = self.size_bytes() as i64;
+            let over_bytes = self.config.retention_bytes >= 0
+                && total - oldest.size_bytes() as i64 >= self.config.retention_bytes;
+            let expired = self.config.retention_ms >= 0
+                && oldest.max_timestamp >= 0
+                && now_ms - oldest.max_timestamp > self.config.retention_ms;
+            if !(over_bytes || expired) {
+                break;
+            }
+            let segment = self.segments.remove(&base).expect("present");
+            let next_start = segment.next_offset;
+            segment.delete_files()?;
+            deleted += 1;
+            if next_start > self.log_start_offset {
+                self.log_start_offset = next_start;
+            }
+        }
+        if deleted > 0 {
+            self.persist_log_start_offset()?;
+        }
+        Ok(deleted)
+    }
+
+    /// The file to fsync to make every append so far durable. Earlier segments were
+    /// fsynced when they rolled.
+    pub fn sync_handle(&mut self) -> Arc<File> {
+        self.unsynced_bytes = 0;
+        self.active().file()
+    }
+
+    /// Fsyncs the active segment now.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.unsynced_bytes = 0;
+        self.active().sync()
+    }
+}
+
+/// Finds the first record with timestamp >= `timestamp` in one stored batch.
+fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(i64, i64)> {
+    let mut buf = Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records.iter().find(|r| r.timestamp >= timestamp).map(|r| (r.offset, r.timestamp))
+}
+
+/// Finds the first record with the batch's largest timestamp.
+fn record_with_max_timestamp(batch: &[u8]) -> Option<(i64, i64)> {
+    let mut buf = Bytes::copy_from_slice(batch);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    let max = set.records.iter().map(|r| r.timestamp).max()?;
+    set.records.iter().find(|r| r.timestamp == max).map(|r| (r.offset, r.timestamp))
+}

@@ -1,0 +1,110 @@
+//! The APIs weir implements and the version range of each: exactly what ApiVersions
+//! advertises. An API appears here only once its handler is real.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One row of the ApiVersions answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiRange {
+    ApiRange { api_key, min_version, max_version }
+}
+
+/// APIs served by the broker core (log and metadata).
+pub const CORE_APIS: &[ApiRange] = &[
+    range(ApiKey::Produce, 3, 13),
+    range(ApiKey::Fetch, 4, 17),
+    range(ApiKey::ListOffsets, 1, 10),
+    range(ApiKey::Metadata, 0, 13),
+    range(ApiKey::ApiVersions, 0, 4),
+    range(ApiKey::CreateTopics, 2, 7),
+    range(ApiKey::DeleteTopics, 1, 6),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::DescribeCluster, 0, 2),
+    range(ApiKey::DeleteRecords, 0, 2),
+    range(ApiKey::InitProducerId, 0, 5),
+];
+
+/// APIs served by the group coordinator.
+pub const GROUP_APIS: &[ApiRange] = &[
+    range(ApiKey::FindCoordinator, 0, 6),
+    range(ApiKey::JoinGroup, 0, 9),
+    range(ApiKey::SyncGroup, 0, 5),
+    range(ApiKey::Heartbeat, 0, 4),
+    range(ApiKey::LeaveGroup, 0, 5),
+    range(ApiKey::OffsetCommit, 2, 9),
+    range(ApiKey::OffsetFetch, 1, 9),
+    range(ApiKey::OffsetDelete, 0, 0),
+    range(ApiKey::ListGroups, 0, 5),
+    range(ApiKey::DescribeGroups, 0, 6),
+    range(ApiKey::DeleteGroups, 0, 2),
+];
+
+/// The version range weir supports for `api_key`, if it supports the API at all.
+pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
+    let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
+    CORE_APIS.iter().chain(groups.iter()).copied().find(|r| r.api_key == api_key)
+}
+
+/// Every API weir advertises, core first.
+pub fn advertised(with_groups: bool) -> Vec<ApiRange> {
+    let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
+    CORE_APIS.iter().chain(groups.iter()).copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    fn crate_range(key: ApiKey) -> (i16, i16) {
+        let v = match key {
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+            ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+            ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
+            ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
+            ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
+            ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
+            ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+            ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+            ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+            ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
+            ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+            other => panic!("no codec range listed for {other:?}"),
+        };
+        (v.min, v.max)
+    }
+
+    #[test]
+    fn advertised_ranges_are_within_what_the_codec_supports() {
+        // Goal: never advertise a version the message codec cannot decode or encode.
+        for r in advertised(true) {
+            let (min, max) = crate_range(r.api_key);
+            assert!(r.min_version >= min && r.max_version <= max, "{r:?} outside {min}..={max}");
+            assert!(r.min_version <= r.max_version);
+        }
+    }
+}
