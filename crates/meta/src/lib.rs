@@ -1,1 +1,16 @@
-//! weir-meta
+//! `weir-meta`: the catalog of topics, partitions and topic configs.
+//!
+//! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
+//! and loads it with [`Catalog::from_bytes`].
+//!
+//! Layout:
+//! - [`catalog`]: [`Catalog`] and [`Topic`], creation, deletion, partitions, producer ids.
+//! - [`config`]: the topic configs weir knows, their defaults and validation.
+//! - [`error`]: [`MetaError`].
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+
+pub use catalog::{Catalog, Topic};
+pub use error::MetaError;

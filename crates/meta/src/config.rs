@@ -1,0 +1,143 @@
+//! The topic configs weir accepts, with Kafka's names, defaults and value checks.
+//!
+//! Enforced by the log: `cleanup.policy` (delete), `retention.ms`, `retention.bytes`,
+//! `segment.bytes`, `segment.ms`, `max.message.bytes`. The others are stored, validated and
+//! described so tools round-trip them, but do not change behaviour yet.
+
+use crate::MetaError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Long,
+    Int,
+    Boolean,
+    Double,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// A comma-separated list drawn from a fixed set.
+    ListOf(&'static [&'static str]),
+}
+
+impl ConfigType {
+    /// The type code DescribeConfigs v3+ reports (Kafka's `ConfigType`).
+    pub fn describe_code(&self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::Choice(_) => 2,
+            ConfigType::Int => 3,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::ListOf(_) => 7,
+        }
+    }
+}
+
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: ConfigType,
+    /// Smallest allowed value for numeric configs.
+    pub min: Option<i64>,
+}
+
+const fn def(name: &'static str, default: &'static str, kind: ConfigType, min: Option<i64>) -> ConfigDef {
+    ConfigDef { name, default, kind, min }
+}
+
+pub const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+
+/// Every topic config weir knows, sorted by name.
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    def("cleanup.policy", "delete", ConfigType::ListOf(&["delete", "compact"]), None),
+    def("compression.type", "producer", ConfigType::Choice(COMPRESSION_TYPES), None),
+    def("delete.retention.ms", "86400000", ConfigType::Long, Some(0)),
+    def("file.delete.delay.ms", "60000", ConfigType::Long, Some(0)),
+    def("flush.messages", "9223372036854775807", ConfigType::Long, Some(1)),
+    def("flush.ms", "9223372036854775807", ConfigType::Long, Some(0)),
+    def("index.interval.bytes", "4096", ConfigType::Int, Some(0)),
+    def("max.compaction.lag.ms", "9223372036854775807", ConfigType::Long, Some(1)),
+    def("max.message.bytes", "1048588", ConfigType::Int, Some(0)),
+    def("message.timestamp.after.max.ms", "3600000", ConfigType::Long, Some(0)),
+    def("message.timestamp.before.max.ms", "9223372036854775807", ConfigType::Long, Some(0)),
+    def("message.timestamp.type", "CreateTime", ConfigType::Choice(&["CreateTime", "LogAppendTime"]), None),
+    def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, None),
+    def("min.compaction.lag.ms", "0", ConfigType::Long, Some(0)),
+    def("min.insync.replicas", "1", ConfigType::Int, Some(1)),
+    def("preallocate", "false", ConfigType::Boolean, None),
+    def("retention.bytes", "-1", ConfigType::Long, None),
+    def("retention.ms", "604800000", ConfigType::Long, Some(-1)),
+    def("segment.bytes", "1073741824", ConfigType::Int, Some(14)),
+    def("segment.index.bytes", "10485760", ConfigType::Int, Some(4)),
+    def("segment.jitter.ms", "0", ConfigType::Long, Some(0)),
+    def("segment.ms", "604800000", ConfigType::Long, Some(1)),
+    def("unclean.leader.election.enable", "false", ConfigType::Boolean, None),
+];
+
+pub fn find(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one `name=value` pair; the error says which and why, as Kafka's INVALID_CONFIG
+/// message does.
+pub fn validate(name: &str, value: &str) -> Result<(), MetaError> {
+    let def = find(name).ok_or_else(|| MetaError::InvalidConfig(format!("unknown topic config '{name}'")))?;
+    let bad = |why: &str| MetaError::InvalidConfig(format!("invalid value '{value}' for '{name}': {why}"));
+    match def.kind {
+        ConfigType::Long | ConfigType::Int => {
+            let v: i64 = value.trim().parse().map_err(|_| bad("not a number"))?;
+            if def.kind == ConfigType::Int && i32::try_from(v).is_err() {
+                return Err(bad("out of range for an int"));
+            }
+            if let Some(min) = def.min {
+                if v < min {
+                    return Err(bad(&format!("must be at least {min}")));
+                }
+            }
+        }
+        ConfigType::Double => {
+            value.trim().parse::<f64>().map_err(|_| bad("not a number"))?;
+        }
+        ConfigType::Boolean => {
+            if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
+                return Err(bad("must be true or false"));
+            }
+        }
+        ConfigType::Choice(words) => {
+            if !words.contains(&value.trim()) {
+                return Err(bad(&format!("must be one of {}", words.join(", "))));
+            }
+        }
+        ConfigType::ListOf(words) => {
+            let items: Vec<&str> = value.split(',').map(str::trim).collect();
+            if items.is_empty() || items.iter().any(|i| !words.contains(i)) {
+                return Err(bad(&format!("must be a list of {}", words.join(", "))));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_types_and_bounds() {
+        // Goal: each kind of config refuses what Kafka refuses.
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("retention.ms", "-2").is_err());
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("segment.bytes", "99999999999").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("compression.type", "zstd").is_ok());
+        assert!(validate("no.such.config", "1").is_err());
+        assert!(validate("preallocate", "maybe").is_err());
+        let mut names: Vec<_> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+        let sorted = { let mut s = names.clone(); s.sort(); s };
+        assert_eq!(names, sorted);
+        names.dedup();
+        assert_eq!(names.len(), TOPIC_CONFIGS.len());
+    }
+}

@@ -1,0 +1,19 @@
+//! Catalog errors; the broker maps each to one Kafka error code.
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MetaError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("invalid topic name '{name}': {reason}")]
+    InvalidTopicName { name: String, reason: String },
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor {0}: this cluster has one broker")]
+    InvalidReplicationFactor(i16),
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    #[error("catalog file is unreadable: {0}")]
+    Corrupt(String),
+}
