@@ -1,1 +1,164 @@
-fn main() {}
+//! `weir`: the single binary. `weir serve` runs the broker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use weir_broker::{Broker, BrokerConfig};
+use weir_log::FsyncPolicy;
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "A Kafka-compatible streaming platform in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker.
+    ///
+    /// Examples:
+    ///   weir serve
+    ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092
+    ///   weir serve --data-dir /var/lib/weir --fsync interval --fsync-interval-ms 200
+    Serve(ServeArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Fsync {
+    /// acks=all is acknowledged only after fsync (default).
+    Always,
+    /// fsync every --fsync-interval-ms; a crash may lose that much.
+    Interval,
+    /// Leave flushing to the operating system; clean shutdown still flushes.
+    Never,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to accept Kafka clients on.
+    #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// host:port clients are told to connect to; defaults to the listen address.
+    #[arg(long, env = "WEIR_ADVERTISED_ADDRESS")]
+    advertised_address: Option<String>,
+    /// Directory holding topics, segments and metadata.
+    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
+    data_dir: PathBuf,
+    /// When appended records are forced to disk.
+    #[arg(long, env = "WEIR_FSYNC", value_enum, default_value = "always")]
+    fsync: Fsync,
+    /// Flush period for --fsync interval (and for acks=0/1 data under --fsync always).
+    #[arg(long, env = "WEIR_FSYNC_INTERVAL_MS", default_value_t = 1000)]
+    fsync_interval_ms: u64,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    #[arg(long, env = "WEIR_LOG", default_value = "info")]
+    log_level: String,
+    /// Largest request accepted, in bytes (Kafka's socket.request.max.bytes).
+    #[arg(long, env = "WEIR_REQUEST_MAX_BYTES", default_value_t = 104_857_600)]
+    request_max_bytes: usize,
+    /// Create a topic when a client asks for its metadata (Kafka's auto.create.topics.enable).
+    #[arg(long, env = "WEIR_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// Partitions of a topic created without a count (Kafka's num.partitions).
+    #[arg(long, env = "WEIR_DEFAULT_PARTITIONS", default_value_t = 1)]
+    default_partitions: i32,
+    /// How often retention deletes old segments, in ms.
+    #[arg(long, env = "WEIR_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    retention_check_interval_ms: u64,
+    /// Partitions of __consumer_offsets (Kafka's offsets.topic.num.partitions).
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_PARTITIONS", default_value_t = 50)]
+    offsets_topic_partitions: i32,
+    /// Delay before the first rebalance of an empty group (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    group_initial_rebalance_delay_ms: i64,
+}
+
+fn parse_advertised(s: &str) -> Result<(String, i32), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("advertised address '{s}' must be host:port"))?;
+    let port: u16 = port.parse().map_err(|_| format!("advertised address '{s}' has a bad port"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
+    if let Some(adv) = &args.advertised_address {
+        let (host, port) = parse_advertised(adv).map_err(anyhow::Error::msg)?;
+        config.advertised_host = host;
+        config.advertised_port = port;
+    }
+    config.fsync = match args.fsync {
+        Fsync::Always => FsyncPolicy::Always,
+        Fsync::Interval => FsyncPolicy::Interval,
+        Fsync::Never => FsyncPolicy::Never,
+    };
+    config.fsync_interval_ms = args.fsync_interval_ms;
+    config.request_bytes_max = args.request_max_bytes;
+    config.auto_create_topics = args.auto_create_topics;
+    if args.default_partitions < 1 {
+        anyhow::bail!("--default-partitions must be at least 1");
+    }
+    config.default_partitions = args.default_partitions;
+    config.retention_check_interval_ms = args.retention_check_interval_ms;
+    config.offsets_topic_partitions = args.offsets_topic_partitions;
+    config.group_initial_rebalance_delay_ms = args.group_initial_rebalance_delay_ms;
+
+    let broker = Broker::bind(config.clone()).await?;
+    tracing::info!(
+        "weir listening on {} (advertised {}:{}, data in {}, fsync {})",
+        broker.local_addr(),
+        config.advertised_host,
+        if config.advertised_port == 0 { i32::from(broker.local_addr().port()) } else { config.advertised_port },
+        args.data_dir.display(),
+        match args.fsync {
+            Fsync::Always => "always",
+            Fsync::Interval => "interval",
+            Fsync::Never => "never",
+        }
+    );
+    broker.run(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -63,6 +63,11 @@ impl ReadSlice {
         self.len
     }
 
+    /// Size of the first batch of the slice, which a read always includes whole.
+    pub fn first_batch_bytes(&self) -> usize {
+        self.first_batch_bytes
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

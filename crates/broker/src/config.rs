@@ -1,0 +1,57 @@
+//! Everything `weir serve` can be told, with Kafka's defaults where Kafka has one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use weir_log::FsyncPolicy;
+
+/// Most requests read ahead of their responses on one connection. Kafka handles one at a
+/// time per connection; weir reads ahead so a pipelining producer keeps the disk busy,
+/// and still answers strictly in order.
+pub const REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX: usize = 32;
+/// Connections accepted at once; more wait in the listen backlog.
+pub const CONNECTIONS_MAX: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    /// Host and port clients are told to connect to (Metadata, FindCoordinator).
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub data_dir: PathBuf,
+    pub node_id: i32,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    /// Largest request accepted (Kafka's `socket.request.max.bytes`); larger closes the connection.
+    pub request_bytes_max: usize,
+    /// Kafka's `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// Kafka's `num.partitions`, for topics created without a count.
+    pub default_partitions: i32,
+    /// Kafka's `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// Kafka's `offsets.topic.num.partitions`.
+    pub offsets_topic_partitions: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i64,
+}
+
+impl BrokerConfig {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> BrokerConfig {
+        BrokerConfig {
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: i32::from(listen.port()),
+            data_dir,
+            node_id: 0,
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 1000,
+            request_bytes_max: weir_wire::frame::REQUEST_BYTES_MAX_DEFAULT,
+            auto_create_topics: true,
+            default_partitions: 1,
+            retention_check_interval_ms: 300_000,
+            offsets_topic_partitions: 50,
+            group_initial_rebalance_delay_ms: 3000,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! One client connection.
+//!
+//! A reader task takes frames off the socket, decodes them and starts each request in
+//! arrival order (so appends happen in the order a producer pipelined them); a writer
+//! task awaits the replies in that same order and writes them. At most
+//! [`REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX`] requests are read ahead of their replies.
+//!
+//! A frame that cannot be decoded closes this connection only, as Kafka does; the one
+//! exception is an ApiVersions request at a version weir does not know, which gets the v0
+//! answer with UNSUPPORTED_VERSION so the client can retry with a version both sides speak.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use weir_wire::request::decode_request;
+use weir_wire::WireError;
+
+use crate::config::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
+use crate::handlers;
+use crate::state::BrokerState;
+
+/// What a started request will send back.
+pub enum Reply {
+    /// The response frame is ready.
+    Now(Bytes),
+    /// The response frame will be ready later (fsync, long-poll, group coordination).
+    Later(BoxFuture<'static, Option<Bytes>>),
+    /// No response at all (produce with acks=0).
+    Nothing,
+    /// Answer with this frame, then close the connection.
+    Close(Option<Bytes>),
+}
+
+/// Facts about the connection a handler may need.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub peer: SocketAddr,
+    pub client_id: String,
+}
+
+pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Reply>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
+
+    let writer = tokio::spawn(async move {
+        let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+        while let Some(reply) = rx.recv().await {
+            let (frame, close) = match reply {
+                Reply::Now(b) => (Some(b), false),
+                Reply::Later(f) => (f.await, false),
+                Reply::Nothing => (None, false),
+                Reply::Close(b) => (b, true),
+            };
+            if let Some(frame) = frame {
+                if out.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            if close {
+                break;
+            }
+            if rx.is_empty() && out.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = out.flush().await;
+        let _ = out.shutdown().await;
+    });
+
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let limit = state.config.request_bytes_max;
+    loop {
+        // 1. Frame: size prefix, checked before the body is read.
+        let size = match reader.read_i32().await {
+            Ok(s) => s,
+            Err(_) => break,
+        };
+        let size = match weir_wire::frame::check_frame_size(size, limit) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        if reader.read_exact(&mut frame).await.is_err() {
+            break;
+        }
+        // 2. Decode and start the request.
+        let reply = match decode_request(frame.freeze(), handlers::GROUPS_ENABLED) {
+            Ok(request) => {
+                let info = ClientInfo { peer, client_id: request.client_id.clone().unwrap_or_default() };
+                handlers::dispatch(&state, &info, request)
+            }
+            Err(WireError::UnsupportedVersion { api_key, correlation_id, api_version })
+                if api_key == weir_wire::kafka_protocol::messages::ApiKey::ApiVersions as i16 =>
+            {
+                tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
+                handlers::api_versions::unsupported_version_reply(correlation_id)
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                Reply::Close(None)
+            }
+        };
+        let closing = matches!(reply, Reply::Close(_));
+        if tx.send(reply).await.is_err() || closing {
+            break;
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}

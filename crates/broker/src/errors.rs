@@ -1,0 +1,29 @@
+//! Mapping crate errors to Kafka error codes: one exhaustive match per crate.
+
+use weir_log::LogError;
+use weir_meta::MetaError;
+use weir_wire::ResponseError;
+
+pub fn log_error_code(e: &LogError) -> i16 {
+    match e {
+        LogError::CorruptMessage(_) => ResponseError::CorruptMessage.code(),
+        LogError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+pub fn meta_error_code(e: &MetaError) -> i16 {
+    match e {
+        MetaError::TopicExists(_) => ResponseError::TopicAlreadyExists.code(),
+        MetaError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
+        MetaError::InvalidTopicName { .. } => ResponseError::InvalidTopicException.code(),
+        MetaError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+        MetaError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
+        MetaError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+        MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
+    }
+}

@@ -1,0 +1,43 @@
+//! CreatePartitions: grow a topic's partition count (never shrink).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use weir_wire::ResponseError;
+
+use super::{str_bytes, RequestMeta};
+use crate::connection::Reply;
+use crate::state::{ApiError, BrokerState};
+
+pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreatePartitionsRequest) -> Reply {
+    let node = state.config.node_id;
+    let results = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            let outcome = (|| -> Result<(), ApiError> {
+                if let Some(assignments) = &t.assignments {
+                    if assignments.iter().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node) {
+                        return Err(ApiError::new(
+                            ResponseError::InvalidReplicaAssignment,
+                            format!("replica assignments may only name broker {node}"),
+                        ));
+                    }
+                }
+                if request.validate_only {
+                    state.check_add_partitions(&name, t.count)
+                } else {
+                    state.add_partitions(&name, t.count)
+                }
+            })();
+            match outcome {
+                Ok(()) => result,
+                Err(e) => result.with_error_code(e.code).with_error_message(Some(str_bytes(&e.message))),
+            }
+        })
+        .collect();
+    meta.reply(&CreatePartitionsResponse::default().with_results(results))
+}

@@ -1,0 +1,63 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and
+//! the first offset at or after a timestamp, found through the time index.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use weir_wire::ResponseError;
+
+use super::RequestMeta;
+use crate::connection::Reply;
+use crate::state::BrokerState;
+
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+
+pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsetsRequest) -> Reply {
+    let version = meta.api_version;
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(handle) = state.partition(&name, p.partition_index) else {
+                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let log = handle.log.lock();
+                    let found = match p.timestamp {
+                        LATEST_TIMESTAMP => Ok(Some((log.high_watermark(), -1))),
+                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((log.log_start_offset(), -1))),
+                        MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => {
+                            return out.with_error_code(ResponseError::InvalidRequest.code());
+                        }
+                    };
+                    match found {
+                        Ok(Some((offset, timestamp))) => {
+                            // The leader epoch field exists from v4.
+                            let epoch = if version >= 4 { 0 } else { -1 };
+                            out.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
+                        }
+                        Ok(None) => out,
+                        Err(e) => out.with_error_code(crate::errors::log_error_code(&e)),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    meta.reply(&ListOffsetsResponse::default().with_topics(topics))
+}

@@ -1,0 +1,100 @@
+//! Metadata: brokers, cluster id, controller, and topics with their partitions. Creates a
+//! missing topic on request when `auto.create.topics.enable` is on, as Kafka does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use uuid::Uuid;
+use weir_meta::Topic;
+use weir_wire::ResponseError;
+
+use super::{str_bytes, RequestMeta};
+use crate::connection::Reply;
+use crate::state::BrokerState;
+
+pub fn describe_topic(state: &BrokerState, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(state.config.node_id);
+    let partitions = (0..topic.partitions)
+        .map(|i| {
+            MetadataResponsePartition::default()
+                .with_partition_index(i)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&topic.name))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.internal)
+        .with_partitions(partitions)
+}
+
+fn topic_error(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code.code())
+        .with_name(name.map(|n| TopicName(str_bytes(n))))
+        .with_topic_id(id)
+}
+
+pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataRequest) -> Reply {
+    let v = meta.api_version;
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(state.config.node_id))
+        .with_host(str_bytes(&state.config.advertised_host))
+        .with_port(state.config.advertised_port);
+
+    // v0 asks for every topic with an empty list; v1+ with a null list.
+    let requested = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && v == 0 => None,
+        Some(t) => Some(t),
+    };
+    let allow_auto_create = if v >= 4 { request.allow_auto_topic_creation } else { true };
+
+    let topics = match requested {
+        // Every topic except internal ones, which must be asked for by name.
+        None => state.topics().iter().filter(|t| !t.internal).map(|t| describe_topic(state, t)).collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|t| {
+                if let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) {
+                    if let Some(topic) = state.topic(&name) {
+                        return describe_topic(state, &topic);
+                    }
+                    if weir_meta::catalog::validate_topic_name(&name).is_err() {
+                        return topic_error(Some(&name), Uuid::nil(), ResponseError::InvalidTopicException);
+                    }
+                    if allow_auto_create && state.config.auto_create_topics {
+                        match state.create_topic(&name, state.config.default_partitions, 1, BTreeMap::new(), false, true) {
+                            Ok(topic) => return describe_topic(state, &topic),
+                            // Another connection created it between our check and create.
+                            Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {
+                                if let Some(topic) = state.topic(&name) {
+                                    return describe_topic(state, &topic);
+                                }
+                            }
+                            Err(e) => tracing::warn!(topic = name, error = %e.message, "auto-create failed"),
+                        }
+                    }
+                    topic_error(Some(&name), Uuid::nil(), ResponseError::UnknownTopicOrPartition)
+                } else {
+                    match state.topic_by_id(t.topic_id) {
+                        Some(topic) => describe_topic(state, &topic),
+                        None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
+                    }
+                }
+            })
+            .collect(),
+    };
+
+    let body = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(str_bytes(&state.cluster_id())))
+        .with_controller_id(BrokerId(state.config.node_id))
+        .with_topics(topics);
+    meta.reply(&body)
+}

@@ -1,0 +1,137 @@
+//! Produce: validate and append each partition's batches, then acknowledge per `acks`.
+//!
+//! With `--fsync always`, an acks=all produce is answered only after the partitions it
+//! wrote are fsynced; the fsync runs on the blocking pool, outside the partition lock, so
+//! concurrent producers share it.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use weir_log::FsyncPolicy;
+use weir_wire::ResponseError;
+
+use super::{str_bytes, RequestMeta};
+use crate::connection::Reply;
+use crate::state::{BrokerState, PartitionHandle};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequest) -> Reply {
+    let acks = request.acks;
+    let now = now_ms();
+    let mut written: Vec<(usize, usize, Arc<PartitionHandle>)> = Vec::new();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+
+    for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
+        // Produce v13+ names topics by id.
+        let topic = if meta.api_version >= 13 {
+            state.topic_by_id(topic_data.topic_id)
+        } else {
+            state.topic(topic_data.name.0.as_str())
+        };
+        let unknown_code = if meta.api_version >= 13 {
+            ResponseError::UnknownTopicId.code()
+        } else {
+            ResponseError::UnknownTopicOrPartition.code()
+        };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for p in topic_data.partition_data {
+            if !matches!(acks, -1 | 0 | 1) {
+                partitions.push(partition_error(p.index, ResponseError::InvalidRequiredAcks.code(), None));
+                continue;
+            }
+            let Some(topic) = topic.as_ref() else {
+                partitions.push(partition_error(p.index, unknown_code, None));
+                continue;
+            };
+            if topic.internal {
+                partitions.push(partition_error(
+                    p.index,
+                    ResponseError::InvalidTopicException.code(),
+                    Some(format!("cannot append to internal topic {}", topic.name)),
+                ));
+                continue;
+            }
+            let Some(handle) = state.partition(&topic.name, p.index) else {
+                partitions.push(partition_error(p.index, ResponseError::UnknownTopicOrPartition.code(), None));
+                continue;
+            };
+            let Some(records) = p.records else {
+                partitions.push(partition_error(p.index, ResponseError::InvalidRecord.code(), Some("no records".into())));
+                continue;
+            };
+            // The broker writes the base offset into the batch, so it needs its own copy.
+            let mut batch = BytesMut::from(&records[..]);
+            let result = handle.log.lock().append(&mut batch, now);
+            match result {
+                Ok(outcome) => {
+                    let log_start = handle.log.lock().log_start_offset();
+                    if !outcome.duplicate {
+                        handle.appended.notify_waiters();
+                    }
+                    written.push((ti, partitions.len(), Arc::clone(&handle)));
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(p.index)
+                            .with_base_offset(outcome.base_offset)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(log_start),
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "produce refused");
+                    partitions.push(partition_error(p.index, crate::errors::log_error_code(&e), Some(e.to_string())));
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(if meta.api_version >= 13 { TopicName::default() } else { TopicName(topic_data.name.0.clone()) })
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partitions),
+        );
+        let _ = str_bytes;
+    }
+
+    if acks == 0 {
+        return Reply::Nothing;
+    }
+    let mut body = ProduceResponse::default().with_responses(responses);
+    if acks == -1 && state.config.fsync == FsyncPolicy::Always && !written.is_empty() {
+        let meta = *meta;
+        return Reply::Later(Box::pin(async move {
+            let files: Vec<_> = written.iter().map(|(_, _, h)| h.log.lock().sync_handle()).collect();
+            let results = tokio::task::spawn_blocking(move || {
+                files.iter().map(|f| f.sync_data().map_err(|e| e.to_string())).collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
+            for ((ti, pi, h), r) in written.iter().zip(results) {
+                if let Err(e) = r {
+                    tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
+                    let p = &mut body.responses[*ti].partition_responses[*pi];
+                    p.error_code = ResponseError::KafkaStorageError.code();
+                    p.base_offset = -1;
+                }
+            }
+            meta.frame(&body)
+        }));
+    }
+    meta.reply(&body)
+}

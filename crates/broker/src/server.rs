@@ -1,0 +1,125 @@
+//! The listener, the background tasks, and shutdown.
+//!
+//! Background tasks: the `interval` fsync policy's flusher, and retention, which deletes
+//! old segments every `retention_check_interval_ms`. Shutdown stops accepting, waits
+//! briefly for connections to finish, then fsyncs every partition.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use weir_log::FsyncPolicy;
+
+use crate::config::{BrokerConfig, CONNECTIONS_MAX};
+use crate::handlers::produce::now_ms;
+use crate::state::BrokerState;
+
+pub struct Broker {
+    state: Arc<BrokerState>,
+    listener: TcpListener,
+}
+
+impl Broker {
+    /// Recovers the data directory and binds the listener; serving starts with [`Broker::run`].
+    pub async fn bind(config: BrokerConfig) -> anyhow::Result<Broker> {
+        let listen = config.listen;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; pick another address with --listen"))?;
+        let mut config = config;
+        let local = listener.local_addr()?;
+        if config.advertised_port == 0 {
+            config.advertised_port = i32::from(local.port());
+        }
+        let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
+        Ok(Broker { state, listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> Arc<BrokerState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` resolves, then flushes everything to disk.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let Broker { state, listener } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let background = spawn_background(Arc::clone(&state), stop_rx.clone());
+        let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+                    let state = Arc::clone(&state);
+                    let mut stop = stop_rx.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            _ = crate::connection::serve(state, stream, peer) => {}
+                            _ = stop.changed() => {}
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        tracing::info!("shutting down: flushing partitions");
+        let _ = stop_tx.send(true);
+        drop(listener);
+        let _ = background.await;
+        tokio::task::spawn_blocking(move || state.sync_all()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let fsync_every = Duration::from_millis(state.config.fsync_interval_ms.max(1));
+        let retention_every = Duration::from_millis(state.config.retention_check_interval_ms.max(1));
+        let mut fsync_tick = tokio::time::interval(fsync_every);
+        let mut retention_tick = tokio::time::interval(retention_every);
+        retention_tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = fsync_tick.tick() => {
+                    if state.config.fsync != FsyncPolicy::Never {
+                        // Under `always`, acks=0/1 appends are flushed here too.
+                        let s = Arc::clone(&state);
+                        let _ = tokio::task::spawn_blocking(move || s.sync_all()).await;
+                    }
+                }
+                _ = retention_tick.tick() => {
+                    let s = Arc::clone(&state);
+                    let _ = tokio::task::spawn_blocking(move || apply_retention(&s)).await;
+                }
+            }
+        }
+    })
+}
+
+fn apply_retention(state: &BrokerState) {
+    let now = now_ms();
+    for h in state.all_partitions() {
+        match h.log.lock().apply_retention(now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(topic = %h.topic, partition = h.index, segments = n, "retention deleted segments"),
+            Err(e) => tracing::error!(topic = %h.topic, partition = h.index, error = %e, "retention failed"),
+        }
+    }
+}

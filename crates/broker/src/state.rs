@@ -1,0 +1,288 @@
+//! [`BrokerState`]: the catalog (persisted as `meta/catalog.json` in the data directory)
+//! and one [`PartitionHandle`] per partition, shared by every connection.
+//!
+//! Locks are `parking_lot` mutexes held only for in-memory work and short file writes,
+//! never across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use uuid::Uuid;
+use weir_log::{LogConfig, PartitionLog};
+use weir_meta::{Catalog, MetaError, Topic};
+use weir_wire::ResponseError;
+
+use crate::config::BrokerConfig;
+use crate::errors::meta_error_code;
+
+/// A Kafka error code with the message that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (error code {code})")]
+pub struct ApiError {
+    pub code: i16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(e: ResponseError, message: impl Into<String>) -> ApiError {
+        ApiError { code: e.code(), message: message.into() }
+    }
+}
+
+impl From<MetaError> for ApiError {
+    fn from(e: MetaError) -> ApiError {
+        ApiError { code: meta_error_code(&e), message: e.to_string() }
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> ApiError {
+        ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+impl From<weir_log::LogError> for ApiError {
+    fn from(e: weir_log::LogError) -> ApiError {
+        ApiError { code: crate::errors::log_error_code(&e), message: e.to_string() }
+    }
+}
+
+pub struct PartitionHandle {
+    pub topic: String,
+    pub index: i32,
+    pub log: Mutex<PartitionLog>,
+    /// Woken on every append, so waiting fetches return the moment data arrives.
+    pub appended: Notify,
+}
+
+pub struct BrokerState {
+    pub config: BrokerConfig,
+    catalog: Mutex<Catalog>,
+    partitions: RwLock<HashMap<String, Vec<Arc<PartitionHandle>>>>,
+}
+
+const CATALOG_DIR: &str = "meta";
+const CATALOG_FILE: &str = "catalog.json";
+
+/// Kafka's cluster ids are a UUID in URL-safe base64 without padding (22 characters).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = Uuid::new_v4().as_u128();
+    (0..22).map(|i| ALPHABET[((bits >> (6 * i)) & 63) as usize] as char).collect()
+}
+
+/// Maps a topic's configs onto the settings its logs obey.
+pub fn log_config_for(topic: &Topic) -> LogConfig {
+    let policy = topic.config("cleanup.policy").unwrap_or("delete");
+    LogConfig {
+        segment_bytes: topic.config_i64("segment.bytes").max(14) as u64,
+        segment_ms: topic.config_i64("segment.ms").max(1),
+        retention_ms: topic.config_i64("retention.ms"),
+        retention_bytes: topic.config_i64("retention.bytes"),
+        max_message_bytes: topic.config_i64("max.message.bytes").max(0) as usize,
+        cleanup_delete: policy.split(',').any(|p| p.trim() == "delete"),
+    }
+}
+
+fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
+    data_dir.join(format!("{topic}-{index}"))
+}
+
+impl BrokerState {
+    /// Opens the data directory: loads the catalog and recovers every partition log.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<BrokerState>> {
+        fs::create_dir_all(config.data_dir.join(CATALOG_DIR))?;
+        let catalog_path = config.data_dir.join(CATALOG_DIR).join(CATALOG_FILE);
+        let catalog = match fs::read(&catalog_path) {
+            Ok(bytes) => Catalog::from_bytes(&bytes).map_err(|e| {
+                anyhow::anyhow!("{}: {e}; restore it from a backup or move the data directory away", catalog_path.display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::new(new_cluster_id()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut partitions = HashMap::new();
+        for topic in catalog.topics.values() {
+            let handles = (0..topic.partitions)
+                .map(|i| open_partition(&config.data_dir, topic, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            partitions.insert(topic.name.clone(), handles);
+        }
+        let state = Arc::new(BrokerState { config, catalog: Mutex::new(catalog), partitions: RwLock::new(partitions) });
+        state.persist_catalog(&state.catalog.lock())?;
+        Ok(state)
+    }
+
+    fn persist_catalog(&self, catalog: &Catalog) -> std::io::Result<()> {
+        let dir = self.config.data_dir.join(CATALOG_DIR);
+        let tmp = dir.join(format!("{CATALOG_FILE}.tmp"));
+        fs::write(&tmp, catalog.to_bytes())?;
+        fs::File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, dir.join(CATALOG_FILE))?;
+        fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.catalog.lock().cluster_id.clone()
+    }
+
+    /// A copy of one topic's catalog entry.
+    pub fn topic(&self, name: &str) -> Option<Topic> {
+        self.catalog.lock().topic(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Topic> {
+        self.catalog.lock().topic_by_id(id).cloned()
+    }
+
+    /// Copies of every topic's catalog entry, sorted by name.
+    pub fn topics(&self) -> Vec<Topic> {
+        self.catalog.lock().topics.values().cloned().collect()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<PartitionHandle>> {
+        let map = self.partitions.read();
+        let list = map.get(topic)?;
+        usize::try_from(index).ok().and_then(|i| list.get(i)).cloned()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<PartitionHandle>> {
+        self.partitions.read().values().flatten().cloned().collect()
+    }
+
+    /// Checks a new topic; with `apply`, also creates it (catalog first, then the logs).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        internal: bool,
+        apply: bool,
+    ) -> Result<Topic, ApiError> {
+        let mut catalog = self.catalog.lock();
+        catalog.check_create(name, partitions, replication_factor, &configs)?;
+        if !apply {
+            return Ok(Topic { name: name.to_string(), id: Uuid::nil(), partitions, configs, internal });
+        }
+        let topic = catalog.create_topic(name, Uuid::new_v4(), partitions, replication_factor, configs, internal)?.clone();
+        // A leftover directory of an earlier topic of the same name must not leak into this one.
+        for i in 0..partitions {
+            remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
+        }
+        let handles = (0..partitions)
+            .map(|i| open_partition(&self.config.data_dir, &topic, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.persist_catalog(&catalog)?;
+        self.partitions.write().insert(name.to_string(), handles);
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<Topic, ApiError> {
+        let mut catalog = self.catalog.lock();
+        if catalog.topic(name).is_some_and(|t| t.internal) {
+            return Err(ApiError::new(ResponseError::InvalidTopicException, format!("topic '{name}' is internal and cannot be deleted")));
+        }
+        let topic = catalog.delete_topic(name)?;
+        self.persist_catalog(&catalog)?;
+        let handles = self.partitions.write().remove(name).unwrap_or_default();
+        for h in handles {
+            // Wake fetches waiting on it so they notice the topic is gone.
+            h.appended.notify_waiters();
+            let dir = h.log.lock().dir().to_path_buf();
+            remove_dir_if_present(&dir)?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    pub fn check_add_partitions(&self, name: &str, count: i32) -> Result<(), ApiError> {
+        self.catalog.lock().check_partitions(name, count)?;
+        Ok(())
+    }
+
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<(), ApiError> {
+        let mut catalog = self.catalog.lock();
+        let old = catalog.check_partitions(name, count)?;
+        let topic = catalog.topic(name).expect("checked").clone();
+        let new: Vec<_> = (old..count)
+            .map(|i| {
+                remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
+                open_partition(&self.config.data_dir, &topic, i)
+            })
+            .collect::<Result<_, _>>()?;
+        catalog.set_partitions(name, count)?;
+        self.persist_catalog(&catalog)?;
+        self.partitions.write().entry(name.to_string()).or_default().extend(new);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides and applies them to its logs at once.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, apply: bool) -> Result<(), ApiError> {
+        let mut catalog = self.catalog.lock();
+        for (k, v) in &configs {
+            weir_meta::config::validate(k, v)?;
+        }
+        if catalog.topic(name).is_none() {
+            return Err(MetaError::UnknownTopic(name.to_string()).into());
+        }
+        if !apply {
+            return Ok(());
+        }
+        catalog.replace_configs(name, configs)?;
+        self.persist_catalog(&catalog)?;
+        let log_config = log_config_for(catalog.topic(name).expect("present"));
+        if let Some(handles) = self.partitions.read().get(name) {
+            for h in handles {
+                h.log.lock().set_config(log_config.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// A new producer id for InitProducerId; the catalog is persisted when a new block starts.
+    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        let mut catalog = self.catalog.lock();
+        let (id, new_block) = catalog.allocate_producer_id();
+        if new_block {
+            self.persist_catalog(&catalog)?;
+        }
+        Ok(id)
+    }
+
+    /// Fsyncs every partition (clean shutdown, and the `interval` fsync policy).
+    pub fn sync_all(&self) {
+        for h in self.all_partitions() {
+            let mut log = h.log.lock();
+            if log.unsynced_bytes() == 0 {
+                continue;
+            }
+            if let Err(e) = log.sync() {
+                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
+            }
+        }
+    }
+}
+
+fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn open_partition(data_dir: &Path, topic: &Topic, index: i32) -> Result<Arc<PartitionHandle>, ApiError> {
+    let log = PartitionLog::open(&partition_dir(data_dir, &topic.name, index), log_config_for(topic))?;
+    Ok(Arc::new(PartitionHandle {
+        topic: topic.name.clone(),
+        index,
+        log: Mutex::new(log),
+        appended: Notify::new(),
+    }))
+}
