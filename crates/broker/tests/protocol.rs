@@ -1,0 +1,230 @@
+//! The broker over real sockets: error codes for bad input, restart, long-poll wake-up.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes};
+use common::*;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use weir_wire::ResponseError;
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_unknown_version_gets_v0_answer() {
+    // Goal: a client asking ApiVersions at a version weir lacks gets UNSUPPORTED_VERSION
+    // with the list, encoded as v0, and the connection stays open.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    let (_, mut frame) = c.encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    frame[6] = 0;
+    frame[7] = 77; // version 77
+    c.send_raw(&frame).await;
+    let mut resp = c.read_frame().await.expect("an answer");
+    let header = ResponseHeader::decode(&mut resp, 0).unwrap();
+    assert_eq!(header.correlation_id, 1);
+    let body = <ApiVersionsResponse as kafka_protocol::protocol::Decodable>::decode(&mut resp, 0).unwrap();
+    assert_eq!(body.error_code, code(ResponseError::UnsupportedVersion));
+    assert!(body.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+    let ok: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(ok.error_code, 0);
+}
+
+use kafka_protocol::protocol::Decodable;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_close_the_connection_only() {
+    // Goal: unknown API keys, unsupported versions, oversized and negative sizes and a
+    // garbled body each close that connection; the broker keeps serving others.
+    let broker = TestBroker::start(|c| c.request_bytes_max = 4096).await;
+
+    let mut c = broker.client().await;
+    c.send_raw(&[0, 0, 0, 8, 0x03, 0xe7, 0, 0, 0, 0, 0, 1]).await; // API key 999
+    assert!(c.is_closed().await, "unknown API key");
+
+    let mut c = broker.client().await;
+    let (_, mut frame) = c.encode(ApiKey::Metadata, 12, &MetadataRequest::default());
+    frame[7] = 99;
+    c.send_raw(&frame).await;
+    assert!(c.is_closed().await, "unsupported Metadata version");
+
+    let mut c = broker.client().await;
+    c.send_raw(&[0, 1, 0, 0]).await; // 65536 > 4096
+    assert!(c.is_closed().await, "oversized frame");
+
+    let mut c = broker.client().await;
+    c.send_raw(&(-5i32).to_be_bytes()).await;
+    assert!(c.is_closed().await, "negative size");
+
+    let mut c = broker.client().await;
+    let (_, frame) = c.encode(ApiKey::Metadata, 12, &MetadataRequest::default());
+    let mut garbled = frame.clone();
+    garbled.truncate(frame.len() - 1);
+    let len = (garbled.len() - 4) as i32;
+    garbled[0..4].copy_from_slice(&len.to_be_bytes());
+    c.send_raw(&garbled).await;
+    assert!(c.is_closed().await, "truncated body");
+
+    let mut c = broker.client().await;
+    let mut extra = frame.clone();
+    extra.put_u8(7);
+    let len = (extra.len() - 4) as i32;
+    extra[0..4].copy_from_slice(&len.to_be_bytes());
+    c.send_raw(&extra).await;
+    assert!(c.is_closed().await, "trailing bytes");
+
+    let mut c = broker.client().await;
+    let ok: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default()).await;
+    assert_eq!(ok.brokers.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_get_kafka_error_codes_and_store_nothing() {
+    // Goal: bad CRC, oversized batch, bad acks, unknown topic (auto-create off) and a
+    // sequence gap each get Kafka's code, and nothing bad is stored.
+    let broker = TestBroker::start(|c| c.auto_create_topics = false).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("t", 1, &[("max.message.bytes", "300")]).await, 0);
+
+    let good = batch(&["a", "b"], None, Compression::None, 1000);
+    let mut bad_crc = good.to_vec();
+    let n = bad_crc.len();
+    bad_crc[n - 1] ^= 0x55;
+    assert_eq!(c.produce("t", 0, -1, Bytes::from(bad_crc)).await.error_code, code(ResponseError::CorruptMessage));
+
+    let big: Vec<String> = (0..40).map(|i| format!("value number {i}")).collect();
+    let big_refs: Vec<&str> = big.iter().map(String::as_str).collect();
+    assert_eq!(
+        c.produce("t", 0, -1, batch(&big_refs, None, Compression::None, 0)).await.error_code,
+        code(ResponseError::MessageTooLarge)
+    );
+    assert_eq!(c.produce("t", 0, 2, good.clone()).await.error_code, code(ResponseError::InvalidRequiredAcks));
+    assert_eq!(c.produce("missing", 0, -1, good.clone()).await.error_code, code(ResponseError::UnknownTopicOrPartition));
+    assert_eq!(c.produce("t", 9, -1, good.clone()).await.error_code, code(ResponseError::UnknownTopicOrPartition));
+
+    let meta: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("missing")))),
+            ])),
+        )
+        .await;
+    assert_eq!(meta.topics[0].error_code, code(ResponseError::UnknownTopicOrPartition));
+
+    // Idempotence: a retry is acknowledged with its first offset; a gap is refused.
+    let b0 = batch(&["x", "y"], Some((42, 0, 0)), Compression::Lz4, 0);
+    assert_eq!(c.produce("t", 0, -1, b0.clone()).await.base_offset, 0);
+    let again = c.produce("t", 0, -1, b0.clone()).await;
+    assert_eq!((again.error_code, again.base_offset), (0, 0));
+    let gap = batch(&["z"], Some((42, 0, 5)), Compression::None, 0);
+    assert_eq!(c.produce("t", 0, -1, gap).await.error_code, code(ResponseError::OutOfOrderSequenceNumber));
+
+    let data = c.fetch("t", 0, 0, 0).await;
+    assert_eq!(data.high_watermark, 2);
+    assert_eq!(values_of(data.records), vec![(0, "x".to_string()), (1, "y".to_string())]);
+    assert_eq!(c.fetch("t", 0, 99, 0).await.error_code, code(ResponseError::OffsetOutOfRange));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_errors_match_kafka() {
+    // Goal: each invalid creation gets Kafka's error code.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("ok", 2, &[]).await, 0);
+    assert_eq!(c.create_topic("ok", 2, &[]).await, code(ResponseError::TopicAlreadyExists));
+    assert_eq!(c.create_topic("bad name!", 1, &[]).await, code(ResponseError::InvalidTopicException));
+    assert_eq!(c.create_topic("zero", 0, &[]).await, code(ResponseError::InvalidPartitions));
+    assert_eq!(c.create_topic("cfg", 1, &[("retention.ms", "soon")]).await, code(ResponseError::InvalidConfig));
+    assert_eq!(c.create_topic("cfg", 1, &[("no.such", "1")]).await, code(ResponseError::InvalidConfig));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_fetch_wakes_on_append() {
+    // Goal: a fetch waiting with a long max_wait returns as soon as data is appended,
+    // not when max_wait runs out.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    c.create_topic("w", 1, &[]).await;
+    let mut fetcher = broker.client().await;
+    let started = Instant::now();
+    let waiting = tokio::spawn(async move { fetcher.fetch("w", 0, 0, 20_000).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "fetch should wait for data");
+    c.produce("w", 0, 1, batch(&["hello"], None, Compression::None, 0)).await;
+    let data = waiting.await.unwrap();
+    assert_eq!(values_of(data.records), vec![(0, "hello".to_string())]);
+    assert!(started.elapsed() < Duration::from_secs(10), "woken by the append, not the 20 s timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_configs_and_records_survive_restart() {
+    // Goal: after a clean stop and start, topics, configs and records are all there.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    c.create_topic("keep", 3, &[("retention.ms", "123456")]).await;
+    for p in 0..3 {
+        c.produce("keep", p, -1, batch(&["a", "b", "c"], None, Compression::Zstd, 0)).await;
+    }
+    drop(c);
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, |_| {}).await;
+    let mut c = broker.client().await;
+    for p in 0..3 {
+        let data = c.fetch("keep", p, 0, 0).await;
+        assert_eq!(values_of(data.records).len(), 3);
+    }
+    let resp: DescribeConfigsResponse = c
+        .call(
+            ApiKey::DescribeConfigs,
+            4,
+            &DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("keep"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")]))]),
+        )
+        .await;
+    assert_eq!(resp.results[0].configs[0].value.as_ref().unwrap().as_str(), "123456");
+    assert_eq!(resp.results[0].configs[0].config_source, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_by_time_and_delete_records() {
+    // Goal: earliest/latest/by-timestamp/max-timestamp offsets, and DeleteRecords moving
+    // the log start offset.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    c.create_topic("lo", 1, &[]).await;
+    c.produce("lo", 0, -1, batch(&["a", "b"], None, Compression::Gzip, 1000)).await;
+    c.produce("lo", 0, -1, batch(&["c", "d"], None, Compression::None, 5000)).await;
+    let ask = |ts: i64| {
+        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("lo")))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(ts)])])
+    };
+    let mut offsets = Vec::new();
+    for ts in [-2, -1, 1001, 4000, 5001, -3, 9999] {
+        let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 8, &ask(ts)).await;
+        offsets.push(r.topics[0].partitions[0].offset);
+    }
+    assert_eq!(offsets, vec![0, 4, 1, 2, 3, 3, -1]);
+    let del: DeleteRecordsResponse = c
+        .call(
+            ApiKey::DeleteRecords,
+            2,
+            &DeleteRecordsRequest::default().with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("lo")))
+                .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default().with_offset(3)])]),
+        )
+        .await;
+    assert_eq!(del.topics[0].partitions[0].low_watermark, 3);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 1, &ask(-2)).await;
+    assert_eq!(r.topics[0].partitions[0].offset, 3);
+    assert_eq!(c.fetch("lo", 0, 0, 0).await.error_code, code(ResponseError::OffsetOutOfRange));
+}
