@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what the tests need, then runs them; exits non-zero on
+# the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${WEIR_FUZZ_SECONDS:-30}"
+
+echo "== installing test clients"
+bash tests/compat/install.sh
+
+echo "== cargo test"
+cargo build --release --workspace
+cargo test --release --workspace
+
+echo "== fuzzing each decoder for ${FUZZ_SECONDS}s"
+if ! rustup toolchain list | grep -q nightly; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+    cargo install cargo-fuzz --locked
+fi
+(
+    cd fuzz
+    for target in $(cargo +nightly fuzz list); do
+        cargo +nightly fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096
+    done
+)
+
+echo "== compatibility: real clients against weir"
+WEIR_BIN="$PWD/target/release/weir" bash tests/compat/run.sh --quick --broker weir
