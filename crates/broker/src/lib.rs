@@ -12,6 +12,7 @@
 pub mod config;
 pub mod connection;
 pub mod errors;
+pub mod fetch_session;
 pub mod handlers;
 pub mod server;
 pub mod state;

@@ -63,6 +63,7 @@ pub struct BrokerState {
     pub config: BrokerConfig,
     catalog: Mutex<Catalog>,
     partitions: RwLock<HashMap<String, Vec<Arc<PartitionHandle>>>>,
+    pub fetch_sessions: crate::fetch_session::FetchSessions,
 }
 
 const CATALOG_DIR: &str = "meta";
@@ -111,7 +112,7 @@ impl BrokerState {
                 .collect::<Result<Vec<_>, _>>()?;
             partitions.insert(topic.name.clone(), handles);
         }
-        let state = Arc::new(BrokerState { config, catalog: Mutex::new(catalog), partitions: RwLock::new(partitions) });
+        let state = Arc::new(BrokerState { config, catalog: Mutex::new(catalog), partitions: RwLock::new(partitions), fetch_sessions: Default::default() });
         state.persist_catalog(&state.catalog.lock())?;
         Ok(state)
     }

@@ -228,3 +228,47 @@ async fn list_offsets_by_time_and_delete_records() {
     assert_eq!(r.topics[0].partitions[0].offset, 3);
     assert_eq!(c.fetch("lo", 0, 0, 0).await.error_code, code(ResponseError::OffsetOutOfRange));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_fetch_sessions_send_only_news() {
+    // Goal: a session opened with a full fetch answers later fetches with only the
+    // partitions that changed; stale epochs and unknown ids get Kafka's errors.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    c.create_topic("s", 3, &[]).await;
+    for p in 0..3 {
+        c.produce("s", p, 1, batch(&["a"], None, Compression::None, 0)).await;
+    }
+    let part = |p: i32, offset: i64| fetch_request::FetchPartition::default().with_partition(p).with_fetch_offset(offset).with_partition_max_bytes(1 << 20);
+    let topic = |parts: Vec<fetch_request::FetchPartition>| {
+        fetch_request::FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("s"))).with_partitions(parts)
+    };
+    let req = |id: i32, epoch: i32, topics: Vec<fetch_request::FetchTopic>| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_id(id)
+            .with_session_epoch(epoch)
+            .with_topics(topics)
+    };
+    let full: FetchResponse = c.call(ApiKey::Fetch, 12, &req(0, 0, vec![topic(vec![part(0, 0), part(1, 0), part(2, 0)])])).await;
+    assert_ne!(full.session_id, 0);
+    assert_eq!(full.responses[0].partitions.len(), 3);
+    let id = full.session_id;
+    // The client moved to offset 1 everywhere; nothing new: an empty incremental answer.
+    let inc: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id, 1, vec![topic(vec![part(0, 1), part(1, 1), part(2, 1)])])).await;
+    assert_eq!(inc.error_code, 0);
+    assert!(inc.responses.iter().all(|t| t.partitions.is_empty()), "{inc:?}");
+    // One partition gets data: only it comes back, although the request names none.
+    c.produce("s", 2, 1, batch(&["b"], None, Compression::None, 0)).await;
+    let inc: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id, 2, vec![])).await;
+    let parts: Vec<i32> = inc.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.partition_index)).collect();
+    assert_eq!(parts, vec![2]);
+    assert_eq!(values_of(inc.responses[0].partitions[0].records.clone()), vec![(1, "b".to_string())]);
+    let stale: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id, 2, vec![])).await;
+    assert_eq!(stale.error_code, code(ResponseError::InvalidFetchSessionEpoch));
+    let unknown: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id + 100, 1, vec![])).await;
+    assert_eq!(unknown.error_code, code(ResponseError::FetchSessionIdNotFound));
+}

@@ -1,159 +1,246 @@
-//! Fetch: stored batches straight from the segment files, with long-poll.
+//! Fetch: stored batches straight from the segment files, with long-poll and sessions.
 //!
 //! A fetch that finds fewer than `min_bytes` waits on the `appended` notification of every
 //! partition it reads, so it returns the moment a producer appends (as Kafka's purgatory
 //! does), or when `max_wait_ms` runs out. It never sleeps and re-polls.
 //!
-//! Fetch sessions (KIP-227): weir answers every fetch in full and returns session id 0,
-//! which the protocol defines as "no session"; clients then keep sending full requests.
+//! Sessions (KIP-227, see [`crate::fetch_session`]): id 0 with epoch -1 is a plain full
+//! fetch; id 0 with epoch 0 opens a session; a known id with the expected epoch is an
+//! incremental fetch, answered with only the partitions that have news; epoch -1 on a
+//! known id closes it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
 use crate::connection::Reply;
+use crate::fetch_session::{SessionError, SessionKey, SessionPartition};
 use crate::state::{BrokerState, PartitionHandle};
 
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: i32 = 60_000;
 
-struct Wanted {
-    topic: TopicName,
-    topic_id: Uuid,
-    partitions: Vec<(i32, i64, usize, Option<Arc<PartitionHandle>>)>,
+/// One partition to read, resolved against the catalog.
+struct Want {
+    key: SessionKey,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    handle: Option<Arc<PartitionHandle>>,
     unknown_code: i16,
+    /// For incremental responses: what the client last saw.
+    last_high_watermark: i64,
+    last_log_start_offset: i64,
 }
 
-fn plan(state: &BrokerState, meta: &RequestMeta, request: &FetchRequest) -> Vec<Wanted> {
-    request
-        .topics
-        .iter()
-        .map(|t| {
-            let (topic, unknown_code) = if meta.api_version >= 13 {
-                (state.topic_by_id(t.topic_id), ResponseError::UnknownTopicId.code())
-            } else {
-                (state.topic(t.topic.0.as_str()), ResponseError::UnknownTopicOrPartition.code())
-            };
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let handle = topic.as_ref().and_then(|tp| state.partition(&tp.name, p.partition));
-                    (p.partition, p.fetch_offset, p.partition_max_bytes.max(0) as usize, handle)
-                })
-                .collect();
-            Wanted { topic: t.topic.clone(), topic_id: t.topic_id, partitions, unknown_code }
-        })
-        .collect()
+fn resolve(state: &BrokerState, version: i16, key: SessionKey, fetch_offset: i64, max: usize, last: (i64, i64)) -> Want {
+    let (topic, unknown_code) = if version >= 13 {
+        (state.topic_by_id(key.1), ResponseError::UnknownTopicId.code())
+    } else {
+        (state.topic(&key.0), ResponseError::UnknownTopicOrPartition.code())
+    };
+    let handle = topic.as_ref().and_then(|t| state.partition(&t.name, key.2));
+    Want {
+        key,
+        fetch_offset,
+        partition_max_bytes: max,
+        handle,
+        unknown_code,
+        last_high_watermark: last.0,
+        last_log_start_offset: last.1,
+    }
 }
 
-/// Reads every wanted partition once. Returns the response, its record bytes, and whether
-/// any partition carries an error (which answers at once).
-fn collect(wanted: &[Wanted], max_bytes: usize) -> (FetchResponse, usize, bool) {
+/// The outcome of reading every wanted partition once.
+struct Collected {
+    /// (index into wants, partition data), in request order.
+    parts: Vec<(usize, PartitionData)>,
+    total_bytes: usize,
+    any_error: bool,
+}
+
+fn collect(wants: &[Want], max_bytes: usize) -> Collected {
     let mut total = 0usize;
     let mut any_error = false;
-    let mut topics = Vec::with_capacity(wanted.len());
-    for w in wanted {
-        let mut parts = Vec::with_capacity(w.partitions.len());
-        for (index, offset, partition_max, handle) in &w.partitions {
-            let mut data = PartitionData::default()
-                .with_partition_index(*index)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_preferred_read_replica(BrokerId(-1))
-                .with_records(Some(Bytes::new()));
-            let Some(handle) = handle else {
-                any_error = true;
-                parts.push(data.with_error_code(w.unknown_code));
-                continue;
-            };
-            let (slice, hw, log_start) = {
-                let log = handle.log.lock();
-                let remaining = max_bytes.saturating_sub(total);
-                (log.read(*offset, (*partition_max).min(remaining)), log.high_watermark(), log.log_start_offset())
-            };
-            data = data.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(log_start);
-            match slice {
-                Ok(Some(slice)) => {
-                    // Only the first data of a response may exceed the byte limits.
-                    if total > 0 && slice.first_batch_bytes() > max_bytes.saturating_sub(total) {
-                        parts.push(data);
-                        continue;
-                    }
-                    match slice.load() {
-                        Ok(bytes) => {
-                            total += bytes.len();
-                            parts.push(data.with_records(Some(bytes)));
-                        }
-                        Err(e) => {
-                            any_error = true;
-                            parts.push(data.with_error_code(crate::errors::log_error_code(&e)));
-                        }
-                    }
+    let mut parts = Vec::with_capacity(wants.len());
+    for (i, w) in wants.iter().enumerate() {
+        let mut data = PartitionData::default()
+            .with_partition_index(w.key.2)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_records(Some(Bytes::new()));
+        let Some(handle) = &w.handle else {
+            any_error = true;
+            parts.push((i, data.with_error_code(w.unknown_code)));
+            continue;
+        };
+        let (slice, hw, log_start) = {
+            let log = handle.log.lock();
+            let remaining = max_bytes.saturating_sub(total);
+            (log.read(w.fetch_offset, w.partition_max_bytes.min(remaining)), log.high_watermark(), log.log_start_offset())
+        };
+        data = data.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(log_start);
+        match slice {
+            Ok(Some(slice)) => {
+                // Only the first data of a response may exceed the byte limits.
+                if total > 0 && slice.first_batch_bytes() > max_bytes.saturating_sub(total) {
+                    parts.push((i, data));
+                    continue;
                 }
-                Ok(None) => parts.push(data),
-                Err(e) => {
-                    any_error = true;
-                    parts.push(data.with_error_code(crate::errors::log_error_code(&e)));
+                match slice.load() {
+                    Ok(bytes) => {
+                        total += bytes.len();
+                        parts.push((i, data.with_records(Some(bytes))));
+                    }
+                    Err(e) => {
+                        any_error = true;
+                        parts.push((i, data.with_error_code(crate::errors::log_error_code(&e))));
+                    }
                 }
             }
+            Ok(None) => parts.push((i, data)),
+            Err(e) => {
+                any_error = true;
+                parts.push((i, data.with_error_code(crate::errors::log_error_code(&e))));
+            }
         }
-        topics.push(
-            FetchableTopicResponse::default()
-                .with_topic(w.topic.clone())
-                .with_topic_id(w.topic_id)
-                .with_partitions(parts),
-        );
     }
-    (FetchResponse::default().with_responses(topics), total, any_error)
+    Collected { parts, total_bytes: total, any_error }
+}
+
+/// Builds the response. In a session, only partitions with news are included, and the
+/// session learns what the client has now seen.
+fn respond(state: &BrokerState, wants: &[Want], collected: Collected, session_id: i32, incremental: bool) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (i, data) in collected.parts {
+        let w = &wants[i];
+        let has_news = data.error_code != 0
+            || data.records.as_ref().is_some_and(|r| !r.is_empty())
+            || data.high_watermark != w.last_high_watermark
+            || data.log_start_offset != w.last_log_start_offset;
+        if incremental && !has_news {
+            continue;
+        }
+        if session_id != 0 {
+            state.fetch_sessions.record_sent(session_id, &w.key, data.high_watermark, data.log_start_offset);
+        }
+        let same_topic = topics.last().is_some_and(|t| t.topic.0.as_str() == w.key.0 && t.topic_id == w.key.1);
+        if !same_topic {
+            topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_string(w.key.0.clone())))
+                    .with_topic_id(w.key.1),
+            );
+        }
+        topics.last_mut().expect("pushed").partitions.push(data);
+    }
+    FetchResponse::default().with_session_id(session_id).with_responses(topics)
+}
+
+fn key_of(version: i16, topic: &TopicName, topic_id: Uuid, partition: i32) -> SessionKey {
+    if version >= 13 {
+        (String::new(), topic_id, partition)
+    } else {
+        (topic.0.to_string(), Uuid::nil(), partition)
+    }
 }
 
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchRequest) -> Reply {
-    // An incremental fetch names a session weir never created.
-    if request.session_id != 0 {
-        let body = FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
-            .with_session_id(0);
-        return meta.reply(&body);
-    }
-    let wanted = plan(state, meta, &request);
+    let v = meta.api_version;
+    let listed: Vec<(SessionKey, i64, usize)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (key_of(v, &t.topic, t.topic_id, p.partition), p.fetch_offset, p.partition_max_bytes.max(0) as usize)
+            })
+        })
+        .collect();
+
+    // 1. Work out which partitions this fetch reads, and in which session.
+    let (session_id, incremental, wants) = match (request.session_id, request.session_epoch) {
+        (0, -1) => (0, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect::<Vec<_>>()),
+        (0, 0) => {
+            let parts: IndexMap<SessionKey, SessionPartition> = listed
+                .iter()
+                .map(|(k, o, m)| {
+                    (k.clone(), SessionPartition { fetch_offset: *o, partition_max_bytes: *m, last_high_watermark: -2, last_log_start_offset: -2 })
+                })
+                .collect();
+            let id = state.fetch_sessions.create(parts);
+            (id, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect())
+        }
+        (0, _) => return meta.reply(&FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code())),
+        (id, -1) => {
+            state.fetch_sessions.remove(id);
+            (0, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect())
+        }
+        (id, epoch) => {
+            let forgotten: Vec<SessionKey> = request
+                .forgotten_topics_data
+                .iter()
+                .flat_map(|f| f.partitions.iter().map(move |p| key_of(v, &f.topic, f.topic_id, *p)))
+                .collect();
+            match state.fetch_sessions.update(id, epoch, listed, forgotten) {
+                Ok(parts) => (
+                    id,
+                    true,
+                    parts
+                        .into_iter()
+                        .map(|(k, p)| {
+                            resolve(state, v, k, p.fetch_offset, p.partition_max_bytes, (p.last_high_watermark, p.last_log_start_offset))
+                        })
+                        .collect(),
+                ),
+                Err(e) => {
+                    let code = match e {
+                        SessionError::NotFound => ResponseError::FetchSessionIdNotFound,
+                        SessionError::InvalidEpoch => ResponseError::InvalidFetchSessionEpoch,
+                        SessionError::TooLarge => ResponseError::FetchSessionTopicIdError,
+                    };
+                    return meta.reply(&FetchResponse::default().with_error_code(code.code()));
+                }
+            }
+        }
+    };
+
+    // 2. Read now; answer at once if there is enough, or an error, or no wait allowed.
     let max_bytes = if request.max_bytes <= 0 { usize::MAX } else { request.max_bytes as usize };
-    let min_bytes = request.min_bytes.max(0) as usize;
+    let min_bytes = (request.min_bytes.max(0) as usize).max(1);
     let max_wait_ms = request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
-
-    let (body, total, any_error) = collect(&wanted, max_bytes);
-    if total >= min_bytes.max(1) || any_error || max_wait_ms == 0 || wanted.is_empty() {
-        return meta.reply(&body);
+    let collected = collect(&wants, max_bytes);
+    if collected.total_bytes >= min_bytes || collected.any_error || max_wait_ms == 0 || wants.is_empty() {
+        return meta.reply(&respond(state, &wants, collected, session_id, incremental));
     }
 
+    // 3. Otherwise wait for an append to any of them, or the deadline.
     let meta = *meta;
+    let state = Arc::clone(state);
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms as u64);
-        let handles: Vec<Arc<PartitionHandle>> =
-            wanted.iter().flat_map(|w| w.partitions.iter().filter_map(|p| p.3.clone())).collect();
+        let handles: Vec<Arc<PartitionHandle>> = wants.iter().filter_map(|w| w.handle.clone()).collect();
         loop {
             // Register for wake-ups first, then look: an append in between is not missed.
             let mut waits: Vec<_> = handles.iter().map(|h| Box::pin(h.appended.notified())).collect();
             for w in waits.iter_mut() {
                 w.as_mut().enable();
             }
-            let (body, total, any_error) = collect(&wanted, max_bytes);
-            if total >= min_bytes.max(1) || any_error || tokio::time::Instant::now() >= deadline {
-                return meta.frame(&body);
+            let collected = collect(&wants, max_bytes);
+            if collected.total_bytes >= min_bytes || collected.any_error || tokio::time::Instant::now() >= deadline {
+                return meta.frame(&respond(&state, &wants, collected, session_id, incremental));
             }
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    let (body, _, _) = collect(&wanted, max_bytes);
-                    return meta.frame(&body);
-                }
+                _ = tokio::time::sleep_until(deadline) => {}
             }
         }
     }))
