@@ -27,5 +27,8 @@ fi
     done
 )
 
+echo "== durability: kill -9 under acks=all, 20 rounds"
+python3 tests/durability/crash.py "$PWD/target/release/weir" "${WEIR_CRASH_ROUNDS:-20}"
+
 echo "== compatibility: real clients against weir"
 WEIR_BIN="$PWD/target/release/weir" bash tests/compat/run.sh --quick --broker weir
