@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: Apache Kafka and weir on this machine, in one run.
+
+Both brokers are driven by the same load tools (Kafka's own ProducerPerformance and
+ConsumerPerformance), on loopback, one broker at a time. Each workload runs --runs times
+per broker; the table shows medians and the weir/Kafka ratio. Also measured: start-up
+time to the first answered request, resident memory idle, with 1,000 partitions, and
+right after the produce workloads.
+
+Usage: bench/compare.py [--runs 3] [--records 2000000] [--out BENCHMARKS-run.md]
+"""
+import argparse
+import base64
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(ROOT, "bench", ".work")
+KAFKA_HEAP = "-Xmx1g"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def classpath():
+    os.makedirs(CACHE, exist_ok=True)
+    cp_file = os.path.join(CACHE, "kafka-classpath.txt")
+    if not os.path.exists(cp_file):
+        log("resolving Apache Kafka from Maven Central ...")
+        subprocess.run(["mvn", "-q", "-f", os.path.join(ROOT, "bench", "pom.xml"), "dependency:build-classpath",
+                        f"-Dmdep.outputFile={cp_file}"], check=True)
+    return open(cp_file).read().strip()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout_s=90):
+    start = time.time()
+    while time.time() - start < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"broker exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.005)
+    raise RuntimeError(f"port {port} did not open within {timeout_s}s")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Broker:
+    def __init__(self, kind, cp, weir_bin):
+        self.kind, self.cp, self.weir_bin = kind, cp, weir_bin
+        self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        """Starts the broker; returns seconds until it answered a Metadata request."""
+        logf = open(os.path.join(self.dir, "broker.log"), "ab")
+        if self.kind == "weir":
+            cmd = [self.weir_bin, "serve", "--listen", self.bootstrap, "--data-dir", os.path.join(self.dir, "data"),
+                   "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn"]
+        else:
+            ctrl = free_port()
+            props = os.path.join(self.dir, "server.properties")
+            with open(props, "w") as f:
+                f.write(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{ctrl}
+listeners=PLAINTEXT://{self.bootstrap},CONTROLLER://127.0.0.1:{ctrl}
+advertised.listeners=PLAINTEXT://{self.bootstrap}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={self.dir}/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.partitions=1
+""")
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", props,
+                            "--standalone"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cmd = ["java", KAFKA_HEAP, "-Xms1g", "-XX:+UseG1GC", "-cp", self.cp, "kafka.Kafka", props]
+        t0 = time.time()
+        self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+        # The first served request: a topic listing through Kafka's own admin tool would
+        # include JVM start-up of the tool, so time a raw Metadata round trip instead.
+        while True:
+            try:
+                metadata_round_trip(self.port)
+                break
+            except OSError:
+                time.sleep(0.005)
+        return time.time() - t0
+
+    def rss_mib(self):
+        return rss_kib(self.proc.pid) / 1024
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        # Let the disk settle so the next broker does not pay for this one's writeback.
+        os.sync()
+        time.sleep(2)
+
+
+def metadata_round_trip(port):
+    # Metadata v1 request with a null topic list (all topics), client id "bench".
+    body = (3).to_bytes(2, "big") + (1).to_bytes(2, "big") + (7).to_bytes(4, "big") + (5).to_bytes(2, "big") + b"bench" + (-1).to_bytes(4, "big", signed=True)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(len(body).to_bytes(4, "big") + body)
+        size = int.from_bytes(s.recv(4), "big")
+        got = 0
+        while got < size:
+            chunk = s.recv(size - got)
+            if not chunk:
+                raise OSError("closed")
+            got += len(chunk)
+
+
+def tool(cp, cls, args, timeout=600):
+    out = subprocess.run(["java", "-Xmx512m", "-cp", cp, cls] + args, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{cls} failed: {out.stderr[-500:]}")
+    return out.stdout
+
+
+def create_topic(cp, bootstrap, topic, partitions):
+    tool(cp, "org.apache.kafka.tools.TopicCommand",
+         ["--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", str(partitions),
+          "--replication-factor", "1"])
+
+
+def produce_perf(cp, bootstrap, topic, records, size, acks):
+    out = tool(cp, "org.apache.kafka.tools.ProducerPerformance",
+               ["--topic", topic, "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
+                "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}", "linger.ms=5",
+                "batch.size=65536"])
+    last = [l for l in out.splitlines() if "records sent" in l][-1]
+    parts = [p.strip() for p in last.split(",")]
+    rps = float(parts[1].split()[0])
+    mbps = float(parts[1].split("(")[1].split()[0])
+    p99 = float([p for p in parts if "99th" in p and "99.9th" not in p][0].split()[0])
+    return {"records_per_s": rps, "mb_per_s": mbps, "p99_ms": p99}
+
+
+def consume_perf(cp, bootstrap, topic, records):
+    out = tool(cp, "org.apache.kafka.tools.ConsumerPerformance",
+               ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records), "--timeout", "60000",
+                "--show-detailed-stats", "--reporting-interval", "100000000"])
+    lines = [l for l in out.splitlines() if l and l[0].isdigit()]
+    # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
+    fields = [f.strip() for f in lines[-1].split(",")]
+    return {"records_per_s": float(fields[5]), "mb_per_s": float(fields[3])}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--records", type=int, default=2_000_000)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "last-run.md"))
+    ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
+    args = ap.parse_args()
+    cp = classpath()
+    results = {"kafka": {}, "weir": {}}
+
+    def add(kind, name, value):
+        results[kind].setdefault(name, []).append(value)
+
+    for run in range(args.runs):
+        for kind in ("kafka", "weir"):
+            log(f"run {run + 1}/{args.runs}: {kind}")
+            b = Broker(kind, cp, args.weir_bin)
+            try:
+                add(kind, "start-up to first answered request (ms)", b.start() * 1000)
+                time.sleep(2)
+                add(kind, "idle RSS (MiB)", b.rss_mib())
+                create_topic(cp, b.bootstrap, "p100", 3)
+                r = produce_perf(cp, b.bootstrap, "p100", args.records, 100, "1")
+                add(kind, "produce 100 B, acks=1, 3 partitions (records/s)", r["records_per_s"])
+                create_topic(cp, b.bootstrap, "p1k", 3)
+                r = produce_perf(cp, b.bootstrap, "p1k", args.records // 4, 1024, "all")
+                add(kind, "produce 1 KiB, acks=all (MB/s)", r["mb_per_s"])
+                add(kind, "produce 1 KiB, acks=all, p99 ack latency (ms)", r["p99_ms"])
+                add(kind, "RSS after produce workloads (MiB)", b.rss_mib())
+                try:
+                    r = consume_perf(cp, b.bootstrap, "p100", args.records)
+                    add(kind, "consume 100 B, one group member (records/s)", r["records_per_s"])
+                except Exception as e:
+                    log(f"  consume failed on {kind}: {e}")
+                for i in range(10):
+                    create_topic(cp, b.bootstrap, f"many{i}", 100)
+                time.sleep(2)
+                add(kind, "RSS with 1,000 more partitions (MiB)", b.rss_mib())
+            finally:
+                b.stop()
+
+    lower_is_better = ("ms", "MiB")
+    lines = ["| workload | Apache Kafka | weir | weir/Kafka |", "|---|---:|---:|---:|"]
+    for name in results["kafka"]:
+        k = statistics.median(results["kafka"][name])
+        w = statistics.median(results["weir"].get(name, [float("nan")]))
+        ratio = w / k if k else float("nan")
+        better = "lower is better" if name.endswith(tuple(f"({u})" for u in lower_is_better)) else "higher is better"
+        lines.append(f"| {name} ({better}) | {k:,.1f} | {w:,.1f} | {ratio:.2f} |")
+    table = "\n".join(lines)
+    with open(args.out, "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
