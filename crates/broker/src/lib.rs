@@ -6,6 +6,9 @@
 //! - [`state`]: [`state::BrokerState`], the open partitions and the catalog on disk.
 //! - [`server`]: the listener, background tasks (fsync interval, retention) and shutdown.
 //! - [`connection`]: one client connection: frames in, ordered responses out.
+//! - [`group_runtime`]: the task that drives the pure group coordinator and persists its
+//!   records to `__consumer_offsets`.
+//! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`handlers`]: one file per Kafka API.
 //! - [`errors`]: the one place crate errors become Kafka error codes.
 
@@ -13,6 +16,7 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fetch_session;
+pub mod group_runtime;
 pub mod handlers;
 pub mod server;
 pub mod state;

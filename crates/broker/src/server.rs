@@ -34,6 +34,9 @@ impl Broker {
             config.advertised_port = i32::from(local.port());
         }
         let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
+        let s = Arc::clone(&state);
+        let groups = tokio::task::spawn_blocking(move || crate::group_runtime::GroupRuntime::start_blocking(&s)).await??;
+        state.set_groups(groups.spawn(&state));
         Ok(Broker { state, listener })
     }
 

@@ -63,6 +63,7 @@ pub struct BrokerState {
     pub config: BrokerConfig,
     catalog: Mutex<Catalog>,
     partitions: RwLock<HashMap<String, Vec<Arc<PartitionHandle>>>>,
+    groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
     pub fetch_sessions: crate::fetch_session::FetchSessions,
 }
 
@@ -112,7 +113,13 @@ impl BrokerState {
                 .collect::<Result<Vec<_>, _>>()?;
             partitions.insert(topic.name.clone(), handles);
         }
-        let state = Arc::new(BrokerState { config, catalog: Mutex::new(catalog), partitions: RwLock::new(partitions), fetch_sessions: Default::default() });
+        let state = Arc::new(BrokerState {
+            config,
+            catalog: Mutex::new(catalog),
+            partitions: RwLock::new(partitions),
+            groups: std::sync::OnceLock::new(),
+            fetch_sessions: Default::default(),
+        });
         state.persist_catalog(&state.catalog.lock())?;
         Ok(state)
     }
@@ -125,6 +132,15 @@ impl BrokerState {
         fs::rename(&tmp, dir.join(CATALOG_FILE))?;
         fs::File::open(&dir)?.sync_all()?;
         Ok(())
+    }
+
+    /// The group coordinator runtime, once started.
+    pub fn groups(&self) -> Option<&crate::group_runtime::GroupRuntime> {
+        self.groups.get()
+    }
+
+    pub fn set_groups(&self, runtime: crate::group_runtime::GroupRuntime) {
+        let _ = self.groups.set(runtime);
     }
 
     pub fn cluster_id(&self) -> String {

@@ -1,1 +1,142 @@
-//! weir-groups
+//! `weir-groups`: the classic consumer group coordinator as a pure, deterministic state
+//! machine.
+//!
+//! Requests and clock ticks go in; responses, records for `__consumer_offsets` and the
+//! next deadline come out. Nothing here touches a socket, a file, a thread or the wall
+//! clock: time arrives as `now_ms`, and member ids come from a seeded generator, so the
+//! same inputs always give the same outputs.
+//!
+//! The runtime (in `weir-broker`) must append [`Output::records`] durably *before* it
+//! releases [`Output::responses`], call [`Coordinator::tick`] at
+//! [`Coordinator::next_deadline_ms`], and on start feed every record of
+//! `__consumer_offsets` to [`Coordinator::replay`].
+//!
+//! Layout:
+//! - [`records`]: Kafka's key/value schemas for `__consumer_offsets`.
+//! - [`group`]: [`group::Group`], its members, the state enum and its one checked transition,
+//!   and the bounded history of what happened to the group.
+//! - [`coordinator`]: [`Coordinator`]: dispatch, timers, replay.
+//! - [`membership`]: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the rebalance itself.
+//! - [`offsets`]: OffsetCommit, OffsetFetch, OffsetDelete, offset retention.
+//! - [`admin`]: ListGroups, DescribeGroups, DeleteGroups.
+
+pub mod admin;
+pub mod coordinator;
+pub mod group;
+pub mod membership;
+pub mod offsets;
+pub mod records;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+
+pub use coordinator::Coordinator;
+pub use group::{GroupEvent, GroupEventKind, GroupState};
+
+/// Chosen by the runtime; identifies a request whose response may come later.
+pub type RequestToken = u64;
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Kafka's `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// Kafka's `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Kafka's `group.max.size`.
+    pub group_max_size: usize,
+    /// Kafka's `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
+    /// How often expired offsets are looked for (Kafka's `offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: i64,
+    /// Kafka's `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
+    /// Kafka's `offsets.topic.num.partitions`.
+    pub offsets_topic_partitions: i32,
+    /// Seed of the member id generator.
+    pub member_id_seed: u64,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_max_size: GROUP_MEMBERS_MAX,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+            offsets_topic_partitions: 50,
+            member_id_seed: 0x5eed,
+        }
+    }
+}
+
+/// Hard upper bound on members per group, whatever `group.max.size` says.
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+/// Events kept per group in its history ring.
+pub const GROUP_HISTORY_EVENTS_MAX: usize = 256;
+/// Groups one coordinator holds; new groups beyond it are refused.
+pub const GROUPS_MAX: usize = 1_000_000;
+
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub token: RequestToken,
+    pub api_version: i16,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum GroupRequest {
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupResponse {
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    OffsetDelete(OffsetDeleteResponse),
+    ListGroups(ListGroupsResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    DeleteGroups(DeleteGroupsResponse),
+}
+
+/// A record for `__consumer_offsets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub partition: i32,
+    pub key: Bytes,
+    /// `None` is a tombstone.
+    pub value: Option<Bytes>,
+}
+
+/// What one step of the coordinator produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Responses to release, possibly for requests parked earlier.
+    pub responses: Vec<(RequestToken, GroupResponse)>,
+    /// Records to append durably before any response of this output is released.
+    pub records: Vec<Record>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GroupsError {
+    #[error("unreadable __consumer_offsets record: {0}")]
+    BadRecord(String),
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
+use weir_groups::GroupRequest;
 use weir_wire::request::{DecodedRequest, Request};
 
 use crate::connection::{ClientInfo, Reply};
@@ -18,13 +19,15 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
 /// Whether the group coordinator APIs are advertised and served.
-pub const GROUPS_ENABLED: bool = false;
+pub const GROUPS_ENABLED: bool = true;
 
 /// Who asked, and at which version: everything needed to encode the answer.
 #[derive(Debug, Clone, Copy)]
@@ -81,20 +84,16 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, r),
         Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
         Request::InitProducerId(r) => init_producer_id::handle(state, &meta, r),
-        Request::FindCoordinator(_)
-        | Request::JoinGroup(_)
-        | Request::SyncGroup(_)
-        | Request::Heartbeat(_)
-        | Request::LeaveGroup(_)
-        | Request::OffsetCommit(_)
-        | Request::OffsetFetch(_)
-        | Request::OffsetDelete(_)
-        | Request::ListGroups(_)
-        | Request::DescribeGroups(_)
-        | Request::DeleteGroups(_) => {
-            // Not advertised while GROUPS_ENABLED is false, so a client sending one broke
-            // the protocol: close, as Kafka does for an unknown API.
-            Reply::Close(None)
-        }
+        Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, r),
+        Request::JoinGroup(r) => groups::handle(state, &meta, client, GroupRequest::JoinGroup(r)),
+        Request::SyncGroup(r) => groups::handle(state, &meta, client, GroupRequest::SyncGroup(r)),
+        Request::Heartbeat(r) => groups::handle(state, &meta, client, GroupRequest::Heartbeat(r)),
+        Request::LeaveGroup(r) => groups::handle(state, &meta, client, GroupRequest::LeaveGroup(r)),
+        Request::OffsetCommit(r) => groups::handle(state, &meta, client, GroupRequest::OffsetCommit(r)),
+        Request::OffsetFetch(r) => groups::handle(state, &meta, client, GroupRequest::OffsetFetch(r)),
+        Request::OffsetDelete(r) => groups::handle(state, &meta, client, GroupRequest::OffsetDelete(r)),
+        Request::ListGroups(r) => groups::handle(state, &meta, client, GroupRequest::ListGroups(r)),
+        Request::DescribeGroups(r) => groups::handle(state, &meta, client, GroupRequest::DescribeGroups(r)),
+        Request::DeleteGroups(r) => groups::handle(state, &meta, client, GroupRequest::DeleteGroups(r)),
     }
 }

@@ -1,0 +1,229 @@
+//! The runtime that drives the pure group coordinator (`weir-groups`).
+//!
+//! One task owns the [`Coordinator`]. Each group request reaches it over a bounded
+//! channel with a token; the coordinator answers with responses (possibly for earlier,
+//! parked requests, such as every JoinGroup of a completed rebalance) and records. The
+//! records are appended to `__consumer_offsets` (and fsynced under `--fsync always`)
+//! *before* any response of that step is released, so a client never sees an
+//! acknowledgement the broker could forget. Timers come back as a deadline; the task
+//! sleeps until it and then ticks the coordinator.
+//!
+//! On start, every record of `__consumer_offsets` is replayed into the coordinator.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use tokio::sync::{mpsc, oneshot};
+use weir_groups::{Coordinator, CoordinatorConfig, GroupRequest, GroupResponse, Output, RequestContext};
+use weir_log::FsyncPolicy;
+
+use crate::handlers::produce::now_ms;
+use crate::state::BrokerState;
+
+/// The internal topic holding group metadata and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Group requests queued for the coordinator task; senders wait when it is full.
+pub const GROUP_REQUESTS_QUEUED_MAX: usize = 4096;
+
+struct Call {
+    api_version: i16,
+    client_id: String,
+    client_host: String,
+    request: GroupRequest,
+    reply: oneshot::Sender<GroupResponse>,
+}
+
+/// A handle for connections to reach the coordinator task.
+#[derive(Clone)]
+pub struct GroupRuntime {
+    tx: mpsc::Sender<Call>,
+}
+
+/// The coordinator after replaying `__consumer_offsets`, ready to be spawned.
+pub struct LoadedGroups {
+    coordinator: Coordinator,
+    partitions: i32,
+}
+
+impl LoadedGroups {
+    /// Starts the coordinator task.
+    pub fn spawn(self, state: &Arc<BrokerState>) -> GroupRuntime {
+        let (tx, rx) = mpsc::channel(GROUP_REQUESTS_QUEUED_MAX);
+        tokio::spawn(run(Arc::clone(state), self.coordinator, rx, self.partitions));
+        GroupRuntime { tx }
+    }
+}
+
+impl GroupRuntime {
+    /// Creates `__consumer_offsets` if needed and replays it into a new coordinator.
+    /// Blocking: reads the whole topic.
+    pub fn start_blocking(state: &Arc<BrokerState>) -> anyhow::Result<LoadedGroups> {
+        let partitions = state.config.offsets_topic_partitions;
+        if state.topic(OFFSETS_TOPIC).is_none() {
+            let mut configs = BTreeMap::new();
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+            configs.insert("segment.bytes".to_string(), "104857600".to_string());
+            state
+                .create_topic(OFFSETS_TOPIC, partitions, 1, configs, true, true)
+                .map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
+        }
+        let topic = state.topic(OFFSETS_TOPIC).expect("just ensured");
+        let config = CoordinatorConfig {
+            group_initial_rebalance_delay_ms: state.config.group_initial_rebalance_delay_ms,
+            offsets_topic_partitions: topic.partitions,
+            ..CoordinatorConfig::default()
+        };
+        let mut coordinator = Coordinator::new(config);
+        let replayed = replay(state, &mut coordinator, topic.partitions)?;
+        tracing::debug!(records = replayed, "replayed {OFFSETS_TOPIC}");
+        Ok(LoadedGroups { coordinator, partitions: topic.partitions })
+    }
+
+    /// Sends one request to the coordinator and waits for its response. `None` if the
+    /// coordinator task has stopped (shutdown).
+    pub async fn call(&self, api_version: i16, client_id: String, client_host: String, request: GroupRequest) -> Option<GroupResponse> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Call { api_version, client_id, client_host, request, reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+fn replay(state: &BrokerState, coordinator: &mut Coordinator, partitions: i32) -> anyhow::Result<usize> {
+    let mut count = 0usize;
+    for p in 0..partitions {
+        let Some(handle) = state.partition(OFFSETS_TOPIC, p) else { continue };
+        let mut offset = handle.log.lock().log_start_offset();
+        loop {
+            let slice = handle.log.lock().read(offset, 1 << 20)?;
+            let Some(slice) = slice else { break };
+            let mut bytes = slice.load()?;
+            if bytes.is_empty() {
+                break;
+            }
+            let sets = RecordBatchDecoder::decode_all(&mut bytes)
+                .map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {offset}: {e}"))?;
+            let mut last = offset - 1;
+            for set in sets {
+                for r in set.records {
+                    if r.offset < offset {
+                        continue;
+                    }
+                    last = r.offset;
+                    if let Some(key) = &r.key {
+                        if let Err(e) = coordinator.replay(key, r.value.as_deref()) {
+                            tracing::warn!(partition = p, offset = r.offset, error = %e, "skipped an unreadable {OFFSETS_TOPIC} record");
+                        }
+                        count += 1;
+                    }
+                }
+            }
+            if last < offset {
+                break;
+            }
+            offset = last + 1;
+        }
+    }
+    Ok(count)
+}
+
+async fn run(state: Arc<BrokerState>, mut coordinator: Coordinator, mut rx: mpsc::Receiver<Call>, partitions: i32) {
+    let mut parked: HashMap<u64, oneshot::Sender<GroupResponse>> = HashMap::new();
+    let mut next_token: u64 = 0;
+    loop {
+        let sleep_ms = coordinator
+            .next_deadline_ms()
+            .map(|d| (d - now_ms()).clamp(0, 60_000) as u64)
+            .unwrap_or(60_000);
+        let output = tokio::select! {
+            call = rx.recv() => {
+                let Some(call) = call else { return };
+                next_token += 1;
+                parked.insert(next_token, call.reply);
+                let ctx = RequestContext {
+                    token: next_token,
+                    api_version: call.api_version,
+                    client_id: call.client_id,
+                    client_host: call.client_host,
+                };
+                coordinator.handle(now_ms(), ctx, call.request)
+            }
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => coordinator.tick(now_ms()),
+        };
+        release(&state, output, &mut parked, partitions).await;
+    }
+}
+
+/// Persists an output's records, then releases its responses.
+async fn release(state: &Arc<BrokerState>, output: Output, parked: &mut HashMap<u64, oneshot::Sender<GroupResponse>>, partitions: i32) {
+    let mut failed = false;
+    if !output.records.is_empty() {
+        let s = Arc::clone(state);
+        let records = output.records;
+        let result = tokio::task::spawn_blocking(move || persist(&s, records, partitions)).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "could not persist group records");
+                failed = true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group persistence task failed");
+                failed = true;
+            }
+        }
+    }
+    for (token, response) in output.responses {
+        if let Some(tx) = parked.remove(&token) {
+            if failed {
+                // Dropping the sender makes the connection answer nothing for this request;
+                // the client times out and retries, as with a lost coordinator.
+                continue;
+            }
+            let _ = tx.send(response);
+        }
+    }
+}
+
+fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i32) -> anyhow::Result<()> {
+    let now = now_ms();
+    let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    for r in records {
+        let p = r.partition.clamp(0, partitions - 1);
+        let list = by_partition.entry(p).or_default();
+        let i = list.len() as i64;
+        list.push(Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32 - 1,
+            timestamp: now,
+            key: Some(r.key),
+            value: r.value,
+            headers: Default::default(),
+        });
+    }
+    for (p, records) in by_partition {
+        let handle = state
+            .partition(OFFSETS_TOPIC, p)
+            .ok_or_else(|| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} is missing"))?;
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })?;
+        let mut log = handle.log.lock();
+        log.append(&mut buf, now)?;
+        if state.config.fsync == FsyncPolicy::Always {
+            log.sync()?;
+        }
+        drop(log);
+        handle.appended.notify_waiters();
+    }
+    let _ = Bytes::new();
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! FindCoordinator: this broker coordinates every group. Transactions are not
+//! implemented, so a transaction coordinator is never available.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use weir_wire::ResponseError;
+
+use super::{str_bytes, RequestMeta};
+use crate::connection::Reply;
+use crate::state::BrokerState;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FindCoordinatorRequest) -> Reply {
+    let node = BrokerId(state.config.node_id);
+    let host = str_bytes(&state.config.advertised_host);
+    let port = state.config.advertised_port;
+    let answer = |key: StrBytes| -> Coordinator {
+        if request.key_type != KEY_TYPE_GROUP {
+            return Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_error_message(Some(str_bytes("weir does not implement transactions")));
+        }
+        if key.is_empty() {
+            return Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::InvalidGroupId.code());
+        }
+        Coordinator::default().with_key(key).with_node_id(node).with_host(host.clone()).with_port(port)
+    };
+    // v4+ batches keys; earlier versions carry one key and answer at the top level.
+    let body = if meta.api_version >= 4 {
+        FindCoordinatorResponse::default().with_coordinators(request.coordinator_keys.iter().cloned().map(answer).collect())
+    } else {
+        let c = answer(request.key.clone());
+        let mut b = FindCoordinatorResponse::default()
+            .with_error_code(c.error_code)
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port);
+        if meta.api_version >= 1 {
+            b.error_message = c.error_message;
+        }
+        b
+    };
+    meta.reply(&body)
+}

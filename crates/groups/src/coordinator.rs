@@ -1,0 +1,279 @@
+//! [`Coordinator`]: owns every group; routes requests; fires timers; replays records.
+
+use std::collections::BTreeMap;
+
+use crate::group::{CommittedOffset, Group, GroupEvent, GroupState, Member};
+use crate::records::{GroupMetadataValue, MemberMetadata, OffsetCommitValue, RecordKey};
+use crate::{
+    admin, membership, offsets, CoordinatorConfig, GroupRequest, GroupsError, Output, Record, RequestContext,
+};
+
+pub struct Coordinator {
+    pub(crate) config: CoordinatorConfig,
+    pub(crate) groups: BTreeMap<String, Group>,
+    member_id_counter: u64,
+    next_retention_check_ms: Option<i64>,
+    /// Members loaded by replay get their session timers at the first step with a clock.
+    sessions_need_start: bool,
+}
+
+/// Java's `String.hashCode`, which Kafka uses to place a group on an offsets partition.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// SplitMix64: a small, well-mixed, seedable generator for member ids.
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+impl Coordinator {
+    pub fn new(config: CoordinatorConfig) -> Coordinator {
+        Coordinator { config, groups: BTreeMap::new(), member_id_counter: 0, next_retention_check_ms: None, sessions_need_start: false }
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// The `__consumer_offsets` partition that holds `group_id`, as Kafka computes it.
+    pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+        let h = java_string_hash(group_id);
+        // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
+        let abs = if h == i32::MIN { 0 } else { h.abs() };
+        abs % partitions.max(1)
+    }
+
+    pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
+        Self::partition_for(group_id, self.config.offsets_topic_partitions)
+    }
+
+    /// A new member id: the client id, a dash, and a UUID-shaped value from the seeded
+    /// generator, as Kafka forms member ids.
+    pub(crate) fn new_member_id(&mut self, client_id: &str) -> String {
+        self.member_id_counter += 1;
+        let a = splitmix64(self.config.member_id_seed ^ self.member_id_counter);
+        let b = splitmix64(a);
+        format!(
+            "{}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            client_id,
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xffff,
+            b >> 48,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    fn start_loaded_sessions(&mut self, now_ms: i64) {
+        if !self.sessions_need_start {
+            return;
+        }
+        self.sessions_need_start = false;
+        for g in self.groups.values_mut() {
+            for m in g.members.values_mut() {
+                m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
+            }
+        }
+    }
+
+    /// Handles one request. Responses may be for this request or for parked ones.
+    pub fn handle(&mut self, now_ms: i64, ctx: RequestContext, request: GroupRequest) -> Output {
+        self.start_loaded_sessions(now_ms);
+        let mut out = Output::default();
+        match request {
+            GroupRequest::JoinGroup(r) => membership::join(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::SyncGroup(r) => membership::sync(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::Heartbeat(r) => membership::heartbeat(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::LeaveGroup(r) => membership::leave(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::OffsetCommit(r) => offsets::commit(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::OffsetFetch(r) => offsets::fetch(self, &ctx, r, &mut out),
+            GroupRequest::OffsetDelete(r) => offsets::delete(self, &ctx, r, &mut out),
+            GroupRequest::ListGroups(r) => admin::list(self, &ctx, r, &mut out),
+            GroupRequest::DescribeGroups(r) => admin::describe(self, &ctx, r, &mut out),
+            GroupRequest::DeleteGroups(r) => admin::delete(self, now_ms, &ctx, r, &mut out),
+        }
+        out
+    }
+
+    /// Fires every timer due at `now_ms`: pending member ids, sessions, join phases, and
+    /// offset retention.
+    pub fn tick(&mut self, now_ms: i64) -> Output {
+        self.start_loaded_sessions(now_ms);
+        let mut out = Output::default();
+        let ids: Vec<String> = self.groups.keys().cloned().collect();
+        for id in ids {
+            membership::expire(self, now_ms, &id, &mut out);
+        }
+        if self.next_retention_check_ms.is_none_or(|t| now_ms >= t) {
+            offsets::expire_offsets(self, now_ms, &mut out);
+            self.next_retention_check_ms = Some(now_ms + self.config.offsets_retention_check_interval_ms.max(1));
+        }
+        out
+    }
+
+    /// The earliest time `tick` has work to do.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let mut next = self.next_retention_check_ms;
+        let mut consider = |t: i64| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.sessions_need_start {
+            consider(0);
+        }
+        for g in self.groups.values() {
+            if let Some(t) = g.join_deadline_ms {
+                consider(t);
+            }
+            for &t in g.pending_members.values() {
+                consider(t);
+            }
+            for m in g.members.values() {
+                if m.awaiting_join.is_none() && m.awaiting_sync.is_none() {
+                    consider(m.session_deadline_ms);
+                }
+            }
+        }
+        next
+    }
+
+    /// Applies one `__consumer_offsets` record. Used on load for every record, and live for
+    /// the offset records `handle` emits, so live and replayed offsets cannot differ.
+    pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), GroupsError> {
+        match RecordKey::decode(key)? {
+            RecordKey::OffsetCommit { group, topic, partition } => {
+                match value {
+                    Some(v) => {
+                        let v = OffsetCommitValue::decode(v)?;
+                        let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, v.commit_timestamp_ms));
+                        g.offsets.insert(
+                            (topic, partition),
+                            CommittedOffset {
+                                offset: v.offset,
+                                leader_epoch: v.leader_epoch,
+                                metadata: v.metadata,
+                                commit_timestamp_ms: v.commit_timestamp_ms,
+                            },
+                        );
+                    }
+                    None => {
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.offsets.remove(&(topic, partition));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            RecordKey::GroupMetadata { group } => {
+                let Some(v) = value else {
+                    self.groups.remove(&group);
+                    return Ok(());
+                };
+                let v = GroupMetadataValue::decode(v)?;
+                let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, v.current_state_timestamp_ms));
+                g.generation_id = v.generation;
+                g.protocol_type = if v.protocol_type.is_empty() { None } else { Some(v.protocol_type) };
+                g.protocol_name = v.protocol;
+                g.leader_id = v.leader;
+                g.members.clear();
+                g.static_members.clear();
+                g.pending_members.clear();
+                g.join_deadline_ms = None;
+                let protocol = g.protocol_name.clone().unwrap_or_default();
+                for m in v.members {
+                    if let Some(iid) = &m.group_instance_id {
+                        g.static_members.insert(iid.clone(), m.member_id.clone());
+                    }
+                    g.members.insert(
+                        m.member_id.clone(),
+                        Member {
+                            member_id: m.member_id,
+                            group_instance_id: m.group_instance_id,
+                            client_id: m.client_id,
+                            client_host: m.client_host,
+                            session_timeout_ms: m.session_timeout_ms,
+                            rebalance_timeout_ms: m.rebalance_timeout_ms,
+                            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                            protocols: vec![(protocol.clone(), m.subscription)],
+                            assignment: m.assignment,
+                            awaiting_join: None,
+                            awaiting_sync: None,
+                            session_deadline_ms: i64::MAX,
+                        },
+                    );
+                }
+                let state = if g.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
+                g.force_state(state, v.current_state_timestamp_ms);
+                if !g.members.is_empty() {
+                    self.sessions_need_start = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The group metadata record for a group's current generation.
+    pub(crate) fn group_metadata_record(&self, group: &Group, now_ms: i64) -> Record {
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let value = GroupMetadataValue {
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            generation: group.generation_id,
+            protocol: group.protocol_name.clone(),
+            leader: group.leader_id.clone(),
+            current_state_timestamp_ms: now_ms,
+            members: group
+                .members
+                .values()
+                .map(|m| MemberMetadata {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        };
+        Record {
+            partition: self.partition_of(&group.group_id),
+            key: RecordKey::GroupMetadata { group: group.group_id.clone() }.encode(),
+            value: Some(value.encode()),
+        }
+    }
+
+    pub fn group(&self, group_id: &str) -> Option<&Group> {
+        self.groups.get(group_id)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    /// What happened to a group recently, oldest first.
+    pub fn group_history(&self, group_id: &str) -> Vec<GroupEvent> {
+        self.groups.get(group_id).map(|g| g.history().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Members a running rebalance of `group_id` still waits for.
+    pub fn waiting_for(&self, group_id: &str) -> Vec<String> {
+        self.groups.get(group_id).map(|g| g.waiting_for()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_kafka_placement() {
+        // Goal: groups land on the same __consumer_offsets partition as in Kafka
+        // (abs(String.hashCode) % 50); "billing".hashCode() == -109829509 in Java.
+        assert_eq!(java_string_hash("billing"), -109_829_509);
+        assert_eq!(Coordinator::partition_for("billing", 50), 109_829_509 % 50);
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(Coordinator::partition_for("", 50), 0);
+    }
+}
