@@ -141,10 +141,17 @@ pub(crate) fn join(c: &mut Coordinator, now_ms: i64, ctx: &RequestContext, req: 
                 }
                 group.record(now_ms, GroupEventKind::StaticMemberReplaced { old_member_id: old_id, new_member_id: new_id.clone(), group_instance_id: iid.clone() });
                 match group.state() {
-                    GroupState::Stable | GroupState::CompletingRebalance if unchanged && (!was_leader || v >= 9) => {
+                    GroupState::Stable if unchanged && (!was_leader || v >= 9) => {
                         // The same instance restarted within its session: no rebalance.
-                        // It syncs next and gets its old assignment back.
+                        // It syncs next and gets its old assignment back; a leader is told
+                        // to skip computing assignments (KIP-814).
                         let r = join_success(group, &new_id, v, was_leader);
+                        return reply(out, r);
+                    }
+                    GroupState::CompletingRebalance if unchanged => {
+                        // The generation is formed but not yet assigned: the new instance
+                        // takes the old one's place in it (a leader still has to assign).
+                        let r = join_success(group, &new_id, v, false);
                         return reply(out, r);
                     }
                     GroupState::PreparingRebalance => {

@@ -24,6 +24,11 @@ impl Ctx {
         Ctx { c: Coordinator::new(config), now: 1_000_000, next_token: 0, records: Vec::new(), version: 9 }
     }
 
+    /// The token the next `send` will use.
+    pub fn next_token(&self) -> u64 {
+        self.next_token + 1
+    }
+
     pub fn send(&mut self, client: &str, req: GroupRequest) -> (u64, Output) {
         self.next_token += 1;
         let token = self.next_token;
