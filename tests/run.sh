@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${WEIR_FUZZ_SECONDS:-30}"
 
 echo "== installing test clients"
-bash tests/compat/install.sh
+bash tests/acceptance/install.sh
 
 echo "== cargo test"
 cargo build --release --workspace
@@ -30,5 +30,5 @@ fi
 echo "== durability: kill -9 under acks=all, 20 rounds"
 python3 tests/durability/crash.py "$PWD/target/release/weir" "${WEIR_CRASH_ROUNDS:-20}"
 
-echo "== compatibility: real clients against weir"
-WEIR_BIN="$PWD/target/release/weir" bash tests/compat/run.sh --quick --broker weir
+echo "== acceptance: kcat, librdkafka, the Java client and Kafka's tools against weir"
+python3 tests/acceptance/acceptance.py "$PWD/target/release/weir"

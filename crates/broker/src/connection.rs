@@ -21,6 +21,9 @@ use weir_wire::request::decode_request;
 use weir_wire::WireError;
 
 use crate::config::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
+
+/// How much of an undecodable request is logged, in hex, to diagnose it.
+const FRAME_BYTES_LOGGED_MAX: usize = 256;
 use crate::handlers;
 use crate::state::BrokerState;
 
@@ -93,7 +96,8 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
             break;
         }
         // 2. Decode and start the request.
-        let reply = match decode_request(frame.freeze(), handlers::GROUPS_ENABLED) {
+        let frame = frame.freeze();
+        let reply = match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
             Ok(request) => {
                 let info = ClientInfo { peer, client_id: request.client_id.clone().unwrap_or_default() };
                 handlers::dispatch(&state, &info, request)
@@ -105,7 +109,8 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 handlers::api_versions::unsupported_version_reply(correlation_id)
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                let head: String = frame.iter().take(FRAME_BYTES_LOGGED_MAX).map(|b| format!("{b:02x}")).collect();
+                tracing::warn!(%peer, error = %e, frame_start = %head, "closing connection");
                 Reply::Close(None)
             }
         };

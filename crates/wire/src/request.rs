@@ -69,7 +69,7 @@ pub fn peek_prefix(frame: &[u8]) -> Result<HeaderPrefix, WireError> {
 /// Steps:
 /// 1. check the API key and version against what weir advertises (cheap, before decoding);
 /// 2. decode the header at the header version that API version implies;
-/// 3. decode the body; any leftover or missing byte is a malformed request.
+/// 3. decode the body; a missing byte is a malformed request, extra ones are ignored.
 pub fn decode_request(mut frame: Bytes, with_groups: bool) -> Result<DecodedRequest, WireError> {
     // 1. Cheap checks on the fixed prefix.
     let prefix = peek_prefix(&frame)?;
@@ -99,9 +99,9 @@ pub fn decode_request(mut frame: Bytes, with_groups: bool) -> Result<DecodedRequ
     // 3. Body.
     let v = prefix.api_version;
     let body = decode_body(api_key, &mut frame, v).map_err(|e| malformed(format!("body: {e}")))?;
-    if frame.has_remaining() && api_key != ApiKey::ApiVersions {
-        return Err(malformed(format!("{} trailing bytes", frame.remaining())));
-    }
+    // Bytes after the body are ignored, as Kafka's parser ignores them: librdkafka 2.13,
+    // for one, sends a few extra bytes after some Metadata v13 requests.
+    let _ = frame.has_remaining();
     Ok(DecodedRequest {
         api_key,
         api_version: v,

@@ -1,0 +1,123 @@
+// Scenarios run with the Apache Kafka Java client against a broker given on the command line.
+//
+//   codecs BOOTSTRAP PREFIX COUNT   produce COUNT keyed records to a 3-partition topic per
+//                                   compression codec with idempotence on, read them back,
+//                                   and check every record per partition in order.
+//   member BOOTSTRAP TOPIC GROUP    join GROUP, print "partition offset value" for each record
+//                                   consumed, commit after each poll; stop on stdin close.
+//
+// Prints one line per check (PASS/FAIL) and ends with "N passed, M failed".
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.*;
+
+public class Scenarios {
+    static int passed = 0, failed = 0;
+
+    static void check(String name, boolean ok, String why) {
+        if (ok) { passed++; System.out.println("PASS " + name); }
+        else { failed++; System.out.println("FAIL " + name + ": " + why); }
+        System.out.flush();
+    }
+
+    public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "codecs": codecs(args[1], args[2], Integer.parseInt(args[3])); break;
+            case "member": member(args[1], args[2], args[3]); return;
+            default: throw new IllegalArgumentException("unknown scenario " + args[0]);
+        }
+        System.out.println(passed + " passed, " + failed + " failed");
+        System.exit(failed == 0 ? 0 : 1);
+    }
+
+    static void codecs(String bootstrap, String prefix, int count) throws Exception {
+        Properties ap = new Properties();
+        ap.put("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(ap)) {
+            for (String codec : new String[] {"none", "gzip", "snappy", "lz4", "zstd"}) {
+                String topic = prefix + "-" + codec;
+                admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get(30, TimeUnit.SECONDS);
+                Properties pp = new Properties();
+                pp.put("bootstrap.servers", bootstrap);
+                pp.put("enable.idempotence", "true");
+                pp.put("acks", "all");
+                pp.put("compression.type", codec);
+                pp.put("linger.ms", "5");
+                Map<Integer, List<String>> sent = new HashMap<>();
+                try (KafkaProducer<String, String> p = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+                    List<Future<RecordMetadata>> fs = new ArrayList<>();
+                    List<String> values = new ArrayList<>();
+                    for (int i = 0; i < count; i++) {
+                        String v = codec + "-" + i;
+                        fs.add(p.send(new ProducerRecord<>(topic, "key-" + (i % 1000), v)));
+                        values.add(v);
+                    }
+                    p.flush();
+                    for (int i = 0; i < count; i++) {
+                        RecordMetadata md = fs.get(i).get(30, TimeUnit.SECONDS);
+                        sent.computeIfAbsent(md.partition(), k -> new ArrayList<>()).add(values.get(i));
+                    }
+                }
+                Properties cp = new Properties();
+                cp.put("bootstrap.servers", bootstrap);
+                cp.put("group.id", topic + "-reader");
+                cp.put("enable.auto.commit", "false");
+                Map<Integer, List<String>> got = new HashMap<>();
+                try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+                    List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
+                    c.assign(tps);
+                    c.seekToBeginning(tps);
+                    int n = 0;
+                    long deadline = System.currentTimeMillis() + 60_000;
+                    while (n < count && System.currentTimeMillis() < deadline) {
+                        for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
+                            got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r.value());
+                            n++;
+                        }
+                    }
+                }
+                check("java " + codec + ": " + count + " records read back per partition in order",
+                      sent.equals(got), "sent " + sent.values().stream().mapToInt(List::size).sum() + " got " + got.values().stream().mapToInt(List::size).sum());
+            }
+        }
+    }
+
+    static void member(String bootstrap, String topic, String group) throws Exception {
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", bootstrap);
+        cp.put("group.id", group);
+        cp.put("auto.offset.reset", "earliest");
+        cp.put("enable.auto.commit", "false");
+        cp.put("session.timeout.ms", "6000");
+        cp.put("heartbeat.interval.ms", "500");
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+            c.subscribe(List.of(topic));
+            Thread watcher = new Thread(() -> { try { while (System.in.read() >= 0) {} } catch (Exception e) {} c.wakeup(); });
+            watcher.setDaemon(true);
+            watcher.start();
+            try {
+                while (true) {
+                    ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
+                    StringBuilder sb = new StringBuilder();
+                    for (ConsumerRecord<String, String> r : rs) sb.append("R ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.value()).append('\n');
+                    if (!rs.isEmpty()) c.commitSync();
+                    Set<TopicPartition> a = c.assignment();
+                    List<Integer> ps = new ArrayList<>();
+                    for (TopicPartition tp : a) ps.add(tp.partition());
+                    Collections.sort(ps);
+                    sb.append("A ").append(ps).append('\n');
+                    System.out.print(sb);
+                    System.out.flush();
+                }
+            } catch (org.apache.kafka.common.errors.WakeupException e) {
+                // stdin closed: leave the group cleanly.
+            }
+        }
+    }
+}
