@@ -273,3 +273,87 @@ async fn incremental_fetch_sessions_send_only_news() {
     let unknown: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id + 100, 1, vec![])).await;
     assert_eq!(unknown.error_code, code(ResponseError::FetchSessionIdNotFound));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_admin_apis() {
+    // Goal: CreatePartitions, IncrementalAlterConfigs (SET, DELETE, APPEND), AlterConfigs,
+    // DescribeCluster and DeleteTopics behave as in Kafka, with Kafka's error codes.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    c.create_topic("adm", 2, &[("retention.ms", "1000")]).await;
+    let grow = |count: i32| {
+        CreatePartitionsRequest::default().with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("adm")))
+            .with_count(count)])
+    };
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(4)).await;
+    assert_eq!(r.results[0].error_code, 0);
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(3)).await;
+    assert_eq!(r.results[0].error_code, code(ResponseError::InvalidPartitions));
+    assert_eq!(c.produce("adm", 3, -1, batch(&["p3"], None, Compression::None, 0)).await.error_code, 0);
+
+    let op = |name: &'static str, op: i8, value: Option<&'static str>| {
+        incremental_alter_configs_request::AlterableConfig::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_config_operation(op)
+            .with_value(value.map(StrBytes::from_static_str))
+    };
+    let inc = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("adm"))
+        .with_configs(vec![op("segment.bytes", 0, Some("1048576")), op("retention.ms", 1, None), op("cleanup.policy", 2, Some("compact"))])]);
+    let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &inc).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let describe = |keys: Vec<&'static str>| {
+        DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("adm"))
+            .with_configuration_keys(Some(keys.into_iter().map(StrBytes::from_static_str).collect()))])
+    };
+    let d: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &describe(vec!["cleanup.policy", "retention.ms", "segment.bytes"])).await;
+    let values: Vec<(String, String, i8)> = d.results[0]
+        .configs
+        .iter()
+        .map(|e| (e.name.to_string(), e.value.as_ref().unwrap().to_string(), e.config_source))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("cleanup.policy".into(), "delete,compact".into(), 1),
+            ("retention.ms".into(), "604800000".into(), 5),
+            ("segment.bytes".into(), "1048576".into(), 1),
+        ]
+    );
+    let bad = IncrementalAlterConfigsRequest::default().with_resources(vec![incremental_alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("adm"))
+        .with_configs(vec![op("retention.ms", 0, Some("later"))])]);
+    let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &bad).await;
+    assert_eq!(r.responses[0].error_code, code(ResponseError::InvalidConfig));
+    let alter = AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("adm"))
+        .with_configs(vec![alter_configs_request::AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("max.message.bytes"))
+            .with_value(Some(StrBytes::from_static_str("2000")))])]);
+    let r: AlterConfigsResponse = c.call(ApiKey::AlterConfigs, 2, &alter).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let d: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &describe(vec!["segment.bytes", "max.message.bytes"])).await;
+    let sources: Vec<i8> = d.results[0].configs.iter().map(|e| e.config_source).collect();
+    assert_eq!(sources, vec![1, 5], "AlterConfigs replaces every override");
+
+    let cluster: DescribeClusterResponse = c.call(ApiKey::DescribeCluster, 1, &DescribeClusterRequest::default().with_endpoint_type(1)).await;
+    assert_eq!((cluster.brokers.len(), cluster.controller_id.0), (1, 0));
+    assert_eq!(cluster.cluster_id.len(), 22);
+
+    let del = |name: &'static str| DeleteTopicsRequest::default().with_topic_names(vec![TopicName(StrBytes::from_static_str(name))]);
+    let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &del("adm")).await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &del("adm")).await;
+    assert_eq!(r.responses[0].error_code, code(ResponseError::UnknownTopicOrPartition));
+    let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &del("__consumer_offsets")).await;
+    assert_eq!(r.responses[0].error_code, code(ResponseError::InvalidTopicException));
+    // A topic created again under the same name starts empty.
+    assert_eq!(c.create_topic("adm", 1, &[]).await, 0);
+    assert_eq!(c.fetch("adm", 0, 0, 0).await.high_watermark, 0);
+}
