@@ -295,6 +295,19 @@ def kafka_tools_scenario(r, weir, topic, group):
     time.sleep(1)
     m.leave()
     r.check("reset --shift-by -10: the last 10 records of each partition come again", code == 0 and len(m.values) == 30, f"{len(m.values)}")
+    # Reprocess from a point in time: records produced after the mark come again, none before.
+    time.sleep(1.1)
+    mark = time.strftime("%Y-%m-%dT%H:%M:%S.000", time.localtime())  # the tool reads local time
+    time.sleep(1.1)
+    produce(b, topic, [f"z{i}" for i in range(300)])
+    code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--reset-offsets", "--group", group, "--topic", topic,
+                           "--to-datetime", mark, "--execute")
+    m = Member("python", b, topic, group)
+    wait_until(lambda: len(m.values) >= 300, 30)
+    time.sleep(1)
+    m.leave()
+    r.check("reset --to-datetime: exactly the records produced after that time come again",
+            code == 0 and sorted(m.values) == sorted(f"z{i}" for i in range(300)), f"{len(m.values)} consumed, {out[-200:]}")
     code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--delete-offsets", "--group", group, "--topic", topic)
     r.check("kafka-consumer-groups --delete-offsets", code == 0 and "Error" not in out, out[-300:])
     code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--delete", "--group", group)

@@ -97,7 +97,11 @@ def round_once(bin_path, rng, n):
         acked, stop = [], threading.Event()
         t = threading.Thread(target=produce_until_killed, args=(bootstrap, topic, acked, stop))
         t.start()
-        time.sleep(rng.uniform(0.3, 2.0))
+        # Kill at a random moment once production is flowing.
+        flowing_by = time.time() + 20
+        while not acked and time.time() < flowing_by:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.5))
         snapshot = list(acked)  # acknowledged before the kill is sent
         proc.send_signal(signal.SIGKILL)
         proc.wait()
