@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use tokio::sync::{mpsc, oneshot};
 use weir_groups::{Coordinator, CoordinatorConfig, GroupRequest, GroupResponse, Output, RequestContext};
@@ -27,6 +27,8 @@ use crate::state::BrokerState;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Group requests queued for the coordinator task; senders wait when it is full.
 pub const GROUP_REQUESTS_QUEUED_MAX: usize = 4096;
+/// Queued group requests handled together before one write of their records.
+pub const GROUP_CALLS_PER_WRITE_MAX: usize = 512;
 
 struct Call {
     api_version: i16,
@@ -137,23 +139,40 @@ async fn run(state: Arc<BrokerState>, mut coordinator: Coordinator, mut rx: mpsc
             .next_deadline_ms()
             .map(|d| (d - now_ms()).clamp(0, 60_000) as u64)
             .unwrap_or(60_000);
-        let output = tokio::select! {
+        let mut output = tokio::select! {
             call = rx.recv() => {
                 let Some(call) = call else { return };
-                next_token += 1;
-                parked.insert(next_token, call.reply);
-                let ctx = RequestContext {
-                    token: next_token,
-                    api_version: call.api_version,
-                    client_id: call.client_id,
-                    client_host: call.client_host,
-                };
-                coordinator.handle(now_ms(), ctx, call.request)
+                handle_call(&mut coordinator, &mut parked, &mut next_token, call)
             }
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms)) => coordinator.tick(now_ms()),
         };
+        // Group commit: take whatever else is already queued, so one append and one fsync
+        // cover all of it. Responses are still released only after that write.
+        for _ in 0..GROUP_CALLS_PER_WRITE_MAX {
+            let Ok(call) = rx.try_recv() else { break };
+            let more = handle_call(&mut coordinator, &mut parked, &mut next_token, call);
+            output.responses.extend(more.responses);
+            output.records.extend(more.records);
+        }
         release(&state, output, &mut parked, partitions).await;
     }
+}
+
+fn handle_call(
+    coordinator: &mut Coordinator,
+    parked: &mut HashMap<u64, oneshot::Sender<GroupResponse>>,
+    next_token: &mut u64,
+    call: Call,
+) -> Output {
+    *next_token += 1;
+    parked.insert(*next_token, call.reply);
+    let ctx = RequestContext {
+        token: *next_token,
+        api_version: call.api_version,
+        client_id: call.client_id,
+        client_host: call.client_host,
+    };
+    coordinator.handle(now_ms(), ctx, call.request)
 }
 
 /// Persists an output's records, then releases its responses.
@@ -224,6 +243,5 @@ fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i
         drop(log);
         handle.appended.notify_waiters();
     }
-    let _ = Bytes::new();
     Ok(())
 }
