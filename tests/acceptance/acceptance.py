@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Acceptance scenarios for weir with real clients: kcat (librdkafka 2.0 from Debian),
-librdkafka through confluent-kafka, and the Apache Kafka Java client and tools.
+librdkafka through confluent-kafka, the Apache Kafka Java client and tools, franz-go,
+kafka-python and kafkajs.
 
 Usage: acceptance.py WEIR_BIN            run every scenario, one PASS/FAIL line each
        acceptance.py member BOOTSTRAP TOPIC GROUP STRATEGY [INSTANCE]
@@ -98,12 +99,40 @@ def run_member(bootstrap, topic, group, strategy, instance=None):
     c.close()
 
 
+def run_member_kafka_python(bootstrap, topic, group):
+    from kafka import KafkaConsumer
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                      enable_auto_commit=False, session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=500,
+                      partition_assignment_strategy=[RangePartitionAssignor])
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.is_set():
+        batches = c.poll(timeout_ms=200)
+        lines = [f"R {m.partition} {m.offset} {m.value.decode()}" for ms in batches.values() for m in ms]
+        if lines:
+            try:
+                c.commit()
+            except Exception:  # a rebalance interrupted the commit; the records come again
+                pass
+        lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
+        print("\n".join(lines), flush=True)
+    c.close()
+
+
 class Member:
     """A group member in its own process, so it can leave cleanly or be killed -9."""
 
     def __init__(self, kind, bootstrap, topic, group, strategy="range", instance=None):
+        here = os.path.dirname(os.path.abspath(__file__))
         if kind == "java":
             cmd = ["java", "-Xmx256m", "-cp", java_scenarios_classpath(), "Scenarios", "member", bootstrap, topic, group]
+        elif kind == "franz-go":
+            cmd = [os.path.join(here, ".work", "franz-member"), bootstrap, topic, group]
+        elif kind == "kafkajs":
+            cmd = ["node", os.path.join(here, "js", "member.js"), bootstrap, topic, group]
+        elif kind == "kafka-python":
+            cmd = [sys.executable, os.path.abspath(__file__), "member-kafka-python", bootstrap, topic, group]
         else:
             cmd = [sys.executable, os.path.abspath(__file__), "member", bootstrap, topic, group, strategy] + ([instance] if instance else [])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -188,7 +217,7 @@ def group_scenario(r, weir, kind, strategy):
     """Six partitions, 20,000 keyed messages, three members: exactly once, 2/2/2; then one
     member is killed -9, then one leaves cleanly."""
     b = weir.bootstrap
-    label = f"{kind} {strategy}"
+    label = f"{kind} {strategy}" if kind == "python" else kind
     topic, group = f"grp-{uid()}", f"g-{uid()}"
     create_topic(b, topic, 6)
     produce(b, topic, [f"a{i}" for i in range(20000)], key_of=lambda i, v: f"k{i}")
@@ -344,6 +373,9 @@ def main():
     if sys.argv[1] == "member":
         run_member(*sys.argv[2:])
         return
+    if sys.argv[1] == "member-kafka-python":
+        run_member_kafka_python(*sys.argv[2:])
+        return
     weir = Weir(sys.argv[1]).start()
     count = int(os.environ.get("WEIR_ACCEPT_RECORDS", "100000"))
     r = Report()
@@ -355,6 +387,9 @@ def main():
         ("groups python range", lambda: group_scenario(r, weir, "python", "range")),
         ("groups python cooperative-sticky", lambda: group_scenario(r, weir, "python", "cooperative-sticky")),
         ("groups java", lambda: group_scenario(r, weir, "java", "range")),
+        ("groups franz-go", lambda: group_scenario(r, weir, "franz-go", "range")),
+        ("groups kafka-python", lambda: group_scenario(r, weir, "kafka-python", "range")),
+        ("groups kafkajs", lambda: group_scenario(r, weir, "kafkajs", "range")),
         ("independent groups", lambda: independent_groups_scenario(r, weir)),
         ("static membership", lambda: static_membership_scenario(r, weir)),
     ]

@@ -12,3 +12,6 @@ if ! command -v kcat >/dev/null; then
     fi
 fi
 python3 -c 'import sys; sys.path.insert(0, "tests/acceptance"); import harness; harness.java_scenarios_classpath()'
+python3 -m pip install --quiet --disable-pip-version-check "kafka-python==3.0.12"
+(cd tests/acceptance/go && go build -o ../.work/franz-member .)
+(cd tests/acceptance/js && npm ci --no-audit --no-fund --silent)

@@ -272,6 +272,15 @@ async fn incremental_fetch_sessions_send_only_news() {
     assert_eq!(stale.error_code, code(ResponseError::InvalidFetchSessionEpoch));
     let unknown: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id + 100, 1, vec![])).await;
     assert_eq!(unknown.error_code, code(ResponseError::FetchSessionIdNotFound));
+    // Epoch 0 with the old id (franz-go does this after a rebalance): the old session is
+    // closed and a new one opened with a full answer.
+    let reopened: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id, 0, vec![topic(vec![part(0, 1), part(2, 1)])])).await;
+    assert_eq!(reopened.error_code, 0);
+    assert_ne!(reopened.session_id, 0);
+    assert_ne!(reopened.session_id, id);
+    assert_eq!(reopened.responses[0].partitions.len(), 2);
+    let old: FetchResponse = c.call(ApiKey::Fetch, 12, &req(id, 3, vec![])).await;
+    assert_eq!(old.error_code, code(ResponseError::FetchSessionIdNotFound));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,9 @@
 //! does), or when `max_wait_ms` runs out. It never sleeps and re-polls.
 //!
 //! Sessions (KIP-227, see [`crate::fetch_session`]): id 0 with epoch -1 is a plain full
-//! fetch; id 0 with epoch 0 opens a session; a known id with the expected epoch is an
-//! incremental fetch, answered with only the partitions that have news; epoch -1 on a
-//! known id closes it.
+//! fetch; epoch 0 opens a session (closing the one named, if any); a known id with the
+//! expected epoch is an incremental fetch, answered with only the partitions that have
+//! news; epoch -1 on a known id closes it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,6 +143,11 @@ fn respond(state: &BrokerState, wants: &[Want], collected: Collected, session_id
         }
         topics.last_mut().expect("pushed").partitions.push(data);
     }
+    tracing::debug!(
+        session_id,
+        sent = ?topics.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.high_watermark, p.records.as_ref().map_or(0, |r| r.len())))).collect::<Vec<_>>(),
+        "fetch response"
+    );
     FetchResponse::default().with_session_id(session_id).with_responses(topics)
 }
 
@@ -166,10 +171,21 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
         })
         .collect();
 
+    tracing::debug!(
+        session_id = request.session_id,
+        session_epoch = request.session_epoch,
+        listed = ?listed.iter().map(|(k, o, _)| (k.2, *o)).collect::<Vec<_>>(),
+        forgotten = request.forgotten_topics_data.len(),
+        "fetch"
+    );
     // 1. Work out which partitions this fetch reads, and in which session.
     let (session_id, incremental, wants) = match (request.session_id, request.session_epoch) {
         (0, -1) => (0, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect::<Vec<_>>()),
-        (0, 0) => {
+        (old, 0) => {
+            // Epoch 0 opens a new session; a non-zero id with it closes that one first.
+            if old != 0 {
+                state.fetch_sessions.remove(old);
+            }
             let parts: IndexMap<SessionKey, SessionPartition> = listed
                 .iter()
                 .map(|(k, o, m)| {
