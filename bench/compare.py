@@ -155,9 +155,11 @@ def tool(cp, cls, args, timeout=600):
 
 
 def create_topic(cp, bootstrap, topic, partitions):
-    tool(cp, "org.apache.kafka.tools.TopicCommand",
-         ["--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", str(partitions),
-          "--replication-factor", "1"])
+    # The same admin client for both brokers; Kafka's TopicCommand would add a JVM start
+    # per topic to every measurement.
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(60)
 
 
 def produce_perf(cp, bootstrap, topic, records, size, acks):
@@ -175,12 +177,49 @@ def produce_perf(cp, bootstrap, topic, records, size, acks):
 
 def consume_perf(cp, bootstrap, topic, records):
     out = tool(cp, "org.apache.kafka.tools.ConsumerPerformance",
-               ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records), "--timeout", "60000",
-                "--show-detailed-stats", "--reporting-interval", "100000000"])
-    lines = [l for l in out.splitlines() if l and l[0].isdigit()]
+               ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records), "--timeout", "60000"])
+    lines = [l for l in out.splitlines() if l[:2] == "20" and "," in l]
     # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, ...
     fields = [f.strip() for f in lines[-1].split(",")]
     return {"records_per_s": float(fields[5]), "mb_per_s": float(fields[3])}
+
+
+def bench_tool_classpath(cp):
+    out = os.path.join(CACHE, "bench-classes")
+    src = os.path.join(ROOT, "bench", "java", "BenchTool.java")
+    if not os.path.exists(os.path.join(out, "BenchTool.class")) or os.path.getmtime(os.path.join(out, "BenchTool.class")) < os.path.getmtime(src):
+        os.makedirs(out, exist_ok=True)
+        subprocess.run(["javac", "-nowarn", "-d", out, "-cp", cp, src], check=True)
+    return cp + os.pathsep + out
+
+
+def bench_tool(cp, *args, timeout=900):
+    import json
+    out = subprocess.run(["java", "-Xmx1g", "-cp", bench_tool_classpath(cp), "BenchTool"] + [str(a) for a in args],
+                         capture_output=True, text=True, timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"BenchTool {args[0]} failed: {out.stderr[-500:]}")
+    return json.loads(lines[-1])
+
+
+def consume_group(cp, bootstrap, topic, records, members):
+    """`members` ConsumerPerformance processes in one group; records/s for the whole group."""
+    group = f"cg-{uuid.uuid4().hex[:8]}"
+    per = records // members
+    procs = [subprocess.Popen(["java", "-Xmx256m", "-cp", cp, "org.apache.kafka.tools.ConsumerPerformance",
+                               "--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
+                               "--messages", str(per), "--timeout", "60000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(members)]
+    t0 = time.time()
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    elapsed = time.time() - t0
+    consumed = 0
+    for out in outs:
+        rows = [l for l in out.splitlines() if l[:2] == "20" and "," in l]
+        if rows:
+            consumed += int(float(rows[-1].split(",")[4]))
+    return consumed / elapsed
 
 
 def main():
@@ -189,6 +228,8 @@ def main():
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "last-run.md"))
     ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
+    ap.add_argument("--e2e-high-rate", type=int, default=100_000,
+                    help="second end-to-end rate; set it to half the measured maximum")
     args = ap.parse_args()
     cp = classpath()
     results = {"kafka": {}, "weir": {}}
@@ -217,6 +258,26 @@ def main():
                     add(kind, "consume 100 B, one group member (records/s)", r["records_per_s"])
                 except Exception as e:
                     log(f"  consume failed on {kind}: {e}")
+                create_topic(cp, b.bootstrap, "group12", 12)
+                produce_perf(cp, b.bootstrap, "group12", args.records, 100, "1")
+                for members in (3, 12):
+                    try:
+                        add(kind, f"consume 100 B, group of {members} (records/s, wall clock incl. joins)",
+                            consume_group(cp, b.bootstrap, "group12", args.records, members))
+                    except Exception as e:
+                        log(f"  group consume failed on {kind}: {e}")
+                create_topic(cp, b.bootstrap, "e2e", 1)
+                for rate in (10_000, args.e2e_high_rate):
+                    r = bench_tool(cp, "e2e", b.bootstrap, "e2e", rate, 10, 100)
+                    for q in ("p50", "p99", "p999"):
+                        add(kind, f"end-to-end {q.replace('p999', 'p99.9')} at {rate:,} records/s (ms)", r[f"{q}_ms"])
+                create_topic(cp, b.bootstrap, "reb", 200)
+                for members in (10, 100):
+                    r = bench_tool(cp, "rebalance", b.bootstrap, "reb", members)
+                    add(kind, f"rebalance: {members} members all assigned (ms)", r["all_assigned_ms"])
+                    add(kind, f"rebalance: {members} members, reassigned after a leave (ms)", r["after_leave_ms"])
+                r = bench_tool(cp, "commit", b.bootstrap, "reb", 10, 8)
+                add(kind, "offset commits, 8 committers (commits/s)", r["commits_per_s"])
                 for i in range(10):
                     create_topic(cp, b.bootstrap, f"many{i}", 100)
                 time.sleep(2)
