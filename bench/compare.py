@@ -222,12 +222,44 @@ def consume_group(cp, bootstrap, topic, records, members):
     return consumed / elapsed
 
 
+def weir_bench(weir_bin, bootstrap, *args):
+    """Runs `weir bench` against any broker; returns its JSON line."""
+    import json
+    out = subprocess.run([weir_bin, "bench", "--bootstrap", bootstrap] + [str(a) for a in args],
+                         capture_output=True, text=True, timeout=900)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"weir bench {args[0]} failed: {out.stderr[-300:]}")
+    return json.loads(lines[-1])
+
+
+def weir_bench_workloads(kind, b, add, records, weir_bin):
+    """The same workloads measured with `weir bench` (a lean client) instead of the JVM tools."""
+    r = weir_bench(weir_bin, b.bootstrap, "produce", "--topic", "wb", "--records", records, "--size", 100, "--partitions", 3, "--acks", 1)
+    add(kind, "weir bench produce 100 B, acks=1 (records/s)", r["records_per_s"])
+    r = weir_bench(weir_bin, b.bootstrap, "produce", "--topic", "wb1k", "--records", records // 4, "--size", 1024, "--partitions", 3, "--acks", -1)
+    add(kind, "weir bench produce 1 KiB, acks=all (MB/s)", r["mb_per_s"])
+    add(kind, "weir bench produce 1 KiB, acks=all, p99 ack latency (ms)", r["p99_ms"])
+    for members in (3, 12):
+        r = weir_bench(weir_bin, b.bootstrap, "consume", "--topic", "wb", "--members", members)
+        add(kind, f"weir bench consume, group of {members} (records/s)", r["records_per_s"])
+    r = weir_bench(weir_bin, b.bootstrap, "e2e", "--rate", 10000, "--seconds", 10)
+    add(kind, "weir bench end-to-end p99 at 10,000 records/s (ms)", r["p99_ms"])
+    r = weir_bench(weir_bin, b.bootstrap, "rebalance", "--members", 10, "--partitions", 20, "--session-timeout-ms", 6000)
+    add(kind, "weir bench rebalance 10 members: all assigned (ms)", r["all_assigned_ms"])
+    add(kind, "weir bench rebalance 10 members: after a crash (ms)", r["after_crash_ms"])
+    r = weir_bench(weir_bin, b.bootstrap, "commit", "--seconds", 5, "--committers", 8)
+    add(kind, "weir bench offset commits, 8 committers (commits/s)", r["commits_per_s"])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "last-run.md"))
     ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
+    ap.add_argument("--only-weir-bench", action="store_true",
+                    help="run only the `weir bench` workloads against both brokers")
     ap.add_argument("--e2e-high-rate", type=int, default=100_000,
                     help="second end-to-end rate; set it to half the measured maximum")
     args = ap.parse_args()
@@ -243,6 +275,9 @@ def main():
             b = Broker(kind, cp, args.weir_bin)
             try:
                 add(kind, "start-up to first answered request (ms)", b.start() * 1000)
+                if args.only_weir_bench:
+                    weir_bench_workloads(kind, b, add, args.records, args.weir_bin)
+                    continue
                 time.sleep(2)
                 add(kind, "idle RSS (MiB)", b.rss_mib())
                 create_topic(cp, b.bootstrap, "p100", 3)

@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use tokio::sync::{mpsc, oneshot};
 use weir_groups::{Coordinator, CoordinatorConfig, GroupRequest, GroupResponse, Output, RequestContext};
+use weir_log::batch::{encode_batch, NewRecord};
 use weir_log::FsyncPolicy;
 
 use crate::handlers::produce::now_ms;
@@ -140,6 +140,9 @@ async fn run(state: Arc<BrokerState>, mut coordinator: Coordinator, mut rx: mpsc
             .map(|d| (d - now_ms()).clamp(0, 60_000) as u64)
             .unwrap_or(60_000);
         let mut output = tokio::select! {
+            // Requests already queued go before a due timer, so a join phase that ends now
+            // still takes in the joins that arrived with it.
+            biased;
             call = rx.recv() => {
                 let Some(call) = call else { return };
                 handle_call(&mut coordinator, &mut parked, &mut next_token, call)
@@ -208,33 +211,16 @@ async fn release(state: &Arc<BrokerState>, output: Output, parked: &mut HashMap<
 
 fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i32) -> anyhow::Result<()> {
     let now = now_ms();
-    let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    let mut by_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
     for r in records {
         let p = r.partition.clamp(0, partitions - 1);
-        let list = by_partition.entry(p).or_default();
-        let i = list.len() as i64;
-        list.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32 - 1,
-            timestamp: now,
-            key: Some(r.key),
-            value: r.value,
-            headers: Default::default(),
-        });
+        by_partition.entry(p).or_default().push(NewRecord { key: Some(r.key), value: r.value, timestamp_ms: now });
     }
     for (p, records) in by_partition {
         let handle = state
             .partition(OFFSETS_TOPIC, p)
             .ok_or_else(|| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} is missing"))?;
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })?;
+        let mut buf = encode_batch(&records, None, Compression::None)?;
         let mut log = handle.log.lock();
         log.append(&mut buf, now)?;
         if state.config.fsync == FsyncPolicy::Always {

@@ -1,4 +1,8 @@
-//! `weir`: the single binary. `weir serve` runs the broker.
+//! `weir`: the single binary. `weir serve` runs the broker; `weir bench` measures any
+//! Kafka-protocol broker.
+
+mod bench;
+mod client;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +28,14 @@ enum Command {
     ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092
     ///   weir serve --data-dir /var/lib/weir --fsync interval --fsync-interval-ms 200
     Serve(ServeArgs),
+    /// Benchmarks against any Kafka-protocol broker (weir or Apache Kafka).
+    Bench {
+        /// Broker to measure.
+        #[arg(long, env = "WEIR_BOOTSTRAP", default_value = "localhost:9092", global = true)]
+        bootstrap: String,
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -141,6 +153,22 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench { bootstrap, command } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(bench::run(&bootstrap, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

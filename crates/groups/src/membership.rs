@@ -269,8 +269,11 @@ fn prepare_rebalance(group: &mut Group, now_ms: i64, reason: &str, initial_delay
     let was_empty = group.is(GroupState::Empty);
     group.transition(GroupState::PreparingRebalance, now_ms);
     let rebalance_timeout_ms = group.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0);
-    if was_empty && initial_delay_ms > 0 {
-        let first = initial_delay_ms.min(rebalance_timeout_ms);
+    if was_empty {
+        // Even with no delay configured, the first join phase ends on the next tick rather
+        // than inside this request, so joins already queued behind it land in the same
+        // generation (as Kafka's delayed join does).
+        let first = initial_delay_ms.min(rebalance_timeout_ms).max(0);
         group.join_deadline_ms = Some(now_ms + first);
         group.initial_delay_remaining_ms = (rebalance_timeout_ms - first).max(0);
         group.new_member_joined_in_delay = false;

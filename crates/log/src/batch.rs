@@ -170,40 +170,63 @@ pub fn assign_base_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32)
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// One record to put in a batch built by [`encode_batch`].
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub key: Option<bytes::Bytes>,
+    pub value: Option<bytes::Bytes>,
+    pub timestamp_ms: i64,
+}
+
+/// Encodes records as one v2 batch (base offset 0), as a producer would send it. With
+/// `producer` = (producer id, epoch, first sequence) the batch is idempotent.
+pub fn encode_batch(
+    records: &[NewRecord],
+    producer: Option<(i64, i16, i32)>,
+    compression: kafka_protocol::records::Compression,
+) -> Result<bytes::BytesMut, LogError> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset minus sequence is constant.
+            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
+            timestamp: r.timestamp_ms,
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
+        .map_err(|e| LogError::InvalidRecord(format!("cannot encode batch: {e}")))?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::records::*;
+    use kafka_protocol::records::Compression;
 
-    /// Builds a real v2 batch with the kafka-protocol encoder.
     pub fn make_batch(count: usize, ts: i64, producer: Option<(i64, i16, i32)>) -> Vec<u8> {
-        let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: pid,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
-                timestamp: ts + i as i64,
+        let records: Vec<NewRecord> = (0..count)
+            .map(|i| NewRecord {
                 key: Some(bytes::Bytes::from(format!("k{i}"))),
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),
-                headers: Default::default(),
+                timestamp_ms: ts + i as i64,
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions { version: 2, compression: Compression::None },
-        )
-        .unwrap();
-        buf.to_vec()
+        encode_batch(&records, producer, Compression::None).unwrap().to_vec()
     }
 
     #[test]

@@ -3,35 +3,19 @@
 
 use std::fs::OpenOptions;
 
-use bytes::{BytesMut};
+use bytes::Bytes;
 use kafka_protocol::records::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
+use weir_log::batch::{encode_batch, NewRecord};
 use weir_log::{LogConfig, LogError, PartitionLog};
 
 fn batch(values: &[String], ts: i64, producer: Option<(i64, i16, i32)>, compression: Compression) -> Vec<u8> {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    let records: Vec<NewRecord> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
-            timestamp: ts + i as i64,
-            key: Some(bytes::Bytes::from(format!("key-{v}"))),
-            value: Some(bytes::Bytes::from(v.clone())),
-            headers: Default::default(),
-        })
+        .map(|(i, v)| NewRecord { key: Some(Bytes::from(format!("key-{v}"))), value: Some(Bytes::from(v.clone())), timestamp_ms: ts + i as i64 })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf.to_vec()
+    encode_batch(&records, producer, compression).unwrap().to_vec()
 }
 
 /// Reads every record from `from` to the end and returns (offset, value).

@@ -31,8 +31,10 @@ func main() {
 		kgo.HeartbeatInterval(500*time.Millisecond),
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			// The eager range balancer hands out a member's whole assignment each time.
 			mu.Lock()
 			defer mu.Unlock()
+			assigned = map[int32]bool{}
 			for _, p := range m[topic] {
 				assigned[p] = true
 			}

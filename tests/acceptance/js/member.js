@@ -4,7 +4,8 @@ const { Kafka, logLevel } = require('kafkajs')
 
 const [bootstrap, topic, group] = process.argv.slice(2)
 const kafka = new Kafka({ brokers: [bootstrap], logLevel: logLevel.NOTHING, clientId: 'weir-acceptance' })
-const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6000, heartbeatInterval: 500, rebalanceTimeout: 10000 })
+// kafkajs heartbeats between fetches, so a short fetch wait keeps rebalances prompt.
+const consumer = kafka.consumer({ groupId: group, sessionTimeout: 6000, heartbeatInterval: 500, rebalanceTimeout: 10000, maxWaitTimeInMs: 500 })
 let assigned = []
 
 async function main() {

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use weir_broker::{Broker, BrokerConfig};
+use weir_log::batch::{encode_batch, NewRecord};
 
 pub struct TestBroker {
     pub addr: SocketAddr,
@@ -164,29 +165,12 @@ impl Client {
 
 /// A real v2 batch of `values`, optionally idempotent (producer id, epoch, first sequence).
 pub fn batch(values: &[&str], producer: Option<(i64, i16, i32)>, compression: Compression, ts: i64) -> Bytes {
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    let records: Vec<NewRecord> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-        })
+        .map(|(i, v)| NewRecord { key: Some(Bytes::from(format!("key-{i}"))), value: Some(Bytes::from(v.to_string())), timestamp_ms: ts + i as i64 })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf.freeze()
+    encode_batch(&records, producer, compression).unwrap().freeze()
 }
 
 pub fn values_of(records: Option<Bytes>) -> Vec<(i64, String)> {

@@ -1,0 +1,123 @@
+//! A minimal Kafka protocol client for the CLI, over the `kafka-protocol` message types:
+//! one connection, ApiVersions negotiation, pipelined requests answered in order.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use bytes::{Buf, BufMut, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// How long connecting to a broker may take before the CLI gives up with a clear error.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest response the CLI accepts.
+const RESPONSE_BYTES_MAX: usize = 256 << 20;
+
+pub struct Connection {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    next_correlation_id: i32,
+    versions: HashMap<i16, (i16, i16)>,
+    /// Requests sent and not yet answered: correlation id, API key, version.
+    in_flight: VecDeque<(i32, ApiKey, i16)>,
+    pub address: String,
+}
+
+impl Connection {
+    /// Connects and negotiates API versions.
+    pub async fn connect(address: &str) -> anyhow::Result<Connection> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
+            .await
+            .map_err(|_| anyhow!("no answer from broker at {address} within {}s; is it running? start one with `weir serve`", CONNECT_TIMEOUT.as_secs()))?
+            .with_context(|| format!("cannot connect to broker at {address}; is it running? start one with `weir serve`"))?;
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        let mut c = Connection {
+            reader: BufReader::with_capacity(1 << 20, r),
+            writer: w,
+            next_correlation_id: 0,
+            versions: HashMap::new(),
+            in_flight: VecDeque::new(),
+            address: address.to_string(),
+        };
+        let resp: ApiVersionsResponse = c.call_at(&ApiVersionsRequest::default(), 0).await?;
+        if resp.error_code != 0 {
+            bail!("broker at {address} refused ApiVersions (error {})", resp.error_code);
+        }
+        c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        Ok(c)
+    }
+
+    /// The highest version both this client and the broker speak for `R`.
+    pub fn version<R: Request>(&self) -> anyhow::Result<i16> {
+        let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key {}", R::KEY))?;
+        let (bmin, bmax) = *self.versions.get(&R::KEY).ok_or_else(|| anyhow!("broker at {} does not support {key:?}", self.address))?;
+        let v = bmax.min(R::VERSIONS.max);
+        if v < bmin.max(R::VERSIONS.min) {
+            bail!("broker at {} and weir share no version of {key:?}", self.address);
+        }
+        Ok(v)
+    }
+
+    /// Sends a request without waiting; answers come back in order through [`Connection::recv`].
+    pub async fn send_at<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<()> {
+        let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key"))?;
+        self.next_correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.next_correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("weir-cli")));
+        let header_version = key.request_header_version(version);
+        let size = header.compute_size(header_version)? + request.compute_size(version)?;
+        let mut buf = BytesMut::with_capacity(size + 4);
+        buf.put_i32(size as i32);
+        header.encode(&mut buf, header_version)?;
+        request.encode(&mut buf, version)?;
+        self.writer.write_all(&buf).await?;
+        self.in_flight.push_back((self.next_correlation_id, key, version));
+        Ok(())
+    }
+
+    /// Receives the answer to the oldest request in flight.
+    pub async fn recv<Resp: Decodable + HeaderVersion>(&mut self) -> anyhow::Result<Resp> {
+        let (correlation_id, key, version) = self.in_flight.pop_front().ok_or_else(|| anyhow!("no request in flight"))?;
+        let size = self.reader.read_i32().await.with_context(|| format!("broker at {} closed the connection", self.address))?;
+        if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+            bail!("broker at {} sent a response of {size} bytes", self.address);
+        }
+        let mut buf = vec![0u8; size as usize];
+        self.reader.read_exact(&mut buf).await?;
+        let mut buf = bytes::Bytes::from(buf);
+        let header = ResponseHeader::decode(&mut buf, key.response_header_version(version))?;
+        if header.correlation_id != correlation_id {
+            bail!("broker at {} answered out of order", self.address);
+        }
+        let resp = Resp::decode(&mut buf, version)?;
+        let _ = buf.remaining();
+        Ok(resp)
+    }
+
+    pub async fn call_at<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
+        self.send_at(request, version).await?;
+        self.recv::<R::Response>().await
+    }
+
+    /// Sends at the negotiated version and waits for the answer.
+    pub async fn call<R: Request>(&mut self, request: &R) -> anyhow::Result<(R::Response, i16)> {
+        let v = self.version::<R>()?;
+        Ok((self.call_at(request, v).await?, v))
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+pub fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
