@@ -735,8 +735,7 @@ async fn rebalance(bootstrap: &str, a: RebalanceArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(a.heartbeat_interval_ms * 2)).await;
     let crash_ms = wait(vec![0, 1], t, "after a crash").await?;
     eprintln!("reassigned after a crash in {crash_ms:.0} ms");
-    for (i, s) in stop.iter().enumerate().skip(2) {
-        let _ = i;
+    for s in stop.iter().skip(2) {
         s.store(LEAVE, Ordering::Relaxed);
     }
     for t in tasks {

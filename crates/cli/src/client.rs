@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -97,9 +97,7 @@ impl Connection {
         if header.correlation_id != correlation_id {
             bail!("broker at {} answered out of order", self.address);
         }
-        let resp = Resp::decode(&mut buf, version)?;
-        let _ = buf.remaining();
-        Ok(resp)
+        Ok(Resp::decode(&mut buf, version)?)
     }
 
     pub async fn call_at<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {

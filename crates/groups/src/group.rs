@@ -211,8 +211,8 @@ impl Group {
     }
 
     /// The protocol every member supports that gets the most votes, each member voting for
-    /// its most preferred candidate; ties go to the leader's order... Kafka breaks ties by
-    /// the candidate order of the vote's first member, which this follows.
+    /// the candidate it lists first. A tie goes to the candidate the first member (by
+    /// member id) lists first.
     pub fn select_protocol(&self) -> Option<String> {
         let first = self.members.values().next()?;
         let candidates: Vec<&String> =

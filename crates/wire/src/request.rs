@@ -101,7 +101,6 @@ pub fn decode_request(mut frame: Bytes, with_groups: bool) -> Result<DecodedRequ
     let body = decode_body(api_key, &mut frame, v).map_err(|e| malformed(format!("body: {e}")))?;
     // Bytes after the body are ignored, as Kafka's parser ignores them: librdkafka 2.13,
     // for one, sends a few extra bytes after some Metadata v13 requests.
-    let _ = frame.has_remaining();
     Ok(DecodedRequest {
         api_key,
         api_version: v,

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use weir_log::FsyncPolicy;
 use weir_wire::ResponseError;
 
-use super::{str_bytes, RequestMeta};
+use super::RequestMeta;
 use crate::connection::Reply;
 use crate::state::{BrokerState, PartitionHandle};
 
@@ -106,7 +106,6 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
                 .with_topic_id(topic_data.topic_id)
                 .with_partition_responses(partitions),
         );
-        let _ = str_bytes;
     }
 
     if acks == 0 {
