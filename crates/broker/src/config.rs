@@ -34,6 +34,14 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: i32,
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: i64,
+    /// Kafka's `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// Kafka's `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// Kafka's `group.max.size`.
+    pub group_max_size: usize,
+    /// Kafka's `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
 }
 
 impl BrokerConfig {
@@ -52,6 +60,10 @@ impl BrokerConfig {
             retention_check_interval_ms: 300_000,
             offsets_topic_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: weir_groups::GROUP_MEMBERS_MAX,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
         }
     }
 }

@@ -75,6 +75,10 @@ impl GroupRuntime {
         let topic = state.topic(OFFSETS_TOPIC).expect("just ensured");
         let config = CoordinatorConfig {
             group_initial_rebalance_delay_ms: state.config.group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms: state.config.group_min_session_timeout_ms,
+            group_max_session_timeout_ms: state.config.group_max_session_timeout_ms,
+            group_max_size: state.config.group_max_size.min(weir_groups::GROUP_MEMBERS_MAX),
+            offsets_retention_ms: state.config.offsets_retention_ms,
             offsets_topic_partitions: topic.partitions,
             ..CoordinatorConfig::default()
         };

@@ -366,3 +366,35 @@ async fn topic_admin_apis() {
     assert_eq!(c.create_topic("adm", 1, &[]).await, 0);
     assert_eq!(c.fetch("adm", 0, 0, 0).await.high_watermark, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_settings_reach_the_coordinator() {
+    // Goal: `group.max.size` and the session timeout bounds set on the broker are what the
+    // coordinator enforces, over a real connection.
+    let broker = TestBroker::start(|c| {
+        c.group_max_size = 1;
+        c.group_max_session_timeout_ms = 20_000;
+        c.group_initial_rebalance_delay_ms = 0;
+    })
+    .await;
+    let mut c = broker.client().await;
+    let join = |member: &str, session_ms: i32| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_session_timeout_ms(session_ms)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range"))])
+    };
+    let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 6, &join("", 30_000)).await;
+    assert_eq!(r.error_code, code(ResponseError::InvalidSessionTimeout));
+    let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 6, &join("", 10_000)).await;
+    assert_eq!(r.error_code, code(ResponseError::MemberIdRequired));
+    let first = r.member_id.to_string();
+    let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 6, &join(&first, 10_000)).await;
+    assert_eq!((r.error_code, r.generation_id), (0, 1));
+    let mut other = broker.client().await;
+    let r: JoinGroupResponse = other.call(ApiKey::JoinGroup, 6, &join("", 10_000)).await;
+    assert_eq!(r.error_code, code(ResponseError::GroupMaxSizeReached));
+}

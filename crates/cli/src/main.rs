@@ -86,6 +86,18 @@ struct ServeArgs {
     /// Delay before the first rebalance of an empty group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
     group_initial_rebalance_delay_ms: i64,
+    /// Smallest session timeout a member may ask for (Kafka's group.min.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6_000)]
+    group_min_session_timeout_ms: i32,
+    /// Largest session timeout a member may ask for (Kafka's group.max.session.timeout.ms).
+    #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    group_max_session_timeout_ms: i32,
+    /// Members allowed in one group (Kafka's group.max.size; at most 10000).
+    #[arg(long, env = "WEIR_GROUP_MAX_SIZE", default_value_t = 10_000)]
+    group_max_size: usize,
+    /// How long an empty group's committed offsets are kept (Kafka's offsets.retention.minutes).
+    #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
+    offsets_retention_minutes: i64,
 }
 
 fn parse_advertised(s: &str) -> Result<(String, i32), String> {
@@ -118,6 +130,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.retention_check_interval_ms = args.retention_check_interval_ms;
     config.offsets_topic_partitions = args.offsets_topic_partitions;
     config.group_initial_rebalance_delay_ms = args.group_initial_rebalance_delay_ms;
+    if args.group_min_session_timeout_ms > args.group_max_session_timeout_ms {
+        anyhow::bail!("--group-min-session-timeout-ms must not exceed --group-max-session-timeout-ms");
+    }
+    config.group_min_session_timeout_ms = args.group_min_session_timeout_ms;
+    config.group_max_session_timeout_ms = args.group_max_session_timeout_ms;
+    if args.group_max_size == 0 || args.group_max_size > 10_000 {
+        anyhow::bail!("--group-max-size must be between 1 and 10000");
+    }
+    config.group_max_size = args.group_max_size;
+    if args.offsets_retention_minutes < 1 {
+        anyhow::bail!("--offsets-retention-minutes must be at least 1");
+    }
+    config.offsets_retention_ms = args.offsets_retention_minutes.saturating_mul(60_000);
 
     let broker = Broker::bind(config.clone()).await?;
     tracing::info!(
