@@ -3,6 +3,9 @@
 //   codecs BOOTSTRAP PREFIX COUNT   produce COUNT keyed records to a 3-partition topic per
 //                                   compression codec with idempotence on, read them back,
 //                                   and check every record per partition in order.
+//   basic BOOTSTRAP TOPIC COUNT     create TOPIC (3 partitions), produce COUNT keyed records,
+//                                   read them back, delete TOPIC; prints the records for
+//                                   the compatibility runner to check (see run.py).
 //   member BOOTSTRAP TOPIC GROUP    join GROUP, print "partition offset value" for each record
 //                                   consumed, commit after each poll; stop on stdin close.
 //
@@ -30,6 +33,7 @@ public class Scenarios {
         switch (args[0]) {
             case "codecs": codecs(args[1], args[2], Integer.parseInt(args[3])); break;
             case "member": member(args[1], args[2], args[3]); return;
+            case "basic": basic(args[1], args[2], Integer.parseInt(args[3])); return;
             default: throw new IllegalArgumentException("unknown scenario " + args[0]);
         }
         System.out.println(passed + " passed, " + failed + " failed");
@@ -86,6 +90,58 @@ public class Scenarios {
                       sent.equals(got), "sent " + sent.values().stream().mapToInt(List::size).sum() + " got " + got.values().stream().mapToInt(List::size).sum());
             }
         }
+    }
+
+    static void basic(String bootstrap, String topic, int count) throws Exception {
+        Properties ap = new Properties();
+        ap.put("bootstrap.servers", bootstrap);
+        try (Admin admin = Admin.create(ap)) {
+            admin.createTopics(List.of(new NewTopic(topic, 3, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            int parts = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic).partitions().size();
+            System.out.println("T " + parts);
+            Properties pp = new Properties();
+            pp.put("bootstrap.servers", bootstrap);
+            pp.put("linger.ms", "5");
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+                List<Future<RecordMetadata>> fs = new ArrayList<>();
+                for (int i = 0; i < count; i++) fs.add(p.send(new ProducerRecord<>(topic, "k" + (i % 30), "v" + i)));
+                p.flush();
+                StringBuilder sb = new StringBuilder();
+                for (int i = 0; i < count; i++) {
+                    try {
+                        RecordMetadata md = fs.get(i).get(30, TimeUnit.SECONDS);
+                        sb.append("P ").append(md.partition()).append(' ').append(md.offset()).append(" k").append(i % 30).append(" v").append(i).append('\n');
+                    } catch (ExecutionException e) {
+                        sb.append("E produce: ").append(e.getCause()).append('\n');
+                    }
+                }
+                System.out.print(sb);
+            }
+            Properties cp = new Properties();
+            cp.put("bootstrap.servers", bootstrap);
+            cp.put("enable.auto.commit", "false");
+            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+                List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
+                c.assign(tps);
+                c.seekToBeginning(tps);
+                int n = 0;
+                long deadline = System.currentTimeMillis() + 60_000;
+                while (n < count && System.currentTimeMillis() < deadline) {
+                    StringBuilder sb = new StringBuilder();
+                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
+                        sb.append("C ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.key()).append(' ').append(r.value()).append('\n');
+                        n++;
+                    }
+                    System.out.print(sb);
+                }
+            }
+            admin.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
+            System.out.println("D");
+        } catch (Exception e) {
+            System.out.println("E " + e);
+            System.exit(1);
+        }
+        System.exit(0);
     }
 
     static void member(String bootstrap, String topic, String group) throws Exception {

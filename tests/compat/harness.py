@@ -1,0 +1,282 @@
+"""The compatibility harness's moving parts: the two brokers (weir and Apache Kafka), the
+clients with their pinned versions, and a group member running in its own process.
+
+Every client is driven through the same two roles (see clients/*): `basic` creates a
+3-partition topic, produces keyed records, reads them back and deletes the topic;
+`member` is one consumer group member. Their output is plain lines the runner checks,
+so a check means the same thing for every client.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+WORK = os.path.join(HERE, ".work")
+CLIENTS_DIR = os.path.join(HERE, "clients")
+KAFKA_DIR = os.path.join(HERE, "kafka")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kafka_classpath():
+    """Apache Kafka's jars (broker, tools, Java client), resolved from Maven Central once."""
+    return subprocess.run([os.path.join(KAFKA_DIR, "classpath.sh")], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def kafka_version():
+    pom = open(os.path.join(KAFKA_DIR, "pom.xml")).read()
+    return re.search(r"<kafka.version>([^<]+)<", pom).group(1)
+
+
+def kafka_tool(name, *args, timeout=120):
+    """One of Apache Kafka's CLI tools by name (kafka-topics, ...): (exit code, output)."""
+    r = subprocess.run([os.path.join(KAFKA_DIR, "tool"), name] + list(args), capture_output=True, text=True,
+                       timeout=timeout)
+    text = "\n".join(l for l in (r.stdout + r.stderr).splitlines() if not l.startswith("SLF4J"))
+    return r.returncode, text
+
+
+def java_classpath():
+    """Compiles clients/java/Scenarios.java against the Kafka client jars."""
+    cp = kafka_classpath()
+    out = os.path.join(WORK, "java-classes")
+    src = os.path.join(CLIENTS_DIR, "java", "Scenarios.java")
+    stamp = os.path.join(out, "Scenarios.class")
+    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(src):
+        os.makedirs(out, exist_ok=True)
+        subprocess.run(["javac", "-nowarn", "-d", out, "-cp", cp, src], check=True)
+    return cp + os.pathsep + out
+
+
+# ---------------------------------------------------------------- brokers
+
+class Weir:
+    """A weir broker in its own temp directory; restart keeps the data."""
+    name = "weir"
+
+    def __init__(self, bin_path, *extra):
+        self.bin = bin_path
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="weir-compat-")
+        self.extra = list(extra)
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.dir, "weir.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.bin, "serve", "--listen", self.bootstrap, "--data-dir", os.path.join(self.dir, "data"),
+             "--group-initial-rebalance-delay-ms", "0"] + self.extra,
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"weir exited with {self.proc.returncode}; see {self.dir}/weir.log")
+                time.sleep(0.02)
+        raise RuntimeError("weir did not start listening within 20 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+class Kafka:
+    """Apache Kafka through kafka/start.sh and kafka/stop.sh; restart keeps the data."""
+    name = "kafka"
+
+    def __init__(self):
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="kafka-compat-")
+
+    def start(self):
+        subprocess.run([os.path.join(KAFKA_DIR, "start.sh"), str(self.port), self.dir], check=True, timeout=180)
+        return self
+
+    def stop(self):
+        subprocess.run([os.path.join(KAFKA_DIR, "stop.sh"), self.dir], check=True, timeout=120)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+
+# ---------------------------------------------------------------- clients
+
+def _py(client):
+    driver = os.path.join(CLIENTS_DIR, "python", "drivers.py")
+    return lambda role, *args: [sys.executable, driver, role, client, *args]
+
+
+def _bin(name):
+    path = os.path.join(WORK, name)
+    return lambda role, *args: [path, role, *args]
+
+
+def _java(role, *args):
+    return ["java", "-Xmx256m", "-cp", java_classpath(), "Scenarios", role, *args]
+
+
+def _js(role, *args):
+    return ["node", os.path.join(CLIENTS_DIR, "js", "driver.js"), role, *args]
+
+
+def _pip_version(pkg):
+    try:
+        from importlib.metadata import version
+        return version(pkg)
+    except Exception:  # noqa: BLE001 - reported as not installed
+        return "not installed"
+
+
+def _go_version(module):
+    gomod = open(os.path.join(CLIENTS_DIR, "go", "go.mod")).read()
+    m = re.search(re.escape(module) + r" (v\S+)", gomod)
+    return m.group(1) if m else "?"
+
+
+def _versions():
+    def confluent():
+        try:
+            import confluent_kafka
+            return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+        except ImportError:
+            return "not installed"
+
+    def kcat():
+        try:
+            out = subprocess.run(["kcat", "-V"], capture_output=True, text=True).stdout
+            m = re.search(r"kcat - .*?version (\S+).*?librdkafka version (\S+)", out, re.S)
+            return f"{m.group(1)} (librdkafka {m.group(2)})" if m else out.splitlines()[0]
+        except OSError:
+            return "not installed"
+
+    def rdkafka():
+        lock = os.path.join(CLIENTS_DIR, "rust", "Cargo.toml")
+        m = re.search(r'rdkafka = \{ version = "=([^"]+)"', open(lock).read())
+        return f"{m.group(1)} (librdkafka built from source by rdkafka-sys)"
+
+    def kafkajs():
+        pkg = os.path.join(CLIENTS_DIR, "js", "node_modules", "kafkajs", "package.json")
+        return re.search(r'"version": "([^"]+)"', open(pkg).read()).group(1) if os.path.exists(pkg) else "not installed"
+
+    return {
+        "kcat": kcat,
+        "confluent-kafka": confluent,
+        "java": lambda: f"kafka-clients {kafka_version()}",
+        "franz-go": lambda: _go_version("github.com/twmb/franz-go"),
+        "sarama": lambda: _go_version("github.com/IBM/sarama"),
+        "kafka-python": lambda: _pip_version("kafka-python"),
+        "aiokafka": lambda: _pip_version("aiokafka"),
+        "kafkajs": kafkajs,
+        "rdkafka": rdkafka,
+    }
+
+
+# name -> command builder: role ("basic" | "member") and its arguments -> argv
+CLIENTS = {
+    "kcat": _py("kcat"),
+    "confluent-kafka": _py("confluent-kafka"),
+    "java": _java,
+    "franz-go": _bin("franz"),
+    "sarama": _bin("sarama"),
+    "kafka-python": _py("kafka-python"),
+    "aiokafka": _py("aiokafka"),
+    "kafkajs": _js,
+    "rdkafka": _bin("rdkafka-driver"),
+}
+VERSIONS = _versions()
+
+
+class Member:
+    """A group member in its own process, so it can leave cleanly or be killed -9. Only the
+    Python drivers take an assignment strategy and a static instance id."""
+
+    def __init__(self, client, bootstrap, topic, group, strategy=None, instance=None):
+        args = [bootstrap, topic, group]
+        if strategy or instance:
+            args += [strategy or "range"] + ([instance] if instance else [])
+        self.proc = subprocess.Popen(CLIENTS[client]("member", *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        self.values = []
+        self.assignment = None
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            parts = line.rstrip("\n").split(" ", 3)
+            with self.lock:
+                if parts[0] == "R" and len(parts) == 4:
+                    self.values.append(parts[3])
+                elif parts[0] == "A":
+                    text = line[2:].strip().strip("[]").replace(" ", "")
+                    self.assignment = sorted(int(x) for x in text.split(",") if x)
+
+    def leave(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def wait_until(cond, timeout_s):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, why=""):
+        if ok:
+            self.passed += 1
+            print(f"PASS {name}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {name}: {why}", flush=True)
+        return ok
+
+    def finish(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
