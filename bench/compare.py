@@ -32,13 +32,10 @@ def log(msg):
 
 
 def classpath():
+    """Apache Kafka's jars, the same the compatibility harness uses (tests/compat/kafka)."""
     os.makedirs(CACHE, exist_ok=True)
-    cp_file = os.path.join(CACHE, "kafka-classpath.txt")
-    if not os.path.exists(cp_file):
-        log("resolving Apache Kafka from Maven Central ...")
-        subprocess.run(["mvn", "-q", "-f", os.path.join(ROOT, "bench", "pom.xml"), "dependency:build-classpath",
-                        f"-Dmdep.outputFile={cp_file}"], check=True)
-    return open(cp_file).read().strip()
+    return subprocess.run([os.path.join(ROOT, "tests", "compat", "kafka", "classpath.sh")], check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def free_port():

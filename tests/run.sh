@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${WEIR_FUZZ_SECONDS:-30}"
 
 echo "== installing test clients"
-bash tests/acceptance/install.sh
+bash tests/compat/install.sh --quick
 
 echo "== cargo test"
 cargo build --release --workspace
@@ -37,5 +37,9 @@ fi
 echo "== durability: kill -9 under acks=all, 20 rounds"
 python3 tests/durability/crash.py "$PWD/target/release/weir" "${WEIR_CRASH_ROUNDS:-20}"
 
-echo "== acceptance: kcat, librdkafka, the Java client and Kafka's tools against weir"
+echo "== compatibility: real clients against weir (the quick subset; tests/compat/run.py runs all, against Apache Kafka too)"
+python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
+    --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}"
+
+echo "== acceptance: codecs, static membership, restart and Kafka's tools against weir"
 python3 tests/acceptance/acceptance.py "$PWD/target/release/weir"

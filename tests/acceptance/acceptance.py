@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Acceptance scenarios for weir with real clients: kcat (librdkafka 2.0 from Debian),
-librdkafka through confluent-kafka, the Apache Kafka Java client and tools, franz-go,
-kafka-python and kafkajs.
+"""weir-specific acceptance scenarios with real clients, beyond the per-client scenarios of
+the compatibility harness (tests/compat): compression codecs through librdkafka and the
+Java client, the cooperative-sticky assignor, independent groups, static membership,
+broker restart, and Apache Kafka's kafka-consumer-groups tool against weir.
 
-Usage: acceptance.py WEIR_BIN            run every scenario, one PASS/FAIL line each
-       acceptance.py member BOOTSTRAP TOPIC GROUP STRATEGY [INSTANCE]
-                                         (internal) a confluent-kafka group member process
-Ends with "N passed, M failed"; exits non-zero on any failure.
+Usage: acceptance.py WEIR_BIN      run every scenario, one PASS/FAIL line each
+Ends with "N passed, M failed"; exits non-zero on any failure. WEIR_ACCEPT_ONLY=text runs
+only the scenarios whose name contains text.
 """
 import collections
 import os
@@ -16,13 +16,14 @@ import threading
 import time
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import CONSUMER_GROUPS, Report, Weir, java_scenarios_classpath, kafka_tool  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "compat"))
+from harness import Member, Report, Weir, java_classpath, kafka_tool, kafka_version, wait_until  # noqa: E402
 
 from confluent_kafka import Consumer, Producer, TopicPartition, version, libversion  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
 
 SESSION_TIMEOUT_MS = 6000
+CONSUMER_GROUPS = "kafka-consumer-groups"
 
 
 def uid():
@@ -77,98 +78,6 @@ def read_partitions(bootstrap, topic, partitions, expected_total, timeout_s=60):
     return dict(got)
 
 
-# ---------------------------------------------------------------- member processes
-
-def run_member(bootstrap, topic, group, strategy, instance=None):
-    conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-            "enable.auto.commit": False, "partition.assignment.strategy": strategy,
-            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500}
-    if instance:
-        conf["group.instance.id"] = instance
-    c = Consumer(conf)
-    c.subscribe([topic])
-    stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    while not stop.is_set():
-        msgs = c.consume(1000, 0.2)
-        lines = [f"R {m.partition()} {m.offset()} {m.value().decode()}" for m in msgs if not m.error()]
-        if lines:
-            c.commit(asynchronous=False)
-        lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
-        print("\n".join(lines), flush=True)
-    c.close()
-
-
-def run_member_kafka_python(bootstrap, topic, group):
-    from kafka import KafkaConsumer
-    from kafka.coordinator.assignors.range import RangePartitionAssignor
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                      enable_auto_commit=False, session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=500,
-                      partition_assignment_strategy=[RangePartitionAssignor])
-    stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    while not stop.is_set():
-        batches = c.poll(timeout_ms=200)
-        lines = [f"R {m.partition} {m.offset} {m.value.decode()}" for ms in batches.values() for m in ms]
-        if lines:
-            try:
-                c.commit()
-            except Exception:  # a rebalance interrupted the commit; the records come again
-                pass
-        lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
-        print("\n".join(lines), flush=True)
-    c.close()
-
-
-class Member:
-    """A group member in its own process, so it can leave cleanly or be killed -9."""
-
-    def __init__(self, kind, bootstrap, topic, group, strategy="range", instance=None):
-        here = os.path.dirname(os.path.abspath(__file__))
-        if kind == "java":
-            cmd = ["java", "-Xmx256m", "-cp", java_scenarios_classpath(), "Scenarios", "member", bootstrap, topic, group]
-        elif kind == "franz-go":
-            cmd = [os.path.join(here, ".work", "franz-member"), bootstrap, topic, group]
-        elif kind == "kafkajs":
-            cmd = ["node", os.path.join(here, "js", "member.js"), bootstrap, topic, group]
-        elif kind == "kafka-python":
-            cmd = [sys.executable, os.path.abspath(__file__), "member-kafka-python", bootstrap, topic, group]
-        else:
-            cmd = [sys.executable, os.path.abspath(__file__), "member", bootstrap, topic, group, strategy] + ([instance] if instance else [])
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.values = []
-        self.assignment = None
-        self.lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            parts = line.rstrip("\n").split(" ", 3)
-            with self.lock:
-                if parts[0] == "R":
-                    self.values.append(parts[3])
-                elif parts[0] == "A":
-                    text = line[2:].strip().strip("[]").replace(" ", "")
-                    self.assignment = sorted(int(x) for x in text.split(",") if x)
-
-    def leave(self):
-        self.proc.stdin.close()
-        self.proc.wait(30)
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-def wait_until(cond, timeout_s):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
-
-
 # ---------------------------------------------------------------- scenarios
 
 def kcat_scenario(r, weir):
@@ -204,7 +113,7 @@ def codecs_scenario(r, weir, count):
         got = read_partitions(b, topic, 3, count)
         r.check(f"librdkafka {codec}: {count:,} idempotent records read back per partition in order", sent == got,
                 f"sent {sum(map(len, sent.values()))} got {sum(map(len, got.values()))}")
-    out = subprocess.run(["java", "-Xmx512m", "-cp", java_scenarios_classpath(), "Scenarios", "codecs", b, f"java-{uid()}", str(count)],
+    out = subprocess.run(["java", "-Xmx512m", "-cp", java_classpath(), "Scenarios", "codecs", b, f"java-{uid()}", str(count)],
                          capture_output=True, text=True, timeout=600)
     for line in out.stdout.splitlines():
         if line.startswith(("PASS ", "FAIL ")):
@@ -217,7 +126,7 @@ def group_scenario(r, weir, kind, strategy):
     """Six partitions, 20,000 keyed messages, three members: exactly once, 2/2/2; then one
     member is killed -9, then one leaves cleanly."""
     b = weir.bootstrap
-    label = f"{kind} {strategy}" if kind == "python" else kind
+    label = f"{kind} {strategy}"
     topic, group = f"grp-{uid()}", f"g-{uid()}"
     create_topic(b, topic, 6)
     produce(b, topic, [f"a{i}" for i in range(20000)], key_of=lambda i, v: f"k{i}")
@@ -261,7 +170,7 @@ def independent_groups_scenario(r, weir):
     topic = f"ind-{uid()}"
     create_topic(b, topic, 3)
     produce(b, topic, [f"v{i}" for i in range(3000)])
-    groups = [Member("python", b, topic, f"ind-{uid()}") for _ in range(2)]
+    groups = [Member("confluent-kafka", b, topic, f"ind-{uid()}") for _ in range(2)]
     try:
         ok = wait_until(lambda: all(len(set(m.values)) >= 3000 for m in groups), 60)
         r.check("two groups on one topic each receive every message", ok, f"{[len(set(m.values)) for m in groups]}")
@@ -276,7 +185,7 @@ def restart_scenario(r, weir):
     topic, group = f"rs-{uid()}", f"rs-{uid()}"
     create_topic(b, topic, 3, {"retention.ms": "86400000", "cleanup.policy": "delete"})
     produce(b, topic, [f"x{i}" for i in range(1000)])
-    m = Member("python", b, topic, group)
+    m = Member("confluent-kafka", b, topic, group)
     wait_until(lambda: len(m.values) >= 1000, 60)
     m.leave()
     weir.stop()
@@ -290,7 +199,7 @@ def restart_scenario(r, weir):
     got = read_partitions(b, topic, 3, 1000)
     r.check("restart: all 1,000 records are back", sum(map(len, got.values())) == 1000, f"{sum(map(len, got.values()))}")
     produce(b, topic, [f"y{i}" for i in range(500)])
-    m = Member("python", b, topic, group)
+    m = Member("confluent-kafka", b, topic, group)
     wait_until(lambda: len(m.values) >= 500, 60)
     time.sleep(1)
     m.leave()
@@ -314,12 +223,12 @@ def kafka_tools_scenario(r, weir, topic, group):
     code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--dry-run")
     r.check("kafka-consumer-groups --reset-offsets --dry-run plans offset 0", code == 0 and out.count(" 0") >= 3, out[-300:])
     code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute")
-    m = Member("python", b, topic, group)
+    m = Member("confluent-kafka", b, topic, group)
     ok = wait_until(lambda: len(m.values) >= 1500, 60)
     m.leave()
     r.check("reset --to-earliest --execute: the group consumes everything again", code == 0 and ok and len(set(m.values)) == 1500, f"{len(m.values)}")
     code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--reset-offsets", "--group", group, "--topic", topic, "--shift-by", "-10", "--execute")
-    m = Member("python", b, topic, group)
+    m = Member("confluent-kafka", b, topic, group)
     wait_until(lambda: len(m.values) >= 30, 30)
     time.sleep(1)
     m.leave()
@@ -331,7 +240,7 @@ def kafka_tools_scenario(r, weir, topic, group):
     produce(b, topic, [f"z{i}" for i in range(300)])
     code, out = kafka_tool(CONSUMER_GROUPS, "--bootstrap-server", b, "--reset-offsets", "--group", group, "--topic", topic,
                            "--to-datetime", mark, "--execute")
-    m = Member("python", b, topic, group)
+    m = Member("confluent-kafka", b, topic, group)
     wait_until(lambda: len(m.values) >= 300, 30)
     time.sleep(1)
     m.leave()
@@ -347,8 +256,8 @@ def static_membership_scenario(r, weir):
     b = weir.bootstrap
     topic, group = f"st-{uid()}", f"st-{uid()}"
     create_topic(b, topic, 4)
-    a = Member("python", b, topic, group, "range", "instance-a")
-    c = Member("python", b, topic, group, "range", "instance-c")
+    a = Member("confluent-kafka", b, topic, group, "range", "instance-a")
+    c = Member("confluent-kafka", b, topic, group, "range", "instance-c")
     try:
         wait_until(lambda: a.assignment and c.assignment and len(a.assignment) == 2 and len(c.assignment) == 2, 60)
         before = (list(a.assignment or []), list(c.assignment or []))
@@ -356,7 +265,7 @@ def static_membership_scenario(r, weir):
         history = []
         stop = threading.Event()
         threading.Thread(target=lambda: [history.append(list(c.assignment or [])) or time.sleep(0.05) for _ in iter(lambda: stop.is_set(), True)], daemon=True).start()
-        a2 = Member("python", b, topic, group, "range", "instance-a")
+        a2 = Member("confluent-kafka", b, topic, group, "range", "instance-a")
         ok = wait_until(lambda: a2.assignment == before[0], 30)
         stop.set()
         r.check("static member restarted within its session timeout gets its partitions back",
@@ -370,26 +279,15 @@ def static_membership_scenario(r, weir):
 
 
 def main():
-    if sys.argv[1] == "member":
-        run_member(*sys.argv[2:])
-        return
-    if sys.argv[1] == "member-kafka-python":
-        run_member_kafka_python(*sys.argv[2:])
-        return
     weir = Weir(sys.argv[1]).start()
     count = int(os.environ.get("WEIR_ACCEPT_RECORDS", "100000"))
     r = Report()
     print(f"clients: confluent-kafka {version()[0]} (librdkafka {libversion()[0]}), "
-          f"{subprocess.run(['kcat', '-V'], capture_output=True, text=True).stdout.splitlines()[0]}, Apache Kafka Java client 4.3.1", flush=True)
+          f"Apache Kafka's Java client and tools {kafka_version()}", flush=True)
     scenarios = [
         ("kcat", lambda: kcat_scenario(r, weir)),
         ("codecs", lambda: codecs_scenario(r, weir, count)),
-        ("groups python range", lambda: group_scenario(r, weir, "python", "range")),
-        ("groups python cooperative-sticky", lambda: group_scenario(r, weir, "python", "cooperative-sticky")),
-        ("groups java", lambda: group_scenario(r, weir, "java", "range")),
-        ("groups franz-go", lambda: group_scenario(r, weir, "franz-go", "range")),
-        ("groups kafka-python", lambda: group_scenario(r, weir, "kafka-python", "range")),
-        ("groups kafkajs", lambda: group_scenario(r, weir, "kafkajs", "range")),
+        ("groups confluent-kafka cooperative-sticky", lambda: group_scenario(r, weir, "confluent-kafka", "cooperative-sticky")),
         ("independent groups", lambda: independent_groups_scenario(r, weir)),
         ("static membership", lambda: static_membership_scenario(r, weir)),
     ]

@@ -168,22 +168,24 @@ def _versions():
     def confluent():
         try:
             import confluent_kafka
-            return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+            return f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
         except ImportError:
             return "not installed"
 
     def kcat():
         try:
             out = subprocess.run(["kcat", "-V"], capture_output=True, text=True).stdout
-            m = re.search(r"kcat - .*?version (\S+).*?librdkafka version (\S+)", out, re.S)
+            m = re.search(r"Version (\S+) .*?librdkafka (\S+)", out, re.S)
             return f"{m.group(1)} (librdkafka {m.group(2)})" if m else out.splitlines()[0]
         except OSError:
             return "not installed"
 
     def rdkafka():
-        lock = os.path.join(CLIENTS_DIR, "rust", "Cargo.toml")
-        m = re.search(r'rdkafka = \{ version = "=([^"]+)"', open(lock).read())
-        return f"{m.group(1)} (librdkafka built from source by rdkafka-sys)"
+        toml = os.path.join(CLIENTS_DIR, "rust", "Cargo.toml")
+        m = re.search(r'rdkafka = \{ version = "=([^"]+)"', open(toml).read())
+        lock = os.path.join(CLIENTS_DIR, "rust", "Cargo.lock")
+        sys_ver = re.search(r'name = "rdkafka-sys"\nversion = "[^+"]+\+([^"]+)"', open(lock).read()) if os.path.exists(lock) else None
+        return f"{m.group(1)} (librdkafka {sys_ver.group(1) if sys_ver else '?'}, built from source)"
 
     def kafkajs():
         pkg = os.path.join(CLIENTS_DIR, "js", "node_modules", "kafkajs", "package.json")
@@ -212,7 +214,7 @@ CLIENTS = {
     "kafka-python": _py("kafka-python"),
     "aiokafka": _py("aiokafka"),
     "kafkajs": _js,
-    "rdkafka": _bin("rdkafka-driver"),
+    "rdkafka": _bin(os.path.join("rust-target", "release", "rdkafka-driver")),
 }
 VERSIONS = _versions()
 

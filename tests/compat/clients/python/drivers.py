@@ -246,7 +246,6 @@ def kafka_topics(*args):
 
 
 def kcat_basic(bootstrap, topic, count):
-    import collections
     import subprocess
     kafka_topics("--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "3")
     meta = subprocess.run(["kcat", "-b", bootstrap, "-L", "-t", topic], capture_output=True, text=True, timeout=30).stdout
@@ -275,7 +274,7 @@ def kcat_member(bootstrap, topic, group, strategy="range", instance=None):
 
     def die_with_parent():  # a kill -9 of this driver must take kcat's group membership with it
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    proc = subprocess.Popen(["kcat", "-b", bootstrap, "-G", group, "-o", "beginning", "-f", "R %p %o %s\n",
+    proc = subprocess.Popen(["kcat", "-b", bootstrap, "-G", group, "-u", "-f", "R %p %o %s\n",
                              "-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=200",
                              "-X", f"session.timeout.ms={SESSION_TIMEOUT_MS}", "-X", "heartbeat.interval.ms=500",
                              "-X", f"partition.assignment.strategy={strategy}", topic],

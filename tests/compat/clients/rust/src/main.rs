@@ -14,7 +14,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -113,7 +113,7 @@ async fn member(bootstrap: &str, topic: &str, group: &str) -> Result<()> {
         .set("partition.assignment.strategy", "range")
         .create()?;
     consumer.subscribe(&[topic])?;
-    let (tx, mut closed) = tokio::sync::oneshot::channel::<()>();
+    let (tx, closed) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         let _ = tx.send(());
