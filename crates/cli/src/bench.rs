@@ -303,13 +303,13 @@ const JOIN_RETRIES_MAX: u32 = 300;
 
 /// One classic-protocol group member: join, sync, heartbeat. Each member has its own
 /// connection, because a JoinGroup waits at the coordinator until the group forms.
-struct Member {
+pub struct Member {
     conn: Connection,
     group: String,
     topic: String,
     partitions: i32,
-    member_id: String,
-    generation: i32,
+    pub member_id: String,
+    pub generation: i32,
     session_timeout_ms: i32,
     rebalance_timeout_ms: i32,
 }
@@ -322,7 +322,7 @@ fn versioned<T: Encodable>(message: &T, version: i16) -> anyhow::Result<Bytes> {
 }
 
 impl Member {
-    async fn new(bootstrap: &str, group: &str, topic: &str, partitions: i32, session_timeout_ms: i32, rebalance_timeout_ms: i32) -> anyhow::Result<Member> {
+    pub async fn new(bootstrap: &str, group: &str, topic: &str, partitions: i32, session_timeout_ms: i32, rebalance_timeout_ms: i32) -> anyhow::Result<Member> {
         let mut conn = Connection::connect(bootstrap).await?;
         // v4+ batches keys; earlier versions carry one.
         let v = conn.version::<FindCoordinatorRequest>()?;
@@ -355,7 +355,7 @@ impl Member {
     }
 
     /// Joins (or rejoins) and returns this member's partitions.
-    async fn join(&mut self) -> anyhow::Result<Vec<i32>> {
+    pub async fn join(&mut self) -> anyhow::Result<Vec<i32>> {
         let subscription = versioned(&ConsumerProtocolSubscription::default().with_topics(vec![sb(&self.topic)]), 0)?;
         let mut coordinator_retries = 0;
         loop {
@@ -433,7 +433,7 @@ impl Member {
     }
 
     /// One heartbeat; true when the group is rebalancing and this member must rejoin.
-    async fn heartbeat(&mut self) -> anyhow::Result<bool> {
+    pub async fn heartbeat(&mut self) -> anyhow::Result<bool> {
         let req = HeartbeatRequest::default()
             .with_group_id(GroupId(sb(&self.group)))
             .with_generation_id(self.generation)
@@ -442,7 +442,7 @@ impl Member {
         Ok(r.error_code != 0)
     }
 
-    async fn leave(&mut self) -> anyhow::Result<()> {
+    pub async fn leave(&mut self) -> anyhow::Result<()> {
         // v3+ leaves in batches; earlier versions name one member.
         let v = self.conn.version::<LeaveGroupRequest>()?;
         let req = LeaveGroupRequest::default().with_group_id(GroupId(sb(&self.group)));

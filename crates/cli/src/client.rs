@@ -111,6 +111,11 @@ impl Connection {
         Ok((self.call_at(request, v).await?, v))
     }
 
+    /// Forgets the last request sent: an acks=0 produce gets no answer.
+    pub fn forget_last(&mut self) {
+        self.in_flight.pop_back();
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

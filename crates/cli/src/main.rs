@@ -1,8 +1,15 @@
-//! `weir`: the single binary. `weir serve` runs the broker; `weir bench` measures any
-//! Kafka-protocol broker.
+//! `weir`: the single binary. `weir serve` runs the broker; `weir topics`, `weir groups`,
+//! `weir produce` and `weir consume` manage and use any Kafka-protocol broker; `weir bench`
+//! measures one.
 
 mod bench;
 mod client;
+mod cluster;
+mod data;
+mod groups;
+mod output;
+mod profile;
+mod topics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +22,18 @@ use weir_log::FsyncPolicy;
 #[derive(Parser)]
 #[command(name = "weir", version, about = "A Kafka-compatible streaming platform in one binary")]
 struct Cli {
+    /// Broker to talk to, host:port [env: WEIR_BOOTSTRAP; else the config file's profile; else localhost:9092].
+    #[arg(long, short = 'b', global = true)]
+    bootstrap: Option<String>,
+    /// Profile of the config file to take the bootstrap address from [env: WEIR_PROFILE].
+    #[arg(long, env = "WEIR_PROFILE", global = true)]
+    profile: Option<String>,
+    /// Config file with named profiles [env: WEIR_CONFIG; default ~/.config/weir/config.toml].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output of read commands.
+    #[arg(long, short = 'o', value_enum, default_value = "table", global = true)]
+    output: output::Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,13 +47,37 @@ enum Command {
     ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092
     ///   weir serve --data-dir /var/lib/weir --fsync interval --fsync-interval-ms 200
     Serve(ServeArgs),
+    /// Create, list, describe, delete and configure topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// List and describe consumer groups, see their lag, reset and delete their offsets.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
+    /// Produce lines from stdin or a file as records.
+    ///
+    /// Examples:
+    ///   echo hello | weir produce orders
+    ///   weir produce orders --key-separator : < keyed-lines.txt
+    ///   weir produce orders --file big.txt --compression zstd --acks all
+    ///   weir produce orders --header source=cli --partition 2
+    Produce(data::ProduceArgs),
+    /// Print records of a topic.
+    ///
+    /// Examples:
+    ///   weir consume orders --from-beginning --max-messages 10
+    ///   weir consume orders --group audit
+    ///   weir consume orders --partition 0 --offset 1200 --format '%p:%o %k=%v'
+    ///   weir consume orders --timestamp 2026-11-24T09:00:00Z --json
+    Consume(data::ConsumeArgs),
     /// Benchmarks against any Kafka-protocol broker (weir or Apache Kafka).
-    Bench {
-        /// Broker to measure.
-        #[arg(long, env = "WEIR_BOOTSTRAP", default_value = "localhost:9092", global = true)]
-        bootstrap: String,
-        #[command(subcommand)]
-        command: bench::BenchCommand,
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Print a shell completion script.
+    ///
+    /// Example:
+    ///   weir completions bash > /etc/bash_completion.d/weir
+    Completions {
+        shell: clap_complete::Shell,
     },
 }
 
@@ -175,25 +218,47 @@ async fn shutdown_signal() {
     }
 }
 
+/// Runs a client command: resolves the broker, connects, and turns any error into one line.
+fn client_command(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let format = cli.output;
+    let result = runtime.block_on(async move {
+        let bootstrap = profile::resolve_bootstrap(cli.bootstrap, cli.profile, cli.config)?;
+        match cli.command {
+            Command::Bench(command) => bench::run(&bootstrap, command).await,
+            Command::Topics(c) => topics::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
+            Command::Groups(c) => groups::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
+            Command::Produce(a) => data::produce(&mut cluster::Cluster::connect(&bootstrap).await?, a).await,
+            Command::Consume(a) => data::consume(&mut cluster::Cluster::connect(&bootstrap).await?, a).await,
+            Command::Serve(_) | Command::Completions { .. } => Ok(()),
+        }
+    });
+    // Pending connections must not hold the process open.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Bench { bootstrap, command } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(bench::run(&bootstrap, command)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "weir", &mut std::io::stdout());
+            ExitCode::SUCCESS
         }
+        Command::Bench(_) | Command::Topics(_) | Command::Groups(_) | Command::Produce(_) | Command::Consume(_) => client_command(cli),
         Command::Serve(args) => {
             let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

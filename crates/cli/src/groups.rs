@@ -1,0 +1,684 @@
+//! `weir groups`: list, describe (lag in records and in time), reset-offsets (plan, execute,
+//! undo), delete, delete-offsets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context};
+use bytes::Buf;
+use clap::{ArgGroup, Subcommand};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::ResponseError;
+use serde_json::json;
+
+use crate::client::sb;
+use crate::cluster::{error_name, Cluster};
+use crate::output::{self, emit, Format};
+
+#[derive(Subcommand)]
+pub enum GroupsCommand {
+    /// List consumer groups with their state.
+    ///
+    /// Examples:
+    ///   weir groups list
+    ///   weir groups list --state Stable --output json
+    List {
+        /// Only groups in this state (Empty, Stable, PreparingRebalance, CompletingRebalance, Dead).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show a group: state, members and their partitions, committed offsets and lag per
+    /// partition, and total lag per topic in records and in time.
+    ///
+    /// Examples:
+    ///   weir groups describe orders-app
+    ///   weir groups describe orders-app --watch
+    ///   weir groups describe orders-app --output json
+    Describe {
+        group: String,
+        /// Refresh every N seconds (default 2) until interrupted.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+        watch: Option<u64>,
+    },
+    /// Move a group's committed offsets. Shows the plan and changes nothing without --execute;
+    /// refuses while the group has active members. Every executed reset saves the previous
+    /// offsets to a file and prints the command that restores them.
+    ///
+    /// Examples:
+    ///   weir groups reset-offsets orders-app --topic orders --to-earliest
+    ///   weir groups reset-offsets orders-app --topic orders:0,1 --shift-by -100 --execute
+    ///   weir groups reset-offsets orders-app --topic orders --to-datetime 2026-11-24T09:00:00Z --execute
+    ///   weir groups reset-offsets orders-app --topic orders --by-duration PT1H --execute
+    ///   weir groups reset-offsets orders-app --from-file orders-app.offsets-20261124T100000.csv --execute
+    #[command(group(ArgGroup::new("target").required(true).args(["to_earliest", "to_latest", "to_offset", "to_datetime", "by_duration", "shift_by", "from_file"])))]
+    ResetOffsets {
+        group: String,
+        /// TOPIC or TOPIC:P1,P2 to reset; repeat for more.
+        #[arg(long = "topic", value_name = "TOPIC[:PARTITIONS]")]
+        topics: Vec<String>,
+        /// Every topic the group has committed offsets for.
+        #[arg(long)]
+        all_topics: bool,
+        #[arg(long)]
+        to_earliest: bool,
+        #[arg(long)]
+        to_latest: bool,
+        #[arg(long, value_name = "OFFSET")]
+        to_offset: Option<i64>,
+        /// ISO 8601 time, e.g. 2026-11-24T09:00:00Z (no zone: local time).
+        #[arg(long, value_name = "DATETIME")]
+        to_datetime: Option<String>,
+        /// ISO 8601 duration back from now, e.g. PT1H, P1DT12H, PT30M.
+        #[arg(long, value_name = "DURATION")]
+        by_duration: Option<String>,
+        /// Move each partition by N records (negative: back).
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        shift_by: Option<i64>,
+        /// Offsets to restore, as written by an earlier reset (topic,partition,offset lines).
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// Apply the plan.
+        #[arg(long)]
+        execute: bool,
+        /// Where an executed reset saves the previous offsets (default: GROUP.offsets-TIME.csv here).
+        #[arg(long, value_name = "FILE")]
+        backup: Option<PathBuf>,
+    },
+    /// Delete groups with no active members, with their committed offsets.
+    ///
+    /// Example:
+    ///   weir groups delete orders-app-old
+    Delete {
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Delete a group's committed offsets for some topics or partitions.
+    ///
+    /// Example:
+    ///   weir groups delete-offsets orders-app --topic orders-old
+    DeleteOffsets {
+        group: String,
+        /// TOPIC or TOPIC:P1,P2; repeat for more.
+        #[arg(long = "topic", value_name = "TOPIC[:PARTITIONS]", required = true)]
+        topics: Vec<String>,
+    },
+}
+
+pub async fn run(cluster: &mut Cluster, format: Format, cmd: GroupsCommand) -> anyhow::Result<()> {
+    match cmd {
+        GroupsCommand::List { state } => list(cluster, format, state).await,
+        GroupsCommand::Describe { group, watch } => match watch {
+            None => describe(cluster, format, &group).await,
+            Some(secs) => loop {
+                print!("\x1b[2J\x1b[H");
+                describe(cluster, format, &group).await?;
+                println!("\nrefreshing every {secs} s; Ctrl-C to stop");
+                tokio::time::sleep(Duration::from_secs(secs.max(1))).await;
+            },
+        },
+        GroupsCommand::ResetOffsets { group, topics, all_topics, to_earliest, to_latest, to_offset, to_datetime, by_duration, shift_by, from_file, execute, backup } => {
+            let spec = if to_earliest {
+                Spec::Earliest
+            } else if to_latest {
+                Spec::Latest
+            } else if let Some(o) = to_offset {
+                Spec::Offset(o)
+            } else if let Some(d) = to_datetime {
+                Spec::Time(parse_datetime(&d)?)
+            } else if let Some(d) = by_duration {
+                Spec::Time(now_ms() - parse_duration(&d)?)
+            } else if let Some(n) = shift_by {
+                Spec::Shift(n)
+            } else if let Some(f) = from_file {
+                Spec::File(read_offsets_file(&f)?)
+            } else {
+                bail!("say where to move the offsets: --to-earliest, --to-latest, --to-offset, --to-datetime, --by-duration, --shift-by or --from-file")
+            };
+            reset(cluster, format, &group, &topics, all_topics, spec, execute, backup).await
+        }
+        GroupsCommand::Delete { groups } => delete(cluster, &groups).await,
+        GroupsCommand::DeleteOffsets { group, topics } => delete_offsets(cluster, &group, &topics).await,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- reading a group
+
+pub struct MemberInfo {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub host: String,
+    /// topic -> partitions, when the group's protocol type is "consumer".
+    pub assignment: BTreeMap<String, Vec<i32>>,
+}
+
+pub struct GroupInfo {
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub coordinator: i32,
+    pub members: Vec<MemberInfo>,
+    /// (topic, partition) -> committed offset
+    pub committed: BTreeMap<(String, i32), i64>,
+}
+
+fn decode_assignment(bytes: &bytes::Bytes) -> BTreeMap<String, Vec<i32>> {
+    let mut b = bytes.clone();
+    if b.len() < 2 {
+        return BTreeMap::new();
+    }
+    let version = b.get_i16();
+    match ConsumerProtocolAssignment::decode(&mut b, version.clamp(0, 3)) {
+        Ok(a) => a.assigned_partitions.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+async fn committed_offsets(cluster: &mut Cluster, coordinator: i32, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let address = cluster.brokers.get(&coordinator).cloned().ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
+    let conn = cluster.conn(&address).await?;
+    let v = conn.version::<OffsetFetchRequest>()?;
+    let req = if v >= 8 {
+        OffsetFetchRequest::default().with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(sb(group))).with_topics(None)])
+    } else {
+        OffsetFetchRequest::default().with_group_id(GroupId(sb(group))).with_topics(None)
+    };
+    let resp = conn.call_at(&req, v).await?;
+    let mut out = BTreeMap::new();
+    if v >= 8 {
+        for g in resp.groups {
+            if g.error_code != 0 {
+                bail!("cannot read the committed offsets of group '{group}': {}", error_name(g.error_code));
+            }
+            for t in g.topics {
+                for p in t.partitions {
+                    if p.committed_offset >= 0 {
+                        out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                    }
+                }
+            }
+        }
+    } else {
+        if resp.error_code != 0 {
+            bail!("cannot read the committed offsets of group '{group}': {}", error_name(resp.error_code));
+        }
+        for t in resp.topics {
+            for p in t.partitions {
+                if p.committed_offset >= 0 {
+                    out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A group's state, members and committed offsets; a clear error when it does not exist.
+pub async fn read_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<GroupInfo> {
+    let coordinator = cluster.coordinator(group).await?;
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]);
+    let resp = cluster.call_on(coordinator, &req).await?;
+    let g = resp.groups.into_iter().next().ok_or_else(|| anyhow!("the coordinator did not describe group '{group}'"))?;
+    let not_found = g.error_code == ResponseError::GroupIdNotFound.code();
+    if g.error_code != 0 && !not_found {
+        bail!("cannot describe group '{group}': {}", error_name(g.error_code));
+    }
+    let committed = committed_offsets(cluster, coordinator, group).await?;
+    if (not_found || g.group_state.as_str() == "Dead") && g.members.is_empty() && committed.is_empty() {
+        bail!("group '{group}' does not exist; list groups with `weir groups list`");
+    }
+    let consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.is_empty();
+    let members = g
+        .members
+        .iter()
+        .map(|m| MemberInfo {
+            member_id: m.member_id.to_string(),
+            instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+            client_id: m.client_id.to_string(),
+            host: m.client_host.to_string(),
+            assignment: if consumer { decode_assignment(&m.member_assignment) } else { BTreeMap::new() },
+        })
+        .collect();
+    Ok(GroupInfo { state: g.group_state.to_string(), protocol_type: g.protocol_type.to_string(), protocol: g.protocol_data.to_string(), coordinator, members, committed })
+}
+
+async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> anyhow::Result<()> {
+    let brokers: Vec<i32> = cluster.brokers.keys().copied().collect();
+    let mut groups = Vec::new();
+    for b in brokers {
+        let req = ListGroupsRequest::default().with_states_filter(state.iter().map(|s| sb(s)).collect());
+        let resp = cluster.call_on(b, &req).await?;
+        if resp.error_code != 0 {
+            bail!("cannot list groups on broker {b}: {}", error_name(resp.error_code));
+        }
+        for g in resp.groups {
+            groups.push((g.group_id.to_string(), g.group_state.to_string(), g.protocol_type.to_string()));
+        }
+    }
+    if let Some(s) = &state {
+        // Brokers before ListGroups v4 ignore the filter.
+        groups.retain(|g| g.1.eq_ignore_ascii_case(s));
+    }
+    groups.sort();
+    let value = json!(groups.iter().map(|(g, s, t)| json!({"group": g, "state": s, "protocol_type": t})).collect::<Vec<_>>());
+    emit(format, &value, || {
+        if groups.is_empty() {
+            println!("no consumer groups");
+            return;
+        }
+        let mut tab = output::table(&["GROUP", "STATE", "PROTOCOL TYPE"]);
+        for (g, s, t) in &groups {
+            tab.add_row(vec![g.clone(), s.clone(), t.clone()]);
+        }
+        println!("{tab}");
+    })
+}
+
+struct PartitionLag {
+    topic: String,
+    partition: i32,
+    committed: Option<i64>,
+    log_end: i64,
+    lag: Option<i64>,
+    /// How old the oldest unconsumed record is, in ms.
+    behind_ms: Option<i64>,
+    owner: Option<usize>,
+}
+
+async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow::Result<()> {
+    let g = read_group(cluster, group).await?;
+    // Partitions: those assigned to members and those with committed offsets.
+    let mut owner: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    for (i, m) in g.members.iter().enumerate() {
+        for (t, ps) in &m.assignment {
+            for p in ps {
+                owner.insert((t.clone(), *p), i);
+            }
+        }
+    }
+    let keys: BTreeSet<(String, i32)> = owner.keys().cloned().chain(g.committed.keys().cloned()).collect();
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (t, p) in &keys {
+        by_topic.entry(t.clone()).or_default().push(*p);
+    }
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for (topic, ps) in &by_topic {
+        let info = match cluster.topic(topic).await {
+            Ok(i) => i,
+            Err(_) => continue, // a deleted topic's leftover offsets
+        };
+        let ps: Vec<i32> = ps.iter().copied().filter(|p| info.partitions.iter().any(|x| x.partition == *p)).collect();
+        let ends = cluster.list_offsets(&info, &ps, -1).await?;
+        for p in ps {
+            let log_end = ends.get(&p).map(|x| x.0).unwrap_or(-1);
+            let committed = g.committed.get(&(topic.clone(), p)).copied();
+            let lag = committed.map(|c| (log_end - c).max(0));
+            let mut behind_ms = None;
+            if let (Some(c), Some(l)) = (committed, lag) {
+                if l > 0 {
+                    if let Ok((recs, _)) = cluster.fetch(&info, p, c, 64 << 10, 0).await {
+                        behind_ms = recs.first().map(|r| (now - r.timestamp).max(0));
+                    }
+                } else {
+                    behind_ms = Some(0);
+                }
+            }
+            rows.push(PartitionLag { topic: topic.clone(), partition: p, committed, log_end, lag, behind_ms, owner: owner.get(&(topic.clone(), p)).copied() });
+        }
+    }
+    let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for r in &rows {
+        let e = totals.entry(&r.topic).or_insert((0, 0));
+        e.0 += r.lag.unwrap_or(0);
+        e.1 = e.1.max(r.behind_ms.unwrap_or(0));
+    }
+    let coordinator_addr = cluster.brokers.get(&g.coordinator).cloned().unwrap_or_default();
+    let value = json!({
+        "group": group, "state": g.state, "protocol_type": g.protocol_type, "assignor": g.protocol,
+        "coordinator": {"id": g.coordinator, "address": coordinator_addr},
+        "members": g.members.iter().map(|m| json!({
+            "member_id": m.member_id, "group_instance_id": m.instance_id, "client_id": m.client_id, "host": m.host,
+            "assignment": m.assignment,
+        })).collect::<Vec<_>>(),
+        "partitions": rows.iter().map(|r| json!({
+            "topic": r.topic, "partition": r.partition, "committed_offset": r.committed, "log_end_offset": r.log_end,
+            "lag": r.lag, "behind_ms": r.behind_ms, "member_id": r.owner.map(|i| g.members[i].member_id.clone()),
+        })).collect::<Vec<_>>(),
+        "lag": totals.iter().map(|(t, (n, ms))| json!({"topic": t, "records": n, "behind_ms": ms})).collect::<Vec<_>>(),
+    });
+    emit(format, &value, || {
+        println!("group {group}  state {}  protocol {}{}  coordinator {} ({})  {} member{}",
+                 g.state, if g.protocol_type.is_empty() { "-" } else { &g.protocol_type },
+                 if g.protocol.is_empty() { String::new() } else { format!("/{}", g.protocol) },
+                 g.coordinator, coordinator_addr, g.members.len(), if g.members.len() == 1 { "" } else { "s" });
+        for (t, (n, ms)) in &totals {
+            if *n == 0 {
+                println!("lag on {t}: none, caught up");
+            } else {
+                println!("lag on {t}: {n} records, {} behind", output::age(*ms));
+            }
+        }
+        if !g.members.is_empty() {
+            let mut tab = output::table(&["MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "PARTITIONS"]);
+            for m in &g.members {
+                let parts = m.assignment.iter().map(|(t, ps)| format!("{t}:{}", ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","))).collect::<Vec<_>>().join(" ");
+                tab.add_row(vec![m.member_id.clone(), m.instance_id.clone().unwrap_or_else(|| "-".into()), m.client_id.clone(), m.host.clone(), parts]);
+            }
+            println!("{tab}");
+        }
+        if !rows.is_empty() {
+            let mut tab = output::table(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "BEHIND", "MEMBER"]);
+            for r in &rows {
+                tab.add_row(vec![
+                    r.topic.clone(),
+                    r.partition.to_string(),
+                    r.committed.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    r.log_end.to_string(),
+                    r.lag.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    r.behind_ms.map(output::age).unwrap_or_else(|| "-".into()),
+                    r.owner.map(|i| g.members[i].member_id.clone()).unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{tab}");
+        }
+    })
+}
+
+// ---------------------------------------------------------------- resetting offsets
+
+enum Spec {
+    Earliest,
+    Latest,
+    Offset(i64),
+    Time(i64),
+    Shift(i64),
+    File(Vec<(String, i32, i64)>),
+}
+
+/// "2026-11-24T09:00:00Z", "2026-11-24T09:00:00.000+01:00", or without zone in local time.
+pub fn parse_datetime(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"] {
+        let parsed = chrono::NaiveDateTime::parse_from_str(s, f).or_else(|_| chrono::NaiveDate::parse_from_str(s, f).map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")));
+        if let Ok(naive) = parsed {
+            use chrono::TimeZone;
+            if let Some(t) = chrono::Local.from_local_datetime(&naive).earliest() {
+                return Ok(t.timestamp_millis());
+            }
+        }
+    }
+    bail!("'{s}' is not an ISO 8601 time; write it as e.g. 2026-11-24T09:00:00Z or 2026-11-24T09:00:00 (local time)")
+}
+
+/// ISO 8601 durations: P1D, PT1H, PT30M, PT45S, P1DT12H, PT1.5S.
+fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow!("'{s}' is not an ISO 8601 duration; write it as e.g. PT1H, PT30M or P1DT12H");
+    let rest = s.strip_prefix('P').or_else(|| s.strip_prefix('p')).ok_or_else(bad)?;
+    let (mut ms, mut in_time, mut num) = (0f64, false, String::new());
+    for c in rest.chars() {
+        match c.to_ascii_uppercase() {
+            'T' => in_time = true,
+            '0'..='9' | '.' => num.push(c),
+            u => {
+                let n: f64 = num.parse().map_err(|_| bad())?;
+                num.clear();
+                ms += n * match (u, in_time) {
+                    ('W', false) => 604_800_000.0,
+                    ('D', false) => 86_400_000.0,
+                    ('H', true) => 3_600_000.0,
+                    ('M', true) => 60_000.0,
+                    ('S', true) => 1_000.0,
+                    _ => return Err(bad()),
+                };
+            }
+        }
+    }
+    if !num.is_empty() || ms <= 0.0 {
+        return Err(bad());
+    }
+    Ok(ms as i64)
+}
+
+fn read_offsets_file(path: &PathBuf) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read offsets file {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut f = line.rsplitn(3, ',');
+        let (o, p, t) = (f.next(), f.next(), f.next());
+        match (t, p.and_then(|p| p.trim().parse().ok()), o.and_then(|o| o.trim().parse().ok())) {
+            (Some(t), Some(p), Some(o)) => out.push((t.trim().to_string(), p, o)),
+            _ => bail!("{} line {}: expected topic,partition,offset, found '{line}'", path.display(), i + 1),
+        }
+    }
+    if out.is_empty() {
+        bail!("offsets file {} lists no offsets", path.display());
+    }
+    Ok(out)
+}
+
+/// "orders" or "orders:0,2" -> (topic, Some(partitions)).
+pub fn parse_topic_spec(s: &str) -> anyhow::Result<(String, Option<Vec<i32>>)> {
+    match s.split_once(':') {
+        None => Ok((s.to_string(), None)),
+        Some((t, ps)) => {
+            let parts: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
+            Ok((t.to_string(), Some(parts.map_err(|_| anyhow!("'{s}' is not TOPIC:P1,P2 (partitions are numbers)"))?)))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[String], all_topics: bool, spec: Spec, execute: bool, backup: Option<PathBuf>) -> anyhow::Result<()> {
+    // A group that has never committed and has no members is fine to reset: Kafka creates it.
+    let g = match read_group(cluster, group).await {
+        Ok(g) => g,
+        Err(e) if e.to_string().contains("does not exist") => {
+            let coordinator = cluster.coordinator(group).await?;
+            GroupInfo { state: "Empty".into(), protocol_type: String::new(), protocol: String::new(), coordinator, members: Vec::new(), committed: BTreeMap::new() }
+        }
+        Err(e) => return Err(e),
+    };
+    if !g.members.is_empty() {
+        bail!("group '{group}' has {} active member{} (state {}); stop its consumers first, offsets can only be reset while the group is empty",
+              g.members.len(), if g.members.len() == 1 { "" } else { "s" }, g.state);
+    }
+    // The partitions to move.
+    let mut targets: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    if let Spec::File(entries) = &spec {
+        for (t, p, _) in entries {
+            targets.entry(t.clone()).or_default().insert(*p);
+        }
+    } else {
+        if topics.is_empty() && !all_topics {
+            bail!("name what to reset: --topic TOPIC (or TOPIC:P1,P2), or --all-topics");
+        }
+        if all_topics {
+            for (t, p) in g.committed.keys() {
+                targets.entry(t.clone()).or_default().insert(*p);
+            }
+        }
+        for s in topics {
+            let (t, ps) = parse_topic_spec(s)?;
+            let info = cluster.topic(&t).await?;
+            let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
+            for p in ps.unwrap_or_else(|| all.clone()) {
+                if !all.contains(&p) {
+                    bail!("topic '{t}' has no partition {p}; it has partitions 0 to {}", all.len() - 1);
+                }
+                targets.entry(t.clone()).or_default().insert(p);
+            }
+        }
+        if targets.is_empty() {
+            bail!("group '{group}' has no committed offsets; name the topics with --topic");
+        }
+    }
+    // Plan: (topic, partition, current, new).
+    let mut plan = Vec::new();
+    for (t, ps) in &targets {
+        let info = cluster.topic(t).await?;
+        let ps: Vec<i32> = ps.iter().copied().collect();
+        let earliest = cluster.list_offsets(&info, &ps, -2).await?;
+        let latest = cluster.list_offsets(&info, &ps, -1).await?;
+        let at_time = match &spec {
+            Spec::Time(ts) => Some(cluster.list_offsets(&info, &ps, *ts).await?),
+            _ => None,
+        };
+        for p in ps {
+            let (lo, hi) = (earliest[&p].0, latest[&p].0);
+            let current = g.committed.get(&(t.clone(), p)).copied();
+            let new = match &spec {
+                Spec::Earliest => lo,
+                Spec::Latest => hi,
+                Spec::Offset(o) => *o,
+                Spec::Shift(n) => current.unwrap_or(lo) + n,
+                Spec::Time(_) => match at_time.as_ref().and_then(|m| m.get(&p)).map(|x| x.0) {
+                    Some(o) if o >= 0 => o,
+                    _ => hi, // no record at or after that time
+                },
+                Spec::File(entries) => entries.iter().find(|(et, ep, _)| et == t && *ep == p).map(|e| e.2).unwrap_or(lo),
+            };
+            plan.push((t.clone(), p, current, new.clamp(lo, hi)));
+        }
+    }
+    let value = json!({
+        "group": group, "executed": execute,
+        "partitions": plan.iter().map(|(t, p, c, n)| json!({"topic": t, "partition": p, "current": c, "new": n})).collect::<Vec<_>>(),
+    });
+    emit(format, &value, || {
+        let mut tab = output::table(&["TOPIC", "PARTITION", "CURRENT", "NEW"]);
+        for (t, p, c, n) in &plan {
+            tab.add_row(vec![t.clone(), p.to_string(), c.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), n.to_string()]);
+        }
+        println!("{tab}");
+    })?;
+    if !execute {
+        if format == Format::Table {
+            println!("plan only: nothing changed; add --execute to apply it");
+        }
+        return Ok(());
+    }
+    // Save what is being replaced, so the reset can be undone.
+    let backup = backup.unwrap_or_else(|| PathBuf::from(format!("{group}.offsets-{}.csv", chrono::Local::now().format("%Y%m%dT%H%M%S"))));
+    let mut f = std::fs::File::create(&backup).with_context(|| format!("cannot write the backup file {}; pass --backup FILE somewhere writable", backup.display()))?;
+    writeln!(f, "# committed offsets of group {group} before the reset at {}; topic,partition,offset", chrono::Local::now().to_rfc3339())?;
+    let mut uncommitted = 0;
+    for (t, p, c, _) in &plan {
+        match c {
+            Some(c) => writeln!(f, "{t},{p},{c}")?,
+            None => uncommitted += 1,
+        }
+    }
+    drop(f);
+    commit_offsets(cluster, g.coordinator, group, &plan.iter().map(|(t, p, _, n)| (t.clone(), *p, *n)).collect::<Vec<_>>()).await?;
+    let undo = format!("weir groups reset-offsets {group} --from-file {} --execute", backup.display());
+    if format == Format::Table {
+        println!("offsets of group '{group}' reset for {} partition{}", plan.len(), if plan.len() == 1 { "" } else { "s" });
+        println!("previous offsets saved to {}; undo with:\n  {undo}", backup.display());
+        if uncommitted > 0 {
+            println!("({uncommitted} partition{} had no committed offset before; undo leaves {} at the new position)", if uncommitted == 1 { "" } else { "s" }, if uncommitted == 1 { "it" } else { "them" });
+        }
+    } else {
+        eprintln!("previous offsets saved to {}; undo with: {undo}", backup.display());
+    }
+    Ok(())
+}
+
+/// Commits offsets for a group with no members, as admin tools do (generation -1).
+async fn commit_offsets(cluster: &mut Cluster, coordinator: i32, group: &str, offsets: &[(String, i32, i64)]) -> anyhow::Result<()> {
+    let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    for (t, p, o) in offsets {
+        by_topic.entry(t).or_default().push((*p, *o));
+    }
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(sb(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(sb(""))
+        .with_topics(by_topic.iter().map(|(t, ps)| offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(TopicName(sb(t)))
+            .with_partitions(ps.iter().map(|(p, o)| offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o).with_committed_leader_epoch(-1)).collect()))
+            .collect());
+    let resp = cluster.call_on(coordinator, &req).await?;
+    for t in resp.topics {
+        for p in t.partitions {
+            if p.error_code != 0 {
+                bail!("commit for {}[{}] in group '{group}' failed: {}", t.name.as_str(), p.partition_index, error_name(p.error_code));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete(cluster: &mut Cluster, groups: &[String]) -> anyhow::Result<()> {
+    let mut failed = None;
+    for group in groups {
+        let coordinator = cluster.coordinator(group).await?;
+        let resp = cluster.call_on(coordinator, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))])).await?;
+        for r in resp.results {
+            match ResponseError::try_from_code(r.error_code) {
+                None => println!("group '{group}' deleted"),
+                Some(ResponseError::GroupIdNotFound) => failed = Some(format!("group '{group}' does not exist; list groups with `weir groups list`")),
+                Some(ResponseError::NonEmptyGroup) => failed = Some(format!("group '{group}' has active members; stop its consumers before deleting it")),
+                Some(_) => failed = Some(format!("cannot delete group '{group}': {}", error_name(r.error_code))),
+            }
+        }
+    }
+    match failed {
+        Some(f) => bail!(f),
+        None => Ok(()),
+    }
+}
+
+async fn delete_offsets(cluster: &mut Cluster, group: &str, topics: &[String]) -> anyhow::Result<()> {
+    let g = read_group(cluster, group).await?;
+    let mut req_topics = Vec::new();
+    for s in topics {
+        let (t, ps) = parse_topic_spec(s)?;
+        let ps = match ps {
+            Some(ps) => ps,
+            None => {
+                let committed: Vec<i32> = g.committed.keys().filter(|(ct, _)| *ct == t).map(|(_, p)| *p).collect();
+                if committed.is_empty() {
+                    match cluster.topic(&t).await {
+                        Ok(info) => info.partitions.iter().map(|p| p.partition).collect(),
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    committed
+                }
+            }
+        };
+        req_topics.push(offset_delete_request::OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(sb(&t)))
+            .with_partitions(ps.iter().map(|p| offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(*p)).collect()));
+    }
+    let resp = cluster.call_on(g.coordinator, &OffsetDeleteRequest::default().with_group_id(GroupId(sb(group))).with_topics(req_topics)).await?;
+    if resp.error_code != 0 {
+        bail!("cannot delete offsets of group '{group}': {}", error_name(resp.error_code));
+    }
+    let mut n = 0;
+    for t in resp.topics {
+        for p in t.partitions {
+            match ResponseError::try_from_code(p.error_code) {
+                None => n += 1,
+                Some(ResponseError::GroupSubscribedToTopic) => bail!("group '{group}' is consuming topic '{}'; stop its consumers before deleting its offsets", t.name.as_str()),
+                Some(_) => bail!("cannot delete the offset of {}[{}] in group '{group}': {}", t.name.as_str(), p.partition_index, error_name(p.error_code)),
+            }
+        }
+    }
+    println!("deleted {n} committed offset{} of group '{group}'", if n == 1 { "" } else { "s" });
+    Ok(())
+}
