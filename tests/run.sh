@@ -41,5 +41,8 @@ echo "== compatibility: real clients against weir (the quick subset; tests/compa
 python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
     --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}"
 
+echo "== the weir CLI against weir and Apache Kafka"
+python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
+
 echo "== acceptance: codecs, static membership, restart and Kafka's tools against weir"
 python3 tests/acceptance/acceptance.py "$PWD/target/release/weir"

@@ -124,6 +124,21 @@ def create_topic(bootstrap, topic, partitions):
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
 
 
+def wait_for_leaders(bootstrap, topic, partitions, timeout_s=60):
+    """After a restart, Kafka answers before every partition has its leader back."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            t = admin.list_topics(topic, timeout=5).topics.get(topic)
+            if t and t.error is None and len(t.partitions) == partitions and all(p.leader >= 0 for p in t.partitions.values()):
+                return
+        except Exception:  # noqa: BLE001 - not ready yet
+            pass
+        time.sleep(0.2)
+
+
 def group(res, broker, client, count, can_restart):
     """Six partitions, three members: exactly once and 2/2/2; kill -9 of one member; a clean
     leave; then the broker restarts and the group resumes from its committed offsets."""
@@ -169,9 +184,10 @@ def group(res, broker, client, count, can_restart):
         if can_restart:
             produce(b, topic, [f"c{i}" for i in range(1000)])
             broker.restart()
+            wait_for_leaders(b, topic, 6)
             m = Member(client, b, topic, grp)
             members.append(m)
-            wait_until(lambda: len(m.values) >= 1000, 60)
+            wait_until(lambda: len(m.values) >= 1000, 90)
             time.sleep(1.5)
             m.leave()
             res.record(name, client, "group.resume", sorted(m.values) == sorted(f"c{i}" for i in range(1000)),

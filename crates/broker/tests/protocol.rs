@@ -105,6 +105,9 @@ async fn bad_records_get_kafka_error_codes_and_store_nothing() {
         code(ResponseError::MessageTooLarge)
     );
     assert_eq!(c.produce("t", 0, 2, good.clone()).await.error_code, code(ResponseError::InvalidRequiredAcks));
+    // Produce v3 and later carries exactly one batch per partition; Kafka refuses two.
+    let two = [good.to_vec(), good.to_vec()].concat();
+    assert_eq!(c.produce("t", 0, -1, Bytes::from(two)).await.error_code, code(ResponseError::InvalidRecord));
     assert_eq!(c.produce("missing", 0, -1, good.clone()).await.error_code, code(ResponseError::UnknownTopicOrPartition));
     assert_eq!(c.produce("t", 9, -1, good.clone()).await.error_code, code(ResponseError::UnknownTopicOrPartition));
 
@@ -293,8 +296,14 @@ async fn topic_admin_apis() {
     let grow = |count: i32| {
         CreatePartitionsRequest::default().with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("adm")))
-            .with_count(count)])
+            .with_count(count)
+            .with_assignments(None)])
     };
+    // Assignments, when given, must name each added partition (Kafka's rule).
+    let mut empty = grow(4);
+    empty.topics[0].assignments = Some(vec![]);
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &empty).await;
+    assert_eq!(r.results[0].error_code, code(ResponseError::InvalidReplicaAssignment));
     let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(4)).await;
     assert_eq!(r.results[0].error_code, 0);
     let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(3)).await;

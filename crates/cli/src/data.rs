@@ -273,7 +273,9 @@ pub async fn produce(cluster: &mut Cluster, a: ProduceArgs) -> anyhow::Result<()
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: *o,
-            sequence: -1,
+            // The encoder starts a new batch when offset minus sequence changes; one batch
+            // per partition is what Kafka accepts.
+            sequence: *o as i32 - 1,
             timestamp: now_ms(),
             key,
             value: Some(value),

@@ -305,7 +305,7 @@ async fn add_partitions(cluster: &mut Cluster, name: &str, total: i32) -> anyhow
     }
     let req = CreatePartitionsRequest::default()
         .with_timeout_ms(30_000)
-        .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(TopicName(sb(name))).with_count(total)]);
+        .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(TopicName(sb(name))).with_count(total).with_assignments(None)]);
     let resp = cluster.call(&req).await?;
     let r = resp.results.first().ok_or_else(|| anyhow!("the broker did not answer for topic '{name}'"))?;
     if r.error_code != 0 {

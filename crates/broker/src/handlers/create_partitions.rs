@@ -20,6 +20,16 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateParti
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             let outcome = (|| -> Result<(), ApiError> {
                 if let Some(assignments) = &t.assignments {
+                    // As in Kafka: given assignments name exactly the partitions being added.
+                    if let Some(current) = state.topic(&name).map(|topic| topic.partitions) {
+                        let added = i64::from(t.count) - i64::from(current);
+                        if added > 0 && assignments.len() as i64 != added {
+                            return Err(ApiError::new(
+                                ResponseError::InvalidReplicaAssignment,
+                                format!("{added} partition(s) to add but {} assignment(s) given", assignments.len()),
+                            ));
+                        }
+                    }
                     if assignments.iter().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node) {
                         return Err(ApiError::new(
                             ResponseError::InvalidReplicaAssignment,

@@ -76,6 +76,18 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
                 partitions.push(partition_error(p.index, ResponseError::InvalidRecord.code(), Some("no records".into())));
                 continue;
             };
+            // Produce v3 and later carries exactly one batch per partition, as Kafka enforces.
+            if records.len() >= 12 {
+                let first = 12 + i32::from_be_bytes([records[8], records[9], records[10], records[11]]).max(0) as usize;
+                if first < records.len() {
+                    partitions.push(partition_error(
+                        p.index,
+                        ResponseError::InvalidRecord.code(),
+                        Some("a produce request must hold exactly one record batch per partition".into()),
+                    ));
+                    continue;
+                }
+            }
             // The broker writes the base offset into the batch, so it needs its own copy.
             let mut batch = BytesMut::from(&records[..]);
             let result = handle.log.lock().append(&mut batch, now);
