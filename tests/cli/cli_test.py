@@ -136,6 +136,9 @@ def run_against(r, broker, weir_bin):
     r.check(f"{tag} groups describe (table)", code == 0 and f"lag on {topic}: 50 records," in out and "COMMITTED" in out, out)
     code, out, err = cli("groups", "list")
     r.check(f"{tag} groups list", code == 0 and any(l.split()[:2] == [group, "Empty"] for l in out.splitlines()), out)
+    listed = {g["group"]: g for g in cli.json("groups", "list")}
+    r.check(f"{tag} groups list (json): an Empty group keeps its protocol type", listed.get(group, {}).get("protocol_type") == "consumer"
+            and listed[group]["state"] == "Empty", str(listed.get(group)))
     r.check(f"{tag} groups list --state Stable leaves it out", group not in cli("groups", "list", "--state", "Stable")[1], "")
 
     # ---- reset: plan, execute, undo

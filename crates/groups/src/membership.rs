@@ -232,7 +232,9 @@ fn add_member_and_rebalance(c: &mut Coordinator, now_ms: i64, group_id: &str, me
     if let Some(iid) = &member.group_instance_id {
         group.static_members.insert(iid.clone(), member.member_id.clone());
     }
-    if group.protocol_type.is_none() {
+    // The first member of an empty group sets the protocol type; an empty group keeps the
+    // last one (Kafka lists and describes Empty groups with it).
+    if group.members.is_empty() {
         group.protocol_type = Some(member.protocol_type.clone());
     }
     group.record(now_ms, GroupEventKind::MemberJoined { member_id: member.member_id.clone(), group_instance_id: member.group_instance_id.clone() });
@@ -312,7 +314,6 @@ fn complete_join(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut Out
     let duration_ms = group.rebalance_started_ms.take().map(|s| now_ms - s).unwrap_or(0);
     if group.members.is_empty() {
         group.protocol_name = None;
-        group.protocol_type = None;
         group.leader_id = None;
         group.transition(GroupState::Empty, now_ms);
         group.record(now_ms, GroupEventKind::RebalanceCompleted { generation_id: group.generation_id, members: 0, duration_ms });

@@ -187,4 +187,14 @@ fn describe_and_list_show_kafka_states() {
     let (t, out) = x.send("c", GroupRequest::ListGroups(ListGroupsRequest::default().with_states_filter(vec![sb("Empty")])));
     let GroupResponse::ListGroups(l) = response_for(&out, t).unwrap() else { panic!() };
     assert!(l.groups.is_empty());
+
+    // Once every member has left, the group is Empty and keeps its protocol type, as in Kafka.
+    let members: Vec<(&str, Option<&str>)> = ids.iter().map(|id| (id.as_str(), None)).collect();
+    x.send("c", leave_req("g", &members));
+    let (t, out) = x.send("c", GroupRequest::ListGroups(ListGroupsRequest::default()));
+    let GroupResponse::ListGroups(l) = response_for(&out, t).unwrap() else { panic!() };
+    assert_eq!((l.groups[0].group_state.as_str(), l.groups[0].protocol_type.as_str()), ("Empty", "consumer"));
+    let (t, out) = x.send("c", GroupRequest::DescribeGroups(DescribeGroupsRequest::default().with_groups(vec![GroupId(sb("g"))])));
+    let GroupResponse::DescribeGroups(d) = response_for(&out, t).unwrap() else { panic!() };
+    assert_eq!((d.groups[0].group_state.as_str(), d.groups[0].protocol_type.as_str(), d.groups[0].protocol_data.as_str()), ("Empty", "consumer", ""));
 }
