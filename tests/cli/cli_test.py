@@ -72,7 +72,8 @@ def run_against(r, broker, weir_bin):
     d = cli.json("topics", "describe", topic)
     latest = {p["partition"]: p["latest_offset"] for p in d["partitions"]}
     r.check(f"{tag} topics describe (json): partitions, offsets, counts, configs",
-            len(d["partitions"]) == 3 and d["messages"] == 20300 and latest[2] >= 20000 and d["configs"].get("retention.ms") == "86400000",
+            len(d["partitions"]) == 3 and d["messages"] == 20300 and latest[2] >= 20000 and d["configs"].get("retention.ms") == "86400000"
+            and all(p["size_bytes"] > 0 for p in d["partitions"]),
             json.dumps(d)[:400])
     code, out, err = cli("topics", "describe", topic)
     r.check(f"{tag} topics describe (table)", code == 0 and "20300 messages" in out and "retention.ms" in out and "EARLIEST" in out, out)

@@ -309,6 +309,14 @@ async fn topic_admin_apis() {
     let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(3)).await;
     assert_eq!(r.results[0].error_code, code(ResponseError::InvalidPartitions));
     assert_eq!(c.produce("adm", 3, -1, batch(&["p3"], None, Compression::None, 0)).await.error_code, 0);
+    // DescribeLogDirs: one directory; the written partition has bytes, the others none.
+    let dirs: DescribeLogDirsResponse = c
+        .call(ApiKey::DescribeLogDirs, 4, &DescribeLogDirsRequest::default().with_topics(Some(vec![
+            describe_log_dirs_request::DescribableLogDirTopic::default().with_topic(TopicName(StrBytes::from_static_str("adm"))).with_partitions(vec![0, 3, 9]),
+        ])))
+        .await;
+    let sizes: Vec<(i32, bool)> = dirs.results[0].topics[0].partitions.iter().map(|p| (p.partition_index, p.partition_size > 0)).collect();
+    assert_eq!((dirs.results.len(), sizes), (1, vec![(0, false), (3, true)]));
 
     let op = |name: &'static str, op: i8, value: Option<&'static str>| {
         incremental_alter_configs_request::AlterableConfig::default()

@@ -31,6 +31,7 @@ pub const CORE_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeCluster, 0, 2),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
+    range(ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// APIs served by the group coordinator.
@@ -82,6 +83,7 @@ mod tests {
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
             ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
             ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,

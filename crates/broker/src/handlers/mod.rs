@@ -18,6 +18,7 @@ pub mod create_topics;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -84,6 +85,7 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, r),
         Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
         Request::InitProducerId(r) => init_producer_id::handle(state, &meta, r),
+        Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, r),
         Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, r),
         Request::JoinGroup(r) => groups::handle(state, &meta, client, GroupRequest::JoinGroup(r)),
         Request::SyncGroup(r) => groups::handle(state, &meta, client, GroupRequest::SyncGroup(r)),
