@@ -201,22 +201,9 @@ def bench_tool(cp, *args, timeout=900):
 
 
 def consume_group(cp, bootstrap, topic, records, members):
-    """`members` ConsumerPerformance processes in one group; records/s for the whole group."""
-    group = f"cg-{uuid.uuid4().hex[:8]}"
-    per = records // members
-    procs = [subprocess.Popen(["java", "-Xmx256m", "-cp", cp, "org.apache.kafka.tools.ConsumerPerformance",
-                               "--bootstrap-server", bootstrap, "--topic", topic, "--group", group,
-                               "--messages", str(per), "--timeout", "60000"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(members)]
-    t0 = time.time()
-    outs = [p.communicate(timeout=900)[0] for p in procs]
-    elapsed = time.time() - t0
-    consumed = 0
-    for out in outs:
-        rows = [l for l in out.splitlines() if l[:2] == "20" and "," in l]
-        if rows:
-            consumed += int(float(rows[-1].split(",")[4]))
-    return consumed / elapsed
+    """`members` consumers of one group (threads of one JVM, so JVM start-up is not measured)
+    read `records` from the start; records/s from the first record to the last."""
+    return bench_tool(cp, "group", bootstrap, topic, members, records)
 
 
 def weir_bench(weir_bin, bootstrap, *args):
@@ -257,8 +244,10 @@ def main():
     ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
     ap.add_argument("--only-weir-bench", action="store_true",
                     help="run only the `weir bench` workloads against both brokers")
-    ap.add_argument("--e2e-high-rate", type=int, default=100_000,
-                    help="second end-to-end rate; set it to half the measured maximum")
+    ap.add_argument("--e2e-high-rate", type=int, default=0,
+                    help="second end-to-end rate (default: half of Apache Kafka's 100 B produce rate in the same run)")
+    ap.add_argument("--group-records", type=int, default=10_000_000,
+                    help="records in the topic the groups of 3 and 12 read")
     args = ap.parse_args()
     cp = classpath()
     results = {"kafka": {}, "weir": {}}
@@ -266,6 +255,7 @@ def main():
     def add(kind, name, value):
         results[kind].setdefault(name, []).append(value)
 
+    high_rate = args.e2e_high_rate
     for run in range(args.runs):
         for kind in ("kafka", "weir"):
             log(f"run {run + 1}/{args.runs}: {kind}")
@@ -280,6 +270,8 @@ def main():
                 create_topic(cp, b.bootstrap, "p100", 3)
                 r = produce_perf(cp, b.bootstrap, "p100", args.records, 100, "1")
                 add(kind, "produce 100 B, acks=1, 3 partitions (records/s)", r["records_per_s"])
+                if kind == "kafka":
+                    high_rate = args.e2e_high_rate or int(r["records_per_s"] / 2 // 1000 * 1000)
                 create_topic(cp, b.bootstrap, "p1k", 3)
                 r = produce_perf(cp, b.bootstrap, "p1k", args.records // 4, 1024, "all")
                 add(kind, "produce 1 KiB, acks=all (MB/s)", r["mb_per_s"])
@@ -291,18 +283,21 @@ def main():
                 except Exception as e:
                     log(f"  consume failed on {kind}: {e}")
                 create_topic(cp, b.bootstrap, "group12", 12)
-                produce_perf(cp, b.bootstrap, "group12", args.records, 100, "1")
+                produce_perf(cp, b.bootstrap, "group12", args.group_records, 100, "1")
                 for members in (3, 12):
                     try:
-                        add(kind, f"consume 100 B, group of {members} (records/s, wall clock incl. joins)",
-                            consume_group(cp, b.bootstrap, "group12", args.records, members))
+                        r = consume_group(cp, b.bootstrap, "group12", args.group_records, members)
+                        add(kind, f"consume {args.group_records:,} x 100 B, group of {members} (records/s)", r["records_per_s"])
+                        add(kind, f"group of {members}: every member has partitions (ms)", r["all_assigned_ms"])
                     except Exception as e:
                         log(f"  group consume failed on {kind}: {e}")
                 create_topic(cp, b.bootstrap, "e2e", 1)
-                for rate in (10_000, args.e2e_high_rate):
+                add(kind, "offered rate of the second end-to-end run (records/s)", high_rate)
+                for rate in (10_000, high_rate):
                     r = bench_tool(cp, "e2e", b.bootstrap, "e2e", rate, 10, 100)
                     for q in ("p50", "p99", "p999"):
-                        add(kind, f"end-to-end {q.replace('p999', 'p99.9')} at {rate:,} records/s (ms)", r[f"{q}_ms"])
+                        label = f"{rate:,} records/s" if rate == 10_000 else "half of Kafka's max rate"
+                        add(kind, f"end-to-end {q.replace('p999', 'p99.9')} at {label} (ms)", r[f"{q}_ms"])
                 create_topic(cp, b.bootstrap, "reb", 200)
                 for members in (10, 100):
                     r = bench_tool(cp, "rebalance", b.bootstrap, "reb", members)

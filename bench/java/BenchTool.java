@@ -5,6 +5,10 @@
 //   rebalance BOOTSTRAP TOPIC MEMBERS       time for a group to get every partition assigned,
 //                                           then to reassign after one member leaves
 //   commit BOOTSTRAP TOPIC SECONDS THREADS  offset commits per second
+//   group BOOTSTRAP TOPIC MEMBERS RECORDS   MEMBERS consumers (threads of one process, one
+//                                           group) read RECORDS records from the start:
+//                                           records/s from the first record to the last,
+//                                           and the time until every member had partitions
 //
 // Prints one JSON object per line.
 
@@ -24,6 +28,7 @@ public class BenchTool {
             case "e2e": e2e(a[1], a[2], Integer.parseInt(a[3]), Integer.parseInt(a[4]), Integer.parseInt(a[5])); break;
             case "rebalance": rebalance(a[1], a[2], Integer.parseInt(a[3])); break;
             case "commit": commit(a[1], a[2], Integer.parseInt(a[3]), Integer.parseInt(a[4])); break;
+            case "group": group(a[1], a[2], Integer.parseInt(a[3]), Long.parseLong(a[4])); break;
             default: throw new IllegalArgumentException(a[0]);
         }
         System.exit(0);
@@ -169,5 +174,45 @@ public class BenchTool {
         }
         for (Thread th : ts) th.join();
         System.out.printf(Locale.ROOT, "{\"workload\":\"commit\",\"threads\":%d,\"commits_per_s\":%.1f}%n", threads, commits.get() / (double) seconds);
+    }
+
+    static void group(String bootstrap, String topic, int members, long records) throws Exception {
+        String group = "bench-group-" + UUID.randomUUID();
+        AtomicLong consumed = new AtomicLong();
+        AtomicLong firstNs = new AtomicLong(0), lastNs = new AtomicLong(0);
+        AtomicInteger withPartitions = new AtomicInteger();
+        AtomicLong allAssignedNs = new AtomicLong(0);
+        long t0 = System.nanoTime();
+        List<Thread> ts = new ArrayList<>();
+        for (int m = 0; m < members; m++) {
+            Thread th = new Thread(() -> {
+                Properties p = consumerProps(bootstrap, group);
+                p.put("auto.offset.reset", "earliest");
+                p.put("enable.auto.commit", "true");
+                try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+                    boolean counted = false;
+                    c.subscribe(List.of(topic));
+                    long deadline = System.nanoTime() + 600_000_000_000L;
+                    while (consumed.get() < records && System.nanoTime() < deadline) {
+                        int n = c.poll(Duration.ofMillis(100)).count();
+                        if (!counted && !c.assignment().isEmpty()) {
+                            counted = true;
+                            if (withPartitions.incrementAndGet() == members) allAssignedNs.compareAndSet(0, System.nanoTime());
+                        }
+                        if (n > 0) {
+                            long now = System.nanoTime();
+                            firstNs.compareAndSet(0, now);
+                            if (consumed.addAndGet(n) >= records) lastNs.compareAndSet(0, now);
+                        }
+                    }
+                }
+            });
+            th.start();
+            ts.add(th);
+        }
+        for (Thread th : ts) th.join();
+        double secs = (lastNs.get() - firstNs.get()) / 1e9;
+        System.out.printf(Locale.ROOT, "{\"workload\":\"group\",\"members\":%d,\"records\":%d,\"records_per_s\":%.1f,\"all_assigned_ms\":%.1f}%n",
+                          members, consumed.get(), consumed.get() / secs, allAssignedNs.get() == 0 ? -1.0 : (allAssignedNs.get() - t0) / 1e6);
     }
 }

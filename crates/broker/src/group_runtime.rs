@@ -220,6 +220,7 @@ fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i
         let p = r.partition.clamp(0, partitions - 1);
         by_partition.entry(p).or_default().push(NewRecord { key: Some(r.key), value: r.value, timestamp_ms: now });
     }
+    let mut written = Vec::new();
     for (p, records) in by_partition {
         let handle = state
             .partition(OFFSETS_TOPIC, p)
@@ -227,10 +228,16 @@ fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i
         let mut buf = encode_batch(&records, None, Compression::None)?;
         let mut log = handle.log.lock();
         log.append(&mut buf, now)?;
-        if state.config.fsync == FsyncPolicy::Always {
-            log.sync()?;
-        }
+        let file = log.sync_handle_if(state.config.fsync == FsyncPolicy::Always);
         drop(log);
+        written.push((handle, file));
+    }
+    // Every partition touched is fsynced at once before any response is released.
+    let files: Vec<_> = written.iter().filter_map(|(_, f)| f.clone()).collect();
+    for r in weir_log::sync_data_all(&files) {
+        r?;
+    }
+    for (handle, _) in written {
         handle.appended.notify_waiters();
     }
     Ok(())

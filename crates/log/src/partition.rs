@@ -387,6 +387,11 @@ impl PartitionLog {
         self.active().file()
     }
 
+    /// [`PartitionLog::sync_handle`] when `wanted`, for callers that sync only under some policies.
+    pub fn sync_handle_if(&mut self, wanted: bool) -> Option<Arc<File>> {
+        wanted.then(|| self.sync_handle())
+    }
+
     /// Fsyncs the active segment now.
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.unsynced_bytes = 0;

@@ -129,7 +129,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
         return Reply::Later(Box::pin(async move {
             let files: Vec<_> = written.iter().map(|(_, _, h)| h.log.lock().sync_handle()).collect();
             let results = tokio::task::spawn_blocking(move || {
-                files.iter().map(|f| f.sync_data().map_err(|e| e.to_string())).collect::<Vec<_>>()
+                weir_log::sync_data_all(&files).into_iter().map(|r| r.map_err(|e| e.to_string())).collect::<Vec<_>>()
             })
             .await
             .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
