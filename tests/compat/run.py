@@ -124,6 +124,20 @@ def create_topic(bootstrap, topic, partitions):
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
 
 
+def cleanup(bootstrap, topic, group):
+    """Deletes what the group scenario created (best effort: a failure here is not a check)."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.delete_consumer_groups([group])[group].result(30)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        admin.delete_topics([topic])[topic].result(30)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def wait_for_leaders(bootstrap, topic, partitions, timeout_s=60):
     """After a restart, Kafka answers before every partition has its leader back."""
     from confluent_kafka.admin import AdminClient
@@ -196,6 +210,7 @@ def group(res, broker, client, count, can_restart):
         for m in members:
             if m.proc.poll() is None:
                 m.kill9()
+        cleanup(b, topic, grp)
 
 
 # ---------------------------------------------------------------- table
@@ -261,6 +276,7 @@ def main():
             for client in clients:
                 for scenario in scenarios:
                     print(f"== [{bname}] {client} {scenario}", flush=True)
+                    before = dict(res.outcomes)
                     try:
                         if scenario == "basic":
                             basic(res, broker, client, a.records)
@@ -272,6 +288,8 @@ def main():
                         for check in CHECKS:
                             if check.startswith(scenario + ".") and (bname, client, check) not in res.outcomes:
                                 res.record(bname, client, check, False, f"scenario stopped: {e!r}")
+                    mine = [ok for k, (ok, _) in res.outcomes.items() if k not in before]
+                    print(f"{sum(mine)} passed, {len(mine) - sum(mine)} failed", flush=True)
         finally:
             if not a.bootstrap:
                 broker.stop()

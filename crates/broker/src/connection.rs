@@ -37,6 +37,11 @@ pub enum Reply {
     Nothing,
     /// Answer with this frame, then close the connection.
     Close(Option<Bytes>),
+    /// A frame in pieces, written one after the other (a Fetch response whose records are
+    /// the buffers the log read, not copied).
+    Chunks(Vec<Bytes>),
+    /// A frame in pieces, ready later (a long-polling Fetch).
+    LaterChunks(BoxFuture<'static, Option<Vec<Bytes>>>),
 }
 
 /// Facts about the connection a handler may need.
@@ -55,13 +60,15 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         let mut out = BufWriter::with_capacity(64 * 1024, write_half);
         while let Some(reply) = rx.recv().await {
             let (frame, close) = match reply {
-                Reply::Now(b) => (Some(b), false),
-                Reply::Later(f) => (f.await, false),
+                Reply::Now(b) => (Some(vec![b]), false),
+                Reply::Later(f) => (f.await.map(|b| vec![b]), false),
                 Reply::Nothing => (None, false),
-                Reply::Close(b) => (b, true),
+                Reply::Close(b) => (b.map(|b| vec![b]), true),
+                Reply::Chunks(c) => (Some(c), false),
+                Reply::LaterChunks(f) => (f.await, false),
             };
-            if let Some(frame) = frame {
-                if out.write_all(&frame).await.is_err() {
+            for chunk in frame.iter().flatten() {
+                if out.write_all(chunk).await.is_err() {
                     return;
                 }
             }

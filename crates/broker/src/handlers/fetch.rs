@@ -235,13 +235,13 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
     let max_wait_ms = request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
     let collected = collect(&wants, max_bytes);
     if collected.total_bytes >= min_bytes || collected.any_error || max_wait_ms == 0 || wants.is_empty() {
-        return meta.reply(&respond(state, &wants, collected, session_id, incremental));
+        return meta.fetch_reply(respond(state, &wants, collected, session_id, incremental));
     }
 
     // 3. Otherwise wait for an append to any of them, or the deadline.
     let meta = *meta;
     let state = Arc::clone(state);
-    Reply::Later(Box::pin(async move {
+    Reply::LaterChunks(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms as u64);
         let handles: Vec<Arc<PartitionHandle>> = wants.iter().filter_map(|w| w.handle.clone()).collect();
         loop {
@@ -252,7 +252,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
             }
             let collected = collect(&wants, max_bytes);
             if collected.total_bytes >= min_bytes || collected.any_error || tokio::time::Instant::now() >= deadline {
-                return meta.frame(&respond(&state, &wants, collected, session_id, incremental));
+                return meta.fetch_frame(respond(&state, &wants, collected, session_id, incremental));
             }
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}

@@ -51,6 +51,24 @@ impl RequestMeta {
         }
     }
 
+    /// A Fetch response as chunks that carry the read records without copying them.
+    pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Vec<Bytes>> {
+        match weir_wire::response::encode_fetch_response(self.api_version, self.correlation_id, body) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(version = self.api_version, error = %e, "could not encode fetch response");
+                None
+            }
+        }
+    }
+
+    pub fn fetch_reply(&self, body: kafka_protocol::messages::FetchResponse) -> Reply {
+        match self.fetch_frame(body) {
+            Some(c) => Reply::Chunks(c),
+            None => Reply::Close(None),
+        }
+    }
+
     pub fn reply<T: Encodable>(&self, body: &T) -> Reply {
         match self.frame(body) {
             Some(b) => Reply::Now(b),
