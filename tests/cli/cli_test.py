@@ -42,7 +42,7 @@ class Cli:
         return json.loads(out)
 
 
-def run_against(r, broker, weir_bin):
+def run_against(r, broker, weir_bin):  # noqa: C901 - one scenario, read top to bottom
     b, tag = broker.bootstrap, f"[{broker.name}]"
     work = tempfile.mkdtemp(prefix="weir-cli-")
     cli = Cli(weir_bin, b, work)
@@ -106,6 +106,15 @@ def run_against(r, broker, weir_bin):
     r.check(f"{tag} consume --partition --offset --max-messages --format",
             code == 0 and out.splitlines() == [f"2/{19990 + i} line-{19990 - (latest[2] - 20000) + i}" for i in range(5)], out)
 
+    # Start at a time: records produced after the mark, none before.
+    time.sleep(1.1)
+    mark = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time())) + "Z"
+    time.sleep(1.1)
+    cli("produce", topic, "--partition", "1", stdin="".join(f"after-{i}\n" for i in range(7)))
+    code, out, err = cli("consume", topic, "--timestamp", mark, "--exit-at-end")
+    r.check(f"{tag} consume --timestamp reads exactly the records produced after that time",
+            code == 0 and sorted(out.split()) == sorted(f"after-{i}" for i in range(7)), out[-300:] + err)
+
     # ---- a group with committed offsets and lag, read by weir and by kafka-consumer-groups
     m = Member("confluent-kafka", b, topic, group)
     ok = wait_until(lambda: len(m.values) >= 20300, 90)
@@ -135,6 +144,14 @@ def run_against(r, broker, weir_bin):
             and 1000 <= lag[topic]["behind_ms"] < 120000, str(d["lag"]))
     code, out, err = cli("groups", "describe", group)
     r.check(f"{tag} groups describe (table)", code == 0 and f"lag on {topic}: 50 records," in out and "COMMITTED" in out, out)
+    try:
+        subprocess.run([weir_bin, "groups", "describe", group, "--watch", "1", "--bootstrap", b], capture_output=True,
+                       text=True, timeout=2.5, cwd=work)
+        watched = ""
+    except subprocess.TimeoutExpired as e:
+        watched = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+    r.check(f"{tag} groups describe --watch refreshes until interrupted",
+            watched.count("refreshing every 1 s") >= 2 and f"lag on {topic}" in watched, watched[-300:])
     code, out, err = cli("groups", "list")
     r.check(f"{tag} groups list", code == 0 and any(l.split()[:2] == [group, "Empty"] for l in out.splitlines()), out)
     listed = {g["group"]: g for g in cli.json("groups", "list")}
