@@ -60,32 +60,25 @@ impl LoadedGroups {
 }
 
 impl GroupRuntime {
-    /// Creates `__consumer_offsets` if needed and replays it into a new coordinator.
-    /// Blocking: reads the whole topic.
+    /// Replays `__consumer_offsets`, if it exists, into a new coordinator. As in Kafka, the
+    /// topic itself is created on first use, not at start-up. Blocking: reads the whole topic.
     pub fn start_blocking(state: &Arc<BrokerState>) -> anyhow::Result<LoadedGroups> {
-        let partitions = state.config.offsets_topic_partitions;
-        if state.topic(OFFSETS_TOPIC).is_none() {
-            let mut configs = BTreeMap::new();
-            configs.insert("cleanup.policy".to_string(), "compact".to_string());
-            configs.insert("segment.bytes".to_string(), "104857600".to_string());
-            state
-                .create_topic(OFFSETS_TOPIC, partitions, 1, configs, true, true)
-                .map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
-        }
-        let topic = state.topic(OFFSETS_TOPIC).expect("just ensured");
+        let partitions = state.topic(OFFSETS_TOPIC).map(|t| t.partitions).unwrap_or(state.config.offsets_topic_partitions);
         let config = CoordinatorConfig {
             group_initial_rebalance_delay_ms: state.config.group_initial_rebalance_delay_ms,
             group_min_session_timeout_ms: state.config.group_min_session_timeout_ms,
             group_max_session_timeout_ms: state.config.group_max_session_timeout_ms,
             group_max_size: state.config.group_max_size.min(weir_groups::GROUP_MEMBERS_MAX),
             offsets_retention_ms: state.config.offsets_retention_ms,
-            offsets_topic_partitions: topic.partitions,
+            offsets_topic_partitions: partitions,
             ..CoordinatorConfig::default()
         };
         let mut coordinator = Coordinator::new(config);
-        let replayed = replay(state, &mut coordinator, topic.partitions)?;
-        tracing::debug!(records = replayed, "replayed {OFFSETS_TOPIC}");
-        Ok(LoadedGroups { coordinator, partitions: topic.partitions })
+        if state.topic(OFFSETS_TOPIC).is_some() {
+            let replayed = replay(state, &mut coordinator, partitions)?;
+            tracing::debug!(records = replayed, "replayed {OFFSETS_TOPIC}");
+        }
+        Ok(LoadedGroups { coordinator, partitions })
     }
 
     /// Sends one request to the coordinator and waits for its response. `None` if the
@@ -94,6 +87,22 @@ impl GroupRuntime {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Call { api_version, client_id, client_host, request, reply }).await.ok()?;
         rx.await.ok()
+    }
+}
+
+/// Creates `__consumer_offsets` (internal, compacted, `offsets_topic_partitions` partitions)
+/// unless it exists; returns it either way.
+pub fn ensure_offsets_topic(state: &BrokerState) -> Result<weir_meta::catalog::Topic, crate::state::ApiError> {
+    if let Some(t) = state.topic(OFFSETS_TOPIC) {
+        return Ok(t);
+    }
+    let mut configs = BTreeMap::new();
+    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+    configs.insert("segment.bytes".to_string(), "104857600".to_string());
+    match state.create_topic(OFFSETS_TOPIC, state.config.offsets_topic_partitions, 1, configs, true, true) {
+        Ok(t) => Ok(t),
+        // Created meanwhile by another request.
+        Err(e) => state.topic(OFFSETS_TOPIC).ok_or(e),
     }
 }
 
@@ -215,6 +224,9 @@ async fn release(state: &Arc<BrokerState>, output: Output, parked: &mut HashMap<
 
 fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i32) -> anyhow::Result<()> {
     let now = now_ms();
+    // The topic as it is: created on first use, or by a client with its own partition count.
+    let topic = ensure_offsets_topic(state).map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
+    let partitions = partitions.min(topic.partitions).max(1);
     let mut by_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
     for r in records {
         let p = r.partition.clamp(0, partitions - 1);

@@ -377,6 +377,19 @@ async fn topic_admin_apis() {
     assert_eq!(r.responses[0].error_code, 0);
     let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &del("adm")).await;
     assert_eq!(r.responses[0].error_code, code(ResponseError::UnknownTopicOrPartition));
+    // The offsets topic exists only once groups use it or a client asks for it by name, as in
+    // Kafka; then it is internal and cannot be deleted.
+    let offsets = || {
+        MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("__consumer_offsets")))),
+        ]))
+    };
+    let all: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)).await;
+    assert!(all.topics.iter().all(|t| t.name.as_ref().is_none_or(|n| n.as_str() != "__consumer_offsets")));
+    let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &del("__consumer_offsets")).await;
+    assert_eq!(r.responses[0].error_code, code(ResponseError::UnknownTopicOrPartition));
+    let m: MetadataResponse = c.call(ApiKey::Metadata, 12, &offsets()).await;
+    assert_eq!((m.topics[0].error_code, m.topics[0].is_internal, m.topics[0].partitions.len()), (0, true, 50));
     let r: DeleteTopicsResponse = c.call(ApiKey::DeleteTopics, 5, &del("__consumer_offsets")).await;
     assert_eq!(r.responses[0].error_code, code(ResponseError::InvalidTopicException));
     // A topic created again under the same name starts empty.

@@ -68,6 +68,13 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataReq
                     if weir_meta::catalog::validate_topic_name(&name).is_err() {
                         return topic_error(Some(&name), Uuid::nil(), ResponseError::InvalidTopicException);
                     }
+                    // Asking for the offsets topic by name creates it as the coordinator would.
+                    if name == crate::group_runtime::OFFSETS_TOPIC && allow_auto_create {
+                        match crate::group_runtime::ensure_offsets_topic(state) {
+                            Ok(topic) => return describe_topic(state, &topic),
+                            Err(e) => tracing::warn!(error = %e.message, "cannot create {name}"),
+                        }
+                    }
                     if allow_auto_create && state.config.auto_create_topics {
                         match state.create_topic(&name, state.config.default_partitions, 1, BTreeMap::new(), false, true) {
                             Ok(topic) => return describe_topic(state, &topic),
