@@ -16,7 +16,8 @@ async function basic(count) {
   await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true })
   const md = await admin.fetchTopicMetadata({ topics: [topic] })
   console.log(`T ${md.topics[0].partitions.length}`)
-  const producer = kafka.producer()
+  // Idempotence keeps each partition in produce order through retries.
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
   await producer.connect()
   const lines = []
   for (let start = 0; start < count; start += 500) {

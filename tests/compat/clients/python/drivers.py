@@ -51,7 +51,8 @@ def confluent_basic(bootstrap, topic, count):
             break
         time.sleep(0.2)
     out(f"T {len(md.partitions)}")
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    # Idempotence keeps each partition in produce order through retries.
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
 
     def done(err, msg):
         if err:
@@ -105,7 +106,7 @@ def kafka_python_basic(bootstrap, topic, count):
     from kafka.admin import NewTopic
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 3, 1)])
-    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, enable_idempotence=True)
     deadline = time.time() + 30
     parts = None
     while time.time() < deadline:
@@ -171,7 +172,7 @@ async def aiokafka_basic(bootstrap, topic, count):
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 3, 1)])
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, enable_idempotence=True)
     await p.start()
     deadline = time.time() + 30
     parts = set()

@@ -53,6 +53,9 @@ func basic(bootstrap, topic string, count int) error {
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Partitioner = sarama.NewHashPartitioner
 	cfg.Producer.Flush.Frequency = 5 * time.Millisecond
+	// Idempotence keeps each partition in produce order through retries.
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
 	client, err := sarama.NewClient([]string{bootstrap}, cfg)
 	if err != nil {
 		return err

@@ -45,6 +45,7 @@ async fn basic(bootstrap: &str, topic: &str, count: usize) -> Result<()> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
         .create()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut partitions = 0;
