@@ -9,12 +9,14 @@
 //! exception is an ApiVersions request at a version weir does not know, which gets the v0
 //! answer with UNSUPPORTED_VERSION so the client can retry with a version both sides speak.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use weir_wire::request::decode_request;
@@ -44,6 +46,48 @@ pub enum Reply {
     LaterChunks(BoxFuture<'static, Option<Vec<Bytes>>>),
 }
 
+/// The connection's write buffer.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Slices handed to one `writev`.
+const WRITE_SLICES_MAX: usize = 64;
+
+/// Writes a frame's chunks: through the buffer when they fit in it, else with vectored
+/// writes, so a Fetch response leaves as one stream rather than a small write per piece.
+async fn write_chunks(out: &mut BufWriter<OwnedWriteHalf>, chunks: &[Bytes]) -> std::io::Result<()> {
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    if total <= WRITE_BUFFER_BYTES.saturating_sub(out.buffer().len()) {
+        for c in chunks {
+            out.write_all(c).await?;
+        }
+        return Ok(());
+    }
+    out.flush().await?;
+    let inner = out.get_mut();
+    let (mut idx, mut off) = (0usize, 0usize);
+    while idx < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&chunks[idx][off..]))
+            .chain(chunks[idx + 1..].iter().map(|c| IoSlice::new(c)))
+            .take(WRITE_SLICES_MAX)
+            .collect();
+        let mut n = inner.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && idx < chunks.len() {
+            let left = chunks[idx].len() - off;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Facts about the connection a handler may need.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
@@ -57,7 +101,7 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
     let (tx, mut rx) = mpsc::channel::<Reply>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
 
     let writer = tokio::spawn(async move {
-        let mut out = BufWriter::with_capacity(64 * 1024, write_half);
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
         while let Some(reply) = rx.recv().await {
             let (frame, close) = match reply {
                 Reply::Now(b) => (Some(vec![b]), false),
@@ -67,8 +111,8 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 Reply::Chunks(c) => (Some(c), false),
                 Reply::LaterChunks(f) => (f.await, false),
             };
-            for chunk in frame.iter().flatten() {
-                if out.write_all(chunk).await.is_err() {
+            if let Some(chunks) = frame {
+                if write_chunks(&mut out, &chunks).await.is_err() {
                     return;
                 }
             }
