@@ -63,10 +63,13 @@ async fn write_chunks(out: &mut BufWriter<OwnedWriteHalf>, chunks: &[Bytes]) -> 
     }
     out.flush().await?;
     let inner = out.get_mut();
+    // An empty chunk (a frame may end right after its last record set) is nothing to
+    // write; left in, it would make a final writev write zero bytes.
+    let chunks: Vec<&Bytes> = chunks.iter().filter(|c| !c.is_empty()).collect();
     let (mut idx, mut off) = (0usize, 0usize);
     while idx < chunks.len() {
         let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&chunks[idx][off..]))
-            .chain(chunks[idx + 1..].iter().map(|c| IoSlice::new(c)))
+            .chain(chunks[idx + 1..].iter().map(|c| IoSlice::new(c.as_ref())))
             .take(WRITE_SLICES_MAX)
             .collect();
         let mut n = inner.write_vectored(&slices).await?;

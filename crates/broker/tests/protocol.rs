@@ -428,3 +428,28 @@ async fn group_settings_reach_the_coordinator() {
     let r: JoinGroupResponse = other.call(ApiKey::JoinGroup, 6, &join("", 10_000)).await;
     assert_eq!(r.error_code, code(ResponseError::GroupMaxSizeReached));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_fetches_at_every_version_keep_the_connection_usable() {
+    // Goal: a Fetch answer bigger than the write buffer, whose frame may end right after its
+    // records (versions before 12 have no trailing fields), arrives whole, and the same
+    // connection answers the next request.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("big", 1, &[]).await, 0);
+    let values: Vec<String> = (0..200).map(|i| format!("{i:04}{}", "x".repeat(1000))).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    assert_eq!(c.produce("big", 0, -1, batch(&refs, None, Compression::None, 0)).await.error_code, 0);
+    for version in [4i16, 11, 12] {
+        let topic = fetch_request::FetchTopic::default().with_partitions(vec![fetch_request::FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20)]);
+        let topic = topic.with_topic(TopicName(StrBytes::from_static_str("big")));
+        let req = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_bytes(1 << 20).with_topics(vec![topic]);
+        let resp: FetchResponse = c.call(ApiKey::Fetch, version, &req).await;
+        assert_eq!(values_of(resp.responses[0].partitions[0].records.clone()).len(), 200, "version {version}");
+        let again: FetchResponse = c.call(ApiKey::Fetch, version, &req).await;
+        assert_eq!(again.responses[0].partitions[0].high_watermark, 200, "version {version}");
+    }
+}

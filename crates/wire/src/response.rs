@@ -96,7 +96,9 @@ pub fn encode_fetch_response(
         }
         return Ok(vec![encode_response(ApiKey::Fetch, api_version, correlation_id, &body)?]);
     }
-    chunks.push(small.slice(from..));
+    if from < small.len() {
+        chunks.push(small.slice(from..));
+    }
     // 3. The size prefix counts the records now.
     let total: usize = chunks.iter().map(Bytes::len).sum();
     let mut head = BytesMut::from(&chunks[0][..]);
