@@ -17,7 +17,7 @@ use kafka_protocol::records::Compression;
 use weir_log::batch::NewRecord;
 use parking_lot::Mutex;
 
-use crate::client::{sb, Connection};
+use crate::client::{ask_group_coordinator, sb, Connection};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -324,22 +324,11 @@ fn versioned<T: Encodable>(message: &T, version: i16) -> anyhow::Result<Bytes> {
 impl Member {
     pub async fn new(bootstrap: &str, group: &str, topic: &str, partitions: i32, session_timeout_ms: i32, rebalance_timeout_ms: i32) -> anyhow::Result<Member> {
         let mut conn = Connection::connect(bootstrap).await?;
-        // v4+ batches keys; earlier versions carry one.
-        let v = conn.version::<FindCoordinatorRequest>()?;
-        let req = if v >= 4 {
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![sb(group)])
-        } else {
-            FindCoordinatorRequest::default().with_key(sb(group))
-        };
         // The coordinator may not be ready yet (Kafka creates __consumer_offsets on the
         // first request): retry for a while, as clients do.
         let mut tries = 0;
         let (host, port) = loop {
-            let fc = conn.call_at(&req, v).await?;
-            let (code, host, port) = match fc.coordinators.first() {
-                Some(c) => (c.error_code, c.host.to_string(), c.port),
-                None => (fc.error_code, fc.host.to_string(), fc.port),
-            };
+            let (code, _, host, port) = ask_group_coordinator(&mut conn, group).await?;
             if code == 0 {
                 break (host, port);
             }

@@ -121,6 +121,22 @@ impl Connection {
     }
 }
 
+/// One FindCoordinator for `group`: (error code, node id, host, port). v4+ batches keys;
+/// earlier versions carry one. Callers decide what to retry.
+pub async fn ask_group_coordinator(conn: &mut Connection, group: &str) -> anyhow::Result<(i16, i32, String, i32)> {
+    let v = conn.version::<FindCoordinatorRequest>()?;
+    let req = if v >= 4 {
+        FindCoordinatorRequest::default().with_coordinator_keys(vec![sb(group)])
+    } else {
+        FindCoordinatorRequest::default().with_key(sb(group))
+    };
+    let r = conn.call_at(&req, v).await?;
+    Ok(match r.coordinators.first() {
+        Some(c) => (c.error_code, c.node_id.0, c.host.to_string(), c.port),
+        None => (r.error_code, r.node_id.0, r.host.to_string(), r.port),
+    })
+}
+
 pub fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::Request;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
 
-use crate::client::{sb, Connection};
+use crate::client::{ask_group_coordinator, sb, Connection};
 
 /// Kafka's name for an error code, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
 pub fn error_name(code: i16) -> String {
@@ -170,18 +170,7 @@ impl Cluster {
     pub async fn coordinator(&mut self, group: &str) -> anyhow::Result<i32> {
         let b = self.bootstrap.clone();
         for _ in 0..100 {
-            let conn = self.conn(&b).await?;
-            let v = conn.version::<FindCoordinatorRequest>()?;
-            let req = if v >= 4 {
-                FindCoordinatorRequest::default().with_coordinator_keys(vec![sb(group)])
-            } else {
-                FindCoordinatorRequest::default().with_key(sb(group))
-            };
-            let r = conn.call_at(&req, v).await?;
-            let (code, node, host, port) = match r.coordinators.first() {
-                Some(c) => (c.error_code, c.node_id.0, c.host.to_string(), c.port),
-                None => (r.error_code, r.node_id.0, r.host.to_string(), r.port),
-            };
+            let (code, node, host, port) = ask_group_coordinator(self.conn(&b).await?, group).await?;
             if code == 0 {
                 self.brokers.entry(node).or_insert_with(|| format!("{host}:{port}"));
                 return Ok(node);
