@@ -63,7 +63,8 @@ impl GroupRuntime {
     /// Replays `__consumer_offsets`, if it exists, into a new coordinator. As in Kafka, the
     /// topic itself is created on first use, not at start-up. Blocking: reads the whole topic.
     pub fn start_blocking(state: &Arc<BrokerState>) -> anyhow::Result<LoadedGroups> {
-        let partitions = state.topic(OFFSETS_TOPIC).map(|t| t.partitions).unwrap_or(state.config.offsets_topic_partitions);
+        let existing = state.topic(OFFSETS_TOPIC);
+        let partitions = existing.as_ref().map(|t| t.partitions).unwrap_or(state.config.offsets_topic_partitions);
         let config = CoordinatorConfig {
             group_initial_rebalance_delay_ms: state.config.group_initial_rebalance_delay_ms,
             group_min_session_timeout_ms: state.config.group_min_session_timeout_ms,
@@ -74,7 +75,7 @@ impl GroupRuntime {
             ..CoordinatorConfig::default()
         };
         let mut coordinator = Coordinator::new(config);
-        if state.topic(OFFSETS_TOPIC).is_some() {
+        if existing.is_some() {
             let replayed = replay(state, &mut coordinator, partitions)?;
             tracing::debug!(records = replayed, "replayed {OFFSETS_TOPIC}");
         }
