@@ -139,7 +139,8 @@ def group_scenario(r, weir, kind, strategy):
                 len(vals) == 20000 and len(set(vals)) == 20000, f"{len(vals)} consumed, {len(set(vals))} distinct")
         shares = sorted(len(m.assignment or []) for m in members)
         owned = sorted(p for m in members for p in (m.assignment or []))
-        r.check(f"{label}: partitions split 2/2/2", shares == [2, 2, 2] and owned == list(range(6)), f"{[m.assignment for m in members]}")
+        r.check(f"{label}: partitions split 2/2/2", shares == [2, 2, 2] and owned == list(range(6)),
+                f"{[m.assignment for m in members]}; member logs: {[m.log_path for m in members]}, broker log: {weir.dir}/weir.log")
 
         # Failover: kill -9 one member; after its session timeout the others take over.
         members[0].kill9()

@@ -227,8 +227,11 @@ class Member:
         args = [bootstrap, topic, group]
         if strategy or instance:
             args += [strategy or "range"] + ([instance] if instance else [])
-        self.proc = subprocess.Popen(CLIENTS[client]("member", *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        # The member's own log goes to a file, so a failed check can point at what the client saw.
+        self.log_path = tempfile.mkstemp(prefix=f"member-{client}-", suffix=".log")[1]
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen(CLIENTS[client]("member", *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, text=True)
         self.values = []
         self.assignment = None
         self.lock = threading.Lock()

@@ -162,7 +162,15 @@ public class Scenarios {
                     ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
                     StringBuilder sb = new StringBuilder();
                     for (ConsumerRecord<String, String> r : rs) sb.append("R ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.value()).append('\n');
-                    if (!rs.isEmpty()) c.commitSync();
+                    if (!rs.isEmpty()) {
+                        try {
+                            c.commitSync();
+                        } catch (org.apache.kafka.clients.consumer.CommitFailedException
+                                 | org.apache.kafka.common.errors.RebalanceInProgressException e) {
+                            // Refused while the group rebalances; the next commit covers the same positions.
+                            System.err.println("commit refused: " + e);
+                        }
+                    }
                     Set<TopicPartition> a = c.assignment();
                     List<Integer> ps = new ArrayList<>();
                     for (TopicPartition tp : a) ps.add(tp.partition());

@@ -15,6 +15,7 @@ CLIENT is confluent-kafka, kafka-python, aiokafka or kcat (the kcat binary, driv
 here: it has no admin API, so Apache Kafka's kafka-topics creates and deletes its topic,
 and its consumer-group mode reports assignments on stderr). The checks are made by run.py.
 """
+import os
 import sys
 import threading
 import time
@@ -80,20 +81,33 @@ def confluent_basic(bootstrap, topic, count):
 
 
 def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
     conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
             "enable.auto.commit": False, "partition.assignment.strategy": strategy,
             "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500}
     if instance:
         conf["group.instance.id"] = instance
+    if os.environ.get("WEIR_RDKAFKA_DEBUG"):
+        conf["debug"] = os.environ["WEIR_RDKAFKA_DEBUG"]
     c = Consumer(conf)
-    c.subscribe([topic])
+
+    def commit(why):
+        # A commit can be refused while the group rebalances (Kafka answers ILLEGAL_GENERATION
+        # or REBALANCE_IN_PROGRESS); an application carries on, and the next commit, or the
+        # one made when partitions are revoked, covers the same positions.
+        try:
+            c.commit(asynchronous=False)
+        except KafkaException as e:
+            print(f"commit ({why}) refused: {e}", file=sys.stderr, flush=True)
+
+    # Commit what was read before partitions move to another member, as applications do.
+    c.subscribe([topic], on_revoke=lambda consumer, parts: commit("revoke"))
     stop = stdin_closed()
     while not stop.is_set():
         msgs = c.consume(1000, 0.2)
         lines = [f"R {m.partition()} {m.offset()} {m.value().decode()}" for m in msgs if not m.error()]
         if lines:
-            c.commit(asynchronous=False)
+            commit("poll")
         lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
         out("\n".join(lines))
     c.close()
