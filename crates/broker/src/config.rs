@@ -30,6 +30,8 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Kafka's `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// Kafka's `log.cleaner.backoff.ms`: how often compacted topics are checked for cleaning.
+    pub log_cleaner_interval_ms: u64,
     /// Kafka's `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
     /// Kafka's `group.initial.rebalance.delay.ms`.
@@ -58,6 +60,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             default_partitions: 1,
             retention_check_interval_ms: 300_000,
+            log_cleaner_interval_ms: 15_000,
             offsets_topic_partitions: 50,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6_000,

@@ -1,7 +1,8 @@
 //! The listener, the background tasks, and shutdown.
 //!
-//! Background tasks: the `interval` fsync policy's flusher, and retention, which deletes
-//! old segments every `retention_check_interval_ms`. Shutdown stops accepting, waits
+//! Background tasks: the `interval` fsync policy's flusher; retention, which deletes old
+//! segments every `retention_check_interval_ms`; and the log cleaner, which compacts the
+//! closed segments of `cleanup.policy=compact` topics every `log_cleaner_interval_ms`. Shutdown stops accepting, waits
 //! briefly for connections to finish, then fsyncs every partition.
 
 use std::net::SocketAddr;
@@ -97,6 +98,8 @@ fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) ->
         let mut fsync_tick = tokio::time::interval(fsync_every);
         let mut retention_tick = tokio::time::interval(retention_every);
         retention_tick.tick().await;
+        let mut cleaner_tick = tokio::time::interval(Duration::from_millis(state.config.log_cleaner_interval_ms.max(1)));
+        cleaner_tick.tick().await;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
@@ -111,9 +114,39 @@ fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) ->
                     let s = Arc::clone(&state);
                     let _ = tokio::task::spawn_blocking(move || apply_retention(&s)).await;
                 }
+                _ = cleaner_tick.tick() => {
+                    let s = Arc::clone(&state);
+                    let _ = tokio::task::spawn_blocking(move || clean_compacted_logs(&s)).await;
+                }
             }
         }
     })
+}
+
+/// Compacts every partition whose log is due. The partition lock is held only to plan and to
+/// swap the cleaned segments in; reading and rewriting run without it.
+fn clean_compacted_logs(state: &BrokerState) {
+    for h in state.all_partitions() {
+        let now = now_ms();
+        let Some(plan) = h.log.lock().plan_compaction(now) else { continue };
+        let result = weir_log::cleaner::compact(&plan, now).and_then(|output| {
+            let (read, kept) = (output.records_read, output.records_kept);
+            h.log.lock().finish_compaction(output).map(|report| (report, read, kept))
+        });
+        match result {
+            Ok((report, read, kept)) => tracing::info!(
+                topic = %h.topic,
+                partition = h.index,
+                segments = report.segments_rewritten + report.segments_removed,
+                bytes_before = report.bytes_before,
+                bytes_after = report.bytes_after,
+                records_read = read,
+                records_kept = kept,
+                "compacted"
+            ),
+            Err(e) => tracing::error!(topic = %h.topic, partition = h.index, error = %e, "compaction failed"),
+        }
+    }
 }
 
 fn apply_retention(state: &BrokerState) {

@@ -87,6 +87,14 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
         retention_bytes: topic.config_i64("retention.bytes"),
         max_message_bytes: topic.config_i64("max.message.bytes").max(0) as usize,
         cleanup_delete: policy.split(',').any(|p| p.trim() == "delete"),
+        cleanup_compact: policy.split(',').any(|p| p.trim() == "compact"),
+        min_cleanable_dirty_ratio: topic
+            .config("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.5)
+            .clamp(0.0, 1.0),
+        delete_retention_ms: topic.config_i64("delete.retention.ms").max(0),
+        min_compaction_lag_ms: topic.config_i64("min.compaction.lag.ms").max(0),
     }
 }
 

@@ -453,3 +453,55 @@ async fn large_fetches_at_every_version_keep_the_connection_usable() {
         assert_eq!(again.responses[0].partitions[0].high_watermark, 200, "version {version}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_keep_the_newest_record_per_key() {
+    // Goal: with `cleanup.policy=compact`, the cleaner rewrites closed segments to the newest
+    // record of each key, offsets and the high watermark unchanged; a record without a key is
+    // refused with INVALID_RECORD as Kafka does.
+    let broker = TestBroker::start(|c| c.log_cleaner_interval_ms = 100).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("c", 1, &[("cleanup.policy", "compact"), ("segment.bytes", "300")]).await, 0);
+    for n in 0..20 {
+        let (a, b) = (format!("a{n}"), format!("b{n}"));
+        let r = c.produce("c", 0, -1, batch(&[&a, &b], None, Compression::Gzip, 1000 + n)).await;
+        assert_eq!((r.error_code, r.base_offset), (0, 2 * n));
+    }
+    let keyless = weir_log::batch::encode_batch(
+        &[weir_log::batch::NewRecord { key: None, value: Some(Bytes::from("v")), timestamp_ms: 0 }],
+        None,
+        Compression::None,
+    )
+    .unwrap()
+    .freeze();
+    assert_eq!(c.produce("c", 0, -1, keyless).await.error_code, code(ResponseError::InvalidRecord));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut records = Vec::new();
+    while Instant::now() < deadline {
+        // Fetch returns one segment's worth at a time: read on to the high watermark.
+        records.clear();
+        let mut next = 0;
+        while next < 40 {
+            let data = c.fetch("c", 0, next, 0).await;
+            assert_eq!((data.error_code, data.high_watermark), (0, 40));
+            let got = values_of(data.records);
+            next = got.last().map_or(40, |r| r.0 + 1);
+            let seen = records.last().map_or(-1, |l: &(i64, String)| l.0);
+            records.extend(got.into_iter().filter(|r| r.0 > seen));
+        }
+        if records.len() < 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(records.len() < 10, "not compacted within 20 s: {records:?}");
+    let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets rise: {offsets:?}");
+    assert_eq!(records.last(), Some(&(39, "b19".to_string())));
+    assert!(records.contains(&(38, "a19".to_string())));
+    // A fetch at an offset compacted away starts at the next record kept.
+    let data = c.fetch("c", 0, 1, 0).await;
+    assert_eq!(data.error_code, 0);
+    assert!(values_of(data.records).iter().all(|r| r.0 >= 1));
+}

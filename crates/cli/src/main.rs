@@ -123,6 +123,9 @@ struct ServeArgs {
     /// How often retention deletes old segments, in ms.
     #[arg(long, env = "WEIR_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
     retention_check_interval_ms: u64,
+    /// How often compacted topics are checked for cleaning, in ms (Kafka's log.cleaner.backoff.ms).
+    #[arg(long, env = "WEIR_LOG_CLEANER_INTERVAL_MS", default_value_t = 15_000)]
+    log_cleaner_interval_ms: u64,
     /// Partitions of __consumer_offsets (Kafka's offsets.topic.num.partitions).
     #[arg(long, env = "WEIR_OFFSETS_TOPIC_PARTITIONS", default_value_t = 50)]
     offsets_topic_partitions: i32,
@@ -171,6 +174,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.default_partitions = args.default_partitions;
     config.retention_check_interval_ms = args.retention_check_interval_ms;
+    config.log_cleaner_interval_ms = args.log_cleaner_interval_ms;
     config.offsets_topic_partitions = args.offsets_topic_partitions;
     config.group_initial_rebalance_delay_ms = args.group_initial_rebalance_delay_ms;
     if args.group_min_session_timeout_ms > args.group_max_session_timeout_ms {

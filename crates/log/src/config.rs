@@ -33,6 +33,15 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `cleanup.policy` contains `delete`; when false, retention deletes nothing.
     pub cleanup_delete: bool,
+    /// `cleanup.policy` contains `compact`: closed segments keep the newest record per key,
+    /// and records without a key are refused.
+    pub cleanup_compact: bool,
+    /// `min.cleanable.dirty.ratio`: the share of not-yet-cleaned bytes that starts a clean.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone stays after its segment's newest record.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -44,6 +53,10 @@ impl Default for LogConfig {
             retention_bytes: -1,
             max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
             cleanup_delete: true,
+            cleanup_compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
         }
     }
 }

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::batch::{assign_base_offset, validate_produce_batches, BatchHeader, BATCH_HEADER_BYTES};
+use crate::cleaner::{same_file, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX};
 use crate::config::LogConfig;
 use crate::producer::{ProducerStateTable, SequenceCheck};
-use crate::segment::Segment;
+use crate::segment::{file_stem, Segment};
 use crate::LogError;
 
 /// File that holds the log start offset after DeleteRecords or retention moved it.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+/// File that holds the offset below which a compacted log is clean.
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,17 @@ pub struct PartitionLog {
     producers: ProducerStateTable,
     /// Bytes appended since the last fsync.
     unsynced_bytes: u64,
+    /// Compacted logs: every closed segment below this offset has been cleaned.
+    clean_through: i64,
+}
+
+/// What [`PartitionLog::finish_compaction`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    pub segments_rewritten: usize,
+    pub segments_removed: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }
 
 impl PartitionLog {
@@ -89,14 +103,17 @@ impl PartitionLog {
     /// and producer state is rebuilt from the active segment.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         fs::create_dir_all(dir)?;
-        let mut bases: Vec<i64> = fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let stem = name.strip_suffix(".log")?;
-                stem.parse::<i64>().ok()
-            })
-            .collect();
+        let mut bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let Ok(entry) = entry else { continue };
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.ends_with(CLEANED_SUFFIX) {
+                // A clean interrupted before its swap: the original segment is intact.
+                fs::remove_file(entry.path())?;
+            } else if let Some(base) = name.strip_suffix(".log").and_then(|stem| stem.parse::<i64>().ok()) {
+                bases.push(base);
+            }
+        }
         bases.sort_unstable();
         let log_start_file = fs::read_to_string(dir.join(LOG_START_OFFSET_FILE))
             .ok()
@@ -120,6 +137,10 @@ impl PartitionLog {
         }
         let first_base = *segments.keys().next().expect("at least one segment");
         let log_start_offset = log_start_file.unwrap_or(first_base).max(first_base);
+        let clean_through = fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -127,6 +148,7 @@ impl PartitionLog {
             log_start_offset,
             producers,
             unsynced_bytes: 0,
+            clean_through,
         };
         // A log start beyond the end (DeleteRecords then a torn tail) is clamped.
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
@@ -187,6 +209,9 @@ impl PartitionLog {
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
         // 1. Validate.
         let headers = validate_produce_batches(records, self.config.max_message_bytes)?;
+        if self.config.cleanup_compact {
+            require_keys(records, &headers)?;
+        }
 
         // 2. Sequence checks, all before any write so a refused request stores nothing.
         if headers.len() == 1 {
@@ -324,11 +349,85 @@ impl PartitionLog {
     }
 
     fn persist_log_start_offset(&self) -> Result<(), LogError> {
-        let tmp = self.dir.join(format!("{LOG_START_OFFSET_FILE}.tmp"));
-        fs::write(&tmp, self.log_start_offset.to_string())?;
+        self.persist_offset_file(LOG_START_OFFSET_FILE, self.log_start_offset)
+    }
+
+    /// Writes one offset to a small file in the partition directory, atomically.
+    fn persist_offset_file(&self, name: &str, offset: i64) -> Result<(), LogError> {
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        fs::write(&tmp, offset.to_string())?;
         File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, self.dir.join(LOG_START_OFFSET_FILE))?;
+        fs::rename(&tmp, self.dir.join(name))?;
         Ok(())
+    }
+
+    /// Chooses the closed segments a compaction would clean, or `None` when the log is not
+    /// compacted or too little of it is dirty (`min.cleanable.dirty.ratio`). Segments are
+    /// taken oldest first up to the first one holding records younger than
+    /// `min.compaction.lag.ms`; the active segment never.
+    pub fn plan_compaction(&self, now_ms: i64) -> Option<CompactionPlan> {
+        if !self.config.cleanup_compact || self.segments.len() < 2 {
+            return None;
+        }
+        let closed = self.segments.values().take(self.segments.len() - 1);
+        let segments: Vec<PlannedSegment> = closed
+            .take_while(|s| s.max_timestamp < 0 || now_ms - s.max_timestamp >= self.config.min_compaction_lag_ms)
+            .map(|s| PlannedSegment {
+                base_offset: s.base_offset,
+                file: s.file(),
+                size_bytes: s.size_bytes(),
+                next_offset: s.next_offset,
+                max_timestamp: s.max_timestamp,
+            })
+            .collect();
+        let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
+        let dirty: u64 = segments.iter().filter(|s| s.next_offset > self.clean_through).map(|s| s.size_bytes).sum();
+        if dirty == 0 || (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64 {
+            return None;
+        }
+        Some(CompactionPlan { dir: self.dir.clone(), segments, delete_retention_ms: self.config.delete_retention_ms })
+    }
+
+    /// Swaps in the segments [`crate::cleaner::compact`] wrote. A planned segment that is gone
+    /// or changed since (retention, DeleteRecords, a deleted topic) keeps its place and its
+    /// cleaned copy is discarded. A segment left empty is removed, unless it is the first
+    /// (its name holds the log's start).
+    pub fn finish_compaction(&mut self, output: CompactionOutput) -> Result<CompactionReport, LogError> {
+        let mut report = CompactionReport::default();
+        let first_base = self.segments.keys().next().copied();
+        let active_base = self.active().base_offset;
+        let mut all_swapped = true;
+        for cleaned in output.segments {
+            let log_path = self.dir.join(format!("{}.log", file_stem(cleaned.base_offset)));
+            let current = self.segments.get(&cleaned.base_offset);
+            let unchanged = cleaned.base_offset != active_base
+                && current.is_some_and(|s| Arc::ptr_eq(&s.file(), &cleaned.original))
+                && same_file(&log_path, &cleaned.original);
+            if !unchanged {
+                let _ = fs::remove_file(&cleaned.path);
+                all_swapped = false;
+                continue;
+            }
+            report.bytes_before += current.map_or(0, Segment::size_bytes);
+            report.bytes_after += cleaned.size_bytes;
+            if cleaned.size_bytes == 0 && Some(cleaned.base_offset) != first_base {
+                let segment = self.segments.remove(&cleaned.base_offset).expect("checked above");
+                segment.delete_files()?;
+                fs::remove_file(&cleaned.path)?;
+                report.segments_removed += 1;
+                continue;
+            }
+            fs::rename(&cleaned.path, &log_path)?;
+            let (segment, _) = Segment::open(&self.dir, cleaned.base_offset, false, false)?;
+            self.segments.insert(cleaned.base_offset, segment);
+            report.segments_rewritten += 1;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        if all_swapped && output.clean_through > self.clean_through {
+            self.clean_through = output.clean_through;
+            self.persist_offset_file(CLEANER_CHECKPOINT_FILE, self.clean_through)?;
+        }
+        Ok(report)
     }
 
     fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
@@ -397,6 +496,21 @@ impl PartitionLog {
         self.unsynced_bytes = 0;
         self.active().sync()
     }
+}
+
+/// Refuses a batch holding a record without a key, as Kafka does for compacted topics.
+fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
+    let mut at = 0usize;
+    for h in headers {
+        let mut bytes = Bytes::copy_from_slice(&records[at..at + h.size_bytes]);
+        at += h.size_bytes;
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|e| LogError::CorruptMessage(format!("cannot decode the batch: {e}")))?;
+        if set.records.iter().any(|r| r.key.is_none()) {
+            return Err(LogError::InvalidRecord("a compacted topic cannot take a record without a key".into()));
+        }
+    }
+    Ok(())
 }
 
 /// Finds the first record with timestamp >= `timestamp` in one stored batch.

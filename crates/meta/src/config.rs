@@ -1,8 +1,10 @@
 //! The topic configs weir accepts, with Kafka's names, defaults and value checks.
 //!
-//! Enforced by the log: `cleanup.policy` (delete), `retention.ms`, `retention.bytes`,
-//! `segment.bytes`, `segment.ms`, `max.message.bytes`. The others are stored, validated and
-//! described so tools round-trip them, but do not change behaviour yet.
+//! Enforced by the log: `cleanup.policy` (delete and compact), `retention.ms`,
+//! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`,
+//! `min.cleanable.dirty.ratio`, `delete.retention.ms`, `min.compaction.lag.ms`. The others
+//! are stored, validated and described so tools round-trip them, but do not change
+//! behaviour yet.
 
 use crate::MetaError;
 

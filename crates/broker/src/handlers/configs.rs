@@ -32,6 +32,7 @@ fn broker_configs(state: &BrokerState) -> Vec<(&'static str, String, ConfigType)
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
         ("group.initial.rebalance.delay.ms", c.group_initial_rebalance_delay_ms.to_string(), ConfigType::Int),
         ("log.dirs", c.data_dir.display().to_string(), ConfigType::Choice(&[])),
+        ("log.cleaner.backoff.ms", c.log_cleaner_interval_ms.to_string(), ConfigType::Long),
         ("log.retention.check.interval.ms", c.retention_check_interval_ms.to_string(), ConfigType::Long),
         ("num.partitions", c.default_partitions.to_string(), ConfigType::Int),
         ("offsets.topic.num.partitions", c.offsets_topic_partitions.to_string(), ConfigType::Int),
