@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """weir-specific acceptance scenarios with real clients, beyond the per-client scenarios of
 the compatibility harness (tests/compat): compression codecs through librdkafka and the
-Java client, the cooperative-sticky assignor, independent groups, static membership,
-broker restart, and Apache Kafka's kafka-consumer-groups tool against weir.
+Java client, the cooperative-sticky assignor, independent groups, compacted topics,
+static membership, broker restart, and Apache Kafka's kafka-consumer-groups tool against
+weir.
 
 Usage: acceptance.py WEIR_BIN      run every scenario, one PASS/FAIL line each
 Ends with "N passed, M failed"; exits non-zero on any failure. WEIR_ACCEPT_ONLY=text runs
@@ -166,6 +167,79 @@ def group_scenario(r, weir, kind, strategy):
                 m.kill9()
 
 
+def compaction_scenario(r, weir_bin):
+    """A compacted topic keeps the newest value of each key for librdkafka and for Kafka's
+    console consumer; __consumer_offsets is compacted too, and a restart still finds the
+    newest committed offset. Its own broker, with small segments and a busy cleaner."""
+    weir = Weir(weir_bin, "--log-cleaner-interval-ms", "300", "--offsets-topic-segment-bytes", "16384",
+                "--offsets-topic-partitions", "1").start()
+    try:
+        b = weir.bootstrap
+        topic = f"cmp-{uid()}"
+        create_topic(b, topic, 1, {"cleanup.policy": "compact", "segment.bytes": "16384"})
+        # Batches of at most 16 KiB, so the records spread over many segments and only the
+        # last few thousand stay in the active segment, which is never cleaned.
+        p = Producer({"bootstrap.servers": b, "enable.idempotence": True, "compression.type": "lz4",
+                      "linger.ms": 5, "batch.size": 16384})
+        for i in range(20000):
+            while True:
+                try:
+                    p.produce(topic, key=f"k{i % 100}", value=f"v{i}-" + "x" * 100)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+        if p.flush(60):
+            raise RuntimeError("produce to the compacted topic did not finish")
+        newest = {f"k{i % 100}": f"v{i}-" + "x" * 100 for i in range(20000)}
+
+        def read_all():
+            c = Consumer({"bootstrap.servers": b, "group.id": f"reader-{uid()}", "enable.auto.commit": False})
+            high = c.get_watermark_offsets(TopicPartition(topic, 0), 10)[1]
+            c.assign([TopicPartition(topic, 0, 0)])
+            got, last, deadline = [], -1, time.time() + 30
+            while last < high - 1 and time.time() < deadline:
+                for m in c.consume(10000, 0.5):
+                    if not m.error():
+                        got.append((m.offset(), m.key().decode(), m.value().decode()))
+                        last = m.offset()
+            c.close()
+            return got
+
+        compacted = wait_until(lambda: len(read_all()) < 20000 / 2, 60)
+        got = read_all()
+        last_by_key = {k: v for _, k, v in got}
+        r.check("compacted topic: librdkafka reads fewer records than were written, offsets rising",
+                compacted and all(a[0] < b_[0] for a, b_ in zip(got, got[1:])), f"{len(got)} of 20000")
+        r.check("compacted topic: the newest value of every key is there", last_by_key == newest,
+                f"{len(last_by_key)} keys, {sum(last_by_key.get(k) == v for k, v in newest.items())} newest")
+        _, out = kafka_tool("kafka-console-consumer", "--bootstrap-server", b, "--topic", topic, "--from-beginning",
+                         "--timeout-ms", "10000", "--property", "print.key=true", "--property", "key.separator=|")
+        lines = [l.split("|", 1) for l in out.splitlines() if l.startswith("k") and "|" in l]
+        r.check("compacted topic: Kafka's console consumer reads the same records", [(k, v) for _, k, v in got] == [tuple(l) for l in lines],
+                f"{len(lines)} lines against {len(got)}")
+
+        # Commit 3,000 times to one group: __consumer_offsets rolls 16 KiB segments and compacts.
+        group = f"cmp-{uid()}"
+        c = Consumer({"bootstrap.servers": b, "group.id": group, "enable.auto.commit": False})
+        for i in range(1, 3001):
+            c.commit(offsets=[TopicPartition(topic, 0, i)], asynchronous=False)
+        c.close()
+        offsets_dir = os.path.join(weir.dir, "data", "__consumer_offsets-0")
+        log_bytes = lambda: sum(os.path.getsize(os.path.join(offsets_dir, f)) for f in os.listdir(offsets_dir) if f.endswith(".log"))  # noqa: E731
+        log_path = os.path.join(weir.dir, "weir.log")
+        cleaned = wait_until(lambda: "__consumer_offsets" in "".join(l for l in open(log_path) if "compacted" in l), 30)
+        r.check("__consumer_offsets is compacted: 3,000 commits of one partition take under 64 KiB",
+                cleaned and log_bytes() < 64 * 1024, f"{log_bytes()} bytes in .log files")
+        weir.stop()
+        weir.start()
+        c = Consumer({"bootstrap.servers": b, "group.id": group, "enable.auto.commit": False})
+        committed = c.committed([TopicPartition(topic, 0)], 10)[0].offset
+        c.close()
+        r.check("after compaction and a restart the group's newest committed offset is back", committed == 3000, f"{committed}")
+    finally:
+        weir.stop()
+
+
 def independent_groups_scenario(r, weir):
     b = weir.bootstrap
     topic = f"ind-{uid()}"
@@ -290,6 +364,7 @@ def main():
         ("codecs", lambda: codecs_scenario(r, weir, count)),
         ("groups confluent-kafka cooperative-sticky", lambda: group_scenario(r, weir, "confluent-kafka", "cooperative-sticky")),
         ("independent groups", lambda: independent_groups_scenario(r, weir)),
+        ("compaction", lambda: compaction_scenario(r, sys.argv[1])),
         ("static membership", lambda: static_membership_scenario(r, weir)),
     ]
     only = os.environ.get("WEIR_ACCEPT_ONLY")

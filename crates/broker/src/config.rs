@@ -34,6 +34,9 @@ pub struct BrokerConfig {
     pub log_cleaner_interval_ms: u64,
     /// Kafka's `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
+    /// Kafka's `offsets.topic.segment.bytes`: segments of `__consumer_offsets` roll (and
+    /// become compactable) at this size.
+    pub offsets_topic_segment_bytes: u64,
     /// Kafka's `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: i64,
     /// Kafka's `group.min.session.timeout.ms`.
@@ -62,6 +65,7 @@ impl BrokerConfig {
             retention_check_interval_ms: 300_000,
             log_cleaner_interval_ms: 15_000,
             offsets_topic_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,

@@ -99,7 +99,7 @@ pub fn ensure_offsets_topic(state: &BrokerState) -> Result<weir_meta::catalog::T
     }
     let mut configs = BTreeMap::new();
     configs.insert("cleanup.policy".to_string(), "compact".to_string());
-    configs.insert("segment.bytes".to_string(), "104857600".to_string());
+    configs.insert("segment.bytes".to_string(), state.config.offsets_topic_segment_bytes.to_string());
     match state.create_topic(OFFSETS_TOPIC, state.config.offsets_topic_partitions, 1, configs, true, true) {
         Ok(t) => Ok(t),
         // Created meanwhile by another request.

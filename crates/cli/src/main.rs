@@ -129,6 +129,9 @@ struct ServeArgs {
     /// Partitions of __consumer_offsets (Kafka's offsets.topic.num.partitions).
     #[arg(long, env = "WEIR_OFFSETS_TOPIC_PARTITIONS", default_value_t = 50)]
     offsets_topic_partitions: i32,
+    /// Segment size of __consumer_offsets, in bytes (Kafka's offsets.topic.segment.bytes).
+    #[arg(long, env = "WEIR_OFFSETS_TOPIC_SEGMENT_BYTES", default_value_t = 104_857_600)]
+    offsets_topic_segment_bytes: u64,
     /// Delay before the first rebalance of an empty group (Kafka's group.initial.rebalance.delay.ms).
     #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
     group_initial_rebalance_delay_ms: i64,
@@ -176,6 +179,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.retention_check_interval_ms = args.retention_check_interval_ms;
     config.log_cleaner_interval_ms = args.log_cleaner_interval_ms;
     config.offsets_topic_partitions = args.offsets_topic_partitions;
+    if args.offsets_topic_segment_bytes < 1024 {
+        anyhow::bail!("--offsets-topic-segment-bytes must be at least 1024");
+    }
+    config.offsets_topic_segment_bytes = args.offsets_topic_segment_bytes;
     config.group_initial_rebalance_delay_ms = args.group_initial_rebalance_delay_ms;
     if args.group_min_session_timeout_ms > args.group_max_session_timeout_ms {
         anyhow::bail!("--group-min-session-timeout-ms must not exceed --group-max-session-timeout-ms");

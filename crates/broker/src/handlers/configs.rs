@@ -36,6 +36,7 @@ fn broker_configs(state: &BrokerState) -> Vec<(&'static str, String, ConfigType)
         ("log.retention.check.interval.ms", c.retention_check_interval_ms.to_string(), ConfigType::Long),
         ("num.partitions", c.default_partitions.to_string(), ConfigType::Int),
         ("offsets.topic.num.partitions", c.offsets_topic_partitions.to_string(), ConfigType::Int),
+        ("offsets.topic.segment.bytes", c.offsets_topic_segment_bytes.to_string(), ConfigType::Int),
         ("socket.request.max.bytes", c.request_bytes_max.to_string(), ConfigType::Int),
     ]
 }
