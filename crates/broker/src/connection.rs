@@ -29,21 +29,20 @@ const FRAME_BYTES_LOGGED_MAX: usize = 256;
 use crate::handlers;
 use crate::state::BrokerState;
 
+/// A response frame: its pieces, written one after the other. Most frames are one buffer;
+/// a Fetch response's record sets are the very buffers the log read, not copied.
+pub type Frame = Vec<Bytes>;
+
 /// What a started request will send back.
 pub enum Reply {
     /// The response frame is ready.
-    Now(Bytes),
+    Now(Frame),
     /// The response frame will be ready later (fsync, long-poll, group coordination).
-    Later(BoxFuture<'static, Option<Bytes>>),
+    Later(BoxFuture<'static, Option<Frame>>),
     /// No response at all (produce with acks=0).
     Nothing,
     /// Answer with this frame, then close the connection.
-    Close(Option<Bytes>),
-    /// A frame in pieces, written one after the other (a Fetch response whose records are
-    /// the buffers the log read, not copied).
-    Chunks(Vec<Bytes>),
-    /// A frame in pieces, ready later (a long-polling Fetch).
-    LaterChunks(BoxFuture<'static, Option<Vec<Bytes>>>),
+    Close(Option<Frame>),
 }
 
 /// The connection's write buffer.
@@ -107,12 +106,10 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
         while let Some(reply) = rx.recv().await {
             let (frame, close) = match reply {
-                Reply::Now(b) => (Some(vec![b]), false),
-                Reply::Later(f) => (f.await.map(|b| vec![b]), false),
+                Reply::Now(f) => (Some(f), false),
+                Reply::Later(f) => (f.await, false),
                 Reply::Nothing => (None, false),
-                Reply::Close(b) => (b.map(|b| vec![b]), true),
-                Reply::Chunks(c) => (Some(c), false),
-                Reply::LaterChunks(f) => (f.await, false),
+                Reply::Close(f) => (f, true),
             };
             if let Some(chunks) = frame {
                 if write_chunks(&mut out, &chunks).await.is_err() {

@@ -39,5 +39,5 @@ pub fn unsupported_version_reply(correlation_id: i32) -> Reply {
     if body.encode(&mut buf, 0).is_err() {
         return Reply::Close(None);
     }
-    Reply::Now(Bytes::from(buf))
+    Reply::Now(vec![Bytes::from(buf)])
 }

@@ -241,7 +241,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
     // 3. Otherwise wait for an append to any of them, or the deadline.
     let meta = *meta;
     let state = Arc::clone(state);
-    Reply::LaterChunks(Box::pin(async move {
+    Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms as u64);
         let handles: Vec<Arc<PartitionHandle>> = wants.iter().filter_map(|w| w.handle.clone()).collect();
         loop {

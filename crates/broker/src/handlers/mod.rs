@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_groups::GroupRequest;
 use weir_wire::request::{DecodedRequest, Request};
 
-use crate::connection::{ClientInfo, Reply};
+use crate::connection::{ClientInfo, Frame, Reply};
 use crate::state::BrokerState;
 
 pub mod api_versions;
@@ -41,9 +40,9 @@ pub struct RequestMeta {
 impl RequestMeta {
     /// Encodes `body` as this request's response frame. An encoding failure is a broker
     /// bug (a field the version cannot carry); it is logged and the connection closed.
-    pub fn frame<T: Encodable>(&self, body: &T) -> Option<Bytes> {
+    pub fn frame<T: Encodable>(&self, body: &T) -> Option<Frame> {
         match weir_wire::response::encode_response(self.api_key, self.api_version, self.correlation_id, body) {
-            Ok(b) => Some(b),
+            Ok(b) => Some(vec![b]),
             Err(e) => {
                 tracing::error!(api = ?self.api_key, version = self.api_version, error = %e, "could not encode response");
                 None
@@ -52,7 +51,7 @@ impl RequestMeta {
     }
 
     /// A Fetch response as chunks that carry the read records without copying them.
-    pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Vec<Bytes>> {
+    pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
         match weir_wire::response::encode_fetch_response(self.api_version, self.correlation_id, body) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -64,14 +63,14 @@ impl RequestMeta {
 
     pub fn fetch_reply(&self, body: kafka_protocol::messages::FetchResponse) -> Reply {
         match self.fetch_frame(body) {
-            Some(c) => Reply::Chunks(c),
+            Some(f) => Reply::Now(f),
             None => Reply::Close(None),
         }
     }
 
     pub fn reply<T: Encodable>(&self, body: &T) -> Reply {
         match self.frame(body) {
-            Some(b) => Reply::Now(b),
+            Some(f) => Reply::Now(f),
             None => Reply::Close(None),
         }
     }
