@@ -68,28 +68,33 @@ public class Scenarios {
                         sent.computeIfAbsent(md.partition(), k -> new ArrayList<>()).add(values.get(i));
                     }
                 }
-                Properties cp = new Properties();
-                cp.put("bootstrap.servers", bootstrap);
-                cp.put("group.id", topic + "-reader");
-                cp.put("enable.auto.commit", "false");
                 Map<Integer, List<String>> got = new HashMap<>();
-                try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
-                    List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
-                    c.assign(tps);
-                    c.seekToBeginning(tps);
-                    int n = 0;
-                    long deadline = System.currentTimeMillis() + 60_000;
-                    while (n < count && System.currentTimeMillis() < deadline) {
-                        for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
-                            got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r.value());
-                            n++;
-                        }
-                    }
+                for (ConsumerRecord<String, String> r : readBack(bootstrap, topic, topic + "-reader", count)) {
+                    got.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(r.value());
                 }
                 check("java " + codec + ": " + count + " records read back per partition in order",
                       sent.equals(got), "sent " + sent.values().stream().mapToInt(List::size).sum() + " got " + got.values().stream().mapToInt(List::size).sum());
             }
         }
+    }
+
+    /** Reads the three partitions of TOPIC from their start until COUNT records arrived or 60 s passed. */
+    static List<ConsumerRecord<String, String>> readBack(String bootstrap, String topic, String group, int count) {
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", bootstrap);
+        cp.put("enable.auto.commit", "false");
+        if (group != null) cp.put("group.id", group);
+        List<ConsumerRecord<String, String>> out = new ArrayList<>();
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+            List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (out.size() < count && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) out.add(r);
+            }
+        }
+        return out;
     }
 
     static void basic(String bootstrap, String topic, int count) throws Exception {
@@ -117,24 +122,11 @@ public class Scenarios {
                 }
                 System.out.print(sb);
             }
-            Properties cp = new Properties();
-            cp.put("bootstrap.servers", bootstrap);
-            cp.put("enable.auto.commit", "false");
-            try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
-                List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
-                c.assign(tps);
-                c.seekToBeginning(tps);
-                int n = 0;
-                long deadline = System.currentTimeMillis() + 60_000;
-                while (n < count && System.currentTimeMillis() < deadline) {
-                    StringBuilder sb = new StringBuilder();
-                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(500))) {
-                        sb.append("C ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.key()).append(' ').append(r.value()).append('\n');
-                        n++;
-                    }
-                    System.out.print(sb);
-                }
+            StringBuilder sb = new StringBuilder();
+            for (ConsumerRecord<String, String> r : readBack(bootstrap, topic, null, count)) {
+                sb.append("C ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.key()).append(' ').append(r.value()).append('\n');
             }
+            System.out.print(sb);
             admin.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
             System.out.println("D");
         } catch (Exception e) {
