@@ -141,29 +141,60 @@ impl Cluster {
 
     /// Offsets of `partitions` of `topic` at `timestamp` (-2 earliest, -1 latest, or a time in
     /// ms: the first offset whose timestamp is at or after it). Each answer is (offset,
-    /// timestamp); offset -1 means no record at or after that time. Asks each leader.
+    /// timestamp); offset -1 means no record at or after that time. Asks each leader; a
+    /// partition without a leader yet (just created or added) is asked again, with fresh
+    /// metadata, for up to 10 s, as Kafka's tools do.
     pub async fn list_offsets(&mut self, topic: &TopicInfo, partitions: &[i32], timestamp: i64) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
-        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-        for p in partitions {
-            let leader = topic.partitions.iter().find(|x| x.partition == *p).map(|x| x.leader).ok_or_else(|| anyhow!("topic '{}' has no partition {p}", topic.name))?;
-            by_leader.entry(leader).or_default().push(*p);
-        }
+        let retriable = [
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::LeaderNotAvailable,
+            ResponseError::UnknownTopicOrPartition,
+            ResponseError::OffsetNotAvailable,
+            ResponseError::ReplicaNotAvailable,
+            ResponseError::UnknownLeaderEpoch,
+        ]
+        .map(|e| e.code());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut leaders: BTreeMap<i32, i32> = topic.partitions.iter().map(|p| (p.partition, p.leader)).collect();
+        let mut pending = partitions.to_vec();
         let mut out = BTreeMap::new();
-        for (leader, ps) in by_leader {
-            let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-                .with_name(TopicName(sb(&topic.name)))
-                .with_partitions(ps.iter().map(|p| list_offsets_request::ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp)).collect())]);
-            let resp = self.call_on(leader, &req).await?;
-            for t in resp.topics {
-                for p in t.partitions {
-                    if p.error_code != 0 {
-                        bail!("cannot list offsets of {}[{}]: {}", topic.name, p.partition_index, error_name(p.error_code));
+        loop {
+            let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+            for p in &pending {
+                let leader = *leaders.get(p).ok_or_else(|| anyhow!("topic '{}' has no partition {p}", topic.name))?;
+                by_leader.entry(leader).or_default().push(*p);
+            }
+            let mut again: Vec<(i32, i16)> = Vec::new();
+            for (leader, ps) in by_leader {
+                if leader < 0 {
+                    again.extend(ps.iter().map(|p| (*p, ResponseError::LeaderNotAvailable.code())));
+                    continue;
+                }
+                let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(sb(&topic.name)))
+                    .with_partitions(ps.iter().map(|p| list_offsets_request::ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp)).collect())]);
+                let resp = self.call_on(leader, &req).await?;
+                for t in resp.topics {
+                    for p in t.partitions {
+                        if p.error_code == 0 {
+                            out.insert(p.partition_index, (p.offset, p.timestamp));
+                        } else if retriable.contains(&p.error_code) {
+                            again.push((p.partition_index, p.error_code));
+                        } else {
+                            bail!("cannot list offsets of {}[{}]: {}", topic.name, p.partition_index, error_name(p.error_code));
+                        }
                     }
-                    out.insert(p.partition_index, (p.offset, p.timestamp));
                 }
             }
+            let Some(&(partition, code)) = again.first() else { return Ok(out) };
+            if tokio::time::Instant::now() >= deadline {
+                bail!("cannot list offsets of {}[{partition}]: {} for 10 s; is the broker healthy?", topic.name, error_name(code));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let fresh = self.topic(&topic.name).await?;
+            leaders = fresh.partitions.iter().map(|p| (p.partition, p.leader)).collect();
+            pending = again.into_iter().map(|(p, _)| p).collect();
         }
-        Ok(out)
     }
 
     /// The group coordinator's broker id, waiting while the coordinator is loading.

@@ -191,33 +191,26 @@ async fn committed_offsets(cluster: &mut Cluster, coordinator: i32, group: &str)
         OffsetFetchRequest::default().with_group_id(GroupId(sb(group))).with_topics(None)
     };
     let resp = conn.call_at(&req, v).await?;
-    let mut out = BTreeMap::new();
-    if v >= 8 {
-        for g in resp.groups {
-            if g.error_code != 0 {
-                bail!("cannot read the committed offsets of group '{group}': {}", error_name(g.error_code));
-            }
-            for t in g.topics {
-                for p in t.partitions {
-                    if p.committed_offset >= 0 {
-                        out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
-                    }
-                }
-            }
-        }
+    // Version 8 and later answer per group; earlier versions answer at the top level. The
+    // crate has a type for each shape, so each is flattened to (topic, partition, offset).
+    let (error_code, rows): (i16, Vec<(String, i32, i64)>) = if v >= 8 {
+        let g = resp.groups.into_iter().next().ok_or_else(|| anyhow!("the coordinator did not answer for group '{group}'"))?;
+        let rows = g.topics.into_iter().flat_map(|t| {
+            let name = t.name.to_string();
+            t.partitions.into_iter().map(move |p| (name.clone(), p.partition_index, p.committed_offset))
+        });
+        (g.error_code, rows.collect())
     } else {
-        if resp.error_code != 0 {
-            bail!("cannot read the committed offsets of group '{group}': {}", error_name(resp.error_code));
-        }
-        for t in resp.topics {
-            for p in t.partitions {
-                if p.committed_offset >= 0 {
-                    out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
-                }
-            }
-        }
+        let rows = resp.topics.into_iter().flat_map(|t| {
+            let name = t.name.to_string();
+            t.partitions.into_iter().map(move |p| (name.clone(), p.partition_index, p.committed_offset))
+        });
+        (resp.error_code, rows.collect())
+    };
+    if error_code != 0 {
+        bail!("cannot read the committed offsets of group '{group}': {}", error_name(error_code));
     }
-    Ok(out)
+    Ok(rows.into_iter().filter(|r| r.2 >= 0).map(|(topic, partition, offset)| ((topic, partition), offset)).collect())
 }
 
 /// A group's state, members and committed offsets; a clear error when it does not exist.
