@@ -17,7 +17,7 @@ use std::time::Duration;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use tokio::sync::{mpsc, oneshot};
 use weir_groups::{Coordinator, CoordinatorConfig, GroupRequest, GroupResponse, Output, RequestContext};
-use weir_log::batch::{encode_batch, NewRecord};
+use weir_log::batch::{encode_batch, BatchHeader, NewRecord, BATCH_HEADER_BYTES};
 use weir_log::FsyncPolicy;
 
 use crate::handlers::produce::now_ms;
@@ -119,15 +119,21 @@ fn replay(state: &BrokerState, coordinator: &mut Coordinator, partitions: i32) -
             if bytes.is_empty() {
                 break;
             }
-            let sets = RecordBatchDecoder::decode_all(&mut bytes)
-                .map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {offset}: {e}"))?;
-            let mut last = offset - 1;
-            for set in sets {
+            // Batch by batch: a compacted batch keeps its original last offset while its last
+            // records may be gone, so the next read starts after the batch, not its last record.
+            let mut next = offset;
+            while bytes.len() >= BATCH_HEADER_BYTES {
+                let header = BatchHeader::parse(&bytes).map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {offset}: {e}"))?;
+                if header.size_bytes > bytes.len() {
+                    break;
+                }
+                let mut batch = bytes.split_to(header.size_bytes);
+                let set = RecordBatchDecoder::decode(&mut batch)
+                    .map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {}: {e}", header.base_offset))?;
                 for r in set.records {
                     if r.offset < offset {
                         continue;
                     }
-                    last = r.offset;
                     if let Some(key) = &r.key {
                         if let Err(e) = coordinator.replay(key, r.value.as_deref()) {
                             tracing::warn!(partition = p, offset = r.offset, error = %e, "skipped an unreadable {OFFSETS_TOPIC} record");
@@ -135,11 +141,12 @@ fn replay(state: &BrokerState, coordinator: &mut Coordinator, partitions: i32) -
                         count += 1;
                     }
                 }
+                next = next.max(header.last_offset() + 1);
             }
-            if last < offset {
+            if next <= offset {
                 break;
             }
-            offset = last + 1;
+            offset = next;
         }
     }
     Ok(count)

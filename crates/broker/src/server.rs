@@ -1,11 +1,13 @@
 //! The listener, the background tasks, and shutdown.
 //!
 //! Background tasks: the `interval` fsync policy's flusher; retention, which deletes old
-//! segments every `retention_check_interval_ms`; and the log cleaner, which compacts the
-//! closed segments of `cleanup.policy=compact` topics every `log_cleaner_interval_ms`. Shutdown stops accepting, waits
-//! briefly for connections to finish, then fsyncs every partition.
+//! segments every `retention_check_interval_ms`; and, on a task of its own, the log cleaner,
+//! which compacts the closed segments of `cleanup.policy=compact` topics every
+//! `log_cleaner_interval_ms`. Shutdown stops accepting, waits briefly for connections to
+//! finish, then fsyncs every partition.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +56,8 @@ impl Broker {
         let Broker { state, listener } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = spawn_background(Arc::clone(&state), stop_rx.clone());
+        let cleaner_stop = Arc::new(AtomicBool::new(false));
+        let cleaner = spawn_cleaner(Arc::clone(&state), Arc::clone(&cleaner_stop));
         let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
         tokio::pin!(shutdown);
         loop {
@@ -84,6 +88,10 @@ impl Broker {
         tracing::info!("shutting down: flushing partitions");
         let _ = stop_tx.send(true);
         drop(listener);
+        // A running clean stops at its next segment; its unswapped copies are removed on the
+        // next start.
+        cleaner_stop.store(true, Ordering::Relaxed);
+        cleaner.abort();
         let _ = background.await;
         tokio::task::spawn_blocking(move || state.sync_all()).await?;
         tracing::info!("stopped");
@@ -98,8 +106,6 @@ fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) ->
         let mut fsync_tick = tokio::time::interval(fsync_every);
         let mut retention_tick = tokio::time::interval(retention_every);
         retention_tick.tick().await;
-        let mut cleaner_tick = tokio::time::interval(Duration::from_millis(state.config.log_cleaner_interval_ms.max(1)));
-        cleaner_tick.tick().await;
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
@@ -114,27 +120,42 @@ fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) ->
                     let s = Arc::clone(&state);
                     let _ = tokio::task::spawn_blocking(move || apply_retention(&s)).await;
                 }
-                _ = cleaner_tick.tick() => {
-                    let s = Arc::clone(&state);
-                    let _ = tokio::task::spawn_blocking(move || clean_compacted_logs(&s)).await;
-                }
             }
+        }
+    })
+}
+
+/// The log cleaner, on its own task so a long clean never holds up the fsync flusher or
+/// retention. `stop` makes a running clean give up at its next segment.
+fn spawn_cleaner(state: Arc<BrokerState>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(state.config.log_cleaner_interval_ms.max(1)));
+        tick.tick().await;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let (s, flag) = (Arc::clone(&state), Arc::clone(&stop));
+            let _ = tokio::task::spawn_blocking(move || clean_compacted_logs(&s, &flag)).await;
         }
     })
 }
 
 /// Compacts every partition whose log is due. The partition lock is held only to plan and to
 /// swap the cleaned segments in; reading and rewriting run without it.
-fn clean_compacted_logs(state: &BrokerState) {
+fn clean_compacted_logs(state: &BrokerState, stop: &AtomicBool) {
     for h in state.all_partitions() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let now = now_ms();
         let Some(plan) = h.log.lock().plan_compaction(now) else { continue };
-        let result = weir_log::cleaner::compact(&plan, now).and_then(|output| {
+        let result = weir_log::cleaner::compact(&plan, now, &|| stop.load(Ordering::Relaxed)).and_then(|output| {
+            let Some(output) = output else { return Ok(None) };
             let (read, kept) = (output.records_read, output.records_kept);
-            h.log.lock().finish_compaction(output).map(|report| (report, read, kept))
+            h.log.lock().finish_compaction(output, now).map(|report| Some((report, read, kept)))
         });
         match result {
-            Ok((report, read, kept)) => tracing::info!(
+            Ok(None) => return,
+            Ok(Some((report, read, kept))) => tracing::info!(
                 topic = %h.topic,
                 partition = h.index,
                 segments = report.segments_rewritten + report.segments_removed,

@@ -219,8 +219,11 @@ impl BrokerState {
         for h in handles {
             // Wake fetches waiting on it so they notice the topic is gone.
             h.appended.notify_waiters();
-            let dir = h.log.lock().dir().to_path_buf();
-            remove_dir_if_present(&dir)?;
+            // Under the log's lock, so a compaction in flight cannot swap files in meanwhile;
+            // marked deleted, so it discards its work afterwards.
+            let mut log = h.log.lock();
+            log.mark_deleted();
+            remove_dir_if_present(log.dir())?;
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
@@ -294,11 +297,21 @@ impl BrokerState {
     }
 }
 
+/// Removes a partition directory. Tried a few times: the log cleaner may be writing a file
+/// into it at that moment (it gives up on a deleted log at its next step).
 fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
-    match fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+    let mut tries = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if tries < 3 => {
+                tracing::debug!(dir = %dir.display(), error = %e, "removing a partition directory again");
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -219,13 +219,13 @@ impl Cluster {
     /// `wait_ms` for data. Returns the records and the high watermark.
     pub async fn fetch(&mut self, topic: &TopicInfo, partition: i32, offset: i64, max_bytes: i32, wait_ms: i32) -> anyhow::Result<(Vec<Record>, i64)> {
         let mut r = self.fetch_many(topic, &[(partition, offset)], max_bytes, wait_ms).await?;
-        let (_, records, hw) = r.pop().ok_or_else(|| anyhow!("empty fetch response for {}[{partition}]", topic.name))?;
-        Ok((records, hw))
+        let f = r.pop().ok_or_else(|| anyhow!("empty fetch response for {}[{partition}]", topic.name))?;
+        Ok((f.records, f.high_watermark))
     }
 
     /// Records of several partitions of one topic, each from its offset, in one Fetch per
-    /// leader. Returns (partition, records at or after its offset, high watermark).
-    pub async fn fetch_many(&mut self, topic: &TopicInfo, positions: &[(i32, i64)], max_bytes: i32, wait_ms: i32) -> anyhow::Result<Vec<(i32, Vec<Record>, i64)>> {
+    /// leader.
+    pub async fn fetch_many(&mut self, topic: &TopicInfo, positions: &[(i32, i64)], max_bytes: i32, wait_ms: i32) -> anyhow::Result<Vec<Fetched>> {
         let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
         for (p, o) in positions {
             let leader = topic.partitions.iter().find(|x| x.partition == *p).map(|x| x.leader).ok_or_else(|| anyhow!("topic '{}' has no partition {p}", topic.name))?;
@@ -255,26 +255,47 @@ impl Cluster {
                 if p.error_code != 0 {
                     bail!("fetch from {}[{}] at offset {from} failed: {}", topic.name, p.partition_index, error_name(p.error_code));
                 }
-                let records = decode_records(p.records.unwrap_or_default())?;
-                out.push((p.partition_index, records.into_iter().filter(|r| r.offset >= from && !r.control).collect(), p.high_watermark));
+                let (records, after) = decode_records(p.records.unwrap_or_default())?;
+                out.push(Fetched {
+                    partition: p.partition_index,
+                    records: records.into_iter().filter(|r| r.offset >= from && !r.control).collect(),
+                    high_watermark: p.high_watermark,
+                    next_offset: after.map_or(from, |a| a.max(from)),
+                });
             }
         }
         Ok(out)
     }
 }
 
-/// Decodes the complete batches of a fetched record set (a fetch may end in a partial one).
-pub fn decode_records(mut bytes: Bytes) -> anyhow::Result<Vec<Record>> {
+/// One partition's part of a Fetch answer.
+pub struct Fetched {
+    pub partition: i32,
+    /// Records at or after the offset asked for, control records left out.
+    pub records: Vec<Record>,
+    pub high_watermark: i64,
+    /// Where the next read starts: after the last whole batch, which on a compacted topic
+    /// can be past the batch's last record.
+    pub next_offset: i64,
+}
+
+/// Decodes the complete batches of a fetched record set (a fetch may end in a partial one),
+/// with the offset after the last of them.
+pub fn decode_records(mut bytes: Bytes) -> anyhow::Result<(Vec<Record>, Option<i64>)> {
     let mut out = Vec::new();
-    while bytes.len() >= 12 {
+    let mut after = None;
+    while bytes.len() >= 61 {
         let len = i32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"));
         let total = 12 + len.max(0) as usize;
         if len <= 0 || bytes.len() < total {
             break;
         }
+        let base_offset = i64::from_be_bytes(bytes[0..8].try_into().expect("8 bytes"));
+        let last_offset_delta = i32::from_be_bytes(bytes[23..27].try_into().expect("4 bytes"));
         let mut batch = bytes.split_to(total);
         let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| anyhow!("cannot decode a record batch: {e}"))?;
         out.extend(set.records);
+        after = Some(base_offset + i64::from(last_offset_delta) + 1);
     }
-    Ok(out)
+    Ok((out, after))
 }

@@ -415,8 +415,9 @@ pub async fn consume(cluster: &mut Cluster, a: ConsumeArgs) -> anyhow::Result<()
         let mut at_end = !ps.is_empty();
         {
             let mut out = stdout.lock();
-            'records: for (p, records, hw) in &fetched {
-                for r in records {
+            'records: for f in &fetched {
+                let p = &f.partition;
+                for r in &f.records {
                     if let Some(max) = a.max_messages {
                         if printed >= max {
                             break 'records;
@@ -435,14 +436,18 @@ pub async fn consume(cluster: &mut Cluster, a: ConsumeArgs) -> anyhow::Result<()
                     printed += 1;
                     positions.insert(*p, r.offset + 1);
                 }
-                if positions.get(p).copied().unwrap_or(0) < *hw {
+                // Every record of the answer is out: go on after its last batch (on a
+                // compacted topic that can be past the last record).
+                let position = positions.entry(*p).or_insert(f.next_offset);
+                *position = (*position).max(f.next_offset);
+                if *position < f.high_watermark {
                     at_end = false;
                 }
             }
             out.flush().ok();
         }
         if let (Some(m), Some(g)) = (member.as_mut(), a.group.as_ref()) {
-            if !fetched.iter().all(|(_, r, _)| r.is_empty()) {
+            if !fetched.iter().all(|f| f.records.is_empty()) {
                 commit(cluster, coordinator, g, m, &a.topic, &positions).await?;
             }
             if last_heartbeat.elapsed() >= Duration::from_secs(1) {

@@ -12,14 +12,18 @@
 //!    reading it; a crash before the rename leaves a `.cleaned` file that the next open
 //!    deletes.
 //!
-//! Rules, as in Kafka: the active segment is never cleaned; nor is a segment holding records
-//! younger than `min.compaction.lag.ms`; a record is kept when it is the newest of its key
-//! among the cleanable segments; records without a key are dropped; a tombstone (a record
-//! with a key and no value) is kept for `delete.retention.ms` after the newest record of its
-//! segment, so consumers that read behind see the delete, then dropped. A batch whose records
-//! are all kept is copied byte for byte; a batch with some records kept is re-encoded with
-//! the same compression, producer id, epoch and timestamps; an empty batch is dropped.
-//! Transactional and control batches are copied unchanged.
+//! Rules, as in Kafka: the active segment is never cleaned; with `min.compaction.lag.ms`
+//! above 0, nor is a not-yet-cleaned segment holding records younger than that; a record is
+//! kept when it is the newest of its key among the cleanable segments; records without a key
+//! are dropped; a tombstone (a record with a key and no value) is kept until
+//! `delete.retention.ms` after its segment was first cleaned (broker time, so consumers that
+//! read behind see the delete), then dropped. A batch whose records are all kept is copied
+//! byte for byte; a batch with some records kept keeps its header (base offset, last offset,
+//! producer id, epoch, base sequence, base timestamp, codec) and the kept records' bytes as
+//! they were, only recompressed, as Kafka's cleaner does; an empty batch is dropped.
+//! Transactional and control batches are copied unchanged. The newest-offset map holds copies
+//! of the keys, up to [`KEY_MAP_BYTES_MAX`]; a log with more keys is cleaned in several
+//! passes, oldest segments first.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -28,8 +32,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::segment::file_stem;
@@ -37,6 +41,10 @@ use crate::LogError;
 
 /// Suffix of a cleaned copy of a segment before it replaces the original.
 pub const CLEANED_SUFFIX: &str = ".log.cleaned";
+/// Bound on the key bytes (plus a per-entry allowance) one pass holds in memory.
+pub const KEY_MAP_BYTES_MAX: usize = 128 << 20;
+/// Memory counted per map entry beyond the key bytes.
+const KEY_MAP_ENTRY_OVERHEAD: usize = 64;
 
 /// One closed segment chosen for cleaning.
 #[derive(Debug, Clone)]
@@ -47,6 +55,11 @@ pub struct PlannedSegment {
     /// One past the last offset the segment holds.
     pub next_offset: i64,
     pub max_timestamp: i64,
+    /// When the tombstones of this segment may go: `delete.retention.ms` after its first
+    /// clean. `None` before that clean, which keeps them.
+    pub tombstone_deadline_ms: Option<i64>,
+    /// Not cleaned yet (at or past the cleaned point).
+    pub dirty: bool,
 }
 
 /// What [`PartitionLog::plan_compaction`](crate::PartitionLog::plan_compaction) chose.
@@ -54,22 +67,30 @@ pub struct PlannedSegment {
 pub struct CompactionPlan {
     pub(crate) dir: PathBuf,
     pub segments: Vec<PlannedSegment>,
-    pub(crate) delete_retention_ms: i64,
+    pub(crate) key_map_bytes_max: usize,
 }
 
 impl CompactionPlan {
+    /// Bounds the memory of the key map (normally [`KEY_MAP_BYTES_MAX`]); a log with more
+    /// keys is cleaned over several passes.
+    pub fn with_key_map_limit(mut self, bytes: usize) -> CompactionPlan {
+        self.key_map_bytes_max = bytes;
+        self
+    }
+
     /// Bytes in the segments to clean.
     pub fn size_bytes(&self) -> u64 {
         self.segments.iter().map(|s| s.size_bytes).sum()
     }
 }
 
-/// A cleaned copy of one segment, written and fsynced, not yet swapped in.
+/// A cleaned copy of one segment, written and fsynced, not yet swapped in; `path` is `None`
+/// when the clean kept every record, so the segment stays as it is.
 #[derive(Debug)]
 pub struct CleanedSegment {
     pub base_offset: i64,
     pub(crate) original: Arc<File>,
-    pub(crate) path: PathBuf,
+    pub(crate) path: Option<PathBuf>,
     pub size_bytes: u64,
 }
 
@@ -89,75 +110,116 @@ pub fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
 }
 
 /// Cleans the planned segments (see the module documentation). Touches no state of the
-/// partition: the result is swapped in by `finish_compaction`.
-pub fn compact(plan: &CompactionPlan, now_ms: i64) -> Result<CompactionOutput, LogError> {
-    // Pass 1: the newest offset of every key.
+/// partition: the result is swapped in by `finish_compaction`. `stop` is asked between
+/// segments; when it says yes, the copies written so far are removed and `None` returned.
+pub fn compact(plan: &CompactionPlan, now_ms: i64, stop: &dyn Fn() -> bool) -> Result<Option<CompactionOutput>, LogError> {
+    // Pass 1: the newest offset of every key in the dirty segments, oldest first, while the
+    // map has room (at least one segment). The segments before them are already clean: each
+    // of their keys appears once, and is superseded only by a record in the map.
     let mut newest: HashMap<Bytes, i64> = HashMap::new();
+    let mut map_bytes = 0usize;
     let mut records_read = 0u64;
+    let mut covered = 0usize;
+    let mut dirty_covered = 0usize;
     for seg in &plan.segments {
+        if !seg.dirty {
+            covered += 1;
+            continue;
+        }
+        if dirty_covered > 0 && map_bytes >= plan.key_map_bytes_max {
+            break;
+        }
+        if stop() {
+            return Ok(None);
+        }
         for_each_batch(seg, |header, batch| {
             if header.is_control() || header.is_transactional() {
                 return Ok(());
             }
-            for r in decode(header, batch)?.records {
+            let payload = records_payload(header, batch)?;
+            for r in walk_records(header, &payload)? {
                 records_read += 1;
-                if let Some(key) = r.key {
-                    newest.insert(key, r.offset);
+                if let Some(key) = &r.key {
+                    let key = &payload[key.clone()];
+                    match newest.get_mut(key) {
+                        Some(offset) => *offset = r.offset,
+                        None => {
+                            map_bytes += key.len() + KEY_MAP_ENTRY_OVERHEAD;
+                            newest.insert(Bytes::copy_from_slice(key), r.offset);
+                        }
+                    }
                 }
             }
             Ok(())
         })?;
+        covered += 1;
+        dirty_covered += 1;
     }
 
-    // Pass 2: write each segment's kept records.
+    // Pass 2: write the kept records of every segment up to the last one in the map. A record
+    // stays when no newer record of its key is in the map.
     let mut out = CompactionOutput { records_read, ..CompactionOutput::default() };
-    for seg in &plan.segments {
-        let keep_tombstones = seg.max_timestamp < 0 || now_ms - seg.max_timestamp <= plan.delete_retention_ms;
+    for seg in &plan.segments[..covered] {
+        if stop() {
+            for written in out.segments.iter().filter_map(|c| c.path.as_ref()) {
+                let _ = fs::remove_file(written);
+            }
+            return Ok(None);
+        }
+        let keep_tombstones = seg.tombstone_deadline_ms.is_none_or(|deadline| now_ms <= deadline);
         let path = cleaned_path(&plan.dir, seg.base_offset);
         let file = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
         let mut writer = BufWriter::with_capacity(1 << 20, &file);
         let mut size_bytes = 0u64;
-        let mut kept_total = 0u64;
+        let mut changed = false;
         for_each_batch(seg, |header, batch| {
             if header.is_control() || header.is_transactional() {
                 writer.write_all(batch)?;
                 size_bytes += batch.len() as u64;
                 return Ok(());
             }
-            let set = decode(header, batch)?;
-            let total = set.records.len();
-            let kept: Vec<_> = set
-                .records
-                .into_iter()
+            let payload = records_payload(header, batch)?;
+            let records = walk_records(header, &payload)?;
+            let kept: Vec<&RawRecord> = records
+                .iter()
                 .filter(|r| {
-                    r.key.as_ref().is_some_and(|k| newest.get(k) == Some(&r.offset))
-                        && (r.value.is_some() || keep_tombstones)
+                    r.key.as_ref().is_some_and(|k| newest.get(&payload[k.clone()]).is_none_or(|&o| o == r.offset))
+                        && (r.has_value || keep_tombstones)
                 })
                 .collect();
-            kept_total += kept.len() as u64;
-            if kept.len() == total {
+            out.records_kept += kept.len() as u64;
+            if kept.len() == records.len() {
                 writer.write_all(batch)?;
                 size_bytes += batch.len() as u64;
-            } else if !kept.is_empty() {
-                let rewritten = reencode(header, &kept, set.compression)?;
-                writer.write_all(&rewritten)?;
-                size_bytes += rewritten.len() as u64;
+            } else {
+                changed = true;
+                if !kept.is_empty() {
+                    let rewritten = rebuild_batch(header, batch, &payload, &kept)?;
+                    writer.write_all(&rewritten)?;
+                    size_bytes += rewritten.len() as u64;
+                }
             }
             Ok(())
         })?;
         writer.flush()?;
         drop(writer);
-        file.sync_all()?;
-        out.records_kept += kept_total;
+        let path = if changed {
+            file.sync_all()?;
+            Some(path)
+        } else {
+            drop(file);
+            fs::remove_file(&path)?;
+            None
+        };
         out.clean_through = seg.next_offset;
         out.segments.push(CleanedSegment {
             base_offset: seg.base_offset,
             original: Arc::clone(&seg.file),
             path,
-            size_bytes,
+            size_bytes: if changed { size_bytes } else { seg.size_bytes },
         });
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Whether `path` still names the file `original` was opened from: a topic deleted and
@@ -210,38 +272,132 @@ fn for_each_batch(
     Ok(())
 }
 
-fn decode(header: &BatchHeader, batch: &[u8]) -> Result<kafka_protocol::records::RecordSet, LogError> {
-    let mut bytes = Bytes::copy_from_slice(batch);
-    RecordBatchDecoder::decode(&mut bytes).map_err(|e| {
-        LogError::CorruptMessage(format!("cannot decode the batch at offset {}: {e}", header.base_offset))
-    })
+/// One record inside a batch's (uncompressed) records payload.
+#[derive(Debug)]
+pub(crate) struct RawRecord {
+    /// The record's bytes in the payload, its length prefix included.
+    range: std::ops::Range<usize>,
+    offset: i64,
+    timestamp: i64,
+    pub(crate) key: Option<std::ops::Range<usize>>,
+    has_value: bool,
 }
 
-/// Encodes the kept records of one batch as a batch of their own, keeping the original
-/// batch's attributes that the encoder does not carry (timestamp type) and its sequence
-/// convention (-1 for batches without a producer).
-fn reencode(
-    header: &BatchHeader,
-    kept: &[kafka_protocol::records::Record],
-    compression: kafka_protocol::records::Compression,
-) -> Result<Vec<u8>, LogError> {
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, kept, &RecordEncodeOptions { version: 2, compression })
-        .map_err(|e| LogError::InvalidRecord(format!("cannot encode the cleaned batch at offset {}: {e}", header.base_offset)))?;
-    let mut out = buf.to_vec();
-    let rewritten = BatchHeader::parse(&out)?;
-    if rewritten.size_bytes != out.len() {
-        return Err(LogError::InvalidRecord(format!(
-            "the cleaned batch at offset {} did not encode as one batch",
-            header.base_offset
-        )));
+const CODEC_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
+
+/// The records payload of a batch, decompressed.
+pub(crate) fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError> {
+    let mut body = &batch[BATCH_HEADER_BYTES..];
+    let take_all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
+    let result = match header.attributes & CODEC_MASK {
+        0 => Ok(Bytes::copy_from_slice(body)),
+        1 => <Gzip as Decompressor<&[u8]>>::decompress(&mut body, take_all),
+        2 => <Snappy as Decompressor<&[u8]>>::decompress(&mut body, take_all),
+        3 => <Lz4 as Decompressor<&[u8]>>::decompress(&mut body, take_all),
+        4 => <Zstd as Decompressor<&[u8]>>::decompress(&mut body, take_all),
+        codec => return Err(LogError::CorruptMessage(format!("unknown compression codec {codec} in the batch at offset {}", header.base_offset))),
+    };
+    result.map_err(|e| LogError::CorruptMessage(format!("cannot decompress the batch at offset {}: {e}", header.base_offset)))
+}
+
+/// Compresses a records payload with the codec of `header`.
+fn compress_payload(header: &BatchHeader, raw: &[u8]) -> Result<Vec<u8>, LogError> {
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+    let put_all = |b: &mut BytesMut| {
+        b.extend_from_slice(raw);
+        Ok(())
+    };
+    let result = match header.attributes & CODEC_MASK {
+        0 => {
+            out.extend_from_slice(raw);
+            Ok(())
+        }
+        1 => <Gzip as Compressor<Vec<u8>>>::compress(&mut out, put_all),
+        2 => <Snappy as Compressor<Vec<u8>>>::compress(&mut out, put_all),
+        3 => <Lz4 as Compressor<Vec<u8>>>::compress(&mut out, put_all),
+        4 => <Zstd as Compressor<Vec<u8>>>::compress(&mut out, put_all),
+        codec => return Err(LogError::CorruptMessage(format!("unknown compression codec {codec}"))),
+    };
+    result.map_err(|e| LogError::InvalidRecord(format!("cannot compress the cleaned batch at offset {}: {e}", header.base_offset)))?;
+    Ok(out)
+}
+
+/// Reads a zigzag varint (Kafka's varint and varlong) at `*at`.
+fn varint(buf: &[u8], at: &mut usize) -> Result<i64, LogError> {
+    let mut raw: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let Some(&byte) = buf.get(*at) else {
+            return Err(LogError::CorruptMessage("a record ends inside a varint".into()));
+        };
+        *at += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
     }
-    let timestamp_type_bit = header.attributes & 0x08;
-    let attributes = rewritten.attributes | timestamp_type_bit;
-    out[21..23].copy_from_slice(&attributes.to_be_bytes());
-    if header.base_sequence < 0 {
-        out[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    Err(LogError::CorruptMessage("a varint longer than 10 bytes".into()))
+}
+
+/// Finds the records of a payload: where each one lies, its offset, timestamp and key.
+pub(crate) fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, LogError> {
+    let bad = |what: &str| LogError::CorruptMessage(format!("the batch at offset {}: {what}", header.base_offset));
+    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
+    let mut at = 0usize;
+    for _ in 0..header.records_count.max(0) {
+        let start = at;
+        let len = varint(payload, &mut at)?;
+        let end = at.checked_add(usize::try_from(len).map_err(|_| bad("negative record length"))?).ok_or_else(|| bad("record length"))?;
+        if end > payload.len() {
+            return Err(bad("a record runs past the payload"));
+        }
+        let body = &payload[..end];
+        at += 1; // attributes
+        let timestamp_delta = varint(body, &mut at)?;
+        let offset_delta = varint(body, &mut at)?;
+        let key_len = varint(body, &mut at)?;
+        let key = if key_len < 0 {
+            None
+        } else {
+            let k = at..at.checked_add(key_len as usize).ok_or_else(|| bad("key length"))?;
+            if k.end > end {
+                return Err(bad("a key runs past its record"));
+            }
+            at = k.end;
+            Some(k)
+        };
+        let value_len = varint(body, &mut at)?;
+        out.push(RawRecord {
+            range: start..end,
+            offset: header.base_offset + offset_delta,
+            timestamp: header.base_timestamp + timestamp_delta,
+            key,
+            has_value: value_len >= 0,
+        });
+        at = end;
     }
+    Ok(out)
+}
+
+/// A batch holding only the `kept` records of `batch`: the same header but for the length,
+/// record count, max timestamp and CRC; the records' bytes unchanged (their offset and
+/// timestamp deltas still count from the original base), recompressed with the same codec.
+fn rebuild_batch(header: &BatchHeader, batch: &[u8], payload: &[u8], kept: &[&RawRecord]) -> Result<Vec<u8>, LogError> {
+    let mut raw = Vec::with_capacity(kept.iter().map(|r| r.range.len()).sum());
+    for r in kept {
+        raw.extend_from_slice(&payload[r.range.clone()]);
+    }
+    let records = compress_payload(header, &raw)?;
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
+    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
+    out.extend_from_slice(&records);
+    let batch_length = (out.len() - crate::batch::LOG_OVERHEAD_BYTES) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    if header.attributes & TIMESTAMP_TYPE_LOG_APPEND == 0 {
+        let max_timestamp = kept.iter().map(|r| r.timestamp).max().unwrap_or(header.max_timestamp);
+        out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    }
+    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out)

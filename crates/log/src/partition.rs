@@ -20,8 +20,8 @@ use crate::LogError;
 
 /// File that holds the log start offset after DeleteRecords or retention moved it.
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
-/// File that holds the offset below which a compacted log is clean.
-const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+/// File that holds how far a compacted log is clean and when each segment was first cleaned.
+const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +86,19 @@ pub struct PartitionLog {
     unsynced_bytes: u64,
     /// Compacted logs: every closed segment below this offset has been cleaned.
     clean_through: i64,
+    /// Compacted logs: per cleaned segment (by base offset), when it was first cleaned.
+    cleaned: BTreeMap<i64, CleanedState>,
+    /// The partition was deleted: a compaction in flight must not swap files in.
+    deleted: bool,
+}
+
+/// What the cleaner remembers of a segment it has cleaned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CleanedState {
+    /// Broker time of the first clean; its tombstones may go `delete.retention.ms` later.
+    first_ms: i64,
+    /// A clean after that deadline has run, so its tombstones are gone.
+    tombstones_purged: bool,
 }
 
 /// What [`PartitionLog::finish_compaction`] did.
@@ -137,10 +150,7 @@ impl PartitionLog {
         }
         let first_base = *segments.keys().next().expect("at least one segment");
         let log_start_offset = log_start_file.unwrap_or(first_base).max(first_base);
-        let clean_through = fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+        let (clean_through, cleaned) = read_cleaner_checkpoint(dir);
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -149,6 +159,8 @@ impl PartitionLog {
             producers,
             unsynced_bytes: 0,
             clean_through,
+            cleaned,
+            deleted: false,
         };
         // A log start beyond the end (DeleteRecords then a torn tail) is clamped.
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
@@ -161,6 +173,12 @@ impl PartitionLog {
 
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// Marks the log deleted (its directory is about to go): compactions in flight discard
+    /// their work instead of swapping it in.
+    pub fn mark_deleted(&mut self) {
+        self.deleted = true;
     }
 
     pub fn set_config(&mut self, config: LogConfig) {
@@ -363,37 +381,54 @@ impl PartitionLog {
 
     /// Chooses the closed segments a compaction would clean, or `None` when the log is not
     /// compacted or too little of it is dirty (`min.cleanable.dirty.ratio`). Segments are
-    /// taken oldest first up to the first one holding records younger than
-    /// `min.compaction.lag.ms`; the active segment never.
+    /// taken oldest first; with `min.compaction.lag.ms` above 0, up to the first
+    /// not-yet-cleaned one holding records younger than that; the active segment never.
     pub fn plan_compaction(&self, now_ms: i64) -> Option<CompactionPlan> {
         if !self.config.cleanup_compact || self.segments.len() < 2 {
             return None;
         }
+        let lag = self.config.min_compaction_lag_ms;
         let closed = self.segments.values().take(self.segments.len() - 1);
         let segments: Vec<PlannedSegment> = closed
-            .take_while(|s| s.max_timestamp < 0 || now_ms - s.max_timestamp >= self.config.min_compaction_lag_ms)
+            .take_while(|s| lag <= 0 || s.next_offset <= self.clean_through || s.max_timestamp <= now_ms.saturating_sub(lag))
             .map(|s| PlannedSegment {
                 base_offset: s.base_offset,
                 file: s.file(),
                 size_bytes: s.size_bytes(),
                 next_offset: s.next_offset,
                 max_timestamp: s.max_timestamp,
+                tombstone_deadline_ms: self.tombstone_deadline(s.base_offset),
+                dirty: s.next_offset > self.clean_through,
             })
             .collect();
         let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
-        let dirty: u64 = segments.iter().filter(|s| s.next_offset > self.clean_through).map(|s| s.size_bytes).sum();
-        if dirty == 0 || (dirty as f64) < self.config.min_cleanable_dirty_ratio * total as f64 {
+        let dirty: u64 = segments.iter().filter(|s| s.dirty).map(|s| s.size_bytes).sum();
+        let due_by_ratio = dirty > 0 && (dirty as f64) >= self.config.min_cleanable_dirty_ratio * total as f64;
+        // A clean segment whose tombstones may now go is worth one more pass.
+        let due_by_tombstones = segments.iter().any(|s| {
+            !s.dirty
+                && s.tombstone_deadline_ms.is_some_and(|d| now_ms > d)
+                && self.cleaned.get(&s.base_offset).is_some_and(|c| !c.tombstones_purged)
+        });
+        if !(due_by_ratio || due_by_tombstones) {
             return None;
         }
-        Some(CompactionPlan { dir: self.dir.clone(), segments, delete_retention_ms: self.config.delete_retention_ms })
+        Some(CompactionPlan { dir: self.dir.clone(), segments, key_map_bytes_max: crate::cleaner::KEY_MAP_BYTES_MAX })
     }
 
-    /// Swaps in the segments [`crate::cleaner::compact`] wrote. A planned segment that is gone
-    /// or changed since (retention, DeleteRecords, a deleted topic) keeps its place and its
+    /// Swaps in the segments [`crate::cleaner::compact`] wrote, and notes `now_ms` as the
+    /// first clean of segments cleaned for the first time. A planned segment that is gone or
+    /// changed since (retention, DeleteRecords, a deleted topic) keeps its place and its
     /// cleaned copy is discarded. A segment left empty is removed, unless it is the first
     /// (its name holds the log's start).
-    pub fn finish_compaction(&mut self, output: CompactionOutput) -> Result<CompactionReport, LogError> {
+    pub fn finish_compaction(&mut self, output: CompactionOutput, now_ms: i64) -> Result<CompactionReport, LogError> {
         let mut report = CompactionReport::default();
+        if self.deleted {
+            for path in output.segments.iter().filter_map(|c| c.path.as_ref()) {
+                let _ = fs::remove_file(path);
+            }
+            return Ok(report);
+        }
         let first_base = self.segments.keys().next().copied();
         let active_base = self.active().base_offset;
         let mut all_swapped = true;
@@ -404,20 +439,30 @@ impl PartitionLog {
                 && current.is_some_and(|s| Arc::ptr_eq(&s.file(), &cleaned.original))
                 && same_file(&log_path, &cleaned.original);
             if !unchanged {
-                let _ = fs::remove_file(&cleaned.path);
+                if let Some(path) = &cleaned.path {
+                    let _ = fs::remove_file(path);
+                }
                 all_swapped = false;
                 continue;
             }
+            let deadline = self.tombstone_deadline(cleaned.base_offset);
+            let state = self.cleaned.entry(cleaned.base_offset).or_insert(CleanedState { first_ms: now_ms, tombstones_purged: false });
+            if deadline.is_some_and(|d| now_ms > d) {
+                state.tombstones_purged = true;
+            }
+            let Some(path) = cleaned.path else { continue }; // every record kept
             report.bytes_before += current.map_or(0, Segment::size_bytes);
             report.bytes_after += cleaned.size_bytes;
             if cleaned.size_bytes == 0 && Some(cleaned.base_offset) != first_base {
                 let segment = self.segments.remove(&cleaned.base_offset).expect("checked above");
                 segment.delete_files()?;
-                fs::remove_file(&cleaned.path)?;
+                fs::remove_file(&path)?;
                 report.segments_removed += 1;
                 continue;
             }
-            fs::rename(&cleaned.path, &log_path)?;
+            fs::rename(&path, &log_path)?;
+            // The segment now holds the cleaned file; should reopening fail, the next open
+            // of the partition reads it.
             let (segment, _) = Segment::open(&self.dir, cleaned.base_offset, false, false)?;
             self.segments.insert(cleaned.base_offset, segment);
             report.segments_rewritten += 1;
@@ -425,9 +470,29 @@ impl PartitionLog {
         File::open(&self.dir)?.sync_all()?;
         if all_swapped && output.clean_through > self.clean_through {
             self.clean_through = output.clean_through;
-            self.persist_offset_file(CLEANER_CHECKPOINT_FILE, self.clean_through)?;
         }
+        let segments = &self.segments;
+        self.cleaned.retain(|base, _| segments.contains_key(base));
+        self.persist_cleaner_checkpoint()?;
         Ok(report)
+    }
+
+    /// When the tombstones of the segment at `base` may go: `delete.retention.ms` after its
+    /// first clean; `None` if it was never cleaned.
+    fn tombstone_deadline(&self, base: i64) -> Option<i64> {
+        self.cleaned.get(&base).map(|c| c.first_ms.saturating_add(self.config.delete_retention_ms))
+    }
+
+    fn persist_cleaner_checkpoint(&self) -> Result<(), LogError> {
+        let mut text = format!("clean-through {}\n", self.clean_through);
+        for (base, c) in &self.cleaned {
+            text.push_str(&format!("cleaned {base} {} {}\n", c.first_ms, c.tombstones_purged));
+        }
+        let tmp = self.dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
+        fs::write(&tmp, text)?;
+        File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, self.dir.join(CLEANER_CHECKPOINT_FILE))?;
+        Ok(())
     }
 
     fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
@@ -462,11 +527,14 @@ impl PartitionLog {
             let expired = self.config.retention_ms >= 0
                 && oldest.max_timestamp >= 0
                 && now_ms - oldest.max_timestamp > self.config.retention_ms;
-            if !(over_bytes || expired) {
+            // Compaction can leave the first segment empty; it holds nothing to keep.
+            let emptied = oldest.is_empty();
+            if !(over_bytes || expired || emptied) {
                 break;
             }
             let segment = self.segments.remove(&base).expect("present");
-            let next_start = segment.next_offset;
+            let next_base = self.segments.keys().next().copied().unwrap_or(segment.next_offset);
+            let next_start = segment.next_offset.max(next_base);
             segment.delete_files()?;
             deleted += 1;
             if next_start > self.log_start_offset {
@@ -498,15 +566,37 @@ impl PartitionLog {
     }
 }
 
-/// Refuses a batch holding a record without a key, as Kafka does for compacted topics.
+/// Reads the cleaner checkpoint: how far the log is clean, and per cleaned segment base its
+/// first clean time and whether its tombstones were purged. A missing or unreadable file
+/// means nothing was cleaned yet.
+fn read_cleaner_checkpoint(dir: &Path) -> (i64, BTreeMap<i64, CleanedState>) {
+    let mut clean_through = 0;
+    let mut cleaned = BTreeMap::new();
+    let text = fs::read_to_string(dir.join(CLEANER_CHECKPOINT_FILE)).unwrap_or_default();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["clean-through", n] => clean_through = n.parse().unwrap_or(0),
+            ["cleaned", base, ms, purged] => {
+                if let (Ok(base), Ok(first_ms), Ok(tombstones_purged)) = (base.parse(), ms.parse(), purged.parse()) {
+                    cleaned.insert(base, CleanedState { first_ms, tombstones_purged });
+                }
+            }
+            _ => {}
+        }
+    }
+    (clean_through, cleaned)
+}
+
+/// Refuses a batch holding a record without a key, as Kafka does for compacted topics. Walks
+/// the records' bytes (decompressed) without decoding them further.
 fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
     let mut at = 0usize;
     for h in headers {
-        let mut bytes = Bytes::copy_from_slice(&records[at..at + h.size_bytes]);
+        let batch = &records[at..at + h.size_bytes];
         at += h.size_bytes;
-        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
-            .map_err(|e| LogError::CorruptMessage(format!("cannot decode the batch: {e}")))?;
-        if set.records.iter().any(|r| r.key.is_none()) {
+        let payload = crate::cleaner::records_payload(h, batch)?;
+        if crate::cleaner::walk_records(h, &payload)?.iter().any(|r| r.key.is_none()) {
             return Err(LogError::InvalidRecord("a compacted topic cannot take a record without a key".into()));
         }
     }

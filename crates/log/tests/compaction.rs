@@ -53,9 +53,9 @@ fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
 
 fn clean(log: &mut PartitionLog, now_ms: i64) -> Option<i64> {
     let plan = log.plan_compaction(now_ms)?;
-    let output = compact(&plan, now_ms).unwrap();
+    let output = compact(&plan, now_ms, &|| false).unwrap().expect("not stopped");
     let through = output.clean_through;
-    log.finish_compaction(output).unwrap();
+    log.finish_compaction(output, now_ms).unwrap();
     Some(through)
 }
 
@@ -143,13 +143,16 @@ fn random_updates_and_tombstones_compact_to_the_newest_record_per_key() {
                 assert!(present.contains(&i), "seed {seed} step {step}: uncleaned offset {i} lost");
             }
         }
-        // With every segment cleaned and the tombstones old, only live keys remain below.
+        // Once every segment has been cleaned and delete.retention.ms has passed since, only
+        // live keys remain below the cleaned point.
         now += 10_000;
         let mut b = batch(&[("roll".into(), Some("x".repeat(1600)))], now, None, Compression::None);
         log.append(&mut b, now).unwrap();
         let mut b = batch(&[("last".into(), Some("y".into()))], now, None, Compression::None);
         log.append(&mut b, now).unwrap();
-        let through = clean(&mut log, now).unwrap_or(clean_through);
+        let mut through = clean(&mut log, now).unwrap_or(clean_through);
+        now += 2_000;
+        through = clean(&mut log, now).unwrap_or(through);
         let got = read_all(&log);
         for (offset, _, value) in got.iter().filter(|r| r.0 < through) {
             assert!(value.is_some(), "seed {seed}: tombstone at {offset} outlived delete.retention.ms");
@@ -188,7 +191,8 @@ fn unchanged_batches_are_copied_byte_for_byte_and_partial_ones_keep_their_codec(
     assert_eq!(offsets, vec![0, 2], "b at offset 1 was superseded by offset 5");
     assert_eq!(sets[0].records[0].producer_id, 7);
     let header = BatchHeader::parse(&bytes).unwrap();
-    assert_eq!((header.base_offset, header.records_count, header.base_sequence), (0, 2, 0));
+    // As Kafka's cleaner does, the batch keeps its base and last offset and base sequence.
+    assert_eq!((header.base_offset, header.last_offset(), header.records_count, header.base_sequence), (0, 2, 2, 0));
     // The second batch follows byte for byte.
     let at = header.size_bytes;
     let second_header = BatchHeader::parse(&bytes[at..]).unwrap();
@@ -219,7 +223,7 @@ fn an_interrupted_clean_leaves_the_log_as_it_was() {
     }
     let before = read_all(&log);
     let plan = log.plan_compaction(2000).unwrap();
-    let output = compact(&plan, 2000).unwrap();
+    let output = compact(&plan, 2000, &|| false).unwrap().unwrap();
     assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
     drop(output);
     drop(log);
@@ -228,9 +232,173 @@ fn an_interrupted_clean_leaves_the_log_as_it_was() {
     assert_eq!(read_all(&log), before);
 
     let plan = log.plan_compaction(2000).unwrap();
-    let output = compact(&plan, 2000).unwrap();
+    let output = compact(&plan, 2000, &|| false).unwrap().unwrap();
     assert!(log.apply_retention(2000).unwrap() > 0);
-    let report = log.finish_compaction(output).unwrap();
+    let report = log.finish_compaction(output, 2000).unwrap();
     assert_eq!(report.segments_rewritten + report.segments_removed, 0, "stale plans change nothing");
     assert_eq!(read_all(&log).last(), before.last());
+}
+
+/// A v2 batch built byte by byte, so records can carry what the encoder cannot express
+/// (repeated header keys, header keys that are not UTF-8): (key, value, headers) per record.
+fn raw_batch(records: &[(&[u8], Option<&[u8]>, Vec<(&[u8], &[u8])>)], ts: i64) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        loop {
+            if z < 0x80 {
+                out.push(z as u8);
+                return;
+            }
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+    }
+    let mut payload = Vec::new();
+    for (i, (k, v, headers)) in records.iter().enumerate() {
+        let mut body = vec![0u8];
+        varint(&mut body, 0);
+        varint(&mut body, i as i64);
+        varint(&mut body, k.len() as i64);
+        body.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                varint(&mut body, v.len() as i64);
+                body.extend_from_slice(v);
+            }
+            None => varint(&mut body, -1),
+        }
+        varint(&mut body, headers.len() as i64);
+        for (hk, hv) in headers {
+            varint(&mut body, hk.len() as i64);
+            body.extend_from_slice(hk);
+            varint(&mut body, hv.len() as i64);
+            body.extend_from_slice(hv);
+        }
+        varint(&mut payload, body.len() as i64);
+        payload.extend_from_slice(&body);
+    }
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + payload.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&((records.len() - 1) as i32).to_be_bytes());
+    b.extend_from_slice(&ts.to_be_bytes());
+    b.extend_from_slice(&ts.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&payload);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn cleaned_config() -> LogConfig {
+    LogConfig { segment_bytes: 200, cleanup_compact: true, min_cleanable_dirty_ratio: 0.0, delete_retention_ms: 1000, ..LogConfig::default() }
+}
+
+#[test]
+fn kept_records_keep_their_bytes_repeated_and_binary_header_keys_included() {
+    // Goal: a partially kept batch carries the kept records' bytes unchanged: two headers
+    // with the same key, and a header key that is not UTF-8, survive.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cleaned_config()).unwrap();
+    let headers = vec![(&b"h"[..], &b"A"[..]), (&b"h"[..], &b"B"[..]), (&[0xff, 0xfe][..], &b"C"[..])];
+    let mut first = raw_batch(&[(b"a", Some(b"old"), vec![]), (b"b", Some(b"keep"), headers)], 1000);
+    // The second record's bytes, length prefix included: what follows a one-record batch's
+    // worth of bytes.
+    let kept_record_bytes = first[raw_batch(&[(b"a", Some(b"old"), vec![])], 1000).len()..].to_vec();
+    log.append(&mut first, 1000).unwrap();
+    let mut newer = batch(&[("a".into(), Some("new".repeat(80)))], 1000, None, Compression::None);
+    log.append(&mut newer, 1000).unwrap();
+    let mut active = batch(&[("z".into(), Some("z".repeat(200)))], 1000, None, Compression::None);
+    log.append(&mut active, 1000).unwrap();
+    clean(&mut log, 2000).expect("cleaned");
+    let bytes = log.read(0, 1 << 20).unwrap().unwrap().load().unwrap();
+    let header = BatchHeader::parse(&bytes).unwrap();
+    assert_eq!((header.base_offset, header.last_offset(), header.records_count), (0, 1, 1));
+    let stored = &bytes[61..header.size_bytes];
+    assert_eq!(stored, &kept_record_bytes[..], "the kept record is stored byte for byte");
+}
+
+#[test]
+fn tombstones_last_delete_retention_ms_of_broker_time_after_the_first_clean() {
+    // Goal: a tombstone whose producer timestamp is long past is still there after the first
+    // clean, and gone after a clean more than delete.retention.ms later; a record stamped in
+    // the future does not hold compaction back.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), cleaned_config()).unwrap();
+    let now = 1_000_000_000i64;
+    let mut old_put = batch(&[("k".into(), Some("v".repeat(150)))], 0, None, Compression::None);
+    log.append(&mut old_put, now).unwrap();
+    let mut delete = batch(&[("k".into(), None), ("x".into(), Some("x".repeat(150)))], 0, None, Compression::None);
+    log.append(&mut delete, now).unwrap();
+    let mut future = batch(&[("f".into(), Some("f".repeat(150)))], now + 1_000_000_000_000, None, Compression::Lz4);
+    log.append(&mut future, now).unwrap();
+    let mut active = batch(&[("z".into(), Some("z".repeat(150)))], now, None, Compression::None);
+    log.append(&mut active, now).unwrap();
+    let has_tombstone = |log: &PartitionLog| read_all(log).iter().any(|r| r.1 == "k" && r.2.is_none());
+    clean(&mut log, now).expect("cleaned despite the future timestamp");
+    assert!(has_tombstone(&log), "kept at the first clean");
+    assert!(!read_all(&log).iter().any(|r| r.1 == "k" && r.2.is_some()), "the value it deletes is gone");
+    assert!(log.plan_compaction(now + 500).is_none(), "nothing to do within delete.retention.ms");
+    clean(&mut log, now + 1500).expect("due: a tombstone may go");
+    assert!(!has_tombstone(&log), "gone after delete.retention.ms");
+    drop(log);
+    let log = PartitionLog::open(dir.path(), cleaned_config()).unwrap();
+    assert!(log.plan_compaction(now + 3000).is_none(), "the checkpoint remembers the purge");
+}
+
+#[test]
+fn a_small_key_map_cleans_over_several_passes() {
+    // Goal: with room for the keys of one segment per pass, repeated cleans still end with
+    // one record per key, and every pass makes progress.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 300, cleanup_compact: true, min_cleanable_dirty_ratio: 0.0, ..LogConfig::default() };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    for round in 0..6 {
+        for k in 0..4 {
+            let mut b = batch(&[(format!("k{k}"), Some(format!("r{round}-{}", "p".repeat(100))))], 1000, None, Compression::Snappy);
+            log.append(&mut b, 1000).unwrap();
+        }
+    }
+    let mut passes = 0;
+    while let Some(plan) = log.plan_compaction(2000) {
+        let output = compact(&plan.with_key_map_limit(1), 2000, &|| false).unwrap().unwrap();
+        log.finish_compaction(output, 2000).unwrap();
+        passes += 1;
+        assert!(passes < 100, "compaction does not converge");
+    }
+    assert!(passes > 1, "one key per pass takes several passes, took {passes}");
+    // The active segment (never cleaned) holds the last two records; before it every key
+    // appears once, and every key's last-round value is there.
+    let got = read_all(&log);
+    let closed = &got[..got.len() - 2];
+    let keys: std::collections::HashSet<&str> = closed.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(keys.len(), closed.len(), "one record per key before the active segment: {got:?}");
+    for k in 0..4 {
+        let last = got.iter().rev().find(|r| r.1 == format!("k{k}")).unwrap();
+        assert!(last.2.as_deref().unwrap().starts_with("r5"), "{got:?}");
+    }
+}
+
+#[test]
+fn retention_removes_a_first_segment_compaction_emptied() {
+    // Goal: with `compact,delete`, an emptied first segment does not stop time retention.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { cleanup_delete: true, retention_ms: 1000, ..cleaned_config() };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..4 {
+        let mut b = batch(&[("k".into(), Some(format!("{i}{}", "v".repeat(150))))], 5000 + i, None, Compression::None);
+        log.append(&mut b, 5000).unwrap();
+    }
+    clean(&mut log, 5000).unwrap();
+    let before = log.segment_count();
+    assert!(log.apply_retention(5000 + 500).unwrap() >= 1, "the empty first segment goes");
+    assert!(log.segment_count() < before);
+    assert_eq!(read_all(&log).last().map(|r| r.2.clone()), Some(Some(format!("3{}", "v".repeat(150)))));
 }
