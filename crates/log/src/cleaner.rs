@@ -272,14 +272,25 @@ fn for_each_batch(
     Ok(())
 }
 
+/// How many records of one whole batch (`batch` is exactly the batch) have no key. Walks the
+/// records' bytes, decompressed, without decoding them further; the CRC is not checked.
+pub fn keyless_records(batch: &[u8]) -> Result<usize, LogError> {
+    let header = BatchHeader::parse(batch)?;
+    if header.size_bytes != batch.len() {
+        return Err(LogError::CorruptMessage(format!("batch declares {} bytes, {} present", header.size_bytes, batch.len())));
+    }
+    let payload = records_payload(&header, batch)?;
+    Ok(walk_records(&header, &payload)?.iter().filter(|r| r.key.is_none()).count())
+}
+
 /// One record inside a batch's (uncompressed) records payload.
 #[derive(Debug)]
-pub(crate) struct RawRecord {
+struct RawRecord {
     /// The record's bytes in the payload, its length prefix included.
     range: std::ops::Range<usize>,
     offset: i64,
     timestamp: i64,
-    pub(crate) key: Option<std::ops::Range<usize>>,
+    key: Option<std::ops::Range<usize>>,
     has_value: bool,
 }
 
@@ -287,7 +298,7 @@ const CODEC_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
 
 /// The records payload of a batch, decompressed.
-pub(crate) fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError> {
+fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError> {
     let mut body = &batch[BATCH_HEADER_BYTES..];
     let take_all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
     let result = match header.attributes & CODEC_MASK {
@@ -340,9 +351,10 @@ fn varint(buf: &[u8], at: &mut usize) -> Result<i64, LogError> {
 }
 
 /// Finds the records of a payload: where each one lies, its offset, timestamp and key.
-pub(crate) fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, LogError> {
+fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, LogError> {
     let bad = |what: &str| LogError::CorruptMessage(format!("the batch at offset {}: {what}", header.base_offset));
-    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
+    // The count comes from the batch: trust it only as far as the bytes can hold records.
+    let mut out = Vec::with_capacity((header.records_count.max(0) as usize).min(payload.len()));
     let mut at = 0usize;
     for _ in 0..header.records_count.max(0) {
         let start = at;
@@ -369,8 +381,8 @@ pub(crate) fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<R
         let value_len = varint(body, &mut at)?;
         out.push(RawRecord {
             range: start..end,
-            offset: header.base_offset + offset_delta,
-            timestamp: header.base_timestamp + timestamp_delta,
+            offset: header.base_offset.saturating_add(offset_delta),
+            timestamp: header.base_timestamp.saturating_add(timestamp_delta),
             key,
             has_value: value_len >= 0,
         });

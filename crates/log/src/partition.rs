@@ -588,15 +588,13 @@ fn read_cleaner_checkpoint(dir: &Path) -> (i64, BTreeMap<i64, CleanedState>) {
     (clean_through, cleaned)
 }
 
-/// Refuses a batch holding a record without a key, as Kafka does for compacted topics. Walks
-/// the records' bytes (decompressed) without decoding them further.
+/// Refuses a batch holding a record without a key, as Kafka does for compacted topics.
 fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
     let mut at = 0usize;
     for h in headers {
-        let batch = &records[at..at + h.size_bytes];
+        let keyless = crate::cleaner::keyless_records(&records[at..at + h.size_bytes])?;
         at += h.size_bytes;
-        let payload = crate::cleaner::records_payload(h, batch)?;
-        if crate::cleaner::walk_records(h, &payload)?.iter().any(|r| r.key.is_none()) {
+        if keyless > 0 {
             return Err(LogError::InvalidRecord("a compacted topic cannot take a record without a key".into()));
         }
     }

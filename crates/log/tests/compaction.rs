@@ -402,3 +402,21 @@ fn retention_removes_a_first_segment_compaction_emptied() {
     assert!(log.segment_count() < before);
     assert_eq!(read_all(&log).last().map(|r| r.2.clone()), Some(Some(format!("3{}", "v".repeat(150)))));
 }
+
+#[test]
+fn walking_hostile_batches_fails_cleanly() {
+    // Goal: the two inputs fuzzing found (a record count of 2^31-1 over a few bytes, and
+    // offsets at the edge of i64) end in an error or a count, not a huge allocation or an
+    // overflow; a well-formed batch is counted right.
+    let good = raw_batch(&[(b"k", Some(b"v"), vec![]), (b"", None, vec![])], 5);
+    assert_eq!(weir_log::cleaner::keyless_records(&good).unwrap(), 0);
+    let mut many = good.clone();
+    many[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+    assert!(weir_log::cleaner::keyless_records(&many).is_err());
+    let mut edge = good.clone();
+    edge[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
+    edge[27..35].copy_from_slice(&i64::MAX.to_be_bytes());
+    let _ = weir_log::cleaner::keyless_records(&edge);
+    let keyless = encode_batch(&[NewRecord { key: None, value: Some(Bytes::from("v")), timestamp_ms: 1 }], None, Compression::Zstd).unwrap();
+    assert_eq!(weir_log::cleaner::keyless_records(&keyless).unwrap(), 1);
+}
