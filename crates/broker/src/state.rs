@@ -95,6 +95,7 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
             .clamp(0.0, 1.0),
         delete_retention_ms: topic.config_i64("delete.retention.ms").max(0),
         min_compaction_lag_ms: topic.config_i64("min.compaction.lag.ms").max(0),
+        max_compaction_lag_ms: topic.config_i64("max.compaction.lag.ms").max(1),
     }
 }
 

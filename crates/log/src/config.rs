@@ -42,6 +42,9 @@ pub struct LogConfig {
     pub delete_retention_ms: i64,
     /// `min.compaction.lag.ms`: records younger than this are not compacted.
     pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a record older than this is compacted whatever the dirty
+    /// ratio, and the active segment rolls so that it can be.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -57,6 +60,7 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             delete_retention_ms: 24 * 3600 * 1000,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }

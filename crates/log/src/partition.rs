@@ -278,7 +278,11 @@ impl PartitionLog {
         }
         let full = active.size_bytes() + incoming_bytes > self.config.segment_bytes;
         let old = active.first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
-        if !(full || old) {
+        // A compacted log whose active segment holds records past max.compaction.lag.ms rolls,
+        // so the cleaner can reach them.
+        let overdue = self.config.cleanup_compact
+            && active.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.max_compaction_lag_ms);
+        if !(full || old || overdue) {
             return Ok(());
         }
         active.sync()?;
@@ -404,13 +408,20 @@ impl PartitionLog {
         let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
         let dirty: u64 = segments.iter().filter(|s| s.dirty).map(|s| s.size_bytes).sum();
         let due_by_ratio = dirty > 0 && (dirty as f64) >= self.config.min_cleanable_dirty_ratio * total as f64;
+        // A dirty segment holding records past max.compaction.lag.ms is due whatever the ratio.
+        let max_lag = self.config.max_compaction_lag_ms;
+        let due_by_max_lag = self
+            .segments
+            .values()
+            .take(segments.len())
+            .any(|s| s.next_offset > self.clean_through && s.first_timestamp().is_some_and(|ts| now_ms.saturating_sub(ts) >= max_lag));
         // A clean segment whose tombstones may now go is worth one more pass.
         let due_by_tombstones = segments.iter().any(|s| {
             !s.dirty
                 && s.tombstone_deadline_ms.is_some_and(|d| now_ms > d)
                 && self.cleaned.get(&s.base_offset).is_some_and(|c| !c.tombstones_purged)
         });
-        if !(due_by_ratio || due_by_tombstones) {
+        if !(due_by_ratio || due_by_tombstones || due_by_max_lag) {
             return None;
         }
         Some(CompactionPlan { dir: self.dir.clone(), segments, key_map_bytes_max: crate::cleaner::KEY_MAP_BYTES_MAX })

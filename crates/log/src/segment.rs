@@ -188,6 +188,11 @@ impl Segment {
         self.size_bytes
     }
 
+    /// The max timestamp of the first batch: about when the segment's oldest record was made.
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.time_index.first().map(|&(ts, _)| ts).filter(|&ts| ts >= 0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.size_bytes == 0
     }

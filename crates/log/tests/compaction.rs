@@ -420,3 +420,40 @@ fn walking_hostile_batches_fails_cleanly() {
     let keyless = encode_batch(&[NewRecord { key: None, value: Some(Bytes::from("v")), timestamp_ms: 1 }], None, Compression::Zstd).unwrap();
     assert_eq!(weir_log::cleaner::keyless_records(&keyless).unwrap(), 1);
 }
+
+#[test]
+fn max_compaction_lag_rolls_the_active_segment_and_forces_a_clean() {
+    // Goal: with max.compaction.lag.ms, records past it get cleaned even when the dirty ratio
+    // would not start a clean, and the active segment rolls to let them; without it, not.
+    let run = |max_lag: i64| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            cleanup_compact: true,
+            min_cleanable_dirty_ratio: 0.9,
+            max_compaction_lag_ms: max_lag,
+            ..LogConfig::default()
+        };
+        let mut log = PartitionLog::open(dir.path(), config).unwrap();
+        let mut put = |log: &mut PartitionLog, key: &str, now: i64| {
+            let mut b = batch(&[(key.into(), Some(format!("{key}@{now}")))], now, None, Compression::None);
+            log.append(&mut b, now).unwrap();
+        };
+        for _ in 0..20 {
+            put(&mut log, "a", 0);
+        }
+        put(&mut log, "b", 1500);
+        if let Some(plan) = log.plan_compaction(1500) {
+            let output = compact(&plan, 1500, &|| false).unwrap().unwrap();
+            log.finish_compaction(output, 1500).unwrap();
+        }
+        put(&mut log, "b", 1600);
+        put(&mut log, "d", 2600);
+        (log.segment_count(), log.plan_compaction(2600).is_some(), read_all(&log).len())
+    };
+    let (segments, due, records) = run(1000);
+    assert_eq!((segments, due), (3, true), "rolled twice, and the overdue segment is due");
+    assert_eq!(records, 4, "the first clean left one 'a'");
+    let (segments, due, records) = run(i64::MAX);
+    assert_eq!((segments, due, records), (1, false, 23), "without the setting nothing rolls or cleans");
+}
