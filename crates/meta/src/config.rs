@@ -3,9 +3,8 @@
 //! Enforced by the log: `cleanup.policy` (delete and compact), `retention.ms`,
 //! `retention.bytes`, `segment.bytes`, `segment.ms`, `max.message.bytes`,
 //! `min.cleanable.dirty.ratio`, `delete.retention.ms`, `min.compaction.lag.ms`,
-//! `max.compaction.lag.ms`. The others
-//! are stored, validated and described so tools round-trip them, but do not change
-//! behaviour yet.
+//! `max.compaction.lag.ms`. The others are stored, validated and described so tools
+//! round-trip them, but do not change behaviour yet.
 
 use crate::MetaError;
 
