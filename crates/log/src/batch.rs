@@ -157,6 +157,17 @@ pub fn validate_produce_batches(
                 header.records_count, header.last_offset_delta
             )));
         }
+        // As Kafka: control records are the broker's own, and a batch with a producer id
+        // must carry a sequence.
+        if header.is_control() {
+            return Err(LogError::InvalidRecord("clients may not write control records".into()));
+        }
+        if header.producer_id >= 0 && header.base_sequence < 0 {
+            return Err(LogError::InvalidRecord(format!(
+                "batch of producer {} has no sequence number",
+                header.producer_id
+            )));
+        }
         headers.push(header);
         at += header.size_bytes;
     }
@@ -241,6 +252,17 @@ pub(crate) mod tests {
         bad[last] ^= 0xff;
         assert!(matches!(validate_produce_batches(&bad, 1 << 20), Err(LogError::CorruptMessage(_))));
         assert!(matches!(validate_produce_batches(&b, 10), Err(LogError::RecordTooLarge { .. })));
+        // Control batches and producer batches without a sequence are refused, as Kafka does.
+        let mut control = b.clone();
+        control[22] |= 0x20;
+        let crc = crc32c::crc32c(&control[21..]);
+        control[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(validate_produce_batches(&control, 1 << 20), Err(LogError::InvalidRecord(_))));
+        let mut no_sequence = b.clone();
+        no_sequence[43..51].copy_from_slice(&7i64.to_be_bytes());
+        let crc = crc32c::crc32c(&no_sequence[21..]);
+        no_sequence[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(validate_produce_batches(&no_sequence, 1 << 20), Err(LogError::InvalidRecord(_))));
         let mut old_magic = b.clone();
         old_magic[16] = 1;
         assert!(matches!(validate_produce_batches(&old_magic, 1 << 20), Err(LogError::InvalidRecord(_))));
