@@ -148,21 +148,24 @@ fn clean_compacted_logs(state: &BrokerState, stop: &AtomicBool) {
         }
         let now = now_ms();
         let Some(plan) = h.log.lock().plan_compaction(now) else { continue };
-        let result = weir_log::cleaner::compact(&plan, now, &|| stop.load(Ordering::Relaxed)).and_then(|output| {
+        let mut report = weir_log::CompactionReport::default();
+        let result = weir_log::cleaner::compact(&plan, now, &|| stop.load(Ordering::Relaxed), &mut |cleaned| {
+            h.log.lock().swap_cleaned(cleaned, now, &mut report)
+        })
+        .and_then(|output| {
             let Some(output) = output else { return Ok(None) };
-            let (read, kept) = (output.records_read, output.records_kept);
-            h.log.lock().finish_compaction(output, now).map(|report| Some((report, read, kept)))
+            h.log.lock().finish_compaction(&output).map(|()| Some(output))
         });
         match result {
             Ok(None) => return,
-            Ok(Some((report, read, kept))) => tracing::info!(
+            Ok(Some(output)) => tracing::info!(
                 topic = %h.topic,
                 partition = h.index,
                 segments = report.segments_rewritten + report.segments_removed,
                 bytes_before = report.bytes_before,
                 bytes_after = report.bytes_after,
-                records_read = read,
-                records_kept = kept,
+                records_read = output.records_read,
+                records_kept = output.records_kept,
                 "compacted"
             ),
             Err(e) => tracing::error!(topic = %h.topic, partition = h.index, error = %e, "compaction failed"),

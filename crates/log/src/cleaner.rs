@@ -3,14 +3,17 @@
 //! original offset, as Kafka's log cleaner does.
 //!
 //! The work is split so that the partition lock is held only briefly:
-//! 1. [`PartitionLog::plan_compaction`] (under the lock) picks the closed segments that may be
+//! 1. `PartitionLog::plan_compaction` (under the lock) picks the closed segments that may be
 //!    cleaned and decides whether enough of them is dirty;
 //! 2. [`compact`] (without the lock) reads those segments, which never change once closed,
-//!    and writes a cleaned copy of each next to it (`<base>.log.cleaned`, fsynced);
-//! 3. [`PartitionLog::finish_compaction`] (under the lock) swaps each copy in with a rename
-//!    and records how far the log is clean. Readers that already hold the old file keep
-//!    reading it; a crash before the rename leaves a `.cleaned` file that the next open
-//!    deletes.
+//!    and writes a cleaned copy of each next to it (`<base>.log.cleaned`, fsynced), handing
+//!    each to a `swap` callback as soon as it is written; the callback swaps it in with a
+//!    rename under the lock (`PartitionLog::swap_cleaned`), so a clean needs free disk for
+//!    one segment's copy at a time;
+//! 3. `PartitionLog::finish_compaction` (under the lock) records how far the log is clean.
+//!
+//! Readers that already hold an old file keep reading it; a crash before a rename leaves a
+//! `.cleaned` file that the next open deletes.
 //!
 //! Rules, as in Kafka: the active segment is never cleaned; with `min.compaction.lag.ms`
 //! above 0, nor is a not-yet-cleaned segment holding records younger than that; a record is
@@ -62,7 +65,7 @@ pub struct PlannedSegment {
     pub dirty: bool,
 }
 
-/// What [`PartitionLog::plan_compaction`](crate::PartitionLog::plan_compaction) chose.
+/// What `PartitionLog::plan_compaction` chose.
 #[derive(Debug, Clone)]
 pub struct CompactionPlan {
     pub(crate) dir: PathBuf,
@@ -97,9 +100,10 @@ pub struct CleanedSegment {
 /// The outcome of [`compact`].
 #[derive(Debug, Default)]
 pub struct CompactionOutput {
-    pub segments: Vec<CleanedSegment>,
-    /// One past the last offset covered: the log is clean below it once swapped in.
+    /// One past the last offset covered: the log is clean below it when `all_swapped`.
     pub clean_through: i64,
+    /// Every cleaned segment was swapped in (none had gone or changed meanwhile).
+    pub all_swapped: bool,
     pub records_read: u64,
     pub records_kept: u64,
 }
@@ -109,10 +113,16 @@ pub fn cleaned_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}{CLEANED_SUFFIX}", file_stem(base_offset)))
 }
 
-/// Cleans the planned segments (see the module documentation). Touches no state of the
-/// partition: the result is swapped in by `finish_compaction`. `stop` is asked between
-/// segments; when it says yes, the copies written so far are removed and `None` returned.
-pub fn compact(plan: &CompactionPlan, now_ms: i64, stop: &dyn Fn() -> bool) -> Result<Option<CompactionOutput>, LogError> {
+/// Cleans the planned segments (see the module documentation), handing each cleaned copy to
+/// `swap` as soon as it is written; `swap` says whether it went in. `stop` is asked between
+/// segments; when it says yes, the clean ends there and `None` is returned (the segments
+/// already swapped in stay, clean).
+pub fn compact(
+    plan: &CompactionPlan,
+    now_ms: i64,
+    stop: &dyn Fn() -> bool,
+    swap: &mut dyn FnMut(CleanedSegment) -> Result<bool, LogError>,
+) -> Result<Option<CompactionOutput>, LogError> {
     // Pass 1: the newest offset of every key in the dirty segments, oldest first, while the
     // map has room (at least one segment). The segments before them are already clean: each
     // of their keys appears once, and is superseded only by a record in the map.
@@ -158,12 +168,9 @@ pub fn compact(plan: &CompactionPlan, now_ms: i64, stop: &dyn Fn() -> bool) -> R
 
     // Pass 2: write the kept records of every segment up to the last one in the map. A record
     // stays when no newer record of its key is in the map.
-    let mut out = CompactionOutput { records_read, ..CompactionOutput::default() };
+    let mut out = CompactionOutput { records_read, all_swapped: true, ..CompactionOutput::default() };
     for seg in &plan.segments[..covered] {
         if stop() {
-            for written in out.segments.iter().filter_map(|c| c.path.as_ref()) {
-                let _ = fs::remove_file(written);
-            }
             return Ok(None);
         }
         let keep_tombstones = seg.tombstone_deadline_ms.is_none_or(|deadline| now_ms <= deadline);
@@ -212,12 +219,13 @@ pub fn compact(plan: &CompactionPlan, now_ms: i64, stop: &dyn Fn() -> bool) -> R
             None
         };
         out.clean_through = seg.next_offset;
-        out.segments.push(CleanedSegment {
+        let swapped = swap(CleanedSegment {
             base_offset: seg.base_offset,
             original: Arc::clone(&seg.file),
             path,
             size_bytes: if changed { size_bytes } else { seg.size_bytes },
-        });
+        })?;
+        out.all_swapped &= swapped;
     }
     Ok(Some(out))
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::batch::{assign_base_offset, validate_produce_batches, BatchHeader, BATCH_HEADER_BYTES};
-use crate::cleaner::{same_file, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX};
+use crate::cleaner::{same_file, CleanedSegment, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX};
 use crate::config::LogConfig;
 use crate::producer::{ProducerStateTable, SequenceCheck};
 use crate::segment::{file_stem, Segment};
@@ -101,7 +101,7 @@ struct CleanedState {
     tombstones_purged: bool,
 }
 
-/// What [`PartitionLog::finish_compaction`] did.
+/// What a compaction did, added up by [`PartitionLog::swap_cleaned`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompactionReport {
     pub segments_rewritten: usize,
@@ -427,65 +427,62 @@ impl PartitionLog {
         Some(CompactionPlan { dir: self.dir.clone(), segments, key_map_bytes_max: crate::cleaner::KEY_MAP_BYTES_MAX })
     }
 
-    /// Swaps in the segments [`crate::cleaner::compact`] wrote, and notes `now_ms` as the
-    /// first clean of segments cleaned for the first time. A planned segment that is gone or
-    /// changed since (retention, DeleteRecords, a deleted topic) keeps its place and its
-    /// cleaned copy is discarded. A segment left empty is removed, unless it is the first
-    /// (its name holds the log's start).
-    pub fn finish_compaction(&mut self, output: CompactionOutput, now_ms: i64) -> Result<CompactionReport, LogError> {
-        let mut report = CompactionReport::default();
-        if self.deleted {
-            for path in output.segments.iter().filter_map(|c| c.path.as_ref()) {
+    /// Swaps in one segment [`crate::cleaner::compact`] has just written, and notes `now_ms`
+    /// as its first clean if it is the first. A planned segment that is gone or changed since
+    /// (retention, DeleteRecords, a deleted topic) keeps its place and the copy is discarded
+    /// (`false`). A segment left empty is removed, unless it is the first (its name holds the
+    /// log's start).
+    pub fn swap_cleaned(&mut self, cleaned: CleanedSegment, now_ms: i64, report: &mut CompactionReport) -> Result<bool, LogError> {
+        let log_path = self.dir.join(format!("{}.log", file_stem(cleaned.base_offset)));
+        let current = self.segments.get(&cleaned.base_offset);
+        let unchanged = !self.deleted
+            && cleaned.base_offset != self.active().base_offset
+            && current.is_some_and(|s| Arc::ptr_eq(&s.file(), &cleaned.original))
+            && same_file(&log_path, &cleaned.original);
+        if !unchanged {
+            if let Some(path) = &cleaned.path {
                 let _ = fs::remove_file(path);
             }
-            return Ok(report);
+            return Ok(false);
         }
-        let first_base = self.segments.keys().next().copied();
-        let active_base = self.active().base_offset;
-        let mut all_swapped = true;
-        for cleaned in output.segments {
-            let log_path = self.dir.join(format!("{}.log", file_stem(cleaned.base_offset)));
-            let current = self.segments.get(&cleaned.base_offset);
-            let unchanged = cleaned.base_offset != active_base
-                && current.is_some_and(|s| Arc::ptr_eq(&s.file(), &cleaned.original))
-                && same_file(&log_path, &cleaned.original);
-            if !unchanged {
-                if let Some(path) = &cleaned.path {
-                    let _ = fs::remove_file(path);
-                }
-                all_swapped = false;
-                continue;
-            }
-            let deadline = self.tombstone_deadline(cleaned.base_offset);
-            let state = self.cleaned.entry(cleaned.base_offset).or_insert(CleanedState { first_ms: now_ms, tombstones_purged: false });
-            if deadline.is_some_and(|d| now_ms > d) {
-                state.tombstones_purged = true;
-            }
-            let Some(path) = cleaned.path else { continue }; // every record kept
-            report.bytes_before += current.map_or(0, Segment::size_bytes);
-            report.bytes_after += cleaned.size_bytes;
-            if cleaned.size_bytes == 0 && Some(cleaned.base_offset) != first_base {
-                let segment = self.segments.remove(&cleaned.base_offset).expect("checked above");
-                segment.delete_files()?;
-                fs::remove_file(&path)?;
-                report.segments_removed += 1;
-                continue;
-            }
-            fs::rename(&path, &log_path)?;
-            // The segment now holds the cleaned file; should reopening fail, the next open
-            // of the partition reads it.
-            let (segment, _) = Segment::open(&self.dir, cleaned.base_offset, false, false)?;
-            self.segments.insert(cleaned.base_offset, segment);
-            report.segments_rewritten += 1;
+        let bytes_before = current.map_or(0, Segment::size_bytes);
+        let deadline = self.tombstone_deadline(cleaned.base_offset);
+        let state = self.cleaned.entry(cleaned.base_offset).or_insert(CleanedState { first_ms: now_ms, tombstones_purged: false });
+        if deadline.is_some_and(|d| now_ms > d) {
+            state.tombstones_purged = true;
         }
+        let Some(path) = cleaned.path else { return Ok(true) }; // every record kept
+        report.bytes_before += bytes_before;
+        report.bytes_after += cleaned.size_bytes;
+        if cleaned.size_bytes == 0 && self.segments.keys().next() != Some(&cleaned.base_offset) {
+            let segment = self.segments.remove(&cleaned.base_offset).expect("checked above");
+            segment.delete_files()?;
+            fs::remove_file(&path)?;
+            report.segments_removed += 1;
+            return Ok(true);
+        }
+        fs::rename(&path, &log_path)?;
         File::open(&self.dir)?.sync_all()?;
-        if all_swapped && output.clean_through > self.clean_through {
+        // The segment now holds the cleaned file; should reopening fail, the next open of the
+        // partition reads it.
+        let (segment, _) = Segment::open(&self.dir, cleaned.base_offset, false, false)?;
+        self.segments.insert(cleaned.base_offset, segment);
+        report.segments_rewritten += 1;
+        Ok(true)
+    }
+
+    /// Ends a compaction whose segments were all swapped in (`output.all_swapped`): the log
+    /// is clean up to `output.clean_through`. Saves the cleaner checkpoint either way.
+    pub fn finish_compaction(&mut self, output: &CompactionOutput) -> Result<(), LogError> {
+        if self.deleted {
+            return Ok(());
+        }
+        if output.all_swapped && output.clean_through > self.clean_through {
             self.clean_through = output.clean_through;
         }
         let segments = &self.segments;
         self.cleaned.retain(|base, _| segments.contains_key(base));
-        self.persist_cleaner_checkpoint()?;
-        Ok(report)
+        self.persist_cleaner_checkpoint()
     }
 
     /// When the tombstones of the segment at `base` may go: `delete.retention.ms` after its

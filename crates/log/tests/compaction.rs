@@ -9,7 +9,7 @@ use kafka_protocol::records::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use weir_log::batch::{encode_batch, BatchHeader, NewRecord};
 use weir_log::cleaner::compact;
-use weir_log::{LogConfig, LogError, PartitionLog};
+use weir_log::{CompactionReport, LogConfig, LogError, PartitionLog};
 
 /// (key, value) pairs; `None` is a tombstone.
 fn batch(records: &[(String, Option<String>)], ts: i64, producer: Option<(i64, i16, i32)>, compression: Compression) -> Vec<u8> {
@@ -51,12 +51,16 @@ fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
     out
 }
 
+fn clean_with(log: &mut PartitionLog, plan: weir_log::cleaner::CompactionPlan, now_ms: i64) -> i64 {
+    let mut report = CompactionReport::default();
+    let output = compact(&plan, now_ms, &|| false, &mut |c| log.swap_cleaned(c, now_ms, &mut report)).unwrap().expect("not stopped");
+    log.finish_compaction(&output).unwrap();
+    output.clean_through
+}
+
 fn clean(log: &mut PartitionLog, now_ms: i64) -> Option<i64> {
     let plan = log.plan_compaction(now_ms)?;
-    let output = compact(&plan, now_ms, &|| false).unwrap().expect("not stopped");
-    let through = output.clean_through;
-    log.finish_compaction(output, now_ms).unwrap();
-    Some(through)
+    Some(clean_with(log, plan, now_ms))
 }
 
 #[test]
@@ -223,19 +227,27 @@ fn an_interrupted_clean_leaves_the_log_as_it_was() {
     }
     let before = read_all(&log);
     let plan = log.plan_compaction(2000).unwrap();
-    let output = compact(&plan, 2000, &|| false).unwrap().unwrap();
+    // A crash right after the first copy is written: it is never swapped in.
+    let crashed = std::cell::Cell::new(false);
+    let output = compact(&plan, 2000, &|| crashed.get(), &mut |_| {
+        crashed.set(true);
+        Ok(false)
+    });
+    assert!(output.unwrap().is_none(), "stopped after the first segment");
     assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
-    drop(output);
     drop(log);
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
     assert_eq!(read_all(&log), before);
 
     let plan = log.plan_compaction(2000).unwrap();
-    let output = compact(&plan, 2000, &|| false).unwrap().unwrap();
     assert!(log.apply_retention(2000).unwrap() > 0);
-    let report = log.finish_compaction(output, 2000).unwrap();
+    let mut report = CompactionReport::default();
+    let output = compact(&plan, 2000, &|| false, &mut |c| log.swap_cleaned(c, 2000, &mut report)).unwrap().unwrap();
+    log.finish_compaction(&output).unwrap();
+    assert!(!output.all_swapped);
     assert_eq!(report.segments_rewritten + report.segments_removed, 0, "stale plans change nothing");
+    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
     assert_eq!(read_all(&log).last(), before.last());
 }
 
@@ -368,8 +380,9 @@ fn a_small_key_map_cleans_over_several_passes() {
     }
     let mut passes = 0;
     while let Some(plan) = log.plan_compaction(2000) {
-        let output = compact(&plan.with_key_map_limit(1), 2000, &|| false).unwrap().unwrap();
-        log.finish_compaction(output, 2000).unwrap();
+        let mut report = CompactionReport::default();
+        let output = compact(&plan.with_key_map_limit(1), 2000, &|| false, &mut |c| log.swap_cleaned(c, 2000, &mut report)).unwrap().unwrap();
+        log.finish_compaction(&output).unwrap();
         passes += 1;
         assert!(passes < 100, "compaction does not converge");
     }
@@ -435,7 +448,7 @@ fn max_compaction_lag_rolls_the_active_segment_and_forces_a_clean() {
             ..LogConfig::default()
         };
         let mut log = PartitionLog::open(dir.path(), config).unwrap();
-        let mut put = |log: &mut PartitionLog, key: &str, now: i64| {
+        let put = |log: &mut PartitionLog, key: &str, now: i64| {
             let mut b = batch(&[(key.into(), Some(format!("{key}@{now}")))], now, None, Compression::None);
             log.append(&mut b, now).unwrap();
         };
@@ -444,8 +457,7 @@ fn max_compaction_lag_rolls_the_active_segment_and_forces_a_clean() {
         }
         put(&mut log, "b", 1500);
         if let Some(plan) = log.plan_compaction(1500) {
-            let output = compact(&plan, 1500, &|| false).unwrap().unwrap();
-            log.finish_compaction(output, 1500).unwrap();
+            clean_with(&mut log, plan, 1500);
         }
         put(&mut log, "b", 1600);
         put(&mut log, "d", 2600);
