@@ -3,12 +3,14 @@
 //! One task owns the [`Coordinator`]. Each group request reaches it over a bounded
 //! channel with a token; the coordinator answers with responses (possibly for earlier,
 //! parked requests, such as every JoinGroup of a completed rebalance) and records. The
-//! records are appended to `__consumer_offsets` (and fsynced under `--fsync always`)
-//! *before* any response of that step is released, so a client never sees an
-//! acknowledgement the broker could forget. Timers come back as a deadline; the task
-//! sleeps until it and then ticks the coordinator.
+//! records are appended to `__consumer_offsets` (and, under `--fsync always`, made durable
+//! through the offsets journal: one fsync however many partitions a step touches) *before*
+//! any response of that step is released, so a client never sees an acknowledgement the
+//! broker could forget. Timers come back as a deadline; the task sleeps until it and then
+//! ticks the coordinator.
 //!
-//! On start, every record of `__consumer_offsets` is replayed into the coordinator.
+//! On start, what the journal holds and a partition lacks is appended again, then every
+//! record of `__consumer_offsets` is replayed into the coordinator.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -21,7 +23,11 @@ use weir_log::batch::{encode_batch, BatchHeader, NewRecord, BATCH_HEADER_BYTES};
 use weir_log::FsyncPolicy;
 
 use crate::handlers::produce::now_ms;
+use crate::offsets_journal::{OffsetsJournal, JOURNAL_BYTES_MAX};
 use crate::state::BrokerState;
+
+/// The offsets journal, shared by the coordinator task's writes.
+type Journal = Arc<parking_lot::Mutex<OffsetsJournal>>;
 
 /// The internal topic holding group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -48,13 +54,14 @@ pub struct GroupRuntime {
 pub struct LoadedGroups {
     coordinator: Coordinator,
     partitions: i32,
+    journal: Journal,
 }
 
 impl LoadedGroups {
     /// Starts the coordinator task.
     pub fn spawn(self, state: &Arc<BrokerState>) -> GroupRuntime {
         let (tx, rx) = mpsc::channel(GROUP_REQUESTS_QUEUED_MAX);
-        tokio::spawn(run(Arc::clone(state), self.coordinator, rx, self.partitions));
+        tokio::spawn(run(Arc::clone(state), self.coordinator, rx, self.partitions, self.journal));
         GroupRuntime { tx }
     }
 }
@@ -75,11 +82,12 @@ impl GroupRuntime {
             ..CoordinatorConfig::default()
         };
         let mut coordinator = Coordinator::new(config);
+        let journal = recover_journal(state)?;
         if existing.is_some() {
             let replayed = replay(state, &mut coordinator, partitions)?;
             tracing::debug!(records = replayed, "replayed {OFFSETS_TOPIC}");
         }
-        Ok(LoadedGroups { coordinator, partitions })
+        Ok(LoadedGroups { coordinator, partitions, journal: Arc::new(parking_lot::Mutex::new(journal)) })
     }
 
     /// Sends one request to the coordinator and waits for its response. `None` if the
@@ -105,6 +113,50 @@ pub fn ensure_offsets_topic(state: &BrokerState) -> Result<weir_meta::catalog::T
         // Created meanwhile by another request.
         Err(e) => state.topic(OFFSETS_TOPIC).ok_or(e),
     }
+}
+
+/// Where the offsets journal lives.
+pub fn journal_path(state: &BrokerState) -> std::path::PathBuf {
+    state.config.data_dir.join("meta").join("offsets-journal")
+}
+
+/// Opens the offsets journal and puts back into `__consumer_offsets` every journalled batch
+/// a partition lacks (lost with the page cache in a crash), at the offset it had; then
+/// fsyncs those partitions and empties the journal.
+fn recover_journal(state: &BrokerState) -> anyhow::Result<OffsetsJournal> {
+    let path = journal_path(state);
+    let (mut journal, entries) = OffsetsJournal::open(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if entries.is_empty() {
+        return Ok(journal);
+    }
+    let mut restored = 0usize;
+    let mut touched = Vec::new();
+    for entry in entries {
+        let Some(handle) = state.partition(OFFSETS_TOPIC, entry.partition) else {
+            tracing::warn!(partition = entry.partition, "the offsets journal names a partition {OFFSETS_TOPIC} lacks; skipped");
+            continue;
+        };
+        let Ok(header) = BatchHeader::parse(&entry.batch) else { continue };
+        let mut log = handle.log.lock();
+        if header.base_offset < log.log_end_offset() {
+            continue; // the partition has it
+        }
+        let mut batch = entry.batch;
+        let outcome = log.append(&mut batch, now_ms())?;
+        if outcome.base_offset != header.base_offset {
+            tracing::warn!(partition = entry.partition, journalled = header.base_offset, appended = outcome.base_offset, "a journalled batch went back at another offset");
+        }
+        restored += 1;
+        touched.push(Arc::clone(&handle));
+    }
+    for handle in touched {
+        handle.log.lock().sync()?;
+    }
+    journal.reset()?;
+    if restored > 0 {
+        tracing::info!(batches = restored, "restored group writes from the offsets journal");
+    }
+    Ok(journal)
 }
 
 fn replay(state: &BrokerState, coordinator: &mut Coordinator, partitions: i32) -> anyhow::Result<usize> {
@@ -152,7 +204,7 @@ fn replay(state: &BrokerState, coordinator: &mut Coordinator, partitions: i32) -
     Ok(count)
 }
 
-async fn run(state: Arc<BrokerState>, mut coordinator: Coordinator, mut rx: mpsc::Receiver<Call>, partitions: i32) {
+async fn run(state: Arc<BrokerState>, mut coordinator: Coordinator, mut rx: mpsc::Receiver<Call>, partitions: i32, journal: Journal) {
     let mut parked: HashMap<u64, oneshot::Sender<GroupResponse>> = HashMap::new();
     let mut next_token: u64 = 0;
     loop {
@@ -178,7 +230,7 @@ async fn run(state: Arc<BrokerState>, mut coordinator: Coordinator, mut rx: mpsc
             output.responses.extend(more.responses);
             output.records.extend(more.records);
         }
-        release(&state, output, &mut parked, partitions).await;
+        release(&state, output, &mut parked, partitions, &journal).await;
     }
 }
 
@@ -200,12 +252,18 @@ fn handle_call(
 }
 
 /// Persists an output's records, then releases its responses.
-async fn release(state: &Arc<BrokerState>, output: Output, parked: &mut HashMap<u64, oneshot::Sender<GroupResponse>>, partitions: i32) {
+async fn release(
+    state: &Arc<BrokerState>,
+    output: Output,
+    parked: &mut HashMap<u64, oneshot::Sender<GroupResponse>>,
+    partitions: i32,
+    journal: &Journal,
+) {
     let mut failed = false;
     if !output.records.is_empty() {
-        let s = Arc::clone(state);
+        let (s, j) = (Arc::clone(state), Arc::clone(journal));
         let records = output.records;
-        let result = tokio::task::spawn_blocking(move || persist(&s, records, partitions)).await;
+        let result = tokio::task::spawn_blocking(move || persist(&s, records, partitions, &j)).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -230,7 +288,7 @@ async fn release(state: &Arc<BrokerState>, output: Output, parked: &mut HashMap<
     }
 }
 
-fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i32) -> anyhow::Result<()> {
+fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i32, journal: &Journal) -> anyhow::Result<()> {
     let now = now_ms();
     // The topic as it is: created on first use, or by a client with its own partition count.
     let topic = ensure_offsets_topic(state).map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {}", e.message))?;
@@ -246,18 +304,24 @@ fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i
             .partition(OFFSETS_TOPIC, p)
             .ok_or_else(|| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} is missing"))?;
         let mut buf = encode_batch(&records, None, Compression::None)?;
-        let mut log = handle.log.lock();
-        log.append(&mut buf, now)?;
-        let file = log.sync_handle_if(state.config.fsync == FsyncPolicy::Always);
-        drop(log);
-        written.push((handle, file));
+        handle.log.lock().append(&mut buf, now)?;
+        written.push((p, handle, buf));
     }
-    // Every partition touched is fsynced at once before any response is released.
-    let files: Vec<_> = written.iter().filter_map(|(_, f)| f.clone()).collect();
-    for r in weir_log::sync_data_all(&files) {
-        r?;
+    if state.config.fsync == FsyncPolicy::Always {
+        // One fsync makes the whole step durable, however many partitions it touched.
+        let mut journal = journal.lock();
+        let entries: Vec<(i32, &[u8])> = written.iter().map(|(p, _, buf)| (*p, &buf[..])).collect();
+        journal.append(&entries)?;
+        if journal.len() > JOURNAL_BYTES_MAX {
+            // Everything the journal covers goes to disk in its partitions; then it can go.
+            let files: Vec<_> = (0..partitions).filter_map(|p| state.partition(OFFSETS_TOPIC, p)).map(|h| h.log.lock().sync_handle()).collect();
+            for r in weir_log::sync_data_all(&files) {
+                r?;
+            }
+            journal.reset()?;
+        }
     }
-    for (handle, _) in written {
+    for (_, handle, _) in written {
         handle.appended.notify_waiters();
     }
     Ok(())

@@ -18,6 +18,7 @@ pub mod errors;
 pub mod fetch_session;
 pub mod group_runtime;
 pub mod handlers;
+pub mod offsets_journal;
 pub mod server;
 pub mod state;
 

@@ -515,3 +515,94 @@ async fn compacted_topics_keep_the_newest_record_per_key() {
     assert_eq!(data.error_code, 0);
     assert!(values_of(data.records).iter().all(|r| r.0 >= 1));
 }
+
+/// Commits `offset` for partition 0 of topic "t" as a simple consumer of `group`.
+async fn commit(c: &mut Client, group: &str, offset: i64) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
+    resp.topics[0].partitions[0].error_code
+}
+
+async fn committed(c: &mut Client, group: &str) -> i64 {
+    let req = OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_string(group.into()))).with_topics(None);
+    let resp: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &req).await;
+    resp.topics.iter().flat_map(|t| &t.partitions).map(|p| p.committed_offset).next().unwrap_or(-1)
+}
+
+/// Cuts the last batch off every non-empty `__consumer_offsets` segment: what a power loss
+/// does to writes that reached the page cache but not the disk.
+fn lose_last_batch_of_offsets_topic(data: &std::path::Path) -> usize {
+    let mut cut = 0;
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("__consumer_offsets-") {
+            continue;
+        }
+        for seg in std::fs::read_dir(&path).unwrap() {
+            let seg = seg.unwrap().path();
+            if seg.extension().is_none_or(|e| e != "log") {
+                continue;
+            }
+            let bytes = std::fs::read(&seg).unwrap();
+            let (mut at, mut last) = (0usize, None);
+            while at + 61 <= bytes.len() {
+                last = Some(at);
+                at += weir_log::batch::BatchHeader::parse(&bytes[at..]).unwrap().size_bytes;
+            }
+            if let Some(last) = last {
+                std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(last as u64).unwrap();
+                cut += 1;
+            }
+        }
+    }
+    cut
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_commits_survive_the_loss_of_unsynced_offsets_topic_data() {
+    // Goal: under --fsync always a commit is durable through the offsets journal even when
+    // its `__consumer_offsets` copy is lost (simulated by cutting the partition's last batch
+    // after a stop); without the journal the same loss takes the newest commit back.
+    for keep_journal in [true, false] {
+        let broker = TestBroker::start(|c| c.offsets_topic_partitions = 1).await;
+        let mut c = broker.client().await;
+        assert_eq!(c.create_topic("t", 1, &[]).await, 0);
+        // As in Kafka, offsets of a topic that does not exist are refused.
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("missing")))
+                .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(1)])]);
+        let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
+        assert_eq!(resp.topics[0].partitions[0].error_code, code(ResponseError::UnknownTopicOrPartition));
+        for offset in [10, 20, 30] {
+            assert_eq!(commit(&mut c, "jg", offset).await, 0);
+        }
+        assert_eq!(committed(&mut c, "jg").await, 30);
+        drop(c);
+        let dir = broker.stop().await;
+        assert_eq!(lose_last_batch_of_offsets_topic(dir.path()), 1);
+        if !keep_journal {
+            std::fs::remove_file(dir.path().join("meta").join("offsets-journal")).unwrap();
+        }
+        let broker = TestBroker::start_in(dir, |c| c.offsets_topic_partitions = 1).await;
+        let mut c = broker.client().await;
+        let expected = if keep_journal { 30 } else { 20 };
+        assert_eq!(committed(&mut c, "jg").await, expected, "journal kept: {keep_journal}");
+        // The restored data is in the partition now: a second restart needs no journal.
+        drop(c);
+        let dir = broker.stop().await;
+        let _ = std::fs::remove_file(dir.path().join("meta").join("offsets-journal"));
+        let broker = TestBroker::start_in(dir, |c| c.offsets_topic_partitions = 1).await;
+        let mut c = broker.client().await;
+        assert_eq!(committed(&mut c, "jg").await, expected);
+    }
+}

@@ -3,16 +3,45 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::OffsetCommitResponse;
 use weir_groups::{GroupRequest, GroupResponse};
+use weir_wire::ResponseError;
 
 use super::RequestMeta;
 use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo, request: GroupRequest) -> Reply {
+pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo, mut request: GroupRequest) -> Reply {
     let Some(runtime) = state.groups() else {
         return Reply::Close(None);
     };
+    // As Kafka's request handler does before the coordinator sees an OffsetCommit: offsets
+    // for topics that do not exist are refused with UNKNOWN_TOPIC_OR_PARTITION, and when no
+    // topic is left the coordinator is not asked at all.
+    let mut unknown = Vec::new();
+    if let GroupRequest::OffsetCommit(r) = &mut request {
+        let (known, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics).into_iter().partition(|t| state.topic(t.name.as_str()).is_some());
+        r.topics = known;
+        unknown = missing
+            .into_iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        })
+                        .collect(),
+                )
+            })
+            .collect::<Vec<_>>();
+        if r.topics.is_empty() && !unknown.is_empty() {
+            return meta.reply(&OffsetCommitResponse::default().with_topics(unknown));
+        }
+    }
     let runtime = runtime.clone();
     let meta = *meta;
     let client_id = client.client_id.clone();
@@ -25,7 +54,10 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
             GroupResponse::SyncGroup(b) => meta.frame(&b),
             GroupResponse::Heartbeat(b) => meta.frame(&b),
             GroupResponse::LeaveGroup(b) => meta.frame(&b),
-            GroupResponse::OffsetCommit(b) => meta.frame(&b),
+            GroupResponse::OffsetCommit(mut b) => {
+                b.topics.extend(unknown);
+                meta.frame(&b)
+            }
             GroupResponse::OffsetFetch(b) => meta.frame(&b),
             GroupResponse::OffsetDelete(b) => meta.frame(&b),
             GroupResponse::ListGroups(b) => meta.frame(&b),
