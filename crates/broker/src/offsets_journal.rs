@@ -61,6 +61,10 @@ impl OffsetsJournal {
             file.set_len(at as u64)?;
             file.sync_all()?;
         }
+        // The journal's own name must survive a power loss (it may have just been created).
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
         // Appends go to the end whatever the file position.
         let file = OpenOptions::new().append(true).open(path)?;
         Ok((OffsetsJournal { file, len: at as u64 }, entries))

@@ -147,6 +147,11 @@ impl PartitionLog {
             let base = log_start_file.unwrap_or(0);
             let (segment, _) = Segment::open(dir, base, true, false)?;
             segments.insert(base, segment);
+            // A new partition: its first segment's name, and the directory's own.
+            sync_dir(dir)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
         }
         let first_base = *segments.keys().next().expect("at least one segment");
         let log_start_offset = log_start_file.unwrap_or(first_base).max(first_base);
@@ -288,6 +293,9 @@ impl PartitionLog {
         active.sync()?;
         let base = active.next_offset;
         let (segment, _) = Segment::open(&self.dir, base, true, false)?;
+        // The new file's name must survive a power loss too, or fsyncs of its data would not
+        // keep what they acknowledge.
+        sync_dir(&self.dir)?;
         self.segments.insert(base, segment);
         Ok(())
     }
@@ -380,7 +388,7 @@ impl PartitionLog {
         fs::write(&tmp, offset.to_string())?;
         File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, self.dir.join(name))?;
-        Ok(())
+        sync_dir(&self.dir)
     }
 
     /// Chooses the closed segments a compaction would clean, or `None` when the log is not
@@ -462,7 +470,7 @@ impl PartitionLog {
             return Ok(true);
         }
         fs::rename(&path, &log_path)?;
-        File::open(&self.dir)?.sync_all()?;
+        sync_dir(&self.dir)?;
         // The segment now holds the cleaned file; should reopening fail, the next open of the
         // partition reads it.
         let (segment, _) = Segment::open(&self.dir, cleaned.base_offset, false, false)?;
@@ -500,7 +508,7 @@ impl PartitionLog {
         fs::write(&tmp, text)?;
         File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, self.dir.join(CLEANER_CHECKPOINT_FILE))?;
-        Ok(())
+        sync_dir(&self.dir)
     }
 
     fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
@@ -572,6 +580,13 @@ impl PartitionLog {
         self.unsynced_bytes = 0;
         self.active().sync()
     }
+}
+
+/// Fsyncs a directory, so the files created or renamed in it keep their names after a power
+/// loss.
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 /// Reads the cleaner checkpoint: how far the log is clean, and per cleaned segment base its
