@@ -130,27 +130,37 @@ fn recover_journal(state: &BrokerState) -> anyhow::Result<OffsetsJournal> {
         return Ok(journal);
     }
     let mut restored = 0usize;
-    let mut touched = Vec::new();
+    let mut named = std::collections::BTreeSet::new();
     for entry in entries {
         let Some(handle) = state.partition(OFFSETS_TOPIC, entry.partition) else {
             tracing::warn!(partition = entry.partition, "the offsets journal names a partition {OFFSETS_TOPIC} lacks; skipped");
             continue;
         };
+        named.insert(entry.partition);
         let Ok(header) = BatchHeader::parse(&entry.batch) else { continue };
         let mut log = handle.log.lock();
         if header.base_offset < log.log_end_offset() {
-            continue; // the partition has it
+            continue; // the partition has it (maybe only in the page cache: synced below)
         }
         let mut batch = entry.batch;
-        let outcome = log.append(&mut batch, now_ms())?;
+        let outcome = log.append_accepted(&mut batch, now_ms())?;
         if outcome.base_offset != header.base_offset {
-            tracing::warn!(partition = entry.partition, journalled = header.base_offset, appended = outcome.base_offset, "a journalled batch went back at another offset");
+            tracing::error!(
+                partition = entry.partition,
+                journalled = header.base_offset,
+                appended = outcome.base_offset,
+                missing_offsets = header.base_offset - outcome.base_offset,
+                "a journalled batch went back at another offset: the partition lost data the journal does not hold"
+            );
         }
         restored += 1;
-        touched.push(Arc::clone(&handle));
     }
-    for handle in touched {
-        handle.log.lock().sync()?;
+    // Every partition the journal covers goes to disk before the journal is emptied: after a
+    // process crash its batches may still be only in the page cache.
+    for p in named {
+        if let Some(handle) = state.partition(OFFSETS_TOPIC, p) {
+            handle.log.lock().sync()?;
+        }
     }
     journal.reset()?;
     if restored > 0 {
@@ -316,7 +326,11 @@ fn persist(state: &BrokerState, records: Vec<weir_groups::Record>, partitions: i
             // Everything the journal covers goes to disk in its partitions; then it can go.
             let files: Vec<_> = (0..partitions).filter_map(|p| state.partition(OFFSETS_TOPIC, p)).map(|h| h.log.lock().sync_handle()).collect();
             for r in weir_log::sync_data_all(&files) {
-                r?;
+                if let Err(e) = r {
+                    // A failed fsync may not fail again: the journal stays as it is.
+                    journal.mark_failed();
+                    return Err(e.into());
+                }
             }
             journal.reset()?;
         }

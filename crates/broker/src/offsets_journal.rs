@@ -33,6 +33,9 @@ pub struct JournalEntry {
 pub struct OffsetsJournal {
     file: File,
     len: u64,
+    /// A write or fsync failed in a way that may have left bad bytes before good ones: no
+    /// more appends, and no reset, in this process.
+    failed: bool,
 }
 
 impl OffsetsJournal {
@@ -57,7 +60,11 @@ impl OffsetsJournal {
             at = end;
         }
         if at < bytes.len() {
-            tracing::warn!(journal = %path.display(), cut_bytes = bytes.len() - at, "cut a torn tail off the offsets journal");
+            // Keep what is cut, for inspection: a damaged entry in the middle would drop the
+            // entries after it.
+            let kept = path.with_extension("damaged");
+            std::fs::write(&kept, &bytes)?;
+            tracing::warn!(journal = %path.display(), cut_bytes = bytes.len() - at, copy = %kept.display(), "cut a torn tail off the offsets journal");
             file.set_len(at as u64)?;
             file.sync_all()?;
         }
@@ -67,12 +74,15 @@ impl OffsetsJournal {
         }
         // Appends go to the end whatever the file position.
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok((OffsetsJournal { file, len: at as u64 }, entries))
+        Ok((OffsetsJournal { file, len: at as u64, failed: false }, entries))
     }
 
     /// Appends the batches of one coordinator step and fsyncs: once this returns, they
     /// survive a crash even if their partitions' copies do not.
     pub fn append(&mut self, entries: &[(i32, &[u8])]) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::other("the offsets journal failed earlier; restart the broker once the disk is healthy"));
+        }
         let mut buf = Vec::with_capacity(entries.iter().map(|(_, b)| b.len() + 12).sum());
         for (partition, batch) in entries {
             let mut body = Vec::with_capacity(4 + batch.len());
@@ -82,14 +92,34 @@ impl OffsetsJournal {
             buf.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
             buf.extend_from_slice(&body);
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.file.write_all(&buf) {
+            // Cut the partial entry off, or later entries would sit behind bytes that end
+            // the journal on the next open.
+            if self.file.set_len(self.len).and_then(|()| self.file.sync_all()).is_err() {
+                self.failed = true;
+            }
+            return Err(e);
+        }
+        if let Err(e) = self.file.sync_data() {
+            // After a failed fsync the written bytes may or may not be on disk; nothing
+            // after them can be trusted to come back.
+            self.failed = true;
+            return Err(e);
+        }
         self.len += buf.len() as u64;
         Ok(())
     }
 
+    /// Stops appends for good in this process (an fsync the journal relies on failed).
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
     /// Empties the journal. Only once every partition it covers is fsynced.
     pub fn reset(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::other("the offsets journal failed earlier; it is kept as it is"));
+        }
         self.file.set_len(0)?;
         self.file.sync_all()?;
         self.len = 0;

@@ -583,6 +583,20 @@ async fn acknowledged_commits_survive_the_loss_of_unsynced_offsets_topic_data() 
                 .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(1)])]);
         let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
         assert_eq!(resp.topics[0].partitions[0].error_code, code(ResponseError::UnknownTopicOrPartition));
+        // ...and so are partitions a topic does not have, next to one it has.
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("other")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1),
+                    offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(5).with_committed_offset(1),
+                ])]);
+        let resp: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &req).await;
+        let mut codes: Vec<(i32, i16)> = resp.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.error_code))).collect();
+        codes.sort();
+        assert_eq!((resp.topics.len(), codes), (1, vec![(0, 0), (5, code(ResponseError::UnknownTopicOrPartition))]));
         for offset in [10, 20, 30] {
             assert_eq!(commit(&mut c, "jg", offset).await, 0);
         }

@@ -230,8 +230,18 @@ impl PartitionLog {
     ///    original offsets and writes nothing;
     /// 3. assign offsets in place, roll the segment if due, write, update producer state.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+        self.append_within(records, now_ms, self.config.max_message_bytes)
+    }
+
+    /// [`PartitionLog::append`] for batches the broker already accepted once (put back from
+    /// a journal): a `max.message.bytes` lowered since does not refuse them.
+    pub fn append_accepted(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+        self.append_within(records, now_ms, usize::MAX)
+    }
+
+    fn append_within(&mut self, records: &mut [u8], now_ms: i64, max_message_bytes: usize) -> Result<AppendOutcome, LogError> {
         // 1. Validate.
-        let headers = validate_produce_batches(records, self.config.max_message_bytes)?;
+        let headers = validate_produce_batches(records, max_message_bytes)?;
         if self.config.cleanup_compact {
             require_keys(records, &headers)?;
         }

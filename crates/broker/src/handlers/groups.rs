@@ -17,17 +17,16 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
         return Reply::Close(None);
     };
     // As Kafka's request handler does before the coordinator sees an OffsetCommit: offsets
-    // for topics that do not exist are refused with UNKNOWN_TOPIC_OR_PARTITION, and when no
-    // topic is left the coordinator is not asked at all.
-    let mut unknown = Vec::new();
+    // for topics or partitions that do not exist are refused with UNKNOWN_TOPIC_OR_PARTITION,
+    // and when nothing is left the coordinator is not asked at all.
+    let mut unknown: Vec<OffsetCommitResponseTopic> = Vec::new();
     if let GroupRequest::OffsetCommit(r) = &mut request {
-        let (known, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics).into_iter().partition(|t| state.topic(t.name.as_str()).is_some());
-        r.topics = known;
-        unknown = missing
-            .into_iter()
-            .map(|t| {
-                OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(
-                    t.partitions
+        for mut t in std::mem::take(&mut r.topics) {
+            let count = state.topic(t.name.as_str()).map_or(0, |topic| topic.partitions);
+            let (valid, invalid): (Vec<_>, Vec<_>) = t.partitions.into_iter().partition(|p| (0..count).contains(&p.partition_index));
+            if !invalid.is_empty() {
+                unknown.push(OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(
+                    invalid
                         .iter()
                         .map(|p| {
                             OffsetCommitResponsePartition::default()
@@ -35,10 +34,14 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         })
                         .collect(),
-                )
-            })
-            .collect::<Vec<_>>();
-        if r.topics.is_empty() && !unknown.is_empty() {
+                ));
+            }
+            if !valid.is_empty() {
+                t.partitions = valid;
+                r.topics.push(t);
+            }
+        }
+        if r.topics.is_empty() {
             return meta.reply(&OffsetCommitResponse::default().with_topics(unknown));
         }
     }
@@ -55,7 +58,13 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
             GroupResponse::Heartbeat(b) => meta.frame(&b),
             GroupResponse::LeaveGroup(b) => meta.frame(&b),
             GroupResponse::OffsetCommit(mut b) => {
-                b.topics.extend(unknown);
+                // Refused partitions join their topic's entry, or come as one of their own.
+                for t in unknown {
+                    match b.topics.iter_mut().find(|x| x.name == t.name) {
+                        Some(x) => x.partitions.extend(t.partitions),
+                        None => b.topics.push(t),
+                    }
+                }
                 meta.frame(&b)
             }
             GroupResponse::OffsetFetch(b) => meta.frame(&b),
