@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Crash test: every record acknowledged under acks=all with --fsync always survives kill -9.
+"""Crash test: every record acknowledged under acks=all, and every offset commit
+acknowledged, with --fsync always survives kill -9.
 
 Each round starts weir on a free loopback port, produces continuously with acks=all from
-librdkafka (confluent-kafka) while remembering which records were acknowledged, kills
-weir with SIGKILL at a random moment, restarts it on the same data directory, and reads
-every partition back: each acknowledged record must be there, exactly at the offset it was
-acknowledged with. Prints one line per round and ends with "N passed, M failed".
+librdkafka (confluent-kafka) while remembering which records were acknowledged, and commits
+ever higher offsets for a group from another client, kills weir with SIGKILL at a random
+moment, restarts it on the same data directory, and reads every partition back: each
+acknowledged record must be there, exactly at the offset it was acknowledged with, and the
+group's committed offsets must be at least the last acknowledged commit. Prints one line
+per round and ends with "N passed, M failed".
 
 Usage: crash.py WEIR_BIN [ROUNDS] [SEED]
 """
@@ -70,6 +73,29 @@ def produce_until_killed(bootstrap, topic, acked, stop):
     # Whatever is still in flight is abandoned: only callbacks seen so far count.
 
 
+def commit_until_killed(bootstrap, topic, acked_commits, stop):
+    """Commits offsets 1, 2, 3, ... for every partition, synchronously; records each one
+    the broker acknowledged."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-commits", "enable.auto.commit": False,
+                  "log_level": 0})
+    k = 0
+    while not stop.is_set():
+        k += 1
+        try:
+            c.commit(offsets=[TopicPartition(topic, p, k) for p in range(PARTITIONS)], asynchronous=False)
+        except Exception:  # noqa: BLE001 - the broker is gone: what was acknowledged stands
+            break
+        acked_commits.append(k)
+    c.close()
+
+
+def committed(bootstrap, topic):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-commits", "enable.auto.commit": False})
+    got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], 30)
+    c.close()
+    return [tp.offset for tp in got]
+
+
 def read_all(bootstrap, topic, ends):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "crash-check", "enable.auto.commit": False,
                   "auto.offset.reset": "earliest"})
@@ -94,20 +120,26 @@ def round_once(bin_path, rng, n):
         topic = f"crash-{n}"
         admin = AdminClient({"bootstrap.servers": bootstrap})
         admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(10)
-        acked, stop = [], threading.Event()
+        acked, acked_commits, stop = [], [], threading.Event()
         t = threading.Thread(target=produce_until_killed, args=(bootstrap, topic, acked, stop))
         t.start()
+        committer = threading.Thread(target=commit_until_killed, args=(bootstrap, topic, acked_commits, stop))
+        committer.start()
         # Kill at a random moment once production is flowing.
         flowing_by = time.time() + 20
         while not acked and time.time() < flowing_by:
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 1.5))
         snapshot = list(acked)  # acknowledged before the kill is sent
+        last_commit = acked_commits[-1] if acked_commits else 0
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         stop.set()
         t.join(30)
         proc = start(bin_path, port, data_dir, log)
+        # A commit in flight at the kill blocks until the broker is back; it may land after
+        # the restart, which is why the check is "at least the last acknowledged commit".
+        committer.join(60)
         try:
             ends = {p: 0 for p in range(PARTITIONS)}
             for part, off, _ in snapshot:
@@ -118,7 +150,10 @@ def round_once(bin_path, rng, n):
                 return False, f"{len(missing)} of {len(snapshot)} acknowledged records missing or changed, first {missing[:3]}"
             if not snapshot:
                 return False, "nothing was acknowledged before the kill"
-            return True, f"{len(snapshot)} acknowledged records all present"
+            offsets = committed(bootstrap, topic)
+            if last_commit == 0 or any(o < last_commit for o in offsets):
+                return False, f"committed offsets {offsets} after the restart, {last_commit} was acknowledged"
+            return True, f"{len(snapshot)} acknowledged records all present; commit {last_commit} kept ({offsets})"
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
