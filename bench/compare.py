@@ -11,6 +11,7 @@ Usage: bench/compare.py [--runs 3] [--records 2000000] [--out BENCHMARKS-run.md]
 """
 import argparse
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -128,6 +129,30 @@ num.partitions=1
         # Let the disk settle so the next broker does not pay for this one's writeback.
         os.sync()
         time.sleep(2)
+
+
+@contextlib.contextmanager
+def running(kind, cp, weir_bin):
+    """A started broker of `kind` and the seconds it took to answer; stopped on leaving."""
+    b = Broker(kind, cp, weir_bin)
+    try:
+        yield b, b.start()
+    finally:
+        b.stop()
+
+
+def ratio_table(results):
+    """Markdown rows of the median of each workload on both brokers and weir/Kafka;
+    `results[kind][name]` lists one workload's figures."""
+    lower_is_better = ("ms", "MiB")
+    lines = ["| workload | Apache Kafka | weir | weir/Kafka |", "|---|---:|---:|---:|"]
+    for name in results["kafka"]:
+        k = statistics.median(results["kafka"][name])
+        w = statistics.median(results["weir"].get(name, [float("nan")]))
+        ratio = w / k if k else float("nan")
+        better = "lower is better" if name.endswith(tuple(f"({u})" for u in lower_is_better)) else "higher is better"
+        lines.append(f"| {name} ({better}) | {k:,.1f} | {w:,.1f} | {ratio:.2f} |")
+    return "\n".join(lines)
 
 
 def metadata_round_trip(port):
@@ -259,9 +284,8 @@ def main():
     for run in range(args.runs):
         for kind in ("kafka", "weir"):
             log(f"run {run + 1}/{args.runs}: {kind}")
-            b = Broker(kind, cp, args.weir_bin)
-            try:
-                add(kind, "start-up to first answered request (ms)", b.start() * 1000)
+            with running(kind, cp, args.weir_bin) as (b, startup_s):
+                add(kind, "start-up to first answered request (ms)", startup_s * 1000)
                 if args.only_weir_bench:
                     weir_bench_workloads(kind, b, add, args.records, args.weir_bin)
                     continue
@@ -309,18 +333,8 @@ def main():
                     create_topic(cp, b.bootstrap, f"many{i}", 100)
                 time.sleep(2)
                 add(kind, "RSS with 1,000 more partitions (MiB)", b.rss_mib())
-            finally:
-                b.stop()
 
-    lower_is_better = ("ms", "MiB")
-    lines = ["| workload | Apache Kafka | weir | weir/Kafka |", "|---|---:|---:|---:|"]
-    for name in results["kafka"]:
-        k = statistics.median(results["kafka"][name])
-        w = statistics.median(results["weir"].get(name, [float("nan")]))
-        ratio = w / k if k else float("nan")
-        better = "lower is better" if name.endswith(tuple(f"({u})" for u in lower_is_better)) else "higher is better"
-        lines.append(f"| {name} ({better}) | {k:,.1f} | {w:,.1f} | {ratio:.2f} |")
-    table = "\n".join(lines)
+    table = ratio_table(results)
     with open(args.out, "w") as f:
         f.write(table + "\n")
     print(table)

@@ -10,7 +10,6 @@ Usage: bench/cpu_split.py [--records 250000] [--group-records 3000000]
 import argparse
 import os
 import resource
-import subprocess
 import sys
 import time
 
@@ -47,10 +46,8 @@ def main():
     cp = compare.classpath()
     rows = []
     for kind in ["kafka", "weir"]:
-        b = compare.Broker(kind, cp, args.weir_bin)
         compare.log(f"== {kind}")
-        b.start()
-        try:
+        with compare.running(kind, cp, args.weir_bin) as (b, _):
             compare.create_topic(cp, b.bootstrap, "p1k", 3)
             r, client, broker, wall = measured(b, lambda: compare.produce_perf(cp, b.bootstrap, "p1k", args.records, 1024, "all"))
             rows.append((kind, "produce 1 KiB, acks=all", f"{r['mb_per_s']:.1f} MB/s", client, broker, wall))
@@ -58,8 +55,6 @@ def main():
             compare.produce_perf(cp, b.bootstrap, "g", args.group_records, 100, "1")
             r, client, broker, wall = measured(b, lambda: compare.consume_group(cp, b.bootstrap, "g", args.group_records, 3))
             rows.append((kind, f"group of 3 reads {args.group_records:,} x 100 B", f"{r['records_per_s']:,.0f} records/s", client, broker, wall))
-        finally:
-            b.stop()
     print("| broker | workload | result | client CPU (s) | broker CPU (s) | wall (s) |")
     print("|---|---|---:|---:|---:|---:|")
     for kind, workload, result, client, broker, wall in rows:
