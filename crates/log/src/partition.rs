@@ -389,13 +389,14 @@ impl PartitionLog {
     }
 
     fn persist_log_start_offset(&self) -> Result<(), LogError> {
-        self.persist_offset_file(LOG_START_OFFSET_FILE, self.log_start_offset)
+        self.persist_file(LOG_START_OFFSET_FILE, &self.log_start_offset.to_string())
     }
 
-    /// Writes one offset to a small file in the partition directory, atomically.
-    fn persist_offset_file(&self, name: &str, offset: i64) -> Result<(), LogError> {
+    /// Writes a small file in the partition directory atomically and durably: a temp file,
+    /// fsynced, renamed over the old one, then the directory fsynced.
+    fn persist_file(&self, name: &str, contents: &str) -> Result<(), LogError> {
         let tmp = self.dir.join(format!("{name}.tmp"));
-        fs::write(&tmp, offset.to_string())?;
+        fs::write(&tmp, contents)?;
         File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, self.dir.join(name))?;
         sync_dir(&self.dir)
@@ -514,11 +515,7 @@ impl PartitionLog {
         for (base, c) in &self.cleaned {
             text.push_str(&format!("cleaned {base} {} {}\n", c.first_ms, c.tombstones_purged));
         }
-        let tmp = self.dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
-        fs::write(&tmp, text)?;
-        File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, self.dir.join(CLEANER_CHECKPOINT_FILE))?;
-        sync_dir(&self.dir)
+        self.persist_file(CLEANER_CHECKPOINT_FILE, &text)
     }
 
     fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
