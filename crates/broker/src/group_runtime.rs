@@ -19,7 +19,7 @@ use std::time::Duration;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use tokio::sync::{mpsc, oneshot};
 use weir_groups::{Coordinator, CoordinatorConfig, GroupRequest, GroupResponse, Output, RequestContext};
-use weir_log::batch::{encode_batch, BatchHeader, NewRecord, BATCH_HEADER_BYTES};
+use weir_log::batch::{encode_batch, whole_batches, BatchHeader, NewRecord};
 use weir_log::FsyncPolicy;
 
 use crate::handlers::produce::now_ms;
@@ -177,19 +177,15 @@ fn replay(state: &BrokerState, coordinator: &mut Coordinator, partitions: i32) -
         loop {
             let slice = handle.log.lock().read(offset, 1 << 20)?;
             let Some(slice) = slice else { break };
-            let mut bytes = slice.load()?;
+            let bytes = slice.load()?;
             if bytes.is_empty() {
                 break;
             }
             // Batch by batch: a compacted batch keeps its original last offset while its last
             // records may be gone, so the next read starts after the batch, not its last record.
             let mut next = offset;
-            while bytes.len() >= BATCH_HEADER_BYTES {
-                let header = BatchHeader::parse(&bytes).map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {offset}: {e}"))?;
-                if header.size_bytes > bytes.len() {
-                    break;
-                }
-                let mut batch = bytes.split_to(header.size_bytes);
+            for batch in whole_batches(bytes) {
+                let (header, mut batch) = batch.map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {offset}: {e}"))?;
                 let set = RecordBatchDecoder::decode(&mut batch)
                     .map_err(|e| anyhow::anyhow!("{OFFSETS_TOPIC}-{p} at offset {}: {e}", header.base_offset))?;
                 for r in set.records {

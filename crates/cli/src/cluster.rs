@@ -10,6 +10,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Request;
 use kafka_protocol::records::{Record, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
+use weir_log::batch::whole_batches;
 
 use crate::client::{ask_group_coordinator, sb, Connection};
 
@@ -281,21 +282,14 @@ pub struct Fetched {
 
 /// Decodes the complete batches of a fetched record set (a fetch may end in a partial one),
 /// with the offset after the last of them.
-pub fn decode_records(mut bytes: Bytes) -> anyhow::Result<(Vec<Record>, Option<i64>)> {
+pub fn decode_records(bytes: Bytes) -> anyhow::Result<(Vec<Record>, Option<i64>)> {
     let mut out = Vec::new();
     let mut after = None;
-    while bytes.len() >= 61 {
-        let len = i32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        let total = 12 + len.max(0) as usize;
-        if len <= 0 || bytes.len() < total {
-            break;
-        }
-        let base_offset = i64::from_be_bytes(bytes[0..8].try_into().expect("8 bytes"));
-        let last_offset_delta = i32::from_be_bytes(bytes[23..27].try_into().expect("4 bytes"));
-        let mut batch = bytes.split_to(total);
+    for batch in whole_batches(bytes) {
+        let (header, mut batch) = batch.map_err(|e| anyhow!("cannot decode a record batch: {e}"))?;
         let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| anyhow!("cannot decode a record batch: {e}"))?;
         out.extend(set.records);
-        after = Some(base_offset + i64::from(last_offset_delta) + 1);
+        after = Some(header.last_offset() + 1);
     }
     Ok((out, after))
 }

@@ -108,6 +108,25 @@ impl BatchHeader {
     }
 }
 
+/// The whole batches at the front of a record set, each with its header; a partial batch at
+/// the end (a fetch may stop inside one) is left out. A header that does not parse ends the
+/// walk with its error.
+pub fn whole_batches(mut bytes: bytes::Bytes) -> impl Iterator<Item = Result<(BatchHeader, bytes::Bytes), LogError>> {
+    std::iter::from_fn(move || {
+        if bytes.len() < BATCH_HEADER_BYTES {
+            return None;
+        }
+        match BatchHeader::parse(&bytes) {
+            Err(e) => {
+                bytes.clear();
+                Some(Err(e))
+            }
+            Ok(h) if h.size_bytes > bytes.len() => None,
+            Ok(h) => Some(Ok((h, bytes.split_to(h.size_bytes)))),
+        }
+    })
+}
+
 /// Checks the CRC of one whole batch (`bytes` is exactly the batch).
 pub fn crc_matches(header: &BatchHeader, bytes: &[u8]) -> bool {
     bytes.len() == header.size_bytes && crc32c::crc32c(&bytes[CRC_START..]) == header.crc
@@ -267,6 +286,25 @@ pub(crate) mod tests {
         old_magic[16] = 1;
         assert!(matches!(validate_produce_batches(&old_magic, 1 << 20), Err(LogError::InvalidRecord(_))));
         assert!(validate_produce_batches(&b[..b.len() - 1], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn whole_batches_leave_out_a_partial_tail_and_stop_at_a_bad_header() {
+        // Goal: the walk yields each whole batch with its header, not a cut-off last one; a
+        // header with an impossible length ends it with an error.
+        let (mut a, mut b) = (make_batch(2, 1, None), make_batch(3, 1, None));
+        assign_base_offset(&mut a, 0, 0);
+        assign_base_offset(&mut b, 2, 0);
+        let whole = [a.clone(), b.clone()].concat();
+        let cut = [whole.clone(), b[..b.len() - 1].to_vec()].concat();
+        let got: Vec<(i64, usize)> =
+            whole_batches(bytes::Bytes::from(cut)).map(|r| r.map(|(h, bytes)| (h.base_offset, bytes.len())).unwrap()).collect();
+        assert_eq!(got, vec![(0, a.len()), (2, b.len())]);
+        let mut bad = a.clone();
+        bad[8..12].copy_from_slice(&1i32.to_be_bytes());
+        let mut walk = whole_batches(bytes::Bytes::from(bad));
+        assert!(matches!(walk.next(), Some(Err(LogError::CorruptMessage(_)))));
+        assert!(walk.next().is_none());
     }
 
     #[test]
