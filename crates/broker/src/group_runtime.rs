@@ -116,7 +116,7 @@ pub fn ensure_offsets_topic(state: &BrokerState) -> Result<weir_meta::catalog::T
 }
 
 /// Where the offsets journal lives.
-pub fn journal_path(state: &BrokerState) -> std::path::PathBuf {
+fn journal_path(state: &BrokerState) -> std::path::PathBuf {
     state.config.data_dir.join("meta").join("offsets-journal")
 }
 

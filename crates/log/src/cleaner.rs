@@ -57,7 +57,6 @@ pub struct PlannedSegment {
     pub(crate) size_bytes: u64,
     /// One past the last offset the segment holds.
     pub next_offset: i64,
-    pub max_timestamp: i64,
     /// When the tombstones of this segment may go: `delete.retention.ms` after its first
     /// clean. `None` before that clean, which keeps them.
     pub tombstone_deadline_ms: Option<i64>,
@@ -79,11 +78,6 @@ impl CompactionPlan {
     pub fn with_key_map_limit(mut self, bytes: usize) -> CompactionPlan {
         self.key_map_bytes_max = bytes;
         self
-    }
-
-    /// Bytes in the segments to clean.
-    pub fn size_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.size_bytes).sum()
     }
 }
 

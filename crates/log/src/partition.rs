@@ -419,7 +419,6 @@ impl PartitionLog {
                 file: s.file(),
                 size_bytes: s.size_bytes(),
                 next_offset: s.next_offset,
-                max_timestamp: s.max_timestamp,
                 tombstone_deadline_ms: self.tombstone_deadline(s.base_offset),
                 dirty: s.next_offset > self.clean_through,
             })
