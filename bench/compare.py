@@ -269,6 +269,8 @@ def main():
     ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
     ap.add_argument("--only-weir-bench", action="store_true",
                     help="run only the `weir bench` workloads against both brokers")
+    ap.add_argument("--only-produce-consume", action="store_true",
+                    help="run only the 100 B produce (acks=1) and one-member consume workloads")
     ap.add_argument("--e2e-high-rate", type=int, default=0,
                     help="second end-to-end rate (default: half of Apache Kafka's 100 B produce rate in the same run)")
     ap.add_argument("--group-records", type=int, default=10_000_000,
@@ -289,11 +291,16 @@ def main():
                 if args.only_weir_bench:
                     weir_bench_workloads(kind, b, add, args.records, args.weir_bin)
                     continue
-                time.sleep(2)
-                add(kind, "idle RSS (MiB)", b.rss_mib())
+                if not args.only_produce_consume:
+                    time.sleep(2)
+                    add(kind, "idle RSS (MiB)", b.rss_mib())
                 create_topic(cp, b.bootstrap, "p100", 3)
                 r = produce_perf(cp, b.bootstrap, "p100", args.records, 100, "1")
                 add(kind, "produce 100 B, acks=1, 3 partitions (records/s)", r["records_per_s"])
+                if args.only_produce_consume:
+                    r = consume_perf(cp, b.bootstrap, "p100", args.records)
+                    add(kind, "consume 100 B, one group member (records/s)", r["records_per_s"])
+                    continue
                 if kind == "kafka":
                     high_rate = args.e2e_high_rate or int(r["records_per_s"] / 2 // 1000 * 1000)
                 create_topic(cp, b.bootstrap, "p1k", 3)
