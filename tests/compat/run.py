@@ -9,12 +9,21 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group      (default both)
+  --scenarios basic,group,txn  (default basic,group; txn joins the default once weir has
+                                transactions)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
+  --txn-records N              records in each transaction check (default 2000)
   --bootstrap HOST:PORT        run against an already running broker instead (WEIR_COMPAT_BOOTSTRAP);
                                the group scenario's broker restart is then left out
+
+Scenarios:
+  basic   create a 3-partition topic, produce keyed records, read them back, delete it
+  group   three members of a consumer group: exactly once, 2/2/2, kill -9, leave, restart
+  txn     transactions (java, confluent-kafka and franz-go only): commits, an abort, an open
+          transaction and the last stable offset, fencing by transactional.id, and
+          consume-transform-produce with the group's offsets sent to the transaction
 
 Prints one PASS/FAIL line per check, the table, and ends with "N passed, N failed". Exits
 non-zero when a check fails on Apache Kafka (the scenario is wrong) or fails on weir
@@ -48,6 +57,33 @@ CHECKS = {
     "group.crash-moved": "the killed member's partitions move after its session timeout",
     "group.leave": "a clean leave reassigns before the session timeout",
     "group.resume": "after a broker restart the group resumes from its committed offsets",
+    "txn.commit": "records committed in 5 transactions read back exactly once with read_committed, where the producer was told",
+    "txn.abort": "an aborted transaction is invisible to read_committed and visible to read_uncommitted; later commits to both",
+    "txn.order": "per partition, both isolation levels read in produce order",
+    "txn.open-blocks": "an open transaction holds read_committed back at it, read_uncommitted reads it; its commit releases it",
+    "txn.lso": "while a transaction is open, read_committed end offsets are its first offsets, below the high watermarks",
+    "txn.fencing": "a second producer with the same transactional.id fences the first: its commit fails, and it is told it is fenced",
+    "txn.fenced-abort": "the fenced producer's open transaction is aborted: never read with read_committed",
+    "txn.consume-transform-produce": "consume, transform, produce with the group's offsets in the transaction: every input once",
+    "txn.sent-offsets": "the group's committed offsets are the input's end offsets",
+}
+
+# The scenarios run when --scenarios is not given. txn is left out until weir implements
+# transactions; add it here then.
+DEFAULT_SCENARIOS = ["basic", "group"]
+SCENARIOS = ["basic", "group", "txn"]
+
+# The clients with transaction drivers, and the error each reports to a fenced producer
+# (an exception class, a librdkafka error name, a Kafka error name), matched as a substring
+# of what its late send, its commit and the abort after that commit returned. Apache Kafka
+# answers the late send with INVALID_PRODUCER_EPOCH: the Java client takes that for an
+# abortable error (KIP-588) and learns it is fenced only from the abort's EndTxn
+# (PRODUCER_FENCED); librdkafka makes it fatal _FENCED at once.
+TXN_CLIENTS = ["java", "confluent-kafka", "franz-go"]
+FENCED_ERRORS = {
+    "java": ["ProducerFencedException"],
+    "confluent-kafka": ["_FENCED", "PRODUCER_FENCED"],
+    "franz-go": ["PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"],
 }
 
 
@@ -67,16 +103,23 @@ class Results:
 
 # ---------------------------------------------------------------- scenarios
 
-def basic(res, broker, client, count):
-    topic = f"compat-{client}-{uid()}"
+def drive(client, role, *args, timeout_s=240):
+    """Runs one role of a client's driver: its output lines, its "E" lines, and what went
+    wrong in a few words (the first E lines, or the end of its stderr)."""
     try:
-        r = subprocess.run(CLIENTS[client]("basic", broker.bootstrap, topic, str(count)), capture_output=True,
-                           text=True, timeout=240)
+        r = subprocess.run(CLIENTS[client](role, *args), capture_output=True, text=True, timeout=timeout_s)
         lines, stderr = r.stdout.splitlines(), r.stderr
     except subprocess.TimeoutExpired as e:
-        lines, stderr = (e.stdout or b"").decode(errors="replace").splitlines(), "timed out after 240 s"
+        out = e.stdout or b""
+        lines = (out.decode(errors="replace") if isinstance(out, bytes) else out).splitlines()
+        stderr = f"timed out after {timeout_s} s"
     errors = [l[2:] for l in lines if l.startswith("E ")]
-    why = "; ".join(errors[:3]) or stderr.strip()[-300:]
+    return lines, errors, "; ".join(errors[:3]) or stderr.strip()[-300:]
+
+
+def basic(res, broker, client, count):
+    topic = f"compat-{client}-{uid()}"
+    lines, errors, why = drive(client, "basic", broker.bootstrap, topic, str(count))
     t = [l for l in lines if l.startswith("T ")]
     res.record(broker.name, client, "basic.created", t == ["T 3"], f"{t} {why}")
     produced = [l.split(" ", 4)[1:] for l in lines if l.startswith("P ")]
@@ -124,18 +167,16 @@ def create_topic(bootstrap, topic, partitions):
     admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
 
 
-def cleanup(bootstrap, topic, group):
-    """Deletes what the group scenario created (best effort: a failure here is not a check)."""
+def cleanup(bootstrap, topics, groups):
+    """Deletes what a scenario created (best effort: a failure here is not a check)."""
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    try:
-        admin.delete_consumer_groups([group])[group].result(30)
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        admin.delete_topics([topic])[topic].result(30)
-    except Exception:  # noqa: BLE001
-        pass
+    for delete, names in ((admin.delete_consumer_groups, groups), (admin.delete_topics, topics)):
+        for f in (delete(names).values() if names else []):
+            try:
+                f.result(30)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def wait_for_leaders(bootstrap, topic, partitions, timeout_s=60):
@@ -210,7 +251,164 @@ def group(res, broker, client, count, can_restart):
         for m in members:
             if m.proc.poll() is None:
                 m.kill9()
-        cleanup(b, topic, grp)
+        cleanup(b, [topic], [grp])
+
+
+def acked_records(lines):
+    """The "P partition offset key value" lines: (partition, offset, key, value)."""
+    return [(int(p), int(o), k, v) for p, o, k, v in (l.split(" ", 4)[1:] for l in lines if l.startswith("P "))]
+
+
+def read_records(lines, reader):
+    """The "R reader partition offset key value" lines of one reader."""
+    return [(int(p), int(o), k, v) for tag, p, o, k, v in (l.split(" ", 5)[1:] for l in lines if l.startswith("R "))
+            if tag == reader]
+
+
+def events(lines):
+    """The "X event detail" lines: event -> details, in order."""
+    out = collections.defaultdict(list)
+    for l in lines:
+        if l.startswith("X "):
+            parts = l.split(" ", 2)
+            out[parts[1]].append(parts[2] if len(parts) > 2 else "")
+    return out
+
+
+def in_produce_order(records):
+    """Per partition, offsets rise and so do the values' (transaction letter, index)."""
+    by_part = collections.defaultdict(list)
+    for p, o, _, v in records:
+        m = re.match(r"([a-z]+)(\d+)$", v)
+        by_part[p].append((o, (m.group(1), int(m.group(2))) if m else (v, 0)))
+    return all([o for o, _ in recs] == sorted(o for o, _ in recs) and len({o for o, _ in recs}) == len(recs)
+               and [s for _, s in recs] == sorted(s for _, s in recs) for recs in by_part.values())
+
+
+def end_offsets(bootstrap, topic, partitions):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"compat-probe-{uid()}", "isolation.level": "read_uncommitted"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def committed_offsets(bootstrap, group, topic, partitions):
+    """The group's committed offsets, once stable (no transaction of the group still open)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    want = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
+    got = admin.list_consumer_group_offsets([want], require_stable=True)[group].result(30)
+    return {tp.partition: tp.offset for tp in got.topic_partitions if tp.error is None}
+
+
+def txn(res, broker, client, count):
+    """Transactions, one driver role per part, each on its own 3-partition topics: commits,
+    an abort, an open transaction, fencing, and consume-transform-produce in a group."""
+    if client not in TXN_CLIENTS:
+        print(f"no transaction driver for {client}; skipped", flush=True)
+        return
+    b, name = broker.bootstrap, broker.name
+    topics, groups = [], []
+
+    def new_topic(kind):
+        t = f"compat-txn-{kind}-{client}-{uid()}"
+        create_topic(b, t, 3)
+        topics.append(t)
+        return t
+
+    def same(got, want):
+        return sorted(got) == sorted(want)
+
+    try:
+        # 1. Five committed transactions, read with read_committed at the acknowledged places.
+        lines, errors, why = drive(client, "txn-commit", b, new_topic("commit"), str(count))
+        acked, committed = acked_records(lines), read_records(lines, "committed")
+        res.record(name, client, "txn.commit", not errors and len(acked) == count and same(committed, acked),
+                   f"{len(acked)} of {count} acknowledged, {len(committed)} read ({len(set(committed) - set(acked))} "
+                   f"not as acknowledged); {why}")
+        ordered = [committed]
+
+        # 2. Committed "a", aborted "b", committed "c".
+        n = count // 3
+        lines, errors, why = drive(client, "txn-abort", b, new_topic("abort"), str(count))
+        acked = acked_records(lines)
+        committed, uncommitted = read_records(lines, "committed"), read_records(lines, "uncommitted")
+        want = [r for r in acked if r[3][0] in "ac"]
+        res.record(name, client, "txn.abort",
+                   not errors and len(acked) == 3 * n and same(committed, want) and same(uncommitted, acked),
+                   f"read_committed read {len(committed)} of {len(want)} ({sum(r[3][0] == 'b' for r in committed)} "
+                   f"aborted), read_uncommitted {len(uncommitted)} of {len(acked)}; {why}")
+        ordered += [committed, uncommitted]
+        res.record(name, client, "txn.order", all(ordered) and all(in_produce_order(rs) for rs in ordered),
+                   f"in order per reader: {[in_produce_order(rs) for rs in ordered]}")
+
+        # 3. Committed "a", then "b" flushed in a transaction left open.
+        n = count // 2
+        lines, errors, why = drive(client, "txn-open", b, new_topic("open"), str(count))
+        acked = acked_records(lines)
+        committed, uncommitted, after = (read_records(lines, r) for r in ("committed", "uncommitted", "after"))
+        first = [r for r in acked if r[3][0] == "a"]
+        res.record(name, client, "txn.open-blocks",
+                   not errors and len(acked) == 2 * n and same(committed, first) and same(uncommitted, acked)
+                   and same(after, acked) and events(lines)["commit"] == ["ok"],
+                   f"while open read_committed read {len(committed)} (want the {len(first)} committed before), "
+                   f"read_uncommitted {len(uncommitted)} of {len(acked)}; after the commit {len(after)}; {why}")
+        listed = {int(p): (int(lso), int(hw)) for p, lso, hw in (l.split()[1:] for l in lines if l.startswith("L "))}
+        want = {}
+        for p in range(3):
+            opened = [o for q, o, _, v in acked if q == p and v[0] == "b"]
+            if opened:  # the last stable offset is where the open transaction starts
+                want[p] = (min(opened), max(opened) + 1)
+        res.record(name, client, "txn.lso",
+                   len(want) == 3 and listed == want and all(lso < hw for lso, hw in listed.values()),
+                   f"listed (lso, hw) {listed}, want {want}; {why}")
+
+        # 4. "f" left open by a first producer, fenced by a second that commits "g".
+        lines, errors, why = drive(client, "txn-fence", b, new_topic("fence"), str(count))
+        acked, ev = acked_records(lines), events(lines)
+        committed, uncommitted = read_records(lines, "committed"), read_records(lines, "uncommitted")
+        outcome = f"send {ev['send']}, commit {ev['commit']}, abort {ev['abort']}"
+        res.record(name, client, "txn.fencing",
+                   ev["second-init"] == ["ok"] and len(ev["commit"]) == 1 and ev["commit"] != ["ok"]
+                   and any(e in outcome for e in FENCED_ERRORS[client]),
+                   f"the first producer saw: {outcome}; the second's init: {ev['second-init']}; {why}")
+        fenced = [r for r in acked if r[3][0] == "f"]
+        second = [r for r in acked if r[3][0] == "g"]
+        res.record(name, client, "txn.fenced-abort",
+                   len(fenced) == n and len(second) == n and same(committed, second) and set(fenced) <= set(uncommitted),
+                   f"read_committed read {len(committed)} of the second's {len(second)} "
+                   f"({sum(r[3][0] != 'g' for r in committed)} other), read_uncommitted has "
+                   f"{len(set(fenced) & set(uncommitted))} of the first's {len(fenced)}; {why}")
+
+        # 5. Consume-transform-produce in a group, one transaction aborted in the middle.
+        source, sink, grp = new_topic("in"), new_topic("out"), f"compat-txn-{client}-{uid()}"
+        groups.append(grp)
+        produce(b, source, [f"i{i}" for i in range(count)])
+        started = time.time()
+        lines, errors, why = drive(client, "txn-ctp", b, source, sink, grp, str(count))
+        aborted = sum(int(d) for d in events(lines)["aborted"])
+        committed, uncommitted = read_records(lines, "committed"), read_records(lines, "uncommitted")
+        got = [v for _, _, _, v in committed]
+        res.record(name, client, "txn.consume-transform-produce",
+                   not errors and aborted > 0 and same(got, [f"t-i{i}" for i in range(count)])
+                   and len(uncommitted) == count + aborted,
+                   f"read_committed read {len(got)} ({len(set(got))} distinct) of {count} inputs; {aborted} in the "
+                   f"aborted transaction, read_uncommitted {len(uncommitted)} (want {count + aborted}); "
+                   f"{time.time() - started:.1f}s; {why}")
+        ends, offsets = end_offsets(b, source, 3), {}
+
+        def settled():
+            nonlocal offsets
+            offsets = committed_offsets(b, grp, source, 3)
+            return offsets == ends
+        wait_until(settled, 15)
+        res.record(name, client, "txn.sent-offsets", sum(ends.values()) == count and offsets == ends,
+                   f"committed {offsets}, end offsets {ends}")
+    finally:
+        cleanup(b, topics, groups)
 
 
 # ---------------------------------------------------------------- table
@@ -251,17 +449,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
     ap.add_argument("--clients", default=",".join(CLIENTS))
-    ap.add_argument("--scenarios", default="basic,group")
+    ap.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
     ap.add_argument("--weir-bin", default=os.path.join(harness.ROOT, "target", "release", "weir"))
     ap.add_argument("--records", type=int, default=3000)
     ap.add_argument("--group-records", type=int, default=20000)
+    ap.add_argument("--txn-records", type=int, default=2000)
     ap.add_argument("--bootstrap", default=os.environ.get("WEIR_COMPAT_BOOTSTRAP"))
     a = ap.parse_args()
     clients = [c for c in a.clients.split(",") if c]
     unknown = [c for c in clients if c not in CLIENTS]
     if unknown:
         sys.exit(f"unknown client(s) {unknown}; the harness knows {list(CLIENTS)}")
-    scenarios = a.scenarios.split(",")
+    scenarios = [s for s in a.scenarios.split(",") if s]
+    if any(s not in SCENARIOS for s in scenarios):
+        sys.exit(f"unknown scenario in {scenarios}; there are: {', '.join(SCENARIOS)}")
     brokers = ["kafka", "weir"] if a.broker == "both" else [a.broker]
     print("clients: " + ", ".join(f"{c} {VERSIONS[c]()}" for c in clients), flush=True)
     res = Results()
@@ -283,7 +484,7 @@ def main():
                         elif scenario == "group":
                             group(res, broker, client, a.group_records, can_restart=not a.bootstrap)
                         else:
-                            sys.exit(f"unknown scenario {scenario}; there are: basic, group")
+                            txn(res, broker, client, a.txn_records)
                     except Exception as e:  # a scenario that cannot run fails its remaining checks
                         for check in CHECKS:
                             if check.startswith(scenario + ".") and (bname, client, check) not in res.outcomes:

@@ -8,8 +8,13 @@
 //                                   the compatibility runner to check (see run.py).
 //   member BOOTSTRAP TOPIC GROUP    join GROUP, print "partition offset value" for each record
 //                                   consumed, commit after each poll; stop on stdin close.
+//   txn-commit BOOTSTRAP TOPIC COUNT, txn-abort ..., txn-open ..., txn-fence ...,
+//   txn-ctp BOOTSTRAP INPUT OUTPUT GROUP COUNT
+//                                   the transaction scenarios on topics the runner created
+//                                   (3 partitions each); see "Transactions" below for what
+//                                   each does and the lines it prints for run.py to check.
 //
-// Prints one line per check (PASS/FAIL) and ends with "N passed, M failed".
+// codecs prints one line per check (PASS/FAIL) and ends with "N passed, M failed".
 
 import java.time.Duration;
 import java.util.*;
@@ -34,6 +39,14 @@ public class Scenarios {
             case "codecs": codecs(args[1], args[2], Integer.parseInt(args[3])); break;
             case "member": member(args[1], args[2], args[3]); return;
             case "basic": basic(args[1], args[2], Integer.parseInt(args[3])); return;
+            case "txn-commit": case "txn-abort": case "txn-open": case "txn-fence": case "txn-ctp":
+                try {
+                    transactions(args);
+                } catch (Exception e) {
+                    System.out.println("E " + errorName(e) + ": " + e.getMessage());
+                    System.exit(1);
+                }
+                System.exit(0);
             default: throw new IllegalArgumentException("unknown scenario " + args[0]);
         }
         System.out.println(passed + " passed, " + failed + " failed");
@@ -175,5 +188,281 @@ public class Scenarios {
                 // stdin closed: leave the group cleanly.
             }
         }
+    }
+
+    // ---------------------------------------------------------------- Transactions
+    //
+    // Every role prints "P partition offset key value" for each record a transactional
+    // producer had acknowledged (committed or aborted alike), "R reader partition offset key
+    // value" for each record a reader read (reader: committed, uncommitted or after), "L
+    // partition lso hw" for end offsets while a transaction is open, "X event detail" for
+    // what a transaction call returned, and "E message" on an error. The keys are k0..k29,
+    // so every partition gets records; the value's letter tells which transaction wrote it.
+
+    static final int TXN_TIMEOUT_MS = 10_000;
+
+    static void transactions(String[] args) throws Exception {
+        String bootstrap = args[1];
+        switch (args[0]) {
+            case "txn-commit": txnCommit(bootstrap, args[2], Integer.parseInt(args[3])); break;
+            case "txn-abort": txnAbort(bootstrap, args[2], Integer.parseInt(args[3])); break;
+            case "txn-open": txnOpen(bootstrap, args[2], Integer.parseInt(args[3])); break;
+            case "txn-fence": txnFence(bootstrap, args[2], Integer.parseInt(args[3])); break;
+            default: txnConsumeTransformProduce(bootstrap, args[2], args[3], args[4], Integer.parseInt(args[5]));
+        }
+    }
+
+    static KafkaProducer<String, String> txnProducer(String bootstrap, String transactionalId) {
+        Properties pp = new Properties();
+        pp.put("bootstrap.servers", bootstrap);
+        pp.put("transactional.id", transactionalId);
+        pp.put("enable.idempotence", "true");
+        pp.put("acks", "all");
+        pp.put("linger.ms", "5");
+        pp.put("transaction.timeout.ms", String.valueOf(TXN_TIMEOUT_MS));
+        pp.put("max.block.ms", "30000");
+        return new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer());
+    }
+
+    /** Sends LETTER0..LETTER(count-1) under keys k0..k29; the futures are printed by printAcked. */
+    static void sendAll(KafkaProducer<String, String> p, String topic, String letter, int count, List<Future<RecordMetadata>> fs, List<String> sent) {
+        for (int i = 0; i < count; i++) {
+            String k = "k" + (i % 30), v = letter + i;
+            fs.add(p.send(new ProducerRecord<>(topic, k, v)));
+            sent.add(k + " " + v);
+        }
+    }
+
+    static void printAcked(List<Future<RecordMetadata>> fs, List<String> sent) throws InterruptedException {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < fs.size(); i++) {
+            try {
+                RecordMetadata md = fs.get(i).get(30, TimeUnit.SECONDS);
+                sb.append("P ").append(md.partition()).append(' ').append(md.offset()).append(' ').append(sent.get(i)).append('\n');
+            } catch (ExecutionException | TimeoutException e) {
+                sb.append("E produce ").append(sent.get(i)).append(": ").append(errorName(e)).append('\n');
+            }
+        }
+        System.out.print(sb);
+        System.out.flush();
+    }
+
+    /** The class names down an exception's cause chain, "KafkaException/ProducerFencedException". */
+    static String errorName(Throwable t) {
+        StringBuilder sb = new StringBuilder();
+        for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof ExecutionException) continue;
+            if (sb.length() > 0) sb.append('/');
+            sb.append(c.getClass().getSimpleName());
+        }
+        return sb.toString();
+    }
+
+    static KafkaConsumer<String, String> reader(String bootstrap, String isolation) {
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", bootstrap);
+        cp.put("enable.auto.commit", "false");
+        cp.put("isolation.level", isolation);
+        return new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer());
+    }
+
+    static List<TopicPartition> partitions(String topic) {
+        return List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1), new TopicPartition(topic, 2));
+    }
+
+    /** Reads TOPIC from the start with ISOLATION until WANT records arrived (30 s at most), then
+     *  one second more so a record that should not be there has its chance to show. */
+    static void readTxn(String bootstrap, String topic, String tag, String isolation, int want) {
+        StringBuilder sb = new StringBuilder();
+        try (KafkaConsumer<String, String> c = reader(bootstrap, isolation)) {
+            c.assign(partitions(topic));
+            c.seekToBeginning(partitions(topic));
+            int n = 0;
+            long deadline = System.currentTimeMillis() + 30_000, extraUntil = Long.MAX_VALUE;
+            while (System.currentTimeMillis() < Math.min(deadline, extraUntil)) {
+                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
+                    sb.append("R ").append(tag).append(' ').append(r.partition()).append(' ').append(r.offset()).append(' ')
+                      .append(r.key()).append(' ').append(r.value()).append('\n');
+                    n++;
+                }
+                if (n >= want && extraUntil == Long.MAX_VALUE) extraUntil = System.currentTimeMillis() + 1000;
+            }
+        }
+        System.out.print(sb);
+        System.out.flush();
+    }
+
+    /** COUNT records in five committed transactions, read back with read_committed. */
+    static void txnCommit(String bootstrap, String topic, int count) throws Exception {
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        List<String> sent = new ArrayList<>();
+        try (KafkaProducer<String, String> p = txnProducer(bootstrap, topic + "-tx")) {
+            p.initTransactions();
+            int per = Math.max(1, count / 5);
+            for (int start = 0; start < count; start += per) {
+                p.beginTransaction();
+                for (int i = start; i < Math.min(count, start + per); i++) {
+                    String k = "k" + (i % 30), v = "v" + i;
+                    fs.add(p.send(new ProducerRecord<>(topic, k, v)));
+                    sent.add(k + " " + v);
+                }
+                p.commitTransaction();
+            }
+        }
+        printAcked(fs, sent);
+        readTxn(bootstrap, topic, "committed", "read_committed", count);
+    }
+
+    /** A committed, an aborted (its records flushed to the log first) and a committed
+     *  transaction of COUNT/3 records each: "a", "b" and "c". */
+    static void txnAbort(String bootstrap, String topic, int count) throws Exception {
+        int n = count / 3;
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        List<String> sent = new ArrayList<>();
+        try (KafkaProducer<String, String> p = txnProducer(bootstrap, topic + "-tx")) {
+            p.initTransactions();
+            p.beginTransaction();
+            sendAll(p, topic, "a", n, fs, sent);
+            p.commitTransaction();
+            p.beginTransaction();
+            sendAll(p, topic, "b", n, fs, sent);
+            p.flush();
+            p.abortTransaction();
+            p.beginTransaction();
+            sendAll(p, topic, "c", n, fs, sent);
+            p.commitTransaction();
+        }
+        printAcked(fs, sent);
+        readTxn(bootstrap, topic, "committed", "read_committed", 2 * n);
+        readTxn(bootstrap, topic, "uncommitted", "read_uncommitted", 3 * n);
+    }
+
+    /** COUNT/2 committed records "a", then COUNT/2 records "b" flushed in a transaction left
+     *  open while the end offsets are listed and both readers read; then it commits. */
+    static void txnOpen(String bootstrap, String topic, int count) throws Exception {
+        int n = count / 2;
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        List<String> sent = new ArrayList<>();
+        try (KafkaProducer<String, String> p = txnProducer(bootstrap, topic + "-tx")) {
+            p.initTransactions();
+            p.beginTransaction();
+            sendAll(p, topic, "a", n, fs, sent);
+            p.commitTransaction();
+            p.beginTransaction();
+            sendAll(p, topic, "b", n, fs, sent);
+            p.flush();
+            printAcked(fs, sent);
+            try (KafkaConsumer<String, String> rc = reader(bootstrap, "read_committed");
+                 KafkaConsumer<String, String> ru = reader(bootstrap, "read_uncommitted")) {
+                Map<TopicPartition, Long> lso = rc.endOffsets(partitions(topic), Duration.ofSeconds(10));
+                Map<TopicPartition, Long> hw = ru.endOffsets(partitions(topic), Duration.ofSeconds(10));
+                for (TopicPartition tp : partitions(topic)) System.out.println("L " + tp.partition() + " " + lso.get(tp) + " " + hw.get(tp));
+            }
+            readTxn(bootstrap, topic, "committed", "read_committed", n);
+            readTxn(bootstrap, topic, "uncommitted", "read_uncommitted", 2 * n);
+            p.commitTransaction();
+            System.out.println("X commit ok");
+        }
+        readTxn(bootstrap, topic, "after", "read_committed", 2 * n);
+    }
+
+    /** A first producer leaves COUNT/2 records "f" in an open transaction; a second one with
+     *  the same transactional.id initialises, which fences the first, and commits COUNT/2
+     *  records "g". The first then tries one more send and a commit, and an abort if the
+     *  commit failed. */
+    static void txnFence(String bootstrap, String topic, int count) throws Exception {
+        int n = count / 2;
+        String id = topic + "-tx";
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        List<String> sent = new ArrayList<>();
+        KafkaProducer<String, String> first = txnProducer(bootstrap, id);
+        first.initTransactions();
+        first.beginTransaction();
+        sendAll(first, topic, "f", n, fs, sent);
+        first.flush();
+        try (KafkaProducer<String, String> second = txnProducer(bootstrap, id)) {
+            second.initTransactions();
+            System.out.println("X second-init ok");
+            String outcome = "ok";
+            try {
+                first.send(new ProducerRecord<>(topic, "k0", "late")).get(30, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                outcome = errorName(e);
+            }
+            System.out.println("X send " + outcome);
+            outcome = "ok";
+            try {
+                first.commitTransaction();
+            } catch (Exception e) {
+                outcome = errorName(e);
+            }
+            System.out.println("X commit " + outcome);
+            if (!outcome.equals("ok")) {
+                // What an application does after a failed commit: abort, and learn whether the
+                // error was abortable or the producer is done.
+                outcome = "ok";
+                try {
+                    first.abortTransaction();
+                } catch (Exception e) {
+                    outcome = errorName(e);
+                }
+                System.out.println("X abort " + outcome);
+            }
+            first.close(Duration.ofSeconds(5));
+            second.beginTransaction();
+            sendAll(second, topic, "g", n, fs, sent);
+            second.commitTransaction();
+        }
+        printAcked(fs, sent);
+        readTxn(bootstrap, topic, "committed", "read_committed", n);
+        readTxn(bootstrap, topic, "uncommitted", "read_uncommitted", 2 * n);
+    }
+
+    /** Reads INPUT (COUNT records) in GROUP and writes "t-" + value to OUTPUT, each poll in a
+     *  transaction that also commits the group's offsets; the third is aborted after its
+     *  records were flushed, and its input read again. Ends when every input offset is
+     *  committed, then reads OUTPUT both ways. */
+    static void txnConsumeTransformProduce(String bootstrap, String input, String output, String group, int count) throws Exception {
+        Properties cp = new Properties();
+        cp.put("bootstrap.servers", bootstrap);
+        cp.put("group.id", group);
+        cp.put("enable.auto.commit", "false");
+        cp.put("auto.offset.reset", "earliest");
+        cp.put("isolation.level", "read_committed");
+        cp.put("max.poll.records", "100");
+        int aborted = 0, batches = 0;
+        Map<Integer, Long> done = new HashMap<>();
+        try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer());
+             KafkaProducer<String, String> p = txnProducer(bootstrap, group + "-tx")) {
+            p.initTransactions();
+            c.subscribe(List.of(input));
+            long deadline = System.currentTimeMillis() + 90_000;
+            while (done.values().stream().mapToLong(Long::longValue).sum() < count && System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
+                if (rs.isEmpty()) continue;
+                p.beginTransaction();
+                for (ConsumerRecord<String, String> r : rs) p.send(new ProducerRecord<>(output, r.key(), "t-" + r.value()));
+                batches++;
+                if (batches == 3) {
+                    p.flush();
+                    p.abortTransaction();
+                    aborted += rs.count();
+                    for (TopicPartition tp : rs.partitions()) c.seek(tp, rs.records(tp).get(0).offset());
+                    System.out.println("X aborted " + rs.count());
+                    continue;
+                }
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                for (TopicPartition tp : rs.partitions()) {
+                    List<ConsumerRecord<String, String>> part = rs.records(tp);
+                    offsets.put(tp, new OffsetAndMetadata(part.get(part.size() - 1).offset() + 1));
+                }
+                p.sendOffsetsToTransaction(offsets, c.groupMetadata());
+                p.commitTransaction();
+                for (Map.Entry<TopicPartition, OffsetAndMetadata> e : offsets.entrySet()) done.put(e.getKey().partition(), e.getValue().offset());
+                System.out.println("X committed " + rs.count());
+            }
+        }
+        readTxn(bootstrap, output, "committed", "read_committed", count);
+        readTxn(bootstrap, output, "uncommitted", "read_uncommitted", count + aborted);
     }
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The Python clients of the compatibility harness: confluent-kafka (librdkafka),
-kafka-python and aiokafka, each driving the same two roles as every other client.
+kafka-python and aiokafka, each driving the same two roles as every other client, and
+confluent-kafka the transaction roles as the Java and franz-go drivers do.
 
   drivers.py basic CLIENT BOOTSTRAP TOPIC COUNT
       create TOPIC with 3 partitions, produce COUNT keyed records, read them back from the
@@ -10,6 +11,11 @@ kafka-python and aiokafka, each driving the same two roles as every other client
   drivers.py member CLIENT BOOTSTRAP TOPIC GROUP [STRATEGY [INSTANCE]]
       a consumer group member: "R partition offset value" per record, "A p,p,..." for its
       assignment after each poll; commits what it read; leaves the group when stdin closes.
+
+  drivers.py txn-commit|txn-abort|txn-open|txn-fence confluent-kafka BOOTSTRAP TOPIC COUNT
+  drivers.py txn-ctp confluent-kafka BOOTSTRAP INPUT OUTPUT GROUP COUNT
+      the transaction scenarios, confluent-kafka only, on 3-partition topics the runner
+      created; see "confluent-kafka transactions" below for each and the lines it prints.
 
 CLIENT is confluent-kafka, kafka-python, aiokafka or kcat (the kcat binary, driven from
 here: it has no admin API, so Apache Kafka's kafka-topics creates and deletes its topic,
@@ -111,6 +117,233 @@ def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
         lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
         out("\n".join(lines))
     c.close()
+
+
+# ---------------------------------------------------------------- confluent-kafka transactions
+#
+# The same roles, and the same lines, as the Java driver's (clients/java/Scenarios.java):
+# "P partition offset key value" per record a transactional producer had acknowledged,
+# "R reader partition offset key value" per record read (reader: committed, uncommitted or
+# after), "L partition lso hw" while a transaction is open, "X event detail" for what a
+# transaction call returned, "E message" on an error.
+
+TXN_TIMEOUT_MS = 10000
+TXN_CALL_TIMEOUT_S = 30
+
+
+def confluent_txn_producer(bootstrap, transactional_id):
+    from confluent_kafka import Producer
+    conf = {"bootstrap.servers": bootstrap, "transactional.id": transactional_id, "enable.idempotence": True,
+            "acks": "all", "linger.ms": 5, "transaction.timeout.ms": TXN_TIMEOUT_MS}
+    if os.environ.get("WEIR_RDKAFKA_DEBUG"):
+        conf["debug"] = os.environ["WEIR_RDKAFKA_DEBUG"]
+    return Producer(conf)
+
+
+def confluent_error_name(e):
+    """A librdkafka error as "NAME", with "fatal" or "abortable" after it when it is."""
+    from confluent_kafka import KafkaError
+    err = e.args[0] if not isinstance(e, KafkaError) and e.args and isinstance(e.args[0], KafkaError) else e
+    if not isinstance(err, KafkaError):
+        return type(e).__name__
+    return " ".join([err.name()] + (["fatal"] if err.fatal() else []) + (["abortable"] if err.txn_requires_abort() else []))
+
+
+class Acked:
+    """Delivery reports as "P" lines, kept until printed (the callbacks run inside poll and flush)."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, err, msg):
+        if err:
+            self.lines.append(f"E produce {msg.key().decode()} {msg.value().decode()}: {confluent_error_name(err)}")
+        else:
+            self.lines.append(f"P {msg.partition()} {msg.offset()} {msg.key().decode()} {msg.value().decode()}")
+
+    def print(self):
+        out("\n".join(self.lines))
+        self.lines = []
+
+
+def confluent_produce(p, topic, key, value, on_delivery):
+    while True:
+        try:
+            p.produce(topic, key=key, value=value, on_delivery=on_delivery)
+            break
+        except BufferError:
+            p.poll(0.05)
+    p.poll(0)
+
+
+def confluent_send_all(p, topic, letter, count, acked):
+    for i in range(count):
+        confluent_produce(p, topic, f"k{i % 30}", f"{letter}{i}", acked)
+
+
+def confluent_read(bootstrap, topic, reader, isolation, want):
+    """Reads TOPIC from the start until WANT records arrived (30 s at most), then one second
+    more so a record that should not be there has its chance to show."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-{reader}", "enable.auto.commit": False,
+                  "isolation.level": isolation})
+    c.assign([TopicPartition(topic, part, OFFSET_BEGINNING) for part in range(3)])
+    lines, n, deadline, extra_until = [], 0, time.time() + 30, None
+    while time.time() < min(deadline, extra_until or deadline):
+        for m in c.consume(1000, 0.2):
+            if m.error():
+                lines.append(f"E consume: {m.error()}")
+                continue
+            lines.append(f"R {reader} {m.partition()} {m.offset()} {m.key().decode()} {m.value().decode()}")
+            n += 1
+        if n >= want and extra_until is None:
+            extra_until = time.time() + 1
+    c.close()
+    out("\n".join(lines))
+
+
+def confluent_txn_commit(bootstrap, topic, count):
+    """COUNT records in five committed transactions, read back with read_committed."""
+    p, acked = confluent_txn_producer(bootstrap, f"{topic}-tx"), Acked()
+    p.init_transactions(TXN_CALL_TIMEOUT_S)
+    per = max(1, count // 5)
+    for start in range(0, count, per):
+        p.begin_transaction()
+        for i in range(start, min(count, start + per)):
+            confluent_produce(p, topic, f"k{i % 30}", f"v{i}", acked)
+        p.commit_transaction(TXN_CALL_TIMEOUT_S)
+    acked.print()
+    confluent_read(bootstrap, topic, "committed", "read_committed", count)
+
+
+def confluent_txn_abort(bootstrap, topic, count):
+    """Committed "a", aborted "b" (flushed to the log first), committed "c": COUNT/3 each."""
+    n = count // 3
+    p, acked = confluent_txn_producer(bootstrap, f"{topic}-tx"), Acked()
+    p.init_transactions(TXN_CALL_TIMEOUT_S)
+    p.begin_transaction()
+    confluent_send_all(p, topic, "a", n, acked)
+    p.commit_transaction(TXN_CALL_TIMEOUT_S)
+    p.begin_transaction()
+    confluent_send_all(p, topic, "b", n, acked)
+    p.flush(TXN_CALL_TIMEOUT_S)
+    p.abort_transaction(TXN_CALL_TIMEOUT_S)
+    p.begin_transaction()
+    confluent_send_all(p, topic, "c", n, acked)
+    p.commit_transaction(TXN_CALL_TIMEOUT_S)
+    acked.print()
+    confluent_read(bootstrap, topic, "committed", "read_committed", 2 * n)
+    confluent_read(bootstrap, topic, "uncommitted", "read_uncommitted", 3 * n)
+
+
+def confluent_txn_open(bootstrap, topic, count):
+    """Committed "a", then "b" flushed in a transaction left open while the end offsets are
+    listed at both isolation levels and both readers read; then it commits."""
+    from confluent_kafka import IsolationLevel, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+    n = count // 2
+    p, acked = confluent_txn_producer(bootstrap, f"{topic}-tx"), Acked()
+    p.init_transactions(TXN_CALL_TIMEOUT_S)
+    p.begin_transaction()
+    confluent_send_all(p, topic, "a", n, acked)
+    p.commit_transaction(TXN_CALL_TIMEOUT_S)
+    p.begin_transaction()
+    confluent_send_all(p, topic, "b", n, acked)
+    p.flush(TXN_CALL_TIMEOUT_S)
+    acked.print()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    latest = {TopicPartition(topic, part): OffsetSpec.latest() for part in range(3)}
+    ends = {}
+    for level in (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED):
+        for tp, f in admin.list_offsets(latest, isolation_level=level).items():
+            ends.setdefault(tp.partition, []).append(f.result(10).offset)
+    out("\n".join(f"L {part} {lso} {hw}" for part, (lso, hw) in sorted(ends.items())))
+    confluent_read(bootstrap, topic, "committed", "read_committed", n)
+    confluent_read(bootstrap, topic, "uncommitted", "read_uncommitted", 2 * n)
+    p.commit_transaction(TXN_CALL_TIMEOUT_S)
+    out("X commit ok")
+    confluent_read(bootstrap, topic, "after", "read_committed", 2 * n)
+
+
+def confluent_txn_fence(bootstrap, topic, count):
+    """A first producer leaves "f" in an open transaction; a second with the same
+    transactional.id initialises (fencing the first) and commits "g". The first then tries
+    one more send and a commit, and an abort if the commit failed."""
+    from confluent_kafka import KafkaException
+    n = count // 2
+    first, acked = confluent_txn_producer(bootstrap, f"{topic}-tx"), Acked()
+    first.init_transactions(TXN_CALL_TIMEOUT_S)
+    first.begin_transaction()
+    confluent_send_all(first, topic, "f", n, acked)
+    first.flush(TXN_CALL_TIMEOUT_S)
+    second = confluent_txn_producer(bootstrap, f"{topic}-tx")
+    second.init_transactions(TXN_CALL_TIMEOUT_S)
+    out("X second-init ok")
+    try:
+        # confluent-kafka raises the fenced producer's fatal error out of flush; a delivery
+        # callback then run would meet that raised exception, so the late record has none.
+        first.produce(topic, key="k0", value="late")
+        left = first.flush(TXN_CALL_TIMEOUT_S)
+        out("X send " + ("ok" if left == 0 else "undelivered"))
+    except KafkaException as e:
+        out(f"X send {confluent_error_name(e)}")
+    for call in ("commit", "abort"):
+        try:
+            (first.commit_transaction if call == "commit" else first.abort_transaction)(TXN_CALL_TIMEOUT_S)
+            out(f"X {call} ok")
+            break  # an abort follows only a failed commit
+        except KafkaException as e:
+            out(f"X {call} {confluent_error_name(e)}")
+    second.begin_transaction()
+    confluent_send_all(second, topic, "g", n, acked)
+    second.commit_transaction(TXN_CALL_TIMEOUT_S)
+    acked.print()
+    confluent_read(bootstrap, topic, "committed", "read_committed", n)
+    confluent_read(bootstrap, topic, "uncommitted", "read_uncommitted", 2 * n)
+
+
+def confluent_txn_ctp(bootstrap, source, sink, group, count):
+    """Reads SOURCE (COUNT records) in GROUP and writes "t-" + value to SINK, each batch in a
+    transaction that also commits the group's offsets; the third is aborted after its records
+    were flushed, and its input read again. Ends when every input offset is committed."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    p = confluent_txn_producer(bootstrap, f"{group}-tx")
+    p.init_transactions(TXN_CALL_TIMEOUT_S)
+    c.subscribe([source])
+    done, batches, aborted, deadline = {}, 0, 0, time.time() + 90
+
+    def delivered(err, msg):
+        if err:
+            out(f"E produce: {confluent_error_name(err)}")
+    while sum(done.values()) < count and time.time() < deadline:
+        msgs = [m for m in c.consume(100, 0.2) if not m.error()]
+        if not msgs:
+            continue
+        p.begin_transaction()
+        firsts, nexts = {}, {}
+        for m in msgs:
+            confluent_produce(p, sink, m.key(), b"t-" + m.value(), delivered)
+            firsts.setdefault(m.partition(), m.offset())
+            nexts[m.partition()] = m.offset() + 1
+        batches += 1
+        if batches == 3:
+            p.flush(TXN_CALL_TIMEOUT_S)
+            p.abort_transaction(TXN_CALL_TIMEOUT_S)
+            aborted += len(msgs)
+            for part, offset in firsts.items():
+                c.seek(TopicPartition(source, part, offset))
+            out(f"X aborted {len(msgs)}")
+            continue
+        p.send_offsets_to_transaction([TopicPartition(source, part, offset) for part, offset in nexts.items()],
+                                      c.consumer_group_metadata(), TXN_CALL_TIMEOUT_S)
+        p.commit_transaction(TXN_CALL_TIMEOUT_S)
+        done.update(nexts)
+        out(f"X committed {len(msgs)}")
+    c.close()
+    confluent_read(bootstrap, sink, "committed", "read_committed", count)
+    confluent_read(bootstrap, sink, "uncommitted", "read_uncommitted", count + aborted)
 
 
 # ---------------------------------------------------------------- kafka-python
@@ -324,9 +557,12 @@ def kcat_member(bootstrap, topic, group, strategy="range", instance=None):
 
 def main():
     role, client, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if role == "basic":
-        args = args[:2] + [int(args[2])]
+    if role != "member":  # every other role ends with a record count
+        args = args[:-1] + [int(args[-1])]
     fn = {("basic", "confluent-kafka"): confluent_basic, ("member", "confluent-kafka"): confluent_member,
+          ("txn-commit", "confluent-kafka"): confluent_txn_commit, ("txn-abort", "confluent-kafka"): confluent_txn_abort,
+          ("txn-open", "confluent-kafka"): confluent_txn_open, ("txn-fence", "confluent-kafka"): confluent_txn_fence,
+          ("txn-ctp", "confluent-kafka"): confluent_txn_ctp,
           ("basic", "kafka-python"): kafka_python_basic, ("member", "kafka-python"): kafka_python_member,
           ("basic", "aiokafka"): aiokafka_basic, ("member", "aiokafka"): aiokafka_member,
           ("basic", "kcat"): kcat_basic, ("member", "kcat"): kcat_member}.get((role, client))
