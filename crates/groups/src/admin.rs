@@ -16,13 +16,30 @@ fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-pub(crate) fn list(c: &mut Coordinator, ctx: &RequestContext, req: ListGroupsRequest, out: &mut Output) {
+pub(crate) fn list(
+    c: &mut Coordinator,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+    out: &mut Output,
+) {
     let v = ctx.api_version;
     let groups = c
         .groups
         .values()
-        .filter(|g| req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case(g.state().name())))
-        .filter(|_| req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.as_str().eq_ignore_ascii_case("classic")))
+        .filter(|g| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.as_str().eq_ignore_ascii_case(g.state().name()))
+        })
+        .filter(|_| {
+            req.types_filter.is_empty()
+                || req
+                    .types_filter
+                    .iter()
+                    .any(|t| t.as_str().eq_ignore_ascii_case("classic"))
+        })
         .map(|g| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(sb(&g.group_id)))
@@ -36,10 +53,18 @@ pub(crate) fn list(c: &mut Coordinator, ctx: &RequestContext, req: ListGroupsReq
             l
         })
         .collect();
-    out.responses.push((ctx.token, GroupResponse::ListGroups(ListGroupsResponse::default().with_groups(groups))));
+    out.responses.push((
+        ctx.token,
+        GroupResponse::ListGroups(ListGroupsResponse::default().with_groups(groups)),
+    ));
 }
 
-pub(crate) fn describe(c: &mut Coordinator, ctx: &RequestContext, req: DescribeGroupsRequest, out: &mut Output) {
+pub(crate) fn describe(
+    c: &mut Coordinator,
+    ctx: &RequestContext,
+    req: DescribeGroupsRequest,
+    out: &mut Output,
+) {
     let v = ctx.api_version;
     let groups = req
         .groups
@@ -54,7 +79,10 @@ pub(crate) fn describe(c: &mut Coordinator, ctx: &RequestContext, req: DescribeG
                 if v >= 6 {
                     return d
                         .with_error_code(ResponseError::GroupIdNotFound.code())
-                        .with_error_message(Some(sb(&format!("Group {} not found.", gid.0.as_str()))))
+                        .with_error_message(Some(sb(&format!(
+                            "Group {} not found.",
+                            gid.0.as_str()
+                        ))))
                         .with_group_state(sb(GroupState::Dead.name()));
                 }
                 return d.with_group_state(sb(GroupState::Dead.name()));
@@ -87,10 +115,19 @@ pub(crate) fn describe(c: &mut Coordinator, ctx: &RequestContext, req: DescribeG
                 .with_members(members)
         })
         .collect();
-    out.responses.push((ctx.token, GroupResponse::DescribeGroups(DescribeGroupsResponse::default().with_groups(groups))));
+    out.responses.push((
+        ctx.token,
+        GroupResponse::DescribeGroups(DescribeGroupsResponse::default().with_groups(groups)),
+    ));
 }
 
-pub(crate) fn delete(c: &mut Coordinator, _now_ms: i64, ctx: &RequestContext, req: DeleteGroupsRequest, out: &mut Output) {
+pub(crate) fn delete(
+    c: &mut Coordinator,
+    _now_ms: i64,
+    ctx: &RequestContext,
+    req: DeleteGroupsRequest,
+    out: &mut Output,
+) {
     let results = req
         .groups_names
         .iter()
@@ -99,7 +136,9 @@ pub(crate) fn delete(c: &mut Coordinator, _now_ms: i64, ctx: &RequestContext, re
             let code = match c.groups.get(&id) {
                 _ if id.is_empty() => ResponseError::InvalidGroupId.code(),
                 None => ResponseError::GroupIdNotFound.code(),
-                Some(g) if !g.members.is_empty() || !g.is(GroupState::Empty) => ResponseError::NonEmptyGroup.code(),
+                Some(g) if !g.members.is_empty() || !g.is(GroupState::Empty) => {
+                    ResponseError::NonEmptyGroup.code()
+                }
                 Some(g) => {
                     let partition = c.partition_of(&id);
                     let mut records: Vec<Record> = g
@@ -107,11 +146,22 @@ pub(crate) fn delete(c: &mut Coordinator, _now_ms: i64, ctx: &RequestContext, re
                         .keys()
                         .map(|(t, p)| Record {
                             partition,
-                            key: RecordKey::OffsetCommit { group: id.clone(), topic: t.clone(), partition: *p }.encode(),
+                            key: RecordKey::OffsetCommit {
+                                group: id.clone(),
+                                topic: t.clone(),
+                                partition: *p,
+                            }
+                            .encode(),
                             value: None,
+                            producer: None,
                         })
                         .collect();
-                    records.push(Record { partition, key: RecordKey::GroupMetadata { group: id.clone() }.encode(), value: None });
+                    records.push(Record {
+                        partition,
+                        key: RecordKey::GroupMetadata { group: id.clone() }.encode(),
+                        value: None,
+                        producer: None,
+                    });
                     for r in &records {
                         c.replay(&r.key, None).expect("tombstones are readable");
                     }
@@ -119,8 +169,13 @@ pub(crate) fn delete(c: &mut Coordinator, _now_ms: i64, ctx: &RequestContext, re
                     0
                 }
             };
-            DeletableGroupResult::default().with_group_id(gid.clone()).with_error_code(code)
+            DeletableGroupResult::default()
+                .with_group_id(gid.clone())
+                .with_error_code(code)
         })
         .collect();
-    out.responses.push((ctx.token, GroupResponse::DeleteGroups(DeleteGroupsResponse::default().with_results(results))));
+    out.responses.push((
+        ctx.token,
+        GroupResponse::DeleteGroups(DeleteGroupsResponse::default().with_results(results)),
+    ));
 }

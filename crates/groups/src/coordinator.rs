@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use crate::group::{CommittedOffset, Group, GroupEvent, GroupState, Member};
 use crate::records::{GroupMetadataValue, MemberMetadata, OffsetCommitValue, RecordKey};
 use crate::{
-    admin, membership, offsets, CoordinatorConfig, GroupRequest, GroupsError, Output, Record, RequestContext,
+    admin, membership, offsets, txn_offsets, CoordinatorConfig, GroupRequest, GroupsError, Output,
+    Record, RequestContext,
 };
 
 pub struct Coordinator {
@@ -15,11 +16,8 @@ pub struct Coordinator {
     next_retention_check_ms: Option<i64>,
     /// Members loaded by replay get their session timers at the first step with a clock.
     sessions_need_start: bool,
-}
-
-/// Java's `String.hashCode`, which Kafka uses to place a group on an offsets partition.
-fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    /// Offsets committed in transactions not yet ended, by producer id.
+    pub(crate) pending_txn_offsets: BTreeMap<i64, Vec<crate::txn_offsets::PendingOffset>>,
 }
 
 /// SplitMix64: a small, well-mixed, seedable generator for member ids.
@@ -32,7 +30,14 @@ fn splitmix64(mut x: u64) -> u64 {
 
 impl Coordinator {
     pub fn new(config: CoordinatorConfig) -> Coordinator {
-        Coordinator { config, groups: BTreeMap::new(), member_id_counter: 0, next_retention_check_ms: None, sessions_need_start: false }
+        Coordinator {
+            config,
+            groups: BTreeMap::new(),
+            member_id_counter: 0,
+            next_retention_check_ms: None,
+            sessions_need_start: false,
+            pending_txn_offsets: BTreeMap::new(),
+        }
     }
 
     pub fn config(&self) -> &CoordinatorConfig {
@@ -41,10 +46,7 @@ impl Coordinator {
 
     /// The `__consumer_offsets` partition that holds `group_id`, as Kafka computes it.
     pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-        let h = java_string_hash(group_id);
-        // Kafka's Utils.abs maps i32::MIN to 0 rather than overflowing.
-        let abs = if h == i32::MIN { 0 } else { h.abs() };
-        abs % partitions.max(1)
+        weir_meta::placement::partition_for(group_id, partitions)
     }
 
     pub(crate) fn partition_of(&self, group_id: &str) -> i32 {
@@ -95,6 +97,9 @@ impl Coordinator {
             GroupRequest::ListGroups(r) => admin::list(self, &ctx, r, &mut out),
             GroupRequest::DescribeGroups(r) => admin::describe(self, &ctx, r, &mut out),
             GroupRequest::DeleteGroups(r) => admin::delete(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::TxnOffsetCommit(r) => {
+                txn_offsets::commit(self, now_ms, &ctx, r, &mut out)
+            }
         }
         out
     }
@@ -110,7 +115,8 @@ impl Coordinator {
         }
         if self.next_retention_check_ms.is_none_or(|t| now_ms >= t) {
             offsets::expire_offsets(self, now_ms, &mut out);
-            self.next_retention_check_ms = Some(now_ms + self.config.offsets_retention_check_interval_ms.max(1));
+            self.next_retention_check_ms =
+                Some(now_ms + self.config.offsets_retention_check_interval_ms.max(1));
         }
         out
     }
@@ -142,11 +148,18 @@ impl Coordinator {
     /// the offset records `handle` emits, so live and replayed offsets cannot differ.
     pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), GroupsError> {
         match RecordKey::decode(key)? {
-            RecordKey::OffsetCommit { group, topic, partition } => {
+            RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            } => {
                 match value {
                     Some(v) => {
                         let v = OffsetCommitValue::decode(v)?;
-                        let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, v.commit_timestamp_ms));
+                        let g = self
+                            .groups
+                            .entry(group.clone())
+                            .or_insert_with(|| Group::new(&group, v.commit_timestamp_ms));
                         g.offsets.insert(
                             (topic, partition),
                             CommittedOffset {
@@ -171,9 +184,16 @@ impl Coordinator {
                     return Ok(());
                 };
                 let v = GroupMetadataValue::decode(v)?;
-                let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, v.current_state_timestamp_ms));
+                let g = self
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, v.current_state_timestamp_ms));
                 g.generation_id = v.generation;
-                g.protocol_type = if v.protocol_type.is_empty() { None } else { Some(v.protocol_type) };
+                g.protocol_type = if v.protocol_type.is_empty() {
+                    None
+                } else {
+                    Some(v.protocol_type)
+                };
                 g.protocol_name = v.protocol;
                 g.leader_id = v.leader;
                 g.members.clear();
@@ -203,7 +223,11 @@ impl Coordinator {
                         },
                     );
                 }
-                let state = if g.members.is_empty() { GroupState::Empty } else { GroupState::Stable };
+                let state = if g.members.is_empty() {
+                    GroupState::Empty
+                } else {
+                    GroupState::Stable
+                };
                 g.force_state(state, v.current_state_timestamp_ms);
                 if !g.members.is_empty() {
                     self.sessions_need_start = true;
@@ -211,6 +235,64 @@ impl Coordinator {
                 Ok(())
             }
         }
+    }
+
+    /// Applies one offset record written in a transactional batch of `producer_id` to
+    /// `__consumer_offsets` partition `offsets_partition`: it stays pending until that
+    /// partition sees the producer's marker ([`Coordinator::replay_end_txn`]).
+    pub fn replay_transactional(
+        &mut self,
+        offsets_partition: i32,
+        producer_id: i64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), GroupsError> {
+        let RecordKey::OffsetCommit {
+            group,
+            topic,
+            partition,
+        } = RecordKey::decode(key)?
+        else {
+            return Err(GroupsError::BadRecord(
+                "a transactional batch holds a record other than an offset commit".into(),
+            ));
+        };
+        let Some(v) = value else {
+            return Err(GroupsError::BadRecord(
+                "a transactional batch holds an offset tombstone".into(),
+            ));
+        };
+        let v = OffsetCommitValue::decode(v)?;
+        let offset = CommittedOffset {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp_ms: v.commit_timestamp_ms,
+        };
+        let pending = self.pending_txn_offsets.entry(producer_id).or_default();
+        // A later commit of the same partition in the same transaction replaces the earlier.
+        pending.retain(|p| !(p.group == group && p.topic == topic && p.partition == partition));
+        pending.push(txn_offsets::PendingOffset {
+            offsets_partition,
+            group,
+            topic,
+            partition,
+            offset,
+        });
+        Ok(())
+    }
+
+    /// A commit or abort marker of `producer_id` in `__consumer_offsets` partition
+    /// `offsets_partition`, live (written by the transaction coordinator) or on load.
+    pub fn replay_end_txn(&mut self, offsets_partition: i32, producer_id: i64, commit: bool) {
+        txn_offsets::complete(self, offsets_partition, producer_id, commit);
+    }
+
+    /// The group `group_id`, created empty if it is new.
+    pub(crate) fn group_or_new(&mut self, group_id: &str, now_ms: i64) -> &mut Group {
+        self.groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, now_ms))
     }
 
     /// The group metadata record for a group's current generation.
@@ -239,8 +321,12 @@ impl Coordinator {
         };
         Record {
             partition: self.partition_of(&group.group_id),
-            key: RecordKey::GroupMetadata { group: group.group_id.clone() }.encode(),
+            key: RecordKey::GroupMetadata {
+                group: group.group_id.clone(),
+            }
+            .encode(),
             value: Some(value.encode()),
+            producer: None,
         }
     }
 
@@ -254,26 +340,17 @@ impl Coordinator {
 
     /// What happened to a group recently, oldest first.
     pub fn group_history(&self, group_id: &str) -> Vec<GroupEvent> {
-        self.groups.get(group_id).map(|g| g.history().cloned().collect()).unwrap_or_default()
+        self.groups
+            .get(group_id)
+            .map(|g| g.history().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Members a running rebalance of `group_id` still waits for.
     pub fn waiting_for(&self, group_id: &str) -> Vec<String> {
-        self.groups.get(group_id).map(|g| g.waiting_for()).unwrap_or_default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_matches_kafka_placement() {
-        // Goal: groups land on the same __consumer_offsets partition as in Kafka
-        // (abs(String.hashCode) % 50); "billing".hashCode() == -109829509 in Java.
-        assert_eq!(java_string_hash("billing"), -109_829_509);
-        assert_eq!(Coordinator::partition_for("billing", 50), 109_829_509 % 50);
-        assert_eq!(java_string_hash(""), 0);
-        assert_eq!(Coordinator::partition_for("", 50), 0);
+        self.groups
+            .get(group_id)
+            .map(|g| g.waiting_for())
+            .unwrap_or_default()
     }
 }

@@ -42,12 +42,30 @@ impl GroupState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupEventKind {
-    RebalanceStarted { reason: String },
-    RebalanceCompleted { generation_id: i32, members: usize, duration_ms: i64 },
-    MemberJoined { member_id: String, group_instance_id: Option<String> },
-    MemberRemoved { member_id: String, reason: RemovalReason },
-    StaticMemberReplaced { old_member_id: String, new_member_id: String, group_instance_id: String },
-    OffsetsExpired { partitions: usize },
+    RebalanceStarted {
+        reason: String,
+    },
+    RebalanceCompleted {
+        generation_id: i32,
+        members: usize,
+        duration_ms: i64,
+    },
+    MemberJoined {
+        member_id: String,
+        group_instance_id: Option<String>,
+    },
+    MemberRemoved {
+        member_id: String,
+        reason: RemovalReason,
+    },
+    StaticMemberReplaced {
+        old_member_id: String,
+        new_member_id: String,
+        group_instance_id: String,
+    },
+    OffsetsExpired {
+        partitions: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +109,11 @@ pub struct Member {
 
 impl Member {
     pub fn metadata_for(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 
     pub fn supports(&self, protocol: &str) -> bool {
@@ -215,8 +237,12 @@ impl Group {
     /// member id) lists first.
     pub fn select_protocol(&self) -> Option<String> {
         let first = self.members.values().next()?;
-        let candidates: Vec<&String> =
-            first.protocols.iter().map(|(n, _)| n).filter(|n| self.members.values().all(|m| m.supports(n))).collect();
+        let candidates: Vec<&String> = first
+            .protocols
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| self.members.values().all(|m| m.supports(n)))
+            .collect();
         if candidates.is_empty() {
             return None;
         }
@@ -241,7 +267,9 @@ impl Group {
         if self.protocol_type.as_deref() != Some(protocol_type) {
             return false;
         }
-        protocols.iter().any(|(n, _)| self.members.values().all(|m| m.supports(n)))
+        protocols
+            .iter()
+            .any(|(n, _)| self.members.values().all(|m| m.supports(n)))
     }
 
     /// Topics the consumer-protocol members subscribe to (for OffsetDelete).

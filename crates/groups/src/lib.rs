@@ -18,6 +18,7 @@
 //! - [`coordinator`]: [`Coordinator`]: dispatch, timers, replay.
 //! - [`membership`]: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the rebalance itself.
 //! - [`offsets`]: OffsetCommit, OffsetFetch, OffsetDelete, offset retention.
+//! - [`txn_offsets`]: TxnOffsetCommit, and pending offsets made visible by a commit marker.
 //! - [`admin`]: ListGroups, DescribeGroups, DeleteGroups.
 
 pub mod admin;
@@ -26,6 +27,7 @@ pub mod group;
 pub mod membership;
 pub mod offsets;
 pub mod records;
+pub mod txn_offsets;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
@@ -78,6 +80,9 @@ impl Default for CoordinatorConfig {
 pub const GROUP_MEMBERS_MAX: usize = 10_000;
 /// Events kept per group in its history ring.
 pub const GROUP_HISTORY_EVENTS_MAX: usize = 256;
+/// Offsets held pending in open transactions, over all producers; beyond it a TxnOffsetCommit
+/// is asked to retry.
+pub const TXN_PENDING_OFFSETS_MAX: usize = 1_000_000;
 /// Groups one coordinator holds; new groups beyond it are refused.
 pub const GROUPS_MAX: usize = 1_000_000;
 
@@ -101,6 +106,7 @@ pub enum GroupRequest {
     ListGroups(ListGroupsRequest),
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +121,7 @@ pub enum GroupResponse {
     ListGroups(ListGroupsResponse),
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 /// A record for `__consumer_offsets`.
@@ -124,6 +131,8 @@ pub struct Record {
     pub key: Bytes,
     /// `None` is a tombstone.
     pub value: Option<Bytes>,
+    /// Written in a transactional batch of this producer (id, epoch): TxnOffsetCommit.
+    pub producer: Option<(i64, i16)>,
 }
 
 /// What one step of the coordinator produced.

@@ -4,11 +4,15 @@
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
 use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
-    OffsetFetchResponseTopics,
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -29,13 +33,25 @@ fn check_commit(c: &Coordinator, req: &OffsetCommitRequest) -> Option<ResponseEr
     let simple = generation < 0 && member_id.is_empty() && req.group_instance_id.is_none();
     let Some(group) = c.groups.get(group_id) else {
         // A consumer outside any group (or an admin tool) may commit to a new group id.
-        return if simple { None } else { Some(ResponseError::IllegalGeneration) };
+        return if simple {
+            None
+        } else {
+            Some(ResponseError::IllegalGeneration)
+        };
     };
     if simple {
-        return if group.members.is_empty() { None } else { Some(ResponseError::UnknownMemberId) };
+        return if group.members.is_empty() {
+            None
+        } else {
+            Some(ResponseError::UnknownMemberId)
+        };
     }
     if let Some(iid) = &req.group_instance_id {
-        if group.static_members.get(iid.as_str()).is_some_and(|known| known.as_str() != member_id) {
+        if group
+            .static_members
+            .get(iid.as_str())
+            .is_some_and(|known| known.as_str() != member_id)
+        {
             return Some(ResponseError::FencedInstanceId);
         }
     }
@@ -51,7 +67,13 @@ fn check_commit(c: &Coordinator, req: &OffsetCommitRequest) -> Option<ResponseEr
     None
 }
 
-pub(crate) fn commit(c: &mut Coordinator, now_ms: i64, ctx: &RequestContext, req: OffsetCommitRequest, out: &mut Output) {
+pub(crate) fn commit(
+    c: &mut Coordinator,
+    now_ms: i64,
+    ctx: &RequestContext,
+    req: OffsetCommitRequest,
+    out: &mut Output,
+) {
     let refused = check_commit(c, &req);
     let group_id = req.group_id.0.to_string();
     let partition = c.partition_of(&group_id);
@@ -65,39 +87,66 @@ pub(crate) fn commit(c: &mut Coordinator, now_ms: i64, ctx: &RequestContext, req
                 .partitions
                 .iter()
                 .map(|p| {
-                    let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+                    let metadata = p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
                     let code = match refused {
                         Some(e) => e.code(),
-                        None if metadata.len() > max_metadata => ResponseError::OffsetMetadataTooLarge.code(),
+                        None if metadata.len() > max_metadata => {
+                            ResponseError::OffsetMetadataTooLarge.code()
+                        }
                         None => {
-                            let key = RecordKey::OffsetCommit { group: group_id.clone(), topic: t.name.0.to_string(), partition: p.partition_index };
+                            let key = RecordKey::OffsetCommit {
+                                group: group_id.clone(),
+                                topic: t.name.0.to_string(),
+                                partition: p.partition_index,
+                            };
                             let value = OffsetCommitValue {
                                 offset: p.committed_offset,
                                 leader_epoch: p.committed_leader_epoch,
                                 metadata,
                                 commit_timestamp_ms: now_ms,
                             };
-                            records.push(Record { partition, key: key.encode(), value: Some(value.encode()) });
+                            records.push(Record {
+                                partition,
+                                key: key.encode(),
+                                value: Some(value.encode()),
+                                producer: None,
+                            });
                             0
                         }
                     };
-                    OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
                 })
                 .collect();
-            OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     // Live state changes only through the records, exactly as a restart replays them.
     for r in &records {
-        c.replay(&r.key, r.value.as_deref()).expect("records this coordinator wrote are readable");
+        c.replay(&r.key, r.value.as_deref())
+            .expect("records this coordinator wrote are readable");
     }
     if refused.is_none() {
-        if let Some(m) = c.groups.get_mut(&group_id).and_then(|g| g.members.get_mut(req.member_id.as_str())) {
+        if let Some(m) = c
+            .groups
+            .get_mut(&group_id)
+            .and_then(|g| g.members.get_mut(req.member_id.as_str()))
+        {
             m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
         }
     }
     out.records.extend(records);
-    out.responses.push((ctx.token, GroupResponse::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))));
+    out.responses.push((
+        ctx.token,
+        GroupResponse::OffsetCommit(OffsetCommitResponse::default().with_topics(topics)),
+    ));
 }
 
 fn committed(group: Option<&Group>, topic: &str, partition: i32) -> (i64, i32, String) {
@@ -118,7 +167,12 @@ fn all_committed(group: Option<&Group>) -> BTreeMap<String, Vec<i32>> {
     all
 }
 
-pub(crate) fn fetch(c: &mut Coordinator, ctx: &RequestContext, req: OffsetFetchRequest, out: &mut Output) {
+pub(crate) fn fetch(
+    c: &mut Coordinator,
+    ctx: &RequestContext,
+    req: OffsetFetchRequest,
+    out: &mut Output,
+) {
     let v = ctx.api_version;
     let epoch_of = |e: i32| if v >= 5 { e } else { -1 };
     let body = if v >= 8 {
@@ -130,7 +184,10 @@ pub(crate) fn fetch(c: &mut Coordinator, ctx: &RequestContext, req: OffsetFetchR
                 let group = c.groups.get(gid);
                 let wanted: BTreeMap<String, Vec<i32>> = match &rg.topics {
                     None => all_committed(group),
-                    Some(ts) => ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect(),
+                    Some(ts) => ts
+                        .iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect(),
                 };
                 let topics = wanted
                     .into_iter()
@@ -139,18 +196,34 @@ pub(crate) fn fetch(c: &mut Coordinator, ctx: &RequestContext, req: OffsetFetchR
                             .into_iter()
                             .map(|p| {
                                 let (offset, epoch, metadata) = committed(group, &topic, p);
+                                let unstable = req.require_stable
+                                    && crate::txn_offsets::is_pending(c, gid, &topic, p);
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
-                                    .with_committed_offset(offset)
+                                    .with_committed_offset(if unstable { -1 } else { offset })
                                     .with_committed_leader_epoch(epoch_of(epoch))
                                     .with_metadata(Some(StrBytes::from_string(metadata)))
+                                    .with_error_code(if unstable {
+                                        ResponseError::UnstableOffsetCommit.code()
+                                    } else {
+                                        0
+                                    })
                             })
                             .collect();
-                        OffsetFetchResponseTopics::default().with_name(TopicName(StrBytes::from_string(topic))).with_partitions(partitions)
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(StrBytes::from_string(topic)))
+                            .with_partitions(partitions)
                     })
                     .collect();
-                let code = if gid.is_empty() { ResponseError::InvalidGroupId.code() } else { 0 };
-                OffsetFetchResponseGroup::default().with_group_id(rg.group_id.clone()).with_topics(topics).with_error_code(code)
+                let code = if gid.is_empty() {
+                    ResponseError::InvalidGroupId.code()
+                } else {
+                    0
+                };
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(rg.group_id.clone())
+                    .with_topics(topics)
+                    .with_error_code(code)
             })
             .collect();
         OffsetFetchResponse::default().with_groups(groups)
@@ -159,7 +232,10 @@ pub(crate) fn fetch(c: &mut Coordinator, ctx: &RequestContext, req: OffsetFetchR
         let group = c.groups.get(gid);
         let wanted: BTreeMap<String, Vec<i32>> = match &req.topics {
             None => all_committed(group),
-            Some(ts) => ts.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect(),
+            Some(ts) => ts
+                .iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                .collect(),
         };
         let topics = wanted
             .into_iter()
@@ -168,30 +244,53 @@ pub(crate) fn fetch(c: &mut Coordinator, ctx: &RequestContext, req: OffsetFetchR
                     .into_iter()
                     .map(|p| {
                         let (offset, epoch, metadata) = committed(group, &topic, p);
+                        let unstable = v >= 7
+                            && req.require_stable
+                            && crate::txn_offsets::is_pending(c, gid, &topic, p);
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(p)
-                            .with_committed_offset(offset)
+                            .with_committed_offset(if unstable { -1 } else { offset })
                             .with_committed_leader_epoch(epoch_of(epoch))
                             .with_metadata(Some(StrBytes::from_string(metadata)))
+                            .with_error_code(if unstable {
+                                ResponseError::UnstableOffsetCommit.code()
+                            } else {
+                                0
+                            })
                     })
                     .collect();
-                OffsetFetchResponseTopic::default().with_name(TopicName(StrBytes::from_string(topic))).with_partitions(partitions)
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic)))
+                    .with_partitions(partitions)
             })
             .collect();
-        let code = if gid.is_empty() && v >= 2 { ResponseError::InvalidGroupId.code() } else { 0 };
+        let code = if gid.is_empty() && v >= 2 {
+            ResponseError::InvalidGroupId.code()
+        } else {
+            0
+        };
         let mut r = OffsetFetchResponse::default().with_topics(topics);
         if v >= 2 {
             r.error_code = code;
         }
         r
     };
-    out.responses.push((ctx.token, GroupResponse::OffsetFetch(body)));
+    out.responses
+        .push((ctx.token, GroupResponse::OffsetFetch(body)));
 }
 
-pub(crate) fn delete(c: &mut Coordinator, ctx: &RequestContext, req: OffsetDeleteRequest, out: &mut Output) {
+pub(crate) fn delete(
+    c: &mut Coordinator,
+    ctx: &RequestContext,
+    req: OffsetDeleteRequest,
+    out: &mut Output,
+) {
     let group_id = req.group_id.0.to_string();
     let reply_error = |out: &mut Output, e: ResponseError| {
-        out.responses.push((ctx.token, GroupResponse::OffsetDelete(OffsetDeleteResponse::default().with_error_code(e.code()))));
+        out.responses.push((
+            ctx.token,
+            GroupResponse::OffsetDelete(OffsetDeleteResponse::default().with_error_code(e.code())),
+        ));
     };
     if group_id.is_empty() {
         return reply_error(out, ResponseError::InvalidGroupId);
@@ -223,21 +322,38 @@ pub(crate) fn delete(c: &mut Coordinator, ctx: &RequestContext, req: OffsetDelet
                     let code = if subscribed.contains(&topic) {
                         ResponseError::GroupSubscribedToTopic.code()
                     } else {
-                        let key = RecordKey::OffsetCommit { group: group_id.clone(), topic: topic.clone(), partition: p.partition_index };
-                        records.push(Record { partition, key: key.encode(), value: None });
+                        let key = RecordKey::OffsetCommit {
+                            group: group_id.clone(),
+                            topic: topic.clone(),
+                            partition: p.partition_index,
+                        };
+                        records.push(Record {
+                            partition,
+                            key: key.encode(),
+                            value: None,
+                            producer: None,
+                        });
                         0
                     };
-                    OffsetDeleteResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
                 })
                 .collect();
-            OffsetDeleteResponseTopic::default().with_name(t.name.clone()).with_partitions(partitions)
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     for r in &records {
-        c.replay(&r.key, r.value.as_deref()).expect("records this coordinator wrote are readable");
+        c.replay(&r.key, r.value.as_deref())
+            .expect("records this coordinator wrote are readable");
     }
     out.records.extend(records);
-    out.responses.push((ctx.token, GroupResponse::OffsetDelete(OffsetDeleteResponse::default().with_topics(topics))));
+    out.responses.push((
+        ctx.token,
+        GroupResponse::OffsetDelete(OffsetDeleteResponse::default().with_topics(topics)),
+    ));
 }
 
 /// Offsets of a group with no members expire `offsets_retention_ms` after the later of
@@ -262,21 +378,44 @@ pub(crate) fn expire_offsets(c: &mut Coordinator, now_ms: i64, out: &mut Output)
         }
         let partition = Coordinator::partition_for(&g.group_id, c.config.offsets_topic_partitions);
         for (topic, p) in &expired {
-            let key = RecordKey::OffsetCommit { group: g.group_id.clone(), topic: topic.clone(), partition: *p };
-            records.push(Record { partition, key: key.encode(), value: None });
+            let key = RecordKey::OffsetCommit {
+                group: g.group_id.clone(),
+                topic: topic.clone(),
+                partition: *p,
+            };
+            records.push(Record {
+                partition,
+                key: key.encode(),
+                value: None,
+                producer: None,
+            });
         }
-        g.record(now_ms, GroupEventKind::OffsetsExpired { partitions: expired.len() });
+        g.record(
+            now_ms,
+            GroupEventKind::OffsetsExpired {
+                partitions: expired.len(),
+            },
+        );
         if expired.len() == g.offsets.len() {
             emptied.push((g.group_id.clone(), partition));
         }
     }
     for r in &records {
-        c.replay(&r.key, r.value.as_deref()).expect("records this coordinator wrote are readable");
+        c.replay(&r.key, r.value.as_deref())
+            .expect("records this coordinator wrote are readable");
     }
     for (group_id, partition) in emptied {
-        let key = RecordKey::GroupMetadata { group: group_id.clone() }.encode();
+        let key = RecordKey::GroupMetadata {
+            group: group_id.clone(),
+        }
+        .encode();
         c.replay(&key, None).expect("tombstone is readable");
-        records.push(Record { partition, key, value: None });
+        records.push(Record {
+            partition,
+            key,
+            value: None,
+            producer: None,
+        });
     }
     out.records.extend(records);
 }

@@ -25,8 +25,14 @@ pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKey {
-    OffsetCommit { group: String, topic: String, partition: i32 },
-    GroupMetadata { group: String },
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    GroupMetadata {
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,15 +87,21 @@ fn short(what: &str) -> GroupsError {
 }
 
 fn get_i16(buf: &mut &[u8]) -> Result<i16, GroupsError> {
-    if buf.remaining() < 2 { return Err(short("i16")); }
+    if buf.remaining() < 2 {
+        return Err(short("i16"));
+    }
     Ok(buf.get_i16())
 }
 fn get_i32(buf: &mut &[u8]) -> Result<i32, GroupsError> {
-    if buf.remaining() < 4 { return Err(short("i32")); }
+    if buf.remaining() < 4 {
+        return Err(short("i32"));
+    }
     Ok(buf.get_i32())
 }
 fn get_i64(buf: &mut &[u8]) -> Result<i64, GroupsError> {
-    if buf.remaining() < 8 { return Err(short("i64")); }
+    if buf.remaining() < 8 {
+        return Err(short("i64"));
+    }
     Ok(buf.get_i64())
 }
 fn get_nullable_string(buf: &mut &[u8]) -> Result<Option<String>, GroupsError> {
@@ -98,13 +110,17 @@ fn get_nullable_string(buf: &mut &[u8]) -> Result<Option<String>, GroupsError> {
         return Ok(None);
     }
     let len = len as usize;
-    if buf.remaining() < len { return Err(short("string")); }
-    let s = String::from_utf8(buf[..len].to_vec()).map_err(|_| GroupsError::BadRecord("string is not UTF-8".into()))?;
+    if buf.remaining() < len {
+        return Err(short("string"));
+    }
+    let s = String::from_utf8(buf[..len].to_vec())
+        .map_err(|_| GroupsError::BadRecord("string is not UTF-8".into()))?;
     buf.advance(len);
     Ok(Some(s))
 }
 fn get_string(buf: &mut &[u8]) -> Result<String, GroupsError> {
-    get_nullable_string(buf)?.ok_or_else(|| GroupsError::BadRecord("null where a string is required".into()))
+    get_nullable_string(buf)?
+        .ok_or_else(|| GroupsError::BadRecord("null where a string is required".into()))
 }
 fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, GroupsError> {
     let len = get_i32(buf)?;
@@ -112,7 +128,9 @@ fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, GroupsError> {
         return Ok(Bytes::new());
     }
     let len = len as usize;
-    if buf.remaining() < len { return Err(short("bytes")); }
+    if buf.remaining() < len {
+        return Err(short("bytes"));
+    }
     let b = Bytes::copy_from_slice(&buf[..len]);
     buf.advance(len);
     Ok(b)
@@ -122,7 +140,11 @@ impl RecordKey {
     pub fn encode(&self) -> Bytes {
         let mut buf = BytesMut::new();
         match self {
-            RecordKey::OffsetCommit { group, topic, partition } => {
+            RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            } => {
                 buf.put_i16(OFFSET_COMMIT_KEY_VERSION);
                 put_string(&mut buf, group);
                 put_string(&mut buf, topic);
@@ -144,7 +166,9 @@ impl RecordKey {
                 topic: get_string(&mut buf)?,
                 partition: get_i32(&mut buf)?,
             }),
-            2 => Ok(RecordKey::GroupMetadata { group: get_string(&mut buf)? }),
+            2 => Ok(RecordKey::GroupMetadata {
+                group: get_string(&mut buf)?,
+            }),
             v => Err(GroupsError::BadRecord(format!("unknown key version {v}"))),
         }
     }
@@ -164,13 +188,24 @@ impl OffsetCommitValue {
     pub fn decode(mut buf: &[u8]) -> Result<OffsetCommitValue, GroupsError> {
         let version = get_i16(&mut buf)?;
         if !(0..=4).contains(&version) {
-            return Err(GroupsError::BadRecord(format!("unknown offset value version {version}")));
+            return Err(GroupsError::BadRecord(format!(
+                "unknown offset value version {version}"
+            )));
         }
         let offset = get_i64(&mut buf)?;
         let leader_epoch = if version >= 3 { get_i32(&mut buf)? } else { -1 };
-        let metadata = if version >= 4 { read_compact_string(&mut buf)? } else { get_string(&mut buf)? };
+        let metadata = if version >= 4 {
+            read_compact_string(&mut buf)?
+        } else {
+            get_string(&mut buf)?
+        };
         let commit_timestamp_ms = get_i64(&mut buf)?;
-        Ok(OffsetCommitValue { offset, leader_epoch, metadata, commit_timestamp_ms })
+        Ok(OffsetCommitValue {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp_ms,
+        })
     }
 }
 
@@ -179,15 +214,22 @@ fn read_compact_string(buf: &mut &[u8]) -> Result<String, GroupsError> {
     let mut len: u64 = 0;
     let mut shift = 0;
     loop {
-        if buf.remaining() < 1 || shift > 28 { return Err(short("varint")); }
+        if buf.remaining() < 1 || shift > 28 {
+            return Err(short("varint"));
+        }
         let b = buf.get_u8();
         len |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 { break; }
+        if b & 0x80 == 0 {
+            break;
+        }
         shift += 7;
     }
     let len = len.saturating_sub(1) as usize;
-    if buf.remaining() < len { return Err(short("compact string")); }
-    let s = String::from_utf8(buf[..len].to_vec()).map_err(|_| GroupsError::BadRecord("string is not UTF-8".into()))?;
+    if buf.remaining() < len {
+        return Err(short("compact string"));
+    }
+    let s = String::from_utf8(buf[..len].to_vec())
+        .map_err(|_| GroupsError::BadRecord("string is not UTF-8".into()))?;
     buf.advance(len);
     Ok(s)
 }
@@ -218,7 +260,9 @@ impl GroupMetadataValue {
     pub fn decode(mut buf: &[u8]) -> Result<GroupMetadataValue, GroupsError> {
         let version = get_i16(&mut buf)?;
         if !(0..=3).contains(&version) {
-            return Err(GroupsError::BadRecord(format!("unknown group metadata version {version}")));
+            return Err(GroupsError::BadRecord(format!(
+                "unknown group metadata version {version}"
+            )));
         }
         let protocol_type = get_string(&mut buf)?;
         let generation = get_i32(&mut buf)?;
@@ -232,7 +276,11 @@ impl GroupMetadataValue {
         let mut members = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let member_id = get_string(&mut buf)?;
-            let group_instance_id = if version >= 3 { get_nullable_string(&mut buf)? } else { None };
+            let group_instance_id = if version >= 3 {
+                get_nullable_string(&mut buf)?
+            } else {
+                None
+            };
             let client_id = get_string(&mut buf)?;
             let client_host = get_string(&mut buf)?;
             let rebalance_timeout_ms = if version >= 1 { get_i32(&mut buf)? } else { 0 };
@@ -247,13 +295,24 @@ impl GroupMetadataValue {
                 group_instance_id,
                 client_id,
                 client_host,
-                rebalance_timeout_ms: if version >= 1 { rebalance_timeout_ms } else { session_timeout_ms },
+                rebalance_timeout_ms: if version >= 1 {
+                    rebalance_timeout_ms
+                } else {
+                    session_timeout_ms
+                },
                 session_timeout_ms,
                 subscription,
                 assignment,
             });
         }
-        Ok(GroupMetadataValue { protocol_type, generation, protocol, leader, current_state_timestamp_ms, members })
+        Ok(GroupMetadataValue {
+            protocol_type,
+            generation,
+            protocol,
+            leader,
+            current_state_timestamp_ms,
+            members,
+        })
     }
 }
 
@@ -264,11 +323,20 @@ mod tests {
     #[test]
     fn keys_and_values_round_trip() {
         // Goal: what weir writes, weir reads back identically.
-        let k = RecordKey::OffsetCommit { group: "g".into(), topic: "t".into(), partition: 3 };
+        let k = RecordKey::OffsetCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 3,
+        };
         assert_eq!(RecordKey::decode(&k.encode()).unwrap(), k);
         let k = RecordKey::GroupMetadata { group: "g".into() };
         assert_eq!(RecordKey::decode(&k.encode()).unwrap(), k);
-        let v = OffsetCommitValue { offset: 42, leader_epoch: -1, metadata: "m".into(), commit_timestamp_ms: 7 };
+        let v = OffsetCommitValue {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "m".into(),
+            commit_timestamp_ms: 7,
+        };
         assert_eq!(OffsetCommitValue::decode(&v.encode()).unwrap(), v);
         let g = GroupMetadataValue {
             protocol_type: "consumer".into(),
@@ -295,7 +363,14 @@ mod tests {
     #[test]
     fn offset_commit_key_layout_matches_kafka() {
         // Goal: the bytes are exactly Kafka's layout (version, strings with i16 lengths, i32).
-        let k = RecordKey::OffsetCommit { group: "ab".into(), topic: "t".into(), partition: 1 };
-        assert_eq!(&k.encode()[..], &[0, 1, 0, 2, b'a', b'b', 0, 1, b't', 0, 0, 0, 1]);
+        let k = RecordKey::OffsetCommit {
+            group: "ab".into(),
+            topic: "t".into(),
+            partition: 1,
+        };
+        assert_eq!(
+            &k.encode()[..],
+            &[0, 1, 0, 2, b'a', b'b', 0, 1, b't', 0, 0, 0, 1]
+        );
     }
 }

@@ -33,7 +33,10 @@ enum Phase {
     /// A SyncGroup is in flight (token, generation).
     Syncing(u64, i32),
     /// Owns `partitions` in `generation`.
-    Stable { generation: i32, partitions: Vec<i32> },
+    Stable {
+        generation: i32,
+        partitions: Vec<i32>,
+    },
     /// Crashed: sends nothing until restarted.
     Crashed,
 }
@@ -71,7 +74,9 @@ fn encode_partitions(p: &[i32]) -> Vec<u8> {
 }
 
 fn decode_partitions(b: &[u8]) -> Vec<i32> {
-    b.chunks(4).map(|c| i32::from_be_bytes(c.try_into().unwrap())).collect()
+    b.chunks(4)
+        .map(|c| i32::from_be_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 struct Sim {
@@ -99,7 +104,10 @@ impl Sim {
 
     fn deliver(&mut self, out: Output) {
         for (token, resp) in out.responses {
-            assert!(self.unanswered.remove(&token), "token {token} answered twice or never asked");
+            assert!(
+                self.unanswered.remove(&token),
+                "token {token} answered twice or never asked"
+            );
             if self.lose_responses && self.rng.gen_ratio(1, 30) {
                 continue; // lost on the way back
             }
@@ -108,7 +116,11 @@ impl Sim {
     }
 
     fn receive(&mut self, token: u64, resp: GroupResponse) {
-        let Some(i) = self.clients.iter().position(|c| c.phase == Phase::Joining(token) || matches!(c.phase, Phase::Syncing(t, _) if t == token) || c.busy == Some(token)) else {
+        let Some(i) = self.clients.iter().position(|c| {
+            c.phase == Phase::Joining(token)
+                || matches!(c.phase, Phase::Syncing(t, _) if t == token)
+                || c.busy == Some(token)
+        }) else {
             return; // for a request its client abandoned
         };
         let now = self.x.now;
@@ -126,14 +138,22 @@ impl Sim {
                 } else {
                     c.member_id = r.member_id.to_string();
                     let generation = r.generation_id;
-                    let assignments: Vec<(String, Vec<u8>)> = if r.leader == r.member_id && !r.skip_assignment {
-                        let ids: Vec<String> = r.members.iter().map(|m| m.member_id.to_string()).collect();
-                        range_assign(&ids).into_iter().map(|(m, p)| (m, encode_partitions(&p))).collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let assignments: Vec<(String, Vec<u8>)> =
+                        if r.leader == r.member_id && !r.skip_assignment {
+                            let ids: Vec<String> =
+                                r.members.iter().map(|m| m.member_id.to_string()).collect();
+                            range_assign(&ids)
+                                .into_iter()
+                                .map(|(m, p)| (m, encode_partitions(&p)))
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
                     let (id, inst) = (c.member_id.clone(), c.instance.clone());
-                    let a: Vec<(&str, &[u8])> = assignments.iter().map(|(m, p)| (m.as_str(), p.as_slice())).collect();
+                    let a: Vec<(&str, &[u8])> = assignments
+                        .iter()
+                        .map(|(m, p)| (m.as_str(), p.as_slice()))
+                        .collect();
                     let req = sync_req(GROUP, &id, inst.as_deref(), generation, &a);
                     c.phase = Phase::Syncing(self.x.next_token(), generation);
                     c.give_up_at = now + 30_000;
@@ -141,9 +161,14 @@ impl Sim {
                 }
             }
             GroupResponse::SyncGroup(r) => {
-                let Phase::Syncing(_, generation) = c.phase else { return };
+                let Phase::Syncing(_, generation) = c.phase else {
+                    return;
+                };
                 if r.error_code == 0 {
-                    c.phase = Phase::Stable { generation, partitions: decode_partitions(&r.assignment) };
+                    c.phase = Phase::Stable {
+                        generation,
+                        partitions: decode_partitions(&r.assignment),
+                    };
                 } else if r.error_code == E::FencedInstanceId.code() {
                     c.phase = Phase::Crashed;
                 } else {
@@ -167,7 +192,13 @@ impl Sim {
             GroupResponse::OffsetCommit(r) => {
                 c.busy = None;
                 let offsets = self.commits.remove(&token).unwrap_or_default();
-                let ok: HashSet<i32> = r.topics.iter().flat_map(|t| t.partitions.iter()).filter(|p| p.error_code == 0).map(|p| p.partition_index).collect();
+                let ok: HashSet<i32> = r
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .filter(|p| p.error_code == 0)
+                    .map(|p| p.partition_index)
+                    .collect();
                 for (p, o) in offsets {
                     if ok.contains(&p) {
                         let e = self.acked.entry(p).or_insert(-1);
@@ -182,7 +213,8 @@ impl Sim {
     fn act(&mut self, i: usize) {
         let now = self.x.now;
         let c = &self.clients[i];
-        let in_flight = matches!(c.phase, Phase::Joining(_) | Phase::Syncing(_, _)) || c.busy.is_some();
+        let in_flight =
+            matches!(c.phase, Phase::Joining(_) | Phase::Syncing(_, _)) || c.busy.is_some();
         if in_flight && now < c.give_up_at {
             return;
         }
@@ -196,21 +228,34 @@ impl Sim {
         match c.phase.clone() {
             Phase::Crashed => {}
             Phase::Out | Phase::Joining(_) | Phase::Syncing(..) => {
-                let req = join_req(GROUP, &c.member_id, c.instance.as_deref(), SESSION_MS, &[("range", b"s")]);
+                let req = join_req(
+                    GROUP,
+                    &c.member_id,
+                    c.instance.as_deref(),
+                    SESSION_MS,
+                    &[("range", b"s")],
+                );
                 self.clients[i].phase = Phase::Joining(self.x.next_token());
                 self.clients[i].give_up_at = now + 40_000;
                 self.send(i, req);
             }
-            Phase::Stable { generation, partitions } => {
+            Phase::Stable {
+                generation,
+                partitions,
+            } => {
                 let commit = !partitions.is_empty() && self.rng.gen_ratio(1, 3);
                 let req = if commit {
                     self.next_offset += 1;
-                    let offs: Vec<(&str, i32, i64)> = partitions.iter().map(|p| ("t", *p, self.next_offset)).collect();
+                    let offs: Vec<(&str, i32, i64)> = partitions
+                        .iter()
+                        .map(|p| ("t", *p, self.next_offset))
+                        .collect();
                     commit_req(GROUP, &c.member_id, generation, &offs)
                 } else {
                     heartbeat_req(GROUP, &c.member_id, c.instance.as_deref(), generation)
                 };
-                let offsets: Vec<(i32, i64)> = partitions.iter().map(|p| (*p, self.next_offset)).collect();
+                let offsets: Vec<(i32, i64)> =
+                    partitions.iter().map(|p| (*p, self.next_offset)).collect();
                 let t = self.x.next_token();
                 self.clients[i].busy = Some(t);
                 self.clients[i].give_up_at = now + 20_000;
@@ -226,7 +271,11 @@ impl Sim {
         // 1. No partition owned twice within a generation.
         let mut owners: BTreeMap<(i32, i32), &str> = BTreeMap::new();
         for c in &self.clients {
-            if let Phase::Stable { generation, partitions } = &c.phase {
+            if let Phase::Stable {
+                generation,
+                partitions,
+            } = &c.phase
+            {
                 for p in partitions {
                     if let Some(other) = owners.insert((*generation, *p), &c.name) {
                         panic!("seed {seed} step {step}: partition {p} owned by {other} and {} in generation {generation}", c.name);
@@ -237,11 +286,21 @@ impl Sim {
         // 2. Acknowledged commits are kept and never regress.
         if let Some(g) = self.x.c.group(GROUP) {
             for (p, o) in &self.acked {
-                let stored = g.offsets.get(&("t".to_string(), *p)).map(|c| c.offset).unwrap_or(-1);
-                assert!(stored >= *o, "seed {seed} step {step}: partition {p} acknowledged at {o}, stored {stored}");
+                let stored = g
+                    .offsets
+                    .get(&("t".to_string(), *p))
+                    .map(|c| c.offset)
+                    .unwrap_or(-1);
+                assert!(
+                    stored >= *o,
+                    "seed {seed} step {step}: partition {p} acknowledged at {o}, stored {stored}"
+                );
             }
         } else {
-            assert!(self.acked.is_empty(), "seed {seed} step {step}: group with acknowledged commits vanished");
+            assert!(
+                self.acked.is_empty(),
+                "seed {seed} step {step}: group with acknowledged commits vanished"
+            );
         }
     }
 }
@@ -252,14 +311,22 @@ fn run(seed: u64, steps: usize) {
     let clients = (0..members)
         .map(|i| Client {
             name: format!("c{i}"),
-            instance: if rng.gen_bool(0.4) { Some(format!("inst-{i}")) } else { None },
+            instance: if rng.gen_bool(0.4) {
+                Some(format!("inst-{i}"))
+            } else {
+                None
+            },
             member_id: String::new(),
             phase: Phase::Out,
             busy: None,
             give_up_at: 0,
         })
         .collect();
-    let config = CoordinatorConfig { group_initial_rebalance_delay_ms: rng.gen_range(0..=3000), member_id_seed: seed, ..CoordinatorConfig::default() };
+    let config = CoordinatorConfig {
+        group_initial_rebalance_delay_ms: rng.gen_range(0..=3000),
+        member_id_seed: seed,
+        ..CoordinatorConfig::default()
+    };
     let mut sim = Sim {
         x: Ctx::new(config),
         rng,
@@ -302,7 +369,10 @@ fn run(seed: u64, steps: usize) {
             _ => {
                 // Leave cleanly.
                 if let Phase::Stable { .. } = sim.clients[i].phase {
-                    let (id, inst) = (sim.clients[i].member_id.clone(), sim.clients[i].instance.clone());
+                    let (id, inst) = (
+                        sim.clients[i].member_id.clone(),
+                        sim.clients[i].instance.clone(),
+                    );
                     sim.clients[i].phase = Phase::Out;
                     sim.clients[i].member_id.clear();
                     sim.clients[i].busy = None;
@@ -316,7 +386,9 @@ fn run(seed: u64, steps: usize) {
 
     // Convergence: no more loss, crashes or leaves; live members keep polling.
     sim.lose_responses = false;
-    let live: Vec<usize> = (0..sim.clients.len()).filter(|&i| sim.clients[i].phase != Phase::Crashed).collect();
+    let live: Vec<usize> = (0..sim.clients.len())
+        .filter(|&i| sim.clients[i].phase != Phase::Crashed)
+        .collect();
     for round in 0..400 {
         for &i in &live {
             sim.act(i);
@@ -325,28 +397,72 @@ fn run(seed: u64, steps: usize) {
         sim.deliver(out);
         sim.check(seed, steps + round);
     }
-    assert!(sim.unanswered.is_empty(), "seed {seed}: requests never answered: {:?}", sim.unanswered);
+    assert!(
+        sim.unanswered.is_empty(),
+        "seed {seed}: requests never answered: {:?}",
+        sim.unanswered
+    );
     if live.is_empty() {
         return;
     }
-    let g = sim.x.c.group(GROUP).expect("group exists with live members");
-    let phases: Vec<String> = live.iter().map(|&i| format!("{}={:?}/{:?}/{}", sim.clients[i].name, sim.clients[i].phase, sim.clients[i].busy, sim.clients[i].member_id)).collect();
-    assert_eq!(g.state(), GroupState::Stable, "seed {seed}: did not converge: {phases:?} members {:?}", g.members.keys().collect::<Vec<_>>());
+    let g = sim
+        .x
+        .c
+        .group(GROUP)
+        .expect("group exists with live members");
+    let phases: Vec<String> = live
+        .iter()
+        .map(|&i| {
+            format!(
+                "{}={:?}/{:?}/{}",
+                sim.clients[i].name,
+                sim.clients[i].phase,
+                sim.clients[i].busy,
+                sim.clients[i].member_id
+            )
+        })
+        .collect();
+    assert_eq!(
+        g.state(),
+        GroupState::Stable,
+        "seed {seed}: did not converge: {phases:?} members {:?}",
+        g.members.keys().collect::<Vec<_>>()
+    );
     let mut owned: Vec<i32> = Vec::new();
     for &i in &live {
         match &sim.clients[i].phase {
-            Phase::Stable { generation, partitions } => {
-                assert_eq!(*generation, g.generation_id, "seed {seed}: {} is on an old generation", sim.clients[i].name);
+            Phase::Stable {
+                generation,
+                partitions,
+            } => {
+                assert_eq!(
+                    *generation, g.generation_id,
+                    "seed {seed}: {} is on an old generation",
+                    sim.clients[i].name
+                );
                 owned.extend(partitions);
             }
-            other => panic!("seed {seed}: live client {} ended {other:?}", sim.clients[i].name),
+            other => panic!(
+                "seed {seed}: live client {} ended {other:?}",
+                sim.clients[i].name
+            ),
         }
     }
     owned.sort();
-    assert_eq!(owned, (0..PARTITIONS).collect::<Vec<_>>(), "seed {seed}: every partition owned exactly once: {phases:?} leader {:?} gen {}", g.leader_id, g.generation_id);
+    assert_eq!(
+        owned,
+        (0..PARTITIONS).collect::<Vec<_>>(),
+        "seed {seed}: every partition owned exactly once: {phases:?} leader {:?} gen {}",
+        g.leader_id,
+        g.generation_id
+    );
     // Replay of everything written reproduces the committed offsets.
     let replayed = sim.x.replayed();
-    assert_eq!(replayed.group(GROUP).map(|g| g.offsets.clone()), Some(g.offsets.clone()), "seed {seed}: replay differs");
+    assert_eq!(
+        replayed.group(GROUP).map(|g| g.offsets.clone()),
+        Some(g.offsets.clone()),
+        "seed {seed}: replay differs"
+    );
 }
 
 #[test]
@@ -357,7 +473,10 @@ fn simulated_groups_keep_the_invariants() {
         run(seed.parse().expect("WEIR_SIM_SEED is a number"), 300);
         return;
     }
-    let seeds: u64 = std::env::var("WEIR_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let seeds: u64 = std::env::var("WEIR_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     for seed in 0..seeds {
         run(seed, 300);
     }

@@ -36,7 +36,9 @@ impl Topic {
     }
 
     pub fn config_i64(&self, name: &str) -> i64 {
-        self.config(name).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        self.config(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -54,7 +56,10 @@ pub struct Catalog {
 
 /// Checks a topic name as Kafka does: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
-    let bad = |reason: &str| MetaError::InvalidTopicName { name: name.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| MetaError::InvalidTopicName {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
     if name.is_empty() {
         return Err(bad("the name is empty"));
     }
@@ -64,8 +69,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     if name.len() > TOPIC_NAME_BYTES_MAX {
         return Err(bad("longer than 249 characters"));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
-        return Err(bad("only ASCII letters, digits, '.', '_' and '-' are allowed"));
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(bad(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
     }
     Ok(())
 }
@@ -137,18 +147,29 @@ impl Catalog {
         self.check_create(name, partitions, replication_factor, &configs)?;
         self.topics.insert(
             name.to_string(),
-            Topic { name: name.to_string(), id, partitions, configs, internal },
+            Topic {
+                name: name.to_string(),
+                id,
+                partitions,
+                configs,
+                internal,
+            },
         );
         Ok(&self.topics[name])
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<Topic, MetaError> {
-        self.topics.remove(name).ok_or_else(|| MetaError::UnknownTopic(name.to_string()))
+        self.topics
+            .remove(name)
+            .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))
     }
 
     /// CreatePartitions: the count may only grow.
     pub fn check_partitions(&self, name: &str, count: i32) -> Result<i32, MetaError> {
-        let topic = self.topics.get(name).ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+        let topic = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
         if count <= topic.partitions {
             return Err(MetaError::InvalidPartitions(format!(
                 "topic currently has {} partitions, {count} would not be an increase",
@@ -156,7 +177,9 @@ impl Catalog {
             )));
         }
         if count > PARTITIONS_PER_TOPIC_MAX {
-            return Err(MetaError::InvalidPartitions(format!("{count} is above {PARTITIONS_PER_TOPIC_MAX}")));
+            return Err(MetaError::InvalidPartitions(format!(
+                "{count} is above {PARTITIONS_PER_TOPIC_MAX}"
+            )));
         }
         Ok(topic.partitions)
     }
@@ -168,11 +191,18 @@ impl Catalog {
     }
 
     /// Replaces all overrides (AlterConfigs) after validating every one.
-    pub fn replace_configs(&mut self, name: &str, configs: BTreeMap<String, String>) -> Result<(), MetaError> {
+    pub fn replace_configs(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetaError> {
         for (k, v) in &configs {
             config::validate(k, v)?;
         }
-        let topic = self.topics.get_mut(name).ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
+        let topic = self
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| MetaError::UnknownTopic(name.to_string()))?;
         topic.configs = configs;
         Ok(())
     }
@@ -202,20 +232,39 @@ mod tests {
         // Goal: topics survive a serialize/deserialize round trip; rules are enforced.
         let mut c = Catalog::new("c1".into());
         let id = Uuid::from_u128(1);
-        c.create_topic("orders", id, 3, 1, BTreeMap::new(), false).unwrap();
-        assert!(matches!(c.create_topic("orders", id, 3, 1, BTreeMap::new(), false), Err(MetaError::TopicExists(_))));
-        assert!(matches!(c.check_create("bad name", 1, 1, &BTreeMap::new()), Err(MetaError::InvalidTopicName { .. })));
-        assert!(matches!(c.check_create("x", 0, 1, &BTreeMap::new()), Err(MetaError::InvalidPartitions(_))));
-        assert!(matches!(c.check_create("x", 1, 3, &BTreeMap::new()), Err(MetaError::InvalidReplicationFactor(3))));
+        c.create_topic("orders", id, 3, 1, BTreeMap::new(), false)
+            .unwrap();
+        assert!(matches!(
+            c.create_topic("orders", id, 3, 1, BTreeMap::new(), false),
+            Err(MetaError::TopicExists(_))
+        ));
+        assert!(matches!(
+            c.check_create("bad name", 1, 1, &BTreeMap::new()),
+            Err(MetaError::InvalidTopicName { .. })
+        ));
+        assert!(matches!(
+            c.check_create("x", 0, 1, &BTreeMap::new()),
+            Err(MetaError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            c.check_create("x", 1, 3, &BTreeMap::new()),
+            Err(MetaError::InvalidReplicationFactor(3))
+        ));
         let mut cfg = BTreeMap::new();
         cfg.insert("retention.ms".to_string(), "abc".to_string());
-        assert!(matches!(c.check_create("x", 1, 1, &cfg), Err(MetaError::InvalidConfig(_))));
+        assert!(matches!(
+            c.check_create("x", 1, 1, &cfg),
+            Err(MetaError::InvalidConfig(_))
+        ));
         assert_eq!(c.set_partitions("orders", 5).unwrap(), 3);
         assert!(c.set_partitions("orders", 5).is_err());
         let back = Catalog::from_bytes(&c.to_bytes()).unwrap();
         assert_eq!(back.topic("orders").unwrap().partitions, 5);
         assert_eq!(back.topic_by_id(id).unwrap().name, "orders");
-        assert_eq!(back.topic("orders").unwrap().config("retention.ms"), Some("604800000"));
+        assert_eq!(
+            back.topic("orders").unwrap().config("retention.ms"),
+            Some("604800000")
+        );
         c.delete_topic("orders").unwrap();
         assert!(c.topic("orders").is_none());
     }

@@ -42,26 +42,72 @@ pub struct ConfigDef {
     pub min: Option<i64>,
 }
 
-const fn def(name: &'static str, default: &'static str, kind: ConfigType, min: Option<i64>) -> ConfigDef {
-    ConfigDef { name, default, kind, min }
+const fn def(
+    name: &'static str,
+    default: &'static str,
+    kind: ConfigType,
+    min: Option<i64>,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        default,
+        kind,
+        min,
+    }
 }
 
-pub const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+pub const COMPRESSION_TYPES: &[&str] =
+    &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
 /// Every topic config weir knows, sorted by name.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    def("cleanup.policy", "delete", ConfigType::ListOf(&["delete", "compact"]), None),
-    def("compression.type", "producer", ConfigType::Choice(COMPRESSION_TYPES), None),
+    def(
+        "cleanup.policy",
+        "delete",
+        ConfigType::ListOf(&["delete", "compact"]),
+        None,
+    ),
+    def(
+        "compression.type",
+        "producer",
+        ConfigType::Choice(COMPRESSION_TYPES),
+        None,
+    ),
     def("delete.retention.ms", "86400000", ConfigType::Long, Some(0)),
     def("file.delete.delay.ms", "60000", ConfigType::Long, Some(0)),
-    def("flush.messages", "9223372036854775807", ConfigType::Long, Some(1)),
+    def(
+        "flush.messages",
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(1),
+    ),
     def("flush.ms", "9223372036854775807", ConfigType::Long, Some(0)),
     def("index.interval.bytes", "4096", ConfigType::Int, Some(0)),
-    def("max.compaction.lag.ms", "9223372036854775807", ConfigType::Long, Some(1)),
+    def(
+        "max.compaction.lag.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(1),
+    ),
     def("max.message.bytes", "1048588", ConfigType::Int, Some(0)),
-    def("message.timestamp.after.max.ms", "3600000", ConfigType::Long, Some(0)),
-    def("message.timestamp.before.max.ms", "9223372036854775807", ConfigType::Long, Some(0)),
-    def("message.timestamp.type", "CreateTime", ConfigType::Choice(&["CreateTime", "LogAppendTime"]), None),
+    def(
+        "message.timestamp.after.max.ms",
+        "3600000",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(0),
+    ),
+    def(
+        "message.timestamp.type",
+        "CreateTime",
+        ConfigType::Choice(&["CreateTime", "LogAppendTime"]),
+        None,
+    ),
     def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, None),
     def("min.compaction.lag.ms", "0", ConfigType::Long, Some(0)),
     def("min.insync.replicas", "1", ConfigType::Int, Some(1)),
@@ -72,7 +118,12 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def("segment.index.bytes", "10485760", ConfigType::Int, Some(4)),
     def("segment.jitter.ms", "0", ConfigType::Long, Some(0)),
     def("segment.ms", "604800000", ConfigType::Long, Some(1)),
-    def("unclean.leader.election.enable", "false", ConfigType::Boolean, None),
+    def(
+        "unclean.leader.election.enable",
+        "false",
+        ConfigType::Boolean,
+        None,
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static ConfigDef> {
@@ -82,8 +133,11 @@ pub fn find(name: &str) -> Option<&'static ConfigDef> {
 /// Checks one `name=value` pair; the error says which and why, as Kafka's INVALID_CONFIG
 /// message does.
 pub fn validate(name: &str, value: &str) -> Result<(), MetaError> {
-    let def = find(name).ok_or_else(|| MetaError::InvalidConfig(format!("unknown topic config '{name}'")))?;
-    let bad = |why: &str| MetaError::InvalidConfig(format!("invalid value '{value}' for '{name}': {why}"));
+    let def = find(name)
+        .ok_or_else(|| MetaError::InvalidConfig(format!("unknown topic config '{name}'")))?;
+    let bad = |why: &str| {
+        MetaError::InvalidConfig(format!("invalid value '{value}' for '{name}': {why}"))
+    };
     match def.kind {
         ConfigType::Long | ConfigType::Int => {
             let v: i64 = value.trim().parse().map_err(|_| bad("not a number"))?;
@@ -97,7 +151,10 @@ pub fn validate(name: &str, value: &str) -> Result<(), MetaError> {
             }
         }
         ConfigType::Double => {
-            value.trim().parse::<f64>().map_err(|_| bad("not a number"))?;
+            value
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("not a number"))?;
         }
         ConfigType::Boolean => {
             if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
@@ -137,7 +194,11 @@ mod tests {
         assert!(validate("no.such.config", "1").is_err());
         assert!(validate("preallocate", "maybe").is_err());
         let mut names: Vec<_> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
-        let sorted = { let mut s = names.clone(); s.sort(); s };
+        let sorted = {
+            let mut s = names.clone();
+            s.sort();
+            s
+        };
         assert_eq!(names, sorted);
         names.dedup();
         assert_eq!(names.len(), TOPIC_CONFIGS.len());

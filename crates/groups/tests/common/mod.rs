@@ -21,7 +21,13 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(config: CoordinatorConfig) -> Ctx {
-        Ctx { c: Coordinator::new(config), now: 1_000_000, next_token: 0, records: Vec::new(), version: 9 }
+        Ctx {
+            c: Coordinator::new(config),
+            now: 1_000_000,
+            next_token: 0,
+            records: Vec::new(),
+            version: 9,
+        }
     }
 
     /// The token the next `send` will use.
@@ -32,7 +38,12 @@ impl Ctx {
     pub fn send(&mut self, client: &str, req: GroupRequest) -> (u64, Output) {
         self.next_token += 1;
         let token = self.next_token;
-        let ctx = RequestContext { token, api_version: self.version, client_id: client.to_string(), client_host: "/127.0.0.1".into() };
+        let ctx = RequestContext {
+            token,
+            api_version: self.version,
+            client_id: client.to_string(),
+            client_host: "/127.0.0.1".into(),
+        };
         let out = self.c.handle(self.now, ctx, req);
         self.records.extend(out.records.iter().cloned());
         (token, out)
@@ -55,7 +66,13 @@ impl Ctx {
     }
 }
 
-pub fn join_req(group: &str, member_id: &str, instance: Option<&str>, session_ms: i32, protocols: &[(&str, &[u8])]) -> GroupRequest {
+pub fn join_req(
+    group: &str,
+    member_id: &str,
+    instance: Option<&str>,
+    session_ms: i32,
+    protocols: &[(&str, &[u8])],
+) -> GroupRequest {
     GroupRequest::JoinGroup(
         JoinGroupRequest::default()
             .with_group_id(GroupId(sb(group)))
@@ -67,13 +84,23 @@ pub fn join_req(group: &str, member_id: &str, instance: Option<&str>, session_ms
             .with_protocols(
                 protocols
                     .iter()
-                    .map(|(n, m)| join_group_request::JoinGroupRequestProtocol::default().with_name(sb(n)).with_metadata(Bytes::copy_from_slice(m)))
+                    .map(|(n, m)| {
+                        join_group_request::JoinGroupRequestProtocol::default()
+                            .with_name(sb(n))
+                            .with_metadata(Bytes::copy_from_slice(m))
+                    })
                     .collect(),
             ),
     )
 }
 
-pub fn sync_req(group: &str, member_id: &str, instance: Option<&str>, generation: i32, assignments: &[(&str, &[u8])]) -> GroupRequest {
+pub fn sync_req(
+    group: &str,
+    member_id: &str,
+    instance: Option<&str>,
+    generation: i32,
+    assignments: &[(&str, &[u8])],
+) -> GroupRequest {
     GroupRequest::SyncGroup(
         SyncGroupRequest::default()
             .with_group_id(GroupId(sb(group)))
@@ -85,13 +112,22 @@ pub fn sync_req(group: &str, member_id: &str, instance: Option<&str>, generation
             .with_assignments(
                 assignments
                     .iter()
-                    .map(|(m, a)| sync_group_request::SyncGroupRequestAssignment::default().with_member_id(sb(m)).with_assignment(Bytes::copy_from_slice(a)))
+                    .map(|(m, a)| {
+                        sync_group_request::SyncGroupRequestAssignment::default()
+                            .with_member_id(sb(m))
+                            .with_assignment(Bytes::copy_from_slice(a))
+                    })
                     .collect(),
             ),
     )
 }
 
-pub fn heartbeat_req(group: &str, member_id: &str, instance: Option<&str>, generation: i32) -> GroupRequest {
+pub fn heartbeat_req(
+    group: &str,
+    member_id: &str,
+    instance: Option<&str>,
+    generation: i32,
+) -> GroupRequest {
     GroupRequest::Heartbeat(
         HeartbeatRequest::default()
             .with_group_id(GroupId(sb(group)))
@@ -103,16 +139,27 @@ pub fn heartbeat_req(group: &str, member_id: &str, instance: Option<&str>, gener
 
 pub fn leave_req(group: &str, members: &[(&str, Option<&str>)]) -> GroupRequest {
     GroupRequest::LeaveGroup(
-        LeaveGroupRequest::default().with_group_id(GroupId(sb(group))).with_members(
-            members
-                .iter()
-                .map(|(m, i)| leave_group_request::MemberIdentity::default().with_member_id(sb(m)).with_group_instance_id(i.map(sb)))
-                .collect(),
-        ),
+        LeaveGroupRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_members(
+                members
+                    .iter()
+                    .map(|(m, i)| {
+                        leave_group_request::MemberIdentity::default()
+                            .with_member_id(sb(m))
+                            .with_group_instance_id(i.map(sb))
+                    })
+                    .collect(),
+            ),
     )
 }
 
-pub fn commit_req(group: &str, member_id: &str, generation: i32, offsets: &[(&str, i32, i64)]) -> GroupRequest {
+pub fn commit_req(
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    offsets: &[(&str, i32, i64)],
+) -> GroupRequest {
     let mut topics: Vec<offset_commit_request::OffsetCommitRequestTopic> = Vec::new();
     for (t, p, o) in offsets {
         let part = offset_commit_request::OffsetCommitRequestPartition::default()
@@ -122,7 +169,11 @@ pub fn commit_req(group: &str, member_id: &str, generation: i32, offsets: &[(&st
             .with_committed_metadata(Some(sb("")));
         match topics.iter_mut().find(|x| x.name.0.as_str() == *t) {
             Some(x) => x.partitions.push(part),
-            None => topics.push(offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(sb(t))).with_partitions(vec![part])),
+            None => topics.push(
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(sb(t)))
+                    .with_partitions(vec![part]),
+            ),
         }
     }
     GroupRequest::OffsetCommit(
@@ -136,7 +187,10 @@ pub fn commit_req(group: &str, member_id: &str, generation: i32, offsets: &[(&st
 
 /// The single response for `token` in `out`, if any.
 pub fn response_for(out: &Output, token: u64) -> Option<&GroupResponse> {
-    out.responses.iter().find(|(t, _)| *t == token).map(|(_, r)| r)
+    out.responses
+        .iter()
+        .find(|(t, _)| *t == token)
+        .map(|(_, r)| r)
 }
 
 pub fn join_of(out: &Output, token: u64) -> Option<JoinGroupResponse> {
@@ -158,7 +212,13 @@ pub fn code_of(out: &Output, token: u64) -> i16 {
         GroupResponse::JoinGroup(r) => r.error_code,
         GroupResponse::SyncGroup(r) => r.error_code,
         GroupResponse::Heartbeat(r) => r.error_code,
-        GroupResponse::LeaveGroup(r) => if r.error_code != 0 { r.error_code } else { r.members.first().map(|m| m.error_code).unwrap_or(0) },
+        GroupResponse::LeaveGroup(r) => {
+            if r.error_code != 0 {
+                r.error_code
+            } else {
+                r.members.first().map(|m| m.error_code).unwrap_or(0)
+            }
+        }
         GroupResponse::OffsetCommit(r) => r.topics[0].partitions[0].error_code,
         other => panic!("no single code in {other:?}"),
     }
@@ -169,11 +229,20 @@ pub fn stable_group(x: &mut Ctx, group: &str, n: usize) -> (Vec<String>, i32) {
     let mut ids = Vec::new();
     let mut tokens = Vec::new();
     for i in 0..n {
-        let (t, out) = x.send(&format!("c{i}"), join_req(group, "", None, 10_000, &[("range", b"sub")]));
+        let (t, out) = x.send(
+            &format!("c{i}"),
+            join_req(group, "", None, 10_000, &[("range", b"sub")]),
+        );
         let r = join_of(&out, t).unwrap();
-        assert_eq!(r.error_code, kafka_protocol::error::ResponseError::MemberIdRequired.code());
+        assert_eq!(
+            r.error_code,
+            kafka_protocol::error::ResponseError::MemberIdRequired.code()
+        );
         let id = r.member_id.to_string();
-        let (t, out) = x.send(&format!("c{i}"), join_req(group, &id, None, 10_000, &[("range", b"sub")]));
+        let (t, out) = x.send(
+            &format!("c{i}"),
+            join_req(group, &id, None, 10_000, &[("range", b"sub")]),
+        );
         assert!(join_of(&out, t).is_none(), "join is parked");
         ids.push(id);
         tokens.push(t);
@@ -196,18 +265,30 @@ pub fn stable_group(x: &mut Ctx, group: &str, n: usize) -> (Vec<String>, i32) {
         generation = r.generation_id;
         leader = r.leader.to_string();
     }
-    let assignments: Vec<(String, Vec<u8>)> = ids.iter().map(|m| (m.clone(), m.as_bytes().to_vec())).collect();
+    let assignments: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .map(|m| (m.clone(), m.as_bytes().to_vec()))
+        .collect();
     let mut sync_tokens = Vec::new();
     for id in &ids {
         if *id != leader {
             let (t, out) = x.send("c", sync_req(group, id, None, generation, &[]));
-            assert!(sync_of(&out, t).is_none(), "follower sync parked until the leader syncs");
+            assert!(
+                sync_of(&out, t).is_none(),
+                "follower sync parked until the leader syncs"
+            );
             sync_tokens.push((t, id.clone()));
         }
     }
-    let a: Vec<(&str, &[u8])> = assignments.iter().map(|(m, a)| (m.as_str(), a.as_slice())).collect();
+    let a: Vec<(&str, &[u8])> = assignments
+        .iter()
+        .map(|(m, a)| (m.as_str(), a.as_slice()))
+        .collect();
     let (lt, out) = x.send("c", sync_req(group, &leader, None, generation, &a));
-    assert_eq!(sync_of(&out, lt).unwrap().assignment.as_ref(), leader.as_bytes());
+    assert_eq!(
+        sync_of(&out, lt).unwrap().assignment.as_ref(),
+        leader.as_bytes()
+    );
     for (t, id) in sync_tokens {
         assert_eq!(sync_of(&out, t).unwrap().assignment.as_ref(), id.as_bytes());
     }
