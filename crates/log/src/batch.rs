@@ -19,6 +19,9 @@
 
 use crate::LogError;
 
+mod control;
+pub use control::{control_type, encode_end_txn_marker, end_txn_marker, ControlRecordType, EndTxnMarker};
+
 /// Size of a batch header, up to and including `records_count`.
 pub const BATCH_HEADER_BYTES: usize = 61;
 /// Bytes in front of `batch_length`'s coverage: base offset and the length itself.
@@ -181,6 +184,9 @@ pub fn validate_produce_batches(
         if header.is_control() {
             return Err(LogError::InvalidRecord("clients may not write control records".into()));
         }
+        if header.is_transactional() && header.producer_id < 0 {
+            return Err(LogError::InvalidRecord("a transactional batch has no producer id".into()));
+        }
         if header.producer_id >= 0 && header.base_sequence < 0 {
             return Err(LogError::InvalidRecord(format!(
                 "batch of producer {} has no sequence number",
@@ -215,13 +221,31 @@ pub fn encode_batch(
     producer: Option<(i64, i16, i32)>,
     compression: kafka_protocol::records::Compression,
 ) -> Result<bytes::BytesMut, LogError> {
+    encode_records(records, producer.unwrap_or((-1, -1, -1)), false, compression)
+}
+
+/// [`encode_batch`] for a transactional producer: the batch has the transactional attribute
+/// (bit 4) and belongs to the producer's open transaction once stored.
+pub fn encode_transactional_batch(
+    records: &[NewRecord],
+    producer: (i64, i16, i32),
+    compression: kafka_protocol::records::Compression,
+) -> Result<bytes::BytesMut, LogError> {
+    encode_records(records, producer, true, compression)
+}
+
+fn encode_records(
+    records: &[NewRecord],
+    (pid, epoch, seq): (i64, i16, i32),
+    transactional: bool,
+    compression: kafka_protocol::records::Compression,
+) -> Result<bytes::BytesMut, LogError> {
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, r)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
@@ -241,6 +265,22 @@ pub fn encode_batch(
     RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
         .map_err(|e| LogError::InvalidRecord(format!("cannot encode batch: {e}")))?;
     Ok(buf)
+}
+
+/// Reads a zigzag varint (Kafka's varint and varlong) at `*at`, moving `*at` past it.
+pub(crate) fn read_varint(buf: &[u8], at: &mut usize) -> Result<i64, LogError> {
+    let mut raw: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let Some(&byte) = buf.get(*at) else {
+            return Err(LogError::CorruptMessage("a record ends inside a varint".into()));
+        };
+        *at += 1;
+        raw |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
+        }
+    }
+    Err(LogError::CorruptMessage("a varint longer than 10 bytes".into()))
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
 
-use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::batch::{read_varint as varint, BatchHeader, BATCH_HEADER_BYTES};
 use crate::segment::file_stem;
 use crate::LogError;
 
@@ -334,22 +334,6 @@ fn compress_payload(header: &BatchHeader, raw: &[u8]) -> Result<Vec<u8>, LogErro
     };
     result.map_err(|e| LogError::InvalidRecord(format!("cannot compress the cleaned batch at offset {}: {e}", header.base_offset)))?;
     Ok(out)
-}
-
-/// Reads a zigzag varint (Kafka's varint and varlong) at `*at`.
-fn varint(buf: &[u8], at: &mut usize) -> Result<i64, LogError> {
-    let mut raw: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let Some(&byte) = buf.get(*at) else {
-            return Err(LogError::CorruptMessage("a record ends inside a varint".into()));
-        };
-        *at += 1;
-        raw |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
-        }
-    }
-    Err(LogError::CorruptMessage("a varint longer than 10 bytes".into()))
 }
 
 /// Finds the records of a payload: where each one lies, its offset, timestamp and key.

@@ -4,30 +4,46 @@
 //! broker only writes the base offset and partition leader epoch, which the CRC does not
 //! cover; compaction later rewrites batches that lose records), sparse offset and time
 //! indexes, recovery of a torn tail, retention by time and bytes, compaction by key, and
-//! idempotent-producer sequence checks. Knows nothing of the network or groups.
+//! producer state: idempotent-producer sequence checks and, for transactions (KIP-98), the
+//! open transactions, the last stable offset, commit/abort markers and the aborted-
+//! transaction index, kept across restarts by producer-state snapshots. Knows nothing of the
+//! network, groups, or how transactions are coordinated (the broker asks for markers).
 //!
 //! Layout:
-//! - [`batch`]: the 61-byte batch header, CRC validation, offset assignment.
-//! - [`segment`]: one `.log` file with its `.index` and `.timeindex`.
-//! - [`partition`]: [`PartitionLog`], the ordered set of segments of one partition.
-//! - [`producer`]: per-producer sequence state for idempotent produce.
+//! - [`batch`]: the 61-byte batch header, CRC validation, offset assignment, encoding; its
+//!   `control` part encodes and reads transaction markers (control batches).
+//! - [`segment`]: one `.log` file with its `.index`, `.timeindex` and `.txnindex`.
+//! - [`partition`]: [`PartitionLog`], the ordered set of segments of one partition, with
+//!   recovery on open; its `transactions` part writes markers and answers the LSO, aborted
+//!   ranges and producer states.
+//! - [`producer`]: per-producer state: sequences, epochs, coordinator epochs, open
+//!   transactions.
+//! - [`producer_snapshot`]: `.snapshot` files of producer state, written at segment rolls.
+//! - [`txn_index`]: [`AbortedTxn`] and the `.txnindex` file of one segment.
 //! - [`cleaner`]: compaction of `cleanup.policy=compact` logs.
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
-//! - [`error`]: [`LogError`].
+//! - [`durable`]: atomic, fsynced writes of small files; directory fsyncs.
+//! - [`error`] holds [`LogError`], the crate's one error type.
 //!
-//! Files follow Kafka's naming: `<dir>/<20-digit base offset>.log|.index|.timeindex`.
+//! Files follow Kafka's naming: `<dir>/<20-digit base offset>.log|.index|.timeindex|.txnindex`
+//! and `<20-digit offset>.snapshot`.
 
 pub mod batch;
 pub mod cleaner;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod partition;
 pub mod producer;
+pub mod producer_snapshot;
 pub mod segment;
+pub mod txn_index;
 
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::LogError;
 pub use partition::{AppendOutcome, CompactionReport, PartitionLog, ReadSlice};
+pub use producer::ProducerStateView;
+pub use txn_index::AbortedTxn;
 
 /// Fsyncs (data only) every file at once and returns each result in order. Several files
 /// synced together share the file system's journal commit, so N partitions cost about one

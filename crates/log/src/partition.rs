@@ -1,7 +1,11 @@
 //! [`PartitionLog`]: the segments of one partition, in offset order, and everything that
-//! spans them: offset assignment, reads, lookups by timestamp, retention, DeleteRecords.
+//! spans them: offset assignment, reads, lookups by timestamp, retention, DeleteRecords,
+//! and recovery on open. Transactions (markers, the last stable offset, aborted ranges,
+//! producer state) are in [`transactions`].
 //!
 //! The log end offset is also the high watermark: weir keeps one replica per partition.
+
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -14,8 +18,11 @@ use bytes::{Bytes, BytesMut};
 use crate::batch::{assign_base_offset, validate_produce_batches, BatchHeader, BATCH_HEADER_BYTES};
 use crate::cleaner::{same_file, CleanedSegment, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX};
 use crate::config::LogConfig;
+use crate::durable::{persist_file, sync_dir, TEMP_SUFFIX};
 use crate::producer::{ProducerStateTable, SequenceCheck};
-use crate::segment::{file_stem, Segment};
+use crate::producer_snapshot::{self, SNAPSHOT_SUFFIX};
+use crate::segment::{file_stem, ScannedBatch, Segment};
+use crate::txn_index::AbortedTxn;
 use crate::LogError;
 
 /// File that holds the log start offset after DeleteRecords or retention moved it.
@@ -113,7 +120,10 @@ pub struct CompactionReport {
 impl PartitionLog {
     /// Opens the partition in `dir`, creating it if needed, and recovers it: every segment's
     /// index is rebuilt, the active segment is checked batch by batch and cut at a torn tail,
-    /// and producer state is rebuilt from the active segment.
+    /// and producer state is loaded from the newest usable snapshot at or below the active
+    /// segment's base, with every batch from the snapshot's offset on replayed over it (just
+    /// the active segment's, normally). Replay also gives the aborted transactions whose
+    /// markers reached the log but not the `.txnindex`.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
@@ -122,6 +132,9 @@ impl PartitionLog {
             let Ok(name) = entry.file_name().into_string() else { continue };
             if name.ends_with(CLEANED_SUFFIX) {
                 // A clean interrupted before its swap: the original segment is intact.
+                fs::remove_file(entry.path())?;
+            } else if name.ends_with(&format!("{SNAPSHOT_SUFFIX}{TEMP_SUFFIX}")) || name.ends_with(&format!(".txnindex{TEMP_SUFFIX}")) {
+                // A snapshot or index rewrite interrupted before its rename.
                 fs::remove_file(entry.path())?;
             } else if let Some(base) = name.strip_suffix(".log").and_then(|stem| stem.parse::<i64>().ok()) {
                 bases.push(base);
@@ -132,14 +145,27 @@ impl PartitionLog {
             .ok()
             .and_then(|s| s.trim().parse::<i64>().ok());
 
+        let active_base = bases.last().copied().unwrap_or(log_start_file.unwrap_or(0));
+        let (replay_from, mut producers) = match producer_snapshot::load_newest(dir, active_base)? {
+            Some((offset, table)) => (offset, table),
+            None => (i64::MIN, ProducerStateTable::default()),
+        };
         let mut segments = BTreeMap::new();
-        let mut producers = ProducerStateTable::default();
-        let last = bases.last().copied();
-        for base in bases {
-            let active = Some(base) == last;
-            let (segment, report) = Segment::open(dir, base, active, active)?;
-            for header in &report.headers {
-                producers.record(header);
+        for (i, &base) in bases.iter().enumerate() {
+            let active = i + 1 == bases.len();
+            // Whether the segment may hold batches at or past the snapshot.
+            let replay = bases.get(i + 1).is_none_or(|&next| next > replay_from);
+            if active && i > 0 && replay_from < base {
+                // The snapshot of this segment's roll is missing: write it now that the closed
+                // segments are replayed, so the next open need not replay them again.
+                producer_snapshot::write(dir, base, &producers)?;
+            }
+            let (mut segment, report) = Segment::open(dir, base, active, replay)?;
+            if replay {
+                let derived = replay_batches(&mut producers, &report.batches, replay_from);
+                if active || !derived.is_empty() {
+                    segment.reconcile_aborted(&derived)?;
+                }
             }
             segments.insert(base, segment);
         }
@@ -226,8 +252,9 @@ impl PartitionLog {
     ///
     /// Steps:
     /// 1. validate every batch (magic, CRC, counts, `max.message.bytes`);
-    /// 2. check idempotent-producer sequences; a retry of the last stored batch returns its
-    ///    original offsets and writes nothing;
+    /// 2. check idempotent-producer sequences and transaction state; a retry of the last
+    ///    stored batch returns its original offsets and writes nothing; a plain batch from a
+    ///    producer whose transaction is open is refused (`InvalidTxnState`);
     /// 3. assign offsets in place, roll the segment if due, write, update producer state.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
         self.append_within(records, now_ms, self.config.max_message_bytes)
@@ -246,23 +273,18 @@ impl PartitionLog {
             require_keys(records, &headers)?;
         }
 
-        // 2. Sequence checks, all before any write so a refused request stores nothing.
-        if headers.len() == 1 {
-            if let SequenceCheck::Duplicate { base_offset } = self.producers.check(&headers[0])? {
-                return Ok(AppendOutcome {
-                    base_offset,
-                    last_offset: base_offset + i64::from(headers[0].last_offset_delta),
-                    duplicate: true,
-                });
-            }
-        } else {
-            for h in &headers {
-                if self.producers.check(h)? != SequenceCheck::Append {
-                    return Err(LogError::InvalidRecord(
-                        "a retried batch was sent together with other batches".into(),
-                    ));
-                }
-            }
+        // 2. Sequence and transaction checks, all before any write so a refused request
+        //    stores nothing.
+        let checks = self.producers.check_batches(&headers)?;
+        if let [SequenceCheck::Duplicate { base_offset }] = checks[..] {
+            return Ok(AppendOutcome {
+                base_offset,
+                last_offset: base_offset + i64::from(headers[0].last_offset_delta),
+                duplicate: true,
+            });
+        }
+        if checks.iter().any(|c| *c != SequenceCheck::Append) {
+            return Err(LogError::InvalidRecord("a retried batch was sent together with other batches".into()));
         }
 
         // 3. Assign offsets and write.
@@ -285,7 +307,9 @@ impl PartitionLog {
     }
 
     /// Starts a new segment when the active one is full or old. The old one is fsynced so
-    /// that only the active segment can ever hold a torn tail.
+    /// that only the active segment can ever hold a torn tail, and a snapshot of producer
+    /// state at the new segment's base is written, so recovery replays the active segment
+    /// only.
     fn maybe_roll(&mut self, incoming_bytes: u64, now_ms: i64) -> Result<(), LogError> {
         let active = self.active();
         if active.is_empty() {
@@ -303,16 +327,23 @@ impl PartitionLog {
         active.sync()?;
         let base = active.next_offset;
         let (segment, _) = Segment::open(&self.dir, base, true, false)?;
-        // The new file's name must survive a power loss too, or fsyncs of its data would not
-        // keep what they acknowledge.
-        sync_dir(&self.dir)?;
         self.segments.insert(base, segment);
-        Ok(())
+        // The snapshot's write ends with a directory fsync, which also keeps the new segment's
+        // name through a power loss (or fsyncs of its data would not keep what they
+        // acknowledge).
+        producer_snapshot::write(&self.dir, base, &self.producers)
     }
 
     /// Plans a read of whole batches starting at the batch that holds `offset`, up to
     /// `max_bytes` (but at least one whole batch). `None` when `offset` is the log end.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<ReadSlice>, LogError> {
+        self.read_bounded(offset, max_bytes, i64::MAX)
+    }
+
+    /// [`PartitionLog::read`] of only the whole batches whose base offset is below
+    /// `upper_bound_offset` (a read_committed Fetch passes the last stable offset). `None`
+    /// when the batch at `offset` starts at or past the bound.
+    pub fn read_bounded(&self, offset: i64, max_bytes: usize, upper_bound_offset: i64) -> Result<Option<ReadSlice>, LogError> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -323,7 +354,19 @@ impl PartitionLog {
         }
         for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
             if let Some((position, header)) = segment.find_batch(offset)? {
-                let available = (segment.size_bytes() - position) as usize;
+                if header.base_offset >= upper_bound_offset {
+                    return Ok(None);
+                }
+                // Where the first batch at or past the bound begins, if it is in this segment.
+                let mut limit = segment.size_bytes();
+                if let Some((bound_position, bound)) = segment.find_batch(upper_bound_offset)? {
+                    limit = if bound.base_offset >= upper_bound_offset {
+                        bound_position
+                    } else {
+                        bound_position + bound.size_bytes as u64
+                    };
+                }
+                let available = (limit - position) as usize;
                 let len = available.min(max_bytes.max(header.size_bytes));
                 return Ok(Some(ReadSlice {
                     file: segment.file(),
@@ -389,17 +432,7 @@ impl PartitionLog {
     }
 
     fn persist_log_start_offset(&self) -> Result<(), LogError> {
-        self.persist_file(LOG_START_OFFSET_FILE, &self.log_start_offset.to_string())
-    }
-
-    /// Writes a small file in the partition directory atomically and durably: a temp file,
-    /// fsynced, renamed over the old one, then the directory fsynced.
-    fn persist_file(&self, name: &str, contents: &str) -> Result<(), LogError> {
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        fs::write(&tmp, contents)?;
-        File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, self.dir.join(name))?;
-        sync_dir(&self.dir)
+        persist_file(&self.dir, LOG_START_OFFSET_FILE, self.log_start_offset.to_string().as_bytes())
     }
 
     /// Chooses the closed segments a compaction would clean, or `None` when the log is not
@@ -514,7 +547,7 @@ impl PartitionLog {
         for (base, c) in &self.cleaned {
             text.push_str(&format!("cleaned {base} {} {}\n", c.first_ms, c.tombstones_purged));
         }
-        self.persist_file(CLEANER_CHECKPOINT_FILE, &text)
+        persist_file(&self.dir, CLEANER_CHECKPOINT_FILE, text.as_bytes())
     }
 
     fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
@@ -570,7 +603,8 @@ impl PartitionLog {
     }
 
     /// The file to fsync to make every append so far durable. Earlier segments were
-    /// fsynced when they rolled.
+    /// fsynced when they rolled. The active segment's `.txnindex` is not among them: recovery
+    /// derives its entries again from the markers in the log.
     pub fn sync_handle(&mut self) -> Arc<File> {
         self.unsynced_bytes = 0;
         self.active().file()
@@ -588,11 +622,19 @@ impl PartitionLog {
     }
 }
 
-/// Fsyncs a directory, so the files created or renamed in it keep their names after a power
-/// loss.
-fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
+/// Replays batches found on open into producer state, those from `from_offset` on (the
+/// snapshot's offset). Returns the index entries of the aborts among them.
+fn replay_batches(producers: &mut ProducerStateTable, batches: &[ScannedBatch], from_offset: i64) -> Vec<AbortedTxn> {
+    let mut derived = Vec::new();
+    for ScannedBatch { header: h, marker } in batches.iter().filter(|b| b.header.base_offset >= from_offset) {
+        if !h.is_control() {
+            producers.record(h);
+        } else if let Some(m) = marker {
+            let aborted = producers.record_marker(h.producer_id, h.producer_epoch, m.coordinator_epoch, m.control_type, h.base_offset, h.max_timestamp);
+            derived.extend(aborted);
+        }
+    }
+    derived
 }
 
 /// Reads the cleaner checkpoint: how far the log is clean, and per cleaned segment base its

@@ -6,6 +6,11 @@
 //! Both indexes are also kept in memory. They are rebuilt from the log on open, so a
 //! missing or damaged index file never matters; the files are written for tools and for
 //! humans that expect Kafka's layout.
+//!
+//! A segment also owns its aborted-transaction index ([`TxnIndex`], `.txnindex`), which is
+//! not rebuilt from the segment alone (an entry needs the first offset of a transaction that
+//! may have begun in an earlier segment): it is read on open and kept as written; the
+//! partition reconciles the active segment's with what replay derives.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -13,8 +18,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::batch::{crc_matches, BatchHeader, BATCH_HEADER_BYTES};
+use crate::batch::{crc_matches, end_txn_marker, BatchHeader, EndTxnMarker, BATCH_HEADER_BYTES};
 use crate::config::INDEX_INTERVAL_BYTES;
+use crate::txn_index::{AbortedTxn, TxnIndex};
 use crate::LogError;
 
 /// Buffer used when scanning a segment on open.
@@ -30,6 +36,7 @@ pub struct Segment {
     log: Arc<File>,
     index_file: File,
     time_index_file: File,
+    txn_index: TxnIndex,
     size_bytes: u64,
     /// Sparse (relative offset, position) of batch starts, ascending.
     index: Vec<(u32, u32)>,
@@ -46,9 +53,16 @@ pub struct Segment {
     pub first_append_ms: Option<i64>,
 }
 
+/// One batch found by the scan on open: its header and, for a control batch, its marker.
+#[derive(Debug, Clone, Copy)]
+pub struct ScannedBatch {
+    pub header: BatchHeader,
+    pub marker: Option<EndTxnMarker>,
+}
+
 /// What recovery found in a segment: the batches kept, and how many bytes were cut.
 pub struct OpenReport {
-    pub headers: Vec<BatchHeader>,
+    pub batches: Vec<ScannedBatch>,
     pub truncated_bytes: u64,
 }
 
@@ -65,6 +79,7 @@ impl Segment {
     /// Opens (or creates) the segment at `base_offset`, scanning its log to rebuild the
     /// indexes. With `validate_crc`, every batch's CRC is checked and the log is cut at the
     /// first torn or corrupt batch: that is how the active segment recovers from a crash.
+    /// With `keep_headers`, the report lists every batch kept, markers read.
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -84,6 +99,7 @@ impl Segment {
             log: Arc::new(log),
             index_file,
             time_index_file,
+            txn_index: TxnIndex::open(TxnIndex::path(dir, &file_stem(base_offset)))?,
             size_bytes: 0,
             index: Vec::new(),
             time_index: Vec::new(),
@@ -95,7 +111,7 @@ impl Segment {
         };
 
         // Scan batch by batch; stop at the first incomplete or invalid one.
-        let mut headers = Vec::new();
+        let mut batches = Vec::new();
         let scan_file = Arc::clone(&seg.log);
         let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, scan_file.as_ref());
         reader.seek(SeekFrom::Start(0))?;
@@ -115,14 +131,15 @@ impl Segment {
                 break;
             }
             let rest = header.size_bytes - BATCH_HEADER_BYTES;
-            if validate_crc {
+            // The body is read when its CRC is checked, or when it holds a marker to replay.
+            if validate_crc || (keep_headers && header.is_control()) {
                 body.clear();
                 body.extend_from_slice(&head);
                 body.resize(header.size_bytes, 0);
                 if reader.read_exact(&mut body[BATCH_HEADER_BYTES..]).is_err() {
                     break;
                 }
-                if !crc_matches(&header, &body) {
+                if validate_crc && !crc_matches(&header, &body) {
                     break;
                 }
             } else {
@@ -130,7 +147,8 @@ impl Segment {
             }
             seg.note_append(&header, position)?;
             if keep_headers {
-                headers.push(header);
+                let marker = if header.is_control() { end_txn_marker(&body) } else { None };
+                batches.push(ScannedBatch { header, marker });
             }
             position += header.size_bytes as u64;
         }
@@ -145,7 +163,7 @@ impl Segment {
             seg.log.set_len(position)?;
             seg.log.sync_all()?;
         }
-        Ok((seg, OpenReport { headers, truncated_bytes }))
+        Ok((seg, OpenReport { batches, truncated_bytes }))
     }
 
     /// Updates the in-memory state and index files for a batch just written at `position`.
@@ -251,9 +269,27 @@ impl Segment {
         Ok(buf)
     }
 
+    /// Fsyncs the log and the entries appended to the aborted-transaction index.
     pub fn sync(&self) -> Result<(), LogError> {
         self.log.sync_data()?;
-        Ok(())
+        self.txn_index.sync()
+    }
+
+    /// The aborted transactions whose abort marker is in this segment, in marker order.
+    pub fn aborted(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    /// Indexes an abort whose marker was just appended here.
+    pub fn append_aborted(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
+        debug_assert!(entry.last_offset >= self.base_offset && entry.last_offset < self.next_offset);
+        self.txn_index.append(entry)
+    }
+
+    /// Recovery: makes the aborted index agree with this segment's batches and with the
+    /// entries replay derived for them (see [`TxnIndex::reconcile`]).
+    pub fn reconcile_aborted(&mut self, derived: &[AbortedTxn]) -> Result<(), LogError> {
+        self.txn_index.reconcile(self.next_offset, derived)
     }
 
     pub fn delete_files(self) -> Result<(), LogError> {
@@ -261,6 +297,7 @@ impl Segment {
             self.log_path.parent().unwrap_or_else(|| Path::new(".")),
             self.base_offset,
         );
+        self.txn_index.delete_file()?;
         for p in [&self.log_path, &index_path, &time_index_path] {
             match fs::remove_file(p) {
                 Ok(()) => {}

@@ -251,9 +251,12 @@ fn an_interrupted_clean_leaves_the_log_as_it_was() {
     assert_eq!(read_all(&log).last(), before.last());
 }
 
+/// (key, value, headers) of one record for [`raw_batch`].
+type RawRecord<'a> = (&'a [u8], Option<&'a [u8]>, Vec<(&'a [u8], &'a [u8])>);
+
 /// A v2 batch built byte by byte, so records can carry what the encoder cannot express
 /// (repeated header keys, header keys that are not UTF-8): (key, value, headers) per record.
-fn raw_batch(records: &[(&[u8], Option<&[u8]>, Vec<(&[u8], &[u8])>)], ts: i64) -> Vec<u8> {
+fn raw_batch(records: &[RawRecord], ts: i64) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
         loop {
