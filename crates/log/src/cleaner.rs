@@ -24,9 +24,20 @@
 //! byte for byte; a batch with some records kept keeps its header (base offset, last offset,
 //! producer id, epoch, base sequence, base timestamp, codec) and the kept records' bytes as
 //! they were, only recompressed, as Kafka's cleaner does; an empty batch is dropped.
-//! Transactional and control batches are copied unchanged. The newest-offset map holds copies
-//! of the keys, up to [`KEY_MAP_BYTES_MAX`]; a log with more keys is cleaned in several
-//! passes, oldest segments first.
+//! The newest-offset map holds copies of the keys, up to [`KEY_MAP_BYTES_MAX`]; a log with
+//! more keys is cleaned in several passes, oldest segments first.
+//!
+//! Transactions, as in Kafka: a control batch (a commit or abort marker) is always copied
+//! unchanged, and its record's key never enters the key map, so it never supersedes a user
+//! record with the same key bytes. Markers are kept for good (Kafka drops a marker once
+//! `delete.retention.ms` has passed and no batch of its transaction is left; weir does not,
+//! which costs a few bytes per transaction and never lets a reader see a transaction without
+//! its end). The batches of an aborted transaction (found in the aborted index the plan
+//! carries) are dropped whole: read_committed readers skip them anyway. The plan stops before
+//! the segment holding the last stable offset, so every transactional batch it covers is
+//! decided: not aborted means committed, compacted like any other batch. (Should one at or
+//! past the plan's LSO turn up all the same, it is copied unchanged and kept out of the key
+//! map, as a transaction that may still abort.)
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -40,6 +51,7 @@ use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Z
 
 use crate::batch::{read_varint as varint, BatchHeader, BATCH_HEADER_BYTES};
 use crate::segment::file_stem;
+use crate::txn_index::AbortedTxn;
 use crate::LogError;
 
 /// Suffix of a cleaned copy of a segment before it replaces the original.
@@ -70,6 +82,59 @@ pub struct CompactionPlan {
     pub(crate) dir: PathBuf,
     pub segments: Vec<PlannedSegment>,
     pub(crate) key_map_bytes_max: usize,
+    /// The aborted transactions overlapping the planned segments.
+    pub(crate) aborted: Vec<AbortedTxn>,
+    /// The partition's last stable offset when planned: transactional batches from here on
+    /// may still be undecided.
+    pub(crate) last_stable_offset: i64,
+}
+
+/// What the cleaner does with one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchFate {
+    /// Plain data, or a committed transaction's: compacted by key.
+    Compact,
+    /// A marker, or a transaction that may be open: copied as it is, its keys unused.
+    Keep,
+    /// An aborted transaction's data: left out.
+    Drop,
+}
+
+/// The aborted transactions of a plan, per producer id as (first offset, last offset) by
+/// first offset; one producer's transactions never overlap.
+struct AbortedRanges(HashMap<i64, Vec<(i64, i64)>>);
+
+impl AbortedRanges {
+    fn new(aborted: &[AbortedTxn]) -> AbortedRanges {
+        let mut map: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for a in aborted {
+            map.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
+        }
+        for ranges in map.values_mut() {
+            ranges.sort_unstable();
+        }
+        AbortedRanges(map)
+    }
+
+    fn contains(&self, producer_id: i64, offset: i64) -> bool {
+        let Some(ranges) = self.0.get(&producer_id) else { return false };
+        let slot = ranges.partition_point(|&(first, _)| first <= offset);
+        slot > 0 && offset <= ranges[slot - 1].1
+    }
+
+    fn fate(&self, header: &BatchHeader, last_stable_offset: i64) -> BatchFate {
+        if header.is_control() {
+            BatchFate::Keep
+        } else if !header.is_transactional() {
+            BatchFate::Compact
+        } else if self.contains(header.producer_id, header.base_offset) {
+            BatchFate::Drop
+        } else if header.base_offset >= last_stable_offset {
+            BatchFate::Keep
+        } else {
+            BatchFate::Compact
+        }
+    }
 }
 
 impl CompactionPlan {
@@ -120,6 +185,7 @@ pub fn compact(
     // Pass 1: the newest offset of every key in the dirty segments, oldest first, while the
     // map has room (at least one segment). The segments before them are already clean: each
     // of their keys appears once, and is superseded only by a record in the map.
+    let aborted = AbortedRanges::new(&plan.aborted);
     let mut newest: HashMap<Bytes, i64> = HashMap::new();
     let mut map_bytes = 0usize;
     let mut records_read = 0u64;
@@ -137,7 +203,7 @@ pub fn compact(
             return Ok(None);
         }
         for_each_batch(seg, |header, batch| {
-            if header.is_control() || header.is_transactional() {
+            if aborted.fate(header, plan.last_stable_offset) != BatchFate::Compact {
                 return Ok(());
             }
             let payload = records_payload(header, batch)?;
@@ -174,10 +240,17 @@ pub fn compact(
         let mut size_bytes = 0u64;
         let mut changed = false;
         for_each_batch(seg, |header, batch| {
-            if header.is_control() || header.is_transactional() {
-                writer.write_all(batch)?;
-                size_bytes += batch.len() as u64;
-                return Ok(());
+            match aborted.fate(header, plan.last_stable_offset) {
+                BatchFate::Compact => {}
+                BatchFate::Keep => {
+                    writer.write_all(batch)?;
+                    size_bytes += batch.len() as u64;
+                    return Ok(());
+                }
+                BatchFate::Drop => {
+                    changed = true;
+                    return Ok(());
+                }
             }
             let payload = records_payload(header, batch)?;
             let records = walk_records(header, &payload)?;

@@ -438,14 +438,19 @@ impl PartitionLog {
     /// Chooses the closed segments a compaction would clean, or `None` when the log is not
     /// compacted or too little of it is dirty (`min.cleanable.dirty.ratio`). Segments are
     /// taken oldest first; with `min.compaction.lag.ms` above 0, up to the first
-    /// not-yet-cleaned one holding records younger than that; the active segment never.
+    /// not-yet-cleaned one holding records younger than that; the active segment never; as in
+    /// Kafka, none that reaches the last stable offset (a record there may not supersede an
+    /// older one that read_committed readers still see as the newest, and a transaction there
+    /// may still abort).
     pub fn plan_compaction(&self, now_ms: i64) -> Option<CompactionPlan> {
         if !self.config.cleanup_compact || self.segments.len() < 2 {
             return None;
         }
         let lag = self.config.min_compaction_lag_ms;
+        let last_stable_offset = self.last_stable_offset();
         let closed = self.segments.values().take(self.segments.len() - 1);
         let segments: Vec<PlannedSegment> = closed
+            .take_while(|s| s.next_offset <= last_stable_offset)
             .take_while(|s| lag <= 0 || s.next_offset <= self.clean_through || s.max_timestamp <= now_ms.saturating_sub(lag))
             .map(|s| PlannedSegment {
                 base_offset: s.base_offset,
@@ -475,7 +480,15 @@ impl PartitionLog {
         if !(due_by_ratio || due_by_tombstones || due_by_max_lag) {
             return None;
         }
-        Some(CompactionPlan { dir: self.dir.clone(), segments, key_map_bytes_max: crate::cleaner::KEY_MAP_BYTES_MAX })
+        let planned_end = segments.last().map_or(self.log_start_offset, |s| s.next_offset);
+        let planned_start = segments.first().map_or(planned_end, |s| s.base_offset);
+        Some(CompactionPlan {
+            dir: self.dir.clone(),
+            segments,
+            key_map_bytes_max: crate::cleaner::KEY_MAP_BYTES_MAX,
+            aborted: self.aborted_transactions(planned_start, planned_end),
+            last_stable_offset,
+        })
     }
 
     /// Swaps in one segment [`crate::cleaner::compact`] has just written, and notes `now_ms`

@@ -472,3 +472,79 @@ fn max_compaction_lag_rolls_the_active_segment_and_forces_a_clean() {
     let (segments, due, records) = run(i64::MAX);
     assert_eq!((segments, due, records), (1, false, 23), "without the setting nothing rolls or cleans");
 }
+
+#[test]
+fn compaction_keeps_markers_drops_aborted_transactions_and_waits_for_open_ones() {
+    // Goal: a marker is never compacted and its key bytes never supersede a user record with
+    // the same bytes; an aborted transaction's batches go; a committed transaction's records
+    // are compacted like plain ones; nothing from the segment holding the LSO on is cleaned
+    // or used to supersede older records; the newest value a read_committed reader sees for each key is the same before and
+    // after the clean.
+    use weir_log::batch::{encode_transactional_batch, end_txn_marker, whole_batches};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { segment_bytes: 400, ..cleaned_config() };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    let txn = |pid: i64, seq: i32, key: &str, value: &str| {
+        let r = [NewRecord { key: Some(Bytes::from(key.to_string())), value: Some(Bytes::from(value.to_string())), timestamp_ms: 1000 }];
+        encode_transactional_batch(&r, (pid, 0, seq), Compression::None).unwrap().to_vec()
+    };
+    let commit_key = String::from_utf8(vec![0, 0, 0, 1]).unwrap();
+    let abort_key = String::from_utf8(vec![0, 0, 0, 0]).unwrap();
+    log.append(&mut batch(&[(commit_key.clone(), Some("user-1".into())), (abort_key.clone(), Some("user-0".into()))], 1000, None, Compression::None), 1000).unwrap();
+    log.append(&mut txn(1, 0, "a", "aborted"), 1000).unwrap();
+    log.append(&mut txn(2, 0, "b", "committed-old"), 1000).unwrap();
+    log.append_marker(1, 0, 0, false, 1000).unwrap();
+    log.append(&mut txn(2, 1, "d", "committed"), 1000).unwrap();
+    log.append_marker(2, 0, 0, true, 1000).unwrap();
+    log.append(&mut batch(&[("b".into(), Some("plain-new".into())), ("c".into(), Some("plain-c".into()))], 1000, None, Compression::None), 1000).unwrap();
+    let filler = |log: &mut PartitionLog, segments: usize| {
+        while log.segment_count() < segments {
+            log.append(&mut batch(&[("filler".into(), Some("x".repeat(100)))], 1000, None, Compression::None), 1000).unwrap();
+        }
+    };
+    filler(&mut log, 5);
+    // A transaction left open, and a plain record of its key after it: neither may be
+    // compacted yet, nor may that plain record supersede the "c" before the open one.
+    log.append(&mut txn(3, 0, "c", "open"), 1000).unwrap();
+    log.append(&mut batch(&[("c".into(), Some("plain-c2".into()))], 1000, None, Compression::None), 1000).unwrap();
+    filler(&mut log, 8);
+
+    // (offset, key, value, producer id) of every data record, and the marker offsets.
+    let dump = |log: &PartitionLog| {
+        let (mut data, mut markers) = (Vec::new(), Vec::new());
+        let mut next = 0;
+        while next < log.log_end_offset() {
+            let slice = log.read(next, 1 << 24).unwrap().unwrap().load().unwrap();
+            for b in whole_batches(slice) {
+                let (h, raw) = b.unwrap();
+                next = h.last_offset() + 1;
+                if h.is_control() {
+                    markers.push((h.base_offset, end_txn_marker(&raw).unwrap().control_type));
+                    continue;
+                }
+                for r in RecordBatchDecoder::decode(&mut raw.clone()).unwrap().records {
+                    let s = |b: Option<Bytes>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+                    data.push((r.offset, s(r.key), s(r.value), h.producer_id));
+                }
+            }
+        }
+        (data, markers)
+    };
+    let (before, markers_before) = dump(&log);
+    assert_eq!(markers_before.len(), 2);
+    clean(&mut log, 2000).expect("the closed segments are dirty");
+    let (after, markers_after) = dump(&log);
+    assert_eq!(markers_after, markers_before, "markers stay, unchanged");
+    let values: Vec<&str> = after.iter().filter(|r| r.1 != "filler").map(|r| r.2.as_str()).collect();
+    assert_eq!(values, vec!["user-1", "user-0", "committed", "plain-new", "plain-c", "open", "plain-c2"]);
+    let lso = log.last_stable_offset();
+    let fillers = |records: &[(i64, String, String, i64)], below: bool| records.iter().filter(|r| r.1 == "filler" && (r.0 < lso) == below).count();
+    assert!(fillers(&after, true) < fillers(&before, true), "below the LSO, plain records are compacted");
+    assert!(fillers(&after, false) == fillers(&before, false) && fillers(&after, false) > 1, "past it, not");
+    assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 1, "the aborted index is unchanged");
+    let newest_committed = |records: &[(i64, String, String, i64)]| {
+        let visible = records.iter().filter(|r| r.3 != 1 && r.0 < lso);
+        visible.map(|r| (r.1.clone(), r.2.clone())).collect::<HashMap<String, String>>()
+    };
+    assert_eq!(newest_committed(&after), newest_committed(&before));
+}
