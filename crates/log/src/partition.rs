@@ -1,7 +1,7 @@
 //! [`PartitionLog`]: the segments of one partition, in offset order, and everything that
 //! spans them: offset assignment, reads, lookups by timestamp, retention, DeleteRecords,
 //! and recovery on open. Transactions (markers, the last stable offset, aborted ranges,
-//! producer state) are in [`transactions`].
+//! producer state) are in the `transactions` part (`partition/transactions.rs`).
 //!
 //! The log end offset is also the high watermark: weir keeps one replica per partition.
 

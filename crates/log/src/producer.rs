@@ -266,15 +266,21 @@ impl ProducerStateTable {
         self.producers.iter().map(|(&pid, e)| (pid, e))
     }
 
-    /// Puts back an entry read from a snapshot, with its open transaction.
-    pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
-        if let Some(old) = self.producers.get(&producer_id).and_then(|e| e.current_txn_first_offset) {
-            self.open_txns.remove(&old);
+    /// Puts back an entry read from a snapshot, with its open transaction. Refuses (false,
+    /// nothing changed) an entry for a producer already present, or whose open transaction
+    /// starts where another producer's does: a damaged snapshot, not a state to trust.
+    pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) -> bool {
+        if self.producers.contains_key(&producer_id) {
+            return false;
         }
         if let Some(first) = entry.current_txn_first_offset {
+            if self.open_txns.contains_key(&first) {
+                return false;
+            }
             self.open_txns.insert(first, producer_id);
         }
         self.producers.insert(producer_id, entry);
+        true
     }
 
     /// Every producer, by producer id.

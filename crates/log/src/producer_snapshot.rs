@@ -140,10 +140,13 @@ pub fn decode(bytes: &[u8], offset: i64) -> Result<ProducerStateTable, LogError>
             batches.push_back(CachedBatch { first_sequence: r.i32()?, last_sequence: r.i32()?, base_offset: r.i64()? });
         }
         let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
-        if current_txn_first_offset.is_some_and(|f| f >= offset) || table.entries().any(|(pid, _)| pid == producer_id) {
-            return Err(corrupt("an impossible producer entry"));
+        if current_txn_first_offset.is_some_and(|f| f >= offset) {
+            return Err(corrupt("a transaction that begins after the snapshot"));
         }
-        table.insert(producer_id, ProducerEntry { epoch, batches, coordinator_epoch, current_txn_first_offset, last_timestamp_ms });
+        let entry = ProducerEntry { epoch, batches, coordinator_epoch, current_txn_first_offset, last_timestamp_ms };
+        if !table.insert(producer_id, entry) {
+            return Err(corrupt("two entries for one producer, or two transactions at one offset"));
+        }
     }
     if r.at != bytes.len() {
         return Err(corrupt("bytes after the last producer"));
@@ -260,6 +263,27 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(back.open_transactions().collect::<Vec<_>>(), vec![(1, 300)]);
         assert!(decode(&bytes, 2_999).is_err(), "the name and the content must agree");
+    }
+
+    #[test]
+    fn snapshots_that_contradict_themselves_are_refused() {
+        // Goal: a snapshot whose CRC is right but whose entries cannot all hold (one producer
+        // twice, two transactions opened at one offset) is refused, not half-loaded.
+        let mut t = ProducerStateTable::default();
+        let entry = |first| ProducerEntry { current_txn_first_offset: Some(first), ..ProducerEntry::default() };
+        assert!(t.insert(1, entry(10)));
+        assert!(t.insert(2, entry(20)));
+        let mut bytes = encode(100, &t);
+        assert!(decode(&bytes, 100).is_ok());
+        // Make producer 2's transaction start where producer 1's does, then fix the CRC.
+        let second_txn_at = HEADER_BYTES + PRODUCER_BYTES + 14;
+        bytes[second_txn_at..second_txn_at + 8].copy_from_slice(&10i64.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[4..]);
+        bytes[..4].copy_from_slice(&crc.to_be_bytes());
+        assert!(decode(&bytes, 100).is_err());
+        assert!(!t.insert(1, entry(30)), "one entry per producer");
+        assert!(!t.insert(3, entry(20)), "one transaction per first offset");
+        assert_eq!(t.len(), 2);
     }
 
     #[test]
