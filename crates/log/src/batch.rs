@@ -135,12 +135,31 @@ pub fn crc_matches(header: &BatchHeader, bytes: &[u8]) -> bool {
     bytes.len() == header.size_bytes && crc32c::crc32c(&bytes[CRC_START..]) == header.crc
 }
 
+/// Who wrote a record set, which decides what it must carry (Kafka's `AppendOrigin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: a batch with a producer id must carry a sequence.
+    Client,
+    /// The broker's own coordinators: their transactional batches (offsets committed in a
+    /// transaction, say) carry the producer's id and epoch but no sequence.
+    Coordinator,
+}
+
 /// Splits a produce request's record set into batches and validates each one as a
 /// broker must before storing it: magic 2, sane length, CRC, a consistent record count,
 /// and the size limit. Returns the headers in order.
 pub fn validate_produce_batches(
     records: &[u8],
     max_message_bytes: usize,
+) -> Result<Vec<BatchHeader>, LogError> {
+    validate_batches(records, max_message_bytes, AppendOrigin::Client)
+}
+
+/// [`validate_produce_batches`] for batches from `origin`.
+pub fn validate_batches(
+    records: &[u8],
+    max_message_bytes: usize,
+    origin: AppendOrigin,
 ) -> Result<Vec<BatchHeader>, LogError> {
     let mut headers = Vec::new();
     let mut at = 0usize;
@@ -187,7 +206,7 @@ pub fn validate_produce_batches(
         if header.is_transactional() && header.producer_id < 0 {
             return Err(LogError::InvalidRecord("a transactional batch has no producer id".into()));
         }
-        if header.producer_id >= 0 && header.base_sequence < 0 {
+        if origin == AppendOrigin::Client && header.producer_id >= 0 && header.base_sequence < 0 {
             return Err(LogError::InvalidRecord(format!(
                 "batch of producer {} has no sequence number",
                 header.producer_id

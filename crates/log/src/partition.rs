@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::batch::{assign_base_offset, validate_produce_batches, BatchHeader, BATCH_HEADER_BYTES};
+use crate::batch::{assign_base_offset, validate_batches, AppendOrigin, BatchHeader, BATCH_HEADER_BYTES};
 use crate::cleaner::{same_file, CleanedSegment, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX};
 use crate::config::LogConfig;
 use crate::durable::{persist_file, sync_dir, TEMP_SUFFIX};
@@ -257,18 +257,28 @@ impl PartitionLog {
     ///    producer whose transaction is open is refused (`InvalidTxnState`);
     /// 3. assign offsets in place, roll the segment if due, write, update producer state.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
-        self.append_within(records, now_ms, self.config.max_message_bytes)
+        self.append_within(records, now_ms, self.config.max_message_bytes, AppendOrigin::Client)
     }
 
     /// [`PartitionLog::append`] for batches the broker already accepted once (put back from
     /// a journal): a `max.message.bytes` lowered since does not refuse them.
     pub fn append_accepted(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
-        self.append_within(records, now_ms, usize::MAX)
+        self.append_within(records, now_ms, usize::MAX, AppendOrigin::Client)
     }
 
-    fn append_within(&mut self, records: &mut [u8], now_ms: i64, max_message_bytes: usize) -> Result<AppendOutcome, LogError> {
+    /// [`PartitionLog::append`] for the broker's own coordinators (records of
+    /// `__consumer_offsets` or `__transaction_state`, and journalled copies of them), as
+    /// Kafka's coordinator origin: no `max.message.bytes` limit, and a batch with a producer
+    /// id needs no sequence. Producer epochs are still fenced, and a transactional batch
+    /// (offsets committed in a transaction) opens its producer's transaction in this
+    /// partition, to be ended by [`PartitionLog::append_marker`].
+    pub fn append_internal(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+        self.append_within(records, now_ms, usize::MAX, AppendOrigin::Coordinator)
+    }
+
+    fn append_within(&mut self, records: &mut [u8], now_ms: i64, max_message_bytes: usize, origin: AppendOrigin) -> Result<AppendOutcome, LogError> {
         // 1. Validate.
-        let headers = validate_produce_batches(records, max_message_bytes)?;
+        let headers = validate_batches(records, max_message_bytes, origin)?;
         if self.config.cleanup_compact {
             require_keys(records, &headers)?;
         }

@@ -107,8 +107,10 @@ fn next_sequence(last: i32) -> i32 {
 }
 
 /// Checks one data batch against its producer's entry (`None`: a producer without state).
+/// A batch with a producer id but no sequence (written by a coordinator) has its epoch and
+/// transaction state checked, not its sequence.
 fn check_data_batch(entry: Option<&ProducerEntry>, batch: &BatchHeader) -> Result<SequenceCheck, LogError> {
-    if !batch.is_idempotent() {
+    if batch.producer_id < 0 {
         return Ok(SequenceCheck::Append);
     }
     let Some(entry) = entry else {
@@ -123,7 +125,9 @@ fn check_data_batch(entry: Option<&ProducerEntry>, batch: &BatchHeader) -> Resul
             got: batch.producer_epoch,
         });
     }
-    if batch.producer_epoch > entry.epoch {
+    if batch.base_sequence < 0 {
+        // No sequence to check: only the epoch above and the transaction below.
+    } else if batch.producer_epoch > entry.epoch {
         if batch.base_sequence != 0 {
             return Err(LogError::OutOfOrderSequence { producer_id: batch.producer_id, expected: 0, got: batch.base_sequence });
         }
@@ -160,13 +164,15 @@ fn check_data_batch(entry: Option<&ProducerEntry>, batch: &BatchHeader) -> Resul
 /// transaction.
 fn apply_data_batch(entry: &mut ProducerEntry, header: &BatchHeader) -> bool {
     entry.set_epoch(header.producer_epoch);
-    entry.batches.push_back(CachedBatch {
-        first_sequence: header.base_sequence,
-        last_sequence: header.last_sequence(),
-        base_offset: header.base_offset,
-    });
-    while entry.batches.len() > PRODUCER_BATCHES_CACHED_MAX {
-        entry.batches.pop_front();
+    if header.base_sequence >= 0 {
+        entry.batches.push_back(CachedBatch {
+            first_sequence: header.base_sequence,
+            last_sequence: header.last_sequence(),
+            base_offset: header.base_offset,
+        });
+        while entry.batches.len() > PRODUCER_BATCHES_CACHED_MAX {
+            entry.batches.pop_front();
+        }
     }
     entry.last_timestamp_ms = header.max_timestamp;
     let opens = header.is_transactional() && entry.current_txn_first_offset.is_none();
@@ -191,7 +197,7 @@ impl ProducerStateTable {
         for batch in batches {
             let entry = staged.get(&batch.producer_id).or_else(|| self.producers.get(&batch.producer_id));
             let check = check_data_batch(entry, batch)?;
-            if check == SequenceCheck::Append && batch.is_idempotent() {
+            if check == SequenceCheck::Append && batch.producer_id >= 0 {
                 let base = self.producers.get(&batch.producer_id);
                 let entry = staged.entry(batch.producer_id).or_insert_with(|| base.cloned().unwrap_or_default());
                 apply_data_batch(entry, batch);
@@ -203,7 +209,7 @@ impl ProducerStateTable {
 
     /// Records a data batch stored at `header.base_offset` (offsets already assigned).
     pub fn record(&mut self, header: &BatchHeader) {
-        if !header.is_idempotent() {
+        if header.producer_id < 0 {
             return;
         }
         let entry = self.producers.entry(header.producer_id).or_default();
@@ -250,6 +256,11 @@ impl ProducerStateTable {
         }
         let last_stable_offset = self.first_unstable_offset().unwrap_or(offset + 1);
         Some(AbortedTxn { producer_id, first_offset, last_offset: offset, last_stable_offset })
+    }
+
+    /// First offset of the producer's open transaction.
+    pub fn open_transaction_of(&self, producer_id: i64) -> Option<i64> {
+        self.producers.get(&producer_id).and_then(|e| e.current_txn_first_offset)
     }
 
     /// First offset of the earliest open transaction.
@@ -428,6 +439,25 @@ mod tests {
         let request = [txn(7, 0, 0, 1, 0), txn(7, 0, 1, 1, 1)];
         assert_eq!(fresh.check_batches(&request).unwrap(), vec![SequenceCheck::Append; 2]);
         assert!(fresh.is_empty(), "checks change nothing");
+    }
+
+    #[test]
+    fn coordinator_batches_without_a_sequence_keep_epochs_and_transactions() {
+        // Goal: a transactional batch with a producer id and no sequence (a coordinator's
+        // TxnOffsetCommit records) opens the producer's transaction and caches no sequence;
+        // its epoch is fenced like any other.
+        let mut t = ProducerStateTable::default();
+        t.record(&txn(5, 2, 0, 1, 0));
+        let offsets = txn(5, 2, -1, 1, 1);
+        assert_eq!(t.check(&offsets).unwrap(), SequenceCheck::Append);
+        t.record(&offsets);
+        assert_eq!(t.open_transaction_of(5), Some(0));
+        assert_eq!(t.views()[0].last_sequence, 0, "no sequence was cached for it");
+        assert!(matches!(t.check(&txn(5, 1, -1, 1, 2)), Err(LogError::InvalidProducerEpoch { .. })));
+        assert!(matches!(t.check(&header(5, 2, -1, 1, 2)), Err(LogError::InvalidTxnState(_))));
+        let mut fresh = ProducerStateTable::default();
+        fresh.record(&txn(6, 0, -1, 1, 7));
+        assert_eq!((fresh.open_transaction_of(6), fresh.views()[0].last_sequence), (Some(7), -1));
     }
 
     #[test]

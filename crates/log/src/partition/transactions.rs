@@ -89,6 +89,12 @@ impl PartitionLog {
         out
     }
 
+    /// Whether `producer_id` has a transaction open in this partition (a transactional
+    /// produce to a partition without one is checked with the coordinator first, KIP-890).
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.producers.open_transaction_of(producer_id).is_some()
+    }
+
     /// Every producer this partition has state for, by producer id (DescribeProducers).
     pub fn producer_states(&self) -> Vec<ProducerStateView> {
         self.producers.views()
@@ -325,6 +331,29 @@ mod tests {
         log.delete_records_before(end).unwrap();
         assert!(!index.exists());
         assert!(log.aborted_transactions(0, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn coordinator_writes_join_transactions_without_sequences() {
+        // Goal: append_internal takes a transactional batch with a producer id and no
+        // sequence (which produce refuses), opens the producer's transaction with it, holds
+        // the LSO until the marker, and keeps that across a reopen.
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), 1 << 20);
+        let offsets = || txn(9, 1, -1, 2);
+        assert!(matches!(log.append(&mut offsets(), 0), Err(LogError::InvalidRecord(_))));
+        assert!(!log.has_open_transaction(9));
+        log.append(&mut plain(1), 0).unwrap();
+        assert_eq!(log.append_internal(&mut offsets(), 0).unwrap().base_offset, 1);
+        assert!(log.has_open_transaction(9));
+        assert_eq!(log.last_stable_offset(), 1);
+        drop(log);
+        let mut log = open(dir.path(), 1 << 20);
+        assert!(log.has_open_transaction(9), "replayed");
+        assert!(matches!(log.append_internal(&mut txn(9, 0, -1, 1), 0), Err(LogError::InvalidProducerEpoch { .. })));
+        log.append_marker(9, 1, 0, true, 0).unwrap();
+        assert!(!log.has_open_transaction(9));
+        assert_eq!(log.last_stable_offset(), 4);
     }
 
     #[test]
