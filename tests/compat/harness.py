@@ -3,8 +3,10 @@ clients with their pinned versions, and a group member running in its own proces
 
 Every client is driven through the same two roles (see clients/*): `basic` creates a
 3-partition topic, produces keyed records, reads them back and deletes the topic;
-`member` is one consumer group member. Their output is plain lines the runner checks,
-so a check means the same thing for every client.
+`member` is one consumer group member. The Java, confluent-kafka and franz-go drivers
+also have the transaction roles (`txn-commit`, `txn-abort`, `txn-open`, `txn-fence`,
+`txn-ctp`). Their output is plain lines the runner checks, so a check means the same
+thing for every client.
 """
 import os
 import re
@@ -204,7 +206,7 @@ def _versions():
     }
 
 
-# name -> command builder: role ("basic" | "member") and its arguments -> argv
+# name -> command builder: role ("basic" | "member" | "txn-...") and its arguments -> argv
 CLIENTS = {
     "kcat": _py("kcat"),
     "confluent-kafka": _py("confluent-kafka"),

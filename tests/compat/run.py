@@ -2,7 +2,8 @@
 """Runs the compatibility scenarios with real clients against weir, Apache Kafka, or both
 in one go, and prints a side-by-side table (client x check x broker).
 
-  run.py                                   everything: all clients, both brokers
+  run.py                                   all clients, both brokers, basic and group
+  run.py --broker kafka --clients java,confluent-kafka,franz-go --scenarios txn
   run.py --broker weir --clients kcat,java --scenarios basic
 
 Options:
@@ -63,6 +64,7 @@ CHECKS = {
     "txn.open-blocks": "an open transaction holds read_committed back at it, read_uncommitted reads it; its commit releases it",
     "txn.lso": "while a transaction is open, read_committed end offsets are its first offsets, below the high watermarks",
     "txn.fencing": "a second producer with the same transactional.id fences the first: its commit fails, and it is told it is fenced",
+    "txn.fenced-errors": "the fenced producer's late send, commit and abort fail with the errors Apache Kafka gives it",
     "txn.fenced-abort": "the fenced producer's open transaction is aborted: never read with read_committed",
     "txn.consume-transform-produce": "consume, transform, produce with the group's offsets in the transaction: every input once",
     "txn.sent-offsets": "the group's committed offsets are the input's end offsets",
@@ -83,7 +85,15 @@ TXN_CLIENTS = ["java", "confluent-kafka", "franz-go"]
 FENCED_ERRORS = {
     "java": ["ProducerFencedException"],
     "confluent-kafka": ["_FENCED", "PRODUCER_FENCED"],
-    "franz-go": ["PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"],
+    "franz-go": ["PRODUCER_FENCED"],
+}
+# What each fenced producer's late send, commit and abort return with Apache Kafka 4.4
+# (INVALID_PRODUCER_EPOCH for the Produce, PRODUCER_FENCED for the EndTxn abort), exactly.
+FENCED_AS_ON_KAFKA = {
+    "java": {"send": ["InvalidProducerEpochException"], "commit": ["InvalidProducerEpochException"],
+             "abort": ["ProducerFencedException"]},
+    "confluent-kafka": {"send": ["_FENCED fatal"], "commit": ["_FENCED fatal"], "abort": ["_FENCED fatal"]},
+    "franz-go": {"send": ["INVALID_PRODUCER_EPOCH"], "commit": ["OPERATION_NOT_ATTEMPTED"], "abort": ["PRODUCER_FENCED"]},
 }
 
 
@@ -375,6 +385,9 @@ def txn(res, broker, client, count):
                    ev["second-init"] == ["ok"] and len(ev["commit"]) == 1 and ev["commit"] != ["ok"]
                    and any(e in outcome for e in FENCED_ERRORS[client]),
                    f"the first producer saw: {outcome}; the second's init: {ev['second-init']}; {why}")
+        seen = {call: ev[call] for call in ("send", "commit", "abort")}
+        res.record(name, client, "txn.fenced-errors", seen == FENCED_AS_ON_KAFKA[client],
+                   f"saw {seen}, Apache Kafka gives {FENCED_AS_ON_KAFKA[client]}")
         fenced = [r for r in acked if r[3][0] == "f"]
         second = [r for r in acked if r[3][0] == "g"]
         res.record(name, client, "txn.fenced-abort",
@@ -477,7 +490,7 @@ def main():
             for client in clients:
                 for scenario in scenarios:
                     print(f"== [{bname}] {client} {scenario}", flush=True)
-                    before = dict(res.outcomes)
+                    before, started = dict(res.outcomes), time.time()
                     try:
                         if scenario == "basic":
                             basic(res, broker, client, a.records)
@@ -490,7 +503,7 @@ def main():
                             if check.startswith(scenario + ".") and (bname, client, check) not in res.outcomes:
                                 res.record(bname, client, check, False, f"scenario stopped: {e!r}")
                     mine = [ok for k, (ok, _) in res.outcomes.items() if k not in before]
-                    print(f"{sum(mine)} passed, {len(mine) - sum(mine)} failed", flush=True)
+                    print(f"{sum(mine)} passed, {len(mine) - sum(mine)} failed in {time.time() - started:.1f} s", flush=True)
         finally:
             if not a.bootstrap:
                 broker.stop()

@@ -1,4 +1,5 @@
-// franz-go in the compatibility harness. Two roles, whose output run.py checks:
+// franz-go in the compatibility harness. Two roles, whose output run.py checks, and the
+// transaction roles of txn.go:
 //
 //	basic BOOTSTRAP TOPIC COUNT   create TOPIC (3 partitions) with kadm, produce COUNT keyed
 //	                              records, read them back, delete TOPIC ("T", "P", "C", "D")
@@ -24,6 +25,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && strings.HasPrefix(os.Args[1], "txn-") {
+		if err := transactions(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Printf("E %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) != 5 {
 		fmt.Fprintln(os.Stderr, "usage: franz basic BOOTSTRAP TOPIC COUNT | member BOOTSTRAP TOPIC GROUP")
 		os.Exit(2)
