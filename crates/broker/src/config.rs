@@ -47,6 +47,12 @@ pub struct BrokerConfig {
     pub group_max_size: usize,
     /// Kafka's `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: i64,
+    /// Kafka's `transaction.state.log.num.partitions`.
+    pub transaction_state_partitions: i32,
+    /// Kafka's `transaction.state.log.segment.bytes`.
+    pub transaction_state_segment_bytes: u64,
+    /// Kafka's `transaction.max.timeout.ms`: longer transaction timeouts are refused.
+    pub transaction_max_timeout_ms: i32,
 }
 
 impl BrokerConfig {
@@ -71,6 +77,9 @@ impl BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: weir_groups::GROUP_MEMBERS_MAX,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            transaction_state_partitions: 50,
+            transaction_state_segment_bytes: 104_857_600,
+            transaction_max_timeout_ms: 900_000,
         }
     }
 }

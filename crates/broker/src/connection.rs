@@ -52,7 +52,10 @@ const WRITE_SLICES_MAX: usize = 64;
 
 /// Writes a frame's chunks: through the buffer when they fit in it, else with vectored
 /// writes, so a Fetch response leaves as one stream rather than a small write per piece.
-async fn write_chunks(out: &mut BufWriter<OwnedWriteHalf>, chunks: &[Bytes]) -> std::io::Result<()> {
+async fn write_chunks(
+    out: &mut BufWriter<OwnedWriteHalf>,
+    chunks: &[Bytes],
+) -> std::io::Result<()> {
     let total: usize = chunks.iter().map(Bytes::len).sum();
     if total <= WRITE_BUFFER_BYTES.saturating_sub(out.buffer().len()) {
         for c in chunks {
@@ -150,17 +153,26 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         let frame = frame.freeze();
         let reply = match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
             Ok(request) => {
-                let info = ClientInfo { peer, client_id: request.client_id.clone().unwrap_or_default() };
+                let info = ClientInfo {
+                    peer,
+                    client_id: request.client_id.clone().unwrap_or_default(),
+                };
                 handlers::dispatch(&state, &info, request)
             }
-            Err(WireError::UnsupportedVersion { api_key, correlation_id, api_version })
-                if api_key == weir_wire::kafka_protocol::messages::ApiKey::ApiVersions as i16 =>
-            {
+            Err(WireError::UnsupportedVersion {
+                api_key,
+                correlation_id,
+                api_version,
+            }) if api_key == weir_wire::kafka_protocol::messages::ApiKey::ApiVersions as i16 => {
                 tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
                 handlers::api_versions::unsupported_version_reply(correlation_id)
             }
             Err(e) => {
-                let head: String = frame.iter().take(FRAME_BYTES_LOGGED_MAX).map(|b| format!("{b:02x}")).collect();
+                let head: String = frame
+                    .iter()
+                    .take(FRAME_BYTES_LOGGED_MAX)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
                 tracing::warn!(%peer, error = %e, frame_start = %head, "closing connection");
                 Reply::Close(None)
             }

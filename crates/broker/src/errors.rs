@@ -11,6 +11,10 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),
+        LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState.code(),
+        LogError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced.code()
+        }
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
     }

@@ -75,7 +75,14 @@ impl FetchSessions {
             let id = inner.next_id;
             if !inner.sessions.contains_key(&id) {
                 let last_used = inner.clock;
-                inner.sessions.insert(id, Session { next_epoch: 1, partitions, last_used });
+                inner.sessions.insert(
+                    id,
+                    Session {
+                        next_epoch: 1,
+                        partitions,
+                        last_used,
+                    },
+                );
                 return id;
             }
         }
@@ -123,9 +130,19 @@ impl FetchSessions {
     }
 
     /// Records what was sent for `key`, so the next response can leave it out if unchanged.
-    pub fn record_sent(&self, id: i32, key: &SessionKey, high_watermark: i64, log_start_offset: i64) {
+    pub fn record_sent(
+        &self,
+        id: i32,
+        key: &SessionKey,
+        high_watermark: i64,
+        log_start_offset: i64,
+    ) {
         let mut inner = self.inner.lock();
-        if let Some(p) = inner.sessions.get_mut(&id).and_then(|s| s.partitions.get_mut(key)) {
+        if let Some(p) = inner
+            .sessions
+            .get_mut(&id)
+            .and_then(|s| s.partitions.get_mut(key))
+        {
             p.last_high_watermark = high_watermark;
             p.last_log_start_offset = log_start_offset;
         }
@@ -153,14 +170,30 @@ mod tests {
         // Goal: a session accepts epochs 1, 2, ... in order and refuses repeats and unknown ids.
         let s = FetchSessions::default();
         let mut parts = IndexMap::new();
-        parts.insert(key(0), SessionPartition { fetch_offset: 0, partition_max_bytes: 10, last_high_watermark: -2, last_log_start_offset: -2 });
+        parts.insert(
+            key(0),
+            SessionPartition {
+                fetch_offset: 0,
+                partition_max_bytes: 10,
+                last_high_watermark: -2,
+                last_log_start_offset: -2,
+            },
+        );
         let id = s.create(parts);
         assert!(id > 0);
-        let p = s.update(id, 1, vec![(key(1), 5, 10)], vec![key(0)]).unwrap();
+        let p = s
+            .update(id, 1, vec![(key(1), 5, 10)], vec![key(0)])
+            .unwrap();
         assert_eq!(p.keys().cloned().collect::<Vec<_>>(), vec![key(1)]);
-        assert_eq!(s.update(id, 1, vec![], vec![]).unwrap_err(), SessionError::InvalidEpoch);
+        assert_eq!(
+            s.update(id, 1, vec![], vec![]).unwrap_err(),
+            SessionError::InvalidEpoch
+        );
         assert!(s.update(id, 2, vec![], vec![]).is_ok());
-        assert_eq!(s.update(id + 1, 1, vec![], vec![]).unwrap_err(), SessionError::NotFound);
+        assert_eq!(
+            s.update(id + 1, 1, vec![], vec![]).unwrap_err(),
+            SessionError::NotFound
+        );
         s.remove(id);
         assert!(s.is_empty());
     }

@@ -1,5 +1,5 @@
 //! `weir-broker`: the tokio server that turns Kafka requests into work on the log, the
-//! catalog and the group coordinator.
+//! catalog, the group coordinator and the transaction coordinator.
 //!
 //! Layout:
 //! - [`config`]: [`BrokerConfig`], every knob of `weir serve`.
@@ -7,8 +7,12 @@
 //! - [`server`]: the listener, background tasks (fsync interval, retention, the log
 //!   cleaner) and shutdown.
 //! - [`connection`]: one client connection: frames in, ordered responses out.
-//! - [`group_runtime`]: the task that drives the pure group coordinator and persists its
-//!   records to `__consumer_offsets`.
+//! - [`coordinator_runtime`]: the one runtime that drives the pure coordinators: a task
+//!   each, their records persisted to their internal topic before responses go, timers,
+//!   replay at start.
+//! - [`group_runtime`]: the group coordinator on it (`__consumer_offsets`).
+//! - [`txn_runtime`]: the transaction coordinator on it (`__transaction_state`), and the
+//!   writing of transaction markers.
 //! - [`offsets_journal`]: the journal that makes each coordinator step durable with one
 //!   fsync.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
@@ -17,6 +21,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod coordinator_runtime;
 pub mod errors;
 pub mod fetch_session;
 pub mod group_runtime;
@@ -24,6 +29,7 @@ pub mod handlers;
 pub mod offsets_journal;
 pub mod server;
 pub mod state;
+pub mod txn_runtime;
 
 pub use config::BrokerConfig;
 pub use server::Broker;

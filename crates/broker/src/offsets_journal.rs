@@ -42,7 +42,12 @@ impl OffsetsJournal {
     /// Opens (or creates) the journal and returns the entries it holds, in order. A torn or
     /// corrupt tail is cut off.
     pub fn open(path: &Path) -> std::io::Result<(OffsetsJournal, Vec<JournalEntry>)> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let mut entries = Vec::new();
@@ -50,13 +55,21 @@ impl OffsetsJournal {
         while at + 12 <= bytes.len() {
             let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
             let crc = u32::from_be_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-            let Some(end) = (at + 8).checked_add(len).filter(|&e| e <= bytes.len() && len >= 4) else { break };
+            let Some(end) = (at + 8)
+                .checked_add(len)
+                .filter(|&e| e <= bytes.len() && len >= 4)
+            else {
+                break;
+            };
             let body = &bytes[at + 8..end];
             if crc32c::crc32c(body) != crc {
                 break;
             }
             let partition = i32::from_be_bytes(body[..4].try_into().expect("4 bytes"));
-            entries.push(JournalEntry { partition, batch: body[4..].to_vec() });
+            entries.push(JournalEntry {
+                partition,
+                batch: body[4..].to_vec(),
+            });
             at = end;
         }
         if at < bytes.len() {
@@ -74,14 +87,23 @@ impl OffsetsJournal {
         }
         // Appends go to the end whatever the file position.
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok((OffsetsJournal { file, len: at as u64, failed: false }, entries))
+        Ok((
+            OffsetsJournal {
+                file,
+                len: at as u64,
+                failed: false,
+            },
+            entries,
+        ))
     }
 
     /// Appends the batches of one coordinator step and fsyncs: once this returns, they
     /// survive a crash even if their partitions' copies do not.
     pub fn append(&mut self, entries: &[(i32, &[u8])]) -> std::io::Result<()> {
         if self.failed {
-            return Err(std::io::Error::other("the offsets journal failed earlier; restart the broker once the disk is healthy"));
+            return Err(std::io::Error::other(
+                "the offsets journal failed earlier; restart the broker once the disk is healthy",
+            ));
         }
         let mut buf = Vec::with_capacity(entries.iter().map(|(_, b)| b.len() + 12).sum());
         for (partition, batch) in entries {
@@ -95,7 +117,12 @@ impl OffsetsJournal {
         if let Err(e) = self.file.write_all(&buf) {
             // Cut the partial entry off, or later entries would sit behind bytes that end
             // the journal on the next open.
-            if self.file.set_len(self.len).and_then(|()| self.file.sync_all()).is_err() {
+            if self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_all())
+                .is_err()
+            {
                 self.failed = true;
             }
             return Err(e);
@@ -118,7 +145,9 @@ impl OffsetsJournal {
     /// Empties the journal. Only once every partition it covers is fsynced.
     pub fn reset(&mut self) -> std::io::Result<()> {
         if self.failed {
-            return Err(std::io::Error::other("the offsets journal failed earlier; it is kept as it is"));
+            return Err(std::io::Error::other(
+                "the offsets journal failed earlier; it is kept as it is",
+            ));
         }
         self.file.set_len(0)?;
         self.file.sync_all()?;
@@ -151,8 +180,18 @@ mod tests {
         j.append(&[(3, b"third")]).unwrap();
         drop(j);
         let (_, entries) = OffsetsJournal::open(&path).unwrap();
-        let got: Vec<(i32, &[u8])> = entries.iter().map(|e| (e.partition, e.batch.as_slice())).collect();
-        assert_eq!(got, vec![(3, &b"first batch"[..]), (7, &b"second"[..]), (3, &b"third"[..])]);
+        let got: Vec<(i32, &[u8])> = entries
+            .iter()
+            .map(|e| (e.partition, e.batch.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, &b"first batch"[..]),
+                (7, &b"second"[..]),
+                (3, &b"third"[..])
+            ]
+        );
 
         // Tear the last entry: the first two remain, and the file is cut to them.
         let full = std::fs::read(&path).unwrap();
@@ -162,7 +201,10 @@ mod tests {
         j.append(&[(1, b"after the cut")]).unwrap();
         drop(j);
         let (_, entries) = OffsetsJournal::open(&path).unwrap();
-        assert_eq!(entries.last().map(|e| (e.partition, e.batch.clone())), Some((1, b"after the cut".to_vec())));
+        assert_eq!(
+            entries.last().map(|e| (e.partition, e.batch.clone())),
+            Some((1, b"after the cut".to_vec()))
+        );
 
         // A flipped byte in the second entry: only the first survives.
         let mut bytes = std::fs::read(&path).unwrap();

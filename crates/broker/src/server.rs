@@ -28,9 +28,9 @@ impl Broker {
     /// Recovers the data directory and binds the listener; serving starts with [`Broker::run`].
     pub async fn bind(config: BrokerConfig) -> anyhow::Result<Broker> {
         let listen = config.listen;
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; pick another address with --listen"))?;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e}; pick another address with --listen")
+        })?;
         let mut config = config;
         let local = listener.local_addr()?;
         if config.advertised_port == 0 {
@@ -38,13 +38,23 @@ impl Broker {
         }
         let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
         let s = Arc::clone(&state);
-        let groups = tokio::task::spawn_blocking(move || crate::group_runtime::GroupRuntime::start_blocking(&s)).await??;
+        let groups = tokio::task::spawn_blocking(move || {
+            crate::group_runtime::GroupRuntime::start_blocking(&s)
+        })
+        .await??;
         state.set_groups(groups.spawn(&state));
+        let s = Arc::clone(&state);
+        let txns =
+            tokio::task::spawn_blocking(move || crate::txn_runtime::TxnRuntime::start_blocking(&s))
+                .await??;
+        state.set_txns(txns.spawn(&state));
         Ok(Broker { state, listener })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> Arc<BrokerState> {
@@ -99,10 +109,14 @@ impl Broker {
     }
 }
 
-fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+fn spawn_background(
+    state: Arc<BrokerState>,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let fsync_every = Duration::from_millis(state.config.fsync_interval_ms.max(1));
-        let retention_every = Duration::from_millis(state.config.retention_check_interval_ms.max(1));
+        let retention_every =
+            Duration::from_millis(state.config.retention_check_interval_ms.max(1));
         let mut fsync_tick = tokio::time::interval(fsync_every);
         let mut retention_tick = tokio::time::interval(retention_every);
         retention_tick.tick().await;
@@ -129,7 +143,9 @@ fn spawn_background(state: Arc<BrokerState>, mut stop: watch::Receiver<bool>) ->
 /// retention. `stop` makes a running clean give up at its next segment.
 fn spawn_cleaner(state: Arc<BrokerState>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(state.config.log_cleaner_interval_ms.max(1)));
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            state.config.log_cleaner_interval_ms.max(1),
+        ));
         tick.tick().await;
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
@@ -147,14 +163,24 @@ fn clean_compacted_logs(state: &BrokerState, stop: &AtomicBool) {
             return;
         }
         let now = now_ms();
-        let Some(plan) = h.log.lock().plan_compaction(now) else { continue };
+        let Some(plan) = h.log.lock().plan_compaction(now) else {
+            continue;
+        };
         let mut report = weir_log::CompactionReport::default();
-        let result = weir_log::cleaner::compact(&plan, now, &|| stop.load(Ordering::Relaxed), &mut |cleaned| {
-            h.log.lock().swap_cleaned(cleaned, now, &mut report)
-        })
+        let result = weir_log::cleaner::compact(
+            &plan,
+            now,
+            &|| stop.load(Ordering::Relaxed),
+            &mut |cleaned| h.log.lock().swap_cleaned(cleaned, now, &mut report),
+        )
         .and_then(|output| {
-            let Some(output) = output else { return Ok(None) };
-            h.log.lock().finish_compaction(&output).map(|()| Some(output))
+            let Some(output) = output else {
+                return Ok(None);
+            };
+            h.log
+                .lock()
+                .finish_compaction(&output)
+                .map(|()| Some(output))
         });
         match result {
             Ok(None) => return,
@@ -168,7 +194,9 @@ fn clean_compacted_logs(state: &BrokerState, stop: &AtomicBool) {
                 records_kept = output.records_kept,
                 "compacted"
             ),
-            Err(e) => tracing::error!(topic = %h.topic, partition = h.index, error = %e, "compaction failed"),
+            Err(e) => {
+                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "compaction failed")
+            }
         }
     }
 }
@@ -178,8 +206,12 @@ fn apply_retention(state: &BrokerState) {
     for h in state.all_partitions() {
         match h.log.lock().apply_retention(now) {
             Ok(0) => {}
-            Ok(n) => tracing::info!(topic = %h.topic, partition = h.index, segments = n, "retention deleted segments"),
-            Err(e) => tracing::error!(topic = %h.topic, partition = h.index, error = %e, "retention failed"),
+            Ok(n) => {
+                tracing::info!(topic = %h.topic, partition = h.index, segments = n, "retention deleted segments")
+            }
+            Err(e) => {
+                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "retention failed")
+            }
         }
     }
 }

@@ -29,13 +29,19 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(e: ResponseError, message: impl Into<String>) -> ApiError {
-        ApiError { code: e.code(), message: message.into() }
+        ApiError {
+            code: e.code(),
+            message: message.into(),
+        }
     }
 }
 
 impl From<MetaError> for ApiError {
     fn from(e: MetaError) -> ApiError {
-        ApiError { code: meta_error_code(&e), message: e.to_string() }
+        ApiError {
+            code: meta_error_code(&e),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -47,7 +53,10 @@ impl From<std::io::Error> for ApiError {
 
 impl From<weir_log::LogError> for ApiError {
     fn from(e: weir_log::LogError) -> ApiError {
-        ApiError { code: crate::errors::log_error_code(&e), message: e.to_string() }
+        ApiError {
+            code: crate::errors::log_error_code(&e),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -64,6 +73,7 @@ pub struct BrokerState {
     catalog: Mutex<Catalog>,
     partitions: RwLock<HashMap<String, Vec<Arc<PartitionHandle>>>>,
     groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
+    txns: std::sync::OnceLock<crate::txn_runtime::TxnRuntime>,
     pub fetch_sessions: crate::fetch_session::FetchSessions,
 }
 
@@ -74,7 +84,9 @@ const CATALOG_FILE: &str = "catalog.json";
 fn new_cluster_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bits = Uuid::new_v4().as_u128();
-    (0..22).map(|i| ALPHABET[((bits >> (6 * i)) & 63) as usize] as char).collect()
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (6 * i)) & 63) as usize] as char)
+        .collect()
 }
 
 /// Maps a topic's configs onto the settings its logs obey.
@@ -110,7 +122,10 @@ impl BrokerState {
         let catalog_path = config.data_dir.join(CATALOG_DIR).join(CATALOG_FILE);
         let catalog = match fs::read(&catalog_path) {
             Ok(bytes) => Catalog::from_bytes(&bytes).map_err(|e| {
-                anyhow::anyhow!("{}: {e}; restore it from a backup or move the data directory away", catalog_path.display())
+                anyhow::anyhow!(
+                    "{}: {e}; restore it from a backup or move the data directory away",
+                    catalog_path.display()
+                )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::new(new_cluster_id()),
             Err(e) => return Err(e.into()),
@@ -127,6 +142,7 @@ impl BrokerState {
             catalog: Mutex::new(catalog),
             partitions: RwLock::new(partitions),
             groups: std::sync::OnceLock::new(),
+            txns: std::sync::OnceLock::new(),
             fetch_sessions: Default::default(),
         });
         state.persist_catalog(&state.catalog.lock())?;
@@ -152,6 +168,15 @@ impl BrokerState {
         let _ = self.groups.set(runtime);
     }
 
+    /// The transaction coordinator runtime, once started.
+    pub fn txns(&self) -> Option<&crate::txn_runtime::TxnRuntime> {
+        self.txns.get()
+    }
+
+    pub fn set_txns(&self, runtime: crate::txn_runtime::TxnRuntime) {
+        let _ = self.txns.set(runtime);
+    }
+
     pub fn cluster_id(&self) -> String {
         self.catalog.lock().cluster_id.clone()
     }
@@ -173,7 +198,10 @@ impl BrokerState {
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<PartitionHandle>> {
         let map = self.partitions.read();
         let list = map.get(topic)?;
-        usize::try_from(index).ok().and_then(|i| list.get(i)).cloned()
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| list.get(i))
+            .cloned()
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<PartitionHandle>> {
@@ -193,9 +221,24 @@ impl BrokerState {
         let mut catalog = self.catalog.lock();
         catalog.check_create(name, partitions, replication_factor, &configs)?;
         if !apply {
-            return Ok(Topic { name: name.to_string(), id: Uuid::nil(), partitions, configs, internal });
+            return Ok(Topic {
+                name: name.to_string(),
+                id: Uuid::nil(),
+                partitions,
+                configs,
+                internal,
+            });
         }
-        let topic = catalog.create_topic(name, Uuid::new_v4(), partitions, replication_factor, configs, internal)?.clone();
+        let topic = catalog
+            .create_topic(
+                name,
+                Uuid::new_v4(),
+                partitions,
+                replication_factor,
+                configs,
+                internal,
+            )?
+            .clone();
         // A leftover directory of an earlier topic of the same name must not leak into this one.
         for i in 0..partitions {
             remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
@@ -212,7 +255,10 @@ impl BrokerState {
     pub fn delete_topic(&self, name: &str) -> Result<Topic, ApiError> {
         let mut catalog = self.catalog.lock();
         if catalog.topic(name).is_some_and(|t| t.internal) {
-            return Err(ApiError::new(ResponseError::InvalidTopicException, format!("topic '{name}' is internal and cannot be deleted")));
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("topic '{name}' is internal and cannot be deleted"),
+            ));
         }
         let topic = catalog.delete_topic(name)?;
         self.persist_catalog(&catalog)?;
@@ -247,12 +293,21 @@ impl BrokerState {
             .collect::<Result<_, _>>()?;
         catalog.set_partitions(name, count)?;
         self.persist_catalog(&catalog)?;
-        self.partitions.write().entry(name.to_string()).or_default().extend(new);
+        self.partitions
+            .write()
+            .entry(name.to_string())
+            .or_default()
+            .extend(new);
         Ok(())
     }
 
     /// Replaces a topic's config overrides and applies them to its logs at once.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, apply: bool) -> Result<(), ApiError> {
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        apply: bool,
+    ) -> Result<(), ApiError> {
         let mut catalog = self.catalog.lock();
         for (k, v) in &configs {
             weir_meta::config::validate(k, v)?;
@@ -316,8 +371,15 @@ fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn open_partition(data_dir: &Path, topic: &Topic, index: i32) -> Result<Arc<PartitionHandle>, ApiError> {
-    let log = PartitionLog::open(&partition_dir(data_dir, &topic.name, index), log_config_for(topic))?;
+fn open_partition(
+    data_dir: &Path,
+    topic: &Topic,
+    index: i32,
+) -> Result<Arc<PartitionHandle>, ApiError> {
+    let log = PartitionLog::open(
+        &partition_dir(data_dir, &topic.name, index),
+        log_config_for(topic),
+    )?;
     Ok(Arc::new(PartitionHandle {
         topic: topic.name.clone(),
         index,

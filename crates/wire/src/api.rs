@@ -12,7 +12,11 @@ pub struct ApiRange {
 }
 
 const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiRange {
-    ApiRange { api_key, min_version, max_version }
+    ApiRange {
+        api_key,
+        min_version,
+        max_version,
+    }
 }
 
 /// APIs served by the broker core (log and metadata).
@@ -49,16 +53,37 @@ pub const GROUP_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteGroups, 0, 2),
 ];
 
+/// APIs served by the transaction coordinator and the broker's transaction support.
+pub const TXN_APIS: &[ApiRange] = &[
+    range(ApiKey::AddPartitionsToTxn, 0, 5),
+    range(ApiKey::AddOffsetsToTxn, 0, 4),
+    range(ApiKey::EndTxn, 0, 5),
+    range(ApiKey::TxnOffsetCommit, 0, 5),
+    range(ApiKey::DescribeTransactions, 0, 0),
+    range(ApiKey::ListTransactions, 0, 1),
+    range(ApiKey::DescribeProducers, 0, 0),
+];
+
 /// The version range weir supports for `api_key`, if it supports the API at all.
 pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
     let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
-    CORE_APIS.iter().chain(groups.iter()).copied().find(|r| r.api_key == api_key)
+    CORE_APIS
+        .iter()
+        .chain(groups.iter())
+        .chain(TXN_APIS.iter())
+        .copied()
+        .find(|r| r.api_key == api_key)
 }
 
 /// Every API weir advertises, core first.
 pub fn advertised(with_groups: bool) -> Vec<ApiRange> {
     let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
-    CORE_APIS.iter().chain(groups.iter()).copied().collect()
+    CORE_APIS
+        .iter()
+        .chain(groups.iter())
+        .chain(TXN_APIS.iter())
+        .copied()
+        .collect()
 }
 
 #[cfg(test)]
@@ -95,6 +120,13 @@ mod tests {
             ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
             ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
             ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
+            ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::VERSIONS,
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::VERSIONS,
+            ApiKey::EndTxn => EndTxnRequest::VERSIONS,
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS,
+            ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
+            ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
+            ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
             other => panic!("no codec range listed for {other:?}"),
         };
         (v.min, v.max)
@@ -105,7 +137,10 @@ mod tests {
         // Goal: never advertise a version the message codec cannot decode or encode.
         for r in advertised(true) {
             let (min, max) = crate_range(r.api_key);
-            assert!(r.min_version >= min && r.max_version <= max, "{r:?} outside {min}..={max}");
+            assert!(
+                r.min_version >= min && r.max_version <= max,
+                "{r:?} outside {min}..={max}"
+            );
             assert!(r.min_version <= r.max_version);
         }
     }

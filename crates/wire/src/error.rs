@@ -14,7 +14,15 @@ pub enum WireError {
     #[error("unknown API key {api_key}")]
     UnknownApiKey { api_key: i16 },
     #[error("API key {api_key} version {api_version} is not supported")]
-    UnsupportedVersion { api_key: i16, api_version: i16, correlation_id: i32 },
+    UnsupportedVersion {
+        api_key: i16,
+        api_version: i16,
+        correlation_id: i32,
+    },
     #[error("malformed request (API key {api_key} version {api_version}): {reason}")]
-    Malformed { api_key: i16, api_version: i16, reason: String },
+    Malformed {
+        api_key: i16,
+        api_version: i16,
+        reason: String,
+    },
 }

@@ -12,7 +12,10 @@ pub const SIZE_PREFIX_BYTES: usize = 4;
 /// hostile size never makes the broker allocate.
 pub fn check_frame_size(size_bytes: i32, limit_bytes: usize) -> Result<usize, WireError> {
     if size_bytes < 0 || size_bytes as usize > limit_bytes {
-        return Err(WireError::FrameSize { size_bytes: i64::from(size_bytes), limit_bytes });
+        return Err(WireError::FrameSize {
+            size_bytes: i64::from(size_bytes),
+            limit_bytes,
+        });
     }
     Ok(size_bytes as usize)
 }

@@ -46,6 +46,13 @@ pub enum Request {
     ListGroups(ListGroupsRequest),
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
+    DescribeProducers(DescribeProducersRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -62,7 +69,11 @@ pub fn peek_prefix(frame: &[u8]) -> Result<HeaderPrefix, WireError> {
         return Err(WireError::Truncated);
     }
     let mut b = &frame[..8];
-    Ok(HeaderPrefix { api_key: b.get_i16(), api_version: b.get_i16(), correlation_id: b.get_i32() })
+    Ok(HeaderPrefix {
+        api_key: b.get_i16(),
+        api_version: b.get_i16(),
+        correlation_id: b.get_i32(),
+    })
 }
 
 /// Decodes one whole request frame (without its size prefix).
@@ -74,10 +85,12 @@ pub fn peek_prefix(frame: &[u8]) -> Result<HeaderPrefix, WireError> {
 pub fn decode_request(mut frame: Bytes, with_groups: bool) -> Result<DecodedRequest, WireError> {
     // 1. Cheap checks on the fixed prefix.
     let prefix = peek_prefix(&frame)?;
-    let api_key = ApiKey::try_from(prefix.api_key)
-        .map_err(|_| WireError::UnknownApiKey { api_key: prefix.api_key })?;
-    let supported = supported_range(api_key, with_groups)
-        .ok_or(WireError::UnknownApiKey { api_key: prefix.api_key })?;
+    let api_key = ApiKey::try_from(prefix.api_key).map_err(|_| WireError::UnknownApiKey {
+        api_key: prefix.api_key,
+    })?;
+    let supported = supported_range(api_key, with_groups).ok_or(WireError::UnknownApiKey {
+        api_key: prefix.api_key,
+    })?;
     if prefix.api_version < supported.min_version || prefix.api_version > supported.max_version {
         return Err(WireError::UnsupportedVersion {
             api_key: prefix.api_key,
@@ -141,6 +154,13 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::ListGroups => Request::ListGroups(Decodable::decode(buf, v)?),
         ApiKey::DescribeGroups => Request::DescribeGroups(Decodable::decode(buf, v)?),
         ApiKey::DeleteGroups => Request::DeleteGroups(Decodable::decode(buf, v)?),
+        ApiKey::AddPartitionsToTxn => Request::AddPartitionsToTxn(Decodable::decode(buf, v)?),
+        ApiKey::AddOffsetsToTxn => Request::AddOffsetsToTxn(Decodable::decode(buf, v)?),
+        ApiKey::EndTxn => Request::EndTxn(Decodable::decode(buf, v)?),
+        ApiKey::TxnOffsetCommit => Request::TxnOffsetCommit(Decodable::decode(buf, v)?),
+        ApiKey::DescribeTransactions => Request::DescribeTransactions(Decodable::decode(buf, v)?),
+        ApiKey::ListTransactions => Request::ListTransactions(Decodable::decode(buf, v)?),
+        ApiKey::DescribeProducers => Request::DescribeProducers(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }
@@ -158,7 +178,9 @@ mod tests {
             .with_correlation_id(7)
             .with_client_id(Some(StrBytes::from_static_str("t")));
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         buf.freeze()
     }
@@ -189,9 +211,16 @@ mod tests {
         raw[3] = 99;
         assert!(matches!(
             decode_request(raw.freeze(), false),
-            Err(WireError::UnsupportedVersion { api_version: 99, correlation_id: 7, .. })
+            Err(WireError::UnsupportedVersion {
+                api_version: 99,
+                correlation_id: 7,
+                ..
+            })
         ));
-        assert_eq!(decode_request(Bytes::from_static(&[0, 1]), false).unwrap_err(), WireError::Truncated);
+        assert_eq!(
+            decode_request(Bytes::from_static(&[0, 1]), false).unwrap_err(),
+            WireError::Truncated
+        );
     }
 
     #[test]

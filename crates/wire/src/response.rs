@@ -64,8 +64,13 @@ pub fn encode_fetch_response(
             at += 1;
             continue;
         }
-        let index = u32::from_be_bytes(small[at + 12..at + 16].try_into().expect("4 bytes")) as usize;
-        let prefix_ok = if flexible { at >= 1 && small[at - 1] == 17 } else { at >= 4 && small[at - 4..at] == 16i32.to_be_bytes() };
+        let index =
+            u32::from_be_bytes(small[at + 12..at + 16].try_into().expect("4 bytes")) as usize;
+        let prefix_ok = if flexible {
+            at >= 1 && small[at - 1] == 17
+        } else {
+            at >= 4 && small[at - 4..at] == 16i32.to_be_bytes()
+        };
         if index != next || !prefix_ok {
             at += 1;
             continue;
@@ -89,12 +94,20 @@ pub fn encode_fetch_response(
         let mut records = spliced.into_iter();
         for t in body.responses.iter_mut() {
             for p in t.partitions.iter_mut() {
-                if p.records.as_ref().is_some_and(|r| r.len() == 16 && r.starts_with(SPLICE_MARK)) {
+                if p.records
+                    .as_ref()
+                    .is_some_and(|r| r.len() == 16 && r.starts_with(SPLICE_MARK))
+                {
                     p.records = records.next();
                 }
             }
         }
-        return Ok(vec![encode_response(ApiKey::Fetch, api_version, correlation_id, &body)?]);
+        return Ok(vec![encode_response(
+            ApiKey::Fetch,
+            api_version,
+            correlation_id,
+            &body,
+        )?]);
     }
     if from < small.len() {
         chunks.push(small.slice(from..));
@@ -132,8 +145,17 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, n)| {
-                    let records = if *n == 0 { None } else { Some(Bytes::from((0..*n).map(|b| (b * 7 + i) as u8).collect::<Vec<u8>>())) };
-                    PartitionData::default().with_partition_index(i as i32).with_high_watermark(*n as i64).with_records(records)
+                    let records = if *n == 0 {
+                        None
+                    } else {
+                        Some(Bytes::from(
+                            (0..*n).map(|b| (b * 7 + i) as u8).collect::<Vec<u8>>(),
+                        ))
+                    };
+                    PartitionData::default()
+                        .with_partition_index(i as i32)
+                        .with_high_watermark(*n as i64)
+                        .with_records(records)
                 })
                 .collect();
             // Topics go by name up to v12 and by id from v13; sessions exist from v7.
@@ -145,10 +167,12 @@ mod tests {
                     t.with_topic(TopicName(StrBytes::from_static_str(name)))
                 }
             };
-            let body = FetchResponse::default().with_session_id(if version >= 7 { 7 } else { 0 }).with_responses(vec![
-                topic("t", 1).with_partitions(partitions.clone()),
-                topic("u", 2).with_partitions(partitions),
-            ]);
+            let body = FetchResponse::default()
+                .with_session_id(if version >= 7 { 7 } else { 0 })
+                .with_responses(vec![
+                    topic("t", 1).with_partitions(partitions.clone()),
+                    topic("u", 2).with_partitions(partitions),
+                ]);
             let plain = encode_response(ApiKey::Fetch, version, 42, &body).unwrap();
             let chunks = encode_fetch_response(version, 42, body).unwrap();
             let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
@@ -162,12 +186,20 @@ mod tests {
         let mut evil = vec![17u8];
         evil.extend_from_slice(SPLICE_MARK);
         evil.extend_from_slice(&[0, 0, 0, 0]);
-        let p = |i: i32, r: &[u8]| PartitionData::default().with_partition_index(i).with_records(Some(Bytes::copy_from_slice(r)));
+        let p = |i: i32, r: &[u8]| {
+            PartitionData::default()
+                .with_partition_index(i)
+                .with_records(Some(Bytes::copy_from_slice(r)))
+        };
         let body = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
             .with_topic(TopicName(StrBytes::from_static_str("t")))
             .with_partitions(vec![p(0, &evil), p(1, b"plain")])]);
         let plain = encode_response(ApiKey::Fetch, 12, 1, &body).unwrap();
-        let joined: Vec<u8> = encode_fetch_response(12, 1, body).unwrap().iter().flat_map(|c| c.iter().copied()).collect();
+        let joined: Vec<u8> = encode_fetch_response(12, 1, body)
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.iter().copied())
+            .collect();
         assert_eq!(joined, plain.to_vec());
     }
 }

@@ -17,7 +17,9 @@ fn valid_frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Option<Vec<
         .with_correlation_id(1)
         .with_client_id(Some(StrBytes::from_static_str("fuzz")));
     let mut buf = BytesMut::new();
-    header.encode(&mut buf, key.request_header_version(version)).ok()?;
+    header
+        .encode(&mut buf, key.request_header_version(version))
+        .ok()?;
     body.encode(&mut buf, version).ok()?;
     Some(buf.to_vec())
 }
@@ -27,15 +29,47 @@ fn seeds() -> Vec<Vec<u8>> {
     for r in advertised(true) {
         for v in r.min_version..=r.max_version {
             let f = match r.api_key {
-                ApiKey::Produce => valid_frame(r.api_key, v, &ProduceRequest::default().with_acks(1).with_topic_data(vec![
-                    produce_request::TopicProduceData::default().with_partition_data(vec![produce_request::PartitionProduceData::default().with_records(Some(Bytes::from_static(&[0; 70])))]),
-                ])),
-                ApiKey::Fetch => valid_frame(r.api_key, v, &FetchRequest::default().with_topics(vec![fetch_request::FetchTopic::default().with_partitions(vec![fetch_request::FetchPartition::default()])])),
+                ApiKey::Produce => valid_frame(
+                    r.api_key,
+                    v,
+                    &ProduceRequest::default().with_acks(1).with_topic_data(vec![
+                        produce_request::TopicProduceData::default().with_partition_data(vec![
+                            produce_request::PartitionProduceData::default()
+                                .with_records(Some(Bytes::from_static(&[0; 70]))),
+                        ]),
+                    ]),
+                ),
+                ApiKey::Fetch => valid_frame(
+                    r.api_key,
+                    v,
+                    &FetchRequest::default()
+                        .with_topics(vec![fetch_request::FetchTopic::default()
+                            .with_partitions(vec![fetch_request::FetchPartition::default()])]),
+                ),
                 ApiKey::Metadata => valid_frame(r.api_key, v, &MetadataRequest::default()),
-                ApiKey::JoinGroup => valid_frame(r.api_key, v, &JoinGroupRequest::default().with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()])),
-                ApiKey::OffsetCommit => valid_frame(r.api_key, v, &OffsetCommitRequest::default().with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_partitions(vec![Default::default()])])),
-                ApiKey::CreateTopics => valid_frame(r.api_key, v, &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()])),
-                _ => valid_frame(r.api_key, v, &ApiVersionsRequest::default()).filter(|_| r.api_key == ApiKey::ApiVersions),
+                ApiKey::JoinGroup => valid_frame(
+                    r.api_key,
+                    v,
+                    &JoinGroupRequest::default().with_protocols(vec![
+                        join_group_request::JoinGroupRequestProtocol::default(),
+                    ]),
+                ),
+                ApiKey::OffsetCommit => valid_frame(
+                    r.api_key,
+                    v,
+                    &OffsetCommitRequest::default().with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_partitions(vec![Default::default()]),
+                    ]),
+                ),
+                ApiKey::CreateTopics => valid_frame(
+                    r.api_key,
+                    v,
+                    &CreateTopicsRequest::default()
+                        .with_topics(vec![create_topics_request::CreatableTopic::default()]),
+                ),
+                _ => valid_frame(r.api_key, v, &ApiVersionsRequest::default())
+                    .filter(|_| r.api_key == ApiKey::ApiVersions),
             };
             out.extend(f);
         }
@@ -49,7 +83,10 @@ fn mutated_frames_never_panic() {
     // every advertised API version are handled without a panic.
     let seeds = seeds();
     assert!(seeds.len() > 50, "seed frames for most APIs and versions");
-    let iterations: usize = std::env::var("WEIR_FRAME_MUTATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let iterations: usize = std::env::var("WEIR_FRAME_MUTATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
     let mut rng = StdRng::seed_from_u64(7);
     for _ in 0..iterations {
         let mut f = seeds[rng.gen_range(0..seeds.len())].clone();
@@ -70,7 +107,11 @@ fn mutated_frames_never_panic() {
                 3 if f.len() >= 4 => {
                     // A huge or negative length or count somewhere in the body.
                     let i = rng.gen_range(0..f.len() - 3);
-                    let v: i32 = if rng.gen_bool(0.5) { i32::MAX - rng.gen_range(0..16) } else { -rng.gen_range(1..16) };
+                    let v: i32 = if rng.gen_bool(0.5) {
+                        i32::MAX - rng.gen_range(0..16)
+                    } else {
+                        -rng.gen_range(1..16)
+                    };
                     f[i..i + 4].copy_from_slice(&v.to_be_bytes());
                 }
                 _ => {

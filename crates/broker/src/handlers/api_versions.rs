@@ -1,8 +1,11 @@
 //! ApiVersions: what weir speaks, and the v0 fallback for versions it does not know.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
 use weir_wire::ResponseError;
 
 use super::{RequestMeta, GROUPS_ENABLED};
@@ -20,8 +23,26 @@ fn api_list() -> Vec<ApiVersion> {
         .collect()
 }
 
+/// The `transaction.version` weir finalizes: 2 lets Kafka 4.x clients run transactions V2
+/// (KIP-890 part 2: the broker adds partitions on produce, the epoch bumps at every end).
+pub const TRANSACTION_VERSION_FINALIZED: i16 = 2;
+/// The epoch of the finalized features; they never change while weir runs.
+const FINALIZED_FEATURES_EPOCH: i64 = 1;
+
 pub fn handle(meta: &RequestMeta, _request: ApiVersionsRequest) -> Reply {
-    let body = ApiVersionsResponse::default().with_api_keys(api_list());
+    let mut body = ApiVersionsResponse::default().with_api_keys(api_list());
+    if meta.api_version >= 3 {
+        let name = || StrBytes::from_static_str("transaction.version");
+        body.supported_features = vec![SupportedFeatureKey::default()
+            .with_name(name())
+            .with_min_version(0)
+            .with_max_version(2)];
+        body.finalized_features_epoch = FINALIZED_FEATURES_EPOCH;
+        body.finalized_features = vec![FinalizedFeatureKey::default()
+            .with_name(name())
+            .with_min_version_level(TRANSACTION_VERSION_FINALIZED)
+            .with_max_version_level(TRANSACTION_VERSION_FINALIZED)];
+    }
     meta.reply(&body)
 }
 
@@ -32,7 +53,9 @@ pub fn unsupported_version_reply(correlation_id: i32) -> Reply {
     let body = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_list());
-    let Ok(size) = body.compute_size(0) else { return Reply::Close(None) };
+    let Ok(size) = body.compute_size(0) else {
+        return Reply::Close(None);
+    };
     let mut buf = BytesMut::with_capacity(8 + size);
     buf.put_i32((4 + size) as i32);
     buf.put_i32(correlation_id);

@@ -10,7 +10,11 @@ use super::{str_bytes, RequestMeta};
 use crate::connection::Reply;
 use crate::state::{ApiError, BrokerState};
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreatePartitionsRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: CreatePartitionsRequest,
+) -> Reply {
     let node = state.config.node_id;
     let results = request
         .topics
@@ -26,11 +30,17 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateParti
                         if added > 0 && assignments.len() as i64 != added {
                             return Err(ApiError::new(
                                 ResponseError::InvalidReplicaAssignment,
-                                format!("{added} partition(s) to add but {} assignment(s) given", assignments.len()),
+                                format!(
+                                    "{added} partition(s) to add but {} assignment(s) given",
+                                    assignments.len()
+                                ),
                             ));
                         }
                     }
-                    if assignments.iter().any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node) {
+                    if assignments
+                        .iter()
+                        .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != node)
+                    {
                         return Err(ApiError::new(
                             ResponseError::InvalidReplicaAssignment,
                             format!("replica assignments may only name broker {node}"),
@@ -45,7 +55,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateParti
             })();
             match outcome {
                 Ok(()) => result,
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(str_bytes(&e.message))),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(str_bytes(&e.message))),
             }
         })
         .collect();

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use weir_wire::ResponseError;
@@ -21,11 +23,16 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopic
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
-            let result = CreatableTopicResult::default().with_name(t.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
+            let result = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
             if !seen.insert(name.clone()) {
                 return result
                     .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(&format!("topic '{name}' appears twice in the request"))));
+                    .with_error_message(Some(str_bytes(&format!(
+                        "topic '{name}' appears twice in the request"
+                    ))));
             }
             let created = create_one(state, &name, &t, apply);
             match created {
@@ -36,7 +43,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopic
                             let explicit = topic.configs.get(d.name);
                             CreatableTopicConfigs::default()
                                 .with_name(StrBytes::from_static_str(d.name))
-                                .with_value(Some(str_bytes(explicit.map(String::as_str).unwrap_or(d.default))))
+                                .with_value(Some(str_bytes(
+                                    explicit.map(String::as_str).unwrap_or(d.default),
+                                )))
                                 .with_config_source(if explicit.is_some() { 1 } else { 5 })
                         })
                         .collect();
@@ -50,7 +59,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopic
                         .with_replication_factor(1)
                         .with_configs(Some(configs))
                 }
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(str_bytes(&e.message))),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(str_bytes(&e.message))),
             }
         })
         .collect();
@@ -65,8 +76,16 @@ fn create_one(
 ) -> Result<weir_meta::Topic, ApiError> {
     let node = state.config.node_id;
     let (partitions, replication_factor) = if t.assignments.is_empty() {
-        let p = if t.num_partitions == -1 { state.config.default_partitions } else { t.num_partitions };
-        let rf = if t.replication_factor == -1 { 1 } else { t.replication_factor };
+        let p = if t.num_partitions == -1 {
+            state.config.default_partitions
+        } else {
+            t.num_partitions
+        };
+        let rf = if t.replication_factor == -1 {
+            1
+        } else {
+            t.replication_factor
+        };
         (p, rf)
     } else {
         // A manual assignment may only name this broker, once per partition.
@@ -77,7 +96,10 @@ fn create_one(
             ));
         }
         for (i, a) in t.assignments.iter().enumerate() {
-            if a.partition_index != i as i32 || a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1 {
+            if a.partition_index != i as i32
+                || a.broker_ids.iter().any(|b| b.0 != node)
+                || a.broker_ids.len() != 1
+            {
                 return Err(ApiError::new(
                     ResponseError::InvalidReplicaAssignment,
                     format!("replica assignments may only name broker {node}, once, for partitions 0..n"),
@@ -93,7 +115,10 @@ fn create_one(
                 configs.insert(c.name.to_string(), v.to_string());
             }
             None => {
-                return Err(ApiError::new(ResponseError::InvalidConfig, format!("config '{}' has a null value", c.name.as_str())));
+                return Err(ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!("config '{}' has a null value", c.name.as_str()),
+                ));
             }
         }
     }

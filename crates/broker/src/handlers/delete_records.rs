@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use weir_wire::ResponseError;
 
@@ -10,7 +12,11 @@ use super::RequestMeta;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DeleteRecordsRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: DeleteRecordsRequest,
+) -> Reply {
     let topics = request
         .topics
         .into_iter()
@@ -20,19 +26,27 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DeleteRecor
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let out = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                    let out = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
                     let Some(handle) = state.partition(&name, p.partition_index) else {
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let mut log = handle.log.lock();
-                    let target = if p.offset == -1 { log.high_watermark() } else { p.offset };
+                    let target = if p.offset == -1 {
+                        log.high_watermark()
+                    } else {
+                        p.offset
+                    };
                     match log.delete_records_before(target) {
                         Ok(low) => out.with_low_watermark(low),
                         Err(e) => out.with_error_code(crate::errors::log_error_code(&e)),
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     meta.reply(&DeleteRecordsResponse::default().with_topics(topics))

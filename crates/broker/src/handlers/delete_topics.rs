@@ -13,9 +13,17 @@ use crate::state::BrokerState;
 
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DeleteTopicsRequest) -> Reply {
     let targets: Vec<(Option<String>, Uuid)> = if meta.api_version >= 6 {
-        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
     };
     let responses = targets
         .into_iter()
@@ -31,7 +39,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DeleteTopic
             let result = result.with_name(Some(TopicName(str_bytes(&name))));
             match state.delete_topic(&name) {
                 Ok(topic) => result.with_topic_id(topic.id),
-                Err(e) => result.with_error_code(e.code).with_error_message(Some(str_bytes(&e.message))),
+                Err(e) => result
+                    .with_error_code(e.code)
+                    .with_error_message(Some(str_bytes(&e.message))),
             }
         })
         .collect();

@@ -10,7 +10,11 @@ use super::{str_bytes, RequestMeta};
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DescribeClusterRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: DescribeClusterRequest,
+) -> Reply {
     let mut body = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(&state.cluster_id()))
@@ -19,7 +23,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DescribeClu
     if !matches!(request.endpoint_type, 1 | 2) {
         body = body
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(str_bytes("endpoint type must be 1 (brokers) or 2 (controllers)")));
+            .with_error_message(Some(str_bytes(
+                "endpoint type must be 1 (brokers) or 2 (controllers)",
+            )));
         return meta.reply(&body);
     }
     body.brokers = vec![DescribeClusterBroker::default()

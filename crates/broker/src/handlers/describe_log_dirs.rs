@@ -3,18 +3,31 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_log_dirs_response::{DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic};
+use kafka_protocol::messages::describe_log_dirs_response::{
+    DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+};
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
 use super::{str_bytes, RequestMeta};
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DescribeLogDirsRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: DescribeLogDirsRequest,
+) -> Reply {
     // No topics named: every partition, as Kafka answers a null topic list.
     let wanted: BTreeMap<String, Vec<i32>> = match request.topics {
-        Some(ts) => ts.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect(),
-        None => state.topics().into_iter().map(|t| (t.name.clone(), (0..t.partitions).collect())).collect(),
+        Some(ts) => ts
+            .into_iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions))
+            .collect(),
+        None => state
+            .topics()
+            .into_iter()
+            .map(|t| (t.name.clone(), (0..t.partitions).collect()))
+            .collect(),
     };
     let mut topics = Vec::new();
     for (name, partitions) in wanted {
@@ -29,10 +42,15 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: DescribeLog
             })
             .collect();
         if !found.is_empty() {
-            topics.push(DescribeLogDirsTopic::default().with_name(TopicName(str_bytes(&name))).with_partitions(found));
+            topics.push(
+                DescribeLogDirsTopic::default()
+                    .with_name(TopicName(str_bytes(&name)))
+                    .with_partitions(found),
+            );
         }
     }
-    let dir = std::fs::canonicalize(&state.config.data_dir).unwrap_or_else(|_| state.config.data_dir.clone());
+    let dir = std::fs::canonicalize(&state.config.data_dir)
+        .unwrap_or_else(|_| state.config.data_dir.clone());
     let result = DescribeLogDirsResult::default()
         .with_log_dir(str_bytes(&dir.display().to_string()))
         .with_topics(topics)

@@ -30,6 +30,8 @@ pub const FETCH_WAIT_MS_MAX: i32 = 60_000;
 
 /// One partition to read, resolved against the catalog.
 struct Want {
+    /// read_committed: data up to the last stable offset, with the aborted transactions.
+    read_committed: bool,
     key: SessionKey,
     fetch_offset: i64,
     partition_max_bytes: usize,
@@ -40,14 +42,29 @@ struct Want {
     last_log_start_offset: i64,
 }
 
-fn resolve(state: &BrokerState, version: i16, key: SessionKey, fetch_offset: i64, max: usize, last: (i64, i64)) -> Want {
+fn resolve(
+    state: &BrokerState,
+    version: i16,
+    read_committed: bool,
+    key: SessionKey,
+    fetch_offset: i64,
+    max: usize,
+    last: (i64, i64),
+) -> Want {
     let (topic, unknown_code) = if version >= 13 {
-        (state.topic_by_id(key.1), ResponseError::UnknownTopicId.code())
+        (
+            state.topic_by_id(key.1),
+            ResponseError::UnknownTopicId.code(),
+        )
     } else {
-        (state.topic(&key.0), ResponseError::UnknownTopicOrPartition.code())
+        (
+            state.topic(&key.0),
+            ResponseError::UnknownTopicOrPartition.code(),
+        )
     };
     let handle = topic.as_ref().and_then(|t| state.partition(&t.name, key.2));
     Want {
+        read_committed,
         key,
         fetch_offset,
         partition_max_bytes: max,
@@ -83,12 +100,44 @@ fn collect(wants: &[Want], max_bytes: usize) -> Collected {
             parts.push((i, data.with_error_code(w.unknown_code)));
             continue;
         };
-        let (slice, hw, log_start) = {
+        let (slice, hw, lso, log_start, aborted) = {
             let log = handle.log.lock();
             let remaining = max_bytes.saturating_sub(total);
-            (log.read(w.fetch_offset, w.partition_max_bytes.min(remaining)), log.high_watermark(), log.log_start_offset())
+            let limit = w.partition_max_bytes.min(remaining);
+            let lso = log.last_stable_offset();
+            let slice = if w.read_committed {
+                log.read_bounded(w.fetch_offset, limit, lso)
+            } else {
+                log.read(w.fetch_offset, limit)
+            };
+            // The aborted transactions a read_committed reader must skip in what it gets.
+            let aborted = w
+                .read_committed
+                .then(|| log.aborted_transactions(w.fetch_offset, lso));
+            (
+                slice,
+                log.high_watermark(),
+                lso,
+                log.log_start_offset(),
+                aborted,
+            )
         };
-        data = data.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(log_start);
+        data = data
+            .with_high_watermark(hw)
+            .with_last_stable_offset(lso)
+            .with_log_start_offset(log_start);
+        if let Some(aborted) = aborted {
+            data.aborted_transactions = Some(
+                aborted
+                    .into_iter()
+                    .map(|a| {
+                        kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                            .with_producer_id(kafka_protocol::messages::ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect(),
+            );
+        }
         match slice {
             Ok(Some(slice)) => {
                 // Only the first data of a response may exceed the byte limits.
@@ -114,12 +163,22 @@ fn collect(wants: &[Want], max_bytes: usize) -> Collected {
             }
         }
     }
-    Collected { parts, total_bytes: total, any_error }
+    Collected {
+        parts,
+        total_bytes: total,
+        any_error,
+    }
 }
 
 /// Builds the response. In a session, only partitions with news are included, and the
 /// session learns what the client has now seen.
-fn respond(state: &BrokerState, wants: &[Want], collected: Collected, session_id: i32, incremental: bool) -> FetchResponse {
+fn respond(
+    state: &BrokerState,
+    wants: &[Want],
+    collected: Collected,
+    session_id: i32,
+    incremental: bool,
+) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for (i, data) in collected.parts {
         let w = &wants[i];
@@ -131,9 +190,16 @@ fn respond(state: &BrokerState, wants: &[Want], collected: Collected, session_id
             continue;
         }
         if session_id != 0 {
-            state.fetch_sessions.record_sent(session_id, &w.key, data.high_watermark, data.log_start_offset);
+            state.fetch_sessions.record_sent(
+                session_id,
+                &w.key,
+                data.high_watermark,
+                data.log_start_offset,
+            );
         }
-        let same_topic = topics.last().is_some_and(|t| t.topic.0.as_str() == w.key.0 && t.topic_id == w.key.1);
+        let same_topic = topics
+            .last()
+            .is_some_and(|t| t.topic.0.as_str() == w.key.0 && t.topic_id == w.key.1);
         if !same_topic {
             topics.push(
                 FetchableTopicResponse::default()
@@ -148,7 +214,9 @@ fn respond(state: &BrokerState, wants: &[Want], collected: Collected, session_id
         sent = ?topics.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.high_watermark, p.records.as_ref().map_or(0, |r| r.len())))).collect::<Vec<_>>(),
         "fetch response"
     );
-    FetchResponse::default().with_session_id(session_id).with_responses(topics)
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(topics)
 }
 
 fn key_of(version: i16, topic: &TopicName, topic_id: Uuid, partition: i32) -> SessionKey {
@@ -161,12 +229,17 @@ fn key_of(version: i16, topic: &TopicName, topic_id: Uuid, partition: i32) -> Se
 
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchRequest) -> Reply {
     let v = meta.api_version;
+    let read_committed = request.isolation_level == 1;
     let listed: Vec<(SessionKey, i64, usize)> = request
         .topics
         .iter()
         .flat_map(|t| {
             t.partitions.iter().map(move |p| {
-                (key_of(v, &t.topic, t.topic_id, p.partition), p.fetch_offset, p.partition_max_bytes.max(0) as usize)
+                (
+                    key_of(v, &t.topic, t.topic_id, p.partition),
+                    p.fetch_offset,
+                    p.partition_max_bytes.max(0) as usize,
+                )
             })
         })
         .collect();
@@ -180,7 +253,14 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
     );
     // 1. Work out which partitions this fetch reads, and in which session.
     let (session_id, incremental, wants) = match (request.session_id, request.session_epoch) {
-        (0, -1) => (0, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect::<Vec<_>>()),
+        (0, -1) => (
+            0,
+            false,
+            listed
+                .into_iter()
+                .map(|(k, o, m)| resolve(state, v, read_committed, k, o, m, (-2, -2)))
+                .collect::<Vec<_>>(),
+        ),
         (old, 0) => {
             // Epoch 0 opens a new session; a non-zero id with it closes that one first.
             if old != 0 {
@@ -189,22 +269,53 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
             let parts: IndexMap<SessionKey, SessionPartition> = listed
                 .iter()
                 .map(|(k, o, m)| {
-                    (k.clone(), SessionPartition { fetch_offset: *o, partition_max_bytes: *m, last_high_watermark: -2, last_log_start_offset: -2 })
+                    (
+                        k.clone(),
+                        SessionPartition {
+                            fetch_offset: *o,
+                            partition_max_bytes: *m,
+                            last_high_watermark: -2,
+                            last_log_start_offset: -2,
+                        },
+                    )
                 })
                 .collect();
             let id = state.fetch_sessions.create(parts);
-            (id, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect())
+            (
+                id,
+                false,
+                listed
+                    .into_iter()
+                    .map(|(k, o, m)| resolve(state, v, read_committed, k, o, m, (-2, -2)))
+                    .collect(),
+            )
         }
-        (0, _) => return meta.reply(&FetchResponse::default().with_error_code(ResponseError::InvalidFetchSessionEpoch.code())),
+        (0, _) => {
+            return meta.reply(
+                &FetchResponse::default()
+                    .with_error_code(ResponseError::InvalidFetchSessionEpoch.code()),
+            )
+        }
         (id, -1) => {
             state.fetch_sessions.remove(id);
-            (0, false, listed.into_iter().map(|(k, o, m)| resolve(state, v, k, o, m, (-2, -2))).collect())
+            (
+                0,
+                false,
+                listed
+                    .into_iter()
+                    .map(|(k, o, m)| resolve(state, v, read_committed, k, o, m, (-2, -2)))
+                    .collect(),
+            )
         }
         (id, epoch) => {
             let forgotten: Vec<SessionKey> = request
                 .forgotten_topics_data
                 .iter()
-                .flat_map(|f| f.partitions.iter().map(move |p| key_of(v, &f.topic, f.topic_id, *p)))
+                .flat_map(|f| {
+                    f.partitions
+                        .iter()
+                        .map(move |p| key_of(v, &f.topic, f.topic_id, *p))
+                })
                 .collect();
             match state.fetch_sessions.update(id, epoch, listed, forgotten) {
                 Ok(parts) => (
@@ -213,7 +324,15 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
                     parts
                         .into_iter()
                         .map(|(k, p)| {
-                            resolve(state, v, k, p.fetch_offset, p.partition_max_bytes, (p.last_high_watermark, p.last_log_start_offset))
+                            resolve(
+                                state,
+                                v,
+                                read_committed,
+                                k,
+                                p.fetch_offset,
+                                p.partition_max_bytes,
+                                (p.last_high_watermark, p.last_log_start_offset),
+                            )
                         })
                         .collect(),
                 ),
@@ -230,11 +349,19 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
     };
 
     // 2. Read now; answer at once if there is enough, or an error, or no wait allowed.
-    let max_bytes = if request.max_bytes <= 0 { usize::MAX } else { request.max_bytes as usize };
+    let max_bytes = if request.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        request.max_bytes as usize
+    };
     let min_bytes = (request.min_bytes.max(0) as usize).max(1);
     let max_wait_ms = request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
     let collected = collect(&wants, max_bytes);
-    if collected.total_bytes >= min_bytes || collected.any_error || max_wait_ms == 0 || wants.is_empty() {
+    if collected.total_bytes >= min_bytes
+        || collected.any_error
+        || max_wait_ms == 0
+        || wants.is_empty()
+    {
         return meta.fetch_reply(respond(state, &wants, collected, session_id, incremental));
     }
 
@@ -243,16 +370,29 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
     let state = Arc::clone(state);
     Reply::Later(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms as u64);
-        let handles: Vec<Arc<PartitionHandle>> = wants.iter().filter_map(|w| w.handle.clone()).collect();
+        let handles: Vec<Arc<PartitionHandle>> =
+            wants.iter().filter_map(|w| w.handle.clone()).collect();
         loop {
             // Register for wake-ups first, then look: an append in between is not missed.
-            let mut waits: Vec<_> = handles.iter().map(|h| Box::pin(h.appended.notified())).collect();
+            let mut waits: Vec<_> = handles
+                .iter()
+                .map(|h| Box::pin(h.appended.notified()))
+                .collect();
             for w in waits.iter_mut() {
                 w.as_mut().enable();
             }
             let collected = collect(&wants, max_bytes);
-            if collected.total_bytes >= min_bytes || collected.any_error || tokio::time::Instant::now() >= deadline {
-                return meta.fetch_frame(respond(&state, &wants, collected, session_id, incremental));
+            if collected.total_bytes >= min_bytes
+                || collected.any_error
+                || tokio::time::Instant::now() >= deadline
+            {
+                return meta.fetch_frame(respond(
+                    &state,
+                    &wants,
+                    collected,
+                    session_id,
+                    incremental,
+                ));
             }
             tokio::select! {
                 _ = futures::future::select_all(waits) => {}

@@ -1,5 +1,4 @@
-//! FindCoordinator: this broker coordinates every group. Transactions are not
-//! implemented, so a transaction coordinator is never available.
+//! FindCoordinator: this broker coordinates every group and every transactional id.
 
 use std::sync::Arc;
 
@@ -13,32 +12,56 @@ use crate::connection::Reply;
 use crate::state::BrokerState;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FindCoordinatorRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: FindCoordinatorRequest,
+) -> Reply {
     let node = BrokerId(state.config.node_id);
     let host = str_bytes(&state.config.advertised_host);
     let port = state.config.advertised_port;
     let answer = |key: StrBytes| -> Coordinator {
-        if request.key_type != KEY_TYPE_GROUP {
+        if request.key_type != KEY_TYPE_GROUP && request.key_type != KEY_TYPE_TRANSACTION {
             return Coordinator::default()
                 .with_key(key)
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                .with_error_message(Some(str_bytes("weir does not implement transactions")));
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_error_message(Some(str_bytes(&format!(
+                    "unknown coordinator key type {}",
+                    request.key_type
+                ))));
         }
         if key.is_empty() {
+            let code = if request.key_type == KEY_TYPE_GROUP {
+                ResponseError::InvalidGroupId
+            } else {
+                ResponseError::InvalidRequest
+            };
             return Coordinator::default()
                 .with_key(key)
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
-                .with_error_code(ResponseError::InvalidGroupId.code());
+                .with_error_code(code.code());
         }
-        Coordinator::default().with_key(key).with_node_id(node).with_host(host.clone()).with_port(port)
+        Coordinator::default()
+            .with_key(key)
+            .with_node_id(node)
+            .with_host(host.clone())
+            .with_port(port)
     };
     // v4+ batches keys; earlier versions carry one key and answer at the top level.
     let body = if meta.api_version >= 4 {
-        FindCoordinatorResponse::default().with_coordinators(request.coordinator_keys.iter().cloned().map(answer).collect())
+        FindCoordinatorResponse::default().with_coordinators(
+            request
+                .coordinator_keys
+                .iter()
+                .cloned()
+                .map(answer)
+                .collect(),
+        )
     } else {
         let c = answer(request.key.clone());
         let mut b = FindCoordinatorResponse::default()

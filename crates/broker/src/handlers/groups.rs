@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::OffsetCommitResponse;
 use weir_groups::{GroupRequest, GroupResponse};
 use weir_wire::ResponseError;
@@ -12,7 +14,12 @@ use super::RequestMeta;
 use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo, mut request: GroupRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    mut request: GroupRequest,
+) -> Reply {
     let Some(runtime) = state.groups() else {
         return Reply::Close(None);
     };
@@ -22,19 +29,30 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
     let mut unknown: Vec<OffsetCommitResponseTopic> = Vec::new();
     if let GroupRequest::OffsetCommit(r) = &mut request {
         for mut t in std::mem::take(&mut r.topics) {
-            let count = state.topic(t.name.as_str()).map_or(0, |topic| topic.partitions);
-            let (valid, invalid): (Vec<_>, Vec<_>) = t.partitions.into_iter().partition(|p| (0..count).contains(&p.partition_index));
+            let count = state
+                .topic(t.name.as_str())
+                .map_or(0, |topic| topic.partitions);
+            let (valid, invalid): (Vec<_>, Vec<_>) = t
+                .partitions
+                .into_iter()
+                .partition(|p| (0..count).contains(&p.partition_index));
             if !invalid.is_empty() {
-                unknown.push(OffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(
-                    invalid
-                        .iter()
-                        .map(|p| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                        })
-                        .collect(),
-                ));
+                unknown.push(
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            invalid
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(
+                                            ResponseError::UnknownTopicOrPartition.code(),
+                                        )
+                                })
+                                .collect(),
+                        ),
+                );
             }
             if !valid.is_empty() {
                 t.partitions = valid;
@@ -51,7 +69,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
     // Kafka reports a member's host as "/" followed by its address.
     let client_host = format!("/{}", client.peer.ip());
     Reply::Later(Box::pin(async move {
-        let response = runtime.call(meta.api_version, client_id, client_host, request).await?;
+        let response = runtime
+            .call(meta.api_version, client_id, client_host, request)
+            .await?;
         match response {
             GroupResponse::JoinGroup(b) => meta.frame(&b),
             GroupResponse::SyncGroup(b) => meta.frame(&b),
@@ -72,6 +92,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, client: &ClientInfo,
             GroupResponse::ListGroups(b) => meta.frame(&b),
             GroupResponse::DescribeGroups(b) => meta.frame(&b),
             GroupResponse::DeleteGroups(b) => meta.frame(&b),
+            GroupResponse::TxnOffsetCommit(b) => meta.frame(&b),
         }
     }))
 }

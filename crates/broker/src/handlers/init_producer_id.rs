@@ -1,20 +1,30 @@
-//! InitProducerId for idempotent producers. Transactions are not implemented, so a
-//! transactional id is refused with a non-retriable error rather than left to hang.
+//! InitProducerId: an idempotent producer gets a new producer id here; one with a
+//! transactional id is answered by the transaction coordinator (epochs and fencing).
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use weir_wire::ResponseError;
 
 use super::RequestMeta;
-use crate::connection::Reply;
+use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: InitProducerIdRequest) -> Reply {
-    let mut body = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    request: InitProducerIdRequest,
+) -> Reply {
+    let mut body = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
-        body.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return meta.reply(&body);
+        return super::txn::handle(
+            state,
+            meta,
+            client,
+            weir_txn::TxnRequest::InitProducerId(request),
+        );
     }
     // An idempotent producer asking to bump its epoch gets a fresh id, as Kafka does for
     // producers without a transactional id.

@@ -1,9 +1,13 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and
-//! the first offset at or after a timestamp, found through the time index.
+//! the first offset at or after a timestamp, found through the time index. Under
+//! read_committed (isolation level 1) "latest" is the last stable offset, and nothing at or
+//! past it is returned.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use weir_wire::ResponseError;
 
@@ -18,6 +22,7 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsetsRequest) -> Reply {
     let version = meta.api_version;
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -36,27 +41,43 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsets
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let log = handle.log.lock();
+                    let visible_end = if read_committed {
+                        log.last_stable_offset()
+                    } else {
+                        log.high_watermark()
+                    };
                     let found = match p.timestamp {
-                        LATEST_TIMESTAMP => Ok(Some((log.high_watermark(), -1))),
-                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((log.log_start_offset(), -1))),
+                        LATEST_TIMESTAMP => Ok(Some((visible_end, -1))),
+                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                            Ok(Some((log.log_start_offset(), -1)))
+                        }
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),
                         _ => {
                             return out.with_error_code(ResponseError::InvalidRequest.code());
                         }
                     };
+                    let found = found.map(|f| {
+                        f.filter(|(offset, _)| {
+                            p.timestamp == LATEST_TIMESTAMP || *offset < visible_end
+                        })
+                    });
                     match found {
                         Ok(Some((offset, timestamp))) => {
                             // The leader epoch field exists from v4.
                             let epoch = if version >= 4 { 0 } else { -1 };
-                            out.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(epoch)
+                            out.with_offset(offset)
+                                .with_timestamp(timestamp)
+                                .with_leader_epoch(epoch)
                         }
                         Ok(None) => out,
                         Err(e) => out.with_error_code(crate::errors::log_error_code(&e)),
                     }
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     meta.reply(&ListOffsetsResponse::default().with_topics(topics))

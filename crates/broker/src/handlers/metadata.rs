@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
 use weir_meta::Topic;
@@ -53,7 +55,11 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataReq
         Some(t) if t.is_empty() && v == 0 => None,
         Some(t) => Some(t),
     };
-    let allow_auto_create = if v >= 4 { request.allow_auto_topic_creation } else { true };
+    let allow_auto_create = if v >= 4 {
+        request.allow_auto_topic_creation
+    } else {
+        true
+    };
 
     let topics = match requested {
         // Every topic except internal ones, which must be asked for by name.

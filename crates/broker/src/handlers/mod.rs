@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_groups::GroupRequest;
+use weir_txn::TxnRequest;
 use weir_wire::request::{DecodedRequest, Request};
 
 use crate::connection::{ClientInfo, Frame, Reply};
@@ -18,6 +19,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -25,6 +27,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod txn;
 
 /// Whether the group coordinator APIs are advertised and served.
 pub const GROUPS_ENABLED: bool = true;
@@ -41,7 +44,12 @@ impl RequestMeta {
     /// Encodes `body` as this request's response frame. An encoding failure is a broker
     /// bug (a field the version cannot carry); it is logged and the connection closed.
     pub fn frame<T: Encodable>(&self, body: &T) -> Option<Frame> {
-        match weir_wire::response::encode_response(self.api_key, self.api_version, self.correlation_id, body) {
+        match weir_wire::response::encode_response(
+            self.api_key,
+            self.api_version,
+            self.correlation_id,
+            body,
+        ) {
             Ok(b) => Some(vec![b]),
             Err(e) => {
                 tracing::error!(api = ?self.api_key, version = self.api_version, error = %e, "could not encode response");
@@ -52,7 +60,11 @@ impl RequestMeta {
 
     /// A Fetch response as chunks that carry the read records without copying them.
     pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
-        match weir_wire::response::encode_fetch_response(self.api_version, self.correlation_id, body) {
+        match weir_wire::response::encode_fetch_response(
+            self.api_version,
+            self.correlation_id,
+            body,
+        ) {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::error!(version = self.api_version, error = %e, "could not encode fetch response");
@@ -101,18 +113,39 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::IncrementalAlterConfigs(r) => configs::incremental_alter(state, &meta, r),
         Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, r),
         Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
-        Request::InitProducerId(r) => init_producer_id::handle(state, &meta, r),
+        Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, r),
         Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, r),
         Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, r),
         Request::JoinGroup(r) => groups::handle(state, &meta, client, GroupRequest::JoinGroup(r)),
         Request::SyncGroup(r) => groups::handle(state, &meta, client, GroupRequest::SyncGroup(r)),
         Request::Heartbeat(r) => groups::handle(state, &meta, client, GroupRequest::Heartbeat(r)),
         Request::LeaveGroup(r) => groups::handle(state, &meta, client, GroupRequest::LeaveGroup(r)),
-        Request::OffsetCommit(r) => groups::handle(state, &meta, client, GroupRequest::OffsetCommit(r)),
-        Request::OffsetFetch(r) => groups::handle(state, &meta, client, GroupRequest::OffsetFetch(r)),
-        Request::OffsetDelete(r) => groups::handle(state, &meta, client, GroupRequest::OffsetDelete(r)),
+        Request::OffsetCommit(r) => {
+            groups::handle(state, &meta, client, GroupRequest::OffsetCommit(r))
+        }
+        Request::OffsetFetch(r) => {
+            groups::handle(state, &meta, client, GroupRequest::OffsetFetch(r))
+        }
+        Request::OffsetDelete(r) => {
+            groups::handle(state, &meta, client, GroupRequest::OffsetDelete(r))
+        }
         Request::ListGroups(r) => groups::handle(state, &meta, client, GroupRequest::ListGroups(r)),
-        Request::DescribeGroups(r) => groups::handle(state, &meta, client, GroupRequest::DescribeGroups(r)),
-        Request::DeleteGroups(r) => groups::handle(state, &meta, client, GroupRequest::DeleteGroups(r)),
+        Request::DescribeGroups(r) => {
+            groups::handle(state, &meta, client, GroupRequest::DescribeGroups(r))
+        }
+        Request::DeleteGroups(r) => {
+            groups::handle(state, &meta, client, GroupRequest::DeleteGroups(r))
+        }
+        Request::AddPartitionsToTxn(r) => txn::add_partitions(state, &meta, client, r),
+        Request::AddOffsetsToTxn(r) => txn::add_offsets(state, &meta, client, r),
+        Request::EndTxn(r) => txn::handle(state, &meta, client, TxnRequest::EndTxn(r)),
+        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(state, &meta, client, r),
+        Request::DescribeTransactions(r) => {
+            txn::handle(state, &meta, client, TxnRequest::DescribeTransactions(r))
+        }
+        Request::ListTransactions(r) => {
+            txn::handle(state, &meta, client, TxnRequest::ListTransactions(r))
+        }
+        Request::DescribeProducers(r) => describe_producers::handle(state, &meta, r),
     }
 }

@@ -3,7 +3,13 @@
 //! With `--fsync always`, an acks=all produce is answered only after the partitions it
 //! wrote are fsynced; the fsync runs on the blocking pool, outside the partition lock, so
 //! concurrent producers share it.
+//!
+//! A transactional batch for a partition where its producer has no open transaction yet is
+//! first checked with the transaction coordinator (KIP-890): for transactions V2 clients
+//! (Produce v12+) the partition is added to the transaction, for older ones it must already
+//! be in it. Anything refused is not stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +17,7 @@ use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use weir_log::batch::BatchHeader;
 use weir_log::FsyncPolicy;
 use weir_wire::ResponseError;
 
@@ -19,7 +26,10 @@ use crate::connection::Reply;
 use crate::state::{BrokerState, PartitionHandle};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
@@ -32,7 +42,104 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
         .with_error_message(message.map(StrBytes::from_string))
 }
 
+/// The transactional partitions of a request that the coordinator must check first:
+/// (topic, partition, producer id, epoch) where the producer has no open transaction.
+fn needing_check(
+    state: &BrokerState,
+    meta: &RequestMeta,
+    request: &ProduceRequest,
+) -> Vec<(String, i32, i64, i16)> {
+    let mut out = Vec::new();
+    for t in &request.topic_data {
+        let topic = if meta.api_version >= 13 {
+            state.topic_by_id(t.topic_id)
+        } else {
+            state.topic(t.name.0.as_str())
+        };
+        let Some(topic) = topic else { continue };
+        for p in &t.partition_data {
+            let Some(records) = &p.records else { continue };
+            let Ok(header) = BatchHeader::parse(records) else {
+                continue;
+            };
+            if !header.is_transactional() || header.is_control() {
+                continue;
+            }
+            let Some(handle) = state.partition(&topic.name, p.index) else {
+                continue;
+            };
+            if !handle.log.lock().has_open_transaction(header.producer_id) {
+                out.push((
+                    topic.name.clone(),
+                    p.index,
+                    header.producer_id,
+                    header.producer_epoch,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A code from the coordinator's check as a produce answer says it (Kafka's mapping).
+fn produce_code(code: i16, api_version: i16) -> i16 {
+    let retriable = [
+        ResponseError::ConcurrentTransactions.code(),
+        ResponseError::CoordinatorNotAvailable.code(),
+        ResponseError::NotCoordinator.code(),
+        ResponseError::CoordinatorLoadInProgress.code(),
+    ];
+    if retriable.contains(&code) {
+        ResponseError::NotEnoughReplicas.code()
+    } else if code == ResponseError::TransactionAbortable.code() && api_version < 11 {
+        ResponseError::InvalidTxnState.code()
+    } else {
+        code
+    }
+}
+
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequest) -> Reply {
+    let checks = needing_check(state, meta, &request);
+    if checks.is_empty() {
+        return append_all(state, meta, request, &HashMap::new());
+    }
+    let Some(tid) = request.transactional_id.as_ref().map(|t| t.0.to_string()) else {
+        let verdicts = checks
+            .iter()
+            .map(|(t, p, _, _)| ((t.clone(), *p), ResponseError::InvalidTxnState.code()))
+            .collect();
+        return append_all(state, meta, request, &verdicts);
+    };
+    let state = Arc::clone(state);
+    let meta = *meta;
+    Reply::Later(Box::pin(async move {
+        let verify_only = meta.api_version < super::txn::PRODUCE_TXN_V2_VERSION;
+        let mut verdicts = HashMap::new();
+        // One producer per request; check its partitions together.
+        let (pid, epoch) = (checks[0].2, checks[0].3);
+        let parts: Vec<(String, i32)> = checks.iter().map(|(t, p, _, _)| (t.clone(), *p)).collect();
+        let codes = super::txn::verify_or_add(&state, &tid, pid, epoch, &parts, verify_only).await;
+        for (part, code) in parts.into_iter().zip(codes) {
+            if code != 0 {
+                verdicts.insert(part, produce_code(code, meta.api_version));
+            }
+        }
+        match append_all(&state, &meta, request, &verdicts) {
+            Reply::Now(f) => Some(f),
+            Reply::Later(f) => f.await,
+            Reply::Nothing => None,
+            Reply::Close(f) => f,
+        }
+    }))
+}
+
+/// Appends every partition's batch (those with a refusing verdict aside) and answers.
+fn append_all(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: ProduceRequest,
+    verdicts: &HashMap<(String, i32), i16>,
+) -> Reply {
     let acks = request.acks;
     let now = now_ms();
     let mut written: Vec<(usize, usize, Arc<PartitionHandle>)> = Vec::new();
@@ -53,7 +160,11 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for p in topic_data.partition_data {
             if !matches!(acks, -1 | 0 | 1) {
-                partitions.push(partition_error(p.index, ResponseError::InvalidRequiredAcks.code(), None));
+                partitions.push(partition_error(
+                    p.index,
+                    ResponseError::InvalidRequiredAcks.code(),
+                    None,
+                ));
                 continue;
             }
             let Some(topic) = topic.as_ref() else {
@@ -69,21 +180,42 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
                 continue;
             }
             let Some(handle) = state.partition(&topic.name, p.index) else {
-                partitions.push(partition_error(p.index, ResponseError::UnknownTopicOrPartition.code(), None));
+                partitions.push(partition_error(
+                    p.index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ));
                 continue;
             };
+            if let Some(&code) = verdicts.get(&(topic.name.clone(), p.index)) {
+                partitions.push(partition_error(
+                    p.index,
+                    code,
+                    Some("the partition is not in the producer's transaction".into()),
+                ));
+                continue;
+            }
             let Some(records) = p.records else {
-                partitions.push(partition_error(p.index, ResponseError::InvalidRecord.code(), Some("no records".into())));
+                partitions.push(partition_error(
+                    p.index,
+                    ResponseError::InvalidRecord.code(),
+                    Some("no records".into()),
+                ));
                 continue;
             };
             // Produce v3 and later carries exactly one batch per partition, as Kafka enforces.
             if records.len() >= 12 {
-                let first = 12 + i32::from_be_bytes([records[8], records[9], records[10], records[11]]).max(0) as usize;
+                let first = 12
+                    + i32::from_be_bytes([records[8], records[9], records[10], records[11]]).max(0)
+                        as usize;
                 if first < records.len() {
                     partitions.push(partition_error(
                         p.index,
                         ResponseError::InvalidRecord.code(),
-                        Some("a produce request must hold exactly one record batch per partition".into()),
+                        Some(
+                            "a produce request must hold exactly one record batch per partition"
+                                .into(),
+                        ),
                     ));
                     continue;
                 }
@@ -108,13 +240,21 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
                 }
                 Err(e) => {
                     tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "produce refused");
-                    partitions.push(partition_error(p.index, crate::errors::log_error_code(&e), Some(e.to_string())));
+                    partitions.push(partition_error(
+                        p.index,
+                        crate::errors::log_error_code(&e),
+                        Some(e.to_string()),
+                    ));
                 }
             }
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(if meta.api_version >= 13 { TopicName::default() } else { TopicName(topic_data.name.0.clone()) })
+                .with_name(if meta.api_version >= 13 {
+                    TopicName::default()
+                } else {
+                    TopicName(topic_data.name.0.clone())
+                })
                 .with_topic_id(topic_data.topic_id)
                 .with_partition_responses(partitions),
         );
@@ -127,9 +267,15 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
     if acks == -1 && state.config.fsync == FsyncPolicy::Always && !written.is_empty() {
         let meta = *meta;
         return Reply::Later(Box::pin(async move {
-            let files: Vec<_> = written.iter().map(|(_, _, h)| h.log.lock().sync_handle()).collect();
+            let files: Vec<_> = written
+                .iter()
+                .map(|(_, _, h)| h.log.lock().sync_handle())
+                .collect();
             let results = tokio::task::spawn_blocking(move || {
-                weir_log::sync_data_all(&files).into_iter().map(|r| r.map_err(|e| e.to_string())).collect::<Vec<_>>()
+                weir_log::sync_data_all(&files)
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect::<Vec<_>>()
             })
             .await
             .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);

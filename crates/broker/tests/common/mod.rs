@@ -27,17 +27,31 @@ impl TestBroker {
         Self::start_in(dir, tweak).await
     }
 
-    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-        let mut config = BrokerConfig::new("127.0.0.1:0".parse().unwrap(), PathBuf::from(dir.path()));
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut BrokerConfig),
+    ) -> TestBroker {
+        let mut config =
+            BrokerConfig::new("127.0.0.1:0".parse().unwrap(), PathBuf::from(dir.path()));
         config.advertised_port = 0;
         tweak(&mut config);
         let broker = Broker::bind(config).await.unwrap();
         let addr = broker.local_addr();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
-            broker.run(async { let _ = rx.await; }).await.unwrap();
+            broker
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
-        TestBroker { addr, dir, stop: Some(tx), task: Some(task) }
+        TestBroker {
+            addr,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     /// Stops the broker cleanly and hands back its data directory.
@@ -49,7 +63,10 @@ impl TestBroker {
     }
 
     pub async fn client(&self) -> Client {
-        Client { stream: TcpStream::connect(self.addr).await.unwrap(), correlation_id: 0 }
+        Client {
+            stream: TcpStream::connect(self.addr).await.unwrap(),
+            correlation_id: 0,
+        }
     }
 }
 
@@ -71,7 +88,12 @@ impl Client {
         Some(Bytes::from(buf))
     }
 
-    pub fn encode<T: Encodable + Message>(&mut self, key: ApiKey, version: i16, body: &T) -> (i32, Vec<u8>) {
+    pub fn encode<T: Encodable + Message>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> (i32, Vec<u8>) {
         self.correlation_id += 1;
         let header = RequestHeader::default()
             .with_request_api_key(key as i16)
@@ -79,7 +101,9 @@ impl Client {
             .with_correlation_id(self.correlation_id)
             .with_client_id(Some(StrBytes::from_static_str("weir-test")));
         let mut buf = BytesMut::new();
-        header.encode(&mut buf, key.request_header_version(version)).unwrap();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
         body.encode(&mut buf, version).unwrap();
         let mut frame = Vec::with_capacity(buf.len() + 4);
         frame.put_i32(buf.len() as i32);
@@ -112,7 +136,12 @@ impl Client {
         )
     }
 
-    pub async fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+    pub async fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> i16 {
         let topic = create_topics_request::CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(name.into())))
             .with_num_partitions(partitions)
@@ -128,24 +157,45 @@ impl Client {
                     .collect(),
             );
         let resp: CreateTopicsResponse = self
-            .call(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5000))
+            .call(
+                ApiKey::CreateTopics,
+                7,
+                &CreateTopicsRequest::default()
+                    .with_topics(vec![topic])
+                    .with_timeout_ms(5000),
+            )
             .await;
         resp.topics[0].error_code
     }
 
-    pub async fn produce(&mut self, topic: &str, partition: i32, acks: i16, records: Bytes) -> produce_response::PartitionProduceResponse {
-        let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(5000).with_topic_data(vec![
-            produce_request::TopicProduceData::default()
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        acks: i16,
+        records: Bytes,
+    ) -> produce_response::PartitionProduceResponse {
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(records))]),
-        ]);
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(records)),
+                ])]);
         let resp: ProduceResponse = self.call(ApiKey::Produce, 9, &req).await;
         resp.responses[0].partition_responses[0].clone()
     }
 
-    pub async fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> fetch_response::PartitionData {
+    pub async fn fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> fetch_response::PartitionData {
         let req = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(max_wait_ms)
@@ -164,13 +214,24 @@ impl Client {
 }
 
 /// A real v2 batch of `values`, optionally idempotent (producer id, epoch, first sequence).
-pub fn batch(values: &[&str], producer: Option<(i64, i16, i32)>, compression: Compression, ts: i64) -> Bytes {
+pub fn batch(
+    values: &[&str],
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+    ts: i64,
+) -> Bytes {
     let records: Vec<NewRecord> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| NewRecord { key: Some(Bytes::from(format!("key-{i}"))), value: Some(Bytes::from(v.to_string())), timestamp_ms: ts + i as i64 })
+        .map(|(i, v)| NewRecord {
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(v.to_string())),
+            timestamp_ms: ts + i as i64,
+        })
         .collect();
-    encode_batch(&records, producer, compression).unwrap().freeze()
+    encode_batch(&records, producer, compression)
+        .unwrap()
+        .freeze()
 }
 
 pub fn values_of(records: Option<Bytes>) -> Vec<(i64, String)> {
@@ -178,7 +239,10 @@ pub fn values_of(records: Option<Bytes>) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
         for r in set.records {
-            out.push((r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
+            out.push((
+                r.offset,
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            ));
         }
     }
     out
