@@ -41,6 +41,10 @@ pub enum Reply {
     Later(BoxFuture<'static, Option<Frame>>),
     /// No response at all (produce with acks=0).
     Nothing,
+    /// Work that must finish before the connection starts its next request (a produce whose
+    /// transactional partitions the coordinator checks first, so appends stay in request
+    /// order); it then gives the reply.
+    Gate(BoxFuture<'static, Reply>),
     /// Answer with this frame, then close the connection.
     Close(Option<Frame>),
 }
@@ -113,6 +117,8 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 Reply::Later(f) => (f.await, false),
                 Reply::Nothing => (None, false),
                 Reply::Close(f) => (f, true),
+                // Resolved by the reader before it queues a reply.
+                Reply::Gate(_) => (None, false),
             };
             if let Some(chunks) = frame {
                 if write_chunks(&mut out, &chunks).await.is_err() {
@@ -176,6 +182,10 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 tracing::warn!(%peer, error = %e, frame_start = %head, "closing connection");
                 Reply::Close(None)
             }
+        };
+        let reply = match reply {
+            Reply::Gate(work) => work.await,
+            other => other,
         };
         let closing = matches!(reply, Reply::Close(_));
         if tx.send(reply).await.is_err() || closing {

@@ -195,9 +195,9 @@ pub(crate) fn fence_and_abort(
     if current.producer_epoch < i16::MAX {
         next.producer_epoch = current.producer_epoch + 1;
     }
-    // The server's transaction version: a V2 client's retried abort at the old epoch is
-    // then recognised as a retry.
-    next.client_transaction_version = 2;
+    // Not a client's own end: an EndTxn at the old epoch is not taken for a retry of one
+    // (V2's retry rule), so the fenced instance hears PRODUCER_FENCED, as from Kafka.
+    next.client_transaction_version = 0;
     next.state = TxnState::PrepareAbort;
     next.txn_last_update_timestamp_ms = now_ms;
     prepare(c, next, out);

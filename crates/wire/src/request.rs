@@ -130,6 +130,9 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::Fetch => Request::Fetch(Decodable::decode(buf, v)?),
         ApiKey::ListOffsets => Request::ListOffsets(Decodable::decode(buf, v)?),
         ApiKey::Metadata => Request::Metadata(Decodable::decode(buf, v)?),
+        ApiKey::ApiVersions if v > crate::api::API_VERSIONS_CODEC_VERSION => {
+            Request::ApiVersions(decode_api_versions_v5(buf)?)
+        }
         ApiKey::ApiVersions => Request::ApiVersions(Decodable::decode(buf, v)?),
         ApiKey::CreateTopics => Request::CreateTopics(Decodable::decode(buf, v)?),
         ApiKey::DeleteTopics => Request::DeleteTopics(Decodable::decode(buf, v)?),
@@ -163,6 +166,55 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::DescribeProducers => Request::DescribeProducers(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
+}
+
+/// ApiVersions v5 (KIP-1242): the v4 fields, then the cluster id (nullable compact string)
+/// and node id the client believes it reached, then tagged fields. weir answers whatever
+/// those say, so it keeps only the v4 fields.
+fn decode_api_versions_v5(buf: &mut Bytes) -> anyhow::Result<ApiVersionsRequest> {
+    fn uvarint(buf: &mut Bytes) -> anyhow::Result<u64> {
+        let mut value = 0u64;
+        for shift in (0..35).step_by(7) {
+            anyhow::ensure!(buf.has_remaining(), "the request ends inside a varint");
+            let byte = buf.get_u8();
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        anyhow::bail!("a varint longer than 5 bytes")
+    }
+    /// A compact (nullable) string: length + 1 as a varint, 0 for null.
+    fn compact_string(buf: &mut Bytes) -> anyhow::Result<Option<Bytes>> {
+        let n = uvarint(buf)? as usize;
+        if n == 0 {
+            return Ok(None);
+        }
+        anyhow::ensure!(buf.remaining() >= n - 1, "a string runs past the request");
+        Ok(Some(buf.split_to(n - 1)))
+    }
+    let text = |b: Option<Bytes>| -> anyhow::Result<kafka_protocol::protocol::StrBytes> {
+        Ok(kafka_protocol::protocol::StrBytes::from_utf8(
+            b.unwrap_or_default(),
+        )?)
+    };
+    let name = text(compact_string(buf)?)?;
+    let version = text(compact_string(buf)?)?;
+    let _cluster_id = compact_string(buf)?;
+    anyhow::ensure!(buf.remaining() >= 4, "the request ends inside the node id");
+    let _node_id = buf.get_i32();
+    for _ in 0..uvarint(buf)? {
+        let _tag = uvarint(buf)?;
+        let size = uvarint(buf)? as usize;
+        anyhow::ensure!(
+            buf.remaining() >= size,
+            "a tagged field runs past the request"
+        );
+        buf.advance(size);
+    }
+    Ok(ApiVersionsRequest::default()
+        .with_client_software_name(name)
+        .with_client_software_version(version))
 }
 
 #[cfg(test)]

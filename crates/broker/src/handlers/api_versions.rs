@@ -43,6 +43,13 @@ pub fn handle(meta: &RequestMeta, _request: ApiVersionsRequest) -> Reply {
             .with_min_version_level(TRANSACTION_VERSION_FINALIZED)
             .with_max_version_level(TRANSACTION_VERSION_FINALIZED)];
     }
+    // v5 answers in the v4 layout (see weir_wire::api).
+    let meta = RequestMeta {
+        api_version: meta
+            .api_version
+            .min(weir_wire::api::API_VERSIONS_CODEC_VERSION),
+        ..*meta
+    };
     meta.reply(&body)
 }
 

@@ -91,6 +91,9 @@ fn produce_code(code: i16, api_version: i16) -> i16 {
     ];
     if retriable.contains(&code) {
         ResponseError::NotEnoughReplicas.code()
+    } else if code == ResponseError::ProducerFenced.code() {
+        // A produce from a fenced epoch hears INVALID_PRODUCER_EPOCH, as from Kafka.
+        ResponseError::InvalidProducerEpoch.code()
     } else if code == ResponseError::TransactionAbortable.code() && api_version < 11 {
         ResponseError::InvalidTxnState.code()
     } else {
@@ -112,7 +115,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
     };
     let state = Arc::clone(state);
     let meta = *meta;
-    Reply::Later(Box::pin(async move {
+    Reply::Gate(Box::pin(async move {
         let verify_only = meta.api_version < super::txn::PRODUCE_TXN_V2_VERSION;
         let mut verdicts = HashMap::new();
         // One producer per request; check its partitions together.
@@ -124,12 +127,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
                 verdicts.insert(part, produce_code(code, meta.api_version));
             }
         }
-        match append_all(&state, &meta, request, &verdicts) {
-            Reply::Now(f) => Some(f),
-            Reply::Later(f) => f.await,
-            Reply::Nothing => None,
-            Reply::Close(f) => f,
-        }
+        append_all(&state, &meta, request, &verdicts)
     }))
 }
 
