@@ -10,8 +10,7 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group,txn  (default basic,group; txn joins the default once weir has
-                                transactions)
+  --scenarios basic,group,txn  (default all three)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
@@ -72,7 +71,7 @@ CHECKS = {
 
 # The scenarios run when --scenarios is not given. txn is left out until weir implements
 # transactions; add it here then.
-DEFAULT_SCENARIOS = ["basic", "group"]
+DEFAULT_SCENARIOS = ["basic", "group", "txn"]
 SCENARIOS = ["basic", "group", "txn"]
 
 # The clients with transaction drivers, and the error each reports to a fenced producer
