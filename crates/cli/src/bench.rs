@@ -19,6 +19,8 @@ use parking_lot::Mutex;
 
 use crate::client::{ask_group_coordinator, sb, Connection};
 
+mod txn;
+
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Produce throughput and ack latency.
@@ -41,6 +43,10 @@ pub enum BenchCommand {
     ///
     /// Example: weir bench commit --seconds 10 --committers 8
     Commit(CommitArgs),
+    /// Committed transactions per second and commit latency of transactional producers.
+    ///
+    /// Example: weir bench txn --records-per-txn 10 --partitions 4 --duration 10s
+    Txn(txn::TxnArgs),
 }
 
 #[derive(Args)]
@@ -125,6 +131,7 @@ pub async fn run(bootstrap: &str, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::E2e(a) => e2e(bootstrap, a).await,
         BenchCommand::Rebalance(a) => rebalance(bootstrap, a).await,
         BenchCommand::Commit(a) => commit(bootstrap, a).await,
+        BenchCommand::Txn(a) => txn::txn(bootstrap, a).await,
     }
 }
 
@@ -784,4 +791,25 @@ async fn commit(bootstrap: &str, a: CommitArgs) -> anyhow::Result<()> {
         serde_json::json!({"workload":"commit","committers":a.committers,"commits_per_s":rate}),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: percentiles are nearest-rank (the smallest sample with at least q of all
+    // samples at or below it), in ms from µs, so p99 of 100 samples is the 99th.
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let (p50, p99, p999, max) = percentiles((1..=100).rev().map(|ms| ms * 1000).collect());
+        assert_eq!((p50, p99, p999, max), (50.0, 99.0, 100.0, 100.0));
+        let (p50, p99, p999, max) = percentiles(vec![2500]);
+        assert_eq!((p50, p99, p999, max), (2.5, 2.5, 2.5, 2.5));
+        // 1,000 samples: p99.9 is the 999th, below the single slow outlier.
+        let mut us: Vec<u64> = vec![1000; 999];
+        us.push(900_000);
+        let (_, p99, p999, max) = percentiles(us);
+        assert_eq!((p99, p999, max), (1.0, 1.0, 900.0));
+        assert!(percentiles(Vec::new()).0.is_nan());
+    }
 }
