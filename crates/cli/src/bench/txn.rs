@@ -486,7 +486,8 @@ impl TxnProducer {
 
     /// Writes `pending` (partition, batch) with acks=all, one request per leader, until
     /// every partition has taken its batch. A retried batch keeps its sequence, so the
-    /// broker takes it once.
+    /// broker takes it once. A leader's connection is kept for the whole run and found
+    /// again only when a partition's answer says it moved.
     async fn produce(&mut self, mut pending: Vec<(i32, Bytes)>) -> anyhow::Result<()> {
         let mut tries = 0;
         while !pending.is_empty() {
@@ -507,6 +508,9 @@ impl TxnProducer {
             }
             let mut again = Vec::new();
             let mut last_code = 0;
+            // Kafka answers NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION for a
+            // topic whose metadata has not settled yet, and either after a leader moved.
+            let mut refresh_leaders = false;
             for (conn, batches) in by_leader {
                 let resp: ProduceResponse = self.conns[conn].recv().await?;
                 let codes: BTreeMap<i32, i16> = resp.responses.iter().flat_map(|t| t.partition_responses.iter()).map(|p| (p.index, p.error_code)).collect();
@@ -516,9 +520,11 @@ impl TxnProducer {
                     if code == 0 || code == ResponseError::DuplicateSequenceNumber.code() {
                         continue;
                     }
-                    if !retriable(code) {
+                    let moved = [ResponseError::NotLeaderOrFollower.code(), ResponseError::UnknownTopicOrPartition.code()].contains(&code);
+                    if !retriable(code) && !moved {
                         return Err(refusal(&format!("Produce v{} to partition {p} of '{}'", self.produce_version, self.topic), &self.transactional_id, code));
                     }
+                    refresh_leaders |= moved;
                     last_code = code;
                     again.push((p, batch));
                 }
@@ -532,6 +538,14 @@ impl TxnProducer {
                 bail!("Produce for transactional id '{}' kept answering {} after {RETRIES_PER_REQUEST_MAX} tries", self.transactional_id, error_name(last_code));
             }
             tokio::time::sleep(self.retry_backoff).await;
+            // A partition without a leader yet keeps its old one until the next try.
+            if refresh_leaders {
+                if let Ok(addresses) = leaders(&mut self.conns[0], &self.topic, self.partitions).await {
+                    for (p, address) in addresses.iter().enumerate() {
+                        self.leader[p] = conn_to(&mut self.conns, address).await?;
+                    }
+                }
+            }
             pending = again;
         }
         Ok(())
