@@ -10,12 +10,16 @@ Against it, in their own processes, run:
   so the checker knows exactly what each transaction wrote. Each producer keeps a journal of
   its own view: a commit that returned is "committed", an abort that returned is "aborted",
   a commit that failed or was cut off by a kill is "unknown" (it may end either way, but all
-  or nothing), and a transaction that never asked to commit must not be visible.
+  or nothing), and a transaction that never asked to commit must not be visible. Now and
+  then the application crashes (its process exits at once) inside a transaction or right
+  after asking to commit; it is started again, and the new instance with the same
+  transactional id settles what the old one left.
 - One consume-transform-produce worker: a member of group txn-crash-ctp reading ctp-in
   (fed by this script before every kill) with read_committed, writing
   "in_partition:in_offset:txn" to ctp-out and sending the group's offsets in the same
   transaction (send_offsets_to_transaction); some of its transactions are aborted and their
-  input read again.
+  input read again from the group's committed offsets, and it crashes now and then too
+  (a static member, so its next instance takes its place at once).
 
 The broker is killed with SIGKILL ROUNDS times at random moments (mostly once every worker
 has made progress since the last restart, sometimes right after a restart while clients
@@ -40,6 +44,11 @@ when a bound is exceeded (a worker that makes no progress, a broker that does no
 whole test's time budget), never hangs.
 
 Usage: txn_crash.py WEIR_BIN [ROUNDS] [SEED]
+  WEIR_TXN_CRASH_FSYNC  weir's --fsync policy (always). A kill -9 leaves the kernel's page
+                        cache behind, so even "never" loses nothing here: this test kills
+                        the process, it does not cut the power.
+  WEIR_TXN_CRASH_KEEP   keep the data directory, weir.log and the journals after a pass too
+  WEIR_TXN_CRASH_DEBUG  librdkafka debug contexts for the workers (eos,protocol,...)
 """
 import faulthandler
 import os
@@ -51,6 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -64,6 +74,16 @@ RECORDS_PER_TXN_MAX = 12
 COMMIT_PROBABILITY = 0.7
 CTP_COMMIT_PROBABILITY = 0.85
 FLUSH_BEFORE_END_PROBABILITY = 0.5  # records reach the log before the commit or abort is asked
+# The application crashes now and then: its process exits at once (os._exit, so librdkafka
+# sends nothing more) inside a transaction, or right after asking to commit (with a commit
+# timeout of a few ms); the runner starts it again, and the new instance's init_transactions
+# settles what the old one left.
+CRASH_PROBABILITY = 0.01  # a transaction's chance to see its producer crash, in it
+CRASH_IN_COMMIT_PROBABILITY = 0.02  # and in its commit
+CTP_CRASH_PROBABILITY = 0.03  # the same for the consume-transform-produce worker, whose
+CTP_CRASH_IN_COMMIT_PROBABILITY = 0.06  # transactions are fewer
+CRASHED_COMMIT_TIMEOUT_MAX_S = 0.05
+CRASH_EXIT_CODE = 75  # a worker that crashed on purpose; any other non-zero exit is a failure
 # How a round picks its moment to kill, once the previous restart's clients are back:
 EARLY_KILL_PROBABILITY = 0.2  # right after a restart, while clients reconnect and recover
 EARLY_KILL_DELAY_MAX_S = 0.5
@@ -114,6 +134,12 @@ class Lifeline:
 
     def alive(self):
         return not os.path.exists(self.stop_path) and os.getppid() == self.parent and time.time() < self.deadline
+
+
+# What a client call may raise: KafkaException, BufferError from a full queue, and, when a
+# fatal error is raised out of flush() while a delivery callback still runs, the SystemError
+# that confluent-kafka then reports. Each means "this producer cannot go on as it was".
+CALL_ERRORS = (KafkaException, BufferError, SystemError)
 
 
 def kafka_error(e):
@@ -167,26 +193,26 @@ def send(p, topic, partition, value, on_delivery):
 
 
 def retried(j, what, call):
-    """Runs a transaction call, again while it fails retriably (bounded); True once it returned."""
+    """Runs a transaction call, again while it fails retriably (bounded): (True, None) once it
+    returned, else (False, the last KafkaError or None)."""
     deadline = time.time() + CALL_RETRY_S
     while True:
         try:
             call()
-            return True
-        except KafkaException as e:
+            return True, None
+        except CALL_ERRORS as e:
             err = kafka_error(e)
             j.write(f"W {what} {error_name(e)}")
+            # _CONFLICT (another call still "in progress" after a fatal error) never clears.
             if err is None or not err.retriable() or err.fatal() or err.txn_requires_abort() \
-                    or time.time() > deadline:
-                return False
+                    or err.code() == KafkaError._CONFLICT or time.time() > deadline:
+                return False, err
             time.sleep(0.05)
 
 
 def discarded(p):
-    try:
-        p.purge()
-    except Exception:  # noqa: BLE001 - a fatally failed producer is dropped whatever it says
-        pass
+    """Drops a producer that failed fatally (its transaction is left to the next instance)."""
+    del p
     return None
 
 
@@ -202,7 +228,7 @@ class TxnClient:
         if self.p is None:
             self.p, self.ready = txn_producer(self.bootstrap, self.transactional_id), False
         if not self.ready:
-            if retried(self.j, "init", lambda: self.p.init_transactions(CALL_TIMEOUT_S)):
+            if retried(self.j, "init", lambda: self.p.init_transactions(CALL_TIMEOUT_S))[0]:
                 self.ready = True
                 self.j.write("I")
             else:
@@ -217,33 +243,94 @@ class TxnClient:
         while not self.ensure() and time.time() < deadline:
             pass
 
+    def end_after(self, txn, e):
+        """Ends TXN after a call in it raised E: a fatally failed producer is dropped, any
+        other aborts."""
+        err = kafka_error(e)
+        if err is not None and err.fatal():
+            self.drop(txn)
+        else:
+            self.abort(txn)
+
     def abort(self, txn):
         """Aborts TXN; when that fails, the producer is dropped (the next one fences it)."""
-        if retried(self.j, f"abort {txn}", lambda: self.p.abort_transaction(CALL_TIMEOUT_S)):
+        if retried(self.j, f"abort {txn}", lambda: self.p.abort_transaction(CALL_TIMEOUT_S))[0]:
             self.j.write(f"A {txn}")
         else:
             self.drop(txn)
 
     def commit(self, txn):
-        """Commits TXN; when that fails, tries to abort it, which leaves its outcome unknown to
-        the checker (the commit was asked), or drops the producer."""
+        """Commits TXN; when that fails with an abortable error, aborts it, else (fatal, or
+        retries exhausted) drops the producer. Either way the checker takes its outcome as
+        unknown: the commit was asked."""
         self.j.write(f"C {txn}")
-        if retried(self.j, f"commit {txn}", lambda: self.p.commit_transaction(CALL_TIMEOUT_S)):
+        ok, err = retried(self.j, f"commit {txn}", lambda: self.p.commit_transaction(CALL_TIMEOUT_S))
+        if ok:
             self.j.write(f"OK {txn}")
             return True
-        self.abort(txn)
+        if err is not None and err.txn_requires_abort() and not err.fatal():
+            self.abort(txn)
+        else:
+            self.drop(txn)
         return False
+
+    def commit_or_crash(self, txn, timeout_s):
+        """Asks to commit TXN; the process crashes unless the answer came within TIMEOUT_S."""
+        self.j.write(f"C {txn}")
+        try:
+            self.p.commit_transaction(timeout_s)
+            self.j.write(f"OK {txn}")
+            return True
+        except CALL_ERRORS as e:
+            self.j.write(f"W commit {txn} {error_name(e)}")
+            crash(self.j, txn)
 
     def drop(self, txn):
         self.j.write(f"R {txn}")
         self.p, self.ready = discarded(self.p), False
 
 
+def crash(j, txn):
+    """The application dies in TXN: no destroy, no flush, nothing more sent. (Dropping the
+    producer in the process instead can trip librdkafka's assertion txn_req_cnt > 0 in
+    rd_kafka_txn_handle_AddPartitionsToTxn when an AddPartitionsToTxn is in flight.)"""
+    j.write(f"R {txn} crash")
+    os._exit(CRASH_EXIT_CODE)
+
+
+def end_transaction(client, txn, commit, rng, crash_probability, crash_in_commit_probability):
+    """Ends TXN as planned, or now and then crashes in it or in its commit; True when it is
+    known committed."""
+    die = rng.random()
+    if die < crash_probability:
+        crash(client.j, txn)
+    if commit and die < crash_probability + crash_in_commit_probability:
+        return client.commit_or_crash(txn, rng.uniform(0.001, CRASHED_COMMIT_TIMEOUT_MAX_S))
+    if commit:
+        return client.commit(txn)
+    client.abort(txn)
+    return False
+
+
+def last_txn(journal_path):
+    """The last transaction number a worker's earlier instances began (0 if none)."""
+    last = 0
+    if os.path.exists(journal_path):
+        with open(journal_path) as f:
+            for line in f:
+                if line.startswith("B "):
+                    last = max(last, int(line.split()[1]))
+    return last
+
+
+
 def producer_worker(bootstrap, index, journal_path, stop_path, seed):
     """Journal lines: "B txn count plan", "C txn" (commit asked), "OK txn" (commit returned),
-    "A txn" (abort returned), "R txn" (producer dropped), "D value topic partition offset"
-    (delivery report), "I" (initialised), "W what error" (a failed call)."""
-    rng = random.Random(seed)
+    "A txn" (abort returned), "R txn [crash]" (producer dropped, or the process crashed),
+    "D value topic partition offset" (delivery report), "I" (initialised), "W what error"
+    (a failed call); each ends with the time it was written."""
+    txn = last_txn(journal_path)  # an instance started again after a crash goes on numbering
+    rng = random.Random(f"{seed}/{txn}")
     j = Journal(journal_path)
     life = Lifeline(stop_path)
     client = TxnClient(bootstrap, f"txn-crash-p{index}", j)
@@ -253,7 +340,6 @@ def producer_worker(bootstrap, index, journal_path, stop_path, seed):
         if err is None:
             j.write(f"D {msg.value().decode()} {msg.topic()} {msg.partition()} {msg.offset()}")
 
-    txn = 0
     while life.alive():
         if not client.ensure():
             continue
@@ -268,14 +354,11 @@ def producer_worker(bootstrap, index, journal_path, stop_path, seed):
                 send(client.p, topic, partition, f"{index}:{txn}:{r}:{count}", delivered)
             if rng.random() < FLUSH_BEFORE_END_PROBABILITY:
                 client.p.flush(CALL_TIMEOUT_S)
-        except (KafkaException, BufferError) as e:
+        except CALL_ERRORS as e:
             j.write(f"W send {txn} {error_name(e)}")
-            client.abort(txn)
+            client.end_after(txn, e)
             continue
-        if commit:
-            client.commit(txn)
-        else:
-            client.abort(txn)
+        end_transaction(client, txn, commit, rng, CRASH_PROBABILITY, CRASH_IN_COMMIT_PROBABILITY)
     client.settle()
     sys.exit(0)
 
@@ -284,13 +367,17 @@ def ctp_worker(bootstrap, journal_path, stop_path, seed):
     """Journal lines as the producers', with "N txn p:next,p:next" naming the input offsets
     the transaction commits for the group, and "S p:offset,..." for a rewind to the group's
     committed offsets."""
-    rng = random.Random(seed)
+    txn = last_txn(journal_path)  # an instance started again after a crash goes on numbering
+    rng = random.Random(f"{seed}/{txn}")
     j = Journal(journal_path)
     life = Lifeline(stop_path)
     client = TxnClient(bootstrap, "txn-crash-ctp", j)
     c = Consumer(client_conf({
         "bootstrap.servers": bootstrap, "group.id": CTP_GROUP, "enable.auto.commit": False,
         "auto.offset.reset": "earliest", "isolation.level": "read_committed", "session.timeout.ms": 6000,
+        # Static membership: an instance started after a crash takes the crashed one's place
+        # at once instead of waiting out its session.
+        "group.instance.id": "txn-crash-ctp-0",
         "heartbeat.interval.ms": 500, "reconnect.backoff.ms": 20, "reconnect.backoff.max.ms": 300,
         "retry.backoff.ms": 50, "log_level": 3}))
     c.subscribe([CTP_IN])
@@ -315,7 +402,6 @@ def ctp_worker(bootstrap, journal_path, stop_path, seed):
             j.write(f"W rewind {error_name(e)}")
             return False
 
-    txn = 0
     while life.alive():
         if not client.ensure():
             continue
@@ -342,18 +428,15 @@ def ctp_worker(bootstrap, journal_path, stop_path, seed):
                 client.p.send_offsets_to_transaction(
                     [TopicPartition(CTP_IN, part, offset) for part, offset in sorted(nexts.items())],
                     c.consumer_group_metadata(), CALL_TIMEOUT_S)
-        except (KafkaException, BufferError) as e:
+        except CALL_ERRORS as e:
             j.write(f"W send {txn} {error_name(e)}")
-            client.abort(txn)
+            client.end_after(txn, e)
             rewind = True
             continue
         if commit:
             j.write(f"N {txn} " + ",".join(f"{part}:{offset}" for part, offset in sorted(nexts.items())))
-            if not client.commit(txn):
-                rewind = True  # after the next init, which settles this transaction
-        else:
-            client.abort(txn)
-            rewind = True
+        if not end_transaction(client, txn, commit, rng, CTP_CRASH_PROBABILITY, CTP_CRASH_IN_COMMIT_PROBABILITY):
+            rewind = True  # after the next init, which settles an abandoned transaction
     client.settle()
     c.close()
     sys.exit(0)
@@ -549,7 +632,7 @@ def group_offsets(bootstrap):
     """The group's committed ctp-in offsets, by OffsetFetch with require_stable."""
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     request = [ConsumerGroupTopicPartitions(CTP_GROUP, [TopicPartition(CTP_IN, p) for p in range(CTP_PARTITIONS)])]
     deadline = time.time() + STABLE_TIMEOUT_S + CALL_TIMEOUT_S
     while True:
@@ -699,28 +782,71 @@ def check_ctp(view, group, inputs, committed_out, uncommitted_out, violations):
 
 # ---------------------------------------------------------------- the run
 
+class Worker:
+    """One worker process, started again whenever it crashed on purpose (CRASH_EXIT_CODE);
+    its journal outlives its instances."""
+
+    def __init__(self, root, name, args, stop_path, seed):
+        self.root, self.name, self.args, self.stop_path, self.seed = root, name, args, stop_path, seed
+        self.journal = os.path.join(root, f"{name}.journal")
+        self.reader = JournalReader(self.journal)
+        self.proc, self.crashes = None, 0
+        self.start()
+
+    def start(self):
+        with open(os.path.join(self.root, f"{self.name}.stderr"), "ab") as err:
+            self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *self.args, self.journal,
+                                          self.stop_path, str(self.seed)], stdout=subprocess.DEVNULL, stderr=err)
+
+    def tend(self):
+        """Starts a crashed worker again; a worker that failed is the test's failure."""
+        code = self.proc.poll()
+        if code == CRASH_EXIT_CODE:
+            self.crashes += 1
+            self.start()
+        elif code is not None and code != 0:
+            raise Failure(f"worker {self.name} exited with {code}: {self.stderr_tail()}")
+
+    def stderr_tail(self):
+        with open(os.path.join(self.root, f"{self.name}.stderr"), errors="replace") as f:
+            return f.read()[-2000:]
+
+    def view(self):
+        return self.reader.update()
+
+
 class Run:
     def __init__(self, bin_path, rounds, seed, fsync, keep):
         self.rounds, self.rng, self.keep = rounds, random.Random(seed), keep
         self.root = tempfile.mkdtemp(prefix="weir-txn-crash-")
         self.broker = Broker(bin_path, self.root, fsync)
         self.stop_path = os.path.join(self.root, "stop")
-        self.workers = []  # (name, Popen, JournalReader)
+        self.workers = []  # the producers', then the consume-transform-produce worker
         self.fed = 0
 
     def journals(self):
-        return [reader.update() for _, _, reader in self.workers]
+        return [w.view() for w in self.workers]
 
     def spawn(self, name, *args):
-        journal = os.path.join(self.root, f"{name}.journal")
-        with open(os.path.join(self.root, f"{name}.stderr"), "ab") as err:
-            proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *args, journal, self.stop_path,
-                                     str(self.rng.randrange(1 << 30))], stdout=subprocess.DEVNULL, stderr=err)
-        self.workers.append((name, proc, JournalReader(journal)))
+        self.workers.append(Worker(self.root, name, list(args), self.stop_path, self.rng.randrange(1 << 30)))
+
+    def pause(self, seconds):
+        """Sleeps, restarting crashed workers meanwhile."""
+        until = time.time() + seconds
+        while True:
+            self.tend()
+            left = until - time.time()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def tend(self):
+        for w in self.workers:
+            w.tend()
 
     def create_topics(self):
         from confluent_kafka.admin import AdminClient, NewTopic
-        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap, "log_level": 3})
         wanted = [NewTopic(t, n, 1) for t, n in sorted(TOPICS.items())]
         wanted += [NewTopic(t, CTP_PARTITIONS, 1) for t in (CTP_IN, CTP_OUT)]
         for topic, f in admin.create_topics(wanted, request_timeout=CALL_TIMEOUT_S).items():
@@ -747,12 +873,12 @@ class Run:
         """Every worker has committed a transaction since BEFORE (a list of counts)."""
         deadline = time.time() + PROGRESS_TIMEOUT_S
         while True:
-            self.check_workers_running()
+            self.tend()
             now = self.committed_counts()
             if all(a > b for a, b in zip(now, before)):
                 return
             if time.time() > deadline:
-                stuck = [name for (name, _, _), a, b in zip(self.workers, now, before) if a <= b]
+                stuck = [w.name for w, a, b in zip(self.workers, now, before) if a <= b]
                 self.dump_stacks()
                 raise Failure(f"{', '.join(stuck)} committed no transaction within {PROGRESS_TIMEOUT_S} s {why}; "
                               f"see {self.root}")
@@ -763,23 +889,18 @@ class Run:
         or after IN_COMMIT_WAIT_MAX_S (False)."""
         deadline = time.time() + IN_COMMIT_WAIT_MAX_S
         while time.time() < deadline:
-            if any(reader.update() and reader.last_kind == "C" for _, _, reader in self.workers):
+            self.tend()
+            if any(w.view() and w.reader.last_kind == "C" for w in self.workers):
                 return True
             time.sleep(0.002)
         return False
 
     def dump_stacks(self):
         """Asks every worker for its Python stacks (into its .stderr file), for the report."""
-        for _, proc, _ in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGUSR1)
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGUSR1)
         time.sleep(0.5)
-
-    def check_workers_running(self):
-        for name, proc, _ in self.workers:
-            if proc.poll() is not None:
-                raise Failure(f"worker {name} exited with {proc.returncode}: "
-                              + open(os.path.join(self.root, f"{name}.stderr"), errors="replace").read()[-2000:])
 
     def run(self):
         self.broker.start()
@@ -795,7 +916,7 @@ class Run:
             mode = self.rng.random()
             if n > 1 and mode < EARLY_KILL_PROBABILITY:
                 delay = self.rng.uniform(0, EARLY_KILL_DELAY_MAX_S)
-                time.sleep(delay)
+                self.pause(delay)
                 when = f"{delay:.2f} s after the restart"
             else:
                 self.feed()
@@ -804,11 +925,11 @@ class Run:
                     when = "in a commit" if self.wait_in_commit() else "after no commit was seen in flight"
                 else:
                     delay = self.rng.uniform(0, KILL_DELAY_MAX_S)
-                    time.sleep(delay)
+                    self.pause(delay)
                     when = f"{delay:.2f} s after every worker committed again"
             self.broker.kill9()
-            at_kill = [reader.update() and reader.last_kind for _, _, reader in self.workers]
-            time.sleep(self.rng.uniform(0, DOWNTIME_MAX_S))
+            at_kill = [w.view() and w.reader.last_kind for w in self.workers]
+            self.pause(self.rng.uniform(0, DOWNTIME_MAX_S))
             took = self.broker.start()
             now = tally(self.journals()[:PRODUCERS])
             ctp = len(self.journals()[-1].committed)
@@ -817,31 +938,35 @@ class Run:
                   f"{now[0] - last[0]} committed, {now[1] - last[1]} aborted, {now[2] - last[2]} unknown producer "
                   f"transactions; {ctp} consume-transform-produce commits in all", flush=True)
             last = now
-        self.wait_progress(self.committed_counts(), f"after the last restart")
+        self.feed()
+        self.wait_progress(self.committed_counts(), "after the last restart")
         return self.finish()
 
-    def finish(self):
-        """Stops the workers and checks everything; returns the list of violations."""
+    def stop_workers(self):
+        """Each worker ends its transaction, makes sure a new instance fenced whatever a crashed
+        one left open, and exits 0; one that crashes on the way is started again to do so."""
         open(self.stop_path, "w").close()
         deadline = time.time() + STOP_TIMEOUT_S
-        for name, proc, _ in self.workers:
-            try:
-                proc.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                raise Failure(f"worker {name} did not end its transaction and exit within {STOP_TIMEOUT_S} s")
-            if proc.returncode != 0:
-                raise Failure(f"worker {name} exited with {proc.returncode}: "
-                              + open(os.path.join(self.root, f"{name}.stderr"), errors="replace").read()[-2000:])
+        while any(w.proc.poll() != 0 for w in self.workers):
+            if time.time() > deadline:
+                late = [w.name for w in self.workers if w.proc.poll() != 0]
+                raise Failure(f"{', '.join(late)} did not end the last transaction and exit within "
+                              f"{STOP_TIMEOUT_S} s")
+            self.pause(0.1)
+
+    def finish(self):
+        """Stops the workers and checks everything; returns the summary and the violations."""
+        self.stop_workers()
         from confluent_kafka import IsolationLevel
         from confluent_kafka.admin import AdminClient
-        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap})
+        admin = AdminClient({"bootstrap.servers": self.broker.bootstrap, "log_level": 3})
         txn_partitions = [(t, p) for t, n in sorted(TOPICS.items()) for p in range(n)]
         out_partitions = [(CTP_OUT, p) for p in range(CTP_PARTITIONS)]
         in_partitions = [(CTP_IN, p) for p in range(CTP_PARTITIONS)]
         violations = []
-        # Every transaction has ended (the workers ended theirs; a dropped producer's was
-        # fenced by the next one), so each last stable offset must reach its high watermark;
-        # a transaction left open would be aborted by the coordinator within its timeout.
+        # Every transaction has ended (the workers ended theirs; what a crashed or dropped
+        # producer left was fenced by the next instance), so each last stable offset must
+        # reach its high watermark; one left open would be aborted within its timeout.
         deadline = time.time() + STABLE_TIMEOUT_S
         while True:
             hw = end_offsets(admin, txn_partitions + out_partitions + in_partitions, IsolationLevel.READ_UNCOMMITTED)
@@ -864,16 +989,18 @@ class Run:
         summary.append(check_ctp(views[-1], group, {tp: uncommitted_read[tp] for tp in in_partitions},
                                  {tp: committed_read[tp] for tp in out_partitions},
                                  {tp: uncommitted_read[tp] for tp in out_partitions}, violations))
+        summary.append("application crashes (worker processes started again): "
+                       + ", ".join(f"{w.name} {w.crashes}" for w in self.workers))
         panics = self.broker.panics()
         if panics:
             violations.append(f"weir panicked: {panics[0]}")
         return summary, violations
 
     def cleanup(self, failed):
-        for _, proc, _ in self.workers:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait()
         self.broker.stop()
         if failed or self.keep:
             print(f"data, weir.log and the workers' journals are kept in {self.root}")
@@ -895,7 +1022,6 @@ def main():
     bin_path = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else int(time.time())
-    # WEIR_TXN_CRASH_FSYNC=never shows the test failing when durability is off.
     fsync = os.environ.get("WEIR_TXN_CRASH_FSYNC", "always")
     budget_s = time_budget_s(rounds)
     print(f"transactional crash test: {rounds} rounds, seed {seed}, {PRODUCERS} producers and a "
@@ -924,6 +1050,10 @@ def main():
     except Failure as e:
         signal.alarm(0)
         print(f"FAIL transactional crash test: {e} (seed {seed}, {time.time() - began:.0f} s)")
+    except Exception as e:  # noqa: BLE001 - a test that cannot run is a failure, never a skip
+        signal.alarm(0)
+        traceback.print_exc()
+        print(f"FAIL transactional crash test: {type(e).__name__}: {e} (seed {seed}, {time.time() - began:.0f} s)")
     finally:
         signal.alarm(0)
         run.cleanup(failed)
