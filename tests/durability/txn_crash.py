@@ -68,7 +68,8 @@ PRODUCERS = 3
 TOPICS = {"txa": 3, "txb": 2}  # the producers' topics and their partition counts
 CTP_IN, CTP_OUT, CTP_PARTITIONS = "ctp-in", "ctp-out", 2
 CTP_GROUP = "txn-crash-ctp"
-CTP_FEED_PER_PARTITION = 300  # input records added to each ctp-in partition before every kill
+CTP_FEED_PER_PARTITION = 100  # input records added to each ctp-in partition before every kill (about
+# what the worker gets through in a round, so that no backlog starves one partition)
 CTP_BATCH_MAX = 40  # input records read into one consume-transform-produce transaction
 RECORDS_PER_TXN_MAX = 12
 COMMIT_PROBABILITY = 0.7
