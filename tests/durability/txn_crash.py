@@ -106,8 +106,9 @@ VIOLATIONS_SHOWN_MAX = 20
 
 
 def time_budget_s(rounds):
-    """The whole test's bound: start-up, ~8 s a round on a 2-core machine with room to
-    spare, the final stop and check."""
+    """The whole test's bound: start-up, the rounds (2 to 4 s each on a 2-core machine, so
+    10 rounds take about 30 s and 100 about 200 s), the final stop and check, with room for
+    a slower machine."""
     return 120 + 15 * rounds
 
 
