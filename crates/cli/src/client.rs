@@ -121,14 +121,23 @@ impl Connection {
     }
 }
 
+/// FindCoordinator key types.
+pub const KEY_TYPE_GROUP: i8 = 0;
+pub const KEY_TYPE_TRANSACTION: i8 = 1;
+
 /// One FindCoordinator for `group`: (error code, node id, host, port). v4+ batches keys;
 /// earlier versions carry one. Callers decide what to retry.
 pub async fn ask_group_coordinator(conn: &mut Connection, group: &str) -> anyhow::Result<(i16, i32, String, i32)> {
+    ask_coordinator(conn, KEY_TYPE_GROUP, group).await
+}
+
+/// One FindCoordinator for `key` of `key_type` (a group or a transactional id).
+pub async fn ask_coordinator(conn: &mut Connection, key_type: i8, key: &str) -> anyhow::Result<(i16, i32, String, i32)> {
     let v = conn.version::<FindCoordinatorRequest>()?;
     let req = if v >= 4 {
-        FindCoordinatorRequest::default().with_coordinator_keys(vec![sb(group)])
+        FindCoordinatorRequest::default().with_key_type(key_type).with_coordinator_keys(vec![sb(key)])
     } else {
-        FindCoordinatorRequest::default().with_key(sb(group))
+        FindCoordinatorRequest::default().with_key_type(key_type).with_key(sb(key))
     };
     let r = conn.call_at(&req, v).await?;
     Ok(match r.coordinators.first() {

@@ -12,7 +12,7 @@ use kafka_protocol::records::{Record, RecordBatchDecoder};
 use kafka_protocol::ResponseError;
 use weir_log::batch::whole_batches;
 
-use crate::client::{ask_group_coordinator, sb, Connection};
+use crate::client::{ask_coordinator, sb, Connection};
 
 /// Kafka's name for an error code, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
 pub fn error_name(code: i16) -> String {
@@ -200,20 +200,28 @@ impl Cluster {
 
     /// The group coordinator's broker id, waiting while the coordinator is loading.
     pub async fn coordinator(&mut self, group: &str) -> anyhow::Result<i32> {
+        self.coordinator_of(crate::client::KEY_TYPE_GROUP, group).await
+    }
+
+    /// The broker id coordinating `key` (a group, or a transactional id), waiting while the
+    /// coordinator is loading.
+    pub async fn coordinator_of(&mut self, key_type: i8, key: &str) -> anyhow::Result<i32> {
+        let what = if key_type == crate::client::KEY_TYPE_GROUP { "group" } else { "transactional id" };
+        let group = key;
         let b = self.bootstrap.clone();
         for _ in 0..100 {
-            let (code, node, host, port) = ask_group_coordinator(self.conn(&b).await?, group).await?;
+            let (code, node, host, port) = ask_coordinator(self.conn(&b).await?, key_type, key).await?;
             if code == 0 {
                 self.brokers.entry(node).or_insert_with(|| format!("{host}:{port}"));
                 return Ok(node);
             }
             let retriable = [ResponseError::CoordinatorNotAvailable.code(), ResponseError::CoordinatorLoadInProgress.code(), ResponseError::NotCoordinator.code()];
             if !retriable.contains(&code) {
-                bail!("cannot find the coordinator of group '{group}': {}", error_name(code));
+                bail!("cannot find the coordinator of {what} '{group}': {}", error_name(code));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("no coordinator for group '{group}' after 10 s; is the broker healthy?")
+        bail!("no coordinator for {what} '{group}' after 10 s; is the broker healthy?")
     }
 
     /// Records of one partition from `offset`, at most about `max_bytes`, waiting up to

@@ -273,6 +273,41 @@ async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> a
         println!("{tab}");
     })
 }
+/// The partitions among `keys` whose group offset was committed inside a transaction that
+/// has not ended yet: a stable OffsetFetch (v7+) answers UNSTABLE_OFFSET_COMMIT for them.
+/// Empty when the broker is too old to say.
+async fn pending_in_transactions(cluster: &mut Cluster, coordinator: i32, group: &str, keys: &BTreeSet<(String, i32)>) -> anyhow::Result<BTreeSet<(String, i32)>> {
+    let address = cluster.brokers.get(&coordinator).cloned().ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
+    let conn = cluster.conn(&address).await?;
+    let v = conn.version::<OffsetFetchRequest>()?;
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in keys {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    if v < 7 || by_topic.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let unstable = ResponseError::UnstableOffsetCommit.code();
+    let mut out = BTreeSet::new();
+    if v >= 8 {
+        let topics = by_topic.iter().map(|(t, ps)| offset_fetch_request::OffsetFetchRequestTopics::default().with_name(TopicName(sb(t))).with_partition_indexes(ps.clone())).collect();
+        let req = OffsetFetchRequest::default().with_require_stable(true).with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(sb(group))).with_topics(Some(topics))]);
+        let resp = conn.call_at(&req, v).await?;
+        for g in resp.groups {
+            for t in g.topics {
+                out.extend(t.partitions.iter().filter(|p| p.error_code == unstable).map(|p| (t.name.to_string(), p.partition_index)));
+            }
+        }
+    } else {
+        let topics = by_topic.iter().map(|(t, ps)| offset_fetch_request::OffsetFetchRequestTopic::default().with_name(TopicName(sb(t))).with_partition_indexes(ps.clone())).collect();
+        let req = OffsetFetchRequest::default().with_require_stable(true).with_group_id(GroupId(sb(group))).with_topics(Some(topics));
+        let resp = conn.call_at(&req, v).await?;
+        for t in resp.topics {
+            out.extend(t.partitions.iter().filter(|p| p.error_code == unstable).map(|p| (t.name.to_string(), p.partition_index)));
+        }
+    }
+    Ok(out)
+}
 
 struct PartitionLag {
     topic: String,
@@ -283,6 +318,8 @@ struct PartitionLag {
     /// How old the oldest unconsumed record is, in ms.
     behind_ms: Option<i64>,
     owner: Option<usize>,
+    /// An offset committed in a transaction still open is waiting for its commit.
+    pending: bool,
 }
 
 async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow::Result<()> {
@@ -297,6 +334,7 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         }
     }
     let keys: BTreeSet<(String, i32)> = owner.keys().cloned().chain(g.committed.keys().cloned()).collect();
+    let pending = pending_in_transactions(cluster, g.coordinator, group, &keys).await?;
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for (t, p) in &keys {
         by_topic.entry(t.clone()).or_default().push(*p);
@@ -324,7 +362,8 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
                     behind_ms = Some(0);
                 }
             }
-            rows.push(PartitionLag { topic: topic.clone(), partition: p, committed, log_end, lag, behind_ms, owner: owner.get(&(topic.clone(), p)).copied() });
+            let pending = pending.contains(&(topic.clone(), p));
+            rows.push(PartitionLag { topic: topic.clone(), partition: p, committed, log_end, lag, behind_ms, owner: owner.get(&(topic.clone(), p)).copied(), pending });
         }
     }
     let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
@@ -344,6 +383,7 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         "partitions": rows.iter().map(|r| json!({
             "topic": r.topic, "partition": r.partition, "committed_offset": r.committed, "log_end_offset": r.log_end,
             "lag": r.lag, "behind_ms": r.behind_ms, "member_id": r.owner.map(|i| g.members[i].member_id.clone()),
+            "pending_in_transaction": r.pending,
         })).collect::<Vec<_>>(),
         "lag": totals.iter().map(|(t, (n, ms))| json!({"topic": t, "records": n, "behind_ms": ms})).collect::<Vec<_>>(),
     });
@@ -370,10 +410,12 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         if !rows.is_empty() {
             let mut tab = output::table(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "BEHIND", "MEMBER"]);
             for r in &rows {
+                let committed = r.committed.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
                 tab.add_row(vec![
                     r.topic.clone(),
                     r.partition.to_string(),
-                    r.committed.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    // A newer offset waits in an open transaction.
+                    if r.pending { format!("{committed} (+ pending in a transaction)") } else { committed },
                     r.log_end.to_string(),
                     r.lag.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                     r.behind_ms.map(output::age).unwrap_or_else(|| "-".into()),

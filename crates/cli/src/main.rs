@@ -10,6 +10,7 @@ mod groups;
 mod output;
 mod profile;
 mod topics;
+mod transactions;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ enum Command {
     /// List and describe consumer groups, see their lag, reset and delete their offsets.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List and describe transactions and the producers holding them open; abort a hanging one.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Produce lines from stdin or a file as records.
     ///
     /// Examples:
@@ -147,6 +151,12 @@ struct ServeArgs {
     /// How long an empty group's committed offsets are kept (Kafka's offsets.retention.minutes).
     #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
     offsets_retention_minutes: i64,
+    /// Longest transaction timeout a producer may ask for (Kafka's transaction.max.timeout.ms).
+    #[arg(long, env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS", default_value_t = 900_000)]
+    transaction_max_timeout_ms: i32,
+    /// Partitions of __transaction_state (Kafka's transaction.state.log.num.partitions).
+    #[arg(long, env = "WEIR_TRANSACTION_STATE_PARTITIONS", default_value_t = 50)]
+    transaction_state_partitions: i32,
 }
 
 fn parse_advertised(s: &str) -> Result<(String, i32), String> {
@@ -197,6 +207,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--offsets-retention-minutes must be at least 1");
     }
     config.offsets_retention_ms = args.offsets_retention_minutes.saturating_mul(60_000);
+    if args.transaction_max_timeout_ms < 1 {
+        anyhow::bail!("--transaction-max-timeout-ms must be at least 1");
+    }
+    config.transaction_max_timeout_ms = args.transaction_max_timeout_ms;
+    if !(1..=1000).contains(&args.transaction_state_partitions) {
+        anyhow::bail!("--transaction-state-partitions must be between 1 and 1000");
+    }
+    config.transaction_state_partitions = args.transaction_state_partitions;
 
     let broker = Broker::bind(config.clone()).await?;
     tracing::info!(
@@ -245,6 +263,7 @@ fn client_command(cli: Cli) -> ExitCode {
             Command::Bench(command) => bench::run(&bootstrap, command).await,
             Command::Topics(c) => topics::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
             Command::Groups(c) => groups::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
+            Command::Transactions(c) => transactions::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
             Command::Produce(a) => data::produce(&mut cluster::Cluster::connect(&bootstrap).await?, a).await,
             Command::Consume(a) => data::consume(&mut cluster::Cluster::connect(&bootstrap).await?, a).await,
             Command::Serve(_) | Command::Completions { .. } => Ok(()),
@@ -269,7 +288,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "weir", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Bench(_) | Command::Topics(_) | Command::Groups(_) | Command::Produce(_) | Command::Consume(_) => client_command(cli),
+        Command::Bench(_) | Command::Topics(_) | Command::Groups(_) | Command::Transactions(_) | Command::Produce(_) | Command::Consume(_) => {
+            client_command(cli)
+        }
         Command::Serve(args) => {
             let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

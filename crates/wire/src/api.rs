@@ -70,6 +70,7 @@ pub const TXN_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeTransactions, 0, 0),
     range(ApiKey::ListTransactions, 0, 1),
     range(ApiKey::DescribeProducers, 0, 0),
+    range(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The version range weir supports for `api_key`, if it supports the API at all.
@@ -135,6 +136,7 @@ mod tests {
             ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
             ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
             ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
+            ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
             other => panic!("no codec range listed for {other:?}"),
         };
         (v.min, v.max)

@@ -53,6 +53,7 @@ pub enum Request {
     DescribeTransactions(DescribeTransactionsRequest),
     ListTransactions(ListTransactionsRequest),
     DescribeProducers(DescribeProducersRequest),
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -164,6 +165,7 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::DescribeTransactions => Request::DescribeTransactions(Decodable::decode(buf, v)?),
         ApiKey::ListTransactions => Request::ListTransactions(Decodable::decode(buf, v)?),
         ApiKey::DescribeProducers => Request::DescribeProducers(Decodable::decode(buf, v)?),
+        ApiKey::WriteTxnMarkers => Request::WriteTxnMarkers(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }

@@ -20,6 +20,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod write_txn_markers;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -147,5 +148,6 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
             txn::handle(state, &meta, client, TxnRequest::ListTransactions(r))
         }
         Request::DescribeProducers(r) => describe_producers::handle(state, &meta, r),
+        Request::WriteTxnMarkers(r) => write_txn_markers::handle(state, &meta, r),
     }
 }
