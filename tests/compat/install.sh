@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs every client of the compatibility harness, each pinned: confluent-kafka,
 # kafka-python and aiokafka from PyPI; kcat from Debian; Apache Kafka (broker, tools, Java
-# client) from Maven Central; franz-go and sarama from the Go module proxy; kafkajs from npm;
-# the rdkafka crate from crates.io (it builds librdkafka from source: a few minutes, so
-# --quick leaves it out).
+# client), Kafka Streams and Kafka Connect (the applications under apps/) from Maven
+# Central; franz-go and sarama from the Go module proxy; kafkajs from npm; the rdkafka crate
+# from crates.io (it builds librdkafka from source: a few minutes, so --quick leaves it out).
 #
 #   install.sh [--quick]
 set -euo pipefail
@@ -18,6 +18,10 @@ if ! command -v kcat >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >/dev/null
 fi
 python3 -c 'import harness; harness.java_classpath()'
+# The streams and connect scenarios' applications, resolved and compiled once into
+# .work/apps (some 10 s once their jars are in the local Maven repository).
+apps/build.sh streams >/dev/null
+apps/build.sh connect >/dev/null
 mkdir -p .work
 (cd clients/go && go build -o ../../.work/franz ./franz && go build -o ../../.work/sarama ./sarama)
 (cd clients/js && npm ci --no-audit --no-fund --silent)
