@@ -10,7 +10,7 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group,txn  (default all three)
+  --scenarios basic,group,...  (default basic,group,txn; streams and connect only when named)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
@@ -24,6 +24,12 @@ Scenarios:
   txn     transactions (java, confluent-kafka and franz-go only): commits, an abort, an open
           transaction and the last stable offset, fencing by transactional.id, and
           consume-transform-produce with the group's offsets sent to the transaction
+  streams Kafka Streams (apps/streams, the broker's version) word count with a repartition
+          topic and a changelog: at_least_once, exactly_once_v2, and exactly_once_v2 through
+          two kill -9s of the application mid-way (run once per broker, whatever --clients)
+  connect a distributed Kafka Connect worker (apps/connect) with the FileStream connectors:
+          file -> topic -> file across a clean restart, then exactly.once.source.support
+          through a kill -9 of the worker (run once per broker, whatever --clients)
 
 Prints one PASS/FAIL line per check, the table, and ends with "N passed, N failed". Exits
 non-zero when a check fails on Apache Kafka (the scenario is wrong) or fails on weir
@@ -40,6 +46,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from apps import scenarios as apps  # noqa: E402
 from harness import CLIENTS, VERSIONS, Kafka, Member, Weir, wait_until  # noqa: E402
 
 SESSION_TIMEOUT_S = 6
@@ -67,12 +74,22 @@ CHECKS = {
     "txn.fenced-abort": "the fenced producer's open transaction is aborted: never read with read_committed",
     "txn.consume-transform-produce": "consume, transform, produce with the group's offsets in the transaction: every input once",
     "txn.sent-offsets": "the group's committed offsets are the input's end offsets",
+    "streams.alo": "word count under at_least_once: the last count of every word on the output topic is right",
+    "streams.internal-topics": "Streams creates its repartition topic and its changelog, compacted",
+    "streams.eos": "word count under exactly_once_v2: the last counts read with read_committed are right",
+    "streams.eos-crash": "exactly_once_v2, killed -9 twice mid-way (restarted with its state, then without): every word counted once",
+    "connect.file-to-file": "FileStreamSource -> topic -> FileStreamSink: the sink file has every line, in order",
+    "connect.restart": "lines appended while the worker is stopped reach the sink file after its restart: none lost, none twice",
+    "connect.eos": "with exactly.once.source.support, a source requiring exactly once writes lines read with read_committed",
+    "connect.eos-crash": "the worker killed -9 mid-way through a large file: read_committed has every line exactly once, in order",
 }
 
-# The scenarios run when --scenarios is not given. txn is left out until weir implements
-# transactions; add it here then.
+# The scenarios run when --scenarios is not given.
 DEFAULT_SCENARIOS = ["basic", "group", "txn"]
-SCENARIOS = ["basic", "group", "txn"]
+SCENARIOS = ["basic", "group", "txn", "streams", "connect"]
+# Scenarios that run a real application (apps/) once per broker instead of once per client;
+# the table names the application where it names a client.
+APP_SCENARIOS = {"streams": "kafka-streams", "connect": "kafka-connect"}
 
 # The clients with transaction drivers, and the error each reports to a fenced producer
 # (an exception class, a librdkafka error name, a Kafka error name), matched as a substring
@@ -476,7 +493,12 @@ def main():
     if any(s not in SCENARIOS for s in scenarios):
         sys.exit(f"unknown scenario in {scenarios}; there are: {', '.join(SCENARIOS)}")
     brokers = ["kafka", "weir"] if a.broker == "both" else [a.broker]
+    runs = [(client, s) for client in clients for s in scenarios if s not in APP_SCENARIOS]
+    runs += [(APP_SCENARIOS[s], s) for s in scenarios if s in APP_SCENARIOS]
     print("clients: " + ", ".join(f"{c} {VERSIONS[c]()}" for c in clients), flush=True)
+    if any(s in APP_SCENARIOS for s in scenarios):
+        print("applications: " + ", ".join(f"{APP_SCENARIOS[s]} {apps.version(s)}" for s in scenarios
+                                          if s in APP_SCENARIOS), flush=True)
     res = Results()
     for bname in brokers:
         if a.bootstrap:
@@ -486,26 +508,29 @@ def main():
             print(f"== starting {bname}", flush=True)
             broker.start()
         try:
-            for client in clients:
-                for scenario in scenarios:
-                    print(f"== [{bname}] {client} {scenario}", flush=True)
-                    before, started = dict(res.outcomes), time.time()
-                    try:
-                        if scenario == "basic":
-                            basic(res, broker, client, a.records)
-                        elif scenario == "group":
-                            group(res, broker, client, a.group_records, can_restart=not a.bootstrap)
-                        else:
-                            txn(res, broker, client, a.txn_records)
-                    except Exception as e:  # a scenario that cannot run fails its remaining checks
-                        for check in CHECKS:
-                            if check.startswith(scenario + ".") and (bname, client, check) not in res.outcomes:
-                                res.record(bname, client, check, False, f"scenario stopped: {e!r}")
-                    mine = [ok for k, (ok, _) in res.outcomes.items() if k not in before]
-                    print(f"{sum(mine)} passed, {len(mine) - sum(mine)} failed in {time.time() - started:.1f} s", flush=True)
+            for client, scenario in runs:
+                print(f"== [{bname}] {client} {scenario}", flush=True)
+                before, started = dict(res.outcomes), time.time()
+                try:
+                    if scenario == "basic":
+                        basic(res, broker, client, a.records)
+                    elif scenario == "group":
+                        group(res, broker, client, a.group_records, can_restart=not a.bootstrap)
+                    elif scenario == "txn":
+                        txn(res, broker, client, a.txn_records)
+                    else:
+                        record = lambda check, ok, why="": res.record(bname, client, check, ok, why)  # noqa: E731
+                        getattr(apps, scenario)(record, broker.bootstrap)
+                except Exception as e:  # a scenario that cannot run fails its remaining checks
+                    for check in CHECKS:
+                        if check.startswith(scenario + ".") and (bname, client, check) not in res.outcomes:
+                            res.record(bname, client, check, False, f"scenario stopped: {e!r}")
+                mine = [ok for k, (ok, _) in res.outcomes.items() if k not in before]
+                print(f"{sum(mine)} passed, {len(mine) - sum(mine)} failed in {time.time() - started:.1f} s", flush=True)
         finally:
             if not a.bootstrap:
                 broker.stop()
+    clients += [APP_SCENARIOS[s] for s in scenarios if s in APP_SCENARIOS]
     known = known_differences()
     print()
     print(table(res, brokers, clients, known))
