@@ -10,7 +10,7 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group,...  (default basic,group,txn; streams and connect only when named)
+  --scenarios basic,group,...  (default all: basic,group,txn,streams,connect)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
@@ -85,7 +85,7 @@ CHECKS = {
 }
 
 # The scenarios run when --scenarios is not given.
-DEFAULT_SCENARIOS = ["basic", "group", "txn"]
+DEFAULT_SCENARIOS = ["basic", "group", "txn", "streams", "connect"]
 SCENARIOS = ["basic", "group", "txn", "streams", "connect"]
 # Scenarios that run a real application (apps/) once per broker instead of once per client;
 # the table names the application where it names a client.

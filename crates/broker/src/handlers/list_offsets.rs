@@ -59,7 +59,11 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsets
                     };
                     let found = found.map(|f| {
                         f.filter(|(offset, _)| {
-                            p.timestamp == LATEST_TIMESTAMP || *offset < visible_end
+                            // Only lookups by timestamp are bounded: latest and earliest stand as they are.
+                            matches!(
+                                p.timestamp,
+                                LATEST_TIMESTAMP | EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP
+                            ) || *offset < visible_end
                         })
                     });
                     match found {
