@@ -20,7 +20,6 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod describe_producers;
-pub mod write_txn_markers;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
@@ -29,6 +28,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 pub mod txn;
+pub mod write_txn_markers;
 
 /// Whether the group coordinator APIs are advertised and served.
 pub const GROUPS_ENABLED: bool = true;

@@ -20,7 +20,10 @@ use crate::state::BrokerState;
 
 /// Writes every marker; returns the answer and the offsets partitions that got one, with
 /// their producer and outcome.
-fn write_all(state: &BrokerState, request: WriteTxnMarkersRequest) -> (WriteTxnMarkersResponse, Vec<(i32, i64, bool)>) {
+fn write_all(
+    state: &BrokerState,
+    request: WriteTxnMarkersRequest,
+) -> (WriteTxnMarkersResponse, Vec<(i32, i64, bool)>) {
     let now = now_ms();
     let mut offsets_markers = Vec::new();
     let mut files = Vec::new();
@@ -34,15 +37,27 @@ fn write_all(state: &BrokerState, request: WriteTxnMarkersRequest) -> (WriteTxnM
                     None => ResponseError::UnknownTopicOrPartition.code(),
                     Some(handle) => {
                         let mut log = handle.log.lock();
-                        match log.append_marker(m.producer_id.0, m.producer_epoch, m.coordinator_epoch, m.transaction_result, now) {
+                        match log.append_marker(
+                            m.producer_id.0,
+                            m.producer_epoch,
+                            m.coordinator_epoch,
+                            m.transaction_result,
+                            now,
+                        ) {
                             Ok(_) => {
-                                if let Some(f) = log.sync_handle_if(state.config.fsync == weir_log::FsyncPolicy::Always) {
+                                if let Some(f) = log.sync_handle_if(
+                                    state.config.fsync == weir_log::FsyncPolicy::Always,
+                                ) {
                                     files.push(f);
                                 }
                                 drop(log);
                                 handle.appended.notify_waiters();
                                 if t.name.0.as_str() == OFFSETS_TOPIC {
-                                    offsets_markers.push((p, m.producer_id.0, m.transaction_result));
+                                    offsets_markers.push((
+                                        p,
+                                        m.producer_id.0,
+                                        m.transaction_result,
+                                    ));
                                 }
                                 0
                             }
@@ -50,11 +65,23 @@ fn write_all(state: &BrokerState, request: WriteTxnMarkersRequest) -> (WriteTxnM
                         }
                     }
                 };
-                partitions.push(WritableTxnMarkerPartitionResult::default().with_partition_index(p).with_error_code(code));
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(p)
+                        .with_error_code(code),
+                );
             }
-            topics.push(WritableTxnMarkerTopicResult::default().with_name(t.name).with_partitions(partitions));
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
         }
-        results.push(WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics));
+        results.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics),
+        );
     }
     // Answered once durable; a failed fsync turns every written marker's answer into an error.
     if weir_log::sync_data_all(&files).iter().any(Result::is_err) {
@@ -69,15 +96,24 @@ fn write_all(state: &BrokerState, request: WriteTxnMarkersRequest) -> (WriteTxnM
         }
         offsets_markers.clear();
     }
-    (WriteTxnMarkersResponse::default().with_markers(results), offsets_markers)
+    (
+        WriteTxnMarkersResponse::default().with_markers(results),
+        offsets_markers,
+    )
 }
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: WriteTxnMarkersRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: WriteTxnMarkersRequest,
+) -> Reply {
     let state = Arc::clone(state);
     let meta = *meta;
     Reply::Later(Box::pin(async move {
         let s = Arc::clone(&state);
-        let (body, offsets_markers) = tokio::task::spawn_blocking(move || write_all(&s, request)).await.ok()?;
+        let (body, offsets_markers) = tokio::task::spawn_blocking(move || write_all(&s, request))
+            .await
+            .ok()?;
         if let Some(groups) = state.groups() {
             for (p, producer_id, commit) in offsets_markers {
                 groups.marker_written(p, producer_id, commit).await;
