@@ -14,8 +14,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::records::Compression;
-use weir_log::batch::NewRecord;
 use parking_lot::Mutex;
+use weir_log::batch::NewRecord;
 
 use crate::client::{ask_group_coordinator, sb, Connection};
 
@@ -141,8 +141,14 @@ fn percentiles(mut us: Vec<u64>) -> (f64, f64, f64, f64) {
         return (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
     }
     us.sort_unstable();
-    let at = |q: f64| us[((q * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1000.0;
-    (at(0.5), at(0.99), at(0.999), *us.last().expect("non-empty") as f64 / 1000.0)
+    let at =
+        |q: f64| us[((q * us.len() as f64).ceil() as usize).clamp(1, us.len()) - 1] as f64 / 1000.0;
+    (
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        *us.last().expect("non-empty") as f64 / 1000.0,
+    )
 }
 
 fn report(rows: &[(&str, String)], json: serde_json::Value) {
@@ -166,28 +172,48 @@ fn compression_of(name: &str) -> anyhow::Result<Compression> {
 
 /// A v2 record batch of `values`, stamped now.
 fn encode_batch(values: &[Bytes], compression: Compression) -> anyhow::Result<Bytes> {
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let records: Vec<NewRecord> = values.iter().map(|v| NewRecord { key: None, value: Some(v.clone()), timestamp_ms: ts }).collect();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let records: Vec<NewRecord> = values
+        .iter()
+        .map(|v| NewRecord {
+            key: None,
+            value: Some(v.clone()),
+            timestamp_ms: ts,
+        })
+        .collect();
     Ok(weir_log::batch::encode_batch(&records, None, compression)?.freeze())
 }
 
 /// Creates the topic if it is missing; returns its partition count.
 async fn ensure_topic(conn: &mut Connection, topic: &str, partitions: i32) -> anyhow::Result<i32> {
-    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(sb(topic)))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(sb(topic)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
     let (resp, _) = conn.call(&req).await?;
     let code = resp.topics.first().map(|t| t.error_code).unwrap_or(0);
     if code != 0 && code != ResponseError::TopicAlreadyExists.code() {
         bail!("cannot create topic '{topic}': error {code}");
     }
     for _ in 0..50 {
-        let req = MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic))))]));
+        let req =
+            MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(sb(topic))))]));
         let (meta, _) = conn.call(&req).await?;
         if let Some(t) = meta.topics.first() {
             // A new topic is usable once every partition has a leader.
-            if t.error_code == 0 && !t.partitions.is_empty() && t.partitions.iter().all(|p| p.error_code == 0 && p.leader_id.0 >= 0) {
+            if t.error_code == 0
+                && !t.partitions.is_empty()
+                && t.partitions
+                    .iter()
+                    .all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+            {
                 return Ok(t.partitions.len() as i32);
             }
         }
@@ -216,16 +242,30 @@ async fn produce(bootstrap: &str, a: ProduceArgs) -> anyhow::Result<()> {
     let per_producer = a.records / a.producers as u64;
     let mut tasks = Vec::new();
     for _ in 0..a.producers {
-        let (bootstrap, topic, batch, sent) = (bootstrap.to_string(), a.topic.clone(), batch.clone(), Arc::clone(&sent));
+        let (bootstrap, topic, batch, sent) = (
+            bootstrap.to_string(),
+            a.topic.clone(),
+            batch.clone(),
+            Arc::clone(&sent),
+        );
         let (acks, in_flight) = (a.acks, a.in_flight.max(1));
         tasks.push(tokio::spawn(async move {
             let mut conn = Connection::connect(&bootstrap).await?;
             let version = conn.version::<ProduceRequest>()?.min(12);
-            let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![
-                produce_request::TopicProduceData::default().with_name(TopicName(sb(&topic))).with_partition_data(
-                    (0..partitions).map(|p| produce_request::PartitionProduceData::default().with_index(p).with_records(Some(batch.clone()))).collect(),
-                ),
-            ]);
+            let request = ProduceRequest::default()
+                .with_acks(acks)
+                .with_timeout_ms(30_000)
+                .with_topic_data(vec![produce_request::TopicProduceData::default()
+                    .with_name(TopicName(sb(&topic)))
+                    .with_partition_data(
+                        (0..partitions)
+                            .map(|p| {
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(p)
+                                    .with_records(Some(batch.clone()))
+                            })
+                            .collect(),
+                    )]);
             // A new topic may not be writable at once (Kafka answers NOT_LEADER_OR_FOLLOWER
             // until its metadata settles): send one request until it is accepted, as
             // clients retry. Those records are not counted.
@@ -233,7 +273,11 @@ async fn produce(bootstrap: &str, a: ProduceArgs) -> anyhow::Result<()> {
                 let mut tries = 0;
                 loop {
                     let resp: ProduceResponse = conn.call_at(&request, version).await?;
-                    let retriable = resp.responses.iter().flat_map(|t| t.partition_responses.iter()).any(|p| p.error_code != 0);
+                    let retriable = resp
+                        .responses
+                        .iter()
+                        .flat_map(|t| t.partition_responses.iter())
+                        .any(|p| p.error_code != 0);
                     if !retriable {
                         break;
                     }
@@ -261,9 +305,17 @@ async fn produce(bootstrap: &str, a: ProduceArgs) -> anyhow::Result<()> {
                 if let Some(t) = sent_at.pop_front() {
                     let resp: ProduceResponse = conn.recv().await?;
                     latencies.push(t.elapsed().as_micros() as u64);
-                    for p in resp.responses.iter().flat_map(|t| t.partition_responses.iter()) {
+                    for p in resp
+                        .responses
+                        .iter()
+                        .flat_map(|t| t.partition_responses.iter())
+                    {
                         if p.error_code != 0 {
-                            bail!("partition {} refused a batch: error {}", p.index, p.error_code);
+                            bail!(
+                                "partition {} refused a batch: error {}",
+                                p.index,
+                                p.error_code
+                            );
                         }
                     }
                     sent.fetch_add(per_request, Ordering::Relaxed);
@@ -298,7 +350,10 @@ async fn produce(bootstrap: &str, a: ProduceArgs) -> anyhow::Result<()> {
             ("records", records.to_string()),
             ("records/s", format!("{rps:.0}")),
             ("MB/s", format!("{mbps:.1}")),
-            ("ack latency p50/p99/p99.9/max ms", format!("{p50:.2} / {p99:.2} / {p999:.2} / {max:.2}")),
+            (
+                "ack latency p50/p99/p99.9/max ms",
+                format!("{p50:.2} / {p99:.2} / {p999:.2} / {max:.2}"),
+            ),
         ],
         serde_json::json!({"workload":"produce","records":records,"records_per_s":rps,"mb_per_s":mbps,"p50_ms":p50,"p99_ms":p99,"p999_ms":p999,"max_ms":max,"acks":a.acks,"size":a.size,"partitions":partitions}),
     );
@@ -329,7 +384,14 @@ fn versioned<T: Encodable>(message: &T, version: i16) -> anyhow::Result<Bytes> {
 }
 
 impl Member {
-    pub async fn new(bootstrap: &str, group: &str, topic: &str, partitions: i32, session_timeout_ms: i32, rebalance_timeout_ms: i32) -> anyhow::Result<Member> {
+    pub async fn new(
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        partitions: i32,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: i32,
+    ) -> anyhow::Result<Member> {
         let mut conn = Connection::connect(bootstrap).await?;
         // The coordinator may not be ready yet (Kafka creates __consumer_offsets on the
         // first request): retry for a while, as clients do.
@@ -346,13 +408,29 @@ impl Member {
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
         let address = format!("{host}:{port}");
-        let conn = if address == bootstrap { conn } else { Connection::connect(&address).await? };
-        Ok(Member { conn, group: group.into(), topic: topic.into(), partitions, member_id: String::new(), generation: -1, session_timeout_ms, rebalance_timeout_ms })
+        let conn = if address == bootstrap {
+            conn
+        } else {
+            Connection::connect(&address).await?
+        };
+        Ok(Member {
+            conn,
+            group: group.into(),
+            topic: topic.into(),
+            partitions,
+            member_id: String::new(),
+            generation: -1,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+        })
     }
 
     /// Joins (or rejoins) and returns this member's partitions.
     pub async fn join(&mut self) -> anyhow::Result<Vec<i32>> {
-        let subscription = versioned(&ConsumerProtocolSubscription::default().with_topics(vec![sb(&self.topic)]), 0)?;
+        let subscription = versioned(
+            &ConsumerProtocolSubscription::default().with_topics(vec![sb(&self.topic)]),
+            0,
+        )?;
         let mut coordinator_retries = 0;
         loop {
             let req = JoinGroupRequest::default()
@@ -361,7 +439,10 @@ impl Member {
                 .with_rebalance_timeout_ms(self.rebalance_timeout_ms)
                 .with_member_id(sb(&self.member_id))
                 .with_protocol_type(sb("consumer"))
-                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default().with_name(sb("range")).with_metadata(subscription.clone())]);
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(sb("range"))
+                .with_metadata(subscription.clone())]);
             let (r, _) = self.conn.call(&req).await?;
             if r.error_code == ResponseError::MemberIdRequired.code() {
                 self.member_id = r.member_id.to_string();
@@ -382,7 +463,10 @@ impl Member {
             if retriable.contains(&r.error_code) {
                 coordinator_retries += 1;
                 if coordinator_retries > JOIN_RETRIES_MAX {
-                    bail!("JoinGroup kept failing with error {} after {JOIN_RETRIES_MAX} tries", r.error_code);
+                    bail!(
+                        "JoinGroup kept failing with error {} after {JOIN_RETRIES_MAX} tries",
+                        r.error_code
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -394,7 +478,8 @@ impl Member {
             self.generation = r.generation_id;
             let mut assignments = Vec::new();
             if r.leader == r.member_id {
-                let mut ids: Vec<String> = r.members.iter().map(|m| m.member_id.to_string()).collect();
+                let mut ids: Vec<String> =
+                    r.members.iter().map(|m| m.member_id.to_string()).collect();
                 ids.sort();
                 let n = ids.len() as i32;
                 for (i, id) in ids.iter().enumerate() {
@@ -402,9 +487,16 @@ impl Member {
                     let (per, extra) = (self.partitions / n, self.partitions % n);
                     let start = i * per + i.min(extra);
                     let parts: Vec<i32> = (start..start + per + i32::from(i < extra)).collect();
-                    let a = ConsumerProtocolAssignment::default()
-                        .with_assigned_partitions(vec![consumer_protocol_assignment::TopicPartition::default().with_topic(TopicName(sb(&self.topic))).with_partitions(parts)]);
-                    assignments.push(sync_group_request::SyncGroupRequestAssignment::default().with_member_id(sb(id)).with_assignment(versioned(&a, 0)?));
+                    let a = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+                        consumer_protocol_assignment::TopicPartition::default()
+                            .with_topic(TopicName(sb(&self.topic)))
+                            .with_partitions(parts),
+                    ]);
+                    assignments.push(
+                        sync_group_request::SyncGroupRequestAssignment::default()
+                            .with_member_id(sb(id))
+                            .with_assignment(versioned(&a, 0)?),
+                    );
                 }
             }
             let req = SyncGroupRequest::default()
@@ -424,7 +516,11 @@ impl Member {
             }
             let version = bytes.get_i16();
             let a = ConsumerProtocolAssignment::decode(&mut bytes, version)?;
-            return Ok(a.assigned_partitions.into_iter().flat_map(|t| t.partitions).collect());
+            return Ok(a
+                .assigned_partitions
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .collect());
         }
     }
 
@@ -443,7 +539,9 @@ impl Member {
         let v = self.conn.version::<LeaveGroupRequest>()?;
         let req = LeaveGroupRequest::default().with_group_id(GroupId(sb(&self.group)));
         let req = if v >= 3 {
-            req.with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(sb(&self.member_id))])
+            req.with_members(vec![
+                leave_group_request::MemberIdentity::default().with_member_id(sb(&self.member_id))
+            ])
         } else {
             req.with_member_id(sb(&self.member_id))
         };
@@ -476,18 +574,44 @@ fn count_records(records: &[u8], from: i64) -> (u64, i64) {
 async fn consume(bootstrap: &str, a: ConsumeArgs) -> anyhow::Result<()> {
     let mut admin = Connection::connect(bootstrap).await?;
     let (meta, _) = admin
-        .call(&MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(&a.topic))))])))
+        .call(
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(TopicName(sb(&a.topic))))])),
+        )
         .await?;
-    let t = meta.topics.first().ok_or_else(|| anyhow!("no metadata for topic '{}'", a.topic))?;
+    let t = meta
+        .topics
+        .first()
+        .ok_or_else(|| anyhow!("no metadata for topic '{}'", a.topic))?;
     if t.error_code != 0 {
-        bail!("topic '{}' does not exist; fill it first with `weir bench produce --topic {}`", a.topic, a.topic);
+        bail!(
+            "topic '{}' does not exist; fill it first with `weir bench produce --topic {}`",
+            a.topic,
+            a.topic
+        );
     }
     let partitions = t.partitions.len() as i32;
-    let list = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-        .with_name(TopicName(sb(&a.topic)))
-        .with_partitions((0..partitions).map(|p| list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)).collect())]);
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(sb(&a.topic)))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        list_offsets_request::ListOffsetsPartition::default()
+                            .with_partition_index(p)
+                            .with_timestamp(-1)
+                    })
+                    .collect(),
+            )]);
     let (ends, _) = admin.call(&list).await?;
-    let end: BTreeMap<i32, i64> = ends.topics[0].partitions.iter().map(|p| (p.partition_index, p.offset)).collect();
+    let end: BTreeMap<i32, i64> = ends.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.offset))
+        .collect();
     let total: i64 = end.values().sum();
     let group = format!("weir-bench-{}", std::process::id());
     let consumed = Arc::new(AtomicU64::new(0));
@@ -495,25 +619,42 @@ async fn consume(bootstrap: &str, a: ConsumeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.members {
-        let (bootstrap, topic, group, end) = (bootstrap.to_string(), a.topic.clone(), group.clone(), end.clone());
+        let (bootstrap, topic, group, end) = (
+            bootstrap.to_string(),
+            a.topic.clone(),
+            group.clone(),
+            end.clone(),
+        );
         let (consumed, bytes_read) = (Arc::clone(&consumed), Arc::clone(&bytes_read));
         let session = a.session_timeout_ms;
         tasks.push(tokio::spawn(async move {
-            let mut m = Member::new(&bootstrap, &group, &topic, partitions, session, 60_000).await?;
+            let mut m =
+                Member::new(&bootstrap, &group, &topic, partitions, session, 60_000).await?;
             let mine = m.join().await?;
             let mut fetcher = Connection::connect(&bootstrap).await?;
             let mut pos: BTreeMap<i32, i64> = mine.iter().map(|p| (*p, 0)).collect();
             let mut last_beat = Instant::now();
-            while pos.iter().any(|(p, o)| *o < end[p]) && (consumed.load(Ordering::Relaxed) as i64) < total {
+            while pos.iter().any(|(p, o)| *o < end[p])
+                && (consumed.load(Ordering::Relaxed) as i64) < total
+            {
                 let req = FetchRequest::default()
                     .with_replica_id(BrokerId(-1))
                     .with_max_wait_ms(500)
                     .with_min_bytes(1)
                     .with_max_bytes(50 << 20)
                     .with_session_epoch(-1)
-                    .with_topics(vec![fetch_request::FetchTopic::default().with_topic(TopicName(sb(&topic))).with_partitions(
-                        pos.iter().map(|(p, o)| fetch_request::FetchPartition::default().with_partition(*p).with_fetch_offset(*o).with_partition_max_bytes(1 << 20)).collect(),
-                    )]);
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(TopicName(sb(&topic)))
+                        .with_partitions(
+                            pos.iter()
+                                .map(|(p, o)| {
+                                    fetch_request::FetchPartition::default()
+                                        .with_partition(*p)
+                                        .with_fetch_offset(*o)
+                                        .with_partition_max_bytes(1 << 20)
+                                })
+                                .collect(),
+                        )]);
                 let v = fetcher.version::<FetchRequest>()?.min(12);
                 let resp: FetchResponse = fetcher.call_at(&req, v).await?;
                 for part in resp.responses.iter().flat_map(|t| t.partitions.iter()) {
@@ -539,7 +680,12 @@ async fn consume(bootstrap: &str, a: ConsumeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                progress("consumed", consumed.load(Ordering::Relaxed), total as u64, started);
+                progress(
+                    "consumed",
+                    consumed.load(Ordering::Relaxed),
+                    total as u64,
+                    started,
+                );
             }
         })
     };
@@ -553,7 +699,12 @@ async fn consume(bootstrap: &str, a: ConsumeArgs) -> anyhow::Result<()> {
     let rps = n as f64 / secs;
     let mbps = bytes_read.load(Ordering::Relaxed) as f64 / secs / 1e6;
     report(
-        &[("members", a.members.to_string()), ("records", n.to_string()), ("records/s", format!("{rps:.0}")), ("MB/s (on the wire)", format!("{mbps:.1}"))],
+        &[
+            ("members", a.members.to_string()),
+            ("records", n.to_string()),
+            ("records/s", format!("{rps:.0}")),
+            ("MB/s (on the wire)", format!("{mbps:.1}")),
+        ],
         serde_json::json!({"workload":"consume","members":a.members,"records":n,"records_per_s":rps,"mb_per_s":mbps}),
     );
     Ok(())
@@ -562,9 +713,13 @@ async fn consume(bootstrap: &str, a: ConsumeArgs) -> anyhow::Result<()> {
 async fn e2e(bootstrap: &str, a: E2eArgs) -> anyhow::Result<()> {
     let mut admin = Connection::connect(bootstrap).await?;
     ensure_topic(&mut admin, &a.topic, 1).await?;
-    let list = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-        .with_name(TopicName(sb(&a.topic)))
-        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)])]);
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(sb(&a.topic)))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1),
+            ])]);
     let (ends, _) = admin.call(&list).await?;
     let start_offset = ends.topics[0].partitions[0].offset;
     let total = a.rate * a.seconds;
@@ -572,18 +727,41 @@ async fn e2e(bootstrap: &str, a: E2eArgs) -> anyhow::Result<()> {
     let done = Arc::new(AtomicBool::new(false));
     let samples = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let reader = {
-        let (bootstrap, topic, done, samples) = (bootstrap.to_string(), a.topic.clone(), Arc::clone(&done), Arc::clone(&samples));
+        let (bootstrap, topic, done, samples) = (
+            bootstrap.to_string(),
+            a.topic.clone(),
+            Arc::clone(&done),
+            Arc::clone(&samples),
+        );
         tokio::spawn(async move {
             let mut conn = Connection::connect(&bootstrap).await?;
             let v = conn.version::<FetchRequest>()?.min(12);
             let mut offset = start_offset;
             let mut seen = 0u64;
-            while seen < total && !(done.load(Ordering::Relaxed) && origin.elapsed() > Duration::from_secs(a.seconds + 10)) {
-                let req = FetchRequest::default().with_replica_id(BrokerId(-1)).with_max_wait_ms(500).with_min_bytes(1).with_max_bytes(8 << 20).with_session_epoch(-1).with_topics(vec![
-                    fetch_request::FetchTopic::default().with_topic(TopicName(sb(&topic))).with_partitions(vec![fetch_request::FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(8 << 20)]),
-                ]);
+            while seen < total
+                && !(done.load(Ordering::Relaxed)
+                    && origin.elapsed() > Duration::from_secs(a.seconds + 10))
+            {
+                let req = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(500)
+                    .with_min_bytes(1)
+                    .with_max_bytes(8 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![fetch_request::FetchTopic::default()
+                        .with_topic(TopicName(sb(&topic)))
+                        .with_partitions(vec![fetch_request::FetchPartition::default()
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(8 << 20)])]);
                 let resp: FetchResponse = conn.call_at(&req, v).await?;
-                let Some(mut records) = resp.responses.first().and_then(|t| t.partitions.first()).and_then(|p| p.records.clone()) else { continue };
+                let Some(mut records) = resp
+                    .responses
+                    .first()
+                    .and_then(|t| t.partitions.first())
+                    .and_then(|p| p.records.clone())
+                else {
+                    continue;
+                };
                 let now_us = origin.elapsed().as_micros() as u64;
                 let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut records)?;
                 let mut s = samples.lock();
@@ -596,7 +774,8 @@ async fn e2e(bootstrap: &str, a: E2eArgs) -> anyhow::Result<()> {
                         seen += 1;
                         if let Some(v) = r.value {
                             if v.len() >= 8 {
-                                let sent_us = u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
+                                let sent_us =
+                                    u64::from_be_bytes(v[..8].try_into().expect("8 bytes"));
                                 s.push(now_us.saturating_sub(sent_us));
                             }
                         }
@@ -617,9 +796,14 @@ async fn e2e(bootstrap: &str, a: E2eArgs) -> anyhow::Result<()> {
         value.put_u64(origin.elapsed().as_micros() as u64);
         value.resize(a.size.max(8), b'x');
         let batch = encode_batch(&[value.freeze()], Compression::None)?;
-        let req = ProduceRequest::default().with_acks(1).with_timeout_ms(30_000).with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(TopicName(sb(&a.topic)))
-            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_records(Some(batch))])]);
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(sb(&a.topic)))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default().with_records(Some(batch)),
+                ])]);
         conn.send_at(&req, v).await?;
         while conn.in_flight() > 64 {
             let _: ProduceResponse = conn.recv().await?;
@@ -639,7 +823,14 @@ async fn e2e(bootstrap: &str, a: E2eArgs) -> anyhow::Result<()> {
     let received = samples.len();
     let (p50, p99, p999, max) = percentiles(samples);
     report(
-        &[("offered records/s", a.rate.to_string()), ("received", received.to_string()), ("end-to-end p50/p99/p99.9/max ms", format!("{p50:.2} / {p99:.2} / {p999:.2} / {max:.2}"))],
+        &[
+            ("offered records/s", a.rate.to_string()),
+            ("received", received.to_string()),
+            (
+                "end-to-end p50/p99/p99.9/max ms",
+                format!("{p50:.2} / {p99:.2} / {p999:.2} / {max:.2}"),
+            ),
+        ],
         serde_json::json!({"workload":"e2e","rate":a.rate,"received":received,"p50_ms":p50,"p99_ms":p99,"p999_ms":p999,"max_ms":max}),
     );
     Ok(())
@@ -661,10 +852,21 @@ async fn rebalance(bootstrap: &str, a: RebalanceArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..a.members {
-        let (bootstrap, topic, group, owned, stop) = (bootstrap.to_string(), a.topic.clone(), group.clone(), Arc::clone(&owned), Arc::clone(&stop));
-        let (session, rebalance, beat) = (a.session_timeout_ms, a.rebalance_timeout_ms, a.heartbeat_interval_ms);
+        let (bootstrap, topic, group, owned, stop) = (
+            bootstrap.to_string(),
+            a.topic.clone(),
+            group.clone(),
+            Arc::clone(&owned),
+            Arc::clone(&stop),
+        );
+        let (session, rebalance, beat) = (
+            a.session_timeout_ms,
+            a.rebalance_timeout_ms,
+            a.heartbeat_interval_ms,
+        );
         tasks.push(tokio::spawn(async move {
-            let mut m = Member::new(&bootstrap, &group, &topic, partitions, session, rebalance).await?;
+            let mut m =
+                Member::new(&bootstrap, &group, &topic, partitions, session, rebalance).await?;
             loop {
                 let mine = m.join().await?;
                 owned.lock()[i] = Some(mine);
@@ -739,8 +941,14 @@ async fn rebalance(bootstrap: &str, a: RebalanceArgs) -> anyhow::Result<()> {
     }
     report(
         &[
-            ("members / partitions", format!("{} / {partitions}", a.members)),
-            ("session / rebalance timeout ms", format!("{} / {}", a.session_timeout_ms, a.rebalance_timeout_ms)),
+            (
+                "members / partitions",
+                format!("{} / {partitions}", a.members),
+            ),
+            (
+                "session / rebalance timeout ms",
+                format!("{} / {}", a.session_timeout_ms, a.rebalance_timeout_ms),
+            ),
             ("all assigned ms", format!("{join_ms:.0}")),
             ("reassigned after a leave ms", format!("{leave_ms:.0}")),
             ("reassigned after a crash ms", format!("{crash_ms:.0}")),
@@ -769,9 +977,15 @@ async fn commit(bootstrap: &str, a: CommitArgs) -> anyhow::Result<()> {
                 let req = OffsetCommitRequest::default()
                     .with_group_id(GroupId(sb(&group)))
                     .with_generation_id_or_member_epoch(-1)
-                    .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(sb("bench-commit"))).with_partitions(vec![
-                        offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(offset).with_committed_leader_epoch(-1),
-                    ])]);
+                    .with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(sb("bench-commit")))
+                            .with_partitions(vec![
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(-1),
+                            ]),
+                    ]);
                 let (r, _) = conn.call(&req).await?;
                 let code = r.topics[0].partitions[0].error_code;
                 if code != 0 {
@@ -787,7 +1001,10 @@ async fn commit(bootstrap: &str, a: CommitArgs) -> anyhow::Result<()> {
     }
     let rate = commits.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     report(
-        &[("committers", a.committers.to_string()), ("commits/s", format!("{rate:.0}"))],
+        &[
+            ("committers", a.committers.to_string()),
+            ("commits/s", format!("{rate:.0}")),
+        ],
         serde_json::json!({"workload":"commit","committers":a.committers,"commits_per_s":rate}),
     );
     Ok(())

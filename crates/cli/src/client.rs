@@ -46,19 +46,32 @@ impl Connection {
         };
         let resp: ApiVersionsResponse = c.call_at(&ApiVersionsRequest::default(), 0).await?;
         if resp.error_code != 0 {
-            bail!("broker at {address} refused ApiVersions (error {})", resp.error_code);
+            bail!(
+                "broker at {address} refused ApiVersions (error {})",
+                resp.error_code
+            );
         }
-        c.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        c.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
         Ok(c)
     }
 
     /// The highest version both this client and the broker speak for `R`.
     pub fn version<R: Request>(&self) -> anyhow::Result<i16> {
         let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key {}", R::KEY))?;
-        let (bmin, bmax) = *self.versions.get(&R::KEY).ok_or_else(|| anyhow!("broker at {} does not support {key:?}", self.address))?;
+        let (bmin, bmax) = *self
+            .versions
+            .get(&R::KEY)
+            .ok_or_else(|| anyhow!("broker at {} does not support {key:?}", self.address))?;
         let v = bmax.min(R::VERSIONS.max);
         if v < bmin.max(R::VERSIONS.min) {
-            bail!("broker at {} and weir share no version of {key:?}", self.address);
+            bail!(
+                "broker at {} and weir share no version of {key:?}",
+                self.address
+            );
         }
         Ok(v)
     }
@@ -79,14 +92,22 @@ impl Connection {
         header.encode(&mut buf, header_version)?;
         request.encode(&mut buf, version)?;
         self.writer.write_all(&buf).await?;
-        self.in_flight.push_back((self.next_correlation_id, key, version));
+        self.in_flight
+            .push_back((self.next_correlation_id, key, version));
         Ok(())
     }
 
     /// Receives the answer to the oldest request in flight.
     pub async fn recv<Resp: Decodable + HeaderVersion>(&mut self) -> anyhow::Result<Resp> {
-        let (correlation_id, key, version) = self.in_flight.pop_front().ok_or_else(|| anyhow!("no request in flight"))?;
-        let size = self.reader.read_i32().await.with_context(|| format!("broker at {} closed the connection", self.address))?;
+        let (correlation_id, key, version) = self
+            .in_flight
+            .pop_front()
+            .ok_or_else(|| anyhow!("no request in flight"))?;
+        let size = self
+            .reader
+            .read_i32()
+            .await
+            .with_context(|| format!("broker at {} closed the connection", self.address))?;
         if size < 0 || size as usize > RESPONSE_BYTES_MAX {
             bail!("broker at {} sent a response of {size} bytes", self.address);
         }
@@ -100,7 +121,11 @@ impl Connection {
         Ok(Resp::decode(&mut buf, version)?)
     }
 
-    pub async fn call_at<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
+    pub async fn call_at<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> anyhow::Result<R::Response> {
         self.send_at(request, version).await?;
         self.recv::<R::Response>().await
     }
@@ -127,17 +152,28 @@ pub const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// One FindCoordinator for `group`: (error code, node id, host, port). v4+ batches keys;
 /// earlier versions carry one. Callers decide what to retry.
-pub async fn ask_group_coordinator(conn: &mut Connection, group: &str) -> anyhow::Result<(i16, i32, String, i32)> {
+pub async fn ask_group_coordinator(
+    conn: &mut Connection,
+    group: &str,
+) -> anyhow::Result<(i16, i32, String, i32)> {
     ask_coordinator(conn, KEY_TYPE_GROUP, group).await
 }
 
 /// One FindCoordinator for `key` of `key_type` (a group or a transactional id).
-pub async fn ask_coordinator(conn: &mut Connection, key_type: i8, key: &str) -> anyhow::Result<(i16, i32, String, i32)> {
+pub async fn ask_coordinator(
+    conn: &mut Connection,
+    key_type: i8,
+    key: &str,
+) -> anyhow::Result<(i16, i32, String, i32)> {
     let v = conn.version::<FindCoordinatorRequest>()?;
     let req = if v >= 4 {
-        FindCoordinatorRequest::default().with_key_type(key_type).with_coordinator_keys(vec![sb(key)])
+        FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(vec![sb(key)])
     } else {
-        FindCoordinatorRequest::default().with_key_type(key_type).with_key(sb(key))
+        FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_key(sb(key))
     };
     let r = conn.call_at(&req, v).await?;
     Ok(match r.coordinators.first() {

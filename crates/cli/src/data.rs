@@ -12,7 +12,9 @@ use indexmap::IndexMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use serde_json::json;
 
 use crate::bench::Member;
@@ -142,7 +144,10 @@ fn compression(c: Codec) -> Compression {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct Pending {
@@ -150,16 +155,34 @@ struct Pending {
     count: usize,
 }
 
-async fn send(cluster: &mut Cluster, topic: &TopicInfo, pending: &mut Pending, acks: Acks, codec: Codec) -> anyhow::Result<()> {
+async fn send(
+    cluster: &mut Cluster,
+    topic: &TopicInfo,
+    pending: &mut Pending,
+    acks: Acks,
+    codec: Codec,
+) -> anyhow::Result<()> {
     let mut by_leader: BTreeMap<i32, Vec<(i32, Bytes)>> = BTreeMap::new();
     for (p, recs) in std::mem::take(&mut pending.records) {
         if recs.is_empty() {
             continue;
         }
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: compression(codec) })
-            .map_err(|e| anyhow!("cannot encode a batch: {e}"))?;
-        let leader = topic.partitions.iter().find(|x| x.partition == p).map(|x| x.leader).unwrap_or(-1);
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &recs,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: compression(codec),
+            },
+        )
+        .map_err(|e| anyhow!("cannot encode a batch: {e}"))?;
+        let leader = topic
+            .partitions
+            .iter()
+            .find(|x| x.partition == p)
+            .map(|x| x.leader)
+            .unwrap_or(-1);
         by_leader.entry(leader).or_default().push((p, buf.freeze()));
     }
     pending.count = 0;
@@ -169,19 +192,39 @@ async fn send(cluster: &mut Cluster, topic: &TopicInfo, pending: &mut Pending, a
         Acks::All => -1,
     };
     for (leader, batches) in by_leader {
-        let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(30_000).with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(TopicName(sb(&topic.name)))
-            .with_topic_id(topic.id.parse::<uuid::Uuid>().unwrap_or_default())
-            .with_partition_data(batches.into_iter().map(|(p, b)| produce_request::PartitionProduceData::default().with_index(p).with_records(Some(b))).collect())]);
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(sb(&topic.name)))
+                .with_topic_id(topic.id.parse::<uuid::Uuid>().unwrap_or_default())
+                .with_partition_data(
+                    batches
+                        .into_iter()
+                        .map(|(p, b)| {
+                            produce_request::PartitionProduceData::default()
+                                .with_index(p)
+                                .with_records(Some(b))
+                        })
+                        .collect(),
+                )]);
         if acks == 0 {
-            let address = cluster.brokers.get(&leader).cloned().ok_or_else(|| anyhow!("leader {leader} is not in the metadata"))?;
+            let address = cluster
+                .brokers
+                .get(&leader)
+                .cloned()
+                .ok_or_else(|| anyhow!("leader {leader} is not in the metadata"))?;
             let conn = cluster.conn(&address).await?;
             let v = conn.version::<ProduceRequest>()?.min(12);
             conn.send_at(&req, v).await?;
             conn.forget_last();
             continue;
         }
-        let address = cluster.brokers.get(&leader).cloned().ok_or_else(|| anyhow!("leader {leader} is not in the metadata"))?;
+        let address = cluster
+            .brokers
+            .get(&leader)
+            .cloned()
+            .ok_or_else(|| anyhow!("leader {leader} is not in the metadata"))?;
         let conn = cluster.conn(&address).await?;
         // v13 names topics by id only; v12 and below by name.
         let v = conn.version::<ProduceRequest>()?.min(12);
@@ -189,8 +232,17 @@ async fn send(cluster: &mut Cluster, topic: &TopicInfo, pending: &mut Pending, a
         for t in resp.responses {
             for p in t.partition_responses {
                 if p.error_code != 0 {
-                    let msg = p.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default();
-                    bail!("produce to {}[{}] failed: {}{msg}", topic.name, p.index, error_name(p.error_code));
+                    let msg = p
+                        .error_message
+                        .as_ref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default();
+                    bail!(
+                        "produce to {}[{}] failed: {}{msg}",
+                        topic.name,
+                        p.index,
+                        error_name(p.error_code)
+                    );
                 }
             }
         }
@@ -201,7 +253,11 @@ async fn send(cluster: &mut Cluster, topic: &TopicInfo, pending: &mut Pending, a
 pub async fn produce(cluster: &mut Cluster, a: ProduceArgs) -> anyhow::Result<()> {
     let topic = cluster.topic(&a.topic).await.map_err(|e| {
         if e.to_string().contains("does not exist") {
-            anyhow!("topic '{}' does not exist; create it with `weir topics create {} --partitions 3`", a.topic, a.topic)
+            anyhow!(
+                "topic '{}' does not exist; create it with `weir topics create {} --partitions 3`",
+                a.topic,
+                a.topic
+            )
         } else {
             e
         }
@@ -209,7 +265,11 @@ pub async fn produce(cluster: &mut Cluster, a: ProduceArgs) -> anyhow::Result<()
     let n = topic.partitions.len() as i32;
     if let Some(p) = a.partition {
         if p < 0 || p >= n {
-            bail!("topic '{}' has no partition {p}; it has partitions 0 to {}", a.topic, n - 1);
+            bail!(
+                "topic '{}' has no partition {p}; it has partitions 0 to {}",
+                a.topic,
+                n - 1
+            );
         }
     }
     let mut headers: IndexMap<StrBytes, Option<Bytes>> = IndexMap::new();
@@ -219,20 +279,30 @@ pub async fn produce(cluster: &mut Cluster, a: ProduceArgs) -> anyhow::Result<()
     }
     let (input, size): (Box<dyn Read>, Option<u64>) = match &a.file {
         Some(f) => {
-            let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+            let file =
+                std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
             let size = file.metadata().ok().map(|m| m.len());
             (Box::new(file), size)
         }
         None => (Box::new(std::io::stdin()), None),
     };
     let bar = match size {
-        Some(s) => ProgressBar::new(s).with_style(ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}").expect("valid template")),
-        None => ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {pos} records {per_sec}").expect("valid template")),
+        Some(s) => ProgressBar::new(s).with_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
+                .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {pos} records {per_sec}")
+                .expect("valid template"),
+        ),
     };
     if a.file.is_none() && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut pending = Pending { records: BTreeMap::new(), count: 0 };
+    let mut pending = Pending {
+        records: BTreeMap::new(),
+        count: 0,
+    };
     let (mut total, mut rr, mut offset_in_batch) = (0u64, 0i32, BTreeMap::<i32, i64>::new());
     let started = Instant::now();
     let mut reader = BufReader::with_capacity(1 << 20, input);
@@ -253,7 +323,10 @@ pub async fn produce(cluster: &mut Cluster, a: ProduceArgs) -> anyhow::Result<()
         }
         let (key, value) = match &a.key_separator {
             Some(sep) => match find(&line, sep.as_bytes()) {
-                Some(i) => (Some(Bytes::copy_from_slice(&line[..i])), Bytes::copy_from_slice(&line[i + sep.len()..])),
+                Some(i) => (
+                    Some(Bytes::copy_from_slice(&line[..i])),
+                    Bytes::copy_from_slice(&line[i + sep.len()..]),
+                ),
                 None => (None, Bytes::copy_from_slice(&line)),
             },
             None => (None, Bytes::copy_from_slice(&line)),
@@ -293,7 +366,11 @@ pub async fn produce(cluster: &mut Cluster, a: ProduceArgs) -> anyhow::Result<()
     send(cluster, &topic, &mut pending, a.acks, a.compression).await?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("produced {total} record{} to topic '{}' in {secs:.1} s", if total == 1 { "" } else { "s" }, a.topic);
+    eprintln!(
+        "produced {total} record{} to topic '{}' in {secs:.1} s",
+        if total == 1 { "" } else { "s" },
+        a.topic
+    );
     Ok(())
 }
 
@@ -307,7 +384,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 // ---------------------------------------------------------------- consume
 
 fn render(format: &str, topic: &str, r: &Record) -> String {
-    let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let text = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
     let mut out = String::new();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
@@ -321,7 +402,13 @@ fn render(format: &str, topic: &str, r: &Record) -> String {
                     'k' => out.push_str(&text(&r.key)),
                     'v' => out.push_str(&text(&r.value)),
                     'T' => out.push_str(&r.timestamp.to_string()),
-                    'h' => out.push_str(&r.headers.iter().map(|(k, v)| format!("{k}={}", text(v))).collect::<Vec<_>>().join(",")),
+                    'h' => out.push_str(
+                        &r.headers
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", text(v)))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
                     '%' => out.push('%'),
                     other => {
                         out.push('%');
@@ -353,14 +440,33 @@ fn as_json(topic: &str, partition: i32, r: &Record) -> String {
     .to_string()
 }
 
-async fn commit(cluster: &mut Cluster, coordinator: i32, group: &str, member: &Member, topic: &str, positions: &BTreeMap<i32, i64>) -> anyhow::Result<()> {
+async fn commit(
+    cluster: &mut Cluster,
+    coordinator: i32,
+    group: &str,
+    member: &Member,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+) -> anyhow::Result<()> {
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(sb(group)))
         .with_generation_id_or_member_epoch(member.generation)
         .with_member_id(sb(&member.member_id))
-        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(sb(topic))).with_partitions(
-            positions.iter().map(|(p, o)| offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o).with_committed_leader_epoch(-1)).collect(),
-        )]);
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(sb(topic)))
+                .with_partitions(
+                    positions
+                        .iter()
+                        .map(|(p, o)| {
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                                .with_committed_leader_epoch(-1)
+                        })
+                        .collect(),
+                ),
+        ]);
     // A rebalance can refuse a commit; the records then come again to whoever owns them next.
     let _ = cluster.call_on(coordinator, &req).await?;
     Ok(())
@@ -371,7 +477,11 @@ pub async fn consume(cluster: &mut Cluster, a: ConsumeArgs) -> anyhow::Result<()
     let all: Vec<i32> = topic.partitions.iter().map(|p| p.partition).collect();
     for p in &a.partitions {
         if !all.contains(p) {
-            bail!("topic '{}' has no partition {p}; it has partitions 0 to {}", a.topic, all.len() - 1);
+            bail!(
+                "topic '{}' has no partition {p}; it has partitions 0 to {}",
+                a.topic,
+                all.len() - 1
+            );
         }
     }
     let start_time = match &a.timestamp {
@@ -384,13 +494,43 @@ pub async fn consume(cluster: &mut Cluster, a: ConsumeArgs) -> anyhow::Result<()
     let mut last_heartbeat = Instant::now();
     if let Some(g) = &a.group {
         coordinator = cluster.coordinator(g).await?;
-        let mut m = Member::new(cluster.bootstrap(), g, &a.topic, all.len() as i32, 10_000, 30_000).await?;
+        let mut m = Member::new(
+            cluster.bootstrap(),
+            g,
+            &a.topic,
+            all.len() as i32,
+            10_000,
+            30_000,
+        )
+        .await?;
         let parts = m.join().await?;
-        positions = start_positions(cluster, &topic, &parts, Some(g), a.from_beginning, None, None).await?;
+        positions = start_positions(
+            cluster,
+            &topic,
+            &parts,
+            Some(g),
+            a.from_beginning,
+            None,
+            None,
+        )
+        .await?;
         member = Some(m);
     } else {
-        let parts = if a.partitions.is_empty() { all.clone() } else { a.partitions.clone() };
-        positions = start_positions(cluster, &topic, &parts, None, a.from_beginning, a.offset, start_time).await?;
+        let parts = if a.partitions.is_empty() {
+            all.clone()
+        } else {
+            a.partitions.clone()
+        };
+        positions = start_positions(
+            cluster,
+            &topic,
+            &parts,
+            None,
+            a.from_beginning,
+            a.offset,
+            start_time,
+        )
+        .await?;
     }
     let mut printed = 0u64;
     let stdout = std::io::stdout();
@@ -455,7 +595,16 @@ pub async fn consume(cluster: &mut Cluster, a: ConsumeArgs) -> anyhow::Result<()
                 if m.heartbeat().await? {
                     commit(cluster, coordinator, g, m, &a.topic, &positions).await?;
                     let parts = m.join().await?;
-                    positions = start_positions(cluster, &topic, &parts, Some(g), a.from_beginning, None, None).await?;
+                    positions = start_positions(
+                        cluster,
+                        &topic,
+                        &parts,
+                        Some(g),
+                        a.from_beginning,
+                        None,
+                        None,
+                    )
+                    .await?;
                 }
             }
         }
@@ -467,20 +616,34 @@ pub async fn consume(cluster: &mut Cluster, a: ConsumeArgs) -> anyhow::Result<()
         commit(cluster, coordinator, g, &m, &a.topic, &positions).await?;
         m.leave().await?;
     }
-    eprintln!("consumed {printed} record{}", if printed == 1 { "" } else { "s" });
+    eprintln!(
+        "consumed {printed} record{}",
+        if printed == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
 /// Where to start reading each partition: an explicit offset or time, the group's committed
 /// offset, or the earliest/latest offset.
-async fn start_positions(cluster: &mut Cluster, topic: &TopicInfo, parts: &[i32], group: Option<&String>, from_beginning: bool, offset: Option<i64>, time: Option<i64>) -> anyhow::Result<BTreeMap<i32, i64>> {
+async fn start_positions(
+    cluster: &mut Cluster,
+    topic: &TopicInfo,
+    parts: &[i32],
+    group: Option<&String>,
+    from_beginning: bool,
+    offset: Option<i64>,
+    time: Option<i64>,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
     if parts.is_empty() {
         return Ok(BTreeMap::new());
     }
     let earliest = cluster.list_offsets(topic, parts, -2).await?;
     let latest = cluster.list_offsets(topic, parts, -1).await?;
     let committed = match group {
-        Some(g) => crate::groups::read_group(cluster, g).await.map(|g| g.committed).unwrap_or_default(),
+        Some(g) => crate::groups::read_group(cluster, g)
+            .await
+            .map(|g| g.committed)
+            .unwrap_or_default(),
         None => BTreeMap::new(),
     };
     let at_time = match time {

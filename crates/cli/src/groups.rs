@@ -119,7 +119,20 @@ pub async fn run(cluster: &mut Cluster, format: Format, cmd: GroupsCommand) -> a
                 tokio::time::sleep(Duration::from_secs(secs.max(1))).await;
             },
         },
-        GroupsCommand::ResetOffsets { group, topics, all_topics, to_earliest, to_latest, to_offset, to_datetime, by_duration, shift_by, from_file, execute, backup } => {
+        GroupsCommand::ResetOffsets {
+            group,
+            topics,
+            all_topics,
+            to_earliest,
+            to_latest,
+            to_offset,
+            to_datetime,
+            by_duration,
+            shift_by,
+            from_file,
+            execute,
+            backup,
+        } => {
             let spec = if to_earliest {
                 Spec::Earliest
             } else if to_latest {
@@ -137,15 +150,23 @@ pub async fn run(cluster: &mut Cluster, format: Format, cmd: GroupsCommand) -> a
             } else {
                 bail!("say where to move the offsets: --to-earliest, --to-latest, --to-offset, --to-datetime, --by-duration, --shift-by or --from-file")
             };
-            reset(cluster, format, &group, &topics, all_topics, spec, execute, backup).await
+            reset(
+                cluster, format, &group, &topics, all_topics, spec, execute, backup,
+            )
+            .await
         }
         GroupsCommand::Delete { groups } => delete(cluster, &groups).await,
-        GroupsCommand::DeleteOffsets { group, topics } => delete_offsets(cluster, &group, &topics).await,
+        GroupsCommand::DeleteOffsets { group, topics } => {
+            delete_offsets(cluster, &group, &topics).await
+        }
     }
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------- reading a group
@@ -176,41 +197,74 @@ fn decode_assignment(bytes: &bytes::Bytes) -> BTreeMap<String, Vec<i32>> {
     }
     let version = b.get_i16();
     match ConsumerProtocolAssignment::decode(&mut b, version.clamp(0, 3)) {
-        Ok(a) => a.assigned_partitions.into_iter().map(|t| (t.topic.to_string(), t.partitions)).collect(),
+        Ok(a) => a
+            .assigned_partitions
+            .into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect(),
         Err(_) => BTreeMap::new(),
     }
 }
 
-async fn committed_offsets(cluster: &mut Cluster, coordinator: i32, group: &str) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let address = cluster.brokers.get(&coordinator).cloned().ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
+async fn committed_offsets(
+    cluster: &mut Cluster,
+    coordinator: i32,
+    group: &str,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let address = cluster
+        .brokers
+        .get(&coordinator)
+        .cloned()
+        .ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
     let conn = cluster.conn(&address).await?;
     let v = conn.version::<OffsetFetchRequest>()?;
     let req = if v >= 8 {
-        OffsetFetchRequest::default().with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(sb(group))).with_topics(None)])
+        OffsetFetchRequest::default().with_groups(vec![
+            offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(sb(group)))
+                .with_topics(None),
+        ])
     } else {
-        OffsetFetchRequest::default().with_group_id(GroupId(sb(group))).with_topics(None)
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(sb(group)))
+            .with_topics(None)
     };
     let resp = conn.call_at(&req, v).await?;
     // Version 8 and later answer per group; earlier versions answer at the top level. The
     // crate has a type for each shape, so each is flattened to (topic, partition, offset).
     let (error_code, rows): (i16, Vec<(String, i32, i64)>) = if v >= 8 {
-        let g = resp.groups.into_iter().next().ok_or_else(|| anyhow!("the coordinator did not answer for group '{group}'"))?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("the coordinator did not answer for group '{group}'"))?;
         let rows = g.topics.into_iter().flat_map(|t| {
             let name = t.name.to_string();
-            t.partitions.into_iter().map(move |p| (name.clone(), p.partition_index, p.committed_offset))
+            t.partitions
+                .into_iter()
+                .map(move |p| (name.clone(), p.partition_index, p.committed_offset))
         });
         (g.error_code, rows.collect())
     } else {
         let rows = resp.topics.into_iter().flat_map(|t| {
             let name = t.name.to_string();
-            t.partitions.into_iter().map(move |p| (name.clone(), p.partition_index, p.committed_offset))
+            t.partitions
+                .into_iter()
+                .map(move |p| (name.clone(), p.partition_index, p.committed_offset))
         });
         (resp.error_code, rows.collect())
     };
     if error_code != 0 {
-        bail!("cannot read the committed offsets of group '{group}': {}", error_name(error_code));
+        bail!(
+            "cannot read the committed offsets of group '{group}': {}",
+            error_name(error_code)
+        );
     }
-    Ok(rows.into_iter().filter(|r| r.2 >= 0).map(|(topic, partition, offset)| ((topic, partition), offset)).collect())
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.2 >= 0)
+        .map(|(topic, partition, offset)| ((topic, partition), offset))
+        .collect())
 }
 
 /// A group's state, members and committed offsets; a clear error when it does not exist.
@@ -218,13 +272,23 @@ pub async fn read_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<Gr
     let coordinator = cluster.coordinator(group).await?;
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]);
     let resp = cluster.call_on(coordinator, &req).await?;
-    let g = resp.groups.into_iter().next().ok_or_else(|| anyhow!("the coordinator did not describe group '{group}'"))?;
+    let g = resp
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("the coordinator did not describe group '{group}'"))?;
     let not_found = g.error_code == ResponseError::GroupIdNotFound.code();
     if g.error_code != 0 && !not_found {
-        bail!("cannot describe group '{group}': {}", error_name(g.error_code));
+        bail!(
+            "cannot describe group '{group}': {}",
+            error_name(g.error_code)
+        );
     }
     let committed = committed_offsets(cluster, coordinator, group).await?;
-    if (not_found || g.group_state.as_str() == "Dead") && g.members.is_empty() && committed.is_empty() {
+    if (not_found || g.group_state.as_str() == "Dead")
+        && g.members.is_empty()
+        && committed.is_empty()
+    {
         bail!("group '{group}' does not exist; list groups with `weir groups list`");
     }
     let consumer = g.protocol_type.as_str() == "consumer" || g.protocol_type.is_empty();
@@ -236,23 +300,42 @@ pub async fn read_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<Gr
             instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
             client_id: m.client_id.to_string(),
             host: m.client_host.to_string(),
-            assignment: if consumer { decode_assignment(&m.member_assignment) } else { BTreeMap::new() },
+            assignment: if consumer {
+                decode_assignment(&m.member_assignment)
+            } else {
+                BTreeMap::new()
+            },
         })
         .collect();
-    Ok(GroupInfo { state: g.group_state.to_string(), protocol_type: g.protocol_type.to_string(), protocol: g.protocol_data.to_string(), coordinator, members, committed })
+    Ok(GroupInfo {
+        state: g.group_state.to_string(),
+        protocol_type: g.protocol_type.to_string(),
+        protocol: g.protocol_data.to_string(),
+        coordinator,
+        members,
+        committed,
+    })
 }
 
 async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> anyhow::Result<()> {
     let brokers: Vec<i32> = cluster.brokers.keys().copied().collect();
     let mut groups = Vec::new();
     for b in brokers {
-        let req = ListGroupsRequest::default().with_states_filter(state.iter().map(|s| sb(s)).collect());
+        let req =
+            ListGroupsRequest::default().with_states_filter(state.iter().map(|s| sb(s)).collect());
         let resp = cluster.call_on(b, &req).await?;
         if resp.error_code != 0 {
-            bail!("cannot list groups on broker {b}: {}", error_name(resp.error_code));
+            bail!(
+                "cannot list groups on broker {b}: {}",
+                error_name(resp.error_code)
+            );
         }
         for g in resp.groups {
-            groups.push((g.group_id.to_string(), g.group_state.to_string(), g.protocol_type.to_string()));
+            groups.push((
+                g.group_id.to_string(),
+                g.group_state.to_string(),
+                g.protocol_type.to_string(),
+            ));
         }
     }
     if let Some(s) = &state {
@@ -260,7 +343,10 @@ async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> a
         groups.retain(|g| g.1.eq_ignore_ascii_case(s));
     }
     groups.sort();
-    let value = json!(groups.iter().map(|(g, s, t)| json!({"group": g, "state": s, "protocol_type": t})).collect::<Vec<_>>());
+    let value = json!(groups
+        .iter()
+        .map(|(g, s, t)| json!({"group": g, "state": s, "protocol_type": t}))
+        .collect::<Vec<_>>());
     emit(format, &value, || {
         if groups.is_empty() {
             println!("no consumer groups");
@@ -276,8 +362,17 @@ async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> a
 /// The partitions among `keys` whose group offset was committed inside a transaction that
 /// has not ended yet: a stable OffsetFetch (v7+) answers UNSTABLE_OFFSET_COMMIT for them.
 /// Empty when the broker is too old to say.
-async fn pending_in_transactions(cluster: &mut Cluster, coordinator: i32, group: &str, keys: &BTreeSet<(String, i32)>) -> anyhow::Result<BTreeSet<(String, i32)>> {
-    let address = cluster.brokers.get(&coordinator).cloned().ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
+async fn pending_in_transactions(
+    cluster: &mut Cluster,
+    coordinator: i32,
+    group: &str,
+    keys: &BTreeSet<(String, i32)>,
+) -> anyhow::Result<BTreeSet<(String, i32)>> {
+    let address = cluster
+        .brokers
+        .get(&coordinator)
+        .cloned()
+        .ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
     let conn = cluster.conn(&address).await?;
     let v = conn.version::<OffsetFetchRequest>()?;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -290,20 +385,53 @@ async fn pending_in_transactions(cluster: &mut Cluster, coordinator: i32, group:
     let unstable = ResponseError::UnstableOffsetCommit.code();
     let mut out = BTreeSet::new();
     if v >= 8 {
-        let topics = by_topic.iter().map(|(t, ps)| offset_fetch_request::OffsetFetchRequestTopics::default().with_name(TopicName(sb(t))).with_partition_indexes(ps.clone())).collect();
-        let req = OffsetFetchRequest::default().with_require_stable(true).with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(sb(group))).with_topics(Some(topics))]);
+        let topics = by_topic
+            .iter()
+            .map(|(t, ps)| {
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(sb(t)))
+                    .with_partition_indexes(ps.clone())
+            })
+            .collect();
+        let req = OffsetFetchRequest::default()
+            .with_require_stable(true)
+            .with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(sb(group)))
+                    .with_topics(Some(topics)),
+            ]);
         let resp = conn.call_at(&req, v).await?;
         for g in resp.groups {
             for t in g.topics {
-                out.extend(t.partitions.iter().filter(|p| p.error_code == unstable).map(|p| (t.name.to_string(), p.partition_index)));
+                out.extend(
+                    t.partitions
+                        .iter()
+                        .filter(|p| p.error_code == unstable)
+                        .map(|p| (t.name.to_string(), p.partition_index)),
+                );
             }
         }
     } else {
-        let topics = by_topic.iter().map(|(t, ps)| offset_fetch_request::OffsetFetchRequestTopic::default().with_name(TopicName(sb(t))).with_partition_indexes(ps.clone())).collect();
-        let req = OffsetFetchRequest::default().with_require_stable(true).with_group_id(GroupId(sb(group))).with_topics(Some(topics));
+        let topics = by_topic
+            .iter()
+            .map(|(t, ps)| {
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(sb(t)))
+                    .with_partition_indexes(ps.clone())
+            })
+            .collect();
+        let req = OffsetFetchRequest::default()
+            .with_require_stable(true)
+            .with_group_id(GroupId(sb(group)))
+            .with_topics(Some(topics));
         let resp = conn.call_at(&req, v).await?;
         for t in resp.topics {
-            out.extend(t.partitions.iter().filter(|p| p.error_code == unstable).map(|p| (t.name.to_string(), p.partition_index)));
+            out.extend(
+                t.partitions
+                    .iter()
+                    .filter(|p| p.error_code == unstable)
+                    .map(|p| (t.name.to_string(), p.partition_index)),
+            );
         }
     }
     Ok(out)
@@ -333,7 +461,11 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
             }
         }
     }
-    let keys: BTreeSet<(String, i32)> = owner.keys().cloned().chain(g.committed.keys().cloned()).collect();
+    let keys: BTreeSet<(String, i32)> = owner
+        .keys()
+        .cloned()
+        .chain(g.committed.keys().cloned())
+        .collect();
     let pending = pending_in_transactions(cluster, g.coordinator, group, &keys).await?;
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for (t, p) in &keys {
@@ -346,7 +478,11 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
             Ok(i) => i,
             Err(_) => continue, // a deleted topic's leftover offsets
         };
-        let ps: Vec<i32> = ps.iter().copied().filter(|p| info.partitions.iter().any(|x| x.partition == *p)).collect();
+        let ps: Vec<i32> = ps
+            .iter()
+            .copied()
+            .filter(|p| info.partitions.iter().any(|x| x.partition == *p))
+            .collect();
         let ends = cluster.list_offsets(&info, &ps, -1).await?;
         for p in ps {
             let log_end = ends.get(&p).map(|x| x.0).unwrap_or(-1);
@@ -363,7 +499,16 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
                 }
             }
             let pending = pending.contains(&(topic.clone(), p));
-            rows.push(PartitionLag { topic: topic.clone(), partition: p, committed, log_end, lag, behind_ms, owner: owner.get(&(topic.clone(), p)).copied(), pending });
+            rows.push(PartitionLag {
+                topic: topic.clone(),
+                partition: p,
+                committed,
+                log_end,
+                lag,
+                behind_ms,
+                owner: owner.get(&(topic.clone(), p)).copied(),
+                pending,
+            });
         }
     }
     let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
@@ -372,7 +517,11 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         e.0 += r.lag.unwrap_or(0);
         e.1 = e.1.max(r.behind_ms.unwrap_or(0));
     }
-    let coordinator_addr = cluster.brokers.get(&g.coordinator).cloned().unwrap_or_default();
+    let coordinator_addr = cluster
+        .brokers
+        .get(&g.coordinator)
+        .cloned()
+        .unwrap_or_default();
     let value = json!({
         "group": group, "state": g.state, "protocol_type": g.protocol_type, "assignor": g.protocol,
         "coordinator": {"id": g.coordinator, "address": coordinator_addr},
@@ -388,10 +537,24 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         "lag": totals.iter().map(|(t, (n, ms))| json!({"topic": t, "records": n, "behind_ms": ms})).collect::<Vec<_>>(),
     });
     emit(format, &value, || {
-        println!("group {group}  state {}  protocol {}{}  coordinator {} ({})  {} member{}",
-                 g.state, if g.protocol_type.is_empty() { "-" } else { &g.protocol_type },
-                 if g.protocol.is_empty() { String::new() } else { format!("/{}", g.protocol) },
-                 g.coordinator, coordinator_addr, g.members.len(), if g.members.len() == 1 { "" } else { "s" });
+        println!(
+            "group {group}  state {}  protocol {}{}  coordinator {} ({})  {} member{}",
+            g.state,
+            if g.protocol_type.is_empty() {
+                "-"
+            } else {
+                &g.protocol_type
+            },
+            if g.protocol.is_empty() {
+                String::new()
+            } else {
+                format!("/{}", g.protocol)
+            },
+            g.coordinator,
+            coordinator_addr,
+            g.members.len(),
+            if g.members.len() == 1 { "" } else { "s" }
+        );
         for (t, (n, ms)) in &totals {
             if *n == 0 {
                 println!("lag on {t}: none, caught up");
@@ -402,24 +565,60 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         if !g.members.is_empty() {
             let mut tab = output::table(&["MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "PARTITIONS"]);
             for m in &g.members {
-                let parts = m.assignment.iter().map(|(t, ps)| format!("{t}:{}", ps.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(","))).collect::<Vec<_>>().join(" ");
-                tab.add_row(vec![m.member_id.clone(), m.instance_id.clone().unwrap_or_else(|| "-".into()), m.client_id.clone(), m.host.clone(), parts]);
+                let parts = m
+                    .assignment
+                    .iter()
+                    .map(|(t, ps)| {
+                        format!(
+                            "{t}:{}",
+                            ps.iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                tab.add_row(vec![
+                    m.member_id.clone(),
+                    m.instance_id.clone().unwrap_or_else(|| "-".into()),
+                    m.client_id.clone(),
+                    m.host.clone(),
+                    parts,
+                ]);
             }
             println!("{tab}");
         }
         if !rows.is_empty() {
-            let mut tab = output::table(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "BEHIND", "MEMBER"]);
+            let mut tab = output::table(&[
+                "TOPIC",
+                "PARTITION",
+                "COMMITTED",
+                "LOG-END",
+                "LAG",
+                "BEHIND",
+                "MEMBER",
+            ]);
             for r in &rows {
-                let committed = r.committed.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+                let committed = r
+                    .committed
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into());
                 tab.add_row(vec![
                     r.topic.clone(),
                     r.partition.to_string(),
                     // A newer offset waits in an open transaction.
-                    if r.pending { format!("{committed} (+ pending in a transaction)") } else { committed },
+                    if r.pending {
+                        format!("{committed} (+ pending in a transaction)")
+                    } else {
+                        committed
+                    },
                     r.log_end.to_string(),
                     r.lag.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                     r.behind_ms.map(output::age).unwrap_or_else(|| "-".into()),
-                    r.owner.map(|i| g.members[i].member_id.clone()).unwrap_or_else(|| "-".into()),
+                    r.owner
+                        .map(|i| g.members[i].member_id.clone())
+                        .unwrap_or_else(|| "-".into()),
                 ]);
             }
             println!("{tab}");
@@ -443,8 +642,16 @@ pub fn parse_datetime(s: &str) -> anyhow::Result<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"] {
-        let parsed = chrono::NaiveDateTime::parse_from_str(s, f).or_else(|_| chrono::NaiveDate::parse_from_str(s, f).map(|d| d.and_hms_opt(0, 0, 0).expect("midnight")));
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d",
+    ] {
+        let parsed = chrono::NaiveDateTime::parse_from_str(s, f).or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s, f)
+                .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight"))
+        });
         if let Ok(naive) = parsed {
             use chrono::TimeZone;
             if let Some(t) = chrono::Local.from_local_datetime(&naive).earliest() {
@@ -457,8 +664,12 @@ pub fn parse_datetime(s: &str) -> anyhow::Result<i64> {
 
 /// ISO 8601 durations: P1D, PT1H, PT30M, PT45S, P1DT12H, PT1.5S.
 fn parse_duration(s: &str) -> anyhow::Result<i64> {
-    let bad = || anyhow!("'{s}' is not an ISO 8601 duration; write it as e.g. PT1H, PT30M or P1DT12H");
-    let rest = s.strip_prefix('P').or_else(|| s.strip_prefix('p')).ok_or_else(bad)?;
+    let bad =
+        || anyhow!("'{s}' is not an ISO 8601 duration; write it as e.g. PT1H, PT30M or P1DT12H");
+    let rest = s
+        .strip_prefix('P')
+        .or_else(|| s.strip_prefix('p'))
+        .ok_or_else(bad)?;
     let (mut ms, mut in_time, mut num) = (0f64, false, String::new());
     for c in rest.chars() {
         match c.to_ascii_uppercase() {
@@ -485,7 +696,8 @@ fn parse_duration(s: &str) -> anyhow::Result<i64> {
 }
 
 fn read_offsets_file(path: &PathBuf) -> anyhow::Result<Vec<(String, i32, i64)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read offsets file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read offsets file {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -494,9 +706,17 @@ fn read_offsets_file(path: &PathBuf) -> anyhow::Result<Vec<(String, i32, i64)>> 
         }
         let mut f = line.rsplitn(3, ',');
         let (o, p, t) = (f.next(), f.next(), f.next());
-        match (t, p.and_then(|p| p.trim().parse().ok()), o.and_then(|o| o.trim().parse().ok())) {
+        match (
+            t,
+            p.and_then(|p| p.trim().parse().ok()),
+            o.and_then(|o| o.trim().parse().ok()),
+        ) {
             (Some(t), Some(p), Some(o)) => out.push((t.trim().to_string(), p, o)),
-            _ => bail!("{} line {}: expected topic,partition,offset, found '{line}'", path.display(), i + 1),
+            _ => bail!(
+                "{} line {}: expected topic,partition,offset, found '{line}'",
+                path.display(),
+                i + 1
+            ),
         }
     }
     if out.is_empty() {
@@ -510,20 +730,44 @@ pub fn parse_topic_spec(s: &str) -> anyhow::Result<(String, Option<Vec<i32>>)> {
     match s.split_once(':') {
         None => Ok((s.to_string(), None)),
         Some((t, ps)) => {
-            let parts: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
-            Ok((t.to_string(), Some(parts.map_err(|_| anyhow!("'{s}' is not TOPIC:P1,P2 (partitions are numbers)"))?)))
+            let parts: Result<Vec<i32>, _> =
+                ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
+            Ok((
+                t.to_string(),
+                Some(
+                    parts.map_err(|_| {
+                        anyhow!("'{s}' is not TOPIC:P1,P2 (partitions are numbers)")
+                    })?,
+                ),
+            ))
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[String], all_topics: bool, spec: Spec, execute: bool, backup: Option<PathBuf>) -> anyhow::Result<()> {
+async fn reset(
+    cluster: &mut Cluster,
+    format: Format,
+    group: &str,
+    topics: &[String],
+    all_topics: bool,
+    spec: Spec,
+    execute: bool,
+    backup: Option<PathBuf>,
+) -> anyhow::Result<()> {
     // A group that has never committed and has no members is fine to reset: Kafka creates it.
     let g = match read_group(cluster, group).await {
         Ok(g) => g,
         Err(e) if e.to_string().contains("does not exist") => {
             let coordinator = cluster.coordinator(group).await?;
-            GroupInfo { state: "Empty".into(), protocol_type: String::new(), protocol: String::new(), coordinator, members: Vec::new(), committed: BTreeMap::new() }
+            GroupInfo {
+                state: "Empty".into(),
+                protocol_type: String::new(),
+                protocol: String::new(),
+                coordinator,
+                members: Vec::new(),
+                committed: BTreeMap::new(),
+            }
         }
         Err(e) => return Err(e),
     };
@@ -552,7 +796,10 @@ async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[Str
             let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
             for p in ps.unwrap_or_else(|| all.clone()) {
                 if !all.contains(&p) {
-                    bail!("topic '{t}' has no partition {p}; it has partitions 0 to {}", all.len() - 1);
+                    bail!(
+                        "topic '{t}' has no partition {p}; it has partitions 0 to {}",
+                        all.len() - 1
+                    );
                 }
                 targets.entry(t.clone()).or_default().insert(p);
             }
@@ -584,7 +831,11 @@ async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[Str
                     Some(o) if o >= 0 => o,
                     _ => hi, // no record at or after that time
                 },
-                Spec::File(entries) => entries.iter().find(|(et, ep, _)| et == t && *ep == p).map(|e| e.2).unwrap_or(lo),
+                Spec::File(entries) => entries
+                    .iter()
+                    .find(|(et, ep, _)| et == t && *ep == p)
+                    .map(|e| e.2)
+                    .unwrap_or(lo),
             };
             plan.push((t.clone(), p, current, new.clamp(lo, hi)));
         }
@@ -596,7 +847,12 @@ async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[Str
     emit(format, &value, || {
         let mut tab = output::table(&["TOPIC", "PARTITION", "CURRENT", "NEW"]);
         for (t, p, c, n) in &plan {
-            tab.add_row(vec![t.clone(), p.to_string(), c.map(|c| c.to_string()).unwrap_or_else(|| "-".into()), n.to_string()]);
+            tab.add_row(vec![
+                t.clone(),
+                p.to_string(),
+                c.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                n.to_string(),
+            ]);
         }
         println!("{tab}");
     })?;
@@ -607,9 +863,23 @@ async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[Str
         return Ok(());
     }
     // Save what is being replaced, so the reset can be undone.
-    let backup = backup.unwrap_or_else(|| PathBuf::from(format!("{group}.offsets-{}.csv", chrono::Local::now().format("%Y%m%dT%H%M%S"))));
-    let mut f = std::fs::File::create(&backup).with_context(|| format!("cannot write the backup file {}; pass --backup FILE somewhere writable", backup.display()))?;
-    writeln!(f, "# committed offsets of group {group} before the reset at {}; topic,partition,offset", chrono::Local::now().to_rfc3339())?;
+    let backup = backup.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{group}.offsets-{}.csv",
+            chrono::Local::now().format("%Y%m%dT%H%M%S")
+        ))
+    });
+    let mut f = std::fs::File::create(&backup).with_context(|| {
+        format!(
+            "cannot write the backup file {}; pass --backup FILE somewhere writable",
+            backup.display()
+        )
+    })?;
+    writeln!(
+        f,
+        "# committed offsets of group {group} before the reset at {}; topic,partition,offset",
+        chrono::Local::now().to_rfc3339()
+    )?;
     let mut uncommitted = 0;
     for (t, p, c, _) in &plan {
         match c {
@@ -618,22 +888,49 @@ async fn reset(cluster: &mut Cluster, format: Format, group: &str, topics: &[Str
         }
     }
     drop(f);
-    commit_offsets(cluster, g.coordinator, group, &plan.iter().map(|(t, p, _, n)| (t.clone(), *p, *n)).collect::<Vec<_>>()).await?;
-    let undo = format!("weir groups reset-offsets {group} --from-file {} --execute", backup.display());
+    commit_offsets(
+        cluster,
+        g.coordinator,
+        group,
+        &plan
+            .iter()
+            .map(|(t, p, _, n)| (t.clone(), *p, *n))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    let undo = format!(
+        "weir groups reset-offsets {group} --from-file {} --execute",
+        backup.display()
+    );
     if format == Format::Table {
-        println!("offsets of group '{group}' reset for {} partition{}", plan.len(), if plan.len() == 1 { "" } else { "s" });
-        println!("previous offsets saved to {}; undo with:\n  {undo}", backup.display());
+        println!(
+            "offsets of group '{group}' reset for {} partition{}",
+            plan.len(),
+            if plan.len() == 1 { "" } else { "s" }
+        );
+        println!(
+            "previous offsets saved to {}; undo with:\n  {undo}",
+            backup.display()
+        );
         if uncommitted > 0 {
             println!("({uncommitted} partition{} had no committed offset before; undo leaves {} at the new position)", if uncommitted == 1 { "" } else { "s" }, if uncommitted == 1 { "it" } else { "them" });
         }
     } else {
-        eprintln!("previous offsets saved to {}; undo with: {undo}", backup.display());
+        eprintln!(
+            "previous offsets saved to {}; undo with: {undo}",
+            backup.display()
+        );
     }
     Ok(())
 }
 
 /// Commits offsets for a group with no members, as admin tools do (generation -1).
-async fn commit_offsets(cluster: &mut Cluster, coordinator: i32, group: &str, offsets: &[(String, i32, i64)]) -> anyhow::Result<()> {
+async fn commit_offsets(
+    cluster: &mut Cluster,
+    coordinator: i32,
+    group: &str,
+    offsets: &[(String, i32, i64)],
+) -> anyhow::Result<()> {
     let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
     for (t, p, o) in offsets {
         by_topic.entry(t).or_default().push((*p, *o));
@@ -642,15 +939,35 @@ async fn commit_offsets(cluster: &mut Cluster, coordinator: i32, group: &str, of
         .with_group_id(GroupId(sb(group)))
         .with_generation_id_or_member_epoch(-1)
         .with_member_id(sb(""))
-        .with_topics(by_topic.iter().map(|(t, ps)| offset_commit_request::OffsetCommitRequestTopic::default()
-            .with_name(TopicName(sb(t)))
-            .with_partitions(ps.iter().map(|(p, o)| offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o).with_committed_leader_epoch(-1)).collect()))
-            .collect());
+        .with_topics(
+            by_topic
+                .iter()
+                .map(|(t, ps)| {
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(sb(t)))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|(p, o)| {
+                                    offset_commit_request::OffsetCommitRequestPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(*o)
+                                        .with_committed_leader_epoch(-1)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
     let resp = cluster.call_on(coordinator, &req).await?;
     for t in resp.topics {
         for p in t.partitions {
             if p.error_code != 0 {
-                bail!("commit for {}[{}] in group '{group}' failed: {}", t.name.as_str(), p.partition_index, error_name(p.error_code));
+                bail!(
+                    "commit for {}[{}] in group '{group}' failed: {}",
+                    t.name.as_str(),
+                    p.partition_index,
+                    error_name(p.error_code)
+                );
             }
         }
     }
@@ -661,13 +978,31 @@ async fn delete(cluster: &mut Cluster, groups: &[String]) -> anyhow::Result<()> 
     let mut failed = None;
     for group in groups {
         let coordinator = cluster.coordinator(group).await?;
-        let resp = cluster.call_on(coordinator, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))])).await?;
+        let resp = cluster
+            .call_on(
+                coordinator,
+                &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(sb(group))]),
+            )
+            .await?;
         for r in resp.results {
             match ResponseError::try_from_code(r.error_code) {
                 None => println!("group '{group}' deleted"),
-                Some(ResponseError::GroupIdNotFound) => failed = Some(format!("group '{group}' does not exist; list groups with `weir groups list`")),
-                Some(ResponseError::NonEmptyGroup) => failed = Some(format!("group '{group}' has active members; stop its consumers before deleting it")),
-                Some(_) => failed = Some(format!("cannot delete group '{group}': {}", error_name(r.error_code))),
+                Some(ResponseError::GroupIdNotFound) => {
+                    failed = Some(format!(
+                        "group '{group}' does not exist; list groups with `weir groups list`"
+                    ))
+                }
+                Some(ResponseError::NonEmptyGroup) => {
+                    failed = Some(format!(
+                        "group '{group}' has active members; stop its consumers before deleting it"
+                    ))
+                }
+                Some(_) => {
+                    failed = Some(format!(
+                        "cannot delete group '{group}': {}",
+                        error_name(r.error_code)
+                    ))
+                }
             }
         }
     }
@@ -677,7 +1012,11 @@ async fn delete(cluster: &mut Cluster, groups: &[String]) -> anyhow::Result<()> 
     }
 }
 
-async fn delete_offsets(cluster: &mut Cluster, group: &str, topics: &[String]) -> anyhow::Result<()> {
+async fn delete_offsets(
+    cluster: &mut Cluster,
+    group: &str,
+    topics: &[String],
+) -> anyhow::Result<()> {
     let g = read_group(cluster, group).await?;
     let mut req_topics = Vec::new();
     for s in topics {
@@ -685,7 +1024,12 @@ async fn delete_offsets(cluster: &mut Cluster, group: &str, topics: &[String]) -
         let ps = match ps {
             Some(ps) => ps,
             None => {
-                let committed: Vec<i32> = g.committed.keys().filter(|(ct, _)| *ct == t).map(|(_, p)| *p).collect();
+                let committed: Vec<i32> = g
+                    .committed
+                    .keys()
+                    .filter(|(ct, _)| *ct == t)
+                    .map(|(_, p)| *p)
+                    .collect();
                 if committed.is_empty() {
                     match cluster.topic(&t).await {
                         Ok(info) => info.partitions.iter().map(|p| p.partition).collect(),
@@ -696,13 +1040,32 @@ async fn delete_offsets(cluster: &mut Cluster, group: &str, topics: &[String]) -
                 }
             }
         };
-        req_topics.push(offset_delete_request::OffsetDeleteRequestTopic::default()
-            .with_name(TopicName(sb(&t)))
-            .with_partitions(ps.iter().map(|p| offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(*p)).collect()));
+        req_topics.push(
+            offset_delete_request::OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(sb(&t)))
+                .with_partitions(
+                    ps.iter()
+                        .map(|p| {
+                            offset_delete_request::OffsetDeleteRequestPartition::default()
+                                .with_partition_index(*p)
+                        })
+                        .collect(),
+                ),
+        );
     }
-    let resp = cluster.call_on(g.coordinator, &OffsetDeleteRequest::default().with_group_id(GroupId(sb(group))).with_topics(req_topics)).await?;
+    let resp = cluster
+        .call_on(
+            g.coordinator,
+            &OffsetDeleteRequest::default()
+                .with_group_id(GroupId(sb(group)))
+                .with_topics(req_topics),
+        )
+        .await?;
     if resp.error_code != 0 {
-        bail!("cannot delete offsets of group '{group}': {}", error_name(resp.error_code));
+        bail!(
+            "cannot delete offsets of group '{group}': {}",
+            error_name(resp.error_code)
+        );
     }
     let mut n = 0;
     for t in resp.topics {
@@ -714,6 +1077,9 @@ async fn delete_offsets(cluster: &mut Cluster, group: &str, topics: &[String]) -
             }
         }
     }
-    println!("deleted {n} committed offset{} of group '{group}'", if n == 1 { "" } else { "s" });
+    println!(
+        "deleted {n} committed offset{} of group '{group}'",
+        if n == 1 { "" } else { "s" }
+    );
     Ok(())
 }

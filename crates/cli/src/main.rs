@@ -21,7 +21,11 @@ use weir_broker::{Broker, BrokerConfig};
 use weir_log::FsyncPolicy;
 
 #[derive(Parser)]
-#[command(name = "weir", version, about = "A Kafka-compatible streaming platform in one binary")]
+#[command(
+    name = "weir",
+    version,
+    about = "A Kafka-compatible streaming platform in one binary"
+)]
 struct Cli {
     /// Broker to talk to, host:port [env: WEIR_BOOTSTRAP; else the config file's profile; else localhost:9092].
     #[arg(long, short = 'b', global = true)]
@@ -80,9 +84,7 @@ enum Command {
     ///
     /// Example:
     ///   weir completions bash > /etc/bash_completion.d/weir
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -125,7 +127,11 @@ struct ServeArgs {
     #[arg(long, env = "WEIR_DEFAULT_PARTITIONS", default_value_t = 1)]
     default_partitions: i32,
     /// How often retention deletes old segments, in ms.
-    #[arg(long, env = "WEIR_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "WEIR_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
     retention_check_interval_ms: u64,
     /// How often compacted topics are checked for cleaning, in ms (Kafka's log.cleaner.backoff.ms).
     #[arg(long, env = "WEIR_LOG_CLEANER_INTERVAL_MS", default_value_t = 15_000)]
@@ -134,16 +140,32 @@ struct ServeArgs {
     #[arg(long, env = "WEIR_OFFSETS_TOPIC_PARTITIONS", default_value_t = 50)]
     offsets_topic_partitions: i32,
     /// Segment size of __consumer_offsets, in bytes (Kafka's offsets.topic.segment.bytes).
-    #[arg(long, env = "WEIR_OFFSETS_TOPIC_SEGMENT_BYTES", default_value_t = 104_857_600)]
+    #[arg(
+        long,
+        env = "WEIR_OFFSETS_TOPIC_SEGMENT_BYTES",
+        default_value_t = 104_857_600
+    )]
     offsets_topic_segment_bytes: u64,
     /// Delay before the first rebalance of an empty group (Kafka's group.initial.rebalance.delay.ms).
-    #[arg(long, env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    #[arg(
+        long,
+        env = "WEIR_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
     group_initial_rebalance_delay_ms: i64,
     /// Smallest session timeout a member may ask for (Kafka's group.min.session.timeout.ms).
-    #[arg(long, env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6_000)]
+    #[arg(
+        long,
+        env = "WEIR_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
     group_min_session_timeout_ms: i32,
     /// Largest session timeout a member may ask for (Kafka's group.max.session.timeout.ms).
-    #[arg(long, env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    #[arg(
+        long,
+        env = "WEIR_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
     group_max_session_timeout_ms: i32,
     /// Members allowed in one group (Kafka's group.max.size; at most 10000).
     #[arg(long, env = "WEIR_GROUP_MAX_SIZE", default_value_t = 10_000)]
@@ -152,7 +174,11 @@ struct ServeArgs {
     #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
     offsets_retention_minutes: i64,
     /// Longest transaction timeout a producer may ask for (Kafka's transaction.max.timeout.ms).
-    #[arg(long, env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS", default_value_t = 900_000)]
+    #[arg(
+        long,
+        env = "WEIR_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
     transaction_max_timeout_ms: i32,
     /// Partitions of __transaction_state (Kafka's transaction.state.log.num.partitions).
     #[arg(long, env = "WEIR_TRANSACTION_STATE_PARTITIONS", default_value_t = 50)]
@@ -163,7 +189,9 @@ fn parse_advertised(s: &str) -> Result<(String, i32), String> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("advertised address '{s}' must be host:port"))?;
-    let port: u16 = port.parse().map_err(|_| format!("advertised address '{s}' has a bad port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("advertised address '{s}' has a bad port"))?;
     Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
 }
 
@@ -195,7 +223,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.offsets_topic_segment_bytes = args.offsets_topic_segment_bytes;
     config.group_initial_rebalance_delay_ms = args.group_initial_rebalance_delay_ms;
     if args.group_min_session_timeout_ms > args.group_max_session_timeout_ms {
-        anyhow::bail!("--group-min-session-timeout-ms must not exceed --group-max-session-timeout-ms");
+        anyhow::bail!(
+            "--group-min-session-timeout-ms must not exceed --group-max-session-timeout-ms"
+        );
     }
     config.group_min_session_timeout_ms = args.group_min_session_timeout_ms;
     config.group_max_session_timeout_ms = args.group_max_session_timeout_ms;
@@ -221,7 +251,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "weir listening on {} (advertised {}:{}, data in {}, fsync {})",
         broker.local_addr(),
         config.advertised_host,
-        if config.advertised_port == 0 { i32::from(broker.local_addr().port()) } else { config.advertised_port },
+        if config.advertised_port == 0 {
+            i32::from(broker.local_addr().port())
+        } else {
+            config.advertised_port
+        },
         args.data_dir.display(),
         match args.fsync {
             Fsync::Always => "always",
@@ -249,7 +283,10 @@ async fn shutdown_signal() {
 
 /// Runs a client command: resolves the broker, connects, and turns any error into one line.
 fn client_command(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -261,11 +298,22 @@ fn client_command(cli: Cli) -> ExitCode {
         let bootstrap = profile::resolve_bootstrap(cli.bootstrap, cli.profile, cli.config)?;
         match cli.command {
             Command::Bench(command) => bench::run(&bootstrap, command).await,
-            Command::Topics(c) => topics::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
-            Command::Groups(c) => groups::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
-            Command::Transactions(c) => transactions::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await,
-            Command::Produce(a) => data::produce(&mut cluster::Cluster::connect(&bootstrap).await?, a).await,
-            Command::Consume(a) => data::consume(&mut cluster::Cluster::connect(&bootstrap).await?, a).await,
+            Command::Topics(c) => {
+                topics::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await
+            }
+            Command::Groups(c) => {
+                groups::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c).await
+            }
+            Command::Transactions(c) => {
+                transactions::run(&mut cluster::Cluster::connect(&bootstrap).await?, format, c)
+                    .await
+            }
+            Command::Produce(a) => {
+                data::produce(&mut cluster::Cluster::connect(&bootstrap).await?, a).await
+            }
+            Command::Consume(a) => {
+                data::consume(&mut cluster::Cluster::connect(&bootstrap).await?, a).await
+            }
             Command::Serve(_) | Command::Completions { .. } => Ok(()),
         }
     });
@@ -288,14 +336,23 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "weir", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Bench(_) | Command::Topics(_) | Command::Groups(_) | Command::Transactions(_) | Command::Produce(_) | Command::Consume(_) => {
-            client_command(cli)
-        }
+        Command::Bench(_)
+        | Command::Topics(_)
+        | Command::Groups(_)
+        | Command::Transactions(_)
+        | Command::Produce(_)
+        | Command::Consume(_) => client_command(cli),
         Command::Serve(args) => {
             let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_target(false)
+                .init();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");

@@ -15,7 +15,9 @@ pub enum Format {
 
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_style(NOTHING).set_content_arrangement(ContentArrangement::Disabled).set_header(header.iter().copied());
+    t.load_style(NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().copied());
     t
 }
 

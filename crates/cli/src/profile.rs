@@ -35,15 +35,32 @@ struct Profile {
 fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
     explicit
         .or_else(|| std::env::var_os("WEIR_CONFIG").map(PathBuf::from))
-        .or_else(|| std::env::var_os("XDG_CONFIG_HOME").map(|d| PathBuf::from(d).join("weir").join("config.toml")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config").join("weir").join("config.toml")))
+        .or_else(|| {
+            std::env::var_os("XDG_CONFIG_HOME")
+                .map(|d| PathBuf::from(d).join("weir").join("config.toml"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h)
+                    .join(".config")
+                    .join("weir")
+                    .join("config.toml")
+            })
+        })
 }
 
-pub fn resolve_bootstrap(flag: Option<String>, profile: Option<String>, config: Option<PathBuf>) -> anyhow::Result<String> {
+pub fn resolve_bootstrap(
+    flag: Option<String>,
+    profile: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<String> {
     if let Some(b) = flag {
         return Ok(b);
     }
-    if let Some(b) = std::env::var("WEIR_BOOTSTRAP").ok().filter(|b| !b.is_empty()) {
+    if let Some(b) = std::env::var("WEIR_BOOTSTRAP")
+        .ok()
+        .filter(|b| !b.is_empty())
+    {
         if profile.is_none() {
             return Ok(b);
         }
@@ -52,19 +69,28 @@ pub fn resolve_bootstrap(flag: Option<String>, profile: Option<String>, config: 
     let path = config_path(config);
     let file = match &path {
         Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config file {}", p.display()))?;
-            toml::from_str::<ConfigFile>(&text).map_err(|e| anyhow!("config file {} is not valid: {}", p.display(), e.message()))?
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read config file {}", p.display()))?;
+            toml::from_str::<ConfigFile>(&text)
+                .map_err(|e| anyhow!("config file {} is not valid: {}", p.display(), e.message()))?
         }
         Some(p) if explicit => return Err(anyhow!("config file {} does not exist", p.display())),
         _ => ConfigFile::default(),
     };
     let name = profile.or(file.default_profile.clone());
     match name {
-        Some(n) => file.profiles.get(&n).map(|p| p.bootstrap.clone()).ok_or_else(|| {
-            let known: Vec<&String> = file.profiles.keys().collect();
-            anyhow!("profile '{n}' is not in {}; profiles there: {known:?}",
-                    path.map(|p| p.display().to_string()).unwrap_or_else(|| "the config file".into()))
-        }),
+        Some(n) => file
+            .profiles
+            .get(&n)
+            .map(|p| p.bootstrap.clone())
+            .ok_or_else(|| {
+                let known: Vec<&String> = file.profiles.keys().collect();
+                anyhow!(
+                    "profile '{n}' is not in {}; profiles there: {known:?}",
+                    path.map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "the config file".into())
+                )
+            }),
         None => Ok(DEFAULT_BOOTSTRAP.to_string()),
     }
 }

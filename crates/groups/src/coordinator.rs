@@ -1,12 +1,16 @@
 //! [`Coordinator`]: owns every group; routes requests; fires timers; replays records.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::consumer_group::{ConsumerGroup, MemberTimers};
+use crate::consumer_records::ConsumerKey;
 use crate::group::{CommittedOffset, Group, GroupEvent, GroupState, Member};
 use crate::records::{GroupMetadataValue, MemberMetadata, OffsetCommitValue, RecordKey};
+use crate::topics::TopicImage;
 use crate::{
-    admin, membership, offsets, txn_offsets, CoordinatorConfig, GroupRequest, GroupsError, Output,
-    Record, RequestContext,
+    admin, consumer_group_describe, consumer_group_heartbeat, membership, offsets, txn_offsets,
+    CoordinatorConfig, GroupRequest, GroupsError, Output, Record, RequestContext,
 };
 
 pub struct Coordinator {
@@ -18,6 +22,12 @@ pub struct Coordinator {
     sessions_need_start: bool,
     /// Offsets committed in transactions not yet ended, by producer id.
     pub(crate) pending_txn_offsets: BTreeMap<i64, Vec<crate::txn_offsets::PendingOffset>>,
+    /// Session and revocation deadlines of consumer-protocol members, by group then member.
+    pub(crate) modern_timers: BTreeMap<String, BTreeMap<String, MemberTimers>>,
+    /// The topic image version each consumer group last computed its subscription with.
+    pub(crate) modern_image_versions: BTreeMap<String, u64>,
+    /// The newest topic image a request brought.
+    pub(crate) last_image: Arc<TopicImage>,
 }
 
 /// SplitMix64: a small, well-mixed, seedable generator for member ids.
@@ -37,6 +47,106 @@ impl Coordinator {
             next_retention_check_ms: None,
             sessions_need_start: false,
             pending_txn_offsets: BTreeMap::new(),
+            modern_timers: BTreeMap::new(),
+            modern_image_versions: BTreeMap::new(),
+            last_image: Arc::new(TopicImage::default()),
+        }
+    }
+
+    /// A member id for a consumer-protocol member that did not bring one (version 0): 22
+    /// URL-safe base64 characters, the shape of Kafka's, from the seeded generator.
+    pub(crate) fn new_consumer_member_id(&mut self) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        self.member_id_counter += 1;
+        let a = splitmix64(self.config.member_id_seed ^ self.member_id_counter);
+        let b = splitmix64(a);
+        let bits = (u128::from(a) << 64) | u128::from(b);
+        (0..22)
+            .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+            .collect()
+    }
+
+    /// Applies records this coordinator just emitted for a consumer group, through the same
+    /// replay that loads them.
+    pub(crate) fn apply_consumer_records(
+        &mut self,
+        group_id: &str,
+        _now_ms: i64,
+        records: &[Record],
+    ) {
+        for r in records {
+            let key = RecordKey::decode(&r.key).expect("a record this coordinator encoded");
+            let RecordKey::Consumer(k) = key else {
+                panic!("group {group_id}: a classic record among consumer records");
+            };
+            self.replay_consumer(&k, r.value.as_deref())
+                .expect("a record this coordinator encoded");
+        }
+    }
+
+    fn replay_consumer(
+        &mut self,
+        key: &ConsumerKey,
+        value: Option<&[u8]>,
+    ) -> Result<(), GroupsError> {
+        let group_id = key.group();
+        if value.is_none()
+            && !self
+                .groups
+                .get(group_id)
+                .is_some_and(|g| g.modern.is_some())
+        {
+            return Ok(());
+        }
+        let g = self
+            .groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, 0));
+        let cg = g.modern.get_or_insert_with(ConsumerGroup::default);
+        if cg.replay(key, value)? {
+            g.modern = None;
+            self.modern_timers.remove(group_id);
+            self.modern_image_versions.remove(group_id);
+        } else if let ConsumerKey::MemberMetadata { member, .. } = key {
+            if value.is_none() {
+                if let Some(t) = self.modern_timers.get_mut(group_id) {
+                    t.remove(member);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn modern_timers_entry(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+    ) -> &mut MemberTimers {
+        self.modern_timers
+            .entry(group_id.to_string())
+            .or_default()
+            .entry(member_id.to_string())
+            .or_insert(MemberTimers {
+                session_deadline_ms: i64::MAX,
+                revocation_deadline: None,
+            })
+    }
+
+    pub(crate) fn modern_timers_get(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+    ) -> Option<&mut MemberTimers> {
+        self.modern_timers.get_mut(group_id)?.get_mut(member_id)
+    }
+
+    pub(crate) fn modern_timers_remove(&mut self, group_id: &str, member_id: &str) {
+        if let Some(t) = self.modern_timers.get_mut(group_id) {
+            t.remove(member_id);
+            if t.is_empty() {
+                self.modern_timers.remove(group_id);
+            }
         }
     }
 
@@ -75,9 +185,19 @@ impl Coordinator {
             return;
         }
         self.sessions_need_start = false;
+        let consumer_session_ms = i64::from(self.config.consumer_session_timeout_ms);
         for g in self.groups.values_mut() {
             for m in g.members.values_mut() {
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
+            }
+            if let Some(cg) = &g.modern {
+                let timers = self.modern_timers.entry(g.group_id.clone()).or_default();
+                for id in cg.members.keys() {
+                    timers.entry(id.clone()).or_insert(MemberTimers {
+                        session_deadline_ms: now_ms + consumer_session_ms,
+                        revocation_deadline: None,
+                    });
+                }
             }
         }
     }
@@ -100,6 +220,12 @@ impl Coordinator {
             GroupRequest::TxnOffsetCommit(r) => {
                 txn_offsets::commit(self, now_ms, &ctx, r, &mut out)
             }
+            GroupRequest::ConsumerGroupHeartbeat(r, image) => {
+                consumer_group_heartbeat::heartbeat(self, now_ms, &ctx, r, &image, &mut out)
+            }
+            GroupRequest::ConsumerGroupDescribe(r, image) => {
+                consumer_group_describe::describe(self, &ctx, r, &image, &mut out)
+            }
         }
         out
     }
@@ -112,6 +238,17 @@ impl Coordinator {
         let ids: Vec<String> = self.groups.keys().cloned().collect();
         for id in ids {
             membership::expire(self, now_ms, &id, &mut out);
+        }
+        let modern: Vec<String> = self
+            .modern_timers
+            .iter()
+            .filter(|(_, t)| {
+                consumer_group_heartbeat::next_deadline(t).is_some_and(|d| d <= now_ms)
+            })
+            .map(|(g, _)| g.clone())
+            .collect();
+        for id in modern {
+            consumer_group_heartbeat::expire(self, now_ms, &id, &mut out);
         }
         if self.next_retention_check_ms.is_none_or(|t| now_ms >= t) {
             offsets::expire_offsets(self, now_ms, &mut out);
@@ -127,6 +264,11 @@ impl Coordinator {
         let mut consider = |t: i64| next = Some(next.map_or(t, |n| n.min(t)));
         if self.sessions_need_start {
             consider(0);
+        }
+        for timers in self.modern_timers.values() {
+            if let Some(t) = consumer_group_heartbeat::next_deadline(timers) {
+                consider(t);
+            }
         }
         for g in self.groups.values() {
             if let Some(t) = g.join_deadline_ms {
@@ -148,6 +290,12 @@ impl Coordinator {
     /// the offset records `handle` emits, so live and replayed offsets cannot differ.
     pub fn replay(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), GroupsError> {
         match RecordKey::decode(key)? {
+            RecordKey::Consumer(k) => {
+                if matches!(k, ConsumerKey::MemberMetadata { .. }) && value.is_some() {
+                    self.sessions_need_start = true;
+                }
+                self.replay_consumer(&k, value)
+            }
             RecordKey::OffsetCommit {
                 group,
                 topic,

@@ -151,6 +151,9 @@ pub struct Group {
     pub initial_delay_remaining_ms: i64,
     pub new_member_joined_in_delay: bool,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Set when the group is a consumer group (KIP-848); the classic fields above are then
+    /// unused.
+    pub modern: Option<crate::consumer_group::ConsumerGroup>,
     history: VecDeque<GroupEvent>,
 }
 
@@ -172,12 +175,30 @@ impl Group {
             initial_delay_remaining_ms: 0,
             new_member_joined_in_delay: false,
             offsets: BTreeMap::new(),
+            modern: None,
             history: VecDeque::new(),
         }
     }
 
     pub fn state(&self) -> GroupState {
         self.state
+    }
+
+    /// `consumer` for a consumer group (KIP-848), `classic` otherwise, as ListGroups says.
+    pub fn group_type(&self) -> &'static str {
+        if self.modern.is_some() {
+            "consumer"
+        } else {
+            "classic"
+        }
+    }
+
+    /// The state's name as Kafka reports it, whatever the protocol.
+    pub fn state_name(&self) -> &'static str {
+        match &self.modern {
+            Some(cg) => cg.state().name(),
+            None => self.state.name(),
+        }
     }
 
     /// The one place a group changes state. An invalid transition is a coordinator bug.

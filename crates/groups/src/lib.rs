@@ -20,20 +20,40 @@
 //! - [`offsets`]: OffsetCommit, OffsetFetch, OffsetDelete, offset retention.
 //! - [`txn_offsets`]: TxnOffsetCommit, and pending offsets made visible by a commit marker.
 //! - [`admin`]: ListGroups, DescribeGroups, DeleteGroups.
+//!
+//! The consumer protocol (KIP-848), a protocol of its own next to the classic one:
+//! - [`consumer_records`]: Kafka's key/value schemas for consumer groups.
+//! - [`consumer_group`]: [`consumer_group::ConsumerGroup`], its members and partition
+//!   owners, changed only by replaying its records.
+//! - [`topics`]: the topic image the runtime hands in (ids, partition counts, load).
+//! - [`assignors`]: the server-side `uniform`, `range` and `load-aware` assignors.
+//! - [`reconcile`]: one member's step towards its target without double ownership.
+//! - [`consumer_group_heartbeat`]: ConsumerGroupHeartbeat, leaves and member timeouts.
+//! - [`consumer_group_describe`]: ConsumerGroupDescribe.
 
 pub mod admin;
+pub mod assignors;
+pub mod consumer_group;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod group;
 pub mod membership;
 pub mod offsets;
+pub mod reconcile;
 pub mod records;
+pub mod topics;
 pub mod txn_offsets;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 
 pub use coordinator::Coordinator;
 pub use group::{GroupEvent, GroupEventKind, GroupState};
+pub use topics::{TopicImage, TopicInfo};
 
 /// Chosen by the runtime; identifies a request whose response may come later.
 pub type RequestToken = u64;
@@ -58,6 +78,12 @@ pub struct CoordinatorConfig {
     pub offsets_topic_partitions: i32,
     /// Seed of the member id generator.
     pub member_id_seed: u64,
+    /// Kafka's `group.consumer.heartbeat.interval.ms`.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// Kafka's `group.consumer.session.timeout.ms`.
+    pub consumer_session_timeout_ms: i32,
+    /// Kafka's `group.consumer.max.size`.
+    pub consumer_max_size: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -72,6 +98,9 @@ impl Default for CoordinatorConfig {
             offset_metadata_max_bytes: 4096,
             offsets_topic_partitions: 50,
             member_id_seed: 0x5eed,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_max_size: GROUP_MEMBERS_MAX,
         }
     }
 }
@@ -107,6 +136,8 @@ pub enum GroupRequest {
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
     TxnOffsetCommit(TxnOffsetCommitRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest, Arc<TopicImage>),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest, Arc<TopicImage>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +153,8 @@ pub enum GroupResponse {
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     TxnOffsetCommit(TxnOffsetCommitResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
 }
 
 /// A record for `__consumer_offsets`.

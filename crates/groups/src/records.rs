@@ -33,6 +33,8 @@ pub enum RecordKey {
     GroupMetadata {
         group: String,
     },
+    /// A record of a consumer group (KIP-848), key versions 3 to 8.
+    Consumer(crate::consumer_records::ConsumerKey),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +156,7 @@ impl RecordKey {
                 buf.put_i16(GROUP_METADATA_KEY_VERSION);
                 put_string(&mut buf, group);
             }
+            RecordKey::Consumer(k) => return k.encode(),
         }
         buf.freeze()
     }
@@ -169,6 +172,9 @@ impl RecordKey {
             2 => Ok(RecordKey::GroupMetadata {
                 group: get_string(&mut buf)?,
             }),
+            3..=8 => Ok(RecordKey::Consumer(
+                crate::consumer_records::ConsumerKey::decode_after_version(version, &mut buf)?,
+            )),
             v => Err(GroupsError::BadRecord(format!("unknown key version {v}"))),
         }
     }

@@ -20,7 +20,9 @@
 use crate::LogError;
 
 mod control;
-pub use control::{control_type, encode_end_txn_marker, end_txn_marker, ControlRecordType, EndTxnMarker};
+pub use control::{
+    control_type, encode_end_txn_marker, end_txn_marker, ControlRecordType, EndTxnMarker,
+};
 
 /// Size of a batch header, up to and including `records_count`.
 pub const BATCH_HEADER_BYTES: usize = 61;
@@ -68,7 +70,9 @@ impl BatchHeader {
         }
         let batch_length = be_i32(bytes, 8);
         if batch_length < (BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
-            return Err(LogError::CorruptMessage(format!("batch length {batch_length} too small")));
+            return Err(LogError::CorruptMessage(format!(
+                "batch length {batch_length} too small"
+            )));
         }
         Ok(BatchHeader {
             base_offset: be_i64(bytes, 0),
@@ -95,7 +99,8 @@ impl BatchHeader {
             return -1;
         }
         // Sequences wrap at i32::MAX back to 0, as in Kafka.
-        ((i64::from(self.base_sequence) + i64::from(self.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
+        ((i64::from(self.base_sequence) + i64::from(self.last_offset_delta))
+            % (i64::from(i32::MAX) + 1)) as i32
     }
 
     pub fn is_transactional(&self) -> bool {
@@ -114,7 +119,9 @@ impl BatchHeader {
 /// The whole batches at the front of a record set, each with its header; a partial batch at
 /// the end (a fetch may stop inside one) is left out. A header that does not parse ends the
 /// walk with its error.
-pub fn whole_batches(mut bytes: bytes::Bytes) -> impl Iterator<Item = Result<(BatchHeader, bytes::Bytes), LogError>> {
+pub fn whole_batches(
+    mut bytes: bytes::Bytes,
+) -> impl Iterator<Item = Result<(BatchHeader, bytes::Bytes), LogError>> {
     std::iter::from_fn(move || {
         if bytes.len() < BATCH_HEADER_BYTES {
             return None;
@@ -169,11 +176,16 @@ pub fn validate_batches(
     while at < records.len() {
         let rest = &records[at..];
         if rest.len() < BATCH_HEADER_BYTES {
-            return Err(LogError::CorruptMessage(format!("{} trailing bytes", rest.len())));
+            return Err(LogError::CorruptMessage(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
         }
         let magic = rest[16] as i8;
         if magic != 2 {
-            return Err(LogError::InvalidRecord(format!("magic {magic} is not supported; only v2 batches")));
+            return Err(LogError::InvalidRecord(format!(
+                "magic {magic} is not supported; only v2 batches"
+            )));
         }
         let header = BatchHeader::parse(rest)?;
         if header.size_bytes > rest.len() {
@@ -201,10 +213,14 @@ pub fn validate_batches(
         // As Kafka: control records are the broker's own, and a batch with a producer id
         // must carry a sequence.
         if header.is_control() {
-            return Err(LogError::InvalidRecord("clients may not write control records".into()));
+            return Err(LogError::InvalidRecord(
+                "clients may not write control records".into(),
+            ));
         }
         if header.is_transactional() && header.producer_id < 0 {
-            return Err(LogError::InvalidRecord("a transactional batch has no producer id".into()));
+            return Err(LogError::InvalidRecord(
+                "a transactional batch has no producer id".into(),
+            ));
         }
         if origin == AppendOrigin::Client && header.producer_id >= 0 && header.base_sequence < 0 {
             return Err(LogError::InvalidRecord(format!(
@@ -240,7 +256,12 @@ pub fn encode_batch(
     producer: Option<(i64, i16, i32)>,
     compression: kafka_protocol::records::Compression,
 ) -> Result<bytes::BytesMut, LogError> {
-    encode_records(records, producer.unwrap_or((-1, -1, -1)), false, compression)
+    encode_records(
+        records,
+        producer.unwrap_or((-1, -1, -1)),
+        false,
+        compression,
+    )
 }
 
 /// [`encode_batch`] for a transactional producer: the batch has the transactional attribute
@@ -273,7 +294,11 @@ fn encode_records(
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder keeps records in one batch while offset minus sequence is constant.
-            sequence: if seq < 0 { i as i32 - 1 } else { seq + i as i32 },
+            sequence: if seq < 0 {
+                i as i32 - 1
+            } else {
+                seq + i as i32
+            },
             timestamp: r.timestamp_ms,
             key: r.key.clone(),
             value: r.value.clone(),
@@ -281,8 +306,15 @@ fn encode_records(
         })
         .collect();
     let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
-        .map_err(|e| LogError::InvalidRecord(format!("cannot encode batch: {e}")))?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(|e| LogError::InvalidRecord(format!("cannot encode batch: {e}")))?;
     Ok(buf)
 }
 
@@ -291,7 +323,9 @@ pub(crate) fn read_varint(buf: &[u8], at: &mut usize) -> Result<i64, LogError> {
     let mut raw: u64 = 0;
     for shift in (0..64).step_by(7) {
         let Some(&byte) = buf.get(*at) else {
-            return Err(LogError::CorruptMessage("a record ends inside a varint".into()));
+            return Err(LogError::CorruptMessage(
+                "a record ends inside a varint".into(),
+            ));
         };
         *at += 1;
         raw |= u64::from(byte & 0x7f) << shift;
@@ -299,7 +333,9 @@ pub(crate) fn read_varint(buf: &[u8], at: &mut usize) -> Result<i64, LogError> {
             return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
         }
     }
-    Err(LogError::CorruptMessage("a varint longer than 10 bytes".into()))
+    Err(LogError::CorruptMessage(
+        "a varint longer than 10 bytes".into(),
+    ))
 }
 
 #[cfg(test)]
@@ -315,7 +351,9 @@ pub(crate) mod tests {
                 timestamp_ms: ts + i as i64,
             })
             .collect();
-        encode_batch(&records, producer, Compression::None).unwrap().to_vec()
+        encode_batch(&records, producer, Compression::None)
+            .unwrap()
+            .to_vec()
     }
 
     #[test]
@@ -328,22 +366,37 @@ pub(crate) mod tests {
         let mut bad = b.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
-        assert!(matches!(validate_produce_batches(&bad, 1 << 20), Err(LogError::CorruptMessage(_))));
-        assert!(matches!(validate_produce_batches(&b, 10), Err(LogError::RecordTooLarge { .. })));
+        assert!(matches!(
+            validate_produce_batches(&bad, 1 << 20),
+            Err(LogError::CorruptMessage(_))
+        ));
+        assert!(matches!(
+            validate_produce_batches(&b, 10),
+            Err(LogError::RecordTooLarge { .. })
+        ));
         // Control batches and producer batches without a sequence are refused, as Kafka does.
         let mut control = b.clone();
         control[22] |= 0x20;
         let crc = crc32c::crc32c(&control[21..]);
         control[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(validate_produce_batches(&control, 1 << 20), Err(LogError::InvalidRecord(_))));
+        assert!(matches!(
+            validate_produce_batches(&control, 1 << 20),
+            Err(LogError::InvalidRecord(_))
+        ));
         let mut no_sequence = b.clone();
         no_sequence[43..51].copy_from_slice(&7i64.to_be_bytes());
         let crc = crc32c::crc32c(&no_sequence[21..]);
         no_sequence[17..21].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(validate_produce_batches(&no_sequence, 1 << 20), Err(LogError::InvalidRecord(_))));
+        assert!(matches!(
+            validate_produce_batches(&no_sequence, 1 << 20),
+            Err(LogError::InvalidRecord(_))
+        ));
         let mut old_magic = b.clone();
         old_magic[16] = 1;
-        assert!(matches!(validate_produce_batches(&old_magic, 1 << 20), Err(LogError::InvalidRecord(_))));
+        assert!(matches!(
+            validate_produce_batches(&old_magic, 1 << 20),
+            Err(LogError::InvalidRecord(_))
+        ));
         assert!(validate_produce_batches(&b[..b.len() - 1], 1 << 20).is_err());
     }
 
@@ -356,13 +409,17 @@ pub(crate) mod tests {
         assign_base_offset(&mut b, 2, 0);
         let whole = [a.clone(), b.clone()].concat();
         let cut = [whole.clone(), b[..b.len() - 1].to_vec()].concat();
-        let got: Vec<(i64, usize)> =
-            whole_batches(bytes::Bytes::from(cut)).map(|r| r.map(|(h, bytes)| (h.base_offset, bytes.len())).unwrap()).collect();
+        let got: Vec<(i64, usize)> = whole_batches(bytes::Bytes::from(cut))
+            .map(|r| r.map(|(h, bytes)| (h.base_offset, bytes.len())).unwrap())
+            .collect();
         assert_eq!(got, vec![(0, a.len()), (2, b.len())]);
         let mut bad = a.clone();
         bad[8..12].copy_from_slice(&1i32.to_be_bytes());
         let mut walk = whole_batches(bytes::Bytes::from(bad));
-        assert!(matches!(walk.next(), Some(Err(LogError::CorruptMessage(_)))));
+        assert!(matches!(
+            walk.next(),
+            Some(Err(LogError::CorruptMessage(_)))
+        ));
         assert!(walk.next().is_none());
     }
 

@@ -108,7 +108,9 @@ impl AbortedRanges {
     fn new(aborted: &[AbortedTxn]) -> AbortedRanges {
         let mut map: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
         for a in aborted {
-            map.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
+            map.entry(a.producer_id)
+                .or_default()
+                .push((a.first_offset, a.last_offset));
         }
         for ranges in map.values_mut() {
             ranges.sort_unstable();
@@ -117,7 +119,9 @@ impl AbortedRanges {
     }
 
     fn contains(&self, producer_id: i64, offset: i64) -> bool {
-        let Some(ranges) = self.0.get(&producer_id) else { return false };
+        let Some(ranges) = self.0.get(&producer_id) else {
+            return false;
+        };
         let slot = ranges.partition_point(|&(first, _)| first <= offset);
         slot > 0 && offset <= ranges[slot - 1].1
     }
@@ -228,14 +232,24 @@ pub fn compact(
 
     // Pass 2: write the kept records of every segment up to the last one in the map. A record
     // stays when no newer record of its key is in the map.
-    let mut out = CompactionOutput { records_read, all_swapped: true, ..CompactionOutput::default() };
+    let mut out = CompactionOutput {
+        records_read,
+        all_swapped: true,
+        ..CompactionOutput::default()
+    };
     for seg in &plan.segments[..covered] {
         if stop() {
             return Ok(None);
         }
-        let keep_tombstones = seg.tombstone_deadline_ms.is_none_or(|deadline| now_ms <= deadline);
+        let keep_tombstones = seg
+            .tombstone_deadline_ms
+            .is_none_or(|deadline| now_ms <= deadline);
         let path = cleaned_path(&plan.dir, seg.base_offset);
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&path)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
         let mut writer = BufWriter::with_capacity(1 << 20, &file);
         let mut size_bytes = 0u64;
         let mut changed = false;
@@ -257,8 +271,11 @@ pub fn compact(
             let kept: Vec<&RawRecord> = records
                 .iter()
                 .filter(|r| {
-                    r.key.as_ref().is_some_and(|k| newest.get(&payload[k.clone()]).is_none_or(|&o| o == r.offset))
-                        && (r.has_value || keep_tombstones)
+                    r.key.as_ref().is_some_and(|k| {
+                        newest
+                            .get(&payload[k.clone()])
+                            .is_none_or(|&o| o == r.offset)
+                    }) && (r.has_value || keep_tombstones)
                 })
                 .collect();
             out.records_kept += kept.len() as u64;
@@ -352,10 +369,17 @@ fn for_each_batch(
 pub fn keyless_records(batch: &[u8]) -> Result<usize, LogError> {
     let header = BatchHeader::parse(batch)?;
     if header.size_bytes != batch.len() {
-        return Err(LogError::CorruptMessage(format!("batch declares {} bytes, {} present", header.size_bytes, batch.len())));
+        return Err(LogError::CorruptMessage(format!(
+            "batch declares {} bytes, {} present",
+            header.size_bytes,
+            batch.len()
+        )));
     }
     let payload = records_payload(&header, batch)?;
-    Ok(walk_records(&header, &payload)?.iter().filter(|r| r.key.is_none()).count())
+    Ok(walk_records(&header, &payload)?
+        .iter()
+        .filter(|r| r.key.is_none())
+        .count())
 }
 
 /// One record inside a batch's (uncompressed) records payload.
@@ -382,9 +406,19 @@ fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError
         2 => <Snappy as Decompressor<&[u8]>>::decompress(&mut body, take_all),
         3 => <Lz4 as Decompressor<&[u8]>>::decompress(&mut body, take_all),
         4 => <Zstd as Decompressor<&[u8]>>::decompress(&mut body, take_all),
-        codec => return Err(LogError::CorruptMessage(format!("unknown compression codec {codec} in the batch at offset {}", header.base_offset))),
+        codec => {
+            return Err(LogError::CorruptMessage(format!(
+                "unknown compression codec {codec} in the batch at offset {}",
+                header.base_offset
+            )))
+        }
     };
-    result.map_err(|e| LogError::CorruptMessage(format!("cannot decompress the batch at offset {}: {e}", header.base_offset)))
+    result.map_err(|e| {
+        LogError::CorruptMessage(format!(
+            "cannot decompress the batch at offset {}: {e}",
+            header.base_offset
+        ))
+    })
 }
 
 /// Compresses a records payload with the codec of `header`.
@@ -403,22 +437,38 @@ fn compress_payload(header: &BatchHeader, raw: &[u8]) -> Result<Vec<u8>, LogErro
         2 => <Snappy as Compressor<Vec<u8>>>::compress(&mut out, put_all),
         3 => <Lz4 as Compressor<Vec<u8>>>::compress(&mut out, put_all),
         4 => <Zstd as Compressor<Vec<u8>>>::compress(&mut out, put_all),
-        codec => return Err(LogError::CorruptMessage(format!("unknown compression codec {codec}"))),
+        codec => {
+            return Err(LogError::CorruptMessage(format!(
+                "unknown compression codec {codec}"
+            )))
+        }
     };
-    result.map_err(|e| LogError::InvalidRecord(format!("cannot compress the cleaned batch at offset {}: {e}", header.base_offset)))?;
+    result.map_err(|e| {
+        LogError::InvalidRecord(format!(
+            "cannot compress the cleaned batch at offset {}: {e}",
+            header.base_offset
+        ))
+    })?;
     Ok(out)
 }
 
 /// Finds the records of a payload: where each one lies, its offset, timestamp and key.
 fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, LogError> {
-    let bad = |what: &str| LogError::CorruptMessage(format!("the batch at offset {}: {what}", header.base_offset));
+    let bad = |what: &str| {
+        LogError::CorruptMessage(format!(
+            "the batch at offset {}: {what}",
+            header.base_offset
+        ))
+    };
     // The count comes from the batch: trust it only as far as the bytes can hold records.
     let mut out = Vec::with_capacity((header.records_count.max(0) as usize).min(payload.len()));
     let mut at = 0usize;
     for _ in 0..header.records_count.max(0) {
         let start = at;
         let len = varint(payload, &mut at)?;
-        let end = at.checked_add(usize::try_from(len).map_err(|_| bad("negative record length"))?).ok_or_else(|| bad("record length"))?;
+        let end = at
+            .checked_add(usize::try_from(len).map_err(|_| bad("negative record length"))?)
+            .ok_or_else(|| bad("record length"))?;
         if end > payload.len() {
             return Err(bad("a record runs past the payload"));
         }
@@ -430,7 +480,9 @@ fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, 
         let key = if key_len < 0 {
             None
         } else {
-            let k = at..at.checked_add(key_len as usize).ok_or_else(|| bad("key length"))?;
+            let k = at..at
+                .checked_add(key_len as usize)
+                .ok_or_else(|| bad("key length"))?;
             if k.end > end {
                 return Err(bad("a key runs past its record"));
             }
@@ -453,7 +505,12 @@ fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, 
 /// A batch holding only the `kept` records of `batch`: the same header but for the length,
 /// record count, max timestamp and CRC; the records' bytes unchanged (their offset and
 /// timestamp deltas still count from the original base), recompressed with the same codec.
-fn rebuild_batch(header: &BatchHeader, batch: &[u8], payload: &[u8], kept: &[&RawRecord]) -> Result<Vec<u8>, LogError> {
+fn rebuild_batch(
+    header: &BatchHeader,
+    batch: &[u8],
+    payload: &[u8],
+    kept: &[&RawRecord],
+) -> Result<Vec<u8>, LogError> {
     let mut raw = Vec::with_capacity(kept.iter().map(|r| r.range.len()).sum());
     for r in kept {
         raw.extend_from_slice(&payload[r.range.clone()]);
@@ -465,7 +522,11 @@ fn rebuild_batch(header: &BatchHeader, batch: &[u8], payload: &[u8], kept: &[&Ra
     let batch_length = (out.len() - crate::batch::LOG_OVERHEAD_BYTES) as i32;
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
     if header.attributes & TIMESTAMP_TYPE_LOG_APPEND == 0 {
-        let max_timestamp = kept.iter().map(|r| r.timestamp).max().unwrap_or(header.max_timestamp);
+        let max_timestamp = kept
+            .iter()
+            .map(|r| r.timestamp)
+            .max()
+            .unwrap_or(header.max_timestamp);
         out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     }
     out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());

@@ -7,11 +7,22 @@ pub enum LogError {
     #[error("record batch is invalid: {0}")]
     InvalidRecord(String),
     #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {limit_bytes}")]
-    RecordTooLarge { size_bytes: usize, limit_bytes: usize },
+    RecordTooLarge {
+        size_bytes: usize,
+        limit_bytes: usize,
+    },
     #[error("producer {producer_id} sent sequence {got}, expected {expected}")]
-    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
     #[error("producer {producer_id} epoch {got} is older than the current epoch {current}")]
-    InvalidProducerEpoch { producer_id: i64, current: i16, got: i16 },
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        got: i16,
+    },
     /// Kafka's INVALID_TXN_STATE: a write that does not fit the producer's transaction, such
     /// as a non-transactional batch while its transaction is open.
     #[error("invalid transaction state: {0}")]
@@ -19,9 +30,17 @@ pub enum LogError {
     /// Kafka's TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator older than one
     /// that already wrote a marker for this producer.
     #[error("producer {producer_id}: coordinator epoch {got} is older than {current}, the last one seen")]
-    TransactionCoordinatorFenced { producer_id: i64, current: i32, got: i32 },
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        got: i32,
+    },
     #[error("offset {offset} is outside the log range [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -53,9 +53,15 @@ pub fn sync_data_all(files: &[std::sync::Arc<std::fs::File>]) -> Vec<std::io::Re
         [] => Vec::new(),
         [only] => vec![only.sync_data()],
         [first, rest @ ..] => std::thread::scope(|s| {
-            let others: Vec<_> = rest.iter().map(|f| s.spawn(move || f.sync_data())).collect();
+            let others: Vec<_> = rest
+                .iter()
+                .map(|f| s.spawn(move || f.sync_data()))
+                .collect();
             let mut out = vec![first.sync_data()];
-            out.extend(others.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))));
+            out.extend(others.into_iter().map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("fsync thread panicked")))
+            }));
             out
         }),
     }

@@ -15,8 +15,12 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::batch::{assign_base_offset, validate_batches, AppendOrigin, BatchHeader, BATCH_HEADER_BYTES};
-use crate::cleaner::{same_file, CleanedSegment, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX};
+use crate::batch::{
+    assign_base_offset, validate_batches, AppendOrigin, BatchHeader, BATCH_HEADER_BYTES,
+};
+use crate::cleaner::{
+    same_file, CleanedSegment, CompactionOutput, CompactionPlan, PlannedSegment, CLEANED_SUFFIX,
+};
 use crate::config::LogConfig;
 use crate::durable::{persist_file, sync_dir, TEMP_SUFFIX};
 use crate::producer::{ProducerStateTable, SequenceCheck};
@@ -129,14 +133,21 @@ impl PartitionLog {
         let mut bases = Vec::new();
         for entry in fs::read_dir(dir)? {
             let Ok(entry) = entry else { continue };
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if name.ends_with(CLEANED_SUFFIX) {
                 // A clean interrupted before its swap: the original segment is intact.
                 fs::remove_file(entry.path())?;
-            } else if name.ends_with(&format!("{SNAPSHOT_SUFFIX}{TEMP_SUFFIX}")) || name.ends_with(&format!(".txnindex{TEMP_SUFFIX}")) {
+            } else if name.ends_with(&format!("{SNAPSHOT_SUFFIX}{TEMP_SUFFIX}"))
+                || name.ends_with(&format!(".txnindex{TEMP_SUFFIX}"))
+            {
                 // A snapshot or index rewrite interrupted before its rename.
                 fs::remove_file(entry.path())?;
-            } else if let Some(base) = name.strip_suffix(".log").and_then(|stem| stem.parse::<i64>().ok()) {
+            } else if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(|stem| stem.parse::<i64>().ok())
+            {
                 bases.push(base);
             }
         }
@@ -217,11 +228,17 @@ impl PartitionLog {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     pub fn log_end_offset(&self) -> i64 {
@@ -257,12 +274,21 @@ impl PartitionLog {
     ///    producer whose transaction is open is refused (`InvalidTxnState`);
     /// 3. assign offsets in place, roll the segment if due, write, update producer state.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
-        self.append_within(records, now_ms, self.config.max_message_bytes, AppendOrigin::Client)
+        self.append_within(
+            records,
+            now_ms,
+            self.config.max_message_bytes,
+            AppendOrigin::Client,
+        )
     }
 
     /// [`PartitionLog::append`] for batches the broker already accepted once (put back from
     /// a journal): a `max.message.bytes` lowered since does not refuse them.
-    pub fn append_accepted(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+    pub fn append_accepted(
+        &mut self,
+        records: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendOutcome, LogError> {
         self.append_within(records, now_ms, usize::MAX, AppendOrigin::Client)
     }
 
@@ -272,11 +298,21 @@ impl PartitionLog {
     /// id needs no sequence. Producer epochs are still fenced, and a transactional batch
     /// (offsets committed in a transaction) opens its producer's transaction in this
     /// partition, to be ended by [`PartitionLog::append_marker`].
-    pub fn append_internal(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+    pub fn append_internal(
+        &mut self,
+        records: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendOutcome, LogError> {
         self.append_within(records, now_ms, usize::MAX, AppendOrigin::Coordinator)
     }
 
-    fn append_within(&mut self, records: &mut [u8], now_ms: i64, max_message_bytes: usize, origin: AppendOrigin) -> Result<AppendOutcome, LogError> {
+    fn append_within(
+        &mut self,
+        records: &mut [u8],
+        now_ms: i64,
+        max_message_bytes: usize,
+        origin: AppendOrigin,
+    ) -> Result<AppendOutcome, LogError> {
         // 1. Validate.
         let headers = validate_batches(records, max_message_bytes, origin)?;
         if self.config.cleanup_compact {
@@ -294,7 +330,9 @@ impl PartitionLog {
             });
         }
         if checks.iter().any(|c| *c != SequenceCheck::Append) {
-            return Err(LogError::InvalidRecord("a retried batch was sent together with other batches".into()));
+            return Err(LogError::InvalidRecord(
+                "a retried batch was sent together with other batches".into(),
+            ));
         }
 
         // 3. Assign offsets and write.
@@ -313,7 +351,11 @@ impl PartitionLog {
             next = stored.last_offset() + 1;
             at += h.size_bytes;
         }
-        Ok(AppendOutcome { base_offset, last_offset: next - 1, duplicate: false })
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset: next - 1,
+            duplicate: false,
+        })
     }
 
     /// Starts a new segment when the active one is full or old. The old one is fsynced so
@@ -326,11 +368,15 @@ impl PartitionLog {
             return Ok(());
         }
         let full = active.size_bytes() + incoming_bytes > self.config.segment_bytes;
-        let old = active.first_append_ms.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        let old = active
+            .first_append_ms
+            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
         // A compacted log whose active segment holds records past max.compaction.lag.ms rolls,
         // so the cleaner can reach them.
         let overdue = self.config.cleanup_compact
-            && active.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.max_compaction_lag_ms);
+            && active
+                .first_append_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.max_compaction_lag_ms);
         if !(full || old || overdue) {
             return Ok(());
         }
@@ -353,7 +399,12 @@ impl PartitionLog {
     /// [`PartitionLog::read`] of only the whole batches whose base offset is below
     /// `upper_bound_offset` (a read_committed Fetch passes the last stable offset). `None`
     /// when the batch at `offset` starts at or past the bound.
-    pub fn read_bounded(&self, offset: i64, max_bytes: usize, upper_bound_offset: i64) -> Result<Option<ReadSlice>, LogError> {
+    pub fn read_bounded(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound_offset: i64,
+    ) -> Result<Option<ReadSlice>, LogError> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(LogError::OffsetOutOfRange {
@@ -362,7 +413,13 @@ impl PartitionLog {
                 log_end_offset: end,
             });
         }
-        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+        for (_, segment) in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
             if let Some((position, header)) = segment.find_batch(offset)? {
                 if header.base_offset >= upper_bound_offset {
                     return Ok(None);
@@ -410,15 +467,22 @@ impl PartitionLog {
 
     /// Offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let Some(segment) = self.segments.values().filter(|s| !s.is_empty()).max_by_key(|s| s.max_timestamp) else {
+        let Some(segment) = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .max_by_key(|s| s.max_timestamp)
+        else {
             return Ok(None);
         };
-        let Some((position, header)) = segment.find_batch(segment.max_timestamp_batch_offset)? else {
+        let Some((position, header)) = segment.find_batch(segment.max_timestamp_batch_offset)?
+        else {
             return Ok(None);
         };
         let bytes = segment.read_bytes(position, header.size_bytes)?;
         Ok(Some(
-            record_with_max_timestamp(&bytes).unwrap_or((header.last_offset(), header.max_timestamp)),
+            record_with_max_timestamp(&bytes)
+                .unwrap_or((header.last_offset(), header.max_timestamp)),
         ))
     }
 
@@ -442,7 +506,11 @@ impl PartitionLog {
     }
 
     fn persist_log_start_offset(&self) -> Result<(), LogError> {
-        persist_file(&self.dir, LOG_START_OFFSET_FILE, self.log_start_offset.to_string().as_bytes())
+        persist_file(
+            &self.dir,
+            LOG_START_OFFSET_FILE,
+            self.log_start_offset.to_string().as_bytes(),
+        )
     }
 
     /// Chooses the closed segments a compaction would clean, or `None` when the log is not
@@ -461,7 +529,11 @@ impl PartitionLog {
         let closed = self.segments.values().take(self.segments.len() - 1);
         let segments: Vec<PlannedSegment> = closed
             .take_while(|s| s.next_offset <= last_stable_offset)
-            .take_while(|s| lag <= 0 || s.next_offset <= self.clean_through || s.max_timestamp <= now_ms.saturating_sub(lag))
+            .take_while(|s| {
+                lag <= 0
+                    || s.next_offset <= self.clean_through
+                    || s.max_timestamp <= now_ms.saturating_sub(lag)
+            })
             .map(|s| PlannedSegment {
                 base_offset: s.base_offset,
                 file: s.file(),
@@ -472,25 +544,35 @@ impl PartitionLog {
             })
             .collect();
         let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
-        let dirty: u64 = segments.iter().filter(|s| s.dirty).map(|s| s.size_bytes).sum();
-        let due_by_ratio = dirty > 0 && (dirty as f64) >= self.config.min_cleanable_dirty_ratio * total as f64;
+        let dirty: u64 = segments
+            .iter()
+            .filter(|s| s.dirty)
+            .map(|s| s.size_bytes)
+            .sum();
+        let due_by_ratio =
+            dirty > 0 && (dirty as f64) >= self.config.min_cleanable_dirty_ratio * total as f64;
         // A dirty segment holding records past max.compaction.lag.ms is due whatever the ratio.
         let max_lag = self.config.max_compaction_lag_ms;
-        let due_by_max_lag = self
-            .segments
-            .values()
-            .take(segments.len())
-            .any(|s| s.next_offset > self.clean_through && s.first_timestamp().is_some_and(|ts| now_ms.saturating_sub(ts) >= max_lag));
+        let due_by_max_lag = self.segments.values().take(segments.len()).any(|s| {
+            s.next_offset > self.clean_through
+                && s.first_timestamp()
+                    .is_some_and(|ts| now_ms.saturating_sub(ts) >= max_lag)
+        });
         // A clean segment whose tombstones may now go is worth one more pass.
         let due_by_tombstones = segments.iter().any(|s| {
             !s.dirty
                 && s.tombstone_deadline_ms.is_some_and(|d| now_ms > d)
-                && self.cleaned.get(&s.base_offset).is_some_and(|c| !c.tombstones_purged)
+                && self
+                    .cleaned
+                    .get(&s.base_offset)
+                    .is_some_and(|c| !c.tombstones_purged)
         });
         if !(due_by_ratio || due_by_tombstones || due_by_max_lag) {
             return None;
         }
-        let planned_end = segments.last().map_or(self.log_start_offset, |s| s.next_offset);
+        let planned_end = segments
+            .last()
+            .map_or(self.log_start_offset, |s| s.next_offset);
         let planned_start = segments.first().map_or(planned_end, |s| s.base_offset);
         Some(CompactionPlan {
             dir: self.dir.clone(),
@@ -506,8 +588,15 @@ impl PartitionLog {
     /// (retention, DeleteRecords, a deleted topic) keeps its place and the copy is discarded
     /// (`false`). A segment left empty is removed, unless it is the first (its name holds the
     /// log's start).
-    pub fn swap_cleaned(&mut self, cleaned: CleanedSegment, now_ms: i64, report: &mut CompactionReport) -> Result<bool, LogError> {
-        let log_path = self.dir.join(format!("{}.log", file_stem(cleaned.base_offset)));
+    pub fn swap_cleaned(
+        &mut self,
+        cleaned: CleanedSegment,
+        now_ms: i64,
+        report: &mut CompactionReport,
+    ) -> Result<bool, LogError> {
+        let log_path = self
+            .dir
+            .join(format!("{}.log", file_stem(cleaned.base_offset)));
         let current = self.segments.get(&cleaned.base_offset);
         let unchanged = !self.deleted
             && cleaned.base_offset != self.active().base_offset
@@ -521,15 +610,26 @@ impl PartitionLog {
         }
         let bytes_before = current.map_or(0, Segment::size_bytes);
         let deadline = self.tombstone_deadline(cleaned.base_offset);
-        let state = self.cleaned.entry(cleaned.base_offset).or_insert(CleanedState { first_ms: now_ms, tombstones_purged: false });
+        let state = self
+            .cleaned
+            .entry(cleaned.base_offset)
+            .or_insert(CleanedState {
+                first_ms: now_ms,
+                tombstones_purged: false,
+            });
         if deadline.is_some_and(|d| now_ms > d) {
             state.tombstones_purged = true;
         }
-        let Some(path) = cleaned.path else { return Ok(true) }; // every record kept
+        let Some(path) = cleaned.path else {
+            return Ok(true);
+        }; // every record kept
         report.bytes_before += bytes_before;
         report.bytes_after += cleaned.size_bytes;
         if cleaned.size_bytes == 0 && self.segments.keys().next() != Some(&cleaned.base_offset) {
-            let segment = self.segments.remove(&cleaned.base_offset).expect("checked above");
+            let segment = self
+                .segments
+                .remove(&cleaned.base_offset)
+                .expect("checked above");
             segment.delete_files()?;
             fs::remove_file(&path)?;
             report.segments_removed += 1;
@@ -562,13 +662,18 @@ impl PartitionLog {
     /// When the tombstones of the segment at `base` may go: `delete.retention.ms` after its
     /// first clean; `None` if it was never cleaned.
     fn tombstone_deadline(&self, base: i64) -> Option<i64> {
-        self.cleaned.get(&base).map(|c| c.first_ms.saturating_add(self.config.delete_retention_ms))
+        self.cleaned
+            .get(&base)
+            .map(|c| c.first_ms.saturating_add(self.config.delete_retention_ms))
     }
 
     fn persist_cleaner_checkpoint(&self) -> Result<(), LogError> {
         let mut text = format!("clean-through {}\n", self.clean_through);
         for (base, c) in &self.cleaned {
-            text.push_str(&format!("cleaned {base} {} {}\n", c.first_ms, c.tombstones_purged));
+            text.push_str(&format!(
+                "cleaned {base} {} {}\n",
+                c.first_ms, c.tombstones_purged
+            ));
         }
         persist_file(&self.dir, CLEANER_CHECKPOINT_FILE, text.as_bytes())
     }
@@ -576,7 +681,9 @@ impl PartitionLog {
     fn remove_segments_below_start(&mut self) -> Result<(), LogError> {
         loop {
             let mut iter = self.segments.iter();
-            let Some((&base, first)) = iter.next() else { break };
+            let Some((&base, first)) = iter.next() else {
+                break;
+            };
             let Some(_) = iter.next() else { break }; // never the active segment
             if first.next_offset > self.log_start_offset {
                 break;
@@ -611,7 +718,12 @@ impl PartitionLog {
                 break;
             }
             let segment = self.segments.remove(&base).expect("present");
-            let next_base = self.segments.keys().next().copied().unwrap_or(segment.next_offset);
+            let next_base = self
+                .segments
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(segment.next_offset);
             let next_start = segment.next_offset.max(next_base);
             segment.delete_files()?;
             deleted += 1;
@@ -647,13 +759,27 @@ impl PartitionLog {
 
 /// Replays batches found on open into producer state, those from `from_offset` on (the
 /// snapshot's offset). Returns the index entries of the aborts among them.
-fn replay_batches(producers: &mut ProducerStateTable, batches: &[ScannedBatch], from_offset: i64) -> Vec<AbortedTxn> {
+fn replay_batches(
+    producers: &mut ProducerStateTable,
+    batches: &[ScannedBatch],
+    from_offset: i64,
+) -> Vec<AbortedTxn> {
     let mut derived = Vec::new();
-    for ScannedBatch { header: h, marker } in batches.iter().filter(|b| b.header.base_offset >= from_offset) {
+    for ScannedBatch { header: h, marker } in batches
+        .iter()
+        .filter(|b| b.header.base_offset >= from_offset)
+    {
         if !h.is_control() {
             producers.record(h);
         } else if let Some(m) = marker {
-            let aborted = producers.record_marker(h.producer_id, h.producer_epoch, m.coordinator_epoch, m.control_type, h.base_offset, h.max_timestamp);
+            let aborted = producers.record_marker(
+                h.producer_id,
+                h.producer_epoch,
+                m.coordinator_epoch,
+                m.control_type,
+                h.base_offset,
+                h.max_timestamp,
+            );
             derived.extend(aborted);
         }
     }
@@ -672,8 +798,16 @@ fn read_cleaner_checkpoint(dir: &Path) -> (i64, BTreeMap<i64, CleanedState>) {
         match words.as_slice() {
             ["clean-through", n] => clean_through = n.parse().unwrap_or(0),
             ["cleaned", base, ms, purged] => {
-                if let (Ok(base), Ok(first_ms), Ok(tombstones_purged)) = (base.parse(), ms.parse(), purged.parse()) {
-                    cleaned.insert(base, CleanedState { first_ms, tombstones_purged });
+                if let (Ok(base), Ok(first_ms), Ok(tombstones_purged)) =
+                    (base.parse(), ms.parse(), purged.parse())
+                {
+                    cleaned.insert(
+                        base,
+                        CleanedState {
+                            first_ms,
+                            tombstones_purged,
+                        },
+                    );
                 }
             }
             _ => {}
@@ -689,7 +823,9 @@ fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError>
         let keyless = crate::cleaner::keyless_records(&records[at..at + h.size_bytes])?;
         at += h.size_bytes;
         if keyless > 0 {
-            return Err(LogError::InvalidRecord("a compacted topic cannot take a record without a key".into()));
+            return Err(LogError::InvalidRecord(
+                "a compacted topic cannot take a record without a key".into(),
+            ));
         }
     }
     Ok(())
@@ -699,7 +835,10 @@ fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError>
 fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(i64, i64)> {
     let mut buf = Bytes::copy_from_slice(batch);
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
-    set.records.iter().find(|r| r.timestamp >= timestamp).map(|r| (r.offset, r.timestamp))
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= timestamp)
+        .map(|r| (r.offset, r.timestamp))
 }
 
 /// Finds the first record with the batch's largest timestamp.
@@ -707,5 +846,8 @@ fn record_with_max_timestamp(batch: &[u8]) -> Option<(i64, i64)> {
     let mut buf = Bytes::copy_from_slice(batch);
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
     let max = set.records.iter().map(|r| r.timestamp).max()?;
-    set.records.iter().find(|r| r.timestamp == max).map(|r| (r.offset, r.timestamp))
+    set.records
+        .iter()
+        .find(|r| r.timestamp == max)
+        .map(|r| (r.offset, r.timestamp))
 }

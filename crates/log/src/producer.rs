@@ -109,7 +109,10 @@ fn next_sequence(last: i32) -> i32 {
 /// Checks one data batch against its producer's entry (`None`: a producer without state).
 /// A batch with a producer id but no sequence (written by a coordinator) has its epoch and
 /// transaction state checked, not its sequence.
-fn check_data_batch(entry: Option<&ProducerEntry>, batch: &BatchHeader) -> Result<SequenceCheck, LogError> {
+fn check_data_batch(
+    entry: Option<&ProducerEntry>,
+    batch: &BatchHeader,
+) -> Result<SequenceCheck, LogError> {
     if batch.producer_id < 0 {
         return Ok(SequenceCheck::Append);
     }
@@ -129,20 +132,28 @@ fn check_data_batch(entry: Option<&ProducerEntry>, batch: &BatchHeader) -> Resul
         // No sequence to check: only the epoch above and the transaction below.
     } else if batch.producer_epoch > entry.epoch {
         if batch.base_sequence != 0 {
-            return Err(LogError::OutOfOrderSequence { producer_id: batch.producer_id, expected: 0, got: batch.base_sequence });
+            return Err(LogError::OutOfOrderSequence {
+                producer_id: batch.producer_id,
+                expected: 0,
+                got: batch.base_sequence,
+            });
         }
     } else {
-        if let Some(dup) = entry
-            .batches
-            .iter()
-            .find(|c| c.first_sequence == batch.base_sequence && c.last_sequence == batch.last_sequence())
-        {
-            return Ok(SequenceCheck::Duplicate { base_offset: dup.base_offset });
+        if let Some(dup) = entry.batches.iter().find(|c| {
+            c.first_sequence == batch.base_sequence && c.last_sequence == batch.last_sequence()
+        }) {
+            return Ok(SequenceCheck::Duplicate {
+                base_offset: dup.base_offset,
+            });
         }
         if let Some(last) = entry.batches.back() {
             let expected = next_sequence(last.last_sequence);
             if batch.base_sequence != expected {
-                return Err(LogError::OutOfOrderSequence { producer_id: batch.producer_id, expected, got: batch.base_sequence });
+                return Err(LogError::OutOfOrderSequence {
+                    producer_id: batch.producer_id,
+                    expected,
+                    got: batch.base_sequence,
+                });
             }
         }
     }
@@ -195,11 +206,15 @@ impl ProducerStateTable {
         let mut staged: HashMap<i64, ProducerEntry> = HashMap::new();
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
-            let entry = staged.get(&batch.producer_id).or_else(|| self.producers.get(&batch.producer_id));
+            let entry = staged
+                .get(&batch.producer_id)
+                .or_else(|| self.producers.get(&batch.producer_id));
             let check = check_data_batch(entry, batch)?;
             if check == SequenceCheck::Append && batch.producer_id >= 0 {
                 let base = self.producers.get(&batch.producer_id);
-                let entry = staged.entry(batch.producer_id).or_insert_with(|| base.cloned().unwrap_or_default());
+                let entry = staged
+                    .entry(batch.producer_id)
+                    .or_insert_with(|| base.cloned().unwrap_or_default());
                 apply_data_batch(entry, batch);
             }
             out.push(check);
@@ -214,19 +229,35 @@ impl ProducerStateTable {
         }
         let entry = self.producers.entry(header.producer_id).or_default();
         if apply_data_batch(entry, header) {
-            self.open_txns.insert(header.base_offset, header.producer_id);
+            self.open_txns
+                .insert(header.base_offset, header.producer_id);
         }
     }
 
     /// Decides whether a marker from this producer epoch and coordinator epoch may be
     /// written. Changes nothing.
-    pub fn check_marker(&self, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32) -> Result<(), LogError> {
-        let Some(entry) = self.producers.get(&producer_id) else { return Ok(()) };
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), LogError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
         if producer_epoch < entry.epoch {
-            return Err(LogError::InvalidProducerEpoch { producer_id, current: entry.epoch, got: producer_epoch });
+            return Err(LogError::InvalidProducerEpoch {
+                producer_id,
+                current: entry.epoch,
+                got: producer_epoch,
+            });
         }
         if coordinator_epoch < entry.coordinator_epoch {
-            return Err(LogError::TransactionCoordinatorFenced { producer_id, current: entry.coordinator_epoch, got: coordinator_epoch });
+            return Err(LogError::TransactionCoordinatorFenced {
+                producer_id,
+                current: entry.coordinator_epoch,
+                got: coordinator_epoch,
+            });
         }
         Ok(())
     }
@@ -250,17 +281,28 @@ impl ProducerStateTable {
         entry.last_timestamp_ms = timestamp_ms;
         let first_offset = entry.current_txn_first_offset.take()?;
         let removed = self.open_txns.remove(&first_offset);
-        assert_eq!(removed, Some(producer_id), "an open transaction is indexed by its first offset");
+        assert_eq!(
+            removed,
+            Some(producer_id),
+            "an open transaction is indexed by its first offset"
+        );
         if control_type != ControlRecordType::Abort {
             return None;
         }
         let last_stable_offset = self.first_unstable_offset().unwrap_or(offset + 1);
-        Some(AbortedTxn { producer_id, first_offset, last_offset: offset, last_stable_offset })
+        Some(AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            last_stable_offset,
+        })
     }
 
     /// First offset of the producer's open transaction.
     pub fn open_transaction_of(&self, producer_id: i64) -> Option<i64> {
-        self.producers.get(&producer_id).and_then(|e| e.current_txn_first_offset)
+        self.producers
+            .get(&producer_id)
+            .and_then(|e| e.current_txn_first_offset)
     }
 
     /// First offset of the earliest open transaction.
@@ -348,7 +390,10 @@ mod tests {
     }
 
     fn txn(pid: i64, epoch: i16, seq: i32, count: i32, base_offset: i64) -> BatchHeader {
-        BatchHeader { attributes: 0x10, ..header(pid, epoch, seq, count, base_offset) }
+        BatchHeader {
+            attributes: 0x10,
+            ..header(pid, epoch, seq, count, base_offset)
+        }
     }
 
     #[test]
@@ -361,17 +406,48 @@ mod tests {
         t.record(&b0);
         let b1 = header(1, 0, 10, 5, 10);
         t.record(&b1);
-        assert_eq!(t.check(&header(1, 0, 0, 10, 99)).unwrap(), SequenceCheck::Duplicate { base_offset: 0 });
-        assert_eq!(t.check(&header(1, 0, 10, 5, 99)).unwrap(), SequenceCheck::Duplicate { base_offset: 10 });
-        assert_eq!(t.check(&header(1, 0, 15, 1, 99)).unwrap(), SequenceCheck::Append);
-        assert!(matches!(t.check(&header(1, 0, 17, 1, 99)), Err(LogError::OutOfOrderSequence { expected: 15, got: 17, .. })));
-        assert!(matches!(t.check(&header(1, 1, 3, 1, 99)), Err(LogError::OutOfOrderSequence { .. })));
-        assert_eq!(t.check(&header(1, 1, 0, 1, 99)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(1, 0, 0, 10, 99)).unwrap(),
+            SequenceCheck::Duplicate { base_offset: 0 }
+        );
+        assert_eq!(
+            t.check(&header(1, 0, 10, 5, 99)).unwrap(),
+            SequenceCheck::Duplicate { base_offset: 10 }
+        );
+        assert_eq!(
+            t.check(&header(1, 0, 15, 1, 99)).unwrap(),
+            SequenceCheck::Append
+        );
+        assert!(matches!(
+            t.check(&header(1, 0, 17, 1, 99)),
+            Err(LogError::OutOfOrderSequence {
+                expected: 15,
+                got: 17,
+                ..
+            })
+        ));
+        assert!(matches!(
+            t.check(&header(1, 1, 3, 1, 99)),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            t.check(&header(1, 1, 0, 1, 99)).unwrap(),
+            SequenceCheck::Append
+        );
         t.record(&header(1, 1, 0, 1, 20));
-        assert!(matches!(t.check(&header(1, 0, 1, 1, 99)), Err(LogError::InvalidProducerEpoch { .. })));
+        assert!(matches!(
+            t.check(&header(1, 0, 1, 1, 99)),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
         // Unknown producers may start anywhere; non-idempotent batches always append.
-        assert_eq!(t.check(&header(2, 0, 500, 1, 0)).unwrap(), SequenceCheck::Append);
-        assert_eq!(t.check(&header(-1, -1, -1, 1, 0)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(2, 0, 500, 1, 0)).unwrap(),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            t.check(&header(-1, -1, -1, 1, 0)).unwrap(),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
@@ -385,22 +461,47 @@ mod tests {
         t.record(&txn(1, 0, 2, 3, 12));
         assert_eq!(t.first_unstable_offset(), Some(10));
         assert_eq!(t.open_transactions().collect::<Vec<_>>(), vec![(1, 10)]);
-        assert_eq!(t.record_marker(1, 0, 4, ControlRecordType::Commit, 15, 777), None);
+        assert_eq!(
+            t.record_marker(1, 0, 4, ControlRecordType::Commit, 15, 777),
+            None
+        );
         assert_eq!(t.first_unstable_offset(), None);
         let view = t.views()[0];
         assert_eq!(
             view,
-            ProducerStateView { producer_id: 1, producer_epoch: 0, last_sequence: 4, last_timestamp_ms: 777, coordinator_epoch: 4, current_txn_start_offset: -1 }
+            ProducerStateView {
+                producer_id: 1,
+                producer_epoch: 0,
+                last_sequence: 4,
+                last_timestamp_ms: 777,
+                coordinator_epoch: 4,
+                current_txn_start_offset: -1
+            }
         );
 
         t.record(&txn(1, 0, 5, 1, 16));
         assert_eq!(t.views()[0].current_txn_start_offset, 16);
         let aborted = t.record_marker(1, 0, 4, ControlRecordType::Abort, 17, 800);
-        assert_eq!(aborted, Some(AbortedTxn { producer_id: 1, first_offset: 16, last_offset: 17, last_stable_offset: 18 }));
+        assert_eq!(
+            aborted,
+            Some(AbortedTxn {
+                producer_id: 1,
+                first_offset: 16,
+                last_offset: 17,
+                last_stable_offset: 18
+            })
+        );
         // A marker without an open transaction changes only the epochs and the time.
-        assert_eq!(t.record_marker(1, 0, 5, ControlRecordType::Abort, 18, 900), None);
+        assert_eq!(
+            t.record_marker(1, 0, 5, ControlRecordType::Abort, 18, 900),
+            None
+        );
         assert_eq!(t.views()[0].coordinator_epoch, 5);
-        assert_eq!(t.views()[0].last_sequence, 5, "a marker of the same epoch keeps the cached batches");
+        assert_eq!(
+            t.views()[0].last_sequence,
+            5,
+            "a marker of the same epoch keeps the cached batches"
+        );
     }
 
     #[test]
@@ -412,8 +513,18 @@ mod tests {
         t.record(&txn(2, 0, 0, 1, 1));
         t.record(&txn(1, 0, 1, 1, 2));
         assert_eq!(t.first_unstable_offset(), Some(0));
-        let aborted = t.record_marker(1, 0, 0, ControlRecordType::Abort, 3, 0).unwrap();
-        assert_eq!(aborted, AbortedTxn { producer_id: 1, first_offset: 0, last_offset: 3, last_stable_offset: 1 });
+        let aborted = t
+            .record_marker(1, 0, 0, ControlRecordType::Abort, 3, 0)
+            .unwrap();
+        assert_eq!(
+            aborted,
+            AbortedTxn {
+                producer_id: 1,
+                first_offset: 0,
+                last_offset: 3,
+                last_stable_offset: 1
+            }
+        );
         assert_eq!(t.first_unstable_offset(), Some(1));
         t.record_marker(2, 0, 0, ControlRecordType::Commit, 4, 0);
         assert_eq!(t.first_unstable_offset(), None);
@@ -425,19 +536,37 @@ mod tests {
         // also within one request; accepted again after the marker.
         let mut t = ProducerStateTable::default();
         t.record(&txn(1, 0, 0, 1, 0));
-        assert!(matches!(t.check(&header(1, 0, 1, 1, 1)), Err(LogError::InvalidTxnState(_))));
-        assert!(matches!(t.check(&header(1, 1, 0, 1, 1)), Err(LogError::InvalidTxnState(_))));
+        assert!(matches!(
+            t.check(&header(1, 0, 1, 1, 1)),
+            Err(LogError::InvalidTxnState(_))
+        ));
+        assert!(matches!(
+            t.check(&header(1, 1, 0, 1, 1)),
+            Err(LogError::InvalidTxnState(_))
+        ));
         assert_eq!(t.check(&txn(1, 0, 1, 1, 1)).unwrap(), SequenceCheck::Append);
         // A retry of a stored batch is still acknowledged.
-        assert_eq!(t.check(&header(1, 0, 0, 1, 9)).unwrap(), SequenceCheck::Duplicate { base_offset: 0 });
+        assert_eq!(
+            t.check(&header(1, 0, 0, 1, 9)).unwrap(),
+            SequenceCheck::Duplicate { base_offset: 0 }
+        );
         t.record_marker(1, 0, 0, ControlRecordType::Commit, 1, 0);
-        assert_eq!(t.check(&header(1, 0, 1, 1, 2)).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            t.check(&header(1, 0, 1, 1, 2)).unwrap(),
+            SequenceCheck::Append
+        );
 
         let fresh = ProducerStateTable::default();
         let request = [txn(7, 0, 0, 1, 0), header(7, 0, 1, 1, 1)];
-        assert!(matches!(fresh.check_batches(&request), Err(LogError::InvalidTxnState(_))));
+        assert!(matches!(
+            fresh.check_batches(&request),
+            Err(LogError::InvalidTxnState(_))
+        ));
         let request = [txn(7, 0, 0, 1, 0), txn(7, 0, 1, 1, 1)];
-        assert_eq!(fresh.check_batches(&request).unwrap(), vec![SequenceCheck::Append; 2]);
+        assert_eq!(
+            fresh.check_batches(&request).unwrap(),
+            vec![SequenceCheck::Append; 2]
+        );
         assert!(fresh.is_empty(), "checks change nothing");
     }
 
@@ -452,12 +581,25 @@ mod tests {
         assert_eq!(t.check(&offsets).unwrap(), SequenceCheck::Append);
         t.record(&offsets);
         assert_eq!(t.open_transaction_of(5), Some(0));
-        assert_eq!(t.views()[0].last_sequence, 0, "no sequence was cached for it");
-        assert!(matches!(t.check(&txn(5, 1, -1, 1, 2)), Err(LogError::InvalidProducerEpoch { .. })));
-        assert!(matches!(t.check(&header(5, 2, -1, 1, 2)), Err(LogError::InvalidTxnState(_))));
+        assert_eq!(
+            t.views()[0].last_sequence,
+            0,
+            "no sequence was cached for it"
+        );
+        assert!(matches!(
+            t.check(&txn(5, 1, -1, 1, 2)),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            t.check(&header(5, 2, -1, 1, 2)),
+            Err(LogError::InvalidTxnState(_))
+        ));
         let mut fresh = ProducerStateTable::default();
         fresh.record(&txn(6, 0, -1, 1, 7));
-        assert_eq!((fresh.open_transaction_of(6), fresh.views()[0].last_sequence), (Some(7), -1));
+        assert_eq!(
+            (fresh.open_transaction_of(6), fresh.views()[0].last_sequence),
+            (Some(7), -1)
+        );
     }
 
     #[test]
@@ -465,16 +607,43 @@ mod tests {
         // Goal: a marker of an older producer epoch, or from an older coordinator, is refused;
         // a newer producer epoch moves the producer there and forgets its cached batches.
         let mut t = ProducerStateTable::default();
-        assert!(t.check_marker(1, 0, 0).is_ok(), "an unknown producer may get a marker");
+        assert!(
+            t.check_marker(1, 0, 0).is_ok(),
+            "an unknown producer may get a marker"
+        );
         t.record(&txn(1, 2, 0, 1, 0));
         t.record_marker(1, 2, 5, ControlRecordType::Commit, 1, 0);
-        assert!(matches!(t.check_marker(1, 1, 5), Err(LogError::InvalidProducerEpoch { current: 2, got: 1, .. })));
-        assert!(matches!(t.check_marker(1, 2, 4), Err(LogError::TransactionCoordinatorFenced { current: 5, got: 4, .. })));
+        assert!(matches!(
+            t.check_marker(1, 1, 5),
+            Err(LogError::InvalidProducerEpoch {
+                current: 2,
+                got: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            t.check_marker(1, 2, 4),
+            Err(LogError::TransactionCoordinatorFenced {
+                current: 5,
+                got: 4,
+                ..
+            })
+        ));
         assert!(t.check_marker(1, 2, 5).is_ok());
         assert!(t.check_marker(1, 3, 6).is_ok());
         t.record_marker(1, 3, 6, ControlRecordType::Abort, 2, 0);
         let view = t.views()[0];
-        assert_eq!((view.producer_epoch, view.last_sequence, view.coordinator_epoch), (3, -1, 6));
-        assert!(matches!(t.check(&header(1, 2, 1, 1, 3)), Err(LogError::InvalidProducerEpoch { .. })));
+        assert_eq!(
+            (
+                view.producer_epoch,
+                view.last_sequence,
+                view.coordinator_epoch
+            ),
+            (3, -1, 6)
+        );
+        assert!(matches!(
+            t.check(&header(1, 2, 1, 1, 3)),
+            Err(LogError::InvalidProducerEpoch { .. })
+        ));
     }
 }

@@ -31,7 +31,9 @@ use std::fs;
 use std::path::Path;
 
 use crate::durable::{persist_file, sync_dir};
-use crate::producer::{CachedBatch, ProducerEntry, ProducerStateTable, PRODUCER_BATCHES_CACHED_MAX};
+use crate::producer::{
+    CachedBatch, ProducerEntry, ProducerStateTable, PRODUCER_BATCHES_CACHED_MAX,
+};
 use crate::segment::file_stem;
 use crate::LogError;
 
@@ -50,13 +52,18 @@ pub fn file_name(offset: i64) -> String {
 pub fn encode(offset: i64, table: &ProducerStateTable) -> Vec<u8> {
     let mut entries: Vec<(i64, &ProducerEntry)> = table.entries().collect();
     entries.sort_by_key(|(pid, _)| *pid);
-    let mut out = Vec::with_capacity(HEADER_BYTES + entries.len() * (PRODUCER_BYTES + 2 * CACHED_BATCH_BYTES));
+    let mut out = Vec::with_capacity(
+        HEADER_BYTES + entries.len() * (PRODUCER_BYTES + 2 * CACHED_BATCH_BYTES),
+    );
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
     out.extend_from_slice(&offset.to_be_bytes());
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for (pid, e) in entries {
-        assert!(e.batches.len() <= PRODUCER_BATCHES_CACHED_MAX, "the cache is bounded");
+        assert!(
+            e.batches.len() <= PRODUCER_BATCHES_CACHED_MAX,
+            "the cache is bounded"
+        );
         out.extend_from_slice(&pid.to_be_bytes());
         out.extend_from_slice(&e.epoch.to_be_bytes());
         out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
@@ -82,8 +89,13 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N], LogError> {
-        let end = self.at.checked_add(N).filter(|&end| end <= self.bytes.len());
-        let Some(end) = end else { return Err(corrupt("it ends early")) };
+        let end = self
+            .at
+            .checked_add(N)
+            .filter(|&end| end <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(corrupt("it ends early"));
+        };
         let out = self.bytes[self.at..end].try_into().expect("N bytes");
         self.at = end;
         Ok(out)
@@ -137,15 +149,27 @@ pub fn decode(bytes: &[u8], offset: i64) -> Result<ProducerStateTable, LogError>
         }
         let mut batches = VecDeque::with_capacity(usize::from(batch_count));
         for _ in 0..batch_count {
-            batches.push_back(CachedBatch { first_sequence: r.i32()?, last_sequence: r.i32()?, base_offset: r.i64()? });
+            batches.push_back(CachedBatch {
+                first_sequence: r.i32()?,
+                last_sequence: r.i32()?,
+                base_offset: r.i64()?,
+            });
         }
         let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
         if current_txn_first_offset.is_some_and(|f| f >= offset) {
             return Err(corrupt("a transaction that begins after the snapshot"));
         }
-        let entry = ProducerEntry { epoch, batches, coordinator_epoch, current_txn_first_offset, last_timestamp_ms };
+        let entry = ProducerEntry {
+            epoch,
+            batches,
+            coordinator_epoch,
+            current_txn_first_offset,
+            last_timestamp_ms,
+        };
         if !table.insert(producer_id, entry) {
-            return Err(corrupt("two entries for one producer, or two transactions at one offset"));
+            return Err(corrupt(
+                "two entries for one producer, or two transactions at one offset",
+            ));
         }
     }
     if r.at != bytes.len() {
@@ -159,8 +183,13 @@ pub fn list(dir: &Path) -> Result<Vec<i64>, LogError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
-        let Ok(name) = entry.file_name().into_string() else { continue };
-        if let Some(offset) = name.strip_suffix(SNAPSHOT_SUFFIX).and_then(|stem| stem.parse::<i64>().ok()) {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if let Some(offset) = name
+            .strip_suffix(SNAPSHOT_SUFFIX)
+            .and_then(|stem| stem.parse::<i64>().ok())
+        {
             out.push(offset);
         }
     }
@@ -190,7 +219,10 @@ pub fn write(dir: &Path, offset: i64, table: &ProducerStateTable) -> Result<(), 
 /// The newest snapshot at or below `at_most` that reads back whole. Snapshots above
 /// `at_most` (the log was cut below them, or their segment never became durable) and
 /// unreadable ones are deleted.
-pub fn load_newest(dir: &Path, at_most: i64) -> Result<Option<(i64, ProducerStateTable)>, LogError> {
+pub fn load_newest(
+    dir: &Path,
+    at_most: i64,
+) -> Result<Option<(i64, ProducerStateTable)>, LogError> {
     let mut removed = false;
     let mut found = None;
     for offset in list(dir)?.into_iter().rev() {
@@ -226,7 +258,9 @@ mod tests {
 
     fn table() -> ProducerStateTable {
         let mut t = ProducerStateTable::default();
-        for (pid, attributes, base_offset) in [(1i64, 0x10i16, 3i64), (2, 0, 5), (1, 0x10, 7), (3, 0x10, 9)] {
+        for (pid, attributes, base_offset) in
+            [(1i64, 0x10i16, 3i64), (2, 0, 5), (1, 0x10, 7), (3, 0x10, 9)]
+        {
             for seq in 0..7 {
                 t.record(&BatchHeader {
                     base_offset: base_offset * 100 + i64::from(seq),
@@ -262,7 +296,10 @@ mod tests {
         b.sort_by_key(|x| x.0);
         assert_eq!(a, b);
         assert_eq!(back.open_transactions().collect::<Vec<_>>(), vec![(1, 300)]);
-        assert!(decode(&bytes, 2_999).is_err(), "the name and the content must agree");
+        assert!(
+            decode(&bytes, 2_999).is_err(),
+            "the name and the content must agree"
+        );
     }
 
     #[test]
@@ -270,7 +307,10 @@ mod tests {
         // Goal: a snapshot whose CRC is right but whose entries cannot all hold (one producer
         // twice, two transactions opened at one offset) is refused, not half-loaded.
         let mut t = ProducerStateTable::default();
-        let entry = |first| ProducerEntry { current_txn_first_offset: Some(first), ..ProducerEntry::default() };
+        let entry = |first| ProducerEntry {
+            current_txn_first_offset: Some(first),
+            ..ProducerEntry::default()
+        };
         assert!(t.insert(1, entry(10)));
         assert!(t.insert(2, entry(20)));
         let mut bytes = encode(100, &t);

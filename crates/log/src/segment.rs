@@ -87,11 +87,24 @@ impl Segment {
         keep_headers: bool,
     ) -> Result<(Segment, OpenReport), LogError> {
         let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
-        let log = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&log_path)?;
-        let index_file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&index_path)?;
-        let time_index_file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&time_index_path)?;
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&log_path)?;
+        let index_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&index_path)?;
+        let time_index_file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&time_index_path)?;
         let file_len = log.metadata()?.len();
         let mut seg = Segment {
             base_offset,
@@ -122,7 +135,9 @@ impl Segment {
             if reader.read_exact(&mut head).is_err() {
                 break;
             }
-            let Ok(header) = BatchHeader::parse(&head) else { break };
+            let Ok(header) = BatchHeader::parse(&head) else {
+                break;
+            };
             if header.magic != 2
                 || position + header.size_bytes as u64 > file_len
                 || header.base_offset < seg.next_offset
@@ -147,7 +162,11 @@ impl Segment {
             }
             seg.note_append(&header, position)?;
             if keep_headers {
-                let marker = if header.is_control() { end_txn_marker(&body) } else { None };
+                let marker = if header.is_control() {
+                    end_txn_marker(&body)
+                } else {
+                    None
+                };
                 batches.push(ScannedBatch { header, marker });
             }
             position += header.size_bytes as u64;
@@ -163,7 +182,13 @@ impl Segment {
             seg.log.set_len(position)?;
             seg.log.sync_all()?;
         }
-        Ok((seg, OpenReport { batches, truncated_bytes }))
+        Ok((
+            seg,
+            OpenReport {
+                batches,
+                truncated_bytes,
+            },
+        ))
     }
 
     /// Updates the in-memory state and index files for a batch just written at `position`.
@@ -194,7 +219,12 @@ impl Segment {
     }
 
     /// Appends one batch whose base offset is already assigned.
-    pub fn append(&mut self, batch: &[u8], header: &BatchHeader, now_ms: i64) -> Result<(), LogError> {
+    pub fn append(
+        &mut self,
+        batch: &[u8],
+        header: &BatchHeader,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         debug_assert_eq!(batch.len(), header.size_bytes);
         let position = self.size_bytes;
         self.log.write_all_at(batch, position)?;
@@ -208,7 +238,10 @@ impl Segment {
 
     /// The max timestamp of the first batch: about when the segment's oldest record was made.
     pub fn first_timestamp(&self) -> Option<i64> {
-        self.time_index.first().map(|&(ts, _)| ts).filter(|&ts| ts >= 0)
+        self.time_index
+            .first()
+            .map(|&(ts, _)| ts)
+            .filter(|&ts| ts >= 0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -232,7 +265,11 @@ impl Segment {
         }
         let relative = (offset - self.base_offset).max(0) as u32;
         let slot = self.index.partition_point(|&(rel, _)| rel <= relative);
-        let mut position = if slot == 0 { 0 } else { u64::from(self.index[slot - 1].1) };
+        let mut position = if slot == 0 {
+            0
+        } else {
+            u64::from(self.index[slot - 1].1)
+        };
         while position < self.size_bytes {
             let header = self.read_header_at(position)?;
             if header.last_offset() >= offset {
@@ -244,15 +281,24 @@ impl Segment {
     }
 
     /// Position of the first batch whose max timestamp is at least `timestamp`.
-    pub fn find_batch_by_timestamp(&self, timestamp: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    pub fn find_batch_by_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
         // Start from the last sparse entry still below the target.
         let slot = self.time_index.partition_point(|&(ts, _)| ts < timestamp);
-        let start_rel = if slot == 0 { 0 } else { self.time_index[slot - 1].1 };
+        let start_rel = if slot == 0 {
+            0
+        } else {
+            self.time_index[slot - 1].1
+        };
         let start = self.find_batch(self.base_offset + i64::from(start_rel))?;
-        let Some((mut position, _)) = start else { return Ok(None) };
+        let Some((mut position, _)) = start else {
+            return Ok(None);
+        };
         while position < self.size_bytes {
             let header = self.read_header_at(position)?;
             if header.max_timestamp >= timestamp {
@@ -282,7 +328,9 @@ impl Segment {
 
     /// Indexes an abort whose marker was just appended here.
     pub fn append_aborted(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
-        debug_assert!(entry.last_offset >= self.base_offset && entry.last_offset < self.next_offset);
+        debug_assert!(
+            entry.last_offset >= self.base_offset && entry.last_offset < self.next_offset
+        );
         self.txn_index.append(entry)
     }
 

@@ -60,7 +60,12 @@ impl AbortedTxn {
         if i16::from_be_bytes([entry[0], entry[1]]) != ABORTED_TXN_VERSION {
             return None;
         }
-        Some(AbortedTxn { producer_id: i64_at(2), first_offset: i64_at(10), last_offset: i64_at(18), last_stable_offset: i64_at(26) })
+        Some(AbortedTxn {
+            producer_id: i64_at(2),
+            first_offset: i64_at(10),
+            last_offset: i64_at(18),
+            last_stable_offset: i64_at(26),
+        })
     }
 }
 
@@ -70,8 +75,13 @@ impl AbortedTxn {
 pub fn decode_entries(bytes: &[u8]) -> (Vec<AbortedTxn>, bool) {
     let mut entries: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / ABORTED_TXN_ENTRY_BYTES);
     for chunk in bytes.chunks(ABORTED_TXN_ENTRY_BYTES) {
-        let Some(entry) = AbortedTxn::decode(chunk) else { return (entries, true) };
-        let ordered = entry.first_offset <= entry.last_offset && entries.last().is_none_or(|e| e.last_offset < entry.last_offset);
+        let Some(entry) = AbortedTxn::decode(chunk) else {
+            return (entries, true);
+        };
+        let ordered = entry.first_offset <= entry.last_offset
+            && entries
+                .last()
+                .is_none_or(|e| e.last_offset < entry.last_offset);
         if !ordered {
             return (entries, true);
         }
@@ -110,7 +120,12 @@ impl TxnIndex {
         if damaged {
             tracing::warn!(index = %path.display(), kept = entries.len(), "a transaction index ends in bytes that are not entries");
         }
-        Ok(TxnIndex { path, file: None, entries, damaged })
+        Ok(TxnIndex {
+            path,
+            file: None,
+            entries,
+            damaged,
+        })
     }
 
     pub fn entries(&self) -> &[AbortedTxn] {
@@ -120,7 +135,12 @@ impl TxnIndex {
     /// Appends the entry of an abort just written to the segment (not fsynced: see
     /// [`TxnIndex::sync`]).
     pub fn append(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
-        assert!(self.entries.last().is_none_or(|e| e.last_offset < entry.last_offset), "aborted transactions are indexed in marker order");
+        assert!(
+            self.entries
+                .last()
+                .is_none_or(|e| e.last_offset < entry.last_offset),
+            "aborted transactions are indexed in marker order"
+        );
         // The marker is stored already: readers must skip this transaction even if the file
         // write fails, so memory comes first; a failed write leaves the file to be rewritten.
         self.entries.push(entry);
@@ -152,7 +172,10 @@ impl TxnIndex {
         self.entries.retain(|e| e.last_offset < next_offset);
         let mut changed = self.entries.len() != before;
         for entry in derived.iter().filter(|e| e.last_offset < next_offset) {
-            if let Err(slot) = self.entries.binary_search_by_key(&entry.last_offset, |e| e.last_offset) {
+            if let Err(slot) = self
+                .entries
+                .binary_search_by_key(&entry.last_offset, |e| e.last_offset)
+            {
                 self.entries.insert(slot, *entry);
                 changed = true;
             }
@@ -166,10 +189,16 @@ impl TxnIndex {
     /// Replaces the file with the in-memory entries, atomically (or removes it when none).
     fn rewrite(&mut self) -> Result<(), LogError> {
         self.file = None;
-        let result = match (self.path.parent(), self.path.file_name().and_then(|n| n.to_str())) {
+        let result = match (
+            self.path.parent(),
+            self.path.file_name().and_then(|n| n.to_str()),
+        ) {
             _ if self.entries.is_empty() => self.delete_file(),
             (Some(dir), Some(name)) => persist_file(dir, name, &encode_entries(&self.entries)),
-            _ => Err(LogError::Io(std::io::Error::other(format!("bad index path {}", self.path.display())))),
+            _ => Err(LogError::Io(std::io::Error::other(format!(
+                "bad index path {}",
+                self.path.display()
+            )))),
         };
         self.damaged = result.is_err();
         result
@@ -197,13 +226,23 @@ mod tests {
     use super::*;
 
     fn entry(producer_id: i64, first_offset: i64, last_offset: i64) -> AbortedTxn {
-        AbortedTxn { producer_id, first_offset, last_offset, last_stable_offset: last_offset + 1 }
+        AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset,
+            last_stable_offset: last_offset + 1,
+        }
     }
 
     #[test]
     fn entries_round_trip_through_kafkas_34_byte_layout() {
         // Goal: an entry is 34 big-endian bytes in Kafka's field order, and reads back equal.
-        let e = AbortedTxn { producer_id: 0x0102030405060708, first_offset: 10, last_offset: 20, last_stable_offset: 15 };
+        let e = AbortedTxn {
+            producer_id: 0x0102030405060708,
+            first_offset: 10,
+            last_offset: 20,
+            last_stable_offset: 15,
+        };
         let bytes = e.encode();
         assert_eq!(&bytes[0..2], &[0, 0]);
         assert_eq!(&bytes[2..10], &[1, 2, 3, 4, 5, 6, 7, 8]);
@@ -235,11 +274,19 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
 
         let mut index = TxnIndex::open(path.clone()).unwrap();
-        assert_eq!(index.entries(), &[entry(1, 0, 5), entry(2, 3, 9), entry(1, 10, 12)]);
-        index.reconcile(12, &[entry(2, 3, 9), entry(4, 6, 7), entry(1, 10, 12)]).unwrap();
+        assert_eq!(
+            index.entries(),
+            &[entry(1, 0, 5), entry(2, 3, 9), entry(1, 10, 12)]
+        );
+        index
+            .reconcile(12, &[entry(2, 3, 9), entry(4, 6, 7), entry(1, 10, 12)])
+            .unwrap();
         let want = [entry(1, 0, 5), entry(4, 6, 7), entry(2, 3, 9)];
         assert_eq!(index.entries(), &want);
-        assert_eq!(decode_entries(&fs::read(&path).unwrap()), (want.to_vec(), false));
+        assert_eq!(
+            decode_entries(&fs::read(&path).unwrap()),
+            (want.to_vec(), false)
+        );
         index.append(entry(5, 11, 11)).unwrap();
         assert_eq!(TxnIndex::open(path.clone()).unwrap().entries().len(), 4);
         index.reconcile(0, &[]).unwrap();
@@ -251,7 +298,12 @@ mod tests {
         // Goal: bytes from disk that break the index's order are not trusted.
         let bytes = encode_entries(&[entry(1, 0, 5), entry(2, 1, 4), entry(3, 6, 7)]);
         assert_eq!(decode_entries(&bytes), (vec![entry(1, 0, 5)], true));
-        let backwards = encode_entries(&[AbortedTxn { producer_id: 1, first_offset: 9, last_offset: 3, last_stable_offset: 4 }]);
+        let backwards = encode_entries(&[AbortedTxn {
+            producer_id: 1,
+            first_offset: 9,
+            last_offset: 3,
+            last_stable_offset: 4,
+        }]);
         assert_eq!(decode_entries(&backwards), (vec![], true));
     }
 }

@@ -12,12 +12,23 @@ use weir_log::cleaner::compact;
 use weir_log::{CompactionReport, LogConfig, LogError, PartitionLog};
 
 /// (key, value) pairs; `None` is a tombstone.
-fn batch(records: &[(String, Option<String>)], ts: i64, producer: Option<(i64, i16, i32)>, compression: Compression) -> Vec<u8> {
+fn batch(
+    records: &[(String, Option<String>)],
+    ts: i64,
+    producer: Option<(i64, i16, i32)>,
+    compression: Compression,
+) -> Vec<u8> {
     let records: Vec<NewRecord> = records
         .iter()
-        .map(|(k, v)| NewRecord { key: Some(Bytes::from(k.clone())), value: v.clone().map(Bytes::from), timestamp_ms: ts })
+        .map(|(k, v)| NewRecord {
+            key: Some(Bytes::from(k.clone())),
+            value: v.clone().map(Bytes::from),
+            timestamp_ms: ts,
+        })
         .collect();
-    encode_batch(&records, producer, compression).unwrap().to_vec()
+    encode_batch(&records, producer, compression)
+        .unwrap()
+        .to_vec()
 }
 
 /// Every record from the log start to the end: (offset, key, value).
@@ -25,9 +36,14 @@ fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
     let mut out: Vec<(i64, String, Option<String>)> = Vec::new();
     let mut next = log.log_start_offset();
     while next < log.log_end_offset() {
-        let Some(slice) = log.read(next, 64 * 1024).unwrap() else { break };
+        let Some(slice) = log.read(next, 64 * 1024).unwrap() else {
+            break;
+        };
         let mut bytes = slice.load().unwrap();
-        assert!(!bytes.is_empty(), "a planned read returns at least one batch");
+        assert!(
+            !bytes.is_empty(),
+            "a planned read returns at least one batch"
+        );
         let mut last_batch_end = next;
         for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
             for r in set.records {
@@ -53,7 +69,11 @@ fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
 
 fn clean_with(log: &mut PartitionLog, plan: weir_log::cleaner::CompactionPlan, now_ms: i64) -> i64 {
     let mut report = CompactionReport::default();
-    let output = compact(&plan, now_ms, &|| false, &mut |c| log.swap_cleaned(c, now_ms, &mut report)).unwrap().expect("not stopped");
+    let output = compact(&plan, now_ms, &|| false, &mut |c| {
+        log.swap_cleaned(c, now_ms, &mut report)
+    })
+    .unwrap()
+    .expect("not stopped");
     log.finish_compaction(&output).unwrap();
     output.clean_through
 }
@@ -69,7 +89,13 @@ fn random_updates_and_tombstones_compact_to_the_newest_record_per_key() {
     // the one written at that offset; below the cleaned point each key appears once, as its
     // newest record (tombstones gone once past delete.retention.ms); the newest value of every
     // key is always there; offsets and the log end never move.
-    let compressions = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let compressions = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
     for seed in 0..12u64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
@@ -93,7 +119,8 @@ fn random_updates_and_tombstones_compact_to_the_newest_record_per_key() {
                     let recs: Vec<(String, Option<String>)> = (0..n)
                         .map(|i| {
                             let key = format!("key-{}", rng.gen_range(0..12));
-                            let value = (rng.gen_range(0..6) != 0).then(|| format!("v{seed}-{step}-{i}"));
+                            let value =
+                                (rng.gen_range(0..6) != 0).then(|| format!("v{seed}-{step}-{i}"));
                             (key, value)
                         })
                         .collect();
@@ -108,10 +135,15 @@ fn random_updates_and_tombstones_compact_to_the_newest_record_per_key() {
                     if let Some(t) = clean(&mut log, now) {
                         clean_through = t;
                         // Keys below the cleaned point are unique.
-                        let below: Vec<_> = read_all(&log).into_iter().filter(|r| r.0 < t).collect();
+                        let below: Vec<_> =
+                            read_all(&log).into_iter().filter(|r| r.0 < t).collect();
                         let mut seen = HashMap::new();
                         for r in &below {
-                            assert!(seen.insert(r.1.clone(), r.0).is_none(), "seed {seed}: key {} twice below {t}", r.1);
+                            assert!(
+                                seen.insert(r.1.clone(), r.0).is_none(),
+                                "seed {seed}: key {} twice below {t}",
+                                r.1
+                            );
                         }
                     }
                 }
@@ -122,13 +154,21 @@ fn random_updates_and_tombstones_compact_to_the_newest_record_per_key() {
             }
             // Every record returned is the one written at its offset, and offsets only rise.
             let got = read_all(&log);
-            assert_eq!(log.log_end_offset(), model.len() as i64, "seed {seed} step {step}");
+            assert_eq!(
+                log.log_end_offset(),
+                model.len() as i64,
+                "seed {seed} step {step}"
+            );
             let mut prev = -1;
             for (offset, key, value) in &got {
                 assert!(*offset > prev);
                 prev = *offset;
                 let (mk, mv, _) = &model[*offset as usize];
-                assert_eq!((key, value), (mk, mv), "seed {seed} step {step}: offset {offset}");
+                assert_eq!(
+                    (key, value),
+                    (mk, mv),
+                    "seed {seed} step {step}: offset {offset}"
+                );
             }
             let present: std::collections::HashSet<i64> = got.iter().map(|r| r.0).collect();
             // The newest record of each key is there (tombstones until delete.retention.ms).
@@ -139,27 +179,46 @@ fn random_updates_and_tombstones_compact_to_the_newest_record_per_key() {
             for (&key, &i) in &newest {
                 let (_, value, _) = &model[i];
                 if value.is_some() {
-                    assert!(present.contains(&(i as i64)), "seed {seed} step {step}: newest {key} at {i} lost");
+                    assert!(
+                        present.contains(&(i as i64)),
+                        "seed {seed} step {step}: newest {key} at {i} lost"
+                    );
                 }
             }
             // Everything at or past the cleaned point is untouched.
             for i in clean_through.max(0)..model.len() as i64 {
-                assert!(present.contains(&i), "seed {seed} step {step}: uncleaned offset {i} lost");
+                assert!(
+                    present.contains(&i),
+                    "seed {seed} step {step}: uncleaned offset {i} lost"
+                );
             }
         }
         // Once every segment has been cleaned and delete.retention.ms has passed since, only
         // live keys remain below the cleaned point.
         now += 10_000;
-        let mut b = batch(&[("roll".into(), Some("x".repeat(1600)))], now, None, Compression::None);
+        let mut b = batch(
+            &[("roll".into(), Some("x".repeat(1600)))],
+            now,
+            None,
+            Compression::None,
+        );
         log.append(&mut b, now).unwrap();
-        let mut b = batch(&[("last".into(), Some("y".into()))], now, None, Compression::None);
+        let mut b = batch(
+            &[("last".into(), Some("y".into()))],
+            now,
+            None,
+            Compression::None,
+        );
         log.append(&mut b, now).unwrap();
         let mut through = clean(&mut log, now).unwrap_or(clean_through);
         now += 2_000;
         through = clean(&mut log, now).unwrap_or(through);
         let got = read_all(&log);
         for (offset, _, value) in got.iter().filter(|r| r.0 < through) {
-            assert!(value.is_some(), "seed {seed}: tombstone at {offset} outlived delete.retention.ms");
+            assert!(
+                value.is_some(),
+                "seed {seed}: tombstone at {offset} outlived delete.retention.ms"
+            );
         }
     }
 }
@@ -169,10 +228,24 @@ fn unchanged_batches_are_copied_byte_for_byte_and_partial_ones_keep_their_codec(
     // Goal: a batch that loses nothing is stored exactly as before; a gzip batch that loses
     // records is rewritten as gzip with the kept records at their own offsets.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 400, cleanup_compact: true, min_cleanable_dirty_ratio: 0.0, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 400,
+        cleanup_compact: true,
+        min_cleanable_dirty_ratio: 0.0,
+        ..LogConfig::default()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
-    let recs = |ks: &[&str], v: &str| ks.iter().map(|k| (k.to_string(), Some(format!("{v}-{k}")))).collect::<Vec<_>>();
-    let mut first = batch(&recs(&["a", "b", "c"], "1"), 1000, Some((7, 0, 0)), Compression::Gzip);
+    let recs = |ks: &[&str], v: &str| {
+        ks.iter()
+            .map(|k| (k.to_string(), Some(format!("{v}-{k}"))))
+            .collect::<Vec<_>>()
+    };
+    let mut first = batch(
+        &recs(&["a", "b", "c"], "1"),
+        1000,
+        Some((7, 0, 0)),
+        Compression::Gzip,
+    );
     log.append(&mut first, 1000).unwrap(); // offsets 0-2
     let mut second = batch(&recs(&["d", "e"], "2"), 1000, None, Compression::None);
     log.append(&mut second, 1000).unwrap(); // offsets 3-4
@@ -192,25 +265,52 @@ fn unchanged_batches_are_copied_byte_for_byte_and_partial_ones_keep_their_codec(
     let sets = RecordBatchDecoder::decode_all(&mut bytes.clone()).unwrap();
     assert_eq!(sets[0].compression, Compression::Gzip);
     let offsets: Vec<i64> = sets[0].records.iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, vec![0, 2], "b at offset 1 was superseded by offset 5");
+    assert_eq!(
+        offsets,
+        vec![0, 2],
+        "b at offset 1 was superseded by offset 5"
+    );
     assert_eq!(sets[0].records[0].producer_id, 7);
     let header = BatchHeader::parse(&bytes).unwrap();
     // As Kafka's cleaner does, the batch keeps its base and last offset and base sequence.
-    assert_eq!((header.base_offset, header.last_offset(), header.records_count, header.base_sequence), (0, 2, 2, 0));
+    assert_eq!(
+        (
+            header.base_offset,
+            header.last_offset(),
+            header.records_count,
+            header.base_sequence
+        ),
+        (0, 2, 2, 0)
+    );
     // The second batch follows byte for byte.
     let at = header.size_bytes;
     let second_header = BatchHeader::parse(&bytes[at..]).unwrap();
-    assert_eq!(&bytes.split_off(at)[..second_header.size_bytes], &stored_second[..]);
+    assert_eq!(
+        &bytes.split_off(at)[..second_header.size_bytes],
+        &stored_second[..]
+    );
 }
 
 #[test]
 fn a_compacted_log_refuses_records_without_a_key() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { cleanup_compact: true, ..LogConfig::default() };
+    let config = LogConfig {
+        cleanup_compact: true,
+        ..LogConfig::default()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
-    let records = vec![NewRecord { key: None, value: Some(Bytes::from("v")), timestamp_ms: 1 }];
-    let mut b = encode_batch(&records, None, Compression::Lz4).unwrap().to_vec();
-    assert!(matches!(log.append(&mut b, 1), Err(LogError::InvalidRecord(_))));
+    let records = vec![NewRecord {
+        key: None,
+        value: Some(Bytes::from("v")),
+        timestamp_ms: 1,
+    }];
+    let mut b = encode_batch(&records, None, Compression::Lz4)
+        .unwrap()
+        .to_vec();
+    assert!(matches!(
+        log.append(&mut b, 1),
+        Err(LogError::InvalidRecord(_))
+    ));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -219,10 +319,22 @@ fn an_interrupted_clean_leaves_the_log_as_it_was() {
     // Goal: a crash between writing the cleaned copy and swapping it in loses nothing; the
     // copy is removed on open. A plan whose segment retention removed meanwhile is dropped.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 300, cleanup_compact: true, cleanup_delete: true, retention_bytes: 1, min_cleanable_dirty_ratio: 0.0, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 300,
+        cleanup_compact: true,
+        cleanup_delete: true,
+        retention_bytes: 1,
+        min_cleanable_dirty_ratio: 0.0,
+        ..LogConfig::default()
+    };
     let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
     for i in 0..6 {
-        let mut b = batch(&[("k".into(), Some(format!("{i}-{}", "x".repeat(200))))], 1000, None, Compression::None);
+        let mut b = batch(
+            &[("k".into(), Some(format!("{i}-{}", "x".repeat(200))))],
+            1000,
+            None,
+            Compression::None,
+        );
         log.append(&mut b, 1000).unwrap();
     }
     let before = read_all(&log);
@@ -234,20 +346,40 @@ fn an_interrupted_clean_leaves_the_log_as_it_was() {
         Ok(false)
     });
     assert!(output.unwrap().is_none(), "stopped after the first segment");
-    assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
+    assert!(std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".log.cleaned")));
     drop(log);
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
-    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
+    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".log.cleaned")));
     assert_eq!(read_all(&log), before);
 
     let plan = log.plan_compaction(2000).unwrap();
     assert!(log.apply_retention(2000).unwrap() > 0);
     let mut report = CompactionReport::default();
-    let output = compact(&plan, 2000, &|| false, &mut |c| log.swap_cleaned(c, 2000, &mut report)).unwrap().unwrap();
+    let output = compact(&plan, 2000, &|| false, &mut |c| {
+        log.swap_cleaned(c, 2000, &mut report)
+    })
+    .unwrap()
+    .unwrap();
     log.finish_compaction(&output).unwrap();
     assert!(!output.all_swapped);
-    assert_eq!(report.segments_rewritten + report.segments_removed, 0, "stale plans change nothing");
-    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".log.cleaned")));
+    assert_eq!(
+        report.segments_rewritten + report.segments_removed,
+        0,
+        "stale plans change nothing"
+    );
+    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".log.cleaned")));
     assert_eq!(read_all(&log).last(), before.last());
 }
 
@@ -313,7 +445,13 @@ fn raw_batch(records: &[RawRecord], ts: i64) -> Vec<u8> {
 }
 
 fn cleaned_config() -> LogConfig {
-    LogConfig { segment_bytes: 200, cleanup_compact: true, min_cleanable_dirty_ratio: 0.0, delete_retention_ms: 1000, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 200,
+        cleanup_compact: true,
+        min_cleanable_dirty_ratio: 0.0,
+        delete_retention_ms: 1000,
+        ..LogConfig::default()
+    }
 }
 
 #[test]
@@ -322,22 +460,51 @@ fn kept_records_keep_their_bytes_repeated_and_binary_header_keys_included() {
     // with the same key, and a header key that is not UTF-8, survive.
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), cleaned_config()).unwrap();
-    let headers = vec![(&b"h"[..], &b"A"[..]), (&b"h"[..], &b"B"[..]), (&[0xff, 0xfe][..], &b"C"[..])];
-    let mut first = raw_batch(&[(b"a", Some(b"old"), vec![]), (b"b", Some(b"keep"), headers)], 1000);
+    let headers = vec![
+        (&b"h"[..], &b"A"[..]),
+        (&b"h"[..], &b"B"[..]),
+        (&[0xff, 0xfe][..], &b"C"[..]),
+    ];
+    let mut first = raw_batch(
+        &[(b"a", Some(b"old"), vec![]), (b"b", Some(b"keep"), headers)],
+        1000,
+    );
     // The second record's bytes, length prefix included: what follows a one-record batch's
     // worth of bytes.
-    let kept_record_bytes = first[raw_batch(&[(b"a", Some(b"old"), vec![])], 1000).len()..].to_vec();
+    let kept_record_bytes =
+        first[raw_batch(&[(b"a", Some(b"old"), vec![])], 1000).len()..].to_vec();
     log.append(&mut first, 1000).unwrap();
-    let mut newer = batch(&[("a".into(), Some("new".repeat(80)))], 1000, None, Compression::None);
+    let mut newer = batch(
+        &[("a".into(), Some("new".repeat(80)))],
+        1000,
+        None,
+        Compression::None,
+    );
     log.append(&mut newer, 1000).unwrap();
-    let mut active = batch(&[("z".into(), Some("z".repeat(200)))], 1000, None, Compression::None);
+    let mut active = batch(
+        &[("z".into(), Some("z".repeat(200)))],
+        1000,
+        None,
+        Compression::None,
+    );
     log.append(&mut active, 1000).unwrap();
     clean(&mut log, 2000).expect("cleaned");
     let bytes = log.read(0, 1 << 20).unwrap().unwrap().load().unwrap();
     let header = BatchHeader::parse(&bytes).unwrap();
-    assert_eq!((header.base_offset, header.last_offset(), header.records_count), (0, 1, 1));
+    assert_eq!(
+        (
+            header.base_offset,
+            header.last_offset(),
+            header.records_count
+        ),
+        (0, 1, 1)
+    );
     let stored = &bytes[61..header.size_bytes];
-    assert_eq!(stored, &kept_record_bytes[..], "the kept record is stored byte for byte");
+    assert_eq!(
+        stored,
+        &kept_record_bytes[..],
+        "the kept record is stored byte for byte"
+    );
 }
 
 #[test]
@@ -348,24 +515,54 @@ fn tombstones_last_delete_retention_ms_of_broker_time_after_the_first_clean() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), cleaned_config()).unwrap();
     let now = 1_000_000_000i64;
-    let mut old_put = batch(&[("k".into(), Some("v".repeat(150)))], 0, None, Compression::None);
+    let mut old_put = batch(
+        &[("k".into(), Some("v".repeat(150)))],
+        0,
+        None,
+        Compression::None,
+    );
     log.append(&mut old_put, now).unwrap();
-    let mut delete = batch(&[("k".into(), None), ("x".into(), Some("x".repeat(150)))], 0, None, Compression::None);
+    let mut delete = batch(
+        &[("k".into(), None), ("x".into(), Some("x".repeat(150)))],
+        0,
+        None,
+        Compression::None,
+    );
     log.append(&mut delete, now).unwrap();
-    let mut future = batch(&[("f".into(), Some("f".repeat(150)))], now + 1_000_000_000_000, None, Compression::Lz4);
+    let mut future = batch(
+        &[("f".into(), Some("f".repeat(150)))],
+        now + 1_000_000_000_000,
+        None,
+        Compression::Lz4,
+    );
     log.append(&mut future, now).unwrap();
-    let mut active = batch(&[("z".into(), Some("z".repeat(150)))], now, None, Compression::None);
+    let mut active = batch(
+        &[("z".into(), Some("z".repeat(150)))],
+        now,
+        None,
+        Compression::None,
+    );
     log.append(&mut active, now).unwrap();
-    let has_tombstone = |log: &PartitionLog| read_all(log).iter().any(|r| r.1 == "k" && r.2.is_none());
+    let has_tombstone =
+        |log: &PartitionLog| read_all(log).iter().any(|r| r.1 == "k" && r.2.is_none());
     clean(&mut log, now).expect("cleaned despite the future timestamp");
     assert!(has_tombstone(&log), "kept at the first clean");
-    assert!(!read_all(&log).iter().any(|r| r.1 == "k" && r.2.is_some()), "the value it deletes is gone");
-    assert!(log.plan_compaction(now + 500).is_none(), "nothing to do within delete.retention.ms");
+    assert!(
+        !read_all(&log).iter().any(|r| r.1 == "k" && r.2.is_some()),
+        "the value it deletes is gone"
+    );
+    assert!(
+        log.plan_compaction(now + 500).is_none(),
+        "nothing to do within delete.retention.ms"
+    );
     clean(&mut log, now + 1500).expect("due: a tombstone may go");
     assert!(!has_tombstone(&log), "gone after delete.retention.ms");
     drop(log);
     let log = PartitionLog::open(dir.path(), cleaned_config()).unwrap();
-    assert!(log.plan_compaction(now + 3000).is_none(), "the checkpoint remembers the purge");
+    assert!(
+        log.plan_compaction(now + 3000).is_none(),
+        "the checkpoint remembers the purge"
+    );
 }
 
 #[test]
@@ -373,29 +570,53 @@ fn a_small_key_map_cleans_over_several_passes() {
     // Goal: with room for the keys of one segment per pass, repeated cleans still end with
     // one record per key, and every pass makes progress.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 300, cleanup_compact: true, min_cleanable_dirty_ratio: 0.0, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 300,
+        cleanup_compact: true,
+        min_cleanable_dirty_ratio: 0.0,
+        ..LogConfig::default()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     for round in 0..6 {
         for k in 0..4 {
-            let mut b = batch(&[(format!("k{k}"), Some(format!("r{round}-{}", "p".repeat(100))))], 1000, None, Compression::Snappy);
+            let mut b = batch(
+                &[(
+                    format!("k{k}"),
+                    Some(format!("r{round}-{}", "p".repeat(100))),
+                )],
+                1000,
+                None,
+                Compression::Snappy,
+            );
             log.append(&mut b, 1000).unwrap();
         }
     }
     let mut passes = 0;
     while let Some(plan) = log.plan_compaction(2000) {
         let mut report = CompactionReport::default();
-        let output = compact(&plan.with_key_map_limit(1), 2000, &|| false, &mut |c| log.swap_cleaned(c, 2000, &mut report)).unwrap().unwrap();
+        let output = compact(&plan.with_key_map_limit(1), 2000, &|| false, &mut |c| {
+            log.swap_cleaned(c, 2000, &mut report)
+        })
+        .unwrap()
+        .unwrap();
         log.finish_compaction(&output).unwrap();
         passes += 1;
         assert!(passes < 100, "compaction does not converge");
     }
-    assert!(passes > 1, "one key per pass takes several passes, took {passes}");
+    assert!(
+        passes > 1,
+        "one key per pass takes several passes, took {passes}"
+    );
     // The active segment (never cleaned) holds the last two records; before it every key
     // appears once, and every key's last-round value is there.
     let got = read_all(&log);
     let closed = &got[..got.len() - 2];
     let keys: std::collections::HashSet<&str> = closed.iter().map(|r| r.1.as_str()).collect();
-    assert_eq!(keys.len(), closed.len(), "one record per key before the active segment: {got:?}");
+    assert_eq!(
+        keys.len(),
+        closed.len(),
+        "one record per key before the active segment: {got:?}"
+    );
     for k in 0..4 {
         let last = got.iter().rev().find(|r| r.1 == format!("k{k}")).unwrap();
         assert!(last.2.as_deref().unwrap().starts_with("r5"), "{got:?}");
@@ -406,17 +627,32 @@ fn a_small_key_map_cleans_over_several_passes() {
 fn retention_removes_a_first_segment_compaction_emptied() {
     // Goal: with `compact,delete`, an emptied first segment does not stop time retention.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { cleanup_delete: true, retention_ms: 1000, ..cleaned_config() };
+    let config = LogConfig {
+        cleanup_delete: true,
+        retention_ms: 1000,
+        ..cleaned_config()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     for i in 0..4 {
-        let mut b = batch(&[("k".into(), Some(format!("{i}{}", "v".repeat(150))))], 5000 + i, None, Compression::None);
+        let mut b = batch(
+            &[("k".into(), Some(format!("{i}{}", "v".repeat(150))))],
+            5000 + i,
+            None,
+            Compression::None,
+        );
         log.append(&mut b, 5000).unwrap();
     }
     clean(&mut log, 5000).unwrap();
     let before = log.segment_count();
-    assert!(log.apply_retention(5000 + 500).unwrap() >= 1, "the empty first segment goes");
+    assert!(
+        log.apply_retention(5000 + 500).unwrap() >= 1,
+        "the empty first segment goes"
+    );
     assert!(log.segment_count() < before);
-    assert_eq!(read_all(&log).last().map(|r| r.2.clone()), Some(Some(format!("3{}", "v".repeat(150)))));
+    assert_eq!(
+        read_all(&log).last().map(|r| r.2.clone()),
+        Some(Some(format!("3{}", "v".repeat(150))))
+    );
 }
 
 #[test]
@@ -433,7 +669,16 @@ fn walking_hostile_batches_fails_cleanly() {
     edge[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
     edge[27..35].copy_from_slice(&i64::MAX.to_be_bytes());
     let _ = weir_log::cleaner::keyless_records(&edge);
-    let keyless = encode_batch(&[NewRecord { key: None, value: Some(Bytes::from("v")), timestamp_ms: 1 }], None, Compression::Zstd).unwrap();
+    let keyless = encode_batch(
+        &[NewRecord {
+            key: None,
+            value: Some(Bytes::from("v")),
+            timestamp_ms: 1,
+        }],
+        None,
+        Compression::Zstd,
+    )
+    .unwrap();
     assert_eq!(weir_log::cleaner::keyless_records(&keyless).unwrap(), 1);
 }
 
@@ -452,7 +697,12 @@ fn max_compaction_lag_rolls_the_active_segment_and_forces_a_clean() {
         };
         let mut log = PartitionLog::open(dir.path(), config).unwrap();
         let put = |log: &mut PartitionLog, key: &str, now: i64| {
-            let mut b = batch(&[(key.into(), Some(format!("{key}@{now}")))], now, None, Compression::None);
+            let mut b = batch(
+                &[(key.into(), Some(format!("{key}@{now}")))],
+                now,
+                None,
+                Compression::None,
+            );
             log.append(&mut b, now).unwrap();
         };
         for _ in 0..20 {
@@ -464,13 +714,25 @@ fn max_compaction_lag_rolls_the_active_segment_and_forces_a_clean() {
         }
         put(&mut log, "b", 1600);
         put(&mut log, "d", 2600);
-        (log.segment_count(), log.plan_compaction(2600).is_some(), read_all(&log).len())
+        (
+            log.segment_count(),
+            log.plan_compaction(2600).is_some(),
+            read_all(&log).len(),
+        )
     };
     let (segments, due, records) = run(1000);
-    assert_eq!((segments, due), (3, true), "rolled twice, and the overdue segment is due");
+    assert_eq!(
+        (segments, due),
+        (3, true),
+        "rolled twice, and the overdue segment is due"
+    );
     assert_eq!(records, 4, "the first clean left one 'a'");
     let (segments, due, records) = run(i64::MAX);
-    assert_eq!((segments, due, records), (1, false, 23), "without the setting nothing rolls or cleans");
+    assert_eq!(
+        (segments, due, records),
+        (1, false, 23),
+        "without the setting nothing rolls or cleans"
+    );
 }
 
 #[test]
@@ -482,31 +744,83 @@ fn compaction_keeps_markers_drops_aborted_transactions_and_waits_for_open_ones()
     // after the clean.
     use weir_log::batch::{encode_transactional_batch, end_txn_marker, whole_batches};
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 400, ..cleaned_config() };
+    let config = LogConfig {
+        segment_bytes: 400,
+        ..cleaned_config()
+    };
     let mut log = PartitionLog::open(dir.path(), config).unwrap();
     let txn = |pid: i64, seq: i32, key: &str, value: &str| {
-        let r = [NewRecord { key: Some(Bytes::from(key.to_string())), value: Some(Bytes::from(value.to_string())), timestamp_ms: 1000 }];
-        encode_transactional_batch(&r, (pid, 0, seq), Compression::None).unwrap().to_vec()
+        let r = [NewRecord {
+            key: Some(Bytes::from(key.to_string())),
+            value: Some(Bytes::from(value.to_string())),
+            timestamp_ms: 1000,
+        }];
+        encode_transactional_batch(&r, (pid, 0, seq), Compression::None)
+            .unwrap()
+            .to_vec()
     };
     let commit_key = String::from_utf8(vec![0, 0, 0, 1]).unwrap();
     let abort_key = String::from_utf8(vec![0, 0, 0, 0]).unwrap();
-    log.append(&mut batch(&[(commit_key.clone(), Some("user-1".into())), (abort_key.clone(), Some("user-0".into()))], 1000, None, Compression::None), 1000).unwrap();
+    log.append(
+        &mut batch(
+            &[
+                (commit_key.clone(), Some("user-1".into())),
+                (abort_key.clone(), Some("user-0".into())),
+            ],
+            1000,
+            None,
+            Compression::None,
+        ),
+        1000,
+    )
+    .unwrap();
     log.append(&mut txn(1, 0, "a", "aborted"), 1000).unwrap();
-    log.append(&mut txn(2, 0, "b", "committed-old"), 1000).unwrap();
+    log.append(&mut txn(2, 0, "b", "committed-old"), 1000)
+        .unwrap();
     log.append_marker(1, 0, 0, false, 1000).unwrap();
     log.append(&mut txn(2, 1, "d", "committed"), 1000).unwrap();
     log.append_marker(2, 0, 0, true, 1000).unwrap();
-    log.append(&mut batch(&[("b".into(), Some("plain-new".into())), ("c".into(), Some("plain-c".into()))], 1000, None, Compression::None), 1000).unwrap();
+    log.append(
+        &mut batch(
+            &[
+                ("b".into(), Some("plain-new".into())),
+                ("c".into(), Some("plain-c".into())),
+            ],
+            1000,
+            None,
+            Compression::None,
+        ),
+        1000,
+    )
+    .unwrap();
     let filler = |log: &mut PartitionLog, segments: usize| {
         while log.segment_count() < segments {
-            log.append(&mut batch(&[("filler".into(), Some("x".repeat(100)))], 1000, None, Compression::None), 1000).unwrap();
+            log.append(
+                &mut batch(
+                    &[("filler".into(), Some("x".repeat(100)))],
+                    1000,
+                    None,
+                    Compression::None,
+                ),
+                1000,
+            )
+            .unwrap();
         }
     };
     filler(&mut log, 5);
     // A transaction left open, and a plain record of its key after it: neither may be
     // compacted yet, nor may that plain record supersede the "c" before the open one.
     log.append(&mut txn(3, 0, "c", "open"), 1000).unwrap();
-    log.append(&mut batch(&[("c".into(), Some("plain-c2".into()))], 1000, None, Compression::None), 1000).unwrap();
+    log.append(
+        &mut batch(
+            &[("c".into(), Some("plain-c2".into()))],
+            1000,
+            None,
+            Compression::None,
+        ),
+        1000,
+    )
+    .unwrap();
     filler(&mut log, 8);
 
     // (offset, key, value, producer id) of every data record, and the marker offsets.
@@ -522,7 +836,10 @@ fn compaction_keeps_markers_drops_aborted_transactions_and_waits_for_open_ones()
                     markers.push((h.base_offset, end_txn_marker(&raw).unwrap().control_type));
                     continue;
                 }
-                for r in RecordBatchDecoder::decode(&mut raw.clone()).unwrap().records {
+                for r in RecordBatchDecoder::decode(&mut raw.clone())
+                    .unwrap()
+                    .records
+                {
                     let s = |b: Option<Bytes>| String::from_utf8(b.unwrap().to_vec()).unwrap();
                     data.push((r.offset, s(r.key), s(r.value), h.producer_id));
                 }
@@ -535,16 +852,48 @@ fn compaction_keeps_markers_drops_aborted_transactions_and_waits_for_open_ones()
     clean(&mut log, 2000).expect("the closed segments are dirty");
     let (after, markers_after) = dump(&log);
     assert_eq!(markers_after, markers_before, "markers stay, unchanged");
-    let values: Vec<&str> = after.iter().filter(|r| r.1 != "filler").map(|r| r.2.as_str()).collect();
-    assert_eq!(values, vec!["user-1", "user-0", "committed", "plain-new", "plain-c", "open", "plain-c2"]);
+    let values: Vec<&str> = after
+        .iter()
+        .filter(|r| r.1 != "filler")
+        .map(|r| r.2.as_str())
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            "user-1",
+            "user-0",
+            "committed",
+            "plain-new",
+            "plain-c",
+            "open",
+            "plain-c2"
+        ]
+    );
     let lso = log.last_stable_offset();
-    let fillers = |records: &[(i64, String, String, i64)], below: bool| records.iter().filter(|r| r.1 == "filler" && (r.0 < lso) == below).count();
-    assert!(fillers(&after, true) < fillers(&before, true), "below the LSO, plain records are compacted");
-    assert!(fillers(&after, false) == fillers(&before, false) && fillers(&after, false) > 1, "past it, not");
-    assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 1, "the aborted index is unchanged");
+    let fillers = |records: &[(i64, String, String, i64)], below: bool| {
+        records
+            .iter()
+            .filter(|r| r.1 == "filler" && (r.0 < lso) == below)
+            .count()
+    };
+    assert!(
+        fillers(&after, true) < fillers(&before, true),
+        "below the LSO, plain records are compacted"
+    );
+    assert!(
+        fillers(&after, false) == fillers(&before, false) && fillers(&after, false) > 1,
+        "past it, not"
+    );
+    assert_eq!(
+        log.aborted_transactions(0, i64::MAX).len(),
+        1,
+        "the aborted index is unchanged"
+    );
     let newest_committed = |records: &[(i64, String, String, i64)]| {
         let visible = records.iter().filter(|r| r.3 != 1 && r.0 < lso);
-        visible.map(|r| (r.1.clone(), r.2.clone())).collect::<HashMap<String, String>>()
+        visible
+            .map(|r| (r.1.clone(), r.2.clone()))
+            .collect::<HashMap<String, String>>()
     };
     assert_eq!(newest_committed(&after), newest_committed(&before));
 }

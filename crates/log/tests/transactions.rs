@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use weir_log::batch::{encode_batch, encode_transactional_batch, end_txn_marker, whole_batches, BatchHeader, ControlRecordType, NewRecord};
+use weir_log::batch::{
+    encode_batch, encode_transactional_batch, end_txn_marker, whole_batches, BatchHeader,
+    ControlRecordType, NewRecord,
+};
 use weir_log::{AbortedTxn, LogConfig, LogError, PartitionLog};
 
 const PRODUCERS: [i64; 3] = [100, 101, 102];
@@ -20,8 +23,14 @@ const STEPS: usize = 150;
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Data { transactional: bool, values: Vec<String> },
-    Marker { commit: bool, coordinator_epoch: i32 },
+    Data {
+        transactional: bool,
+        values: Vec<String>,
+    },
+    Marker {
+        commit: bool,
+        coordinator_epoch: i32,
+    },
 }
 
 /// One batch the log acknowledged.
@@ -56,7 +65,10 @@ fn derive(batches: &[ModelBatch], log_end_offset: i64) -> Derived {
     for b in batches {
         let mut txn = None;
         match &b.kind {
-            Kind::Data { transactional, values } => {
+            Kind::Data {
+                transactional,
+                values,
+            } => {
                 if b.pid >= 0 {
                     if d.epoch.insert(b.pid, b.epoch) != Some(b.epoch) {
                         d.next_seq.insert(b.pid, 0);
@@ -68,7 +80,10 @@ fn derive(batches: &[ModelBatch], log_end_offset: i64) -> Derived {
                     }
                 }
             }
-            Kind::Marker { commit, coordinator_epoch } => {
+            Kind::Marker {
+                commit,
+                coordinator_epoch,
+            } => {
                 if d.epoch.insert(b.pid, b.epoch) != Some(b.epoch) {
                     d.next_seq.insert(b.pid, 0);
                 }
@@ -77,7 +92,12 @@ fn derive(batches: &[ModelBatch], log_end_offset: i64) -> Derived {
                     fate.insert((b.pid, first), *commit);
                     if !commit {
                         let lso = d.open.values().min().copied().unwrap_or(b.base + 1);
-                        d.aborted.push(AbortedTxn { producer_id: b.pid, first_offset: first, last_offset: b.base, last_stable_offset: lso });
+                        d.aborted.push(AbortedTxn {
+                            producer_id: b.pid,
+                            first_offset: first,
+                            last_offset: b.base,
+                            last_stable_offset: lso,
+                        });
                     }
                 }
             }
@@ -86,10 +106,18 @@ fn derive(batches: &[ModelBatch], log_end_offset: i64) -> Derived {
     }
     d.last_stable_offset = d.open.values().min().copied().unwrap_or(log_end_offset);
     for (b, txn) in batches.iter().zip(&txn_of) {
-        let Kind::Data { values, .. } = &b.kind else { continue };
-        let visible = b.base < d.last_stable_offset && txn.is_none_or(|t| fate.get(&t) == Some(&true));
+        let Kind::Data { values, .. } = &b.kind else {
+            continue;
+        };
+        let visible =
+            b.base < d.last_stable_offset && txn.is_none_or(|t| fate.get(&t) == Some(&true));
         if visible {
-            d.committed.extend(values.iter().enumerate().map(|(i, v)| (b.base + i as i64, v.clone())));
+            d.committed.extend(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (b.base + i as i64, v.clone())),
+            );
         }
     }
     d.aborted.sort_by_key(|a| (a.first_offset, a.last_offset));
@@ -97,7 +125,14 @@ fn derive(batches: &[ModelBatch], log_end_offset: i64) -> Derived {
 }
 
 fn records(values: &[String]) -> Vec<NewRecord> {
-    values.iter().map(|v| NewRecord { key: Some(Bytes::from(format!("k-{v}"))), value: Some(Bytes::from(v.clone())), timestamp_ms: 1_000 }).collect()
+    values
+        .iter()
+        .map(|v| NewRecord {
+            key: Some(Bytes::from(format!("k-{v}"))),
+            value: Some(Bytes::from(v.clone())),
+            timestamp_ms: 1_000,
+        })
+        .collect()
 }
 
 /// Reads like a read_committed consumer: up to the LSO with `read_bounded`, each fetch
@@ -108,14 +143,24 @@ fn read_committed(log: &PartitionLog, max_bytes: usize) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     let mut next = log.log_start_offset();
     while next < lso {
-        let slice = log.read_bounded(next, max_bytes, lso).unwrap().expect("batches below the LSO");
+        let slice = log
+            .read_bounded(next, max_bytes, lso)
+            .unwrap()
+            .expect("batches below the LSO");
         let mut aborted = log.aborted_transactions(next, lso).into_iter().peekable();
         let mut aborted_producers: HashSet<i64> = HashSet::new();
         let bytes = slice.load().unwrap();
-        assert!(!bytes.is_empty(), "a planned read returns at least one batch");
+        assert!(
+            !bytes.is_empty(),
+            "a planned read returns at least one batch"
+        );
         for batch in whole_batches(bytes) {
             let (h, raw) = batch.unwrap();
-            assert!(h.base_offset < lso, "read_bounded returned a batch at {} past the LSO {lso}", h.base_offset);
+            assert!(
+                h.base_offset < lso,
+                "read_bounded returned a batch at {} past the LSO {lso}",
+                h.base_offset
+            );
             while let Some(a) = aborted.next_if(|a| a.first_offset <= h.last_offset()) {
                 aborted_producers.insert(a.producer_id);
             }
@@ -129,8 +174,14 @@ fn read_committed(log: &PartitionLog, max_bytes: usize) -> Vec<(i64, String)> {
             if h.is_transactional() && aborted_producers.contains(&h.producer_id) {
                 continue;
             }
-            for r in RecordBatchDecoder::decode(&mut raw.clone()).unwrap().records {
-                out.push((r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap()));
+            for r in RecordBatchDecoder::decode(&mut raw.clone())
+                .unwrap()
+                .records
+            {
+                out.push((
+                    r.offset,
+                    String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                ));
             }
         }
     }
@@ -140,22 +191,49 @@ fn read_committed(log: &PartitionLog, max_bytes: usize) -> Vec<(i64, String)> {
 fn check(log: &PartitionLog, model: &[ModelBatch], max_bytes: usize, full: bool, at: &str) {
     let d = derive(model, log.log_end_offset());
     assert_eq!(log.last_stable_offset(), d.last_stable_offset, "{at}: LSO");
-    let open: BTreeMap<i64, i64> =
-        log.producer_states().iter().filter(|p| p.current_txn_start_offset >= 0).map(|p| (p.producer_id, p.current_txn_start_offset)).collect();
+    let open: BTreeMap<i64, i64> = log
+        .producer_states()
+        .iter()
+        .filter(|p| p.current_txn_start_offset >= 0)
+        .map(|p| (p.producer_id, p.current_txn_start_offset))
+        .collect();
     assert_eq!(open, d.open, "{at}: open transactions");
-    assert_eq!(log.aborted_transactions(0, i64::MAX), d.aborted, "{at}: aborted transactions");
+    assert_eq!(
+        log.aborted_transactions(0, i64::MAX),
+        d.aborted,
+        "{at}: aborted transactions"
+    );
     for p in log.producer_states() {
-        assert_eq!(Some(&p.producer_epoch), d.epoch.get(&p.producer_id), "{at}: epoch of {}", p.producer_id);
-        assert_eq!(p.coordinator_epoch, d.coordinator_epoch.get(&p.producer_id).copied().unwrap_or(-1), "{at}: coordinator epoch");
+        assert_eq!(
+            Some(&p.producer_epoch),
+            d.epoch.get(&p.producer_id),
+            "{at}: epoch of {}",
+            p.producer_id
+        );
+        assert_eq!(
+            p.coordinator_epoch,
+            d.coordinator_epoch
+                .get(&p.producer_id)
+                .copied()
+                .unwrap_or(-1),
+            "{at}: coordinator epoch"
+        );
     }
     if full {
-        assert_eq!(read_committed(log, max_bytes), d.committed, "{at}: committed records");
+        assert_eq!(
+            read_committed(log, max_bytes),
+            d.committed,
+            "{at}: committed records"
+        );
     }
 }
 
 fn files_with(dir: &Path, extension: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == extension)).collect();
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
     out.sort();
     out
 }
@@ -164,7 +242,13 @@ fn files_with(dir: &Path, extension: &str) -> Vec<PathBuf> {
 /// the log was cut at, if it was.
 fn crash(dir: &Path, durable_offset: i64, rng: &mut StdRng) -> Option<i64> {
     let active = files_with(dir, "log").pop().unwrap();
-    let active_base: i64 = active.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let active_base: i64 = active
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let durable_offset = durable_offset.max(active_base);
     let mut cut = None;
     if rng.gen_bool(0.6) {
@@ -181,8 +265,17 @@ fn crash(dir: &Path, durable_offset: i64, rng: &mut StdRng) -> Option<i64> {
         }
         if !starts.is_empty() {
             let (position, base, size) = starts[rng.gen_range(0..starts.len())];
-            let torn = if rng.gen_bool(0.5) { rng.gen_range(1..size) } else { 0 };
-            OpenOptions::new().write(true).open(&active).unwrap().set_len((position + torn) as u64).unwrap();
+            let torn = if rng.gen_bool(0.5) {
+                rng.gen_range(1..size)
+            } else {
+                0
+            };
+            OpenOptions::new()
+                .write(true)
+                .open(&active)
+                .unwrap()
+                .set_len((position + torn) as u64)
+                .unwrap();
             cut = Some(base);
         }
     }
@@ -193,7 +286,12 @@ fn crash(dir: &Path, durable_offset: i64, rng: &mut StdRng) -> Option<i64> {
             0 => fs::remove_file(&index).unwrap(),
             1 => {
                 let len = fs::metadata(&index).unwrap().len();
-                OpenOptions::new().write(true).open(&index).unwrap().set_len(rng.gen_range(0..=len)).unwrap();
+                OpenOptions::new()
+                    .write(true)
+                    .open(&index)
+                    .unwrap()
+                    .set_len(rng.gen_range(0..=len))
+                    .unwrap();
             }
             _ => {}
         }
@@ -215,7 +313,10 @@ fn random_transactions_crashes_and_reopens_match_the_model() {
     for seed in 0..SEEDS {
         let mut rng = StdRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig { segment_bytes: 1024, ..LogConfig::default() };
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
         let mut log = PartitionLog::open(dir.path(), config.clone()).unwrap();
         let mut model: Vec<ModelBatch> = Vec::new();
         let mut synced_offset = 0i64;
@@ -227,29 +328,76 @@ fn random_transactions_crashes_and_reopens_match_the_model() {
             let epoch = d.epoch.get(&p).copied().unwrap_or(0);
             let seq = d.next_seq.get(&p).copied().unwrap_or(0);
             let coordinator_epoch = d.coordinator_epoch.get(&p).copied().unwrap_or(0);
-            let values: Vec<String> = (0..rng.gen_range(1..5)).map(|i| format!("s{seed}-{step}-{i}")).collect();
+            let values: Vec<String> = (0..rng.gen_range(1..5))
+                .map(|i| format!("s{seed}-{step}-{i}"))
+                .collect();
             let mut full_check = false;
             match rng.gen_range(0..100) {
                 0..=34 => {
-                    let mut b = encode_transactional_batch(&records(&values), (p, epoch, seq), Compression::None).unwrap().to_vec();
+                    let mut b = encode_transactional_batch(
+                        &records(&values),
+                        (p, epoch, seq),
+                        Compression::None,
+                    )
+                    .unwrap()
+                    .to_vec();
                     let out = log.append(&mut b, 0).unwrap();
                     assert!(!out.duplicate, "{at}");
-                    model.push(ModelBatch { base: out.base_offset, pid: p, epoch, first_seq: seq, kind: Kind::Data { transactional: true, values } });
+                    model.push(ModelBatch {
+                        base: out.base_offset,
+                        pid: p,
+                        epoch,
+                        first_seq: seq,
+                        kind: Kind::Data {
+                            transactional: true,
+                            values,
+                        },
+                    });
                 }
                 35..=44 => {
-                    let mut b = encode_batch(&records(&values), None, Compression::Lz4).unwrap().to_vec();
+                    let mut b = encode_batch(&records(&values), None, Compression::Lz4)
+                        .unwrap()
+                        .to_vec();
                     let out = log.append(&mut b, 0).unwrap();
-                    model.push(ModelBatch { base: out.base_offset, pid: -1, epoch: -1, first_seq: -1, kind: Kind::Data { transactional: false, values } });
+                    model.push(ModelBatch {
+                        base: out.base_offset,
+                        pid: -1,
+                        epoch: -1,
+                        first_seq: -1,
+                        kind: Kind::Data {
+                            transactional: false,
+                            values,
+                        },
+                    });
                 }
                 45..=52 => {
-                    let mut b = encode_batch(&records(&values), Some((p, epoch, seq)), Compression::None).unwrap().to_vec();
+                    let mut b =
+                        encode_batch(&records(&values), Some((p, epoch, seq)), Compression::None)
+                            .unwrap()
+                            .to_vec();
                     let end = log.log_end_offset();
                     if d.open.contains_key(&p) {
-                        assert!(matches!(log.append(&mut b, 0), Err(LogError::InvalidTxnState(_))), "{at}");
-                        assert_eq!(log.log_end_offset(), end, "{at}: a refused batch stores nothing");
+                        assert!(
+                            matches!(log.append(&mut b, 0), Err(LogError::InvalidTxnState(_))),
+                            "{at}"
+                        );
+                        assert_eq!(
+                            log.log_end_offset(),
+                            end,
+                            "{at}: a refused batch stores nothing"
+                        );
                     } else {
                         let out = log.append(&mut b, 0).unwrap();
-                        model.push(ModelBatch { base: out.base_offset, pid: p, epoch, first_seq: seq, kind: Kind::Data { transactional: false, values } });
+                        model.push(ModelBatch {
+                            base: out.base_offset,
+                            pid: p,
+                            epoch,
+                            first_seq: seq,
+                            kind: Kind::Data {
+                                transactional: false,
+                                values,
+                            },
+                        });
                     }
                 }
                 53..=69 => {
@@ -257,12 +405,21 @@ fn random_transactions_crashes_and_reopens_match_the_model() {
                     let end = log.log_end_offset();
                     match rng.gen_range(0..10) {
                         0 if epoch > 0 => {
-                            assert!(matches!(log.append_marker(p, epoch - 1, coordinator_epoch, commit, 0), Err(LogError::InvalidProducerEpoch { .. })), "{at}");
+                            assert!(
+                                matches!(
+                                    log.append_marker(p, epoch - 1, coordinator_epoch, commit, 0),
+                                    Err(LogError::InvalidProducerEpoch { .. })
+                                ),
+                                "{at}"
+                            );
                             assert_eq!(log.log_end_offset(), end, "{at}");
                         }
                         1 if d.coordinator_epoch.get(&p).is_some_and(|&c| c > 0) => {
                             assert!(
-                                matches!(log.append_marker(p, epoch, coordinator_epoch - 1, commit, 0), Err(LogError::TransactionCoordinatorFenced { .. })),
+                                matches!(
+                                    log.append_marker(p, epoch, coordinator_epoch - 1, commit, 0),
+                                    Err(LogError::TransactionCoordinatorFenced { .. })
+                                ),
                                 "{at}"
                             );
                             assert_eq!(log.log_end_offset(), end, "{at}");
@@ -270,9 +427,24 @@ fn random_transactions_crashes_and_reopens_match_the_model() {
                         n => {
                             // Now and then a new producer epoch or a new coordinator.
                             let epoch = if n == 2 { epoch + 1 } else { epoch };
-                            let coordinator_epoch = if n == 3 { coordinator_epoch + 1 } else { coordinator_epoch };
-                            let out = log.append_marker(p, epoch, coordinator_epoch, commit, 0).unwrap();
-                            model.push(ModelBatch { base: out.base_offset, pid: p, epoch, first_seq: -1, kind: Kind::Marker { commit, coordinator_epoch } });
+                            let coordinator_epoch = if n == 3 {
+                                coordinator_epoch + 1
+                            } else {
+                                coordinator_epoch
+                            };
+                            let out = log
+                                .append_marker(p, epoch, coordinator_epoch, commit, 0)
+                                .unwrap();
+                            model.push(ModelBatch {
+                                base: out.base_offset,
+                                pid: p,
+                                epoch,
+                                first_seq: -1,
+                                kind: Kind::Marker {
+                                    commit,
+                                    coordinator_epoch,
+                                },
+                            });
                         }
                     }
                 }
@@ -300,9 +472,21 @@ fn random_transactions_crashes_and_reopens_match_the_model() {
                 Kind::Marker { .. } => b.base + 1,
             });
             assert_eq!(log.log_end_offset(), expected_end, "{at}: log end");
-            check(&log, &model, rng.gen_range(200..4000), full_check || step + 1 == STEPS, &at);
+            check(
+                &log,
+                &model,
+                rng.gen_range(200..4000),
+                full_check || step + 1 == STEPS,
+                &at,
+            );
         }
-        assert!(crashes > 5 && log.segment_count() > 3, "seed {seed}: the run crashed and rolled");
-        assert!(derive(&model, log.log_end_offset()).aborted.len() > 1, "seed {seed}: the run aborted transactions");
+        assert!(
+            crashes > 5 && log.segment_count() > 3,
+            "seed {seed}: the run crashed and rolled"
+        );
+        assert!(
+            derive(&model, log.log_end_offset()).aborted.len() > 1,
+            "seed {seed}: the run aborted transactions"
+        );
     }
 }

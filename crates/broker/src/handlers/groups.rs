@@ -93,6 +93,8 @@ pub fn handle(
             GroupResponse::DescribeGroups(b) => meta.frame(&b),
             GroupResponse::DeleteGroups(b) => meta.frame(&b),
             GroupResponse::TxnOffsetCommit(b) => meta.frame(&b),
+            GroupResponse::ConsumerGroupHeartbeat(b) => meta.frame(&b),
+            GroupResponse::ConsumerGroupDescribe(b) => meta.frame(&b),
         }
     }))
 }

@@ -118,8 +118,14 @@ struct Offer {
 }
 
 /// V2 needs all three: the feature finalized and the two request versions that carry it.
-fn choose_protocol(choice: ProtocolChoice, offer: Offer, address: &str) -> anyhow::Result<Protocol> {
-    let v2 = offer.transaction_version >= 2 && offer.produce_max >= PRODUCE_V2_VERSION && offer.end_txn_max >= END_TXN_V2_VERSION;
+fn choose_protocol(
+    choice: ProtocolChoice,
+    offer: Offer,
+    address: &str,
+) -> anyhow::Result<Protocol> {
+    let v2 = offer.transaction_version >= 2
+        && offer.produce_max >= PRODUCE_V2_VERSION
+        && offer.end_txn_max >= END_TXN_V2_VERSION;
     match choice {
         ProtocolChoice::Auto => Ok(if v2 { Protocol::V2 } else { Protocol::V1 }),
         ProtocolChoice::V1 => Ok(Protocol::V1),
@@ -139,7 +145,10 @@ fn spread(txn_index: u64, records_per_txn: u32, partitions: i32) -> Vec<(i32, u3
     assert!(partitions > 0 && records_per_txn > 0);
     let first = (txn_index * u64::from(records_per_txn) % partitions as u64) as i32;
     let touched = (records_per_txn as i32).min(partitions);
-    let (per, extra) = (records_per_txn / partitions as u32, records_per_txn % partitions as u32);
+    let (per, extra) = (
+        records_per_txn / partitions as u32,
+        records_per_txn % partitions as u32,
+    );
     let mut out: Vec<(i32, u32)> = (0..touched)
         .map(|i| {
             let count = per + u32::from((i as u32) < extra);
@@ -163,7 +172,10 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         (text, 1_000)
     };
-    let n: u64 = number.trim().parse().map_err(|_| format!("'{text}' is not a duration; write e.g. 10s, 1500ms or 2m"))?;
+    let n: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration; write e.g. 10s, 1500ms or 2m"))?;
     if n == 0 {
         return Err("the duration must be more than zero".into());
     }
@@ -212,7 +224,10 @@ fn refusal(api: &str, transactional_id: &str, code: i16) -> anyhow::Error {
         }
         _ => "see the broker's log",
     };
-    anyhow!("{api} for transactional id '{transactional_id}' failed: {}; {hint}", error_name(code))
+    anyhow!(
+        "{api} for transactional id '{transactional_id}' failed: {}; {hint}",
+        error_name(code)
+    )
 }
 
 /// What a producer measured; latencies in µs.
@@ -264,17 +279,38 @@ async fn conn_to(conns: &mut Vec<Connection>, address: &str) -> anyhow::Result<u
 /// carries the finalized features (the connection's own negotiation uses v0).
 async fn offer_of(conn: &mut Connection) -> anyhow::Result<Offer> {
     let v = conn.version::<ApiVersionsRequest>()?;
-    let max_of = |key: i16, resp: &ApiVersionsResponse| resp.api_keys.iter().find(|k| k.api_key == key).map(|k| k.max_version).unwrap_or(-1);
+    let max_of = |key: i16, resp: &ApiVersionsResponse| {
+        resp.api_keys
+            .iter()
+            .find(|k| k.api_key == key)
+            .map(|k| k.max_version)
+            .unwrap_or(-1)
+    };
     if v < 3 {
-        return Ok(Offer { transaction_version: 0, produce_max: -1, end_txn_max: -1 });
+        return Ok(Offer {
+            transaction_version: 0,
+            produce_max: -1,
+            end_txn_max: -1,
+        });
     }
     // Kafka checks that v3+ names the client software with letters, digits, '.' and '-'.
-    let req = ApiVersionsRequest::default().with_client_software_name(sb("weir-bench")).with_client_software_version(sb(env!("CARGO_PKG_VERSION")));
+    let req = ApiVersionsRequest::default()
+        .with_client_software_name(sb("weir-bench"))
+        .with_client_software_version(sb(env!("CARGO_PKG_VERSION")));
     let resp = conn.call_at(&req, v).await?;
     if resp.error_code != 0 {
-        bail!("broker at {} refused ApiVersions v{v}: {}", conn.address, error_name(resp.error_code));
+        bail!(
+            "broker at {} refused ApiVersions v{v}: {}",
+            conn.address,
+            error_name(resp.error_code)
+        );
     }
-    let transaction_version = resp.finalized_features.iter().find(|f| f.name.as_str() == "transaction.version").map(|f| f.max_version_level).unwrap_or(0);
+    let transaction_version = resp
+        .finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| f.max_version_level)
+        .unwrap_or(0);
     Ok(Offer {
         transaction_version,
         produce_max: max_of(ProduceRequest::KEY, &resp).min(ProduceRequest::VERSIONS.max),
@@ -283,14 +319,31 @@ async fn offer_of(conn: &mut Connection) -> anyhow::Result<Offer> {
 }
 
 /// The address of each partition's leader, by partition index.
-async fn leaders(conn: &mut Connection, topic: &str, partitions: i32) -> anyhow::Result<Vec<String>> {
-    let req = MetadataRequest::default().with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic))))]));
+async fn leaders(
+    conn: &mut Connection,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Vec<String>> {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic)))),
+    ]));
     let (meta, _) = conn.call(&req).await?;
-    let brokers: BTreeMap<i32, String> = meta.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
-    let t = meta.topics.first().ok_or_else(|| anyhow!("no metadata for topic '{topic}'"))?;
+    let brokers: BTreeMap<i32, String> = meta
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let t = meta
+        .topics
+        .first()
+        .ok_or_else(|| anyhow!("no metadata for topic '{topic}'"))?;
     let mut out = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
-        let part = t.partitions.iter().find(|x| x.partition_index == p).ok_or_else(|| anyhow!("topic '{topic}' has no partition {p}"))?;
+        let part = t
+            .partitions
+            .iter()
+            .find(|x| x.partition_index == p)
+            .ok_or_else(|| anyhow!("topic '{topic}' has no partition {p}"))?;
         let address = brokers.get(&part.leader_id.0).ok_or_else(|| anyhow!("partition {p} of '{topic}' has no leader the broker names; try again once the topic settles"))?;
         out.push(address.clone());
     }
@@ -300,7 +353,12 @@ async fn leaders(conn: &mut Connection, topic: &str, partitions: i32) -> anyhow:
 impl TxnProducer {
     /// 1. The leaders of the topic's partitions. 2. The coordinator of `transactional_id`.
     /// 3. A producer id and epoch.
-    async fn start(bootstrap: &str, transactional_id: String, a: &TxnArgs, protocol: Protocol) -> anyhow::Result<TxnProducer> {
+    async fn start(
+        bootstrap: &str,
+        transactional_id: String,
+        a: &TxnArgs,
+        protocol: Protocol,
+    ) -> anyhow::Result<TxnProducer> {
         let mut conns = vec![Connection::connect(bootstrap).await?];
         let retry_backoff = Duration::from_millis(a.retry_backoff_ms);
         // 1.
@@ -309,8 +367,12 @@ impl TxnProducer {
             leader.push(conn_to(&mut conns, &address).await?);
         }
         let produce_version = match protocol {
-            Protocol::V2 => conns[leader[0]].version::<ProduceRequest>()?.min(PRODUCE_V2_VERSION),
-            Protocol::V1 => conns[leader[0]].version::<ProduceRequest>()?.min(PRODUCE_V2_VERSION - 1),
+            Protocol::V2 => conns[leader[0]]
+                .version::<ProduceRequest>()?
+                .min(PRODUCE_V2_VERSION),
+            Protocol::V1 => conns[leader[0]]
+                .version::<ProduceRequest>()?
+                .min(PRODUCE_V2_VERSION - 1),
         };
         // 2. The versions of the coordinator's APIs are read from the bootstrap broker:
         // a cluster's brokers speak the same versions.
@@ -322,7 +384,9 @@ impl TxnProducer {
         };
         let add_partitions_version = match protocol {
             Protocol::V2 => -1,
-            Protocol::V1 => conns[coordinator].version::<AddPartitionsToTxnRequest>()?.min(ADD_PARTITIONS_CLIENT_VERSION_MAX),
+            Protocol::V1 => conns[coordinator]
+                .version::<AddPartitionsToTxnRequest>()?
+                .min(ADD_PARTITIONS_CLIENT_VERSION_MAX),
         };
         let mut p = TxnProducer {
             transactional_id,
@@ -351,7 +415,14 @@ impl TxnProducer {
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
         let v = p.conns[p.coordinator].version::<InitProducerIdRequest>()?;
-        let r = p.retrying("InitProducerId", |r: &InitProducerIdResponse| r.error_code, &req, v).await?;
+        let r = p
+            .retrying(
+                "InitProducerId",
+                |r: &InitProducerIdResponse| r.error_code,
+                &req,
+                v,
+            )
+            .await?;
         p.producer_id = r.producer_id.0;
         p.epoch = r.producer_epoch;
         Ok(p)
@@ -365,9 +436,13 @@ impl TxnProducer {
         let address = loop {
             let v = self.conns[0].version::<FindCoordinatorRequest>()?;
             let req = if v >= 4 {
-                FindCoordinatorRequest::default().with_key_type(KEY_TYPE_TRANSACTION).with_coordinator_keys(vec![sb(&self.transactional_id)])
+                FindCoordinatorRequest::default()
+                    .with_key_type(KEY_TYPE_TRANSACTION)
+                    .with_coordinator_keys(vec![sb(&self.transactional_id)])
             } else {
-                FindCoordinatorRequest::default().with_key_type(KEY_TYPE_TRANSACTION).with_key(sb(&self.transactional_id))
+                FindCoordinatorRequest::default()
+                    .with_key_type(KEY_TYPE_TRANSACTION)
+                    .with_key(sb(&self.transactional_id))
             };
             let r = self.conns[0].call_at(&req, v).await?;
             let (code, host, port) = match r.coordinators.first() {
@@ -398,10 +473,18 @@ impl TxnProducer {
     /// answer ends the run. NOT_COORDINATOR (Kafka's answer while it loads a new
     /// `__transaction_state` partition, or after the coordinator moved) finds the
     /// coordinator again first.
-    async fn retrying<R: Request>(&mut self, api: &'static str, code_of: impl Fn(&R::Response) -> i16, request: &R, version: i16) -> anyhow::Result<R::Response> {
+    async fn retrying<R: Request>(
+        &mut self,
+        api: &'static str,
+        code_of: impl Fn(&R::Response) -> i16,
+        request: &R,
+        version: i16,
+    ) -> anyhow::Result<R::Response> {
         let mut tries = 0;
         loop {
-            let r = self.conns[self.coordinator].call_at(request, version).await?;
+            let r = self.conns[self.coordinator]
+                .call_at(request, version)
+                .await?;
             let code = code_of(&r);
             if code == 0 {
                 return Ok(r);
@@ -433,22 +516,42 @@ impl TxnProducer {
                 .with_v3_and_below_transactional_id(TransactionalId(sb(&self.transactional_id)))
                 .with_v3_and_below_producer_id(ProducerId(self.producer_id))
                 .with_v3_and_below_producer_epoch(self.epoch)
-                .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
-                    .with_name(TopicName(sb(&self.topic)))
-                    .with_partitions(parts.iter().map(|(p, _)| *p).collect())]);
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(sb(&self.topic)))
+                        .with_partitions(parts.iter().map(|(p, _)| *p).collect()),
+                ]);
             let code_of = |r: &AddPartitionsToTxnResponse| {
-                r.results_by_topic_v3_and_below.iter().flat_map(|t| t.results_by_partition.iter()).map(|p| p.partition_error_code).find(|c| *c != 0).unwrap_or(0)
+                r.results_by_topic_v3_and_below
+                    .iter()
+                    .flat_map(|t| t.results_by_partition.iter())
+                    .map(|p| p.partition_error_code)
+                    .find(|c| *c != 0)
+                    .unwrap_or(0)
             };
             let v = self.add_partitions_version;
-            self.retrying("AddPartitionsToTxn", code_of, &req, v).await?;
+            self.retrying("AddPartitionsToTxn", code_of, &req, v)
+                .await?;
         }
         // 2. One batch per partition, each with its partition's next sequence.
-        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
         let mut pending: Vec<(i32, Bytes)> = Vec::with_capacity(parts.len());
         for (p, count) in &parts {
-            let records: Vec<NewRecord> = (0..*count).map(|_| NewRecord { key: None, value: Some(self.value.clone()), timestamp_ms: ts }).collect();
+            let records: Vec<NewRecord> = (0..*count)
+                .map(|_| NewRecord {
+                    key: None,
+                    value: Some(self.value.clone()),
+                    timestamp_ms: ts,
+                })
+                .collect();
             let seq = self.sequences[*p as usize];
-            let batch = weir_log::batch::encode_transactional_batch(&records, (self.producer_id, self.epoch, seq), Compression::None)?;
+            let batch = weir_log::batch::encode_transactional_batch(
+                &records,
+                (self.producer_id, self.epoch, seq),
+                Compression::None,
+            )?;
             pending.push((*p, batch.freeze()));
         }
         self.produce(pending).await?;
@@ -464,7 +567,9 @@ impl TxnProducer {
             .with_committed(true);
         let commit_began = Instant::now();
         let v = self.end_txn_version;
-        let r = self.retrying("EndTxn", |r: &EndTxnResponse| r.error_code, &req, v).await?;
+        let r = self
+            .retrying("EndTxn", |r: &EndTxnResponse| r.error_code, &req, v)
+            .await?;
         let done = Instant::now();
         if self.protocol == Protocol::V2 {
             if r.producer_epoch < 0 || r.producer_id.0 < 0 {
@@ -478,8 +583,12 @@ impl TxnProducer {
         }
         if measure {
             self.measured.transactions += 1;
-            self.measured.commit_us.push(done.duration_since(commit_began).as_micros() as u64);
-            self.measured.txn_us.push(done.duration_since(began).as_micros() as u64);
+            self.measured
+                .commit_us
+                .push(done.duration_since(commit_began).as_micros() as u64);
+            self.measured
+                .txn_us
+                .push(done.duration_since(began).as_micros() as u64);
         }
         Ok(())
     }
@@ -493,7 +602,10 @@ impl TxnProducer {
         while !pending.is_empty() {
             let mut by_leader: BTreeMap<usize, Vec<(i32, Bytes)>> = BTreeMap::new();
             for (p, batch) in &pending {
-                by_leader.entry(self.leader[*p as usize]).or_default().push((*p, batch.clone()));
+                by_leader
+                    .entry(self.leader[*p as usize])
+                    .or_default()
+                    .push((*p, batch.clone()));
             }
             // Every leader's request goes out before any answer is awaited.
             for (conn, batches) in &by_leader {
@@ -501,10 +613,21 @@ impl TxnProducer {
                     .with_transactional_id(Some(TransactionalId(sb(&self.transactional_id))))
                     .with_acks(-1)
                     .with_timeout_ms(30_000)
-                    .with_topic_data(vec![produce_request::TopicProduceData::default().with_name(TopicName(sb(&self.topic))).with_partition_data(
-                        batches.iter().map(|(p, b)| produce_request::PartitionProduceData::default().with_index(*p).with_records(Some(b.clone()))).collect(),
-                    )]);
-                self.conns[*conn].send_at(&req, self.produce_version).await?;
+                    .with_topic_data(vec![produce_request::TopicProduceData::default()
+                        .with_name(TopicName(sb(&self.topic)))
+                        .with_partition_data(
+                            batches
+                                .iter()
+                                .map(|(p, b)| {
+                                    produce_request::PartitionProduceData::default()
+                                        .with_index(*p)
+                                        .with_records(Some(b.clone()))
+                                })
+                                .collect(),
+                        )]);
+                self.conns[*conn]
+                    .send_at(&req, self.produce_version)
+                    .await?;
             }
             let mut again = Vec::new();
             let mut last_code = 0;
@@ -513,16 +636,38 @@ impl TxnProducer {
             let mut refresh_leaders = false;
             for (conn, batches) in by_leader {
                 let resp: ProduceResponse = self.conns[conn].recv().await?;
-                let codes: BTreeMap<i32, i16> = resp.responses.iter().flat_map(|t| t.partition_responses.iter()).map(|p| (p.index, p.error_code)).collect();
+                let codes: BTreeMap<i32, i16> = resp
+                    .responses
+                    .iter()
+                    .flat_map(|t| t.partition_responses.iter())
+                    .map(|p| (p.index, p.error_code))
+                    .collect();
                 for (p, batch) in batches {
-                    let code = *codes.get(&p).ok_or_else(|| anyhow!("broker at {} did not answer for partition {p} of '{}'", self.conns[conn].address, self.topic))?;
+                    let code = *codes.get(&p).ok_or_else(|| {
+                        anyhow!(
+                            "broker at {} did not answer for partition {p} of '{}'",
+                            self.conns[conn].address,
+                            self.topic
+                        )
+                    })?;
                     // A duplicate is a retried batch the broker already has.
                     if code == 0 || code == ResponseError::DuplicateSequenceNumber.code() {
                         continue;
                     }
-                    let moved = [ResponseError::NotLeaderOrFollower.code(), ResponseError::UnknownTopicOrPartition.code()].contains(&code);
+                    let moved = [
+                        ResponseError::NotLeaderOrFollower.code(),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    ]
+                    .contains(&code);
                     if !retriable(code) && !moved {
-                        return Err(refusal(&format!("Produce v{} to partition {p} of '{}'", self.produce_version, self.topic), &self.transactional_id, code));
+                        return Err(refusal(
+                            &format!(
+                                "Produce v{} to partition {p} of '{}'",
+                                self.produce_version, self.topic
+                            ),
+                            &self.transactional_id,
+                            code,
+                        ));
                     }
                     refresh_leaders |= moved;
                     last_code = code;
@@ -540,7 +685,9 @@ impl TxnProducer {
             tokio::time::sleep(self.retry_backoff).await;
             // A partition without a leader yet keeps its old one until the next try.
             if refresh_leaders {
-                if let Ok(addresses) = leaders(&mut self.conns[0], &self.topic, self.partitions).await {
+                if let Ok(addresses) =
+                    leaders(&mut self.conns[0], &self.topic, self.partitions).await
+                {
                     for (p, address) in addresses.iter().enumerate() {
                         self.leader[p] = conn_to(&mut self.conns, address).await?;
                     }
@@ -601,14 +748,33 @@ pub async fn txn(bootstrap: &str, a: TxnArgs) -> anyhow::Result<()> {
     let run_id = std::process::id();
     let mut tasks = Vec::with_capacity(a.producers);
     for i in 0..a.producers {
-        let (bootstrap, a, committed, ready_tx, mut start_rx) = (bootstrap.to_string(), Arc::clone(&a), Arc::clone(&committed), ready_tx.clone(), start_rx.clone());
+        let (bootstrap, a, committed, ready_tx, mut start_rx) = (
+            bootstrap.to_string(),
+            Arc::clone(&a),
+            Arc::clone(&committed),
+            ready_tx.clone(),
+            start_rx.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            let mut p = TxnProducer::start(&bootstrap, format!("weir-bench-txn-{run_id}-{i}"), &a, protocol).await?;
+            let mut p = TxnProducer::start(
+                &bootstrap,
+                format!("weir-bench-txn-{run_id}-{i}"),
+                &a,
+                protocol,
+            )
+            .await?;
             p.transaction(0, false).await?;
             p.measured.retries.clear();
-            ready_tx.send(()).await.map_err(|_| anyhow!("the bench stopped"))?;
+            ready_tx
+                .send(())
+                .await
+                .map_err(|_| anyhow!("the bench stopped"))?;
             drop(ready_tx);
-            let until = start_rx.wait_for(|u| u.is_some()).await.map_err(|_| anyhow!("the bench stopped"))?.expect("checked by wait_for");
+            let until = start_rx
+                .wait_for(|u| u.is_some())
+                .await
+                .map_err(|_| anyhow!("the bench stopped"))?
+                .expect("checked by wait_for");
             let mut index = 1;
             loop {
                 match until {
@@ -641,7 +807,8 @@ pub async fn txn(bootstrap: &str, a: TxnArgs) -> anyhow::Result<()> {
                 first_error.get_or_insert(e);
             }
         }
-        return Err(first_error.unwrap_or_else(|| anyhow!("a producer stopped before its first transaction")));
+        return Err(first_error
+            .unwrap_or_else(|| anyhow!("a producer stopped before its first transaction")));
     }
     let started = Instant::now();
     let per_producer = a.transactions / a.producers as u64;
@@ -662,7 +829,11 @@ pub async fn txn(bootstrap: &str, a: TxnArgs) -> anyhow::Result<()> {
                     None => super::progress("transactions", done, total, started),
                     Some(d) => {
                         let secs = started.elapsed().as_secs_f64();
-                        eprint!("\rtransactions: {done} ({:.0}/s), {secs:.0} of {} s   ", done as f64 / secs.max(1e-9), d.as_secs());
+                        eprint!(
+                            "\rtransactions: {done} ({:.0}/s), {secs:.0} of {} s   ",
+                            done as f64 / secs.max(1e-9),
+                            d.as_secs()
+                        );
                     }
                 }
             }
@@ -694,14 +865,24 @@ pub async fn txn(bootstrap: &str, a: TxnArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     if all.capped {
-        eprintln!("a producer reached {TRANSACTIONS_PER_PRODUCER_MAX} transactions and stopped early");
+        eprintln!(
+            "a producer reached {TRANSACTIONS_PER_PRODUCER_MAX} transactions and stopped early"
+        );
     }
     // 5. Report.
     let tps = all.transactions as f64 / secs;
     let rps = tps * f64::from(a.records_per_txn);
     let (c50, c99, _, cmax) = percentiles(all.commit_us);
     let (t50, t99, _, tmax) = percentiles(all.txn_us);
-    let retries = if all.retries.is_empty() { "none".to_string() } else { all.retries.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ") };
+    let retries = if all.retries.is_empty() {
+        "none".to_string()
+    } else {
+        all.retries
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let protocol_name = match protocol {
         Protocol::V2 => "V2 (Produce v12 adds partitions, EndTxn v5 bumps the epoch)",
         Protocol::V1 => "V1 (AddPartitionsToTxn, Produce, EndTxn)",
@@ -710,12 +891,21 @@ pub async fn txn(bootstrap: &str, a: TxnArgs) -> anyhow::Result<()> {
         &[
             ("protocol", protocol_name.to_string()),
             ("producers", a.producers.to_string()),
-            ("records per transaction / partitions", format!("{} / {}", a.records_per_txn, a.partitions)),
+            (
+                "records per transaction / partitions",
+                format!("{} / {}", a.records_per_txn, a.partitions),
+            ),
             ("transactions", all.transactions.to_string()),
             ("transactions/s", format!("{tps:.0}")),
             ("records/s", format!("{rps:.0}")),
-            ("commit latency p50/p99/max ms", format!("{c50:.2} / {c99:.2} / {cmax:.2}")),
-            ("transaction latency p50/p99/max ms", format!("{t50:.2} / {t99:.2} / {tmax:.2}")),
+            (
+                "commit latency p50/p99/max ms",
+                format!("{c50:.2} / {c99:.2} / {cmax:.2}"),
+            ),
+            (
+                "transaction latency p50/p99/max ms",
+                format!("{t50:.2} / {t99:.2} / {tmax:.2}"),
+            ),
             ("retries", retries),
         ],
         serde_json::json!({
@@ -755,8 +945,13 @@ mod tests {
                     let parts = spread(index, records, partitions);
                     assert_eq!(parts.len() as i32, (records as i32).min(partitions));
                     assert!(parts.windows(2).all(|w| w[0].0 < w[1].0), "{parts:?}");
-                    assert!(parts.iter().all(|(p, n)| (0..partitions).contains(p) && *n > 0));
-                    let (lo, hi) = (parts.iter().map(|x| x.1).min().unwrap(), parts.iter().map(|x| x.1).max().unwrap());
+                    assert!(parts
+                        .iter()
+                        .all(|(p, n)| (0..partitions).contains(p) && *n > 0));
+                    let (lo, hi) = (
+                        parts.iter().map(|x| x.1).min().unwrap(),
+                        parts.iter().map(|x| x.1).max().unwrap(),
+                    );
                     assert!(hi - lo <= 1, "{parts:?}");
                 }
             }
@@ -777,12 +972,40 @@ mod tests {
     // broker without it is an error that names the fix.
     #[test]
     fn protocol_needs_feature_and_versions() {
-        let full = Offer { transaction_version: 2, produce_max: 12, end_txn_max: 5 };
-        assert_eq!(choose_protocol(ProtocolChoice::Auto, full, "b").unwrap(), Protocol::V2);
-        assert_eq!(choose_protocol(ProtocolChoice::V1, full, "b").unwrap(), Protocol::V1);
-        for lacking in [Offer { transaction_version: 1, ..full }, Offer { produce_max: 11, ..full }, Offer { end_txn_max: 4, ..full }] {
-            assert_eq!(choose_protocol(ProtocolChoice::Auto, lacking, "b").unwrap(), Protocol::V1);
-            let e = choose_protocol(ProtocolChoice::V2, lacking, "b").unwrap_err().to_string();
+        let full = Offer {
+            transaction_version: 2,
+            produce_max: 12,
+            end_txn_max: 5,
+        };
+        assert_eq!(
+            choose_protocol(ProtocolChoice::Auto, full, "b").unwrap(),
+            Protocol::V2
+        );
+        assert_eq!(
+            choose_protocol(ProtocolChoice::V1, full, "b").unwrap(),
+            Protocol::V1
+        );
+        for lacking in [
+            Offer {
+                transaction_version: 1,
+                ..full
+            },
+            Offer {
+                produce_max: 11,
+                ..full
+            },
+            Offer {
+                end_txn_max: 4,
+                ..full
+            },
+        ] {
+            assert_eq!(
+                choose_protocol(ProtocolChoice::Auto, lacking, "b").unwrap(),
+                Protocol::V1
+            );
+            let e = choose_protocol(ProtocolChoice::V2, lacking, "b")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("--protocol v1"), "{e}");
         }
     }
@@ -792,7 +1015,10 @@ mod tests {
     fn durations_parse() {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("ten").is_err());
@@ -803,7 +1029,10 @@ mod tests {
     #[test]
     fn refusals_name_error_and_fix() {
         let e = refusal("EndTxn", "t-1", ResponseError::ProducerFenced.code()).to_string();
-        assert!(e.contains("'t-1'") && e.contains("ProducerFenced (90)") && e.contains("one bench"), "{e}");
+        assert!(
+            e.contains("'t-1'") && e.contains("ProducerFenced (90)") && e.contains("one bench"),
+            "{e}"
+        );
         assert!(retriable(ResponseError::ConcurrentTransactions.code()));
         assert!(!retriable(ResponseError::InvalidTxnState.code()));
     }

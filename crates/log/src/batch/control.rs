@@ -62,7 +62,9 @@ pub fn encode_end_txn_marker(
     marker: EndTxnMarker,
     timestamp_ms: i64,
 ) -> Result<BytesMut, LogError> {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
     let mut key = Vec::with_capacity(CONTROL_KEY_BYTES);
     key.extend_from_slice(&CONTROL_RECORD_VERSION.to_be_bytes());
     key.extend_from_slice(&marker.control_type.code().to_be_bytes());
@@ -86,8 +88,15 @@ pub fn encode_end_txn_marker(
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .map_err(|e| LogError::InvalidRecord(format!("cannot encode a transaction marker: {e}")))?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| LogError::InvalidRecord(format!("cannot encode a transaction marker: {e}")))?;
     Ok(buf)
 }
 
@@ -121,7 +130,10 @@ pub fn end_txn_marker(batch: &[u8]) -> Option<EndTxnMarker> {
         v if v.len() >= END_TXN_MARKER_VALUE_BYTES => i32::from_be_bytes([v[2], v[3], v[4], v[5]]),
         _ => -1,
     };
-    Some(EndTxnMarker { control_type, coordinator_epoch })
+    Some(EndTxnMarker {
+        control_type,
+        coordinator_epoch,
+    })
 }
 
 /// [`end_txn_marker`]'s type alone.
@@ -151,21 +163,44 @@ mod tests {
         // Goal: the encoded marker has Kafka's attributes, sequence and record layout, a
         // valid CRC, and decodes with kafka-protocol's decoder as a control batch whose key
         // and value are the marker's.
-        for (control_type, code) in [(ControlRecordType::Abort, 0i16), (ControlRecordType::Commit, 1)] {
-            let marker = EndTxnMarker { control_type, coordinator_epoch: 7 };
+        for (control_type, code) in [
+            (ControlRecordType::Abort, 0i16),
+            (ControlRecordType::Commit, 1),
+        ] {
+            let marker = EndTxnMarker {
+                control_type,
+                coordinator_epoch: 7,
+            };
             let bytes = encode_end_txn_marker(42, 3, marker, 1_234).unwrap();
             let header = BatchHeader::parse(&bytes).unwrap();
             assert!(crc_matches(&header, &bytes), "CRC-32C covers the batch");
             assert!(header.is_control() && header.is_transactional());
-            assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence), (42, 3, -1));
-            assert_eq!((header.records_count, header.base_timestamp, header.max_timestamp), (1, 1_234, 1_234));
+            assert_eq!(
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
+                (42, 3, -1)
+            );
+            assert_eq!(
+                (
+                    header.records_count,
+                    header.base_timestamp,
+                    header.max_timestamp
+                ),
+                (1, 1_234, 1_234)
+            );
 
             let mut buf = Bytes::copy_from_slice(&bytes);
             let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).unwrap();
             assert_eq!(set.records.len(), 1);
             let r = &set.records[0];
             assert!(r.control && r.transactional);
-            assert_eq!((r.producer_id, r.producer_epoch, r.timestamp), (42, 3, 1_234));
+            assert_eq!(
+                (r.producer_id, r.producer_epoch, r.timestamp),
+                (42, 3, 1_234)
+            );
             let key = r.key.as_ref().unwrap();
             assert_eq!(&key[..], &[0, 0, 0, code as u8][..]);
             assert_eq!(&r.value.as_ref().unwrap()[..], &[0, 0, 0, 0, 0, 7][..]);
@@ -183,7 +218,16 @@ mod tests {
         // marker is read without a panic.
         let data = crate::batch::tests::make_batch(2, 5, None);
         assert_eq!(end_txn_marker(&data), None);
-        let marker = encode_end_txn_marker(1, 0, EndTxnMarker { control_type: ControlRecordType::Commit, coordinator_epoch: 2 }, 9).unwrap();
+        let marker = encode_end_txn_marker(
+            1,
+            0,
+            EndTxnMarker {
+                control_type: ControlRecordType::Commit,
+                coordinator_epoch: 2,
+            },
+            9,
+        )
+        .unwrap();
         for cut in 0..marker.len() {
             let _ = end_txn_marker(&marker[..cut]);
         }

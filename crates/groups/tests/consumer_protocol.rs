@@ -1,0 +1,275 @@
+//! The consumer group protocol (KIP-848) through the coordinator: joins, incremental
+//! reconciliation, leaves, timeouts and static members, with every step's records replayed
+//! into a second coordinator that must end up identical.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+use weir_groups::consumer_group::MemberState;
+use weir_groups::*;
+
+const TOPIC: Uuid = Uuid::from_u128(0xabc);
+
+struct Ctx {
+    c: Coordinator,
+    /// Fed only with the records `c` emits.
+    replica: Coordinator,
+    now_ms: i64,
+    token: u64,
+    image: Arc<TopicImage>,
+}
+
+/// What a simulated client holds: its member id, epoch and owned partitions.
+#[derive(Debug, Clone, Default)]
+struct Client {
+    member_id: String,
+    instance_id: Option<String>,
+    epoch: i32,
+    owned: BTreeSet<i32>,
+}
+
+impl Ctx {
+    fn new(partitions: i32) -> Ctx {
+        let mut topics = BTreeMap::new();
+        topics.insert(
+            "t".to_string(),
+            TopicInfo {
+                id: TOPIC,
+                partitions,
+                partition_bytes_in_per_s: Vec::new(),
+            },
+        );
+        Ctx {
+            c: Coordinator::new(CoordinatorConfig::default()),
+            replica: Coordinator::new(CoordinatorConfig::default()),
+            now_ms: 1_000,
+            token: 0,
+            image: Arc::new(TopicImage { version: 1, topics }),
+        }
+    }
+
+    fn apply(&mut self, out: &Output) {
+        for r in &out.records {
+            self.replica.replay(&r.key, r.value.as_deref()).unwrap();
+        }
+    }
+
+    fn heartbeat(&mut self, req: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
+        self.token += 1;
+        let ctx = RequestContext {
+            token: self.token,
+            api_version: 1,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+        };
+        let out = self.c.handle(
+            self.now_ms,
+            ctx,
+            GroupRequest::ConsumerGroupHeartbeat(req, self.image.clone()),
+        );
+        self.apply(&out);
+        match out.responses.into_iter().find(|(t, _)| *t == self.token) {
+            Some((_, GroupResponse::ConsumerGroupHeartbeat(r))) => r,
+            other => panic!("no heartbeat answer: {other:?}"),
+        }
+    }
+
+    /// One heartbeat of `client`, which then does what a real client does with the answer:
+    /// adopts the epoch and, when an assignment comes, owns exactly it.
+    fn beat(&mut self, client: &mut Client) -> i16 {
+        let joining = client.epoch == 0;
+        let req = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(StrBytes::from_static_str("g").into())
+            .with_member_id(StrBytes::from_string(client.member_id.clone()))
+            .with_member_epoch(client.epoch)
+            .with_instance_id(client.instance_id.clone().map(StrBytes::from_string))
+            .with_rebalance_timeout_ms(if joining { 60_000 } else { -1 })
+            .with_subscribed_topic_names(if joining {
+                Some(vec![StrBytes::from_static_str("t").into()])
+            } else {
+                None
+            })
+            .with_topic_partitions(Some(if joining {
+                Vec::new()
+            } else {
+                vec![TopicPartitions::default()
+                    .with_topic_id(TOPIC)
+                    .with_partitions(client.owned.iter().copied().collect())]
+            }));
+        let r = self.heartbeat(req);
+        if r.error_code == 0 {
+            client.epoch = r.member_epoch;
+            if let Some(a) = r.assignment {
+                client.owned = a
+                    .topic_partitions
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().copied())
+                    .collect();
+            }
+        }
+        r.error_code
+    }
+
+    fn tick(&mut self, ms: i64) {
+        self.now_ms += ms;
+        let out = self.c.tick(self.now_ms);
+        self.apply(&out);
+    }
+
+    fn check_replica(&self) {
+        assert_eq!(
+            self.c.group("g").and_then(|g| g.modern.clone()),
+            self.replica.group("g").and_then(|g| g.modern.clone()),
+            "replaying the records does not give the live group"
+        );
+    }
+}
+
+fn client(id: &str) -> Client {
+    Client {
+        member_id: id.into(),
+        ..Client::default()
+    }
+}
+
+/// Heartbeats every client until the group is stable, checking after every heartbeat that
+/// no partition is owned by two clients.
+fn converge(x: &mut Ctx, clients: &mut [Client]) {
+    for _ in 0..20 {
+        for i in 0..clients.len() {
+            assert_eq!(x.beat(&mut clients[i]), 0);
+            let mut seen = BTreeSet::new();
+            for c in clients.iter() {
+                for p in &c.owned {
+                    assert!(seen.insert(*p), "partition {p} owned twice: {clients:?}");
+                }
+            }
+            x.check_replica();
+        }
+        let g = x.c.group("g").unwrap();
+        if g.state_name() == "Stable" {
+            return;
+        }
+    }
+    panic!(
+        "group never became stable: {:?}",
+        x.c.group("g").unwrap().modern
+    );
+}
+
+fn counts(clients: &[Client]) -> Vec<usize> {
+    let mut c: Vec<usize> = clients.iter().map(|c| c.owned.len()).collect();
+    c.sort();
+    c
+}
+
+#[test]
+fn members_join_one_by_one_and_the_partitions_move_without_double_owners() {
+    // Goal: three members joining one after another end with 2/2/2 of six partitions;
+    // partitions move only after their previous owner gave them up; replay equals live.
+    let mut x = Ctx::new(6);
+    let mut clients = vec![client("a")];
+    converge(&mut x, &mut clients);
+    assert_eq!(counts(&clients), vec![6]);
+    clients.push(client("b"));
+    converge(&mut x, &mut clients);
+    assert_eq!(counts(&clients), vec![3, 3]);
+    clients.push(client("c"));
+    converge(&mut x, &mut clients);
+    assert_eq!(counts(&clients), vec![2, 2, 2]);
+    let g = x.c.group("g").unwrap();
+    assert_eq!(g.group_type(), "consumer");
+    let cg = g.modern.as_ref().unwrap();
+    assert_eq!(cg.group_epoch, cg.assignment_epoch);
+    assert!(cg.members.values().all(|m| m.state == MemberState::Stable));
+}
+
+#[test]
+fn a_leave_and_a_session_timeout_hand_the_partitions_to_the_others() {
+    // Goal: a member that leaves (epoch -1) and one that goes silent past the session
+    // timeout both lose their partitions to the remaining member; the silent one is then
+    // unknown.
+    let mut x = Ctx::new(6);
+    let mut clients = vec![client("a"), client("b"), client("c")];
+    converge(&mut x, &mut clients);
+    let mut leaving = clients.remove(2);
+    leaving.epoch = -1;
+    assert_eq!(x.beat(&mut leaving), 0);
+    converge(&mut x, &mut clients);
+    assert_eq!(counts(&clients), vec![3, 3]);
+    // b goes silent; a keeps heartbeating.
+    let mut silent = clients.remove(1);
+    for _ in 0..10 {
+        x.tick(5_000);
+        assert_eq!(x.beat(&mut clients[0]), 0);
+    }
+    converge(&mut x, &mut clients);
+    assert_eq!(counts(&clients), vec![6]);
+    assert_eq!(x.beat(&mut silent), E::UnknownMemberId.code());
+    x.check_replica();
+}
+
+#[test]
+fn epochs_are_checked_as_kafka_checks_them() {
+    // Goal: an epoch ahead of the coordinator's, or behind it by more than the lost-answer
+    // allowance, is FENCED_MEMBER_EPOCH; a missing member id is INVALID_REQUEST; an unknown
+    // assignor is UNSUPPORTED_ASSIGNOR; a bad regex is INVALID_REGULAR_EXPRESSION.
+    let mut x = Ctx::new(4);
+    let mut clients = vec![client("a")];
+    converge(&mut x, &mut clients);
+    let mut ahead = clients[0].clone();
+    ahead.epoch += 5;
+    assert_eq!(x.beat(&mut ahead), E::FencedMemberEpoch.code());
+    let base = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(StrBytes::from_static_str("g").into())
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(1000)
+        .with_topic_partitions(Some(Vec::new()))
+        .with_subscribed_topic_names(Some(vec![StrBytes::from_static_str("t").into()]));
+    let r = x.heartbeat(base.clone());
+    assert_eq!(r.error_code, E::InvalidRequest.code());
+    let r = x.heartbeat(
+        base.clone()
+            .with_member_id(StrBytes::from_static_str("z"))
+            .with_server_assignor(Some(StrBytes::from_static_str("nope"))),
+    );
+    assert_eq!(r.error_code, E::UnsupportedAssignor.code());
+    let r = x.heartbeat(
+        base.with_member_id(StrBytes::from_static_str("z"))
+            .with_subscribed_topic_regex(Some(StrBytes::from_static_str("(unclosed"))),
+    );
+    assert_eq!(r.error_code, E::InvalidRegularExpression.code());
+}
+
+#[test]
+fn a_static_member_that_steps_out_gets_its_partitions_back() {
+    // Goal: a static member leaving with epoch -2 keeps its partitions; another instance
+    // id cannot take its id (UNRELEASED_INSTANCE_ID while it is still in); its new
+    // incarnation gets the same partitions and nobody else's change.
+    let mut x = Ctx::new(6);
+    let mut a = client("a");
+    a.instance_id = Some("ia".into());
+    let mut clients = vec![a, client("b")];
+    converge(&mut x, &mut clients);
+    let before: Vec<BTreeSet<i32>> = clients.iter().map(|c| c.owned.clone()).collect();
+    // Another member with the same instance id while the first is in: refused.
+    let mut twin = client("a2");
+    twin.instance_id = Some("ia".into());
+    assert_eq!(x.beat(&mut twin), E::UnreleasedInstanceId.code());
+    let mut out = clients[0].clone();
+    out.epoch = -2;
+    assert_eq!(x.beat(&mut out), 0);
+    // The new incarnation joins with a fresh member id.
+    let mut back = client("a3");
+    back.instance_id = Some("ia".into());
+    clients[0] = back;
+    converge(&mut x, &mut clients);
+    let after: Vec<BTreeSet<i32>> = clients.iter().map(|c| c.owned.clone()).collect();
+    assert_eq!(before, after);
+    x.check_replica();
+}
