@@ -574,12 +574,11 @@ fn count_records(records: &[u8], from: i64) -> (u64, i64) {
 async fn consume(bootstrap: &str, a: ConsumeArgs) -> anyhow::Result<()> {
     let mut admin = Connection::connect(bootstrap).await?;
     let (meta, _) = admin
-        .call(
-            &MetadataRequest::default()
-                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        .call(&MetadataRequest::default().with_topics(Some(
+            vec![metadata_request::MetadataRequestTopic::default(
                 )
-                .with_name(Some(TopicName(sb(&a.topic))))])),
-        )
+                .with_name(Some(TopicName(sb(&a.topic))))],
+        )))
         .await?;
     let t = meta
         .topics
