@@ -23,13 +23,20 @@ use crate::records::{OffsetCommitValue, RecordKey};
 use crate::{GroupResponse, Output, Record, RequestContext};
 
 /// Why a whole OffsetCommit is refused, before looking at partitions.
-fn check_commit(c: &Coordinator, req: &OffsetCommitRequest) -> Option<ResponseError> {
+fn check_commit(
+    c: &Coordinator,
+    req: &OffsetCommitRequest,
+    api_version: i16,
+) -> Option<ResponseError> {
     let group_id = req.group_id.0.as_str();
     if group_id.is_empty() {
         return Some(ResponseError::InvalidGroupId);
     }
     let generation = req.generation_id_or_member_epoch;
     let member_id = req.member_id.as_str();
+    if let Some(cg) = c.groups.get(group_id).and_then(|g| g.modern.as_ref()) {
+        return check_consumer_group_member(cg, member_id, generation, Some(api_version));
+    }
     let simple = generation < 0 && member_id.is_empty() && req.group_instance_id.is_none();
     let Some(group) = c.groups.get(group_id) else {
         // A consumer outside any group (or an admin tool) may commit to a new group id.
@@ -67,6 +74,31 @@ fn check_commit(c: &Coordinator, req: &OffsetCommitRequest) -> Option<ResponseEr
     None
 }
 
+/// Kafka's check of a commit or fetch that names a member of a consumer group (KIP-848):
+/// without an epoch it is an admin's, allowed on an empty group only (commits; fetches
+/// always); otherwise the member must exist, commit with OffsetCommit v9 or later (when
+/// `commit_version` is given), and bring its current epoch.
+pub(crate) fn check_consumer_group_member(
+    cg: &crate::consumer_group::ConsumerGroup,
+    member_id: &str,
+    member_epoch: i32,
+    commit_version: Option<i16>,
+) -> Option<ResponseError> {
+    if member_epoch < 0 && (commit_version.is_none() || cg.members.is_empty()) {
+        return None;
+    }
+    let Some(member) = cg.members.get(member_id) else {
+        return Some(ResponseError::UnknownMemberId);
+    };
+    if commit_version.is_some_and(|v| v < 9) {
+        return Some(ResponseError::UnsupportedVersion);
+    }
+    if member_epoch != member.member_epoch {
+        return Some(ResponseError::StaleMemberEpoch);
+    }
+    None
+}
+
 pub(crate) fn commit(
     c: &mut Coordinator,
     now_ms: i64,
@@ -74,7 +106,7 @@ pub(crate) fn commit(
     req: OffsetCommitRequest,
     out: &mut Output,
 ) {
-    let refused = check_commit(c, &req);
+    let refused = check_commit(c, &req, ctx.api_version);
     let group_id = req.group_id.0.to_string();
     let partition = c.partition_of(&group_id);
     let max_metadata = c.config.offset_metadata_max_bytes;
@@ -215,14 +247,29 @@ pub(crate) fn fetch(
                             .with_partitions(partitions)
                     })
                     .collect();
+                let member_check =
+                    group
+                        .and_then(|g| g.modern.as_ref())
+                        .and_then(|cg| match &rg.member_id {
+                            Some(m) => {
+                                check_consumer_group_member(cg, m.as_str(), rg.member_epoch, None)
+                            }
+                            None => None,
+                        });
                 let code = if gid.is_empty() {
                     ResponseError::InvalidGroupId.code()
+                } else if let Some(e) = member_check {
+                    e.code()
                 } else {
                     0
                 };
                 OffsetFetchResponseGroup::default()
                     .with_group_id(rg.group_id.clone())
-                    .with_topics(topics)
+                    .with_topics(if member_check.is_some() {
+                        Vec::new()
+                    } else {
+                        topics
+                    })
                     .with_error_code(code)
             })
             .collect();

@@ -273,3 +273,140 @@ fn a_static_member_that_steps_out_gets_its_partitions_back() {
     assert_eq!(before, after);
     x.check_replica();
 }
+
+impl Ctx {
+    fn call(&mut self, version: i16, req: GroupRequest) -> GroupResponse {
+        self.token += 1;
+        let ctx = RequestContext {
+            token: self.token,
+            api_version: version,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+        };
+        let out = self.c.handle(self.now_ms, ctx, req);
+        self.apply(&out);
+        out.responses
+            .into_iter()
+            .find(|(t, _)| *t == self.token)
+            .map(|(_, r)| r)
+            .expect("answered")
+    }
+
+    fn commit(&mut self, version: i16, member_id: &str, epoch: i32) -> i16 {
+        use kafka_protocol::messages::offset_commit_request::*;
+        let req = OffsetCommitRequest::default()
+            .with_group_id(StrBytes::from_static_str("g").into())
+            .with_member_id(StrBytes::from_string(member_id.to_string()))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(StrBytes::from_static_str("t").into())
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)])]);
+        match self.call(version, GroupRequest::OffsetCommit(req)) {
+            GroupResponse::OffsetCommit(r) => r.topics[0].partitions[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn commits_carry_the_member_epoch() {
+    // Goal: in a consumer group, OffsetCommit v9 with the member's epoch commits; a stale
+    // epoch is STALE_MEMBER_EPOCH, an unknown member UNKNOWN_MEMBER_ID, a version before 9
+    // UNSUPPORTED_VERSION, and an admin commit (epoch -1) is refused while members remain.
+    let mut x = Ctx::new(2);
+    let mut clients = vec![client("a")];
+    converge(&mut x, &mut clients);
+    let epoch = clients[0].epoch;
+    assert_eq!(x.commit(9, "a", epoch), 0);
+    assert_eq!(x.commit(9, "a", epoch - 1), E::StaleMemberEpoch.code());
+    assert_eq!(x.commit(9, "nobody", epoch), E::UnknownMemberId.code());
+    assert_eq!(x.commit(8, "a", epoch), E::UnsupportedVersion.code());
+    assert_eq!(x.commit(9, "", -1), E::UnknownMemberId.code());
+    assert_eq!(x.c.group("g").unwrap().offsets.len(), 1);
+}
+
+#[test]
+fn list_describe_and_delete_know_the_group_type() {
+    // Goal: ListGroups reports type "consumer" and filters by it; DescribeGroups v6 does not
+    // find a consumer group; ConsumerGroupDescribe shows epochs and assignments;
+    // DeleteGroups refuses while a member remains and removes the empty group.
+    let mut x = Ctx::new(3);
+    let mut clients = vec![client("a")];
+    converge(&mut x, &mut clients);
+    let list = |x: &mut Ctx, types: &[&'static str]| match x.call(
+        5,
+        GroupRequest::ListGroups(
+            ListGroupsRequest::default()
+                .with_types_filter(types.iter().map(|t| StrBytes::from_static_str(t)).collect()),
+        ),
+    ) {
+        GroupResponse::ListGroups(r) => r
+            .groups
+            .iter()
+            .map(|g| (g.group_type.to_string(), g.group_state.to_string()))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        list(&mut x, &[]),
+        vec![("consumer".into(), "Stable".into())]
+    );
+    assert!(list(&mut x, &["classic"]).is_empty());
+    match x.call(
+        6,
+        GroupRequest::DescribeGroups(
+            DescribeGroupsRequest::default()
+                .with_groups(vec![StrBytes::from_static_str("g").into()]),
+        ),
+    ) {
+        GroupResponse::DescribeGroups(r) => {
+            assert_eq!(r.groups[0].error_code, E::GroupIdNotFound.code())
+        }
+        other => panic!("{other:?}"),
+    }
+    let image = x.image.clone();
+    match x.call(
+        1,
+        GroupRequest::ConsumerGroupDescribe(
+            ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![StrBytes::from_static_str("g").into()]),
+            image,
+        ),
+    ) {
+        GroupResponse::ConsumerGroupDescribe(r) => {
+            let g = &r.groups[0];
+            assert_eq!(g.error_code, 0);
+            assert_eq!(g.group_state.as_str(), "Stable");
+            assert_eq!(g.assignor_name.as_str(), "uniform");
+            assert_eq!(
+                g.members[0].assignment.topic_partitions[0].partitions.len(),
+                3
+            );
+            assert_eq!(
+                g.members[0].assignment.topic_partitions[0]
+                    .topic_name
+                    .as_str(),
+                "t"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let delete = |x: &mut Ctx| match x.call(
+        2,
+        GroupRequest::DeleteGroups(
+            DeleteGroupsRequest::default()
+                .with_groups_names(vec![StrBytes::from_static_str("g").into()]),
+        ),
+    ) {
+        GroupResponse::DeleteGroups(r) => r.results[0].error_code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(delete(&mut x), E::NonEmptyGroup.code());
+    clients[0].epoch = -1;
+    assert_eq!(x.beat(&mut clients[0]), 0);
+    assert_eq!(delete(&mut x), 0);
+    assert!(x.c.group("g").is_none());
+    assert!(x.replica.group("g").is_none());
+}
