@@ -190,6 +190,34 @@ impl BrokerState {
         self.catalog.lock().topic_by_id(id).cloned()
     }
 
+    /// The topics as the group coordinator sees them (ids and partition counts), for the
+    /// consumer group protocol's server-side assignment. The version is a hash of the
+    /// content, so it changes exactly when a topic is created, deleted or grows.
+    pub fn topic_image(&self) -> Arc<weir_groups::TopicImage> {
+        use std::hash::{Hash, Hasher};
+        let catalog = self.catalog.lock();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let topics: std::collections::BTreeMap<String, weir_groups::TopicInfo> = catalog
+            .topics
+            .values()
+            .map(|t| {
+                (t.name.as_str(), t.id, t.partitions).hash(&mut hasher);
+                (
+                    t.name.clone(),
+                    weir_groups::TopicInfo {
+                        id: t.id,
+                        partitions: t.partitions,
+                        partition_bytes_in_per_s: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        Arc::new(weir_groups::TopicImage {
+            version: hasher.finish(),
+            topics,
+        })
+    }
+
     /// Copies of every topic's catalog entry, sorted by name.
     pub fn topics(&self) -> Vec<Topic> {
         self.catalog.lock().topics.values().cloned().collect()

@@ -54,6 +54,8 @@ pub enum Request {
     ListTransactions(ListTransactionsRequest),
     DescribeProducers(DescribeProducersRequest),
     WriteTxnMarkers(WriteTxnMarkersRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -166,6 +168,10 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::ListTransactions => Request::ListTransactions(Decodable::decode(buf, v)?),
         ApiKey::DescribeProducers => Request::DescribeProducers(Decodable::decode(buf, v)?),
         ApiKey::WriteTxnMarkers => Request::WriteTxnMarkers(Decodable::decode(buf, v)?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            Request::ConsumerGroupHeartbeat(Decodable::decode(buf, v)?)
+        }
+        ApiKey::ConsumerGroupDescribe => Request::ConsumerGroupDescribe(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }

@@ -26,22 +26,39 @@ fn api_list() -> Vec<ApiVersion> {
 /// The `transaction.version` weir finalizes: 2 lets Kafka 4.x clients run transactions V2
 /// (KIP-890 part 2: the broker adds partitions on produce, the epoch bumps at every end).
 pub const TRANSACTION_VERSION_FINALIZED: i16 = 2;
+/// The `group.version` weir finalizes: 1 enables the consumer group protocol (KIP-848).
+pub const GROUP_VERSION_FINALIZED: i16 = 1;
 /// The epoch of the finalized features; they never change while weir runs.
 const FINALIZED_FEATURES_EPOCH: i64 = 1;
 
 pub fn handle(meta: &RequestMeta, _request: ApiVersionsRequest) -> Reply {
     let mut body = ApiVersionsResponse::default().with_api_keys(api_list());
     if meta.api_version >= 3 {
-        let name = || StrBytes::from_static_str("transaction.version");
-        body.supported_features = vec![SupportedFeatureKey::default()
-            .with_name(name())
-            .with_min_version(0)
-            .with_max_version(2)];
+        // (name, finalized level): transactions V2, and `group.version` 1, which lets
+        // clients use the consumer group protocol (KIP-848), as a fresh Kafka 4.x has.
+        let features = [
+            ("transaction.version", TRANSACTION_VERSION_FINALIZED),
+            ("group.version", GROUP_VERSION_FINALIZED),
+        ];
+        body.supported_features = features
+            .iter()
+            .map(|(n, level)| {
+                SupportedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(n))
+                    .with_min_version(0)
+                    .with_max_version(*level)
+            })
+            .collect();
         body.finalized_features_epoch = FINALIZED_FEATURES_EPOCH;
-        body.finalized_features = vec![FinalizedFeatureKey::default()
-            .with_name(name())
-            .with_min_version_level(TRANSACTION_VERSION_FINALIZED)
-            .with_max_version_level(TRANSACTION_VERSION_FINALIZED)];
+        body.finalized_features = features
+            .iter()
+            .map(|(n, level)| {
+                FinalizedFeatureKey::default()
+                    .with_name(StrBytes::from_static_str(n))
+                    .with_min_version_level(*level)
+                    .with_max_version_level(*level)
+            })
+            .collect();
     }
     // v5 answers in the v4 layout (see weir_wire::api).
     let meta = RequestMeta {

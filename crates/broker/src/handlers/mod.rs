@@ -149,5 +149,17 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         }
         Request::DescribeProducers(r) => describe_producers::handle(state, &meta, r),
         Request::WriteTxnMarkers(r) => write_txn_markers::handle(state, &meta, r),
+        Request::ConsumerGroupHeartbeat(r) => groups::handle(
+            state,
+            &meta,
+            client,
+            GroupRequest::ConsumerGroupHeartbeat(r, state.topic_image()),
+        ),
+        Request::ConsumerGroupDescribe(r) => groups::handle(
+            state,
+            &meta,
+            client,
+            GroupRequest::ConsumerGroupDescribe(r, state.topic_image()),
+        ),
     }
 }

@@ -155,8 +155,16 @@ public class Scenarios {
         cp.put("group.id", group);
         cp.put("auto.offset.reset", "earliest");
         cp.put("enable.auto.commit", "false");
-        cp.put("session.timeout.ms", "6000");
-        cp.put("heartbeat.interval.ms", "500");
+        // COMPAT_GROUP_PROTOCOL=consumer runs the member on the consumer group protocol
+        // (KIP-848), where the broker sets session and heartbeat times.
+        if ("consumer".equals(System.getenv("COMPAT_GROUP_PROTOCOL"))) {
+            cp.put("group.protocol", "consumer");
+            String assignor = System.getenv("COMPAT_GROUP_REMOTE_ASSIGNOR");
+            if (assignor != null) cp.put("group.remote.assignor", assignor);
+        } else {
+            cp.put("session.timeout.ms", "6000");
+            cp.put("heartbeat.interval.ms", "500");
+        }
         try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
             c.subscribe(List.of(topic));
             Thread watcher = new Thread(() -> { try { while (System.in.read() >= 0) {} } catch (Exception e) {} c.wakeup(); });
