@@ -181,19 +181,7 @@ pub(crate) fn delete(
                         .collect();
                     if g.modern.is_some() {
                         // An empty consumer group's own records go first, its epoch last.
-                        use crate::consumer_records::ConsumerKey;
-                        for k in [
-                            ConsumerKey::TargetAssignmentMetadata { group: id.clone() },
-                            ConsumerKey::PartitionMetadata { group: id.clone() },
-                            ConsumerKey::GroupMetadata { group: id.clone() },
-                        ] {
-                            records.push(Record {
-                                partition,
-                                key: RecordKey::Consumer(k).encode(),
-                                value: None,
-                                producer: None,
-                            });
-                        }
+                        records.extend(crate::consumer_group_heartbeat::group_tombstones(c, &id));
                     }
                     records.push(Record {
                         partition,

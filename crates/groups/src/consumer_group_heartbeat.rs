@@ -926,3 +926,27 @@ pub(crate) fn next_deadline(timers: &BTreeMap<String, MemberTimers>) -> Option<i
         .flatten()
         .min()
 }
+
+/// The tombstones that end an empty consumer group (its offsets stay), its epoch last.
+pub(crate) fn group_tombstones(c: &Coordinator, group_id: &str) -> Vec<Record> {
+    let partition = c.partition_of(group_id);
+    [
+        ConsumerKey::TargetAssignmentMetadata {
+            group: group_id.to_string(),
+        },
+        ConsumerKey::PartitionMetadata {
+            group: group_id.to_string(),
+        },
+        ConsumerKey::GroupMetadata {
+            group: group_id.to_string(),
+        },
+    ]
+    .into_iter()
+    .map(|k| Record {
+        partition,
+        key: RecordKey::Consumer(k).encode(),
+        value: None,
+        producer: None,
+    })
+    .collect()
+}

@@ -145,6 +145,20 @@ pub(crate) fn join(
             .insert(group_id.clone(), Group::new(&group_id, now_ms));
     }
 
+    // A consumer group (KIP-848) takes no classic member while it has members (online
+    // migration is not built); an empty one becomes a classic group again.
+    if let Some(cg) = c.groups.get(&group_id).and_then(|g| g.modern.as_ref()) {
+        if !cg.members.is_empty() {
+            return reply(
+                out,
+                join_error(v, ResponseError::InconsistentGroupProtocol, &member_id),
+            );
+        }
+        let records = crate::consumer_group_heartbeat::group_tombstones(c, &group_id);
+        c.apply_consumer_records(&group_id, now_ms, &records);
+        out.records.extend(records);
+    }
+
     // 2. Guards that need the group.
     let max_size = c.config.group_max_size;
     let initial_delay_ms = c.config.group_initial_rebalance_delay_ms;

@@ -410,3 +410,44 @@ fn list_describe_and_delete_know_the_group_type() {
     assert!(x.c.group("g").is_none());
     assert!(x.replica.group("g").is_none());
 }
+
+#[test]
+fn a_classic_join_is_refused_while_consumers_remain_and_converts_an_empty_group() {
+    // Goal: a classic JoinGroup to a consumer group with members is
+    // INCONSISTENT_GROUP_PROTOCOL; once the group is empty the join turns it back into a
+    // classic group, its offsets kept, and replay agrees.
+    let mut x = Ctx::new(2);
+    let mut clients = vec![client("a")];
+    converge(&mut x, &mut clients);
+    let epoch = clients[0].epoch;
+    assert_eq!(x.commit(9, "a", epoch), 0);
+    let join = || {
+        use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+        GroupRequest::JoinGroup(
+            JoinGroupRequest::default()
+                .with_group_id(StrBytes::from_static_str("g").into())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))
+                    .with_metadata(bytes::Bytes::from_static(b"sub"))]),
+        )
+    };
+    match x.call(9, join()) {
+        GroupResponse::JoinGroup(r) => {
+            assert_eq!(r.error_code, E::InconsistentGroupProtocol.code())
+        }
+        other => panic!("{other:?}"),
+    }
+    clients[0].epoch = -1;
+    assert_eq!(x.beat(&mut clients[0]), 0);
+    match x.call(9, join()) {
+        GroupResponse::JoinGroup(r) => assert_eq!(r.error_code, E::MemberIdRequired.code()),
+        other => panic!("{other:?}"),
+    }
+    let g = x.c.group("g").unwrap();
+    assert_eq!(g.group_type(), "classic");
+    assert_eq!(g.offsets.len(), 1);
+    assert!(x.replica.group("g").unwrap().modern.is_none());
+}
