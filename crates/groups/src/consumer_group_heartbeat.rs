@@ -248,6 +248,15 @@ fn run(
     } else {
         req.member_id.as_str()
     };
+    if !c.groups.contains_key(&group_id) && c.groups.len() >= crate::GROUPS_MAX {
+        return Err((
+            ResponseError::CoordinatorNotAvailable,
+            format!(
+                "The coordinator holds {} groups, its limit.",
+                crate::GROUPS_MAX
+            ),
+        ));
+    }
     let cg = consumer_group(c, &group_id, joining)?.unwrap_or(&empty);
 
     // The group may not grow past its cap.
