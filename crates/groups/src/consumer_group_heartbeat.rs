@@ -905,6 +905,7 @@ pub(crate) fn expire(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut
         return;
     };
     let mut due: Vec<(String, RemovalReason)> = Vec::new();
+    let mut stale: Vec<String> = Vec::new();
     for (member_id, t) in timers {
         if now_ms >= t.session_deadline_ms {
             due.push((member_id.clone(), RemovalReason::SessionTimeout));
@@ -914,7 +915,15 @@ pub(crate) fn expire(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut
             });
             if now_ms >= deadline && still {
                 due.push((member_id.clone(), RemovalReason::RebalanceTimeout));
+            } else if now_ms >= deadline {
+                // The member revoked in time: a passed deadline must not wake the timer again.
+                stale.push(member_id.clone());
             }
+        }
+    }
+    for member_id in stale {
+        if let Some(t) = c.modern_timers_get(group_id, &member_id) {
+            t.revocation_deadline = None;
         }
     }
     for (member_id, reason) in due {
