@@ -153,6 +153,21 @@ impl ConsumerMember {
     }
 }
 
+/// The server assignor most of `members` ask for (ties to the first name), if any asks.
+pub fn assignor_by_votes<'a>(members: impl Iterator<Item = &'a ConsumerMember>) -> Option<String> {
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in members {
+        if let Some(a) = &m.server_assignor {
+            *votes.entry(a.as_str()).or_default() += 1;
+        }
+    }
+    let best = votes.values().copied().max()?;
+    votes
+        .into_iter()
+        .find(|(_, n)| *n == best)
+        .map(|(a, _)| a.to_string())
+}
+
 /// Deadlines of one member; not persisted (a loaded member gets fresh ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberTimers {
@@ -204,17 +219,7 @@ impl ConsumerGroup {
 
     /// The server assignor most members ask for (ties to the first name), if any asks.
     pub fn preferred_assignor(&self) -> Option<String> {
-        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-        for m in self.members.values() {
-            if let Some(a) = &m.server_assignor {
-                *votes.entry(a.as_str()).or_default() += 1;
-            }
-        }
-        let best = votes.values().copied().max()?;
-        votes
-            .into_iter()
-            .find(|(_, n)| *n == best)
-            .map(|(a, _)| a.to_string())
+        assignor_by_votes(self.members.values())
     }
 
     fn release(&mut self, member_id: &str) {

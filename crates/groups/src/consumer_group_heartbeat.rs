@@ -271,12 +271,7 @@ fn run(
     // 1. The member: found, new, rejoining, or a static member replacing its instance.
     let mut records: Vec<Record> = Vec::new();
     let partition = c.partition_of(&group_id);
-    let rec = |k: ConsumerKey, v: Option<bytes::Bytes>| Record {
-        partition,
-        key: RecordKey::Consumer(k).encode(),
-        value: v,
-        producer: None,
-    };
+    let rec = |k: ConsumerKey, v: Option<bytes::Bytes>| consumer_record(partition, k, v);
     let mut replaced: Option<&ConsumerMember> = None;
     let existing: Option<&ConsumerMember> = match &req.instance_id {
         None => {
@@ -467,7 +462,8 @@ fn run(
 
     // 2. A new target assignment when the group epoch moved past it.
     let (target_epoch, target) = if group_epoch > cg.assignment_epoch {
-        let assignor = preferred_assignor(cg, &updated, replaced_id.as_deref());
+        let assignor = crate::consumer_group::assignor_by_votes(members.values().copied())
+            .unwrap_or_else(|| assignors::UNIFORM.to_string());
         let new_target = compute_target(&assignor, &members, &metadata, image, cg);
         for (id, a) in &new_target {
             let unchanged = cg.target.get(*id).is_some_and(|old| old == a);
@@ -684,34 +680,6 @@ fn member_topics(m: &ConsumerMember, metadata: &BTreeMap<String, TopicMetadata>)
         .collect()
 }
 
-fn preferred_assignor(
-    cg: &ConsumerGroup,
-    updated: &ConsumerMember,
-    replaced: Option<&str>,
-) -> String {
-    let mut votes: BTreeMap<String, usize> = BTreeMap::new();
-    for m in cg.members.values() {
-        if m.member_id == updated.member_id || Some(m.member_id.as_str()) == replaced {
-            continue;
-        }
-        if let Some(a) = &m.server_assignor {
-            *votes.entry(a.clone()).or_default() += 1;
-        }
-    }
-    if let Some(a) = &updated.server_assignor {
-        *votes.entry(a.clone()).or_default() += 1;
-    }
-    let best = votes.values().copied().max();
-    match best {
-        Some(b) => votes
-            .into_iter()
-            .find(|(_, n)| *n == b)
-            .map(|(a, _)| a)
-            .unwrap_or_else(|| assignors::UNIFORM.to_string()),
-        None => assignors::UNIFORM.to_string(),
-    }
-}
-
 pub(crate) fn compute_target<'a>(
     assignor: &str,
     members: &BTreeMap<&'a str, &ConsumerMember>,
@@ -809,16 +777,14 @@ fn leave(
         let mut m = member.clone();
         m.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
         m.pending_revocation.clear();
-        let record = Record {
-            partition: c.partition_of(group_id),
-            key: RecordKey::Consumer(ConsumerKey::CurrentMemberAssignment {
+        let record = consumer_record(
+            c.partition_of(group_id),
+            ConsumerKey::CurrentMemberAssignment {
                 group: group_id.to_string(),
                 member: member_id.to_string(),
-            })
-            .encode(),
-            value: Some(m.assignment_value().encode()),
-            producer: None,
-        };
+            },
+            Some(m.assignment_value().encode()),
+        );
         c.apply_consumer_records(group_id, now_ms, std::slice::from_ref(&record));
         out.records.push(record);
         if let Some(t) = c.modern_timers_get(group_id, member_id) {
@@ -844,12 +810,7 @@ pub(crate) fn fence_member(
         return;
     };
     let partition = c.partition_of(group_id);
-    let rec = |k: ConsumerKey, v: Option<bytes::Bytes>| Record {
-        partition,
-        key: RecordKey::Consumer(k).encode(),
-        value: v,
-        producer: None,
-    };
+    let rec = |k: ConsumerKey, v: Option<bytes::Bytes>| consumer_record(partition, k, v);
     let mut records: Vec<Record> = removal_keys(group_id, member_id)
         .into_iter()
         .map(|k| rec(k, None))
@@ -960,11 +921,20 @@ pub(crate) fn group_tombstones(c: &Coordinator, group_id: &str) -> Vec<Record> {
         },
     ]
     .into_iter()
-    .map(|k| Record {
-        partition,
-        key: RecordKey::Consumer(k).encode(),
-        value: None,
-        producer: None,
-    })
+    .map(|k| consumer_record(partition, k, None))
     .collect()
+}
+
+/// A consumer-group record for `__consumer_offsets` partition `partition`.
+pub(crate) fn consumer_record(
+    partition: i32,
+    key: ConsumerKey,
+    value: Option<bytes::Bytes>,
+) -> Record {
+    Record {
+        partition,
+        key: RecordKey::Consumer(key).encode(),
+        value,
+        producer: None,
+    }
 }
