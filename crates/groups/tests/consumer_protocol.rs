@@ -2,11 +2,13 @@
 //! reconciliation, leaves, timeouts and static members, with every step's records replayed
 //! into a second coordinator that must end up identical.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use common::{consumer_heartbeat_req, request_ctx};
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
@@ -61,12 +63,7 @@ impl Ctx {
 
     fn heartbeat(&mut self, req: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatResponse {
         self.token += 1;
-        let ctx = RequestContext {
-            token: self.token,
-            api_version: 1,
-            client_id: "client".into(),
-            client_host: "/127.0.0.1".into(),
-        };
+        let ctx = request_ctx(self.token, 1, "client");
         let out = self.c.handle(
             self.now_ms,
             ctx,
@@ -82,25 +79,14 @@ impl Ctx {
     /// One heartbeat of `client`, which then does what a real client does with the answer:
     /// adopts the epoch and, when an assignment comes, owns exactly it.
     fn beat(&mut self, client: &mut Client) -> i16 {
-        let joining = client.epoch == 0;
-        let req = ConsumerGroupHeartbeatRequest::default()
-            .with_group_id(StrBytes::from_static_str("g").into())
-            .with_member_id(StrBytes::from_string(client.member_id.clone()))
-            .with_member_epoch(client.epoch)
-            .with_instance_id(client.instance_id.clone().map(StrBytes::from_string))
-            .with_rebalance_timeout_ms(if joining { 60_000 } else { -1 })
-            .with_subscribed_topic_names(if joining {
-                Some(vec![StrBytes::from_static_str("t").into()])
-            } else {
-                None
-            })
-            .with_topic_partitions(Some(if joining {
-                Vec::new()
-            } else {
-                vec![TopicPartitions::default()
-                    .with_topic_id(TOPIC)
-                    .with_partitions(client.owned.iter().copied().collect())]
-            }));
+        let req = consumer_heartbeat_req(
+            &client.member_id,
+            client.instance_id.as_deref(),
+            client.epoch,
+            TOPIC,
+            &client.owned,
+            60_000,
+        );
         let r = self.heartbeat(req);
         if r.error_code == 0 {
             client.epoch = r.member_epoch;
@@ -277,12 +263,7 @@ fn a_static_member_that_steps_out_gets_its_partitions_back() {
 impl Ctx {
     fn call(&mut self, version: i16, req: GroupRequest) -> GroupResponse {
         self.token += 1;
-        let ctx = RequestContext {
-            token: self.token,
-            api_version: version,
-            client_id: "client".into(),
-            client_host: "/127.0.0.1".into(),
-        };
+        let ctx = request_ctx(self.token, version, "client");
         let out = self.c.handle(self.now_ms, ctx, req);
         self.apply(&out);
         out.responses

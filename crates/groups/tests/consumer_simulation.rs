@@ -9,13 +9,13 @@
 //! Checked at the end, after a quiet period without faults: the group is stable and every
 //! partition is owned by exactly one client.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use common::{consumer_heartbeat_req, request_ctx};
 use kafka_protocol::error::ResponseError as E;
-use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
@@ -100,30 +100,16 @@ impl Sim {
 
     fn beat(&mut self, i: usize, lose_answer: bool) {
         let cl = self.clients[i].clone();
-        let joining = cl.epoch == 0;
-        let req = ConsumerGroupHeartbeatRequest::default()
-            .with_group_id(StrBytes::from_static_str("g").into())
-            .with_member_id(StrBytes::from_string(cl.member_id.clone()))
-            .with_member_epoch(cl.epoch)
-            .with_instance_id(cl.instance_id.clone().map(StrBytes::from_string))
-            .with_rebalance_timeout_ms(if joining { 20_000 } else { -1 })
-            .with_subscribed_topic_names(
-                joining.then(|| vec![StrBytes::from_static_str("t").into()]),
-            )
-            .with_topic_partitions(Some(if joining {
-                Vec::new()
-            } else {
-                vec![TopicPartitions::default()
-                    .with_topic_id(TOPIC)
-                    .with_partitions(cl.owned.iter().copied().collect())]
-            }));
+        let req = consumer_heartbeat_req(
+            &cl.member_id,
+            cl.instance_id.as_deref(),
+            cl.epoch,
+            TOPIC,
+            &cl.owned,
+            20_000,
+        );
         self.token += 1;
-        let ctx = RequestContext {
-            token: self.token,
-            api_version: 1,
-            client_id: format!("client-{i}"),
-            client_host: "/127.0.0.1".into(),
-        };
+        let ctx = request_ctx(self.token, 1, &format!("client-{i}"));
         let out = self.c.handle(
             self.now_ms,
             ctx,
@@ -168,18 +154,16 @@ impl Sim {
         } else {
             -1
         };
-        let req = ConsumerGroupHeartbeatRequest::default()
-            .with_group_id(StrBytes::from_static_str("g").into())
-            .with_member_id(StrBytes::from_string(cl.member_id.clone()))
-            .with_member_epoch(epoch)
-            .with_instance_id(cl.instance_id.clone().map(StrBytes::from_string));
+        let req = consumer_heartbeat_req(
+            &cl.member_id,
+            cl.instance_id.as_deref(),
+            epoch,
+            TOPIC,
+            &cl.owned,
+            -1,
+        );
         self.token += 1;
-        let ctx = RequestContext {
-            token: self.token,
-            api_version: 1,
-            client_id: format!("client-{i}"),
-            client_host: "/127.0.0.1".into(),
-        };
+        let ctx = request_ctx(self.token, 1, &format!("client-{i}"));
         let out = self.c.handle(
             self.now_ms,
             ctx,

@@ -294,3 +294,45 @@ pub fn stable_group(x: &mut Ctx, group: &str, n: usize) -> (Vec<String>, i32) {
     }
     (ids, generation)
 }
+
+/// A ConsumerGroupHeartbeat of group "g" on topic "t" as a consumer-protocol client sends
+/// it: at epoch 0 a full join (subscription, rebalance timeout, no partitions); otherwise
+/// only the partitions it owns of `topic_id`; for a leave (epoch -1 or -2) nothing more.
+pub fn consumer_heartbeat_req(
+    member_id: &str,
+    instance_id: Option<&str>,
+    epoch: i32,
+    topic_id: uuid::Uuid,
+    owned: &std::collections::BTreeSet<i32>,
+    rebalance_timeout_ms: i32,
+) -> ConsumerGroupHeartbeatRequest {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(StrBytes::from_static_str("g").into())
+        .with_member_id(sb(member_id))
+        .with_member_epoch(epoch)
+        .with_instance_id(instance_id.map(sb));
+    if epoch < 0 {
+        return req;
+    }
+    let joining = epoch == 0;
+    req.with_rebalance_timeout_ms(if joining { rebalance_timeout_ms } else { -1 })
+        .with_subscribed_topic_names(joining.then(|| vec![StrBytes::from_static_str("t").into()]))
+        .with_topic_partitions(Some(if joining {
+            Vec::new()
+        } else {
+            vec![TopicPartitions::default()
+                .with_topic_id(topic_id)
+                .with_partitions(owned.iter().copied().collect())]
+        }))
+}
+
+/// The context of a request from `client_id` on 127.0.0.1.
+pub fn request_ctx(token: u64, api_version: i16, client_id: &str) -> RequestContext {
+    RequestContext {
+        token,
+        api_version,
+        client_id: client_id.into(),
+        client_host: "/127.0.0.1".into(),
+    }
+}
