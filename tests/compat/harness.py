@@ -64,6 +64,13 @@ def java_classpath():
 
 # ---------------------------------------------------------------- brokers
 
+# Consumer-protocol groups get their session and heartbeat times from the broker, so both
+# brokers are told the times the classic members ask for (6 s and 0.5 s); kafka/start.sh
+# sets the same four settings.
+CONSUMER_GROUP_FLAGS = ["--group-consumer-session-timeout-ms", "6000", "--group-consumer-min-session-timeout-ms", "6000",
+                        "--group-consumer-heartbeat-interval-ms", "500",
+                        "--group-consumer-min-heartbeat-interval-ms", "500"]
+
 class Weir:
     """A weir broker in its own temp directory; restart keeps the data."""
     name = "weir"
@@ -80,7 +87,7 @@ class Weir:
         log = open(os.path.join(self.dir, "weir.log"), "ab")
         self.proc = subprocess.Popen(
             [self.bin, "serve", "--listen", self.bootstrap, "--data-dir", os.path.join(self.dir, "data"),
-             "--group-initial-rebalance-delay-ms", "0"] + self.extra,
+             "--group-initial-rebalance-delay-ms", "0"] + CONSUMER_GROUP_FLAGS + self.extra,
             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -225,15 +232,22 @@ class Member:
     """A group member in its own process, so it can leave cleanly or be killed -9. Only the
     Python drivers take an assignment strategy and a static instance id."""
 
-    def __init__(self, client, bootstrap, topic, group, strategy=None, instance=None):
+    def __init__(self, client, bootstrap, topic, group, strategy=None, instance=None, protocol=None, assignor=None):
         args = [bootstrap, topic, group]
+        # The consumer protocol (KIP-848) and its server-side assignor reach every driver
+        # through the environment; a topic starting with "^" is a regex subscription.
+        env = dict(os.environ)
+        if protocol:
+            env["COMPAT_GROUP_PROTOCOL"] = protocol
+        if assignor:
+            env["COMPAT_GROUP_REMOTE_ASSIGNOR"] = assignor
         if strategy or instance:
             args += [strategy or "range"] + ([instance] if instance else [])
         # The member's own log goes to a file, so a failed check can point at what the client saw.
         self.log_path = tempfile.mkstemp(prefix=f"member-{client}-", suffix=".log")[1]
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(CLIENTS[client]("member", *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, text=True)
+                                         stderr=log, text=True, env=env)
         self.values = []
         self.assignment = None
         self.lock = threading.Lock()

@@ -10,17 +10,21 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group,...  (default all: basic,group,txn,streams,connect)
+  --scenarios basic,group,...  (default all: basic,group,consumer,txn,streams,connect)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
   --txn-records N              records in each transaction check (default 2000)
+  --consumer-records N         records in the consumer scenario's first batch (default 6000)
   --bootstrap HOST:PORT        run against an already running broker instead (WEIR_COMPAT_BOOTSTRAP);
                                the group scenario's broker restart is then left out
 
 Scenarios:
   basic   create a 3-partition topic, produce keyed records, read them back, delete it
   group   three members of a consumer group: exactly once, 2/2/2, kill -9, leave, restart
+  consumer the consumer group protocol (KIP-848; java, confluent-kafka and franz-go only):
+          scale 1 -> 6 -> 2 members with every record read once, a kill -9, a regex
+          subscription that picks up a new topic, and the range assignor
   txn     transactions (java, confluent-kafka and franz-go only): commits, an abort, an open
           transaction and the last stable offset, fencing by transactional.id, and
           consume-transform-produce with the group's offsets sent to the transaction
@@ -64,6 +68,13 @@ CHECKS = {
     "group.crash-moved": "the killed member's partitions move after its session timeout",
     "group.leave": "a clean leave reassigns before the session timeout",
     "group.resume": "after a broker restart the group resumes from its committed offsets",
+    "consumer.one": "consumer protocol: one member owns all 6 partitions and reads every record",
+    "consumer.split": "consumer protocol: 6 members own one partition each",
+    "consumer.exactly-once": "consumer protocol: from 1 to 6 members, every record read exactly once",
+    "consumer.leave": "consumer protocol: 4 of 6 leave, the other 2 own 3 and 3 before the session timeout",
+    "consumer.crash": "consumer protocol: kill -9 of one of 2, the other owns all 6 after the session timeout and reads every new record",
+    "consumer.regex": "consumer protocol: a regex subscription reads a topic created after it joined",
+    "consumer.range": "consumer protocol, range assignor: 3 members own 2 adjacent partitions each and read every record once",
     "txn.commit": "records committed in 5 transactions read back exactly once with read_committed, where the producer was told",
     "txn.abort": "an aborted transaction is invisible to read_committed and visible to read_uncommitted; later commits to both",
     "txn.order": "per partition, both isolation levels read in produce order",
@@ -85,8 +96,8 @@ CHECKS = {
 }
 
 # The scenarios run when --scenarios is not given.
-DEFAULT_SCENARIOS = ["basic", "group", "txn", "streams", "connect"]
-SCENARIOS = ["basic", "group", "txn", "streams", "connect"]
+DEFAULT_SCENARIOS = ["basic", "group", "consumer", "txn", "streams", "connect"]
+SCENARIOS = ["basic", "group", "consumer", "txn", "streams", "connect"]
 # Scenarios that run a real application (apps/) once per broker instead of once per client;
 # the table names the application where it names a client.
 APP_SCENARIOS = {"streams": "kafka-streams", "connect": "kafka-connect"}
@@ -98,6 +109,8 @@ APP_SCENARIOS = {"streams": "kafka-streams", "connect": "kafka-connect"}
 # abortable error (KIP-588) and learns it is fenced only from the abort's EndTxn
 # (PRODUCER_FENCED); librdkafka makes it fatal _FENCED at once.
 TXN_CLIENTS = ["java", "confluent-kafka", "franz-go"]
+# The clients that speak the consumer group protocol (KIP-848).
+CONSUMER_CLIENTS = ["java", "confluent-kafka", "franz-go"]
 FENCED_ERRORS = {
     "java": ["ProducerFencedException"],
     "confluent-kafka": ["_FENCED", "PRODUCER_FENCED"],
@@ -278,6 +291,91 @@ def group(res, broker, client, count, can_restart):
             if m.proc.poll() is None:
                 m.kill9()
         cleanup(b, [topic], [grp])
+
+
+def consumer(res, broker, client, count):
+    """The consumer group protocol (KIP-848), the broker assigning: one member owns six
+    partitions, then six own one each, four leave, one of the last two is killed -9; a regex
+    subscription picks up a topic created after it joined; the range assignor splits 2/2/2."""
+    if client not in CONSUMER_CLIENTS:
+        print(f"{client} has no consumer-protocol member; skipped", flush=True)
+        return
+    b, name = broker.bootstrap, broker.name
+    topic, grp = f"compat-c-{client}-{uid()}", f"compat-c-{client}-{uid()}"
+    rx, rx_grp, range_grp = f"compat-rx-{client}-{uid()}", f"compat-rx-{uid()}", f"compat-cr-{uid()}"
+    create_topic(b, topic, 6)
+    produce(b, topic, [f"a{i}" for i in range(count)])
+    members = [Member(client, b, topic, grp, protocol="consumer")]
+    values = lambda ms: [v for m in ms for v in m.values]  # noqa: E731
+    owned = lambda ms: sorted(p for m in ms for p in (m.assignment or []))  # noqa: E731
+    everyone = list(members)
+    try:
+        wait_until(lambda: len(values(members)) >= count and members[0].assignment == list(range(6)), 120)
+        res.record(name, client, "consumer.one", members[0].assignment == list(range(6))
+                   and sorted(set(values(members))) == sorted(f"a{i}" for i in range(count)),
+                   f"{members[0].assignment}, {len(values(members))} read of {count}")
+
+        members += [Member(client, b, topic, grp, protocol="consumer") for _ in range(5)]
+        everyone += members[1:]
+        split = lambda: all(m.assignment and len(m.assignment) == 1 for m in members) and owned(members) == list(range(6))  # noqa: E731
+        wait_until(split, 120)
+        res.record(name, client, "consumer.split", split(), f"{[m.assignment for m in members]}")
+        more = count // 2
+        produce(b, topic, [f"b{i}" for i in range(more)])
+        wait_until(lambda: len(set(values(members))) >= count + more, 60)
+        time.sleep(1)  # a record read twice would show up by now
+        vals = values(members)
+        res.record(name, client, "consumer.exactly-once", len(vals) == count + more and len(set(vals)) == count + more,
+                   f"{len(vals)} read, {len(set(vals))} distinct, of {count + more}")
+
+        left_at = time.time()
+        for m in members[1:5]:
+            m.proc.stdin.close()
+        for m in members[1:5]:
+            m.leave()
+        stay = [members[0], members[5]]
+        halves = lambda: sorted(len(m.assignment or []) for m in stay) == [3, 3] and owned(stay) == list(range(6))  # noqa: E731
+        wait_until(halves, 30)
+        res.record(name, client, "consumer.leave", halves() and time.time() - left_at < SESSION_TIMEOUT_S,
+                   f"{[m.assignment for m in stay]} after {time.time() - left_at:.1f}s")
+
+        stay[1].kill9()
+        killed_at = time.time()
+        produce(b, topic, [f"c{i}" for i in range(2000)])
+        last = stay[0]
+        new = lambda: {v for v in last.values if v.startswith("c")}  # noqa: E731
+        got = wait_until(lambda: len(new()) >= 2000 and last.assignment == list(range(6)), SESSION_TIMEOUT_S + 60)
+        res.record(name, client, "consumer.crash", got and time.time() - killed_at >= SESSION_TIMEOUT_S * 0.8,
+                   f"{last.assignment}, {len(new())} of 2000 after {time.time() - killed_at:.1f}s")
+        last.leave()
+
+        create_topic(b, f"{rx}-1", 3)
+        produce(b, f"{rx}-1", [f"r{i}" for i in range(500)])
+        rm = Member(client, b, f"^{rx}-.*", rx_grp, protocol="consumer")
+        everyone.append(rm)
+        first = wait_until(lambda: len(set(rm.values)) >= 500, 90)
+        create_topic(b, f"{rx}-2", 3)
+        produce(b, f"{rx}-2", [f"s{i}" for i in range(500)])
+        later = lambda: {v for v in rm.values if v.startswith("s")}  # noqa: E731
+        wait_until(lambda: len(later()) >= 500, 90)
+        res.record(name, client, "consumer.regex", first and len(later()) == 500,
+                   f"{len(set(rm.values))} read; of the later topic {len(later())} of 500")
+        rm.leave()
+
+        ranged = [Member(client, b, topic, range_grp, protocol="consumer", assignor="range") for _ in range(3)]
+        everyone += ranged
+        total = count + more + 2000
+        pairs = lambda: sorted(m.assignment or [] for m in ranged) == [[0, 1], [2, 3], [4, 5]]  # noqa: E731
+        wait_until(lambda: pairs() and len(set(values(ranged))) >= total, 120)
+        time.sleep(1)
+        vals = values(ranged)
+        res.record(name, client, "consumer.range", pairs() and len(vals) == total and len(set(vals)) == total,
+                   f"{[m.assignment for m in ranged]}, {len(vals)} read, {len(set(vals))} distinct, of {total}")
+    finally:
+        for m in everyone:
+            if m.proc.poll() is None:
+                m.kill9()
+        cleanup(b, [topic, f"{rx}-1", f"{rx}-2"], [grp, rx_grp, range_grp])
 
 
 def acked_records(lines):
@@ -483,6 +581,7 @@ def main():
     ap.add_argument("--records", type=int, default=3000)
     ap.add_argument("--group-records", type=int, default=20000)
     ap.add_argument("--txn-records", type=int, default=2000)
+    ap.add_argument("--consumer-records", type=int, default=6000)
     ap.add_argument("--bootstrap", default=os.environ.get("WEIR_COMPAT_BOOTSTRAP"))
     a = ap.parse_args()
     clients = [c for c in a.clients.split(",") if c]
@@ -516,6 +615,8 @@ def main():
                         basic(res, broker, client, a.records)
                     elif scenario == "group":
                         group(res, broker, client, a.group_records, can_restart=not a.bootstrap)
+                    elif scenario == "consumer":
+                        consumer(res, broker, client, a.consumer_records)
                     elif scenario == "txn":
                         txn(res, broker, client, a.txn_records)
                     else:

@@ -45,6 +45,20 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Kafka's `group.max.size`.
     pub group_max_size: usize,
+    /// Kafka's `group.consumer.heartbeat.interval.ms`: how often consumer-protocol members
+    /// heartbeat, unless a group's own config says otherwise.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// Kafka's `group.consumer.session.timeout.ms`.
+    pub group_consumer_session_timeout_ms: i32,
+    /// Kafka's `group.consumer.min.heartbeat.interval.ms` and `max.heartbeat.interval.ms`:
+    /// the bounds of a group's `consumer.heartbeat.interval.ms`.
+    pub group_consumer_heartbeat_interval_bounds_ms: (i32, i32),
+    /// Kafka's `group.consumer.min.session.timeout.ms` and `max.session.timeout.ms`.
+    pub group_consumer_session_timeout_bounds_ms: (i32, i32),
+    /// Kafka's `group.consumer.max.size`.
+    pub group_consumer_max_size: usize,
+    /// Kafka's `group.consumer.migration.policy`.
+    pub group_consumer_migration_policy: weir_groups::MigrationPolicy,
     /// Kafka's `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: i64,
     /// Kafka's `transaction.state.log.num.partitions`.
@@ -76,6 +90,12 @@ impl BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: weir_groups::GROUP_MEMBERS_MAX,
+            group_consumer_heartbeat_interval_ms: 5_000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_bounds_ms: (5_000, 15_000),
+            group_consumer_session_timeout_bounds_ms: (45_000, 60_000),
+            group_consumer_max_size: weir_groups::GROUP_MEMBERS_MAX,
+            group_consumer_migration_policy: weir_groups::MigrationPolicy::Bidirectional,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             transaction_state_partitions: 50,
             transaction_state_segment_bytes: 104_857_600,

@@ -166,6 +166,17 @@ impl GroupRuntime {
                 .min(weir_groups::GROUP_MEMBERS_MAX),
             offsets_retention_ms: state.config.offsets_retention_ms,
             offsets_topic_partitions: partitions,
+            consumer_heartbeat_interval_ms: state.config.group_consumer_heartbeat_interval_ms,
+            consumer_session_timeout_ms: state.config.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_bounds_ms: state
+                .config
+                .group_consumer_heartbeat_interval_bounds_ms,
+            consumer_session_timeout_bounds_ms: state.config.group_consumer_session_timeout_bounds_ms,
+            consumer_max_size: state
+                .config
+                .group_consumer_max_size
+                .min(weir_groups::GROUP_MEMBERS_MAX),
+            consumer_migration_policy: state.config.group_consumer_migration_policy,
             ..CoordinatorConfig::default()
         };
         let mut coordinator = Coordinator::new(config);

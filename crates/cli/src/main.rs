@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use weir_broker::{Broker, BrokerConfig};
+use weir_broker::{Broker, BrokerConfig, MigrationPolicy};
 use weir_log::FsyncPolicy;
 
 #[derive(Parser)]
@@ -170,6 +170,59 @@ struct ServeArgs {
     /// Members allowed in one group (Kafka's group.max.size; at most 10000).
     #[arg(long, env = "WEIR_GROUP_MAX_SIZE", default_value_t = 10_000)]
     group_max_size: usize,
+    /// How often consumer-protocol members heartbeat (Kafka's group.consumer.heartbeat.interval.ms).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    group_consumer_heartbeat_interval_ms: i32,
+    /// Bounds of a group's consumer.heartbeat.interval.ms (Kafka's group.consumer.min.heartbeat.interval.ms).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_MIN_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    group_consumer_min_heartbeat_interval_ms: i32,
+    /// Kafka's group.consumer.max.heartbeat.interval.ms.
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_MAX_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 15_000
+    )]
+    group_consumer_max_heartbeat_interval_ms: i32,
+    /// When a silent consumer-protocol member is removed (Kafka's group.consumer.session.timeout.ms).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    group_consumer_session_timeout_ms: i32,
+    /// Bounds of a group's consumer.session.timeout.ms (Kafka's group.consumer.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 45_000
+    )]
+    group_consumer_min_session_timeout_ms: i32,
+    /// Kafka's group.consumer.max.session.timeout.ms.
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    group_consumer_max_session_timeout_ms: i32,
+    /// Members allowed in one consumer-protocol group (Kafka's group.consumer.max.size).
+    #[arg(long, env = "WEIR_GROUP_CONSUMER_MAX_SIZE", default_value_t = 10_000)]
+    group_consumer_max_size: usize,
+    /// Which way groups may switch protocol as members roll over: bidirectional, upgrade,
+    /// downgrade or disabled (Kafka's group.consumer.migration.policy).
+    #[arg(
+        long,
+        env = "WEIR_GROUP_CONSUMER_MIGRATION_POLICY",
+        default_value = "bidirectional"
+    )]
+    group_consumer_migration_policy: String,
     /// How long an empty group's committed offsets are kept (Kafka's offsets.retention.minutes).
     #[arg(long, env = "WEIR_OFFSETS_RETENTION_MINUTES", default_value_t = 10_080)]
     offsets_retention_minutes: i64,
@@ -233,6 +286,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::bail!("--group-max-size must be between 1 and 10000");
     }
     config.group_max_size = args.group_max_size;
+    consumer_group_config(&args, &mut config)?;
     if args.offsets_retention_minutes < 1 {
         anyhow::bail!("--offsets-retention-minutes must be at least 1");
     }
@@ -264,6 +318,63 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     );
     broker.run(shutdown_signal()).await
+}
+
+/// The consumer-protocol settings, checked as Kafka checks them at start-up: each default
+/// within its bounds, and the heartbeat shorter than the session.
+fn consumer_group_config(args: &ServeArgs, config: &mut BrokerConfig) -> anyhow::Result<()> {
+    let hb = (
+        args.group_consumer_min_heartbeat_interval_ms,
+        args.group_consumer_max_heartbeat_interval_ms,
+    );
+    let session = (
+        args.group_consumer_min_session_timeout_ms,
+        args.group_consumer_max_session_timeout_ms,
+    );
+    let interval = args.group_consumer_heartbeat_interval_ms;
+    let timeout = args.group_consumer_session_timeout_ms;
+    if hb.0 < 1 || hb.0 > hb.1 || !(hb.0..=hb.1).contains(&interval) {
+        anyhow::bail!(
+            "--group-consumer-heartbeat-interval-ms ({interval}) must lie between \
+             --group-consumer-min-heartbeat-interval-ms ({}) and \
+             --group-consumer-max-heartbeat-interval-ms ({})",
+            hb.0,
+            hb.1
+        );
+    }
+    if session.0 < 1 || session.0 > session.1 || !(session.0..=session.1).contains(&timeout) {
+        anyhow::bail!(
+            "--group-consumer-session-timeout-ms ({timeout}) must lie between \
+             --group-consumer-min-session-timeout-ms ({}) and \
+             --group-consumer-max-session-timeout-ms ({})",
+            session.0,
+            session.1
+        );
+    }
+    if interval >= timeout {
+        anyhow::bail!(
+            "--group-consumer-heartbeat-interval-ms ({interval}) must be shorter than \
+             --group-consumer-session-timeout-ms ({timeout})"
+        );
+    }
+    if args.group_consumer_max_size == 0 || args.group_consumer_max_size > 10_000 {
+        anyhow::bail!("--group-consumer-max-size must be between 1 and 10000");
+    }
+    config.group_consumer_heartbeat_interval_ms = interval;
+    config.group_consumer_session_timeout_ms = timeout;
+    config.group_consumer_heartbeat_interval_bounds_ms = hb;
+    config.group_consumer_session_timeout_bounds_ms = session;
+    config.group_consumer_max_size = args.group_consumer_max_size;
+    config.group_consumer_migration_policy =
+        MigrationPolicy::parse(&args.group_consumer_migration_policy).ok_or_else(
+            || {
+                anyhow::anyhow!(
+                    "--group-consumer-migration-policy '{}' is not one of bidirectional, upgrade, downgrade, disabled",
+                    args.group_consumer_migration_policy
+                )
+            },
+        )?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -82,8 +82,49 @@ pub struct CoordinatorConfig {
     pub consumer_heartbeat_interval_ms: i32,
     /// Kafka's `group.consumer.session.timeout.ms`.
     pub consumer_session_timeout_ms: i32,
+    /// Kafka's `group.consumer.min/max.heartbeat.interval.ms`: what a group config may set.
+    pub consumer_heartbeat_interval_bounds_ms: (i32, i32),
+    /// Kafka's `group.consumer.min/max.session.timeout.ms`.
+    pub consumer_session_timeout_bounds_ms: (i32, i32),
     /// Kafka's `group.consumer.max.size`.
     pub consumer_max_size: usize,
+    /// Kafka's `group.consumer.migration.policy`.
+    pub consumer_migration_policy: MigrationPolicy,
+}
+
+/// Which way a group may change protocol when its members roll over (Kafka's
+/// `group.consumer.migration.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    /// Classic to consumer and back.
+    Bidirectional,
+    /// Classic to consumer only.
+    Upgrade,
+    /// Consumer to classic only.
+    Downgrade,
+    /// Neither.
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// Parses Kafka's names, in any case.
+    pub fn parse(s: &str) -> Option<MigrationPolicy> {
+        match s.to_ascii_lowercase().as_str() {
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "disabled" => Some(MigrationPolicy::Disabled),
+            _ => None,
+        }
+    }
+
+    pub fn upgrades(self) -> bool {
+        matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade)
+    }
+
+    pub fn downgrades(self) -> bool {
+        matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade)
+    }
 }
 
 impl Default for CoordinatorConfig {
@@ -100,7 +141,10 @@ impl Default for CoordinatorConfig {
             member_id_seed: 0x5eed,
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_bounds_ms: (5_000, 15_000),
+            consumer_session_timeout_bounds_ms: (45_000, 60_000),
             consumer_max_size: GROUP_MEMBERS_MAX,
+            consumer_migration_policy: MigrationPolicy::Bidirectional,
         }
     }
 }

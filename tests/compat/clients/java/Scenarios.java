@@ -166,7 +166,15 @@ public class Scenarios {
             cp.put("heartbeat.interval.ms", "500");
         }
         try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
-            c.subscribe(List.of(topic));
+            // A topic starting with "^" is a regular expression: on the consumer protocol the
+            // broker resolves it (RE2/J syntax), on the classic one the client does.
+            if (topic.startsWith("^") && "consumer".equals(System.getenv("COMPAT_GROUP_PROTOCOL"))) {
+                c.subscribe(new org.apache.kafka.clients.consumer.SubscriptionPattern(topic.substring(1)));
+            } else if (topic.startsWith("^")) {
+                c.subscribe(java.util.regex.Pattern.compile(topic.substring(1)));
+            } else {
+                c.subscribe(List.of(topic));
+            }
             Thread watcher = new Thread(() -> { try { while (System.in.read() >= 0) {} } catch (Exception e) {} c.wakeup(); });
             watcher.setDaemon(true);
             watcher.start();

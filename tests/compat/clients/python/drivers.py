@@ -89,8 +89,16 @@ def confluent_basic(bootstrap, topic, count):
 def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
     from confluent_kafka import Consumer, KafkaException
     conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-            "enable.auto.commit": False, "partition.assignment.strategy": strategy,
-            "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": 500}
+            "enable.auto.commit": False}
+    if os.environ.get("COMPAT_GROUP_PROTOCOL") == "consumer":
+        # The consumer protocol (KIP-848): the broker assigns and sets the session and
+        # heartbeat times; a topic starting with "^" is a regex the broker resolves.
+        conf["group.protocol"] = "consumer"
+        if os.environ.get("COMPAT_GROUP_REMOTE_ASSIGNOR"):
+            conf["group.remote.assignor"] = os.environ["COMPAT_GROUP_REMOTE_ASSIGNOR"]
+    else:
+        conf.update({"partition.assignment.strategy": strategy, "session.timeout.ms": SESSION_TIMEOUT_MS,
+                     "heartbeat.interval.ms": 500})
     if instance:
         conf["group.instance.id"] = instance
     if os.environ.get("WEIR_RDKAFKA_DEBUG"):

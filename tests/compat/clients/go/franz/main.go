@@ -111,21 +111,25 @@ func basic(bootstrap, topic string, count int) error {
 func member(bootstrap, topic, group string) {
 	var mu sync.Mutex
 	assigned := map[int32]bool{}
-	client, err := kgo.NewClient(
+	// Every topic's partitions count in the assignment line: a regex member may own several.
+	partitions := func(m map[string][]int32) []int32 {
+		var ps []int32
+		for _, p := range m {
+			ps = append(ps, p...)
+		}
+		return ps
+	}
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(bootstrap),
 		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
-		kgo.SessionTimeout(6*time.Second),
-		kgo.HeartbeatInterval(500*time.Millisecond),
-		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			// The eager range balancer hands out a member's whole assignment each time.
+			// Eager balancers revoke everything first; cooperative ones and the consumer
+			// protocol hand out only what is added.
 			mu.Lock()
 			defer mu.Unlock()
-			assigned = map[int32]bool{}
-			for _, p := range m[topic] {
+			for _, p := range partitions(m) {
 				assigned[p] = true
 			}
 		}),
@@ -133,18 +137,38 @@ func member(bootstrap, topic, group string) {
 			_ = c.CommitUncommittedOffsets(ctx)
 			mu.Lock()
 			defer mu.Unlock()
-			for _, p := range m[topic] {
+			for _, p := range partitions(m) {
 				delete(assigned, p)
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			mu.Lock()
 			defer mu.Unlock()
-			for _, p := range m[topic] {
+			for _, p := range partitions(m) {
 				delete(assigned, p)
 			}
 		}),
-	)
+	}
+	// A topic starting with "^" is a regular expression.
+	if strings.HasPrefix(topic, "^") {
+		opts = append(opts, kgo.ConsumeRegex(), kgo.ConsumeTopics(topic))
+	} else {
+		opts = append(opts, kgo.ConsumeTopics(topic))
+	}
+	// COMPAT_GROUP_PROTOCOL=consumer runs the member on the consumer protocol (KIP-848): the
+	// broker assigns with the balancer's server-side twin (sticky -> uniform, range -> range)
+	// and sets the session and heartbeat times.
+	if os.Getenv("COMPAT_GROUP_PROTOCOL") == "consumer" {
+		balancer := kgo.StickyBalancer()
+		if os.Getenv("COMPAT_GROUP_REMOTE_ASSIGNOR") == "range" {
+			balancer = kgo.RangeBalancer()
+		}
+		opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(balancer))
+	} else {
+		opts = append(opts, kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond),
+			kgo.Balancers(kgo.RangeBalancer()))
+	}
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
