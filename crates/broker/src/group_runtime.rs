@@ -171,7 +171,9 @@ impl GroupRuntime {
             consumer_heartbeat_interval_bounds_ms: state
                 .config
                 .group_consumer_heartbeat_interval_bounds_ms,
-            consumer_session_timeout_bounds_ms: state.config.group_consumer_session_timeout_bounds_ms,
+            consumer_session_timeout_bounds_ms: state
+                .config
+                .group_consumer_session_timeout_bounds_ms,
             consumer_max_size: state
                 .config
                 .group_consumer_max_size

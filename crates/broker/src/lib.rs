@@ -32,5 +32,5 @@ pub mod state;
 pub mod txn_runtime;
 
 pub use config::BrokerConfig;
-pub use weir_groups::MigrationPolicy;
 pub use server::Broker;
+pub use weir_groups::MigrationPolicy;

@@ -119,11 +119,17 @@ impl MigrationPolicy {
     }
 
     pub fn upgrades(self) -> bool {
-        matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade)
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
     }
 
     pub fn downgrades(self) -> bool {
-        matches!(self, MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade)
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
     }
 }
 
