@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::consumer_records::{
-    Assignment, ConsumerKey, CurrentMemberAssignmentValue, GroupMetadataValue, MemberMetadataValue,
-    PartitionMetadataValue, TargetAssignmentMemberValue, TargetAssignmentMetadataValue,
-    TopicMetadata,
+    Assignment, ClassicMemberMetadata, ConsumerKey, CurrentMemberAssignmentValue,
+    GroupMetadataValue, MemberMetadataValue, PartitionMetadataValue, TargetAssignmentMemberValue,
+    TargetAssignmentMetadataValue, TopicMetadata,
 };
 use crate::GroupsError;
 
@@ -97,6 +97,9 @@ pub struct ConsumerMember {
     pub state: MemberState,
     pub assigned: Assignment,
     pub pending_revocation: Assignment,
+    /// Set while the member speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// in this consumer group: its session timeout and the protocols it joined with.
+    pub classic: Option<ClassicMemberMetadata>,
 }
 
 impl ConsumerMember {
@@ -116,7 +119,12 @@ impl ConsumerMember {
             state: MemberState::Stable,
             assigned: Assignment::new(),
             pending_revocation: Assignment::new(),
+            classic: None,
         }
+    }
+
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
     }
 
     pub fn is_reconciled_to(&self, epoch: i32) -> bool {
@@ -133,6 +141,7 @@ impl ConsumerMember {
             subscribed_topic_regex: self.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: self.rebalance_timeout_ms,
             server_assignor: self.server_assignor.clone(),
+            classic: self.classic.clone(),
         }
     }
 
@@ -303,6 +312,7 @@ impl ConsumerGroup {
                     m.subscribed_topic_regex = v.subscribed_topic_regex;
                     m.rebalance_timeout_ms = v.rebalance_timeout_ms;
                     m.server_assignor = v.server_assignor;
+                    m.classic = v.classic;
                 }
                 None => {
                     self.release(member);

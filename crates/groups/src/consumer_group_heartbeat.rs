@@ -383,7 +383,124 @@ fn run(
     }
     updated.client_id = ctx.client_id.clone();
     updated.client_host = ctx.client_host.clone();
-    let metadata_changed = is_new || updated.metadata_value() != member.metadata_value();
+    let plan = plan_member_update(
+        c,
+        &group_id,
+        cg,
+        image,
+        MemberUpdate {
+            before: &member,
+            updated,
+            is_new,
+            replaced,
+            owned: owned.as_ref(),
+        },
+        records,
+    )?;
+    let records = plan.records;
+    let reconciled = plan.reconciled;
+    let assigned_changed = reconciled.assigned != before.assigned || is_new;
+    let full_request = joining
+        || (req.rebalance_timeout_ms != -1
+            && req.subscribed_topic_names.is_some()
+            && req.topic_partitions.is_some());
+    let replaced_old = replaced.map(|m| (m.member_id.clone(), m.instance_id.clone()));
+    let member_epoch = reconciled.member_epoch;
+    let state = reconciled.state;
+    let rebalance_timeout_ms = reconciled.rebalance_timeout_ms;
+    let assignment = reconciled.assigned.clone();
+
+    // Apply what was decided, through replay.
+    c.apply_consumer_records(&group_id, now_ms, &records);
+    c.modern_image_versions
+        .insert(group_id.clone(), image.version);
+    out.records.extend(records);
+    if let Some((old_id, iid)) = replaced_old {
+        c.modern_timers_remove(&group_id, &old_id);
+        if let Some(g) = c.groups.get_mut(&group_id) {
+            g.record(
+                now_ms,
+                GroupEventKind::StaticMemberReplaced {
+                    old_member_id: old_id,
+                    new_member_id: member_id.to_string(),
+                    group_instance_id: iid.unwrap_or_default(),
+                },
+            );
+        }
+    } else if is_new {
+        if let Some(g) = c.groups.get_mut(&group_id) {
+            g.record(
+                now_ms,
+                GroupEventKind::MemberJoined {
+                    member_id: member_id.to_string(),
+                    group_instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
+                },
+            );
+        }
+    }
+    let session_timeout_ms = c.config.consumer_session_timeout_ms;
+    let timers = c.modern_timers_entry(&group_id, member_id);
+    timers.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
+    timers.revocation_deadline = match state {
+        MemberState::UnrevokedPartitions => match timers.revocation_deadline {
+            Some((t, e)) if e == member_epoch => Some((t, e)),
+            _ => Some((
+                now_ms + i64::from(rebalance_timeout_ms.max(0)),
+                member_epoch,
+            )),
+        },
+        _ => None,
+    };
+
+    let mut response = ConsumerGroupHeartbeatResponse::default()
+        .with_member_id(Some(StrBytes::from_string(member_id.to_string())))
+        .with_member_epoch(member_epoch)
+        .with_heartbeat_interval_ms(c.config.consumer_heartbeat_interval_ms);
+    if full_request || assigned_changed {
+        response = response.with_assignment(Some(wire_assignment(&assignment)));
+    }
+    Ok(response)
+}
+
+/// One member's new metadata, as a heartbeat or a classic JoinGroup brings it.
+pub(crate) struct MemberUpdate<'a> {
+    /// The member as stored (reset to epoch 0 when it rejoins).
+    pub before: &'a ConsumerMember,
+    /// The member with the request's metadata applied.
+    pub updated: ConsumerMember,
+    pub is_new: bool,
+    /// The static member this one replaces.
+    pub replaced: Option<&'a ConsumerMember>,
+    /// The partitions the member says it owns; `None` when it did not say.
+    pub owned: Option<&'a Assignment>,
+}
+
+/// What a member update decides: its records, and the member after one reconciliation step.
+pub(crate) struct Plan {
+    pub records: Vec<Record>,
+    pub reconciled: ConsumerMember,
+}
+
+/// Steps 1 to 3 of a heartbeat for one member: its metadata record and the group epoch
+/// (bumped when its subscription or the subscribed topics changed), a new target assignment
+/// when the group epoch moved past it, and one step of reconciliation. Only records come
+/// out; nothing is applied.
+pub(crate) fn plan_member_update(
+    c: &Coordinator,
+    group_id: &str,
+    cg: &ConsumerGroup,
+    image: &TopicImage,
+    u: MemberUpdate<'_>,
+    mut records: Vec<Record>,
+) -> Result<Plan, Refusal> {
+    let group_id = group_id.to_string();
+    let member_id = u.updated.member_id.clone();
+    let member_id = member_id.as_str();
+    let partition = c.partition_of(&group_id);
+    let rec = |k: ConsumerKey, v: Option<bytes::Bytes>| consumer_record(partition, k, v);
+    let (is_new, replaced, owned, updated) = (u.is_new, u.replaced, u.owned, u.updated);
+    let member = u.before;
+    let metadata_changed = is_new || updated.metadata_value() != u.before.metadata_value();
     if metadata_changed {
         records.push(rec(
             ConsumerKey::MemberMetadata {
@@ -414,7 +531,7 @@ fn run(
             Some(member.assignment_value().encode()),
         ));
     }
-    let mut bump = is_new || updated.subscription_differs(&member);
+    let mut bump = is_new || updated.subscription_differs(member);
 
     // The members as they will be, for the subscription and the assignor.
     let replaced_id = replaced.map(|m| m.member_id.clone());
@@ -511,14 +628,9 @@ fn run(
         Some((_, e)) => *e,
         None => -1,
     };
-    let reconciled = crate::reconcile::reconcile(
-        &updated,
-        target_epoch,
-        &target,
-        &partition_epoch,
-        owned.as_ref(),
-    )
-    .map_err(|m| fenced(m.to_string()))?;
+    let reconciled =
+        crate::reconcile::reconcile(&updated, target_epoch, &target, &partition_epoch, owned)
+            .map_err(|m| fenced(m.to_string()))?;
     if reconciled.assignment_value() != member.assignment_value() || is_new {
         records.push(rec(
             ConsumerKey::CurrentMemberAssignment {
@@ -528,67 +640,10 @@ fn run(
             Some(reconciled.assignment_value().encode()),
         ));
     }
-    let assigned_changed = reconciled.assigned != before.assigned || is_new;
-    let full_request = joining
-        || (req.rebalance_timeout_ms != -1
-            && req.subscribed_topic_names.is_some()
-            && req.topic_partitions.is_some());
-    let replaced_old = replaced.map(|m| (m.member_id.clone(), m.instance_id.clone()));
-    let member_epoch = reconciled.member_epoch;
-    let state = reconciled.state;
-    let rebalance_timeout_ms = reconciled.rebalance_timeout_ms;
-    let assignment = reconciled.assigned.clone();
-
-    // Apply what was decided, through replay.
-    c.apply_consumer_records(&group_id, now_ms, &records);
-    c.modern_image_versions
-        .insert(group_id.clone(), image.version);
-    out.records.extend(records);
-    if let Some((old_id, iid)) = replaced_old {
-        c.modern_timers_remove(&group_id, &old_id);
-        if let Some(g) = c.groups.get_mut(&group_id) {
-            g.record(
-                now_ms,
-                GroupEventKind::StaticMemberReplaced {
-                    old_member_id: old_id,
-                    new_member_id: member_id.to_string(),
-                    group_instance_id: iid.unwrap_or_default(),
-                },
-            );
-        }
-    } else if is_new {
-        if let Some(g) = c.groups.get_mut(&group_id) {
-            g.record(
-                now_ms,
-                GroupEventKind::MemberJoined {
-                    member_id: member_id.to_string(),
-                    group_instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
-                },
-            );
-        }
-    }
-    let session_timeout_ms = c.config.consumer_session_timeout_ms;
-    let timers = c.modern_timers_entry(&group_id, member_id);
-    timers.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
-    timers.revocation_deadline = match state {
-        MemberState::UnrevokedPartitions => match timers.revocation_deadline {
-            Some((t, e)) if e == member_epoch => Some((t, e)),
-            _ => Some((
-                now_ms + i64::from(rebalance_timeout_ms.max(0)),
-                member_epoch,
-            )),
-        },
-        _ => None,
-    };
-
-    let mut response = ConsumerGroupHeartbeatResponse::default()
-        .with_member_id(Some(StrBytes::from_string(member_id.to_string())))
-        .with_member_epoch(member_epoch)
-        .with_heartbeat_interval_ms(c.config.consumer_heartbeat_interval_ms);
-    if full_request || assigned_changed {
-        response = response.with_assignment(Some(wire_assignment(&assignment)));
-    }
-    Ok(response)
+    Ok(Plan {
+        records,
+        reconciled,
+    })
 }
 
 fn wire_assignment(a: &Assignment) -> WireAssignment {

@@ -12,7 +12,9 @@
 //! key 4  ConsumerGroupPartitionMetadata    group             value: [topic_id uuid | topic_name | partitions i32 | [partition i32 | [rack]]]
 //! key 5  ConsumerGroupMemberMetadata       group, member     value: instance_id? | rack_id? | client_id | client_host |
 //!                                                                   [subscribed_topic_name] | subscribed_topic_regex? |
-//!                                                                   rebalance_timeout_ms i32 | server_assignor?
+//!                                                                   rebalance_timeout_ms i32 | server_assignor? |
+//!                                                                   tag 0: classic_member_metadata (session_timeout_ms i32 |
+//!                                                                          [name | metadata bytes]), for classic members
 //! key 6  ConsumerGroupTargetAssignmentMetadata group         value: assignment_epoch i32
 //! key 7  ConsumerGroupTargetAssignmentMember group, member   value: [topic_id uuid | [partition i32]]
 //! key 8  ConsumerGroupCurrentMemberAssignment group, member  value: member_epoch i32 | previous_member_epoch i32 | state i8 |
@@ -169,6 +171,10 @@ impl Writer {
             self.no_tags();
         }
     }
+    fn bytes(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64 + 1);
+        self.0.put_slice(b);
+    }
     fn no_tags(&mut self) {
         self.varint(0);
     }
@@ -278,6 +284,40 @@ impl<'a> Reader<'a> {
         }
         Ok(a)
     }
+    fn bytes(&mut self) -> Result<Bytes, GroupsError> {
+        let n = self.varint()?;
+        if n == 0 {
+            return Err(GroupsError::BadRecord(
+                "null where bytes are required".into(),
+            ));
+        }
+        let len = (n - 1) as usize;
+        if self.0.remaining() < len {
+            return Err(short("bytes"));
+        }
+        let b = Bytes::copy_from_slice(&self.0[..len]);
+        self.0.advance(len);
+        Ok(b)
+    }
+    /// Tag 0 of a member's metadata: a presence byte, then the struct.
+    fn classic_member_metadata(&mut self) -> Result<Option<ClassicMemberMetadata>, GroupsError> {
+        if self.i8()? < 0 {
+            return Ok(None);
+        }
+        let session_timeout_ms = self.i32()?;
+        let mut protocols = Vec::new();
+        for _ in 0..self.array_len()? {
+            let name = self.string()?;
+            let metadata = self.bytes()?;
+            self.skip_tags()?;
+            protocols.push((name, metadata));
+        }
+        self.skip_tags()?;
+        Ok(Some(ClassicMemberMetadata {
+            session_timeout_ms,
+            protocols,
+        }))
+    }
     fn skip_tags(&mut self) -> Result<(), GroupsError> {
         for _ in 0..self.varint()? {
             self.varint()?;
@@ -318,6 +358,17 @@ pub struct MemberMetadataValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// in a consumer group, after an online upgrade: Kafka's tagged field 0.
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// What a classic member of a consumer group last sent in its JoinGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    /// (protocol name, embedded consumer protocol subscription), in the member's order.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,7 +458,25 @@ impl MemberMetadataValue {
         w.nullable_string(self.subscribed_topic_regex.as_deref());
         w.0.put_i32(self.rebalance_timeout_ms);
         w.nullable_string(self.server_assignor.as_deref());
-        w.finish()
+        let Some(classic) = &self.classic else {
+            return w.finish();
+        };
+        // Tag 0 holds a nullable struct: a presence byte, then the struct.
+        let mut body = Writer(BytesMut::new());
+        body.0.put_u8(1);
+        body.0.put_i32(classic.session_timeout_ms);
+        body.array_len(classic.protocols.len());
+        for (name, metadata) in &classic.protocols {
+            body.string(name);
+            body.bytes(metadata);
+            body.no_tags();
+        }
+        body.no_tags();
+        w.varint(1);
+        w.varint(0);
+        w.varint(body.0.len() as u64);
+        w.0.put_slice(&body.0);
+        w.0.freeze()
     }
     pub fn decode(buf: &[u8]) -> Result<MemberMetadataValue, GroupsError> {
         let mut r = Reader::new(buf)?;
@@ -422,7 +491,19 @@ impl MemberMetadataValue {
         let subscribed_topic_regex = r.nullable_string()?;
         let rebalance_timeout_ms = r.i32()?;
         let server_assignor = r.nullable_string()?;
-        r.skip_tags()?;
+        let mut classic = None;
+        for _ in 0..r.varint()? {
+            let tag = r.varint()?;
+            let size = r.varint()? as usize;
+            if r.0.remaining() < size {
+                return Err(short("tagged field"));
+            }
+            let (field, rest) = r.0.split_at(size);
+            r.0 = rest;
+            if tag == 0 {
+                classic = Reader(field).classic_member_metadata()?;
+            }
+        }
         Ok(MemberMetadataValue {
             instance_id,
             rack_id,
@@ -432,6 +513,7 @@ impl MemberMetadataValue {
             subscribed_topic_regex,
             rebalance_timeout_ms,
             server_assignor,
+            classic,
         })
     }
 }
@@ -550,8 +632,24 @@ mod tests {
             subscribed_topic_regex: Some("t.*".into()),
             rebalance_timeout_ms: 300_000,
             server_assignor: Some("range".into()),
+            classic: None,
         };
         assert_eq!(MemberMetadataValue::decode(&m.encode()).unwrap(), m);
+        let classic = MemberMetadataValue {
+            classic: Some(ClassicMemberMetadata {
+                session_timeout_ms: 45_000,
+                protocols: vec![
+                    ("range".into(), Bytes::from_static(b"\x00\x01sub")),
+                    ("cooperative-sticky".into(), Bytes::new()),
+                ],
+            }),
+            ..m
+        };
+        let bytes = classic.encode();
+        assert_eq!(MemberMetadataValue::decode(&bytes).unwrap(), classic);
+        for cut in 0..bytes.len() {
+            assert!(MemberMetadataValue::decode(&bytes[..cut]).is_err());
+        }
         let p = PartitionMetadataValue {
             topics: vec![TopicMetadata {
                 topic_id: id,

@@ -38,6 +38,7 @@ pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod consumer_records;
 pub mod coordinator;
+pub mod embedded_protocol;
 pub mod group;
 pub mod membership;
 pub mod offsets;
