@@ -44,6 +44,9 @@ echo "== compatibility: real clients against weir (the quick subset; tests/compa
 python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
     --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}"
 
+echo "== incremental reconciliation: 10 consumer-protocol members, one joins and one leaves, the others never stop fetching for longer than a heartbeat interval"
+python3 tests/compat/incremental.py --broker weir --weir-bin "$PWD/target/release/weir"
+
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
 

@@ -24,6 +24,7 @@ apps/build.sh streams >/dev/null
 apps/build.sh connect >/dev/null
 mkdir -p .work
 (cd clients/go && go build -o ../../.work/franz ./franz && go build -o ../../.work/sarama ./sarama)
+(cd clients/go && go build -o ../../.work/fetchgap ./fetchgap)
 (cd clients/js && npm ci --no-audit --no-fund --silent)
 if [ "$quick" != "--quick" ]; then
     echo "building the rdkafka crate (librdkafka from source)..."
