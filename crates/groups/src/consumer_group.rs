@@ -183,6 +183,36 @@ pub struct MemberTimers {
     pub session_deadline_ms: i64,
     /// The member must have revoked by then, while at this epoch.
     pub revocation_deadline: Option<(i64, i32)>,
+    /// A classic member told to rejoin must send JoinGroup by then (its rebalance timeout).
+    pub join_deadline_ms: Option<i64>,
+    /// A classic member that joined must send SyncGroup by then (its rebalance timeout).
+    pub sync_deadline_ms: Option<i64>,
+}
+
+impl MemberTimers {
+    /// Timers of a member whose session starts at `now_ms`.
+    pub fn starting(now_ms: i64, session_timeout_ms: i32) -> MemberTimers {
+        MemberTimers {
+            session_deadline_ms: now_ms + i64::from(session_timeout_ms),
+            revocation_deadline: None,
+            join_deadline_ms: None,
+            sync_deadline_ms: None,
+        }
+    }
+
+    /// The earliest of the deadlines.
+    pub fn next_ms(&self) -> i64 {
+        [
+            Some(self.session_deadline_ms),
+            self.revocation_deadline.map(|d| d.0),
+            self.join_deadline_ms,
+            self.sync_deadline_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .expect("the session deadline is always set")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

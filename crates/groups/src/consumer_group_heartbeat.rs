@@ -29,6 +29,7 @@ use crate::consumer_records::{
     TargetAssignmentMemberValue, TargetAssignmentMetadataValue, TopicMetadata,
 };
 use crate::coordinator::Coordinator;
+use crate::migration;
 use crate::group::{GroupEventKind, RemovalReason};
 use crate::records::RecordKey;
 use crate::topics::TopicImage;
@@ -257,6 +258,16 @@ fn run(
             ),
         ));
     }
+    // A classic group with members becomes a consumer group when a consumer-protocol member
+    // joins it, if the migration policy allows (see crate::migration).
+    let classic_with_members = c
+        .groups
+        .get(&group_id)
+        .is_some_and(|g| g.modern.is_none() && !g.members.is_empty());
+    if joining && classic_with_members {
+        migration::check_upgrade(c, &group_id)?;
+        migration::upgrade(c, now_ms, &group_id, image, out)?;
+    }
     let cg = consumer_group(c, &group_id, joining)?.unwrap_or(&empty);
 
     // The group may not grow past its cap.
@@ -306,7 +317,11 @@ fn run(
                             ),
                         ));
                     }
-                    if h.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                    // A consumer-protocol instance must have left with epoch -2 first;
+                    // a classic one is replaced as a classic rejoin would replace it.
+                    if h.member_epoch != LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                        && !h.uses_classic_protocol()
+                    {
                         return Err((
                             ResponseError::UnreleasedInstanceId,
                             format!(
@@ -356,6 +371,8 @@ fn run(
         }
     }
     let mut updated = member.clone();
+    // Whatever it spoke before, the member now speaks the consumer protocol.
+    updated.classic = None;
     if let Some(iid) = &req.instance_id {
         updated.instance_id = Some(iid.to_string());
     }
@@ -861,6 +878,19 @@ pub(crate) fn fence_member(
     reason: RemovalReason,
     out: &mut Output,
 ) {
+    if migration::should_downgrade(c, group_id, member_id) {
+        if let Some(g) = c.groups.get_mut(group_id) {
+            g.record(
+                now_ms,
+                GroupEventKind::MemberRemoved {
+                    member_id: member_id.to_string(),
+                    reason,
+                },
+            );
+        }
+        migration::downgrade(c, now_ms, group_id, member_id, out);
+        return;
+    }
     let Some(cg) = c.groups.get(group_id).and_then(|g| g.modern.as_ref()) else {
         return;
     };
@@ -925,6 +955,11 @@ pub(crate) fn expire(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut
     for (member_id, t) in timers {
         if now_ms >= t.session_deadline_ms {
             due.push((member_id.clone(), RemovalReason::SessionTimeout));
+        } else if t.join_deadline_ms.is_some_and(|d| now_ms >= d)
+            || t.sync_deadline_ms.is_some_and(|d| now_ms >= d)
+        {
+            // A classic member did not rejoin, or did not sync, within its rebalance timeout.
+            due.push((member_id.clone(), RemovalReason::RebalanceTimeout));
         } else if let Some((deadline, epoch)) = t.revocation_deadline {
             let still = cg.members.get(member_id).is_some_and(|m| {
                 m.state == MemberState::UnrevokedPartitions && m.member_epoch == epoch
@@ -949,16 +984,7 @@ pub(crate) fn expire(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut
 
 /// The earliest deadline among one group's member timers.
 pub(crate) fn next_deadline(timers: &BTreeMap<String, MemberTimers>) -> Option<i64> {
-    timers
-        .values()
-        .flat_map(|t| {
-            [
-                Some(t.session_deadline_ms),
-                t.revocation_deadline.map(|d| d.0),
-            ]
-        })
-        .flatten()
-        .min()
+    timers.values().map(MemberTimers::next_ms).min()
 }
 
 /// The tombstones that end an empty consumer group (its offsets stay), its epoch last.

@@ -130,6 +130,8 @@ impl Coordinator {
             .or_insert(MemberTimers {
                 session_deadline_ms: i64::MAX,
                 revocation_deadline: None,
+                join_deadline_ms: None,
+                sync_deadline_ms: None,
             })
     }
 
@@ -185,18 +187,22 @@ impl Coordinator {
             return;
         }
         self.sessions_need_start = false;
-        let consumer_session_ms = i64::from(self.config.consumer_session_timeout_ms);
+        let consumer_session_ms = self.config.consumer_session_timeout_ms;
         for g in self.groups.values_mut() {
             for m in g.members.values_mut() {
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
             }
             if let Some(cg) = &g.modern {
                 let timers = self.modern_timers.entry(g.group_id.clone()).or_default();
-                for id in cg.members.keys() {
-                    timers.entry(id.clone()).or_insert(MemberTimers {
-                        session_deadline_ms: now_ms + consumer_session_ms,
-                        revocation_deadline: None,
-                    });
+                for (id, m) in &cg.members {
+                    // A classic member's session is its own, as it asked in JoinGroup.
+                    let session_ms = m
+                        .classic
+                        .as_ref()
+                        .map_or(consumer_session_ms, |x| x.session_timeout_ms);
+                    timers
+                        .entry(id.clone())
+                        .or_insert(MemberTimers::starting(now_ms, session_ms));
                 }
             }
         }
@@ -207,8 +213,12 @@ impl Coordinator {
         self.start_loaded_sessions(now_ms);
         let mut out = Output::default();
         match request {
-            GroupRequest::JoinGroup(r) => membership::join(self, now_ms, &ctx, r, &mut out),
-            GroupRequest::SyncGroup(r) => membership::sync(self, now_ms, &ctx, r, &mut out),
+            GroupRequest::JoinGroup(r, image) => {
+                membership::join(self, now_ms, &ctx, r, &image, &mut out)
+            }
+            GroupRequest::SyncGroup(r, image) => {
+                membership::sync(self, now_ms, &ctx, r, &image, &mut out)
+            }
             GroupRequest::Heartbeat(r) => membership::heartbeat(self, now_ms, &ctx, r, &mut out),
             GroupRequest::LeaveGroup(r) => membership::leave(self, now_ms, &ctx, r, &mut out),
             GroupRequest::OffsetCommit(r) => offsets::commit(self, now_ms, &ctx, r, &mut out),
@@ -328,7 +338,15 @@ impl Coordinator {
             }
             RecordKey::GroupMetadata { group } => {
                 let Some(v) = value else {
-                    self.groups.remove(&group);
+                    // The classic group ends; its offsets (and a consumer group an upgrade
+                    // made of it) stay until their own tombstones.
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        if g.offsets.is_empty() && g.modern.is_none() {
+                            self.groups.remove(&group);
+                        } else {
+                            g.clear_classic();
+                        }
+                    }
                     return Ok(());
                 };
                 let v = GroupMetadataValue::decode(v)?;

@@ -66,6 +66,11 @@ pub enum GroupEventKind {
     OffsetsExpired {
         partitions: usize,
     },
+    /// The group changed protocol online (`consumer` or `classic`) with this many members.
+    ProtocolChanged {
+        to: String,
+        members: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +219,22 @@ impl Group {
         self.state_since_ms = now_ms;
     }
 
-    /// Used only when loading a group from `__consumer_offsets`.
+    /// Forgets the classic members and protocol (the group's tombstone, or an upgrade to a
+    /// consumer group); offsets and history stay.
+    pub(crate) fn clear_classic(&mut self) {
+        self.protocol_type = None;
+        self.protocol_name = None;
+        self.leader_id = None;
+        self.members.clear();
+        self.static_members.clear();
+        self.pending_members.clear();
+        self.join_deadline_ms = None;
+        self.rebalance_started_ms = None;
+        self.state = GroupState::Empty;
+    }
+
+    /// Used when loading a group from `__consumer_offsets`, and when a group changes
+    /// protocol.
     pub(crate) fn force_state(&mut self, to: GroupState, now_ms: i64) {
         self.state = to;
         self.state_since_ms = now_ms;

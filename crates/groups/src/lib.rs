@@ -33,6 +33,7 @@
 
 pub mod admin;
 pub mod assignors;
+pub mod classic_members;
 pub mod consumer_group;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -41,6 +42,7 @@ pub mod coordinator;
 pub mod embedded_protocol;
 pub mod group;
 pub mod membership;
+pub mod migration;
 pub mod offsets;
 pub mod reconcile;
 pub mod records;
@@ -176,8 +178,9 @@ pub struct RequestContext {
 
 #[derive(Debug, Clone)]
 pub enum GroupRequest {
-    JoinGroup(JoinGroupRequest),
-    SyncGroup(SyncGroupRequest),
+    /// The image names the topics a consumer group assigns to its classic members.
+    JoinGroup(JoinGroupRequest, Arc<TopicImage>),
+    SyncGroup(SyncGroupRequest, Arc<TopicImage>),
     Heartbeat(HeartbeatRequest),
     LeaveGroup(LeaveGroupRequest),
     OffsetCommit(OffsetCommitRequest),

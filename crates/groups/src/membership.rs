@@ -17,7 +17,11 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use std::sync::Arc;
+
+use crate::classic_members;
 use crate::coordinator::Coordinator;
+use crate::topics::TopicImage;
 use crate::group::{Group, GroupEventKind, GroupState, Member, Parked, RemovalReason};
 use crate::{GroupResponse, Output, RequestContext, GROUPS_MAX};
 
@@ -26,7 +30,7 @@ fn sb(s: &str) -> StrBytes {
 }
 
 /// A JoinGroup error, shaped for the version it answers.
-fn join_error(version: i16, code: ResponseError, member_id: &str) -> JoinGroupResponse {
+pub(crate) fn join_error(version: i16, code: ResponseError, member_id: &str) -> JoinGroupResponse {
     JoinGroupResponse::default()
         .with_error_code(code.code())
         .with_generation_id(-1)
@@ -34,7 +38,7 @@ fn join_error(version: i16, code: ResponseError, member_id: &str) -> JoinGroupRe
         .with_member_id(sb(member_id))
 }
 
-fn sync_error(code: ResponseError) -> SyncGroupResponse {
+pub(crate) fn sync_error(code: ResponseError) -> SyncGroupResponse {
     SyncGroupResponse::default().with_error_code(code.code())
 }
 
@@ -85,6 +89,7 @@ pub(crate) fn join(
     now_ms: i64,
     ctx: &RequestContext,
     req: JoinGroupRequest,
+    image: &Arc<TopicImage>,
     out: &mut Output,
 ) {
     let v = ctx.api_version;
@@ -145,13 +150,19 @@ pub(crate) fn join(
             .insert(group_id.clone(), Group::new(&group_id, now_ms));
     }
 
-    // A consumer group (KIP-848) takes no classic member while it has members (online
-    // migration is not built); an empty one becomes a classic group again.
+    // A consumer group (KIP-848) with members assigns for its classic members too; an
+    // empty one becomes a classic group again.
     if let Some(cg) = c.groups.get(&group_id).and_then(|g| g.modern.as_ref()) {
         if !cg.members.is_empty() {
-            return reply(
+            return classic_members::join(
+                c,
+                now_ms,
+                ctx,
+                &req,
+                protocols,
+                rebalance_timeout_ms,
+                image,
                 out,
-                join_error(v, ResponseError::InconsistentGroupProtocol, &member_id),
             );
         }
         let records = crate::consumer_group_heartbeat::group_tombstones(c, &group_id);
@@ -419,7 +430,7 @@ fn fence_parked(member: &Member, out: &mut Output) {
 }
 
 /// Starts a join phase. Parked SyncGroups of the previous phase learn of it.
-fn prepare_rebalance(
+pub(crate) fn prepare_rebalance(
     group: &mut Group,
     now_ms: i64,
     reason: &str,
@@ -628,6 +639,7 @@ pub(crate) fn sync(
     now_ms: i64,
     ctx: &RequestContext,
     req: SyncGroupRequest,
+    image: &Arc<TopicImage>,
     out: &mut Output,
 ) {
     let reply = |out: &mut Output, r: SyncGroupResponse| {
@@ -637,6 +649,9 @@ pub(crate) fn sync(
     let member_id = req.member_id.to_string();
     if group_id.is_empty() {
         return reply(out, sync_error(ResponseError::InvalidGroupId));
+    }
+    if classic_members::is_consumer_group(c, &group_id) {
+        return classic_members::sync(c, now_ms, ctx, &req, image, out);
     }
     let Some(group) = c.groups.get_mut(&group_id) else {
         return reply(out, sync_error(ResponseError::UnknownMemberId));
@@ -747,6 +762,9 @@ pub(crate) fn heartbeat(
         if group_id.is_empty() {
             return ResponseError::InvalidGroupId;
         }
+        if classic_members::is_consumer_group(c, group_id) {
+            return ResponseError::Unknown(-1);
+        }
         let Some(group) = c.groups.get_mut(group_id) else {
             return ResponseError::UnknownMemberId;
         };
@@ -774,6 +792,10 @@ pub(crate) fn heartbeat(
         }
         ResponseError::Unknown(0)
     })();
+    if code == ResponseError::Unknown(-1) {
+        // The group is a consumer group: its classic members are answered there.
+        return classic_members::heartbeat(c, now_ms, ctx, &req, out);
+    }
     let r = HeartbeatResponse::default().with_error_code(if code == ResponseError::Unknown(0) {
         0
     } else {
@@ -821,6 +843,17 @@ pub(crate) fn leave(
     } else {
         vec![(req.member_id.to_string(), None)]
     };
+    if classic_members::is_consumer_group(c, &group_id) {
+        let results = classic_members::leave(c, now_ms, ctx, &group_id, leaving, out);
+        let r = if v >= 3 {
+            LeaveGroupResponse::default().with_members(results)
+        } else {
+            LeaveGroupResponse::default().with_error_code(results[0].error_code)
+        };
+        out.responses
+            .push((ctx.token, GroupResponse::LeaveGroup(r)));
+        return;
+    }
     let mut results = Vec::with_capacity(leaving.len());
     for (member_id, instance_id) in leaving {
         let group = c.groups.get_mut(&group_id).expect("checked");

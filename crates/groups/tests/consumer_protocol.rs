@@ -393,15 +393,16 @@ fn list_describe_and_delete_know_the_group_type() {
 }
 
 #[test]
-fn a_classic_join_is_refused_while_consumers_remain_and_converts_an_empty_group() {
-    // Goal: a classic JoinGroup to a consumer group with members is
-    // INCONSISTENT_GROUP_PROTOCOL; once the group is empty the join turns it back into a
-    // classic group, its offsets kept, and replay agrees.
+fn a_classic_join_is_taken_in_while_consumers_remain_and_converts_an_empty_group() {
+    // Goal: a classic JoinGroup to a consumer group with members is taken in as a classic
+    // member of it (first asked for a member id, as any v4+ join); once the group is empty
+    // the join turns it back into a classic group, its offsets kept, and replay agrees.
     let mut x = Ctx::new(2);
     let mut clients = vec![client("a")];
     converge(&mut x, &mut clients);
     let epoch = clients[0].epoch;
     assert_eq!(x.commit(9, "a", epoch), 0);
+    let image = x.image.clone();
     let join = || {
         use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
         GroupRequest::JoinGroup(
@@ -413,11 +414,13 @@ fn a_classic_join_is_refused_while_consumers_remain_and_converts_an_empty_group(
                 .with_protocols(vec![JoinGroupRequestProtocol::default()
                     .with_name(StrBytes::from_static_str("range"))
                     .with_metadata(bytes::Bytes::from_static(b"sub"))]),
+            image.clone(),
         )
     };
     match x.call(9, join()) {
         GroupResponse::JoinGroup(r) => {
-            assert_eq!(r.error_code, E::InconsistentGroupProtocol.code())
+            assert_eq!(r.error_code, E::MemberIdRequired.code());
+            assert!(x.c.group("g").unwrap().modern.is_some());
         }
         other => panic!("{other:?}"),
     }

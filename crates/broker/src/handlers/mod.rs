@@ -117,8 +117,18 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, r),
         Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, r),
         Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, r),
-        Request::JoinGroup(r) => groups::handle(state, &meta, client, GroupRequest::JoinGroup(r)),
-        Request::SyncGroup(r) => groups::handle(state, &meta, client, GroupRequest::SyncGroup(r)),
+        Request::JoinGroup(r) => groups::handle(
+            state,
+            &meta,
+            client,
+            GroupRequest::JoinGroup(r, state.topic_image()),
+        ),
+        Request::SyncGroup(r) => groups::handle(
+            state,
+            &meta,
+            client,
+            GroupRequest::SyncGroup(r, state.topic_image()),
+        ),
         Request::Heartbeat(r) => groups::handle(state, &meta, client, GroupRequest::Heartbeat(r)),
         Request::LeaveGroup(r) => groups::handle(state, &meta, client, GroupRequest::LeaveGroup(r)),
         Request::OffsetCommit(r) => {

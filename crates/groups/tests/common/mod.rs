@@ -91,6 +91,7 @@ pub fn join_req(
                     })
                     .collect(),
             ),
+        Default::default(),
     )
 }
 
@@ -119,6 +120,7 @@ pub fn sync_req(
                     })
                     .collect(),
             ),
+        Default::default(),
     )
 }
 
