@@ -183,6 +183,12 @@ public class Scenarios {
                     ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
                     StringBuilder sb = new StringBuilder();
                     for (ConsumerRecord<String, String> r : rs) sb.append("R ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.value()).append('\n');
+                    // What was read is printed before the commit: a wakeup (stdin closed)
+                    // can interrupt the commit after the broker took it, and a record whose
+                    // offset was committed must not go unreported.
+                    System.out.print(sb);
+                    System.out.flush();
+                    sb.setLength(0);
                     if (!rs.isEmpty()) {
                         try {
                             c.commitSync();
