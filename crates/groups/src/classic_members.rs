@@ -22,9 +22,7 @@ use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
 use crate::consumer_group_heartbeat::{
     consumer_record, fence_member, plan_member_update, removal_keys, MemberUpdate, Refusal,
 };
-use crate::consumer_records::{
-    ClassicMemberMetadata, ConsumerKey, TargetAssignmentMemberValue,
-};
+use crate::consumer_records::{ClassicMemberMetadata, ConsumerKey, TargetAssignmentMemberValue};
 use crate::coordinator::Coordinator;
 use crate::embedded_protocol::{self, parse_subscription};
 use crate::group::{GroupEventKind, RemovalReason};
@@ -38,9 +36,7 @@ fn sb(s: &str) -> StrBytes {
 
 /// Whether the group `group_id` is a consumer group, whose classic requests come here.
 pub(crate) fn is_consumer_group(c: &Coordinator, group_id: &str) -> bool {
-    c.groups
-        .get(group_id)
-        .is_some_and(|g| g.modern.is_some())
+    c.groups.get(group_id).is_some_and(|g| g.modern.is_some())
 }
 
 /// Whether a member with these protocols can join: type `consumer`, and one protocol every
@@ -49,8 +45,11 @@ fn supports(cg: &ConsumerGroup, protocol_type: &str, protocols: &[(String, Bytes
     if protocol_type != CONSUMER_PROTOCOL_TYPE || protocols.is_empty() {
         return false;
     }
-    let classic: Vec<&ClassicMemberMetadata> =
-        cg.members.values().filter_map(|m| m.classic.as_ref()).collect();
+    let classic: Vec<&ClassicMemberMetadata> = cg
+        .members
+        .values()
+        .filter_map(|m| m.classic.as_ref())
+        .collect();
     protocols.iter().any(|(name, _)| {
         classic
             .iter()
@@ -69,10 +68,7 @@ fn classic_member<'a>(
     let member = match instance_id {
         None => cg.members.get(member_id),
         Some(iid) => {
-            let m = cg
-                .static_members
-                .get(iid)
-                .and_then(|id| cg.members.get(id));
+            let m = cg.static_members.get(iid).and_then(|id| cg.members.get(id));
             if m.is_some_and(|m| m.member_id != member_id) {
                 return Err(ResponseError::FencedInstanceId);
             }
@@ -184,10 +180,7 @@ fn join_member(
     let existing: Option<&ConsumerMember> = match instance_id {
         None => cg.members.get(member_id),
         Some(iid) => {
-            let holder = cg
-                .static_members
-                .get(iid)
-                .and_then(|id| cg.members.get(id));
+            let holder = cg.static_members.get(iid).and_then(|id| cg.members.get(id));
             match holder {
                 Some(h) if unknown => {
                     replaced = Some(h);
@@ -197,9 +190,9 @@ fn join_member(
                     return Err((
                         ResponseError::FencedInstanceId,
                         format!(
-                            "Static member {member_id} with instance id {iid} was fenced by member {}.",
-                            h.member_id
-                        ),
+                        "Static member {member_id} with instance id {iid} was fenced by member {}.",
+                        h.member_id
+                    ),
                     ))
                 }
                 Some(h) => Some(h),
@@ -207,7 +200,9 @@ fn join_member(
                 None => {
                     return Err((
                         ResponseError::UnknownMemberId,
-                        format!("Member with instance id {iid} is not a member of group {group_id}."),
+                        format!(
+                            "Member with instance id {iid} is not a member of group {group_id}."
+                        ),
                     ))
                 }
             }
@@ -359,7 +354,10 @@ fn waits_on_unreleased(cg: &ConsumerGroup, m: &ConsumerMember) -> bool {
     cg.target_of(&m.member_id).iter().any(|(id, ps)| {
         ps.iter().any(|p| {
             !m.assigned.get(id).is_some_and(|a| a.contains(p))
-                && cg.owners.get(&(*id, *p)).is_some_and(|o| o.0 != m.member_id)
+                && cg
+                    .owners
+                    .get(&(*id, *p))
+                    .is_some_and(|o| o.0 != m.member_id)
         })
     })
 }
@@ -494,10 +492,7 @@ pub(crate) fn leave(
                 let m = match &instance_id {
                     None => cg.members.get(&member_id),
                     Some(iid) => {
-                        let m = cg
-                            .static_members
-                            .get(iid)
-                            .and_then(|id| cg.members.get(id));
+                        let m = cg.static_members.get(iid).and_then(|id| cg.members.get(id));
                         // An admin removes a static member by instance id alone.
                         if m.is_some_and(|m| !member_id.is_empty() && m.member_id != member_id) {
                             return Err(ResponseError::FencedInstanceId);

@@ -29,8 +29,8 @@ use crate::consumer_records::{
     TargetAssignmentMemberValue, TargetAssignmentMetadataValue, TopicMetadata,
 };
 use crate::coordinator::Coordinator;
-use crate::migration;
 use crate::group::{GroupEventKind, RemovalReason};
+use crate::migration;
 use crate::records::RecordKey;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, Record, RequestContext};

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use crate::classic_members;
 use crate::coordinator::Coordinator;
-use crate::topics::TopicImage;
 use crate::group::{Group, GroupEventKind, GroupState, Member, Parked, RemovalReason};
+use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, RequestContext, GROUPS_MAX};
 
 fn sb(s: &str) -> StrBytes {

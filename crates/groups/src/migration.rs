@@ -22,9 +22,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use crate::consumer_group::{ConsumerMember, MemberState};
-use crate::consumer_group_heartbeat::{
-    consumer_record, group_tombstones, removal_keys, Refusal,
-};
+use crate::consumer_group_heartbeat::{consumer_record, group_tombstones, removal_keys, Refusal};
 use crate::consumer_records::{
     Assignment, ClassicMemberMetadata, ConsumerKey, GroupMetadataValue,
     TargetAssignmentMemberValue, TargetAssignmentMetadataValue,
@@ -340,7 +338,10 @@ pub(crate) fn downgrade(
     c.modern_timers.remove(group_id);
     c.modern_image_versions.remove(group_id);
     let initial_delay_ms = c.config.group_initial_rebalance_delay_ms;
-    let g = c.groups.get_mut(group_id).expect("the group keeps its offsets");
+    let g = c
+        .groups
+        .get_mut(group_id)
+        .expect("the group keeps its offsets");
     debug_assert!(g.modern.is_none());
     g.generation_id = classic.generation_id;
     g.protocol_type = classic.protocol_type;

@@ -63,11 +63,20 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataReq
 
     let topics = match requested {
         // Every topic except internal ones, which must be asked for by name.
-        None => state.topics().iter().filter(|t| !t.internal).map(|t| describe_topic(state, t)).collect(),
-        Some(list) => list
+        None => state
+            .topics()
+            .iter()
+            .filter(|t| !t.internal)
+            .map(|t| describe_topic(state, t))
+            .collect(),
+        Some(list) => {
+            // As in Kafka, a request naming any topic id is answered by id, whatever names it
+            // carries: the Java consumer resolves the ids of its assignment with empty names.
+            let by_id = list.iter().any(|t| !t.topic_id.is_nil());
+            list
             .into_iter()
             .map(|t| {
-                if let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) {
+                if let Some(name) = t.name.as_ref().map(|n| n.0.to_string()).filter(|_| !by_id) {
                     if let Some(topic) = state.topic(&name) {
                         return describe_topic(state, &topic);
                     }
@@ -101,7 +110,8 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataReq
                     }
                 }
             })
-            .collect(),
+            .collect()
+        }
     };
 
     let body = MetadataResponse::default()
