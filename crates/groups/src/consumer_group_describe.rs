@@ -14,8 +14,10 @@ use crate::coordinator::Coordinator;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, RequestContext};
 
-/// Kafka's member type for a member of the consumer protocol (1 is classic).
-const MEMBER_TYPE_CONSUMER: i8 = 0;
+/// Kafka's member types (ConsumerGroupDescribe v1): a member still on the classic protocol,
+/// and one on the consumer protocol.
+const MEMBER_TYPE_CLASSIC: i8 = 0;
+const MEMBER_TYPE_CONSUMER: i8 = 1;
 /// "Not asked for", as Kafka fills `authorized_operations` when the request does not ask.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
@@ -86,7 +88,11 @@ pub(crate) fn describe(
                         .with_assignment(wire(&m.assigned, image))
                         .with_target_assignment(wire(&cg.target_of(&m.member_id), image));
                     if ctx.api_version >= 1 {
-                        member = member.with_member_type(MEMBER_TYPE_CONSUMER);
+                        member = member.with_member_type(if m.uses_classic_protocol() {
+                            MEMBER_TYPE_CLASSIC
+                        } else {
+                            MEMBER_TYPE_CONSUMER
+                        });
                     }
                     member
                 })

@@ -1,5 +1,5 @@
-//! `weir-groups`: the classic consumer group coordinator as a pure, deterministic state
-//! machine.
+//! `weir-groups`: the group coordinator (classic groups and KIP-848 consumer groups) as a
+//! pure, deterministic state machine.
 //!
 //! Requests and clock ticks go in; responses, records for `__consumer_offsets` and the
 //! next deadline come out. Nothing here touches a socket, a file, a thread or the wall
@@ -30,6 +30,14 @@
 //! - [`reconcile`]: one member's step towards its target without double ownership.
 //! - [`consumer_group_heartbeat`]: ConsumerGroupHeartbeat, leaves and member timeouts.
 //! - [`consumer_group_describe`]: ConsumerGroupDescribe.
+//!
+//! Between the two, online migration (KIP-848):
+//! - [`embedded_protocol`]: the consumer protocol embedded in classic JoinGroup and
+//!   SyncGroup (subscriptions with owned partitions, assignments).
+//! - [`migration`]: a classic group upgraded when a consumer-protocol member joins, and a
+//!   consumer group downgraded when its last consumer-protocol member leaves.
+//! - [`classic_members`]: JoinGroup, SyncGroup, Heartbeat and LeaveGroup of classic members
+//!   in a consumer group.
 
 pub mod admin;
 pub mod assignors;
