@@ -147,6 +147,17 @@ impl LoadedGroups {
     }
 }
 
+/// A seed for the member ids the coordinator hands out, new at every start: ids from a
+/// fixed seed would repeat after a restart, and a member loaded from the log could then share
+/// its id with one that joins later (two Java consumers in different processes often have
+/// the same client id, which prefixes the id).
+fn member_id_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
 impl GroupRuntime {
     /// Replays `__consumer_offsets`, if it exists, into a new coordinator. As in Kafka, the
     /// topic itself is created on first use, not at start-up. Blocking: reads the whole topic.
@@ -179,6 +190,7 @@ impl GroupRuntime {
                 .group_consumer_max_size
                 .min(weir_groups::GROUP_MEMBERS_MAX),
             consumer_migration_policy: state.config.group_consumer_migration_policy,
+            member_id_seed: member_id_seed(),
             ..CoordinatorConfig::default()
         };
         let mut coordinator = Coordinator::new(config);
