@@ -77,7 +77,7 @@ fn check_commit(
 /// Kafka's check of a commit or fetch that names a member of a consumer group (KIP-848):
 /// without an epoch it is an admin's, allowed on an empty group only (commits; fetches
 /// always); otherwise the member must exist, commit with OffsetCommit v9 or later (when
-/// `commit_version` is given), and bring its current epoch.
+/// `commit_version` is given) unless it is a classic member, and bring its current epoch.
 pub(crate) fn check_consumer_group_member(
     cg: &crate::consumer_group::ConsumerGroup,
     member_id: &str,
@@ -90,11 +90,18 @@ pub(crate) fn check_consumer_group_member(
     let Some(member) = cg.members.get(member_id) else {
         return Some(ResponseError::UnknownMemberId);
     };
-    if commit_version.is_some_and(|v| v < 9) {
+    // A member still on the classic protocol commits as it always did: any version, with
+    // its generation (its member epoch), and hears ILLEGAL_GENERATION, which it knows.
+    let classic = member.uses_classic_protocol();
+    if !classic && commit_version.is_some_and(|v| v < 9) {
         return Some(ResponseError::UnsupportedVersion);
     }
     if member_epoch != member.member_epoch {
-        return Some(ResponseError::StaleMemberEpoch);
+        return Some(if classic {
+            ResponseError::IllegalGeneration
+        } else {
+            ResponseError::StaleMemberEpoch
+        });
     }
     None
 }

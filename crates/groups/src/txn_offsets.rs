@@ -44,6 +44,16 @@ fn check(c: &Coordinator, r: &TxnOffsetCommitRequest) -> Option<ResponseError> {
     if simple {
         return None;
     }
+    // A consumer group's member brings its member epoch (a classic member of it, its
+    // generation); OffsetCommit's check applies, without its version rule (KIP-848).
+    if let Some(cg) = &group.modern {
+        return crate::offsets::check_consumer_group_member(
+            cg,
+            r.member_id.as_str(),
+            r.generation_id,
+            None,
+        );
+    }
     if let Some(iid) = &r.group_instance_id {
         if group
             .static_members

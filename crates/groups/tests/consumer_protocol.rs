@@ -309,6 +309,39 @@ fn commits_carry_the_member_epoch() {
 }
 
 #[test]
+fn transactional_commits_carry_the_member_epoch() {
+    // Goal: a TxnOffsetCommit that names a consumer group's member is taken with its epoch
+    // (an exactly-once application on the consumer protocol), and refused with a stale
+    // epoch (STALE_MEMBER_EPOCH) or an unknown member (UNKNOWN_MEMBER_ID).
+    let mut x = Ctx::new(2);
+    let mut clients = vec![client("a")];
+    converge(&mut x, &mut clients);
+    let epoch = clients[0].epoch;
+    let mut txn_commit = |member: &str, epoch: i32, producer_id: i64| {
+        use kafka_protocol::messages::txn_offset_commit_request::*;
+        let req = TxnOffsetCommitRequest::default()
+            .with_transactional_id(StrBytes::from_static_str("tx").into())
+            .with_group_id(StrBytes::from_static_str("g").into())
+            .with_producer_id(producer_id.into())
+            .with_producer_epoch(0)
+            .with_generation_id(epoch)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(StrBytes::from_static_str("t").into())
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(7)])]);
+        match x.call(4, GroupRequest::TxnOffsetCommit(req)) {
+            GroupResponse::TxnOffsetCommit(r) => r.topics[0].partitions[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(txn_commit("a", epoch, 1), 0);
+    assert_eq!(txn_commit("a", epoch - 1, 2), E::StaleMemberEpoch.code());
+    assert_eq!(txn_commit("nobody", epoch, 3), E::UnknownMemberId.code());
+}
+
+#[test]
 fn list_describe_and_delete_know_the_group_type() {
     // Goal: ListGroups reports type "consumer" and filters by it; DescribeGroups v6 does not
     // find a consumer group; ConsumerGroupDescribe shows epochs and assignments;

@@ -338,6 +338,20 @@ fn a_classic_group_is_upgraded_carried_on_and_downgraded() {
     assert_eq!(total, 6);
     x.check_replica();
 
+    // A classic member commits with its generation at any version; a wrong one is
+    // ILLEGAL_GENERATION, the error a classic client knows.
+    let m0 = cg.members[&ids[0]].member_epoch;
+    for (generation, want) in [(m0, 0), (m0 - 1, E::IllegalGeneration.code())] {
+        let (t, out) = x.send(
+            7,
+            common::commit_req("g", &ids[0], generation, &[("t", 0, 50)]),
+        );
+        let GroupResponse::OffsetCommit(r) = answer(&out, t) else {
+            panic!()
+        };
+        assert_eq!(r.topics[0].partitions[0].error_code, want);
+    }
+
     // 3. The consumer-protocol member leaves: the group is classic again, rebalancing, with
     //    the three classic members at a generation equal to the group epoch.
     let epoch = cg.members["new-member-id-000000a"].member_epoch;
