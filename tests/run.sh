@@ -47,6 +47,10 @@ python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" 
 echo "== incremental reconciliation: 10 consumer-protocol members, one joins and one leaves, the others never stop fetching for longer than a heartbeat interval"
 python3 tests/compat/incremental.py --broker weir --weir-bin "$PWD/target/release/weir"
 
+echo "== transactions with the consumer group protocol: the Java consume-transform-produce member on group.protocol=consumer"
+COMPAT_GROUP_PROTOCOL=consumer python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
+    --clients java --scenarios txn
+
 echo "== online migration: a classic group of 3 rolled to the consumer protocol one member at a time while consuming, then back; no record skipped"
 python3 tests/compat/migration.py --broker weir --weir-bin "$PWD/target/release/weir"
 

@@ -452,6 +452,9 @@ public class Scenarios {
         cp.put("auto.offset.reset", "earliest");
         cp.put("isolation.level", "read_committed");
         cp.put("max.poll.records", "100");
+        // COMPAT_GROUP_PROTOCOL=consumer: the group's offsets go to the transaction with the
+        // member epoch of the consumer group protocol (KIP-848).
+        if ("consumer".equals(System.getenv("COMPAT_GROUP_PROTOCOL"))) cp.put("group.protocol", "consumer");
         int aborted = 0, batches = 0;
         Map<Integer, Long> done = new HashMap<>();
         try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer());
