@@ -41,8 +41,8 @@ HEARTBEAT_INTERVAL_MS = 500
 REBALANCE_TIMEOUT_MS = 30000
 GROUP_MAX_SIZE = 2000
 
+# compare.Broker already sets group.initial.rebalance.delay.ms to 0 on both.
 KAFKA_PROPS = {
-    "group.initial.rebalance.delay.ms": 0,
     "group.max.size": GROUP_MAX_SIZE,
     "group.min.session.timeout.ms": SESSION_TIMEOUT_MS,
     "group.consumer.max.size": GROUP_MAX_SIZE,
@@ -57,7 +57,6 @@ KAFKA_PROPS = {
     "group.consumer.assignment.interval.ms": 0,
 }
 WEIR_ARGS = [
-    "--group-initial-rebalance-delay-ms", 0,
     "--group-max-size", GROUP_MAX_SIZE,
     "--group-min-session-timeout-ms", SESSION_TIMEOUT_MS,
     "--group-consumer-max-size", GROUP_MAX_SIZE,
