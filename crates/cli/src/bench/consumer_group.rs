@@ -802,11 +802,11 @@ mod tests {
 
         let stranger = ConsumerGroupHeartbeatResponse::default()
             .with_member_epoch(3)
-            .with_assignment(Some(
-                Assignment::default().with_topic_partitions(vec![AssignedPartitions::default()
+            .with_assignment(Some(Assignment::default().with_topic_partitions(
+                vec![AssignedPartitions::default()
                     .with_topic_id(Uuid::from_u128(8))
-                    .with_partitions(vec![0])]),
-            ));
+                    .with_partitions(vec![0])],
+            )));
         assert!(apply(&mut m.clone(), &stranger, cfg.topic_id, t0).is_err());
         let full = ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ResponseError::GroupMaxSizeReached.code());
