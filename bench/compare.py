@@ -67,19 +67,23 @@ def rss_kib(pid):
 
 
 class Broker:
-    def __init__(self, kind, cp, weir_bin):
+    def __init__(self, kind, cp, weir_bin, kafka_props=None, weir_args=None):
+        """`kafka_props` (a dict) and `weir_args` (a list of flags) add broker settings."""
         self.kind, self.cp, self.weir_bin = kind, cp, weir_bin
+        self.kafka_props, self.weir_args = kafka_props or {}, weir_args or []
         self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.proc = None
+        # Where stop() copies the broker's log before it removes the directory, if set.
+        self.keep_log = None
 
     def start(self):
         """Starts the broker; returns seconds until it answered a Metadata request."""
         logf = open(os.path.join(self.dir, "broker.log"), "ab")
         if self.kind == "weir":
             cmd = [self.weir_bin, "serve", "--listen", self.bootstrap, "--data-dir", os.path.join(self.dir, "data"),
-                   "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn"]
+                   "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn"] + [str(a) for a in self.weir_args]
         else:
             ctrl = free_port()
             props = os.path.join(self.dir, "server.properties")
@@ -98,6 +102,8 @@ transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 num.partitions=1
 """)
+                for k, v in self.kafka_props.items():
+                    f.write(f"{k}={v}\n")
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", props,
                             "--standalone"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,6 +131,8 @@ num.partitions=1
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        if self.keep_log:
+            shutil.copyfile(os.path.join(self.dir, "broker.log"), self.keep_log)
         shutil.rmtree(self.dir, ignore_errors=True)
         # Let the disk settle so the next broker does not pay for this one's writeback.
         os.sync()
@@ -132,9 +140,9 @@ num.partitions=1
 
 
 @contextlib.contextmanager
-def running(kind, cp, weir_bin):
+def running(kind, cp, weir_bin, kafka_props=None, weir_args=None):
     """A started broker of `kind` and the seconds it took to answer; stopped on leaving."""
-    b = Broker(kind, cp, weir_bin)
+    b = Broker(kind, cp, weir_bin, kafka_props, weir_args)
     try:
         yield b, b.start()
     finally:
@@ -231,11 +239,11 @@ def consume_group(cp, bootstrap, topic, records, members):
     return bench_tool(cp, "group", bootstrap, topic, members, records)
 
 
-def weir_bench(weir_bin, bootstrap, *args):
+def weir_bench(weir_bin, bootstrap, *args, timeout=900):
     """Runs `weir bench` against any broker; returns its JSON line."""
     import json
     out = subprocess.run([weir_bin, "bench", "--bootstrap", bootstrap] + [str(a) for a in args],
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=timeout)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"weir bench {args[0]} failed: {out.stderr[-300:]}")

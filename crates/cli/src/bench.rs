@@ -19,6 +19,8 @@ use weir_log::batch::NewRecord;
 
 use crate::client::{ask_group_coordinator, sb, Connection};
 
+mod consumer_group;
+mod rebalance;
 mod txn;
 
 #[derive(Subcommand)]
@@ -35,10 +37,11 @@ pub enum BenchCommand {
     ///
     /// Example: weir bench e2e --rate 10000 --seconds 10
     E2e(E2eArgs),
-    /// Time for a group of M members to get every partition, and to recover after a leave and a crash.
+    /// Time for a group of M members to get every partition, and to recover after a leave and
+    /// a crash, over the classic or the consumer (KIP-848) protocol.
     ///
-    /// Example: weir bench rebalance --members 10 --partitions 20
-    Rebalance(RebalanceArgs),
+    /// Example: weir bench rebalance --protocol consumer --members 100 --partitions 200
+    Rebalance(rebalance::RebalanceArgs),
     /// Offset commits per second sustained by the group coordinator.
     ///
     /// Example: weir bench commit --seconds 10 --committers 8
@@ -47,6 +50,10 @@ pub enum BenchCommand {
     ///
     /// Example: weir bench txn --records-per-txn 10 --partitions 4 --duration 10s
     Txn(txn::TxnArgs),
+    /// ConsumerGroupHeartbeat requests per second the coordinator answers for a stable group.
+    ///
+    /// Example: weir bench heartbeats --members 1000 --connections 4 --seconds 10
+    Heartbeats(consumer_group::HeartbeatsArgs),
 }
 
 #[derive(Args)]
@@ -101,22 +108,6 @@ pub struct E2eArgs {
 }
 
 #[derive(Args)]
-pub struct RebalanceArgs {
-    #[arg(long, default_value = "bench-rebalance")]
-    topic: String,
-    #[arg(long, default_value_t = 10)]
-    members: usize,
-    #[arg(long, default_value_t = 20)]
-    partitions: i32,
-    #[arg(long, default_value_t = 10_000)]
-    session_timeout_ms: i32,
-    #[arg(long, default_value_t = 30_000)]
-    rebalance_timeout_ms: i32,
-    #[arg(long, default_value_t = 500)]
-    heartbeat_interval_ms: u64,
-}
-
-#[derive(Args)]
 pub struct CommitArgs {
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -129,9 +120,10 @@ pub async fn run(bootstrap: &str, command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Produce(a) => produce(bootstrap, a).await,
         BenchCommand::Consume(a) => consume(bootstrap, a).await,
         BenchCommand::E2e(a) => e2e(bootstrap, a).await,
-        BenchCommand::Rebalance(a) => rebalance(bootstrap, a).await,
+        BenchCommand::Rebalance(a) => rebalance::rebalance(bootstrap, a).await,
         BenchCommand::Commit(a) => commit(bootstrap, a).await,
         BenchCommand::Txn(a) => txn::txn(bootstrap, a).await,
+        BenchCommand::Heartbeats(a) => consumer_group::heartbeats(bootstrap, a).await,
     }
 }
 
@@ -383,6 +375,46 @@ fn versioned<T: Encodable>(message: &T, version: i16) -> anyhow::Result<Bytes> {
     Ok(buf.freeze())
 }
 
+/// The address of `group`'s coordinator, asked through `conn`. The coordinator may not be
+/// ready yet (Kafka creates __consumer_offsets on the first request): asks again for a
+/// while, as clients do.
+async fn find_group_coordinator(conn: &mut Connection, group: &str) -> anyhow::Result<String> {
+    let mut tries = 0;
+    loop {
+        let (code, _, host, port) = ask_group_coordinator(conn, group).await?;
+        if code == 0 {
+            return Ok(format!("{host}:{port}"));
+        }
+        tries += 1;
+        if tries > 300 {
+            bail!("no coordinator for group '{group}' after 30 s (error {code})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `group`'s coordinator, reached through `conn`, answers for the group: Kafka
+/// creates __consumer_offsets on the first FindCoordinator and names the coordinator
+/// before it has loaded its partitions. A benchmark that starts its clock after this does
+/// not time that loading.
+async fn wait_coordinator_ready(conn: &mut Connection, group: &str) -> anyhow::Result<()> {
+    let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]);
+    let mut tries = 0;
+    loop {
+        let (r, _) = conn.call(&req).await?;
+        let code = r.groups.first().map_or(0, |g| g.error_code);
+        // A group that does not exist yet is an answer too (DescribeGroups v6 and later).
+        if code == 0 || code == ResponseError::GroupIdNotFound.code() {
+            return Ok(());
+        }
+        tries += 1;
+        if tries > 300 {
+            bail!("the coordinator of group '{group}' was not ready after 30 s (error {code})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 impl Member {
     pub async fn new(
         bootstrap: &str,
@@ -393,27 +425,32 @@ impl Member {
         rebalance_timeout_ms: i32,
     ) -> anyhow::Result<Member> {
         let mut conn = Connection::connect(bootstrap).await?;
-        // The coordinator may not be ready yet (Kafka creates __consumer_offsets on the
-        // first request): retry for a while, as clients do.
-        let mut tries = 0;
-        let (host, port) = loop {
-            let (code, _, host, port) = ask_group_coordinator(&mut conn, group).await?;
-            if code == 0 {
-                break (host, port);
-            }
-            tries += 1;
-            if tries > 300 {
-                bail!("no coordinator for group '{group}' after 30 s (error {code})");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let address = format!("{host}:{port}");
+        let address = find_group_coordinator(&mut conn, group).await?;
         let conn = if address == bootstrap {
             conn
         } else {
             Connection::connect(&address).await?
         };
-        Ok(Member {
+        Ok(Member::with_connection(
+            conn,
+            group,
+            topic,
+            partitions,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+        ))
+    }
+
+    /// A member that talks to its coordinator over `conn`; it has not joined yet.
+    fn with_connection(
+        conn: Connection,
+        group: &str,
+        topic: &str,
+        partitions: i32,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: i32,
+    ) -> Member {
+        Member {
             conn,
             group: group.into(),
             topic: topic.into(),
@@ -422,7 +459,7 @@ impl Member {
             generation: -1,
             session_timeout_ms,
             rebalance_timeout_ms,
-        })
+        }
     }
 
     /// Joins (or rejoins) and returns this member's partitions.
@@ -831,128 +868,6 @@ async fn e2e(bootstrap: &str, a: E2eArgs) -> anyhow::Result<()> {
             ),
         ],
         serde_json::json!({"workload":"e2e","rate":a.rate,"received":received,"p50_ms":p50,"p99_ms":p99,"p999_ms":p999,"max_ms":max}),
-    );
-    Ok(())
-}
-
-async fn rebalance(bootstrap: &str, a: RebalanceArgs) -> anyhow::Result<()> {
-    let mut admin = Connection::connect(bootstrap).await?;
-    let partitions = ensure_topic(&mut admin, &a.topic, a.partitions).await?;
-    if a.members < 3 {
-        bail!("--members must be at least 3 (one leaves, one crashes)");
-    }
-    let group = format!("weir-bench-rebalance-{}", std::process::id());
-    // Per member: its partitions in its current generation; None while rebalancing.
-    // A member's stop flag: 0 runs, LEAVE leaves the group, CRASH goes silent.
-    let owned: Arc<Mutex<Vec<Option<Vec<i32>>>>> = Arc::new(Mutex::new(vec![None; a.members]));
-    let stop: Arc<Vec<AtomicU64>> = Arc::new((0..a.members).map(|_| AtomicU64::new(0)).collect());
-    const LEAVE: u64 = 1;
-    const CRASH: u64 = 2;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..a.members {
-        let (bootstrap, topic, group, owned, stop) = (
-            bootstrap.to_string(),
-            a.topic.clone(),
-            group.clone(),
-            Arc::clone(&owned),
-            Arc::clone(&stop),
-        );
-        let (session, rebalance, beat) = (
-            a.session_timeout_ms,
-            a.rebalance_timeout_ms,
-            a.heartbeat_interval_ms,
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut m =
-                Member::new(&bootstrap, &group, &topic, partitions, session, rebalance).await?;
-            loop {
-                let mine = m.join().await?;
-                owned.lock()[i] = Some(mine);
-                loop {
-                    tokio::time::sleep(Duration::from_millis(beat)).await;
-                    match stop[i].load(Ordering::Relaxed) {
-                        LEAVE => {
-                            owned.lock()[i] = None;
-                            m.leave().await?;
-                            return Ok::<_, anyhow::Error>(());
-                        }
-                        CRASH => {
-                            owned.lock()[i] = None;
-                            return Ok(());
-                        }
-                        _ => {}
-                    }
-                    if m.heartbeat().await? {
-                        owned.lock()[i] = None;
-                        break;
-                    }
-                }
-            }
-        }));
-    }
-    let covered = |skip: &[usize]| {
-        let o = owned.lock();
-        let mut all: Vec<i32> = Vec::new();
-        for (i, m) in o.iter().enumerate() {
-            if skip.contains(&i) {
-                continue;
-            }
-            match m {
-                Some(p) => all.extend(p),
-                None => return false,
-            }
-        }
-        all.sort_unstable();
-        all == (0..partitions).collect::<Vec<_>>()
-    };
-    let wait = |skip: Vec<usize>, from: Instant, what: &'static str| {
-        let covered = &covered;
-        async move {
-            let deadline = from + Duration::from_secs(600);
-            while !covered(&skip) {
-                if Instant::now() > deadline {
-                    bail!("{what}: the group did not converge within 600 s");
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            Ok(from.elapsed().as_secs_f64() * 1000.0)
-        }
-    };
-    let join_ms = wait(vec![], started, "initial join").await?;
-    eprintln!("all {} members assigned after {join_ms:.0} ms", a.members);
-    let t = Instant::now();
-    stop[0].store(LEAVE, Ordering::Relaxed);
-    let leave_ms = wait(vec![0], t, "after a leave").await?;
-    eprintln!("reassigned after a leave in {leave_ms:.0} ms");
-    let t = Instant::now();
-    stop[1].store(CRASH, Ordering::Relaxed);
-    // The crashed member is still assigned until its session expires; wait for a
-    // generation that excludes it.
-    tokio::time::sleep(Duration::from_millis(a.heartbeat_interval_ms * 2)).await;
-    let crash_ms = wait(vec![0, 1], t, "after a crash").await?;
-    eprintln!("reassigned after a crash in {crash_ms:.0} ms");
-    for s in stop.iter().skip(2) {
-        s.store(LEAVE, Ordering::Relaxed);
-    }
-    for t in tasks {
-        t.await??;
-    }
-    report(
-        &[
-            (
-                "members / partitions",
-                format!("{} / {partitions}", a.members),
-            ),
-            (
-                "session / rebalance timeout ms",
-                format!("{} / {}", a.session_timeout_ms, a.rebalance_timeout_ms),
-            ),
-            ("all assigned ms", format!("{join_ms:.0}")),
-            ("reassigned after a leave ms", format!("{leave_ms:.0}")),
-            ("reassigned after a crash ms", format!("{crash_ms:.0}")),
-        ],
-        serde_json::json!({"workload":"rebalance","members":a.members,"partitions":partitions,"session_timeout_ms":a.session_timeout_ms,"rebalance_timeout_ms":a.rebalance_timeout_ms,"all_assigned_ms":join_ms,"after_leave_ms":leave_ms,"after_crash_ms":crash_ms}),
     );
     Ok(())
 }
