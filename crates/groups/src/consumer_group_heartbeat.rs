@@ -550,19 +550,25 @@ pub(crate) fn plan_member_update(
     }
     let mut bump = is_new || updated.subscription_differs(member);
 
-    // The members as they will be, for the subscription and the assignor.
+    // The members as they will be, for the subscription and the assignor. Most heartbeats
+    // of a stable group need neither, and a group may have thousands of members, so the
+    // map is built only when one of them is needed.
     let replaced_id = replaced.map(|m| m.member_id.clone());
-    let mut members: BTreeMap<&str, &ConsumerMember> = cg
-        .members
-        .iter()
-        .filter(|(id, _)| Some(id.as_str()) != replaced_id.as_deref())
-        .map(|(id, m)| (id.as_str(), m))
-        .collect();
-    members.insert(member_id, &updated);
     let image_changed = c
         .modern_image_versions
         .get(&group_id)
         .is_none_or(|v| *v != image.version);
+    let needs_members = bump || image_changed || cg.group_epoch > cg.assignment_epoch;
+    let mut members: BTreeMap<&str, &ConsumerMember> = BTreeMap::new();
+    if needs_members {
+        members = cg
+            .members
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != replaced_id.as_deref())
+            .map(|(id, m)| (id.as_str(), m))
+            .collect();
+        members.insert(member_id, &updated);
+    }
     let metadata = if bump || image_changed {
         let metadata = subscription_metadata(members.values().copied(), image);
         if metadata != cg.subscription_metadata {
@@ -579,9 +585,9 @@ pub(crate) fn plan_member_update(
                 ),
             ));
         }
-        metadata
+        std::borrow::Cow::Owned(metadata)
     } else {
-        cg.subscription_metadata.clone()
+        std::borrow::Cow::Borrowed(&cg.subscription_metadata)
     };
     let mut group_epoch = cg.group_epoch;
     if bump {
