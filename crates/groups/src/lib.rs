@@ -30,6 +30,8 @@
 //! - [`reconcile`]: one member's step towards its target without double ownership.
 //! - [`consumer_group_heartbeat`]: ConsumerGroupHeartbeat, leaves and member timeouts.
 //! - [`consumer_group_describe`]: ConsumerGroupDescribe.
+//! - [`group_configs`]: a group's own session timeout and heartbeat interval, handed in by
+//!   the runtime.
 
 pub mod admin;
 pub mod assignors;
@@ -39,6 +41,7 @@ pub mod consumer_group_heartbeat;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod group;
+pub mod group_configs;
 pub mod membership;
 pub mod offsets;
 pub mod reconcile;
@@ -53,6 +56,7 @@ use kafka_protocol::messages::*;
 
 pub use coordinator::Coordinator;
 pub use group::{GroupEvent, GroupEventKind, GroupState};
+pub use group_configs::GroupConfig;
 pub use topics::{TopicImage, TopicInfo};
 
 /// Chosen by the runtime; identifies a request whose response may come later.
