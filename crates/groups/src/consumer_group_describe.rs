@@ -14,8 +14,8 @@ use crate::coordinator::Coordinator;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, RequestContext};
 
-/// Kafka's member type for a member of the consumer protocol (1 is classic).
-const MEMBER_TYPE_CONSUMER: i8 = 0;
+/// Kafka's member type for a member of the consumer protocol (0 is classic, -1 unknown).
+const MEMBER_TYPE_CONSUMER: i8 = 1;
 /// "Not asked for", as Kafka fills `authorized_operations` when the request does not ask.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
