@@ -365,8 +365,9 @@ async fn alter_group(
 /// One resource's outcome, as both alter APIs answer it.
 type Outcome = (i8, StrBytes, Result<(), ApiError>);
 
-/// Runs each resource in order: at once when the request names no group, else in a reply
-/// that waits for the group coordinator.
+/// Runs each resource of an alter request in order: a group resource through `group`, any
+/// other (a topic, or a type that cannot be altered) through `topic`. At once when the
+/// request names no group, else in a reply that waits for the group coordinator.
 fn alter_each<R, F, G, Fut>(
     state: &Arc<BrokerState>,
     resources: Vec<R>,
