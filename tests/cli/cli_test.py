@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Runs every `weir` CLI command against weir and against Apache Kafka, and checks the
 table and JSON outputs, the reset plan/execute/undo cycle on a real group, the numbers
-against Kafka's own kafka-consumer-groups, and the error messages.
+against Kafka's own kafka-consumer-groups, and the error messages. A consumer-protocol group
+(KIP-848) is read by `weir groups list/describe` and by Kafka's kafka-consumer-groups,
+kafka-groups and kafka-configs, its group configs set with kafka-configs and seen at work.
 
-Usage: cli_test.py WEIR_BIN [--broker weir|kafka|both]   (default both)
+Usage: cli_test.py WEIR_BIN [--broker weir|kafka|both] [--only cli|consumer-groups]
+(default: both brokers, every scenario)
 Ends with "N passed, N failed"; exits non-zero on any failure.
 """
 import argparse
@@ -17,6 +20,8 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "compat"))
 from harness import Kafka, Member, Report, Weir, kafka_tool, wait_until  # noqa: E402
+
+import consumer_heartbeat  # noqa: E402
 
 
 def uid():
@@ -213,6 +218,231 @@ def run_against(r, broker, weir_bin):  # noqa: C901 - one scenario, read top to 
     r.check(f"{tag} topics delete", code == 0 and f"topic '{topic}' deleted" in out and topic not in {t["name"] for t in cli.json("topics", "list")}, out + err)
 
 
+def kafka_rows(out, first):
+    """The whitespace-split rows of a Kafka tool's table whose first column is `first`."""
+    return [l.split() for l in out.splitlines() if l.split()[:1] == [first]]
+
+
+def partitions_text(assignment):
+    """{"t": [0, 1]} as Kafka's tools print an assignment: "t:0,1", "-" for none."""
+    text = ",".join(f"{t}:{','.join(str(p) for p in sorted(ps))}" for t, ps in sorted(assignment.items()) if ps)
+    return text or "-"
+
+
+def consumer_group_scenario(r, broker, weir_bin):  # noqa: C901 - one scenario, read top to bottom
+    """A consumer-protocol group (KIP-848) with its own group configs, read by `weir groups`
+    and by Kafka's kafka-consumer-groups, kafka-groups and kafka-configs."""
+    b, tag = broker.bootstrap, f"[{broker.name}]"
+    work = tempfile.mkdtemp(prefix="weir-cli-")
+    cli = Cli(weir_bin, b, work)
+    topic, group, classic, quiet = f"cg-{uid()}", f"cg-g-{uid()}", f"cg-classic-{uid()}", f"cg-quiet-{uid()}"
+    cli("topics", "create", topic, "--partitions", "4")
+    cli("produce", topic, stdin="".join(f"v{i}\n" for i in range(400)))
+
+    def configs(*args):
+        return kafka_tool("kafka-configs", "--bootstrap-server", b, "--entity-type", "groups", *args)
+
+    def lines(out):
+        return [l.strip() for l in out.splitlines() if l.strip()]
+
+    # ---- group configs with Kafka's kafka-configs
+    code, out = configs("--entity-name", group, "--alter", "--add-config",
+                        "consumer.heartbeat.interval.ms=10000,consumer.session.timeout.ms=30000")
+    r.check(f"{tag} kafka-configs --alter --add-config sets a group's heartbeat interval and session timeout",
+            code == 0 and f"Completed updating config for group {group}." in out, out[-300:])
+    dynamic = [
+        "consumer.heartbeat.interval.ms=10000 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.heartbeat.interval.ms=10000, "
+        "STATIC_BROKER_CONFIG:group.consumer.heartbeat.interval.ms=500, DEFAULT_CONFIG:group.consumer.heartbeat.interval.ms=5000}",
+        "consumer.session.timeout.ms=30000 sensitive=false synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=30000, "
+        "STATIC_BROKER_CONFIG:group.consumer.session.timeout.ms=6000, DEFAULT_CONFIG:group.consumer.session.timeout.ms=45000}",
+    ]
+    code, out = configs("--entity-name", group, "--describe")
+    r.check(f"{tag} kafka-configs --describe shows the group's configs with their synonyms",
+            code == 0 and lines(out) == [f"Dynamic configs for group {group} are:"] + dynamic, out[-600:])
+    for setting, message in [
+        ("consumer.session.timeout.ms=1000", "consumer.session.timeout.ms must be in the range 6000 to 60000 inclusive."),
+        ("consumer.heartbeat.interval.ms=40000", "consumer.heartbeat.interval.ms must be in the range 500 to 15000 inclusive."),
+        ("consumer.session.timeout.ms=9000", "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"),
+        ("consumer.bogus=1", "Unknown group config name: consumer.bogus"),
+        ("consumer.session.timeout.ms=soon", "Invalid value soon for configuration consumer.session.timeout.ms: Not a number of type INT"),
+    ]:
+        code, out = configs("--entity-name", group, "--alter", "--add-config", setting)
+        r.check(f"{tag} kafka-configs refuses {setting}: {message}",
+                code != 0 and f"InvalidConfigurationException: {message}" in out, out[-400:])
+    code, out = configs("--describe")
+    r.check(f"{tag} kafka-configs --describe of every group names the group with configs",
+            code == 0 and f"Dynamic configs for group {group} are:" in out, out[-600:])
+    code, out = configs("--entity-name", f"nobody-{uid()}", "--describe")
+    r.check(f"{tag} kafka-configs --describe of a group with neither members nor configs says so",
+            code == 0 and "doesn't exist and doesn't have dynamic config." in out, out[-300:])
+
+    # ---- a consumer-protocol group reconciling, as weir and Kafka's tools show it
+    # A member that joins and then falls silent holds every partition; once a second member
+    # joins, the silent one should give half up, but never heartbeats to learn it: both are
+    # reconciling until the group's session timeout (30 s) removes the silent one. (Kafka 4.4
+    # computes the new target only at a heartbeat at least `consumer.assignment.interval.ms`
+    # after the join, so there the group is Assigning until the new member's second
+    # heartbeat, 10 s later; weir computes it at once.)
+    silent = consumer_heartbeat.join(b, group, topic)
+    silent_at = time.time()
+    r.check(f"{tag} a member joining the group is told the group's heartbeat interval (10 s)",
+            silent["error"] == 0 and silent["heartbeat_interval_ms"] == 10000, str(silent))
+    members = [Member("confluent-kafka", b, topic, group, protocol="consumer", assignor="range")]
+    try:
+        seen = {}
+
+        def reconciling():
+            try:
+                seen["d"] = cli.json("groups", "describe", group)
+            except RuntimeError:
+                return False
+            return len(seen["d"]["members"]) == 2 and seen["d"]["reconciling_members"] == 2
+
+        ok = wait_until(reconciling, 20)
+        code, table, err = cli("groups", "describe", group)
+        code, tool = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", group,
+                                "--members", "--verbose")
+        in_window = time.time() - silent_at < 28
+        d = seen.get("d", {})
+        ms = {m["member_id"]: m for m in d.get("members", [])}
+        held = ms.get(silent["member_id"], {})
+        targets = sorted(p for m in ms.values() for ps in (m.get("target_assignment") or {}).values() for p in ps)
+        r.check(f"{tag} groups describe (json) while reconciling: epochs, owned and target partitions, who is reconciling",
+                ok and d["group_protocol"] == "consumer" and d["assignor"] == "range" and targets == [0, 1, 2, 3]
+                and d["group_epoch"] == d["assignment_epoch"] and d["state"] == "Reconciling"
+                and held.get("assignment") == {topic: [0, 1, 2, 3]} and held.get("member_epoch", 1e9) < d["assignment_epoch"]
+                and all(m["reconciling"] and m["assignment"] != m["target_assignment"] for m in ms.values()),
+                json.dumps(d)[:900])
+        header = next((l.split() for l in table.splitlines() if "RECONCILING" in l), [])
+        r.check(f"{tag} groups describe (table) while reconciling: epochs in the first line, owned and target partitions per member",
+                "group epoch" in table and "target assignment epoch" in table and "2 reconciling" in table
+                and header[4:] == ["EPOCH", "PARTITIONS", "TARGET", "RECONCILING"]
+                and sum(l.split()[-1:] == ["yes"] for l in table.splitlines()) == 2, table)
+        rows = {row[1]: row for row in kafka_rows(tool, group) if len(row) == 9}
+        silent_row = rows.get(silent["member_id"], [""] * 9)
+        r.check(f"{tag} kafka-consumer-groups --describe --members --verbose shows the silent member's partitions and its smaller target",
+                code == 0 and in_window and len(rows) == 2 and silent_row[6] == f"{topic}:0,1,2,3"
+                and silent_row[8] == partitions_text(held.get("target_assignment") or {}), tool[-800:])
+        members.append(Member("confluent-kafka", b, topic, group, protocol="consumer", assignor="range"))
+
+        # Converged: stable, every member at the target epoch with exactly its target.
+        def stable():
+            try:
+                seen["d"] = cli.json("groups", "describe", group)
+            except RuntimeError:
+                return False
+            x = seen["d"]
+            return (x["state"] == "Stable" and len(x["members"]) == 2 and x["reconciling_members"] == 0
+                    and all(m["assignment"] for m in x["members"]))
+
+        ok = wait_until(stable, 90)
+        d = seen["d"]
+        r.check(f"{tag} groups describe (json) once converged: Stable, no member reconciling, each at the target epoch",
+                ok and silent["member_id"] not in {m["member_id"] for m in d["members"]} and all(m["member_epoch"] == d["assignment_epoch"] and m["assignment"] == m["target_assignment"]
+                           and m["member_type"] == "consumer" and m["subscribed_topics"] == [topic] for m in d["members"])
+                and d["group_epoch"] == d["assignment_epoch"], json.dumps(d)[:800])
+        code, tool = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", group,
+                                "--members", "--verbose")
+        theirs = sorted((row[1], row[5], row[6], row[7], row[8]) for row in kafka_rows(tool, group) if len(row) == 9)
+        mine = sorted((m["member_id"], str(m["member_epoch"]), partitions_text(m["assignment"]), str(d["assignment_epoch"]),
+                       partitions_text(m["target_assignment"])) for m in d["members"])
+        r.check(f"{tag} kafka-consumer-groups --describe --members --verbose: the same members, epochs, owned and target partitions",
+                code == 0 and theirs == mine, f"Kafka's tool {theirs} vs weir {mine}")
+        code, tool = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", group,
+                                "--state", "--verbose")
+        row = (kafka_rows(tool, group) or [[]])[0]
+        r.check(f"{tag} kafka-consumer-groups --describe --state --verbose: assignor, state, group and target epochs, members",
+                code == 0 and row[3:] == ["range", "Stable", str(d["group_epoch"]), str(d["assignment_epoch"]), "2"],
+                f"{row} vs weir {d['group_epoch']}/{d['assignment_epoch']}")
+        code, tool = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", group)
+        owners = {int(row[2]): row[6] for row in kafka_rows(tool, group) if len(row) >= 7 and row[1] == topic}
+        mine = {p["partition"]: p["member_id"] for p in d["partitions"]}
+        r.check(f"{tag} kafka-consumer-groups --describe: each partition's member as weir shows it",
+                code == 0 and owners == mine and len(owners) == 4, f"Kafka's tool {owners} vs weir {mine}")
+
+        # ---- lists: weir's, and Kafka's kafka-groups and kafka-consumer-groups
+        members.append(Member("confluent-kafka", b, topic, classic))
+        wait_until(lambda: members[2].assignment == [0, 1, 2, 3], 60)
+        wait_until(lambda: cli.json("groups", "describe", classic)["state"] == "Stable", 30)
+        listed = {g["group"]: g for g in cli.json("groups", "list")}
+        mine = listed.get(group, {})
+        theirs = listed.get(classic, {})
+        r.check(f"{tag} groups list (json): protocol, assignor, members, epochs and reconciling members of each group",
+                {k: mine.get(k) for k in ("group_protocol", "state", "assignor", "members", "group_epoch", "assignment_epoch",
+                                          "reconciling_members", "protocol_type")}
+                == {"group_protocol": "consumer", "state": "Stable", "assignor": "range", "members": 2,
+                    "group_epoch": d["group_epoch"], "assignment_epoch": d["assignment_epoch"], "reconciling_members": 0,
+                    "protocol_type": "consumer"}
+                and {k: theirs.get(k) for k in ("group_protocol", "state", "assignor", "members", "group_epoch")}
+                == {"group_protocol": "classic", "state": "Stable", "assignor": "range", "members": 1, "group_epoch": None},
+                f"{mine} {theirs}")
+        code, out, err = cli("groups", "list")
+        rows = {l.split()[0]: l.split()[1:] for l in out.splitlines() if l.split()}
+        r.check(f"{tag} groups list (table): STATE, PROTOCOL, ASSIGNOR, MEMBERS, GROUP-EPOCH, TARGET-EPOCH, RECONCILING",
+                rows.get("GROUP") == ["STATE", "PROTOCOL", "ASSIGNOR", "MEMBERS", "GROUP-EPOCH", "TARGET-EPOCH", "RECONCILING"]
+                and rows.get(group) == ["Stable", "consumer", "range", "2", str(d["group_epoch"]), str(d["assignment_epoch"]), "0"]
+                and rows.get(classic) == ["Stable", "classic", "range", "1", "-", "-", "-"], out)
+        consumer_only = {g["group"] for g in cli.json("groups", "list", "--protocol", "consumer")}
+        classic_only = {g["group"] for g in cli.json("groups", "list", "--protocol", "classic")}
+        r.check(f"{tag} groups list --protocol consumer|classic", group in consumer_only and classic not in consumer_only
+                and classic in classic_only and group not in classic_only, f"{consumer_only} {classic_only}")
+        code, out = kafka_tool("kafka-groups", "--bootstrap-server", b, "--list")
+        rows = {l.split()[0]: l.split()[1:] for l in out.splitlines() if l.split()}
+        r.check(f"{tag} kafka-groups --list: the consumer group's type and protocol",
+                code == 0 and rows.get(group) == ["Consumer", "consumer"] and rows.get(classic) == ["Classic", "consumer"], out[-500:])
+        code, out = kafka_tool("kafka-groups", "--bootstrap-server", b, "--list", "--group-type", "consumer")
+        listed = {l.split()[0] for l in out.splitlines() if l.split()}
+        r.check(f"{tag} kafka-groups --list --group-type consumer", code == 0 and group in listed and classic not in listed, out[-500:])
+        code, out = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b, "--list", "--type")
+        rows = {l.split()[0]: l.split()[1:] for l in out.splitlines() if l.split()}
+        r.check(f"{tag} kafka-consumer-groups --list --type", code == 0 and rows.get(group) == ["Consumer"]
+                and rows.get(classic) == ["Classic"], out[-500:])
+        code, out = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b, "--describe", "--group", classic,
+                               "--state")
+        row = (kafka_rows(out, classic) or [[]])[0]
+        r.check(f"{tag} kafka-consumer-groups --describe --state of a classic group next to it", row[3:] == ["range", "Stable", "1"],
+                out[-400:])
+    finally:
+        for m in members:
+            m.leave()
+
+    # ---- the group configs at work: a silent member, its heartbeat interval and session
+    code, out = configs("--entity-name", quiet, "--alter", "--add-config",
+                        "consumer.heartbeat.interval.ms=1500,consumer.session.timeout.ms=12000")
+    joined = time.time()
+    j = consumer_heartbeat.join(b, quiet, topic)
+    other = consumer_heartbeat.join(b, f"cg-other-{uid()}", topic)
+    r.check(f"{tag} a joining member is told its group's heartbeat interval (1500 ms; the broker's is 500)",
+            code == 0 and j["error"] == 0 and j["heartbeat_interval_ms"] == 1500 and other["heartbeat_interval_ms"] == 500,
+            f"{j} {other}")
+
+    def quiet_members():
+        try:
+            return len(cli.json("groups", "describe", quiet)["members"])
+        except RuntimeError:
+            return 0
+
+    time.sleep(max(0.0, joined + 8 - time.time()))
+    present = quiet_members()
+    gone = wait_until(lambda: quiet_members() == 0, 20)
+    elapsed = time.time() - joined
+    r.check(f"{tag} a silent member outlives the broker's session timeout (6 s) under its group's (12 s), then is removed",
+            present == 1 and gone and 11.5 <= elapsed <= 20, f"members at 8 s: {present}; removed after {elapsed:.1f} s")
+
+    # ---- kept across a restart, and still applied
+    broker.restart()
+    code, out = configs("--entity-name", group, "--describe")
+    r.check(f"{tag} group configs survive a broker restart", code == 0 and lines(out)[1:] == dynamic, out[-600:])
+    j = consumer_heartbeat.join(b, group, topic)
+    r.check(f"{tag} after the restart a joining member is told its group's heartbeat interval",
+            j["error"] == 0 and j["heartbeat_interval_ms"] == 10000, str(j))
+    code, out = configs("--entity-name", group, "--alter", "--delete-config",
+                        "consumer.heartbeat.interval.ms,consumer.session.timeout.ms")
+    code2, out2 = configs("--entity-name", group, "--describe")
+    r.check(f"{tag} kafka-configs --delete-config returns the group to the broker's settings",
+            code == 0 and code2 == 0 and lines(out2) == [f"Dynamic configs for group {group} are:"], out + out2)
+
+
 def run_offline(r, weir_bin):
     work = tempfile.mkdtemp(prefix="weir-cli-")
     cli = Cli(weir_bin, "", work)
@@ -242,17 +472,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("weir_bin")
     ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
+    ap.add_argument("--only", choices=["cli", "consumer-groups"], help="run one scenario")
     a = ap.parse_args()
     a.weir_bin = os.path.abspath(a.weir_bin)
     r = Report()
-    run_offline(r, a.weir_bin)
+    if a.only is None:
+        run_offline(r, a.weir_bin)
     for name in (["weir", "kafka"] if a.broker == "both" else [a.broker]):
         broker = Weir(a.weir_bin) if name == "weir" else Kafka()
         broker.start()
         try:
-            run_against(r, broker, a.weir_bin)
+            if a.only in (None, "cli"):
+                run_against(r, broker, a.weir_bin)
         except Exception as e:  # a scenario that cannot run is a failure
             r.check(f"[{name}] CLI scenario ran", False, repr(e))
+        try:
+            if a.only in (None, "consumer-groups"):
+                consumer_group_scenario(r, broker, a.weir_bin)
+        except Exception as e:  # noqa: BLE001 - reported as a failure
+            r.check(f"[{name}] consumer group scenario ran", False, repr(e))
         finally:
             broker.stop()
     r.finish()

@@ -28,6 +28,8 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
         MetaError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor.code(),
         MetaError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+        MetaError::InvalidGroupConfig(_) => ResponseError::InvalidConfig.code(),
+        MetaError::TooManyGroupConfigs(_) => ResponseError::PolicyViolation.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
     }
 }

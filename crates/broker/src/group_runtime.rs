@@ -5,18 +5,26 @@
 //! On start, what the journal holds and a partition lacks is appended again, then every
 //! record of `__consumer_offsets` is replayed into the coordinator, transactional offset
 //! commits and the markers that end them included.
+//!
+//! Group configs (`consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms` of one
+//! group) are kept in the catalog, not in `__consumer_offsets`: they are handed to the
+//! coordinator at start and after each change ([`GroupRuntime::alter_group_configs`]).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use weir_groups::{Coordinator, CoordinatorConfig, GroupRequest, GroupResponse, RequestContext};
+use weir_groups::{
+    Coordinator, CoordinatorConfig, GroupConfig, GroupRequest, GroupResponse, RequestContext,
+};
+use weir_meta::group_config::GroupConfigOverrides;
 
 use crate::coordinator_runtime::{
     ensure_internal_topic, recover_journal, replay_topic, Caller, CoordinatorHandle,
     CoordinatorRecord, Persistence, Replayed, Shard, Step,
 };
 use crate::offsets_journal::OffsetsJournal;
-use crate::state::BrokerState;
+use crate::state::{ApiError, BrokerState};
 
 /// The internal topic holding group metadata and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -31,12 +39,26 @@ pub enum GroupCall {
         producer_id: i64,
         commit: bool,
     },
+    /// Group `group_id`'s configs are now `config` (already persisted in the catalog).
+    Configure {
+        group_id: String,
+        config: GroupConfig,
+    },
 }
 
 /// What the group coordinator task answers.
 pub enum GroupAnswer {
     Api(GroupResponse),
     MarkerApplied,
+    Configured,
+}
+
+/// The coordinator's form of a group's overrides from the catalog.
+fn group_config_of(o: GroupConfigOverrides) -> GroupConfig {
+    GroupConfig {
+        consumer_session_timeout_ms: o.consumer_session_timeout_ms,
+        consumer_heartbeat_interval_ms: o.consumer_heartbeat_interval_ms,
+    }
 }
 
 /// The group coordinator as a [`Shard`].
@@ -94,6 +116,13 @@ impl Shard for GroupShard {
                     records: Vec::new(),
                 }
             }
+            GroupCall::Configure { group_id, config } => {
+                self.coordinator.set_group_config(&group_id, config);
+                Step {
+                    responses: vec![(caller.token, GroupAnswer::Configured)],
+                    records: Vec::new(),
+                }
+            }
         }
     }
 
@@ -117,6 +146,9 @@ impl Shard for GroupShard {
 #[derive(Clone)]
 pub struct GroupRuntime {
     handle: CoordinatorHandle<GroupShard>,
+    /// Held from a group config's write to the catalog until the coordinator has it, so
+    /// concurrent changes reach the coordinator in the order the catalog took them.
+    config_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The coordinator after replaying `__consumer_offsets`, ready to be spawned.
@@ -143,6 +175,7 @@ impl LoadedGroups {
                 },
                 persistence,
             ),
+            config_writes: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }
@@ -194,6 +227,9 @@ impl GroupRuntime {
             ..CoordinatorConfig::default()
         };
         let mut coordinator = Coordinator::new(config);
+        for (group_id, overrides) in state.all_group_configs() {
+            coordinator.set_group_config(&group_id, group_config_of(overrides));
+        }
         let journal = recover_journal(
             state,
             OFFSETS_TOPIC,
@@ -251,7 +287,36 @@ impl GroupRuntime {
             .await?
         {
             GroupAnswer::Api(r) => Some(r),
-            GroupAnswer::MarkerApplied => None,
+            GroupAnswer::MarkerApplied | GroupAnswer::Configured => None,
+        }
+    }
+
+    /// Changes group `group_id`'s configs: `change` turns the current overrides into the
+    /// new ones, which the catalog checks and (with `apply`) persists; then the coordinator
+    /// is handed them, and only then does this return. Changes are serialized, so the
+    /// coordinator always ends with what the catalog holds.
+    pub async fn alter_group_configs(
+        &self,
+        state: &Arc<BrokerState>,
+        group_id: &str,
+        apply: bool,
+        change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
+    ) -> Result<(), ApiError> {
+        let _serialized = self.config_writes.lock().await;
+        let overrides = state.set_group_configs(group_id, apply, change)?;
+        if !apply {
+            return Ok(());
+        }
+        let call = GroupCall::Configure {
+            group_id: group_id.to_string(),
+            config: group_config_of(overrides),
+        };
+        match self.handle.call(0, String::new(), String::new(), call).await {
+            Some(_) => Ok(()),
+            None => Err(ApiError::new(
+                weir_wire::ResponseError::CoordinatorNotAvailable,
+                "the group coordinator is shutting down; the config is stored and applies at the next start",
+            )),
         }
     }
 

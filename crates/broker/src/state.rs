@@ -13,6 +13,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 use weir_log::{LogConfig, PartitionLog};
+use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
 use weir_meta::{Catalog, MetaError, Topic};
 use weir_wire::ResponseError;
 
@@ -355,6 +356,73 @@ impl BrokerState {
             }
         }
         Ok(())
+    }
+
+    /// What a group config may be: the broker's `group.consumer.*` defaults and bounds.
+    pub fn group_config_limits(&self) -> GroupConfigLimits {
+        let c = &self.config;
+        GroupConfigLimits {
+            consumer_session_timeout_ms: c.group_consumer_session_timeout_ms,
+            consumer_session_timeout_bounds_ms: c.group_consumer_session_timeout_bounds_ms,
+            consumer_heartbeat_interval_ms: c.group_consumer_heartbeat_interval_ms,
+            consumer_heartbeat_interval_bounds_ms: c.group_consumer_heartbeat_interval_bounds_ms,
+        }
+    }
+
+    /// A group's config overrides; empty when it has none.
+    pub fn group_configs(&self, group_id: &str) -> BTreeMap<String, String> {
+        self.catalog.lock().group_configs(group_id)
+    }
+
+    /// The ids of the groups that have configs of their own, sorted.
+    pub fn groups_with_configs(&self) -> Vec<String> {
+        self.catalog.lock().group_configs.keys().cloned().collect()
+    }
+
+    /// Every group's config overrides, by group id, typed. Entries the current bounds no
+    /// longer allow (the broker was restarted with other bounds) are skipped with a warning.
+    pub fn all_group_configs(&self) -> BTreeMap<String, GroupConfigOverrides> {
+        let limits = self.group_config_limits();
+        let catalog = self.catalog.lock();
+        let mut out = BTreeMap::new();
+        for (group_id, configs) in &catalog.group_configs {
+            match weir_meta::group_config::validate(configs, &limits) {
+                Ok(o) => {
+                    out.insert(group_id.clone(), o);
+                }
+                Err(e) => {
+                    tracing::warn!(group = %group_id, error = %e, "group configs outside the broker's bounds are not applied")
+                }
+            }
+        }
+        out
+    }
+
+    /// Changes a group's config overrides: `change` turns the current ones into the new
+    /// ones, which are checked against the broker's bounds and, with `apply`, persisted,
+    /// all under the catalog lock. Returns the new overrides, typed.
+    pub fn set_group_configs(
+        &self,
+        group_id: &str,
+        apply: bool,
+        change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
+    ) -> Result<GroupConfigOverrides, ApiError> {
+        let mut catalog = self.catalog.lock();
+        let configs = change(catalog.group_configs(group_id))?;
+        let overrides = weir_meta::group_config::validate(&configs, &self.group_config_limits())?;
+        if !apply {
+            return Ok(overrides);
+        }
+        let before = catalog.group_configs(group_id);
+        catalog.replace_group_configs(group_id, weir_meta::group_config::normalized(&overrides))?;
+        if let Err(e) = self.persist_catalog(&catalog) {
+            // Memory stays what the disk holds.
+            catalog
+                .replace_group_configs(group_id, before)
+                .expect("the group had these configs a moment ago");
+            return Err(e.into());
+        }
+        Ok(overrides)
     }
 
     /// A new producer id for InitProducerId; the catalog is persisted when a new block starts.

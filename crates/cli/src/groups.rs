@@ -1,5 +1,9 @@
 //! `weir groups`: list, describe (lag in records and in time), reset-offsets (plan, execute,
 //! undo), delete, delete-offsets.
+//!
+//! Both protocols are read as Kafka's admin client reads them: a consumer group (KIP-848,
+//! `group.protocol=consumer`) through ConsumerGroupDescribe, with its epochs, its assignor
+//! and each member's owned and target partitions; a classic group through DescribeGroups.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -20,18 +24,27 @@ use crate::output::{self, emit, Format};
 
 #[derive(Subcommand)]
 pub enum GroupsCommand {
-    /// List consumer groups with their state.
+    /// List groups with their protocol (classic or consumer), state, assignor and members;
+    /// for consumer-protocol groups also the group epoch, the target assignment epoch and how
+    /// many members are still reconciling towards their target.
     ///
     /// Examples:
     ///   weir groups list
+    ///   weir groups list --protocol consumer
     ///   weir groups list --state Stable --output json
     List {
-        /// Only groups in this state (Empty, Stable, PreparingRebalance, CompletingRebalance, Dead).
+        /// Only groups in this state (Empty, Stable, PreparingRebalance, CompletingRebalance,
+        /// Assigning, Reconciling, Dead).
         #[arg(long)]
         state: Option<String>,
+        /// Only groups of this protocol: classic or consumer.
+        #[arg(long, value_name = "classic|consumer")]
+        protocol: Option<String>,
     },
-    /// Show a group: state, members and their partitions, committed offsets and lag per
-    /// partition, and total lag per topic in records and in time.
+    /// Show a group: protocol, state, assignor and epochs, members and their partitions
+    /// (for consumer-protocol groups each member's epoch and target partitions, and which
+    /// members are still reconciling), committed offsets and lag per partition, and total
+    /// lag per topic in records and in time.
     ///
     /// Examples:
     ///   weir groups describe orders-app
@@ -109,7 +122,7 @@ pub enum GroupsCommand {
 
 pub async fn run(cluster: &mut Cluster, format: Format, cmd: GroupsCommand) -> anyhow::Result<()> {
     match cmd {
-        GroupsCommand::List { state } => list(cluster, format, state).await,
+        GroupsCommand::List { state, protocol } => list(cluster, format, state, protocol).await,
         GroupsCommand::Describe { group, watch } => match watch {
             None => describe(cluster, format, &group).await,
             Some(secs) => loop {
@@ -176,18 +189,63 @@ pub struct MemberInfo {
     pub instance_id: Option<String>,
     pub client_id: String,
     pub host: String,
-    /// topic -> partitions, when the group's protocol type is "consumer".
+    /// topic -> partitions the member holds (for a classic group, when its protocol type
+    /// is "consumer").
     pub assignment: BTreeMap<String, Vec<i32>>,
+    /// Consumer protocol only: the member's epoch.
+    pub member_epoch: Option<i32>,
+    /// Consumer protocol only: topic -> partitions the member is heading for.
+    pub target: Option<BTreeMap<String, Vec<i32>>>,
+    /// Consumer protocol only: "consumer", or "classic" for a classic member of a consumer
+    /// group.
+    pub member_type: Option<&'static str>,
+    pub subscribed_topics: Vec<String>,
+    pub subscribed_regex: Option<String>,
 }
+
+impl MemberInfo {
+    /// Whether a consumer-protocol member is still moving towards its target: behind the
+    /// group's target assignment epoch, or holding other partitions than its target.
+    pub fn reconciling(&self, assignment_epoch: Option<i32>) -> bool {
+        match (self.member_epoch, assignment_epoch, &self.target) {
+            (Some(epoch), Some(target_epoch), Some(target)) => {
+                epoch < target_epoch || *target != self.assignment
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The group protocol (Kafka's `group.protocol`) of a consumer group (KIP-848).
+pub const PROTOCOL_CONSUMER: &str = "consumer";
+/// The group protocol of a classic group.
+pub const PROTOCOL_CLASSIC: &str = "classic";
 
 pub struct GroupInfo {
     pub state: String,
+    /// "consumer" (KIP-848) or "classic".
+    pub group_protocol: &'static str,
+    /// A classic group's protocol type ("consumer", "connect", ...); "consumer" for a
+    /// consumer group.
     pub protocol_type: String,
+    /// The assignor: a classic group's chosen protocol, a consumer group's server assignor.
     pub protocol: String,
     pub coordinator: i32,
     pub members: Vec<MemberInfo>,
     /// (topic, partition) -> committed offset
     pub committed: BTreeMap<(String, i32), i64>,
+    /// Consumer protocol only: the group epoch and the epoch of its target assignment.
+    pub group_epoch: Option<i32>,
+    pub assignment_epoch: Option<i32>,
+}
+
+impl GroupInfo {
+    pub fn reconciling_members(&self) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.reconciling(self.assignment_epoch))
+            .count()
+    }
 }
 
 fn decode_assignment(bytes: &bytes::Bytes) -> BTreeMap<String, Vec<i32>> {
@@ -267,9 +325,125 @@ async fn committed_offsets(
         .collect())
 }
 
-/// A group's state, members and committed offsets; a clear error when it does not exist.
+/// Topic -> partitions of a ConsumerGroupDescribe assignment.
+fn consumer_assignment(
+    a: &consumer_group_describe_response::Assignment,
+) -> BTreeMap<String, Vec<i32>> {
+    let mut out: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for t in &a.topic_partitions {
+        let ps = out.entry(t.topic_name.to_string()).or_default();
+        ps.extend(t.partitions.iter().copied());
+        ps.sort_unstable();
+    }
+    out
+}
+
+/// Kafka's member types in ConsumerGroupDescribe v1.
+fn member_type_name(code: i8) -> Option<&'static str> {
+    match code {
+        0 => Some(PROTOCOL_CLASSIC),
+        1 => Some(PROTOCOL_CONSUMER),
+        _ => None,
+    }
+}
+
+/// Consumer groups described by their coordinator, by group id: those that are consumer
+/// groups; a classic or unknown group is left out (Kafka answers GROUP_ID_NOT_FOUND for
+/// them), as is everything when the broker has no ConsumerGroupDescribe.
+async fn describe_consumer_groups(
+    cluster: &mut Cluster,
+    coordinator: i32,
+    groups: &[String],
+) -> anyhow::Result<BTreeMap<String, GroupInfo>> {
+    let mut out = BTreeMap::new();
+    let address = cluster
+        .brokers
+        .get(&coordinator)
+        .cloned()
+        .ok_or_else(|| anyhow!("coordinator {coordinator} is not in the metadata"))?;
+    if groups.is_empty()
+        || cluster
+            .conn(&address)
+            .await?
+            .version::<ConsumerGroupDescribeRequest>()
+            .is_err()
+    {
+        return Ok(out);
+    }
+    for chunk in groups.chunks(DESCRIBE_GROUPS_PER_REQUEST_MAX) {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(chunk.iter().map(|g| GroupId(sb(g))).collect());
+        let resp = cluster.call_on(coordinator, &req).await?;
+        for g in resp.groups {
+            if g.error_code == ResponseError::GroupIdNotFound.code() {
+                continue;
+            }
+            if g.error_code != 0 {
+                bail!(
+                    "cannot describe group '{}': {}",
+                    g.group_id.as_str(),
+                    error_name(g.error_code)
+                );
+            }
+            let members = g
+                .members
+                .iter()
+                .map(|m| MemberInfo {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.instance_id.as_ref().map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: consumer_assignment(&m.assignment),
+                    member_epoch: Some(m.member_epoch),
+                    target: Some(consumer_assignment(&m.target_assignment)),
+                    member_type: member_type_name(m.member_type),
+                    subscribed_topics: m
+                        .subscribed_topic_names
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect(),
+                    subscribed_regex: m
+                        .subscribed_topic_regex
+                        .as_ref()
+                        .filter(|r| !r.is_empty())
+                        .map(|s| s.to_string()),
+                })
+                .collect();
+            out.insert(
+                g.group_id.to_string(),
+                GroupInfo {
+                    state: g.group_state.to_string(),
+                    group_protocol: PROTOCOL_CONSUMER,
+                    protocol_type: PROTOCOL_CONSUMER.to_string(),
+                    protocol: g.assignor_name.to_string(),
+                    coordinator,
+                    members,
+                    committed: BTreeMap::new(),
+                    group_epoch: Some(g.group_epoch),
+                    assignment_epoch: Some(g.assignment_epoch),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Groups named in one describe request, so a list of many groups is read in bounded
+/// requests.
+const DESCRIBE_GROUPS_PER_REQUEST_MAX: usize = 100;
+
+/// A group's protocol, state, members and committed offsets; a clear error when it does
+/// not exist. A consumer group is read with ConsumerGroupDescribe, a classic one (or any
+/// group, from a broker without that API) with DescribeGroups.
 pub async fn read_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<GroupInfo> {
     let coordinator = cluster.coordinator(group).await?;
+    if let Some(mut g) = describe_consumer_groups(cluster, coordinator, &[group.to_string()])
+        .await?
+        .remove(group)
+    {
+        g.committed = committed_offsets(cluster, coordinator, group).await?;
+        return Ok(g);
+    }
     let req = DescribeGroupsRequest::default().with_groups(vec![GroupId(sb(group))]);
     let resp = cluster.call_on(coordinator, &req).await?;
     let g = resp
@@ -305,24 +479,108 @@ pub async fn read_group(cluster: &mut Cluster, group: &str) -> anyhow::Result<Gr
             } else {
                 BTreeMap::new()
             },
+            member_epoch: None,
+            target: None,
+            member_type: None,
+            subscribed_topics: Vec::new(),
+            subscribed_regex: None,
         })
         .collect();
     Ok(GroupInfo {
         state: g.group_state.to_string(),
+        group_protocol: PROTOCOL_CLASSIC,
         protocol_type: g.protocol_type.to_string(),
         protocol: g.protocol_data.to_string(),
         coordinator,
         members,
         committed,
+        group_epoch: None,
+        assignment_epoch: None,
     })
 }
 
-async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> anyhow::Result<()> {
+/// One group as ListGroups names it, with what its coordinator's describe adds.
+struct ListedGroup {
+    group: String,
+    state: String,
+    protocol_type: String,
+    group_protocol: &'static str,
+    /// From the describe; None when the group was gone by then.
+    details: Option<GroupInfo>,
+}
+
+/// Classic groups described by their coordinator (DescribeGroups), by group id.
+async fn describe_classic_groups(
+    cluster: &mut Cluster,
+    coordinator: i32,
+    groups: &[String],
+) -> anyhow::Result<BTreeMap<String, GroupInfo>> {
+    let mut out = BTreeMap::new();
+    for chunk in groups.chunks(DESCRIBE_GROUPS_PER_REQUEST_MAX) {
+        let req = DescribeGroupsRequest::default()
+            .with_groups(chunk.iter().map(|g| GroupId(sb(g))).collect());
+        let resp = cluster.call_on(coordinator, &req).await?;
+        for g in resp.groups {
+            if g.error_code != 0 {
+                continue; // gone since it was listed
+            }
+            let members = g
+                .members
+                .iter()
+                .map(|m| MemberInfo {
+                    member_id: m.member_id.to_string(),
+                    instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: BTreeMap::new(),
+                    member_epoch: None,
+                    target: None,
+                    member_type: None,
+                    subscribed_topics: Vec::new(),
+                    subscribed_regex: None,
+                })
+                .collect();
+            out.insert(
+                g.group_id.to_string(),
+                GroupInfo {
+                    state: g.group_state.to_string(),
+                    group_protocol: PROTOCOL_CLASSIC,
+                    protocol_type: g.protocol_type.to_string(),
+                    protocol: g.protocol_data.to_string(),
+                    coordinator,
+                    members,
+                    committed: BTreeMap::new(),
+                    group_epoch: None,
+                    assignment_epoch: None,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// "classic" or "consumer" as the user may write it.
+fn parse_protocol(s: &str) -> anyhow::Result<&'static str> {
+    match s.to_ascii_lowercase().as_str() {
+        PROTOCOL_CLASSIC => Ok(PROTOCOL_CLASSIC),
+        PROTOCOL_CONSUMER => Ok(PROTOCOL_CONSUMER),
+        _ => bail!("'{s}' is not a group protocol; write classic or consumer"),
+    }
+}
+
+async fn list(
+    cluster: &mut Cluster,
+    format: Format,
+    state: Option<String>,
+    protocol: Option<String>,
+) -> anyhow::Result<()> {
+    let protocol = protocol.as_deref().map(parse_protocol).transpose()?;
     let brokers: Vec<i32> = cluster.brokers.keys().copied().collect();
-    let mut groups = Vec::new();
+    let mut groups: Vec<ListedGroup> = Vec::new();
     for b in brokers {
-        let req =
-            ListGroupsRequest::default().with_states_filter(state.iter().map(|s| sb(s)).collect());
+        let req = ListGroupsRequest::default()
+            .with_states_filter(state.iter().map(|s| sb(s)).collect())
+            .with_types_filter(protocol.iter().map(|p| sb(p)).collect());
         let resp = cluster.call_on(b, &req).await?;
         if resp.error_code != 0 {
             bail!(
@@ -330,35 +588,137 @@ async fn list(cluster: &mut Cluster, format: Format, state: Option<String>) -> a
                 error_name(resp.error_code)
             );
         }
-        for g in resp.groups {
-            groups.push((
-                g.group_id.to_string(),
-                g.group_state.to_string(),
-                g.protocol_type.to_string(),
-            ));
+        let mut listed: Vec<ListedGroup> = resp
+            .groups
+            .into_iter()
+            .map(|g| ListedGroup {
+                group: g.group_id.to_string(),
+                state: g.group_state.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                // Brokers before ListGroups v5 have classic groups only.
+                group_protocol: if g.group_type.eq_ignore_ascii_case(PROTOCOL_CONSUMER) {
+                    PROTOCOL_CONSUMER
+                } else {
+                    PROTOCOL_CLASSIC
+                },
+                details: None,
+            })
+            .collect();
+        // Brokers before ListGroups v4 ignore the state filter, before v5 the type filter.
+        if let Some(s) = &state {
+            listed.retain(|g| g.state.eq_ignore_ascii_case(s));
         }
+        if let Some(p) = protocol {
+            listed.retain(|g| g.group_protocol == p);
+        }
+        // Each broker lists the groups it coordinates, so it describes them too.
+        let ids = |p: &str| -> Vec<String> {
+            listed
+                .iter()
+                .filter(|g| g.group_protocol == p)
+                .map(|g| g.group.clone())
+                .collect()
+        };
+        let (consumer_ids, classic_ids) = (ids(PROTOCOL_CONSUMER), ids(PROTOCOL_CLASSIC));
+        let mut details = describe_consumer_groups(cluster, b, &consumer_ids).await?;
+        details.extend(describe_classic_groups(cluster, b, &classic_ids).await?);
+        for g in &mut listed {
+            g.details = details.remove(&g.group);
+            if let Some(d) = &g.details {
+                // The describe is newer than the listing.
+                g.state = d.state.clone();
+            }
+        }
+        groups.extend(listed);
     }
-    if let Some(s) = &state {
-        // Brokers before ListGroups v4 ignore the filter.
-        groups.retain(|g| g.1.eq_ignore_ascii_case(s));
-    }
-    groups.sort();
+    groups.sort_by(|a, b| a.group.cmp(&b.group));
     let value = json!(groups
         .iter()
-        .map(|(g, s, t)| json!({"group": g, "state": s, "protocol_type": t}))
+        .map(|g| {
+            let d = g.details.as_ref();
+            json!({
+                "group": g.group, "state": g.state, "protocol_type": g.protocol_type,
+                "group_protocol": g.group_protocol,
+                "assignor": d.map(|d| d.protocol.clone()).filter(|a| !a.is_empty()),
+                "members": d.map(|d| d.members.len()),
+                "group_epoch": d.and_then(|d| d.group_epoch),
+                "assignment_epoch": d.and_then(|d| d.assignment_epoch),
+                "reconciling_members": d.filter(|d| d.group_epoch.is_some()).map(|d| d.reconciling_members()),
+            })
+        })
         .collect::<Vec<_>>());
     emit(format, &value, || {
         if groups.is_empty() {
             println!("no consumer groups");
             return;
         }
-        let mut tab = output::table(&["GROUP", "STATE", "PROTOCOL TYPE"]);
-        for (g, s, t) in &groups {
-            tab.add_row(vec![g.clone(), s.clone(), t.clone()]);
+        let mut tab = output::table(&[
+            "GROUP",
+            "STATE",
+            "PROTOCOL",
+            "ASSIGNOR",
+            "MEMBERS",
+            "GROUP-EPOCH",
+            "TARGET-EPOCH",
+            "RECONCILING",
+        ]);
+        let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        for g in &groups {
+            let d = g.details.as_ref();
+            tab.add_row(vec![
+                g.group.clone(),
+                g.state.clone(),
+                protocol_label(g.group_protocol, &g.protocol_type),
+                or_dash(d.map(|d| d.protocol.clone()).filter(|a| !a.is_empty())),
+                or_dash(d.map(|d| d.members.len().to_string())),
+                or_dash(d.and_then(|d| d.group_epoch).map(|e| e.to_string())),
+                or_dash(d.and_then(|d| d.assignment_epoch).map(|e| e.to_string())),
+                or_dash(
+                    d.filter(|d| d.group_epoch.is_some())
+                        .map(|d| d.reconciling_members().to_string()),
+                ),
+            ]);
         }
         println!("{tab}");
     })
 }
+
+/// "consumer", "classic", or "classic (connect)" for a classic group of another protocol
+/// type than "consumer".
+fn protocol_label(group_protocol: &str, protocol_type: &str) -> String {
+    if group_protocol == PROTOCOL_CLASSIC
+        && !protocol_type.is_empty()
+        && protocol_type != PROTOCOL_CONSUMER
+    {
+        format!("{group_protocol} ({protocol_type})")
+    } else {
+        group_protocol.to_string()
+    }
+}
+
+/// Partitions as "topic:0,1 other:2", or "-" for none.
+fn partitions_text(a: &BTreeMap<String, Vec<i32>>) -> String {
+    let text = a
+        .iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| {
+            format!(
+                "{t}:{}",
+                ps.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.is_empty() {
+        "-".into()
+    } else {
+        text
+    }
+}
+
 /// The partitions among `keys` whose group offset was committed inside a transaction that
 /// has not ended yet: a stable OffsetFetch (v7+) answers UNSTABLE_OFFSET_COMMIT for them.
 /// Empty when the broker is too old to say.
@@ -522,13 +882,28 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         .get(&g.coordinator)
         .cloned()
         .unwrap_or_default();
+    let reconciling = g.reconciling_members();
     let value = json!({
-        "group": group, "state": g.state, "protocol_type": g.protocol_type, "assignor": g.protocol,
+        "group": group, "state": g.state, "group_protocol": g.group_protocol,
+        "protocol_type": g.protocol_type, "assignor": g.protocol,
+        "group_epoch": g.group_epoch, "assignment_epoch": g.assignment_epoch,
+        "reconciling_members": g.group_epoch.map(|_| reconciling),
         "coordinator": {"id": g.coordinator, "address": coordinator_addr},
-        "members": g.members.iter().map(|m| json!({
-            "member_id": m.member_id, "group_instance_id": m.instance_id, "client_id": m.client_id, "host": m.host,
-            "assignment": m.assignment,
-        })).collect::<Vec<_>>(),
+        "members": g.members.iter().map(|m| {
+            let mut v = json!({
+                "member_id": m.member_id, "group_instance_id": m.instance_id, "client_id": m.client_id, "host": m.host,
+                "assignment": m.assignment,
+            });
+            if g.group_protocol == PROTOCOL_CONSUMER {
+                v["member_epoch"] = json!(m.member_epoch);
+                v["member_type"] = json!(m.member_type);
+                v["target_assignment"] = json!(m.target);
+                v["reconciling"] = json!(m.reconciling(g.assignment_epoch));
+                v["subscribed_topics"] = json!(m.subscribed_topics);
+                v["subscribed_topic_regex"] = json!(m.subscribed_regex);
+            }
+            v
+        }).collect::<Vec<_>>(),
         "partitions": rows.iter().map(|r| json!({
             "topic": r.topic, "partition": r.partition, "committed_offset": r.committed, "log_end_offset": r.log_end,
             "lag": r.lag, "behind_ms": r.behind_ms, "member_id": r.owner.map(|i| g.members[i].member_id.clone()),
@@ -537,24 +912,32 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
         "lag": totals.iter().map(|(t, (n, ms))| json!({"topic": t, "records": n, "behind_ms": ms})).collect::<Vec<_>>(),
     });
     emit(format, &value, || {
-        println!(
-            "group {group}  state {}  protocol {}{}  coordinator {} ({})  {} member{}",
-            g.state,
-            if g.protocol_type.is_empty() {
-                "-"
-            } else {
-                &g.protocol_type
-            },
-            if g.protocol.is_empty() {
-                String::new()
-            } else {
-                format!("/{}", g.protocol)
-            },
-            g.coordinator,
-            coordinator_addr,
-            g.members.len(),
-            if g.members.len() == 1 { "" } else { "s" }
-        );
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let assignor = if g.protocol.is_empty() {
+            "-"
+        } else {
+            &g.protocol
+        };
+        match (g.group_epoch, g.assignment_epoch) {
+            (Some(epoch), Some(target_epoch)) => println!(
+                "group {group}  protocol {}  state {}  assignor {assignor}  group epoch {epoch}  target assignment epoch {target_epoch}  coordinator {} ({})  {} member{}, {reconciling} reconciling",
+                g.group_protocol,
+                g.state,
+                g.coordinator,
+                coordinator_addr,
+                g.members.len(),
+                plural(g.members.len()),
+            ),
+            _ => println!(
+                "group {group}  protocol {}  state {}  assignor {assignor}  coordinator {} ({})  {} member{}",
+                protocol_label(g.group_protocol, &g.protocol_type),
+                g.state,
+                g.coordinator,
+                coordinator_addr,
+                g.members.len(),
+                plural(g.members.len()),
+            ),
+        }
         for (t, (n, ms)) in &totals {
             if *n == 0 {
                 println!("lag on {t}: none, caught up");
@@ -562,29 +945,50 @@ async fn describe(cluster: &mut Cluster, format: Format, group: &str) -> anyhow:
                 println!("lag on {t}: {n} records, {} behind", output::age(*ms));
             }
         }
-        if !g.members.is_empty() {
-            let mut tab = output::table(&["MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "PARTITIONS"]);
+        if !g.members.is_empty() && g.group_protocol == PROTOCOL_CONSUMER {
+            // Owned against target: a member whose two differ (or whose epoch is behind the
+            // target assignment's) is still reconciling.
+            let mut tab = output::table(&[
+                "MEMBER",
+                "INSTANCE",
+                "CLIENT-ID",
+                "HOST",
+                "EPOCH",
+                "PARTITIONS",
+                "TARGET",
+                "RECONCILING",
+            ]);
             for m in &g.members {
-                let parts = m
-                    .assignment
-                    .iter()
-                    .map(|(t, ps)| {
-                        format!(
-                            "{t}:{}",
-                            ps.iter()
-                                .map(|p| p.to_string())
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ");
                 tab.add_row(vec![
                     m.member_id.clone(),
                     m.instance_id.clone().unwrap_or_else(|| "-".into()),
                     m.client_id.clone(),
                     m.host.clone(),
-                    parts,
+                    m.member_epoch
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    partitions_text(&m.assignment),
+                    m.target
+                        .as_ref()
+                        .map(partitions_text)
+                        .unwrap_or_else(|| "-".into()),
+                    if m.reconciling(g.assignment_epoch) {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    },
+                ]);
+            }
+            println!("{tab}");
+        } else if !g.members.is_empty() {
+            let mut tab = output::table(&["MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "PARTITIONS"]);
+            for m in &g.members {
+                tab.add_row(vec![
+                    m.member_id.clone(),
+                    m.instance_id.clone().unwrap_or_else(|| "-".into()),
+                    m.client_id.clone(),
+                    m.host.clone(),
+                    partitions_text(&m.assignment),
                 ]);
             }
             println!("{tab}");
@@ -762,11 +1166,14 @@ async fn reset(
             let coordinator = cluster.coordinator(group).await?;
             GroupInfo {
                 state: "Empty".into(),
+                group_protocol: PROTOCOL_CLASSIC,
                 protocol_type: String::new(),
                 protocol: String::new(),
                 coordinator,
                 members: Vec::new(),
                 committed: BTreeMap::new(),
+                group_epoch: None,
+                assignment_epoch: None,
             }
         }
         Err(e) => return Err(e),

@@ -455,7 +455,7 @@ fn run(
             );
         }
     }
-    let session_timeout_ms = c.config.consumer_session_timeout_ms;
+    let session_timeout_ms = c.consumer_session_timeout_ms(&group_id);
     let timers = c.modern_timers_entry(&group_id, member_id);
     timers.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
     timers.revocation_deadline = match state {
@@ -472,7 +472,7 @@ fn run(
     let mut response = ConsumerGroupHeartbeatResponse::default()
         .with_member_id(Some(StrBytes::from_string(member_id.to_string())))
         .with_member_epoch(member_epoch)
-        .with_heartbeat_interval_ms(c.config.consumer_heartbeat_interval_ms);
+        .with_heartbeat_interval_ms(c.consumer_heartbeat_interval_ms(&group_id));
     if full_request || assigned_changed {
         response = response.with_assignment(Some(wire_assignment(&assignment)));
     }

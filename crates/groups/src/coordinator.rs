@@ -28,6 +28,9 @@ pub struct Coordinator {
     pub(crate) modern_image_versions: BTreeMap<String, u64>,
     /// The newest topic image a request brought.
     pub(crate) last_image: Arc<TopicImage>,
+    /// Groups' own configs, by group id ([`crate::group_configs`]); as many as the runtime
+    /// keeps (its catalog bounds them).
+    pub(crate) group_configs: BTreeMap<String, crate::group_configs::GroupConfig>,
 }
 
 /// SplitMix64: a small, well-mixed, seedable generator for member ids.
@@ -50,6 +53,7 @@ impl Coordinator {
             modern_timers: BTreeMap::new(),
             modern_image_versions: BTreeMap::new(),
             last_image: Arc::new(TopicImage::default()),
+            group_configs: BTreeMap::new(),
         }
     }
 
@@ -187,12 +191,17 @@ impl Coordinator {
             return;
         }
         self.sessions_need_start = false;
-        let consumer_session_ms = self.config.consumer_session_timeout_ms;
+        let group_configs = &self.group_configs;
+        let default_session_ms = self.config.consumer_session_timeout_ms;
         for g in self.groups.values_mut() {
             for m in g.members.values_mut() {
                 m.session_deadline_ms = now_ms + i64::from(m.session_timeout_ms);
             }
             if let Some(cg) = &g.modern {
+                let consumer_session_ms = group_configs
+                    .get(&g.group_id)
+                    .and_then(|c| c.consumer_session_timeout_ms)
+                    .unwrap_or(default_session_ms);
                 let timers = self.modern_timers.entry(g.group_id.clone()).or_default();
                 for (id, m) in &cg.members {
                     // A classic member's session is its own, as it asked in JoinGroup.

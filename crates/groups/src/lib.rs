@@ -30,6 +30,8 @@
 //! - [`reconcile`]: one member's step towards its target without double ownership.
 //! - [`consumer_group_heartbeat`]: ConsumerGroupHeartbeat, leaves and member timeouts.
 //! - [`consumer_group_describe`]: ConsumerGroupDescribe.
+//! - [`group_configs`]: a group's own session timeout and heartbeat interval, handed in by
+//!   the runtime.
 //!
 //! Between the two, online migration (KIP-848):
 //! - [`embedded_protocol`]: the consumer protocol embedded in classic JoinGroup and
@@ -49,6 +51,7 @@ pub mod consumer_records;
 pub mod coordinator;
 pub mod embedded_protocol;
 pub mod group;
+pub mod group_configs;
 pub mod membership;
 pub mod migration;
 pub mod offsets;
@@ -64,6 +67,7 @@ use kafka_protocol::messages::*;
 
 pub use coordinator::Coordinator;
 pub use group::{GroupEvent, GroupEventKind, GroupState};
+pub use group_configs::GroupConfig;
 pub use topics::{TopicImage, TopicInfo};
 
 /// Chosen by the runtime; identifies a request whose response may come later.

@@ -1,5 +1,5 @@
-//! [`Catalog`]: every topic with its id, partition count and config overrides, plus the
-//! cluster id and the producer-id allocator.
+//! [`Catalog`]: every topic with its id, partition count and config overrides, the groups'
+//! config overrides, plus the cluster id and the producer-id allocator.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,9 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 /// Producer ids are handed out in blocks; a restart skips to the next block so an id is
 /// never reused even though each id is not written down.
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// Groups that may have configs of their own. Each change rewrites the catalog, so the
+/// count is kept to what one write handles quickly.
+pub const GROUPS_WITH_CONFIGS_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topic {
@@ -46,6 +49,10 @@ impl Topic {
 pub struct Catalog {
     pub cluster_id: String,
     pub topics: BTreeMap<String, Topic>,
+    /// Group id -> its group config overrides (only groups that have some), as Kafka keeps
+    /// them: independent of the group itself, so they outlive its deletion.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// First producer id of the next block to hand out.
     pub producer_id_block_next: i64,
     #[serde(skip)]
@@ -85,6 +92,7 @@ impl Catalog {
         Catalog {
             cluster_id,
             topics: BTreeMap::new(),
+            group_configs: BTreeMap::new(),
             producer_id_block_next: 0,
             producer_id_next: 0,
             producer_id_block_end: 0,
@@ -207,6 +215,34 @@ impl Catalog {
         Ok(())
     }
 
+    /// A group's config overrides; empty when it has none.
+    pub fn group_configs(&self, group_id: &str) -> BTreeMap<String, String> {
+        self.group_configs
+            .get(group_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces a group's config overrides (validated by the caller with
+    /// [`crate::group_config::validate`]); an empty set removes the group's entry.
+    pub fn replace_group_configs(
+        &mut self,
+        group_id: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetaError> {
+        if configs.is_empty() {
+            self.group_configs.remove(group_id);
+            return Ok(());
+        }
+        if !self.group_configs.contains_key(group_id)
+            && self.group_configs.len() >= GROUPS_WITH_CONFIGS_MAX
+        {
+            return Err(MetaError::TooManyGroupConfigs(GROUPS_WITH_CONFIGS_MAX));
+        }
+        self.group_configs.insert(group_id.to_string(), configs);
+        Ok(())
+    }
+
     /// Hands out the next producer id. Returns the id, and whether a new block was
     /// started (the caller must persist the catalog before using the id).
     pub fn allocate_producer_id(&mut self) -> (i64, bool) {
@@ -267,6 +303,26 @@ mod tests {
         );
         c.delete_topic("orders").unwrap();
         assert!(c.topic("orders").is_none());
+    }
+
+    #[test]
+    fn group_configs_persist_and_an_empty_set_removes_them() {
+        // Goal: group overrides survive a round trip, an empty set leaves no entry, and a
+        // catalog written before group configs existed still loads.
+        let mut c = Catalog::new("c".into());
+        let mut cfg = BTreeMap::new();
+        cfg.insert(
+            "consumer.session.timeout.ms".to_string(),
+            "7000".to_string(),
+        );
+        c.replace_group_configs("billing", cfg.clone()).unwrap();
+        let back = Catalog::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(back.group_configs("billing"), cfg);
+        assert!(back.group_configs("other").is_empty());
+        c.replace_group_configs("billing", BTreeMap::new()).unwrap();
+        assert!(c.group_configs.is_empty());
+        let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
+        assert!(Catalog::from_bytes(old).unwrap().group_configs.is_empty());
     }
 
     #[test]

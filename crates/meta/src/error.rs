@@ -14,6 +14,11 @@ pub enum MetaError {
     InvalidReplicationFactor(i16),
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// A group config refused, with Kafka's own sentence.
+    #[error("{0}")]
+    InvalidGroupConfig(String),
+    #[error("{0} groups already have configs of their own, the most one broker keeps")]
+    TooManyGroupConfigs(usize),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
 }

@@ -1,5 +1,5 @@
-//! `weir-meta`: the catalog of topics, partitions and topic configs, and where coordinator
-//! keys are placed.
+//! `weir-meta`: the catalog of topics, partitions, topic configs and group configs, and where
+//! coordinator keys are placed.
 //!
 //! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
 //! and loads it with [`Catalog::from_bytes`].
@@ -7,12 +7,14 @@
 //! Layout:
 //! - [`catalog`]: [`Catalog`] and [`Topic`], creation, deletion, partitions, producer ids.
 //! - [`config`]: the topic configs weir knows, their defaults and validation.
+//! - [`group_config`]: the group configs weir knows, checked against the broker's bounds.
 //! - [`placement`]: which internal-topic partition holds a group or transactional id.
 //! - [`error`]: [`MetaError`].
 
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod group_config;
 pub mod placement;
 
 pub use catalog::{Catalog, Topic};

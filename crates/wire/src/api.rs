@@ -40,6 +40,8 @@ pub const CORE_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    // v1 (KIP-1142) lists topics, the broker and groups with configs of their own.
+    range(ApiKey::ListConfigResources, 0, 1),
     range(ApiKey::DescribeCluster, 0, 2),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
@@ -117,6 +119,7 @@ mod tests {
             ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
             ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+            ApiKey::ListConfigResources => ListConfigResourcesRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
             ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,

@@ -31,6 +31,7 @@ pub enum Request {
     DescribeConfigs(DescribeConfigsRequest),
     AlterConfigs(AlterConfigsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    ListConfigResources(ListConfigResourcesRequest),
     DescribeCluster(DescribeClusterRequest),
     DeleteRecords(DeleteRecordsRequest),
     InitProducerId(InitProducerIdRequest),
@@ -145,6 +146,7 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::IncrementalAlterConfigs => {
             Request::IncrementalAlterConfigs(Decodable::decode(buf, v)?)
         }
+        ApiKey::ListConfigResources => Request::ListConfigResources(Decodable::decode(buf, v)?),
         ApiKey::DescribeCluster => Request::DescribeCluster(Decodable::decode(buf, v)?),
         ApiKey::DeleteRecords => Request::DeleteRecords(Decodable::decode(buf, v)?),
         ApiKey::InitProducerId => Request::InitProducerId(Decodable::decode(buf, v)?),

@@ -1,5 +1,11 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, and a read-only
-//! view of the broker's own settings.
+//! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and ListConfigResources for
+//! topics and for groups
+//! (Kafka's group configs: a consumer group's own session timeout and heartbeat interval),
+//! and a read-only view of the broker's own settings.
+//!
+//! Group configs are checked as Kafka 4.x checks them, with its error codes and messages;
+//! a change is persisted in the catalog and handed to the group coordinator before the
+//! answer goes ([`crate::group_runtime::GroupRuntime::alter_group_configs`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,12 +14,14 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    alter_configs_response, incremental_alter_configs_request, incremental_alter_configs_response,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_meta::config::{ConfigType, TOPIC_CONFIGS};
+use weir_meta::group_config::GROUP_CONFIGS;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
@@ -22,10 +30,19 @@ use crate::state::{ApiError, BrokerState};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+/// Kafka's `ConfigResource.Type.GROUP`.
+pub const RESOURCE_GROUP: i8 = 32;
+
+/// Kafka's `ConfigResource.Type.BROKER_LOGGER`, listed by Kafka, whose configs weir has not.
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// Kafka's `ConfigResource.Type.CLIENT_METRICS`.
+const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's `DYNAMIC_GROUP_CONFIG`.
+const SOURCE_DYNAMIC_GROUP: i8 = 8;
 
 /// The broker settings DescribeConfigs shows, under Kafka's names.
 fn broker_configs(state: &BrokerState) -> Vec<(&'static str, String, ConfigType)> {
@@ -37,6 +54,36 @@ fn broker_configs(state: &BrokerState) -> Vec<(&'static str, String, ConfigType)
             ConfigType::Boolean,
         ),
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            c.group_consumer_heartbeat_interval_ms.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "group.consumer.max.heartbeat.interval.ms",
+            c.group_consumer_heartbeat_interval_bounds_ms.1.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "group.consumer.max.session.timeout.ms",
+            c.group_consumer_session_timeout_bounds_ms.1.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "group.consumer.min.heartbeat.interval.ms",
+            c.group_consumer_heartbeat_interval_bounds_ms.0.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "group.consumer.min.session.timeout.ms",
+            c.group_consumer_session_timeout_bounds_ms.0.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            c.group_consumer_session_timeout_ms.to_string(),
+            ConfigType::Int,
+        ),
         (
             "group.initial.rebalance.delay.ms",
             c.group_initial_rebalance_delay_ms.to_string(),
@@ -103,6 +150,63 @@ fn entry(
     r
 }
 
+/// One group config as Kafka describes it: the group's override (source
+/// DYNAMIC_GROUP_CONFIG) or the broker's setting, which is STATIC_BROKER_CONFIG unless it
+/// is Kafka's default; the synonyms run from the override through the broker's setting to
+/// Kafka's default.
+fn group_entry(
+    def: &weir_meta::group_config::GroupConfigDef,
+    overridden: Option<&String>,
+    broker_value: i32,
+    synonyms: bool,
+) -> DescribeConfigsResourceResult {
+    let broker_source = if broker_value == def.kafka_default {
+        SOURCE_DEFAULT
+    } else {
+        SOURCE_STATIC_BROKER
+    };
+    let mut chain = Vec::new();
+    if let Some(v) = overridden {
+        chain.push((def.name, v.clone(), SOURCE_DYNAMIC_GROUP));
+    }
+    if broker_source == SOURCE_STATIC_BROKER {
+        chain.push((
+            def.broker_name,
+            broker_value.to_string(),
+            SOURCE_STATIC_BROKER,
+        ));
+    }
+    chain.push((
+        def.broker_name,
+        def.kafka_default.to_string(),
+        SOURCE_DEFAULT,
+    ));
+    let (value, source) = match overridden {
+        Some(v) => (v.clone(), SOURCE_DYNAMIC_GROUP),
+        None => (broker_value.to_string(), broker_source),
+    };
+    let mut r = DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(def.name))
+        .with_value(Some(str_bytes(&value)))
+        .with_read_only(false)
+        .with_config_source(source)
+        .with_config_type(ConfigType::Int.describe_code());
+    if synonyms {
+        r = r.with_synonyms(
+            chain
+                .into_iter()
+                .map(|(n, v, s)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(n))
+                        .with_value(Some(str_bytes(&v)))
+                        .with_source(s)
+                })
+                .collect(),
+        );
+    }
+    r
+}
+
 pub fn describe(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
@@ -163,6 +267,26 @@ pub fn describe(
                         .collect();
                     out.with_configs(configs)
                 }
+                RESOURCE_GROUP => {
+                    let group_id = res.resource_name.as_str();
+                    if group_id.is_empty() {
+                        return out
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(str_bytes("Group name must not be empty")));
+                    }
+                    // Any group id has configs, whether or not the group exists, as in Kafka.
+                    let overrides = state.group_configs(group_id);
+                    let limits = state.group_config_limits();
+                    let configs = GROUP_CONFIGS
+                        .iter()
+                        .filter(|d| wanted(d.name))
+                        .map(|d| {
+                            let broker_value = limits.default_of(d.name).expect("a group config");
+                            group_entry(d, overrides.get(d.name), broker_value, synonyms)
+                        })
+                        .collect();
+                    out.with_configs(configs)
+                }
                 other => out
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(str_bytes(&format!(
@@ -174,7 +298,7 @@ pub fn describe(
     meta.reply(&DescribeConfigsResponse::default().with_results(results))
 }
 
-fn not_a_topic(resource_type: i8) -> ApiError {
+fn not_alterable(resource_type: i8) -> ApiError {
     if resource_type == RESOURCE_BROKER {
         ApiError::new(
             ResponseError::InvalidRequest,
@@ -188,36 +312,157 @@ fn not_a_topic(resource_type: i8) -> ApiError {
     }
 }
 
+/// Kafka's refusals of a group resource before its configs are looked at: the empty name
+/// (Kafka's "default group", which it does not have) and a name given twice.
+fn check_group_request<'a>(
+    group_id: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), ApiError> {
+    if group_id.is_empty() {
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            "Default group resources are not allowed.",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for n in names {
+        if !seen.insert(n) {
+            return Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "Error due to duplicate config keys",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn null_value(name: &str) -> ApiError {
+    ApiError::new(
+        ResponseError::InvalidRequest,
+        format!("Null value not supported for : {name}"),
+    )
+}
+
+/// Applies a group config change through the group coordinator's runtime (or, before it
+/// runs, to the catalog alone: the coordinator reads it when it starts).
+async fn alter_group(
+    state: &Arc<BrokerState>,
+    group_id: &str,
+    apply: bool,
+    change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
+) -> Result<(), ApiError> {
+    match state.groups() {
+        Some(runtime) => {
+            runtime
+                .clone()
+                .alter_group_configs(state, group_id, apply, change)
+                .await
+        }
+        None => state.set_group_configs(group_id, apply, change).map(|_| ()),
+    }
+}
+
+/// One resource's outcome, as both alter APIs answer it.
+type Outcome = (i8, StrBytes, Result<(), ApiError>);
+
+/// Runs each resource of an alter request in order: a group resource through `group`, any
+/// other (a topic, or a type that cannot be altered) through `topic`. At once when the
+/// request names no group, else in a reply that waits for the group coordinator.
+fn alter_each<R, F, G, Fut>(
+    state: &Arc<BrokerState>,
+    resources: Vec<R>,
+    kind: fn(&R) -> (i8, StrBytes),
+    topic: F,
+    group: G,
+    answer: impl FnOnce(Vec<Outcome>) -> Option<crate::connection::Frame> + Send + 'static,
+) -> Reply
+where
+    R: Send + 'static,
+    F: Fn(&Arc<BrokerState>, R) -> Result<(), ApiError> + Send + 'static,
+    G: Fn(Arc<BrokerState>, R) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send,
+{
+    if resources.iter().all(|r| kind(r).0 != RESOURCE_GROUP) {
+        let outcomes = resources
+            .into_iter()
+            .map(|r| {
+                let (t, n) = kind(&r);
+                (t, n, topic(state, r))
+            })
+            .collect();
+        return match answer(outcomes) {
+            Some(f) => Reply::Now(f),
+            None => Reply::Close(None),
+        };
+    }
+    let state = Arc::clone(state);
+    Reply::Later(Box::pin(async move {
+        let mut outcomes = Vec::with_capacity(resources.len());
+        for r in resources {
+            let (t, n) = kind(&r);
+            let result = if t == RESOURCE_GROUP {
+                group(Arc::clone(&state), r).await
+            } else {
+                topic(&state, r)
+            };
+            outcomes.push((t, n, result));
+        }
+        answer(outcomes)
+    }))
+}
+
 pub fn alter(state: &Arc<BrokerState>, meta: &RequestMeta, request: AlterConfigsRequest) -> Reply {
+    use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
     let apply = !request.validate_only;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|res| {
-            let outcome = (|| -> Result<(), ApiError> {
-                if res.resource_type != RESOURCE_TOPIC {
-                    return Err(not_a_topic(res.resource_type));
-                }
-                let mut configs = BTreeMap::new();
-                for c in &res.configs {
-                    if let Some(v) = &c.value {
-                        configs.insert(c.name.to_string(), v.to_string());
-                    }
-                }
-                state.set_topic_configs(res.resource_name.as_str(), configs, apply)
-            })();
-            let r = alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name);
-            match outcome {
-                Ok(()) => r,
-                Err(e) => r
-                    .with_error_code(e.code)
-                    .with_error_message(Some(str_bytes(&e.message))),
+    let meta = *meta;
+    alter_each(
+        state,
+        request.resources,
+        |r: &AlterConfigsResource| (r.resource_type, r.resource_name.clone()),
+        move |state, res| {
+            if res.resource_type != RESOURCE_TOPIC {
+                return Err(not_alterable(res.resource_type));
             }
-        })
-        .collect();
-    meta.reply(&AlterConfigsResponse::default().with_responses(responses))
+            let mut configs = BTreeMap::new();
+            for c in &res.configs {
+                if let Some(v) = &c.value {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+            }
+            state.set_topic_configs(res.resource_name.as_str(), configs, apply)
+        },
+        move |state, res| async move {
+            let group_id = res.resource_name.to_string();
+            check_group_request(&group_id, res.configs.iter().map(|c| c.name.as_str()))?;
+            // AlterConfigs replaces the whole set.
+            let mut configs = BTreeMap::new();
+            for c in &res.configs {
+                let v = c
+                    .value
+                    .as_ref()
+                    .ok_or_else(|| null_value(c.name.as_str()))?;
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+            alter_group(&state, &group_id, apply, |_| Ok(configs)).await
+        },
+        move |outcomes| {
+            let responses = outcomes
+                .into_iter()
+                .map(|(t, n, outcome)| {
+                    let r = alter_configs_response::AlterConfigsResourceResponse::default()
+                        .with_resource_type(t)
+                        .with_resource_name(n);
+                    match outcome {
+                        Ok(()) => r.with_error_message(None),
+                        Err(e) => r
+                            .with_error_code(e.code)
+                            .with_error_message(Some(str_bytes(&e.message))),
+                    }
+                })
+                .collect();
+            meta.frame(&AlterConfigsResponse::default().with_responses(responses))
+        },
+    )
 }
 
 const OP_SET: i8 = 0;
@@ -225,103 +470,226 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
+/// IncrementalAlterConfigs on one topic.
+fn incremental_topic(
+    state: &Arc<BrokerState>,
+    res: &incremental_alter_configs_request::AlterConfigsResource,
+    apply: bool,
+) -> Result<(), ApiError> {
+    if res.resource_type != RESOURCE_TOPIC {
+        return Err(not_alterable(res.resource_type));
+    }
+    let name = res.resource_name.as_str();
+    let topic = state.topic(name).ok_or_else(|| {
+        ApiError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
+    let mut configs = topic.configs.clone();
+    for c in &res.configs {
+        let key = c.name.to_string();
+        let def = weir_meta::config::find(&key).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::InvalidConfig,
+                format!("unknown topic config '{key}'"),
+            )
+        })?;
+        let value = c.value.as_ref().map(StrBytes::to_string);
+        match c.config_operation {
+            OP_SET => {
+                let v = value.ok_or_else(|| {
+                    ApiError::new(
+                        ResponseError::InvalidRequest,
+                        format!("SET of '{key}' needs a value"),
+                    )
+                })?;
+                configs.insert(key, v);
+            }
+            OP_DELETE => {
+                configs.remove(&key);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                if !matches!(def.kind, ConfigType::ListOf(_)) {
+                    return Err(ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("'{key}' is not a list; APPEND and SUBTRACT need one"),
+                    ));
+                }
+                let current = configs
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| def.default.to_string());
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let change: Vec<String> = value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if c.config_operation == OP_APPEND {
+                    for i in change {
+                        if !items.contains(&i) {
+                            items.push(i);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !change.contains(i));
+                }
+                configs.insert(key, items.join(","));
+            }
+            other => {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    state.set_topic_configs(name, configs, apply)
+}
+
+/// The operations of an IncrementalAlterConfigs on one group, applied to its current
+/// overrides, with Kafka's refusals: SET needs a value, DELETE of a name the group does not
+/// have is no change, APPEND and SUBTRACT need a list (no group config is one).
+fn apply_group_ops(
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+    mut configs: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    for c in ops {
+        let name = c.name.as_str();
+        match c.config_operation {
+            OP_SET => {
+                let v = c.value.as_ref().ok_or_else(|| null_value(name))?;
+                configs.insert(name.to_string(), v.to_string());
+            }
+            OP_DELETE => {
+                configs.remove(name);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                let op = if c.config_operation == OP_APPEND {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                };
+                return Err(ApiError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Can't {op} to key {name} because its type is not LIST."),
+                ));
+            }
+            other => {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
+}
+
 pub fn incremental_alter(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     request: IncrementalAlterConfigsRequest,
 ) -> Reply {
     let apply = !request.validate_only;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|res| {
-            let outcome = (|| -> Result<(), ApiError> {
-                if res.resource_type != RESOURCE_TOPIC {
-                    return Err(not_a_topic(res.resource_type));
-                }
-                let name = res.resource_name.as_str();
-                let topic = state.topic(name).ok_or_else(|| {
-                    ApiError::new(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("topic '{name}' does not exist"),
-                    )
-                })?;
-                let mut configs = topic.configs.clone();
-                for c in &res.configs {
-                    let key = c.name.to_string();
-                    let def = weir_meta::config::find(&key).ok_or_else(|| {
-                        ApiError::new(
-                            ResponseError::InvalidConfig,
-                            format!("unknown topic config '{key}'"),
-                        )
-                    })?;
-                    let value = c.value.as_ref().map(StrBytes::to_string);
-                    match c.config_operation {
-                        OP_SET => {
-                            let v = value.ok_or_else(|| {
-                                ApiError::new(
-                                    ResponseError::InvalidRequest,
-                                    format!("SET of '{key}' needs a value"),
-                                )
-                            })?;
-                            configs.insert(key, v);
-                        }
-                        OP_DELETE => {
-                            configs.remove(&key);
-                        }
-                        OP_APPEND | OP_SUBTRACT => {
-                            if !matches!(def.kind, ConfigType::ListOf(_)) {
-                                return Err(ApiError::new(
-                                    ResponseError::InvalidConfig,
-                                    format!("'{key}' is not a list; APPEND and SUBTRACT need one"),
-                                ));
-                            }
-                            let current = configs
-                                .get(&key)
-                                .cloned()
-                                .unwrap_or_else(|| def.default.to_string());
-                            let mut items: Vec<String> = current
-                                .split(',')
-                                .map(|s| s.trim().to_string())
-                                .filter(|s| !s.is_empty())
-                                .collect();
-                            let change: Vec<String> = value
-                                .unwrap_or_default()
-                                .split(',')
-                                .map(|s| s.trim().to_string())
-                                .filter(|s| !s.is_empty())
-                                .collect();
-                            if c.config_operation == OP_APPEND {
-                                for i in change {
-                                    if !items.contains(&i) {
-                                        items.push(i);
-                                    }
-                                }
-                            } else {
-                                items.retain(|i| !change.contains(i));
-                            }
-                            configs.insert(key, items.join(","));
-                        }
-                        other => {
-                            return Err(ApiError::new(
-                                ResponseError::InvalidRequest,
-                                format!("unknown config operation {other}"),
-                            ))
-                        }
+    let meta = *meta;
+    alter_each(
+        state,
+        request.resources,
+        |r: &incremental_alter_configs_request::AlterConfigsResource| {
+            (r.resource_type, r.resource_name.clone())
+        },
+        move |state, res| incremental_topic(state, &res, apply),
+        move |state, res| async move {
+            let group_id = res.resource_name.to_string();
+            check_group_request(&group_id, res.configs.iter().map(|c| c.name.as_str()))?;
+            alter_group(&state, &group_id, apply, |current| {
+                apply_group_ops(&res.configs, current)
+            })
+            .await
+        },
+        move |outcomes| {
+            let responses = outcomes
+                .into_iter()
+                .map(|(t, n, outcome)| {
+                    let r =
+                        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_resource_type(t)
+                            .with_resource_name(n);
+                    match outcome {
+                        Ok(()) => r.with_error_message(None),
+                        Err(e) => r
+                            .with_error_code(e.code)
+                            .with_error_message(Some(str_bytes(&e.message))),
                     }
+                })
+                .collect();
+            meta.frame(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+        },
+    )
+}
+
+/// ListConfigResources (KIP-1142), as Kafka 4.x answers it: v0 lists client-metrics
+/// subscriptions (weir has none); v1 lists the asked types, every type when none is asked:
+/// groups with configs of their own, the broker, every topic. A type Kafka does not know is
+/// UNSUPPORTED_VERSION.
+pub fn list_resources(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    request: ListConfigResourcesRequest,
+) -> Reply {
+    use kafka_protocol::messages::list_config_resources_response::ConfigResource;
+    let known = [
+        RESOURCE_TOPIC,
+        RESOURCE_BROKER,
+        RESOURCE_BROKER_LOGGER,
+        RESOURCE_CLIENT_METRICS,
+        RESOURCE_GROUP,
+    ];
+    let types: Vec<i8> = if meta.api_version == 0 {
+        vec![RESOURCE_CLIENT_METRICS]
+    } else if request.resource_types.is_empty() {
+        vec![RESOURCE_GROUP, RESOURCE_BROKER, RESOURCE_TOPIC]
+    } else {
+        request.resource_types.clone()
+    };
+    if let Some(t) = types.iter().find(|t| !known.contains(t)) {
+        tracing::debug!(resource_type = t, "ListConfigResources of an unknown type");
+        return meta.reply(
+            &ListConfigResourcesResponse::default()
+                .with_error_code(ResponseError::UnsupportedVersion.code()),
+        );
+    }
+    let mut resources = Vec::new();
+    let mut add = |name: String, t: i8| {
+        resources.push(
+            ConfigResource::default()
+                .with_resource_name(str_bytes(&name))
+                .with_resource_type(t),
+        )
+    };
+    for t in types {
+        match t {
+            RESOURCE_GROUP => {
+                for g in state.groups_with_configs() {
+                    add(g, t);
                 }
-                state.set_topic_configs(name, configs, apply)
-            })();
-            let r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name);
-            match outcome {
-                Ok(()) => r,
-                Err(e) => r
-                    .with_error_code(e.code)
-                    .with_error_message(Some(str_bytes(&e.message))),
             }
-        })
-        .collect();
-    meta.reply(&IncrementalAlterConfigsResponse::default().with_responses(responses))
+            RESOURCE_BROKER => add(state.config.node_id.to_string(), t),
+            RESOURCE_TOPIC => {
+                for topic in state.topics() {
+                    add(topic.name, t);
+                }
+            }
+            // weir serves no broker-logger configs and has no client-metrics subscriptions.
+            _ => {}
+        }
+    }
+    meta.reply(&ListConfigResourcesResponse::default().with_config_resources(resources))
 }

@@ -112,6 +112,7 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::DescribeConfigs(r) => configs::describe(state, &meta, r),
         Request::AlterConfigs(r) => configs::alter(state, &meta, r),
         Request::IncrementalAlterConfigs(r) => configs::incremental_alter(state, &meta, r),
+        Request::ListConfigResources(r) => configs::list_resources(state, &meta, r),
         Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, r),
         Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
         Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, r),
