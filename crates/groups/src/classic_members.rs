@@ -22,7 +22,7 @@ use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
 use crate::consumer_group_heartbeat::{
     consumer_record, fence_member, plan_member_update, removal_keys, MemberUpdate, Refusal,
 };
-use crate::consumer_records::{ClassicMemberMetadata, ConsumerKey, TargetAssignmentMemberValue};
+use crate::consumer_records::ClassicMemberMetadata;
 use crate::coordinator::Coordinator;
 use crate::embedded_protocol::{self, parse_subscription};
 use crate::group::{GroupEventKind, RemovalReason};
@@ -61,7 +61,6 @@ fn supports(cg: &ConsumerGroup, protocol_type: &str, protocols: &[(String, Bytes
 /// must match), else by member id; it must speak the classic protocol.
 fn classic_member<'a>(
     cg: &'a ConsumerGroup,
-    group_id: &str,
     member_id: &str,
     instance_id: Option<&str>,
 ) -> Result<&'a ConsumerMember, ResponseError> {
@@ -75,7 +74,6 @@ fn classic_member<'a>(
             m
         }
     };
-    let _ = group_id;
     match member {
         Some(m) if m.uses_classic_protocol() => Ok(m),
         _ => Err(ResponseError::UnknownMemberId),
@@ -240,35 +238,15 @@ fn join_member(
     });
     let owned = embedded_protocol::to_assignment(&sub.owned, image);
 
-    // 3. A replaced static member's records go first; then the shared heartbeat steps:
-    //    metadata, group epoch, target, and one reconciliation step.
+    // 3. A replaced static member's tombstones go first; then the shared heartbeat steps:
+    //    the member's records (with the target it inherits), group epoch, target, and one
+    //    reconciliation step.
     let partition = c.partition_of(group_id);
     let mut records = Vec::new();
     if let Some(old) = replaced {
         for k in removal_keys(group_id, &old.member_id) {
             records.push(consumer_record(partition, k, None));
         }
-        records.push(consumer_record(
-            partition,
-            ConsumerKey::TargetAssignmentMember {
-                group: group_id.to_string(),
-                member: member_id.to_string(),
-            },
-            Some(
-                TargetAssignmentMemberValue {
-                    partitions: cg.target_of(&old.member_id),
-                }
-                .encode(),
-            ),
-        ));
-        records.push(consumer_record(
-            partition,
-            ConsumerKey::CurrentMemberAssignment {
-                group: group_id.to_string(),
-                member: member_id.to_string(),
-            },
-            Some(member.assignment_value().encode()),
-        ));
     }
     let replaced_old = replaced.map(|m| (m.member_id.clone(), m.instance_id.clone()));
     let plan = plan_member_update(
@@ -379,12 +357,7 @@ pub(crate) fn sync(
             .get(group_id)
             .and_then(|g| g.modern.as_ref())
             .expect("caller checked is_consumer_group");
-        let m = classic_member(
-            cg,
-            group_id,
-            req.member_id.as_str(),
-            req.group_instance_id.as_deref(),
-        )?;
+        let m = classic_member(cg, req.member_id.as_str(), req.group_instance_id.as_deref())?;
         if req.generation_id != m.member_epoch {
             return Err(ResponseError::IllegalGeneration);
         }
@@ -443,12 +416,7 @@ pub(crate) fn heartbeat(
             .get(group_id)
             .and_then(|g| g.modern.as_ref())
             .expect("caller checked is_consumer_group");
-        let m = classic_member(
-            cg,
-            group_id,
-            req.member_id.as_str(),
-            req.group_instance_id.as_deref(),
-        )?;
+        let m = classic_member(cg, req.member_id.as_str(), req.group_instance_id.as_deref())?;
         if req.generation_id != m.member_epoch {
             return Err(ResponseError::IllegalGeneration);
         }
@@ -475,12 +443,10 @@ pub(crate) fn heartbeat(
 pub(crate) fn leave(
     c: &mut Coordinator,
     now_ms: i64,
-    ctx: &RequestContext,
     group_id: &str,
     leaving: Vec<(String, Option<String>)>,
     out: &mut Output,
 ) -> Vec<MemberResponse> {
-    let _ = ctx;
     let mut results = Vec::with_capacity(leaving.len());
     for (member_id, instance_id) in leaving {
         let found = c

@@ -527,7 +527,7 @@ pub(crate) fn plan_member_update(
             Some(updated.metadata_value().encode()),
         ));
     }
-    if replaced.is_some() {
+    if let Some(old) = replaced {
         records.push(rec(
             ConsumerKey::TargetAssignmentMember {
                 group: group_id.clone(),
@@ -535,7 +535,7 @@ pub(crate) fn plan_member_update(
             },
             Some(
                 TargetAssignmentMemberValue {
-                    partitions: cg.target_of(&replaced.expect("checked").member_id),
+                    partitions: cg.target_of(&old.member_id),
                 }
                 .encode(),
             ),

@@ -844,7 +844,7 @@ pub(crate) fn leave(
         vec![(req.member_id.to_string(), None)]
     };
     if classic_members::is_consumer_group(c, &group_id) {
-        let results = classic_members::leave(c, now_ms, ctx, &group_id, leaving, out);
+        let results = classic_members::leave(c, now_ms, &group_id, leaving, out);
         let r = if v >= 3 {
             LeaveGroupResponse::default().with_members(results)
         } else {
