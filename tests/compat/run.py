@@ -24,7 +24,8 @@ Scenarios:
   group   three members of a consumer group: exactly once, 2/2/2, kill -9, leave, restart
   consumer the consumer group protocol (KIP-848; java, confluent-kafka and franz-go only):
           scale 1 -> 6 -> 2 members with every record read once, a kill -9, a regex
-          subscription that picks up a new topic, and the range assignor
+          subscription that picks up a new topic, the range assignor, and a broker restart
+          the members ride through
   txn     transactions (java, confluent-kafka and franz-go only): commits, an abort, an open
           transaction and the last stable offset, fencing by transactional.id, and
           consume-transform-produce with the group's offsets sent to the transaction
@@ -75,6 +76,7 @@ CHECKS = {
     "consumer.crash": "consumer protocol: kill -9 of one of 2, the other owns all 6 after the session timeout and reads every new record",
     "consumer.regex": "consumer protocol: a regex subscription reads a topic created after it joined",
     "consumer.range": "consumer protocol, range assignor: 3 members own 2 adjacent partitions each and read every record once",
+    "consumer.restart": "consumer protocol: across a broker restart the 3 members keep their partitions and the group its epoch (nobody rejoins), and every new record is read once",
     "txn.commit": "records committed in 5 transactions read back exactly once with read_committed, where the producer was told",
     "txn.abort": "an aborted transaction is invisible to read_committed and visible to read_uncommitted; later commits to both",
     "txn.order": "per partition, both isolation levels read in produce order",
@@ -298,7 +300,7 @@ def logs(members):
     return "member logs: " + " ".join(m.log_path for m in members)
 
 
-def consumer(res, broker, client, count):
+def consumer(res, broker, client, count, can_restart, weir_bin):
     """The consumer group protocol (KIP-848), the broker assigning: one member owns six
     partitions, then six own one each, four leave, one of the last two is killed -9; a regex
     subscription picks up a topic created after it joined; the range assignor splits 2/2/2."""
@@ -378,11 +380,40 @@ def consumer(res, broker, client, count):
         res.record(name, client, "consumer.range", pairs() and len(vals) == total and len(set(vals)) == total,
                    f"{[m.assignment for m in ranged]}, {len(vals)} read, {len(set(vals))} distinct, of {total}; "
                    f"{logs(ranged)}")
+
+        if can_restart:
+            # The group's state is replayed from __consumer_offsets: the members carry on
+            # with their epochs, so the group epoch does not move and nobody is reassigned.
+            epoch_before = group_epoch(weir_bin, b, range_grp)
+            broker.restart()
+            wait_for_leaders(b, topic, 6)
+            produce(b, topic, [f"d{i}" for i in range(1000)])
+            later = lambda: [v for m in ranged for v in m.values if v.startswith("d")]  # noqa: E731
+            wait_until(lambda: len(set(later())) >= 1000 and pairs(), 90)
+            time.sleep(1)
+            epoch_after = group_epoch(weir_bin, b, range_grp)
+            got = later()
+            res.record(name, client, "consumer.restart",
+                       pairs() and len(got) == 1000 and len(set(got)) == 1000
+                       and epoch_before is not None and epoch_before == epoch_after,
+                       f"{[m.assignment for m in ranged]}, {len(got)} of the 1000 new read ({len(set(got))} distinct); "
+                       f"group epoch {epoch_before} before, {epoch_after} after; {logs(ranged)}")
     finally:
         for m in everyone:
             if m.proc.poll() is None:
                 m.kill9()
         cleanup(b, [topic, f"{rx}-1", f"{rx}-2"], [grp, rx_grp, range_grp])
+
+
+def group_epoch(weir_bin, bootstrap, group):
+    """A consumer group's epoch, as `weir groups describe` reads it (ConsumerGroupDescribe)."""
+    import json
+    r = subprocess.run([weir_bin, "groups", "describe", group, "--bootstrap", bootstrap, "--output", "json"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        print(f"weir groups describe {group}: {r.stderr.strip()}", flush=True)
+        return None
+    return json.loads(r.stdout).get("group_epoch")
 
 
 def acked_records(lines):
@@ -623,7 +654,7 @@ def main():
                     elif scenario == "group":
                         group(res, broker, client, a.group_records, can_restart=not a.bootstrap)
                     elif scenario == "consumer":
-                        consumer(res, broker, client, a.consumer_records)
+                        consumer(res, broker, client, a.consumer_records, can_restart=not a.bootstrap, weir_bin=a.weir_bin)
                     elif scenario == "txn":
                         txn(res, broker, client, a.txn_records)
                     else:
