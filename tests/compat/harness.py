@@ -51,9 +51,10 @@ def kafka_tool(name, *args, timeout=120):
 
 
 def java_classpath():
-    """Compiles clients/java/Scenarios.java against the Kafka client jars."""
+    """Compiles clients/java/Scenarios.java against the Kafka client jars, into
+    WEIR_COMPAT_JAVA_CLASSES when set (a worktree whose .work is shared keeps its own)."""
     cp = kafka_classpath()
-    out = os.path.join(WORK, "java-classes")
+    out = os.environ.get("WEIR_COMPAT_JAVA_CLASSES") or os.path.join(WORK, "java-classes")
     src = os.path.join(CLIENTS_DIR, "java", "Scenarios.java")
     stamp = os.path.join(out, "Scenarios.class")
     if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(src):

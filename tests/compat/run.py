@@ -10,7 +10,7 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group,...  (default all: basic,group,consumer,txn,streams,connect)
+  --scenarios basic,group,...  (default all: basic,group,consumer,txn,produce-errors,streams,connect)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
@@ -29,6 +29,11 @@ Scenarios:
   txn     transactions (java, confluent-kafka and franz-go only): commits, an abort, an open
           transaction and the last stable offset, fencing by transactional.id, and
           consume-transform-produce with the group's offsets sent to the transaction
+  produce-errors
+          per-record produce errors (KIP-467; java and confluent-kafka only): one batch with
+          keyless records to a compacted topic, one with timestamps out of the topic's window,
+          one over max.message.bytes; each record fails exactly as Apache Kafka fails it, and
+          nothing of a refused batch is stored
   streams Kafka Streams (apps/streams, the broker's version) word count with a repartition
           topic and a changelog: at_least_once, exactly_once_v2, and exactly_once_v2 through
           two kill -9s of the application mid-way (run once per broker, whatever --clients)
@@ -87,6 +92,10 @@ CHECKS = {
     "txn.fenced-abort": "the fenced producer's open transaction is aborted: never read with read_committed",
     "txn.consume-transform-produce": "consume, transform, produce with the group's offsets in the transaction: every input once",
     "txn.sent-offsets": "the group's committed offsets are the input's end offsets",
+    "produce-errors.keyless": "a batch with keyless records to a compacted topic: each keyless record fails as invalid, the others as part of an invalid batch, as on Apache Kafka",
+    "produce-errors.timestamps": "a batch with timestamps outside message.timestamp.before/after.max.ms: those records fail as invalid, the others as part of an invalid batch, as on Apache Kafka",
+    "produce-errors.too-large": "a batch over max.message.bytes fails every record with the size error Apache Kafka gives",
+    "produce-errors.nothing-stored": "no record of a refused batch is stored: a valid batch after them gets offsets 0, 1, 2",
     "streams.alo": "word count under at_least_once: the last count of every word on the output topic is right",
     "streams.internal-topics": "Streams creates its repartition topic and its changelog, compacted",
     "streams.eos": "word count under exactly_once_v2: the last counts read with read_committed are right",
@@ -98,8 +107,8 @@ CHECKS = {
 }
 
 # The scenarios run when --scenarios is not given.
-DEFAULT_SCENARIOS = ["basic", "group", "consumer", "txn", "streams", "connect"]
-SCENARIOS = ["basic", "group", "consumer", "txn", "streams", "connect"]
+DEFAULT_SCENARIOS = ["basic", "group", "consumer", "txn", "produce-errors", "streams", "connect"]
+SCENARIOS = ["basic", "group", "consumer", "txn", "produce-errors", "streams", "connect"]
 # Scenarios that run a real application (apps/) once per broker instead of once per client;
 # the table names the application where it names a client.
 APP_SCENARIOS = {"streams": "kafka-streams", "connect": "kafka-connect"}
@@ -126,6 +135,37 @@ FENCED_AS_ON_KAFKA = {
     "confluent-kafka": {"send": ["_FENCED fatal"], "commit": ["_FENCED fatal"], "abort": ["_FENCED fatal"]},
     "franz-go": {"send": ["INVALID_PRODUCER_EPOCH"], "commit": ["OPERATION_NOT_ATTEMPTED"], "abort": ["PRODUCER_FENCED"]},
 }
+
+# What each record of one produce-batch fails with on Apache Kafka 4.4, per client and batch
+# (the letters of clients/python/drivers.py PRODUCE_BATCH_SPEC: k keyed, n no key, o two hours
+# old, f two hours ahead, L over max.message.bytes). Kafka refuses the batch with INVALID_RECORD
+# (INVALID_TIMESTAMP when a timestamp is at fault) and lists the records at fault (KIP-467).
+# librdkafka fails those with INVALID_RECORD and the rest with _INVALID_DIFFERENT_RECORD, but a
+# batch with one record at fault whole with the partition's error; the Java client fails
+# those with InvalidRecordException (the partition's exception when there is one) carrying
+# the record's message, the rest with a KafkaException saying another record was invalid.
+# A batch over max.message.bytes is refused whole (MESSAGE_TOO_LARGE); the Java client splits
+# it and sends it again without end, so it is left to librdkafka.
+PRODUCE_ERRORS_ON_KAFKA = {
+    "confluent-kafka": {
+        "knkkn": ["_INVALID_DIFFERENT_RECORD", "INVALID_RECORD", "_INVALID_DIFFERENT_RECORD",
+                  "_INVALID_DIFFERENT_RECORD", "INVALID_RECORD"],
+        "knk": ["INVALID_RECORD"] * 3,
+        "kokfk": ["_INVALID_DIFFERENT_RECORD", "INVALID_RECORD", "_INVALID_DIFFERENT_RECORD", "INVALID_RECORD",
+                  "_INVALID_DIFFERENT_RECORD"],
+        "kok": ["INVALID_TIMESTAMP"] * 3,
+        "kLk": ["MSG_SIZE_TOO_LARGE"] * 3,
+    },
+    "java": {
+        "knkkn": ["KafkaException", "InvalidRecordException", "KafkaException", "KafkaException",
+                  "InvalidRecordException"],
+        "knk": ["KafkaException", "InvalidRecordException", "KafkaException"],
+        "kokfk": ["KafkaException", "InvalidRecordException", "KafkaException", "InvalidRecordException",
+                  "KafkaException"],
+        "kok": ["KafkaException", "InvalidTimestampException", "KafkaException"],
+    },
+}
+PRODUCE_ERRORS_CLIENTS = list(PRODUCE_ERRORS_ON_KAFKA)
 
 
 def uid():
@@ -576,6 +616,83 @@ def txn(res, broker, client, count):
         cleanup(b, topics, groups)
 
 
+def create_topic_with(bootstrap, topic, configs):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config=configs)])[topic].result(30)
+    wait_for_leaders(bootstrap, topic, 1)
+
+
+def produce_errors(res, broker, client):
+    """One batch per case to a one-partition topic, each record's outcome compared with what
+    Apache Kafka gives the same client; then a valid batch shows nothing refused was stored."""
+    if client not in PRODUCE_ERRORS_CLIENTS:
+        print(f"no produce-batch driver for {client}; skipped", flush=True)
+        return
+    b, name, want = broker.bootstrap, broker.name, PRODUCE_ERRORS_ON_KAFKA[client]
+    topics = []
+
+    def new_topic(kind, configs):
+        t = f"compat-pe-{kind}-{client}-{uid()}"
+        create_topic_with(b, t, configs)
+        topics.append(t)
+        return t
+
+    def outcome(topic, spec):
+        """Per record: its error's name ("O offset" when acknowledged), and the messages the
+        Java client gave the records at fault, which must be Kafka's."""
+        lines, _, why = drive(client, "produce-batch", b, topic, spec, timeout_s=120)
+        got, messages = [], []
+        for i in range(len(spec)):
+            line = next((l for l in lines if l.split(" ", 2)[:2] in (["O", str(i)], ["F", str(i)])), None)
+            parts = line.split(" ", 3) if line else []
+            got.append(f"O {parts[2]}" if parts and parts[0] == "O" else parts[2] if len(parts) > 2 else "none")
+            if len(parts) > 3 and parts[2] in ("InvalidRecordException", "InvalidTimestampException"):
+                messages.append((i, parts[3]))
+        return got, messages, why
+
+    def kafka_words(topic, messages):
+        pattern = (rf"Compacted topic cannot accept message without key in topic partition {re.escape(topic)}-0$|"
+                   rf"Timestamp -?\d+ of message with offset (\d+) is out of range\. "
+                   rf"The timestamp should be within \[-?\d+, -?\d+\]$")
+        return all((m := re.match(pattern, text)) and (m.group(1) is None or int(m.group(1)) == i)
+                   for i, text in messages)
+
+    try:
+        compacted = new_topic("compact", {"cleanup.policy": "compact"})
+        seen, ok = {}, True
+        for spec in ("knkkn", "knk"):
+            got, messages, why = outcome(compacted, spec)
+            seen[spec] = got
+            ok = ok and got == want[spec] and kafka_words(compacted, messages)
+        res.record(name, client, "produce-errors.keyless", ok,
+                   f"saw {seen}, Apache Kafka gives {({s: want[s] for s in seen})}; {why}")
+
+        window = new_topic("ts", {"message.timestamp.before.max.ms": "3600000",
+                                  "message.timestamp.after.max.ms": "3600000"})
+        seen, ok = {}, True
+        for spec in ("kokfk", "kok"):
+            got, messages, why = outcome(window, spec)
+            seen[spec] = got
+            ok = ok and got == want[spec] and kafka_words(window, messages)
+        res.record(name, client, "produce-errors.timestamps", ok,
+                   f"saw {seen}, Apache Kafka gives {({s: want[s] for s in seen})}; {why}")
+
+        stored = {compacted: 0, window: 0}
+        if "kLk" in want:
+            small = new_topic("large", {"max.message.bytes": "1000"})
+            got, _, why = outcome(small, "kLk")
+            res.record(name, client, "produce-errors.too-large", got == want["kLk"],
+                       f"saw {got}, Apache Kafka gives {want['kLk']}; {why}")
+            stored[small] = 0
+        ends = {t: end_offsets(b, t, 1)[0] for t in stored}
+        got, _, why = outcome(compacted, "kkk")
+        res.record(name, client, "produce-errors.nothing-stored", ends == stored and got == ["O 0", "O 1", "O 2"],
+                   f"end offsets after the refused batches {ends}; a valid batch then got {got}; {why}")
+    finally:
+        cleanup(b, topics, [])
+
+
 # ---------------------------------------------------------------- table
 
 def known_differences():
@@ -657,6 +774,8 @@ def main():
                         consumer(res, broker, client, a.consumer_records, can_restart=not a.bootstrap, weir_bin=a.weir_bin)
                     elif scenario == "txn":
                         txn(res, broker, client, a.txn_records)
+                    elif scenario == "produce-errors":
+                        produce_errors(res, broker, client)
                     else:
                         record = lambda check, ok, why="": res.record(bname, client, check, ok, why)  # noqa: E731
                         getattr(apps, scenario)(record, broker.bootstrap)

@@ -8,6 +8,8 @@ pub fn log_error_code(e: &LogError) -> i16 {
     match e {
         LogError::CorruptMessage(_) => ResponseError::CorruptMessage.code(),
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+        LogError::InvalidRecords(_) => ResponseError::InvalidRecord.code(),
+        LogError::InvalidTimestamps(_) => ResponseError::InvalidTimestamp.code(),
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge.code(),
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber.code(),
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch.code(),

@@ -109,6 +109,9 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
         delete_retention_ms: topic.config_i64("delete.retention.ms").max(0),
         min_compaction_lag_ms: topic.config_i64("min.compaction.lag.ms").max(0),
         max_compaction_lag_ms: topic.config_i64("max.compaction.lag.ms").max(1),
+        timestamp_log_append: topic.config("message.timestamp.type") == Some("LogAppendTime"),
+        timestamp_before_max_ms: topic.config_i64("message.timestamp.before.max.ms").max(0),
+        timestamp_after_max_ms: topic.config_i64("message.timestamp.after.max.ms").max(0),
     }
 }
 

@@ -762,10 +762,29 @@ async fn compacted_topics_keep_the_newest_record_per_key() {
     )
     .unwrap()
     .freeze();
+    // The answer names the keyless record by its index in the batch, as Kafka's does (KIP-467).
+    let refused = c.produce("c", 0, -1, keyless).await;
+    assert_eq!(refused.error_code, code(ResponseError::InvalidRecord));
+    let named: Vec<(i32, Option<String>)> = refused
+        .record_errors
+        .iter()
+        .map(|e| {
+            (
+                e.batch_index,
+                e.batch_index_error_message.as_ref().map(|m| m.to_string()),
+            )
+        })
+        .collect();
     assert_eq!(
-        c.produce("c", 0, -1, keyless).await.error_code,
-        code(ResponseError::InvalidRecord)
+        named,
+        vec![(
+            0,
+            Some("Compacted topic cannot accept message without key in topic partition c-0".into())
+        )]
     );
+    assert!(refused
+        .error_message
+        .is_some_and(|m| m.starts_with("One or more records have been rejected due to 1 record")));
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut records = Vec::new();

@@ -20,6 +20,7 @@
 use crate::LogError;
 
 mod control;
+pub mod record_checks;
 pub use control::{
     control_type, encode_end_txn_marker, end_txn_marker, ControlRecordType, EndTxnMarker,
 };

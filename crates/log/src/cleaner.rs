@@ -384,12 +384,12 @@ pub fn keyless_records(batch: &[u8]) -> Result<usize, LogError> {
 
 /// One record inside a batch's (uncompressed) records payload.
 #[derive(Debug)]
-struct RawRecord {
+pub(crate) struct RawRecord {
     /// The record's bytes in the payload, its length prefix included.
     range: std::ops::Range<usize>,
-    offset: i64,
-    timestamp: i64,
-    key: Option<std::ops::Range<usize>>,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<std::ops::Range<usize>>,
     has_value: bool,
 }
 
@@ -397,7 +397,7 @@ const CODEC_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
 
 /// The records payload of a batch, decompressed.
-fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError> {
+pub(crate) fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError> {
     let mut body = &batch[BATCH_HEADER_BYTES..];
     let take_all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
     let result = match header.attributes & CODEC_MASK {
@@ -453,7 +453,10 @@ fn compress_payload(header: &BatchHeader, raw: &[u8]) -> Result<Vec<u8>, LogErro
 }
 
 /// Finds the records of a payload: where each one lies, its offset, timestamp and key.
-fn walk_records(header: &BatchHeader, payload: &[u8]) -> Result<Vec<RawRecord>, LogError> {
+pub(crate) fn walk_records(
+    header: &BatchHeader,
+    payload: &[u8],
+) -> Result<Vec<RawRecord>, LogError> {
     let bad = |what: &str| {
         LogError::CorruptMessage(format!(
             "the batch at offset {}: {what}",

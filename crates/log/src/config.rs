@@ -45,6 +45,13 @@ pub struct LogConfig {
     /// `max.compaction.lag.ms`: a record older than this is compacted whatever the dirty
     /// ratio, and the active segment rolls so that it can be.
     pub max_compaction_lag_ms: i64,
+    /// `message.timestamp.type` is `LogAppendTime`: producers' timestamps are not checked,
+    /// and a producer may not send a batch that claims the broker's time.
+    pub timestamp_log_append: bool,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime record may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a CreateTime record may be.
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -61,6 +68,11 @@ impl Default for LogConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            timestamp_log_append: false,
+            // A bare config checks no timestamps; the broker maps each topic's configs,
+            // Kafka's defaults (after.max.ms one hour) among them.
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
         }
     }
 }

@@ -1,11 +1,21 @@
 //! Errors of a partition log. The broker maps each to one Kafka error code.
 
+use crate::batch::record_checks::{invalid_records_message, RecordError};
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("record batch is corrupt: {0}")]
     CorruptMessage(String),
     #[error("record batch is invalid: {0}")]
     InvalidRecord(String),
+    /// Kafka's INVALID_RECORD with the records at fault (KIP-467): records a topic refuses,
+    /// such as keyless ones for a compacted topic. The message is Kafka's.
+    #[error("{}", invalid_records_message(.0))]
+    InvalidRecords(Vec<RecordError>),
+    /// Kafka's INVALID_TIMESTAMP with the records at fault: at least one record's timestamp
+    /// is refused (other records at fault are listed too). The message is Kafka's.
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    InvalidTimestamps(Vec<RecordError>),
     #[error("record batch of {size_bytes} bytes exceeds max.message.bytes {limit_bytes}")]
     RecordTooLarge {
         size_bytes: usize,
@@ -43,4 +53,22 @@ pub enum LogError {
     },
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl LogError {
+    /// The records at fault, by index in their batch; empty for errors of a whole batch.
+    pub fn record_errors(&self) -> &[RecordError] {
+        match self {
+            LogError::InvalidRecords(errors) | LogError::InvalidTimestamps(errors) => errors,
+            LogError::CorruptMessage(_)
+            | LogError::InvalidRecord(_)
+            | LogError::RecordTooLarge { .. }
+            | LogError::OutOfOrderSequence { .. }
+            | LogError::InvalidProducerEpoch { .. }
+            | LogError::InvalidTxnState(_)
+            | LogError::TransactionCoordinatorFenced { .. }
+            | LogError::OffsetOutOfRange { .. }
+            | LogError::Io(_) => &[],
+        }
+    }
 }

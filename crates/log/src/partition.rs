@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::batch::record_checks::{check_records, RecordRules, TimestampRule};
 use crate::batch::{
     assign_base_offset, validate_batches, AppendOrigin, BatchHeader, BATCH_HEADER_BYTES,
 };
@@ -268,28 +269,47 @@ impl PartitionLog {
     /// Validates and appends the batches of one produce request for this partition.
     ///
     /// Steps:
-    /// 1. validate every batch (magic, CRC, counts, `max.message.bytes`);
+    /// 1. validate every batch (magic, CRC, counts, `max.message.bytes`), then every record
+    ///    (a key on a compacted topic, a timestamp within the topic's window); a batch with
+    ///    an invalid record is refused whole, the error naming each such record;
     /// 2. check idempotent-producer sequences and transaction state; a retry of the last
     ///    stored batch returns its original offsets and writes nothing; a plain batch from a
     ///    producer whose transaction is open is refused (`InvalidTxnState`);
     /// 3. assign offsets in place, roll the segment if due, write, update producer state.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendOutcome, LogError> {
+        let timestamps = if self.config.timestamp_log_append {
+            TimestampRule::LogAppendTime
+        } else {
+            TimestampRule::CreateTime {
+                now_ms,
+                before_max_ms: self.config.timestamp_before_max_ms,
+                after_max_ms: self.config.timestamp_after_max_ms,
+            }
+        };
         self.append_within(
             records,
             now_ms,
             self.config.max_message_bytes,
             AppendOrigin::Client,
+            timestamps,
         )
     }
 
     /// [`PartitionLog::append`] for batches the broker already accepted once (put back from
-    /// a journal): a `max.message.bytes` lowered since does not refuse them.
+    /// a journal): a `max.message.bytes` lowered since does not refuse them, nor does the
+    /// clock that moved on since judge their timestamps.
     pub fn append_accepted(
         &mut self,
         records: &mut [u8],
         now_ms: i64,
     ) -> Result<AppendOutcome, LogError> {
-        self.append_within(records, now_ms, usize::MAX, AppendOrigin::Client)
+        self.append_within(
+            records,
+            now_ms,
+            usize::MAX,
+            AppendOrigin::Client,
+            TimestampRule::Unchecked,
+        )
     }
 
     /// [`PartitionLog::append`] for the broker's own coordinators (records of
@@ -303,7 +323,22 @@ impl PartitionLog {
         records: &mut [u8],
         now_ms: i64,
     ) -> Result<AppendOutcome, LogError> {
-        self.append_within(records, now_ms, usize::MAX, AppendOrigin::Coordinator)
+        self.append_within(
+            records,
+            now_ms,
+            usize::MAX,
+            AppendOrigin::Coordinator,
+            TimestampRule::Unchecked,
+        )
+    }
+
+    /// The partition's name as Kafka prints a topic partition ("orders-0"): the log's
+    /// directory is named so.
+    fn topic_partition(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     fn append_within(
@@ -312,11 +347,19 @@ impl PartitionLog {
         now_ms: i64,
         max_message_bytes: usize,
         origin: AppendOrigin,
+        timestamps: TimestampRule,
     ) -> Result<AppendOutcome, LogError> {
-        // 1. Validate.
+        // 1. Validate the batches, then their records.
         let headers = validate_batches(records, max_message_bytes, origin)?;
-        if self.config.cleanup_compact {
-            require_keys(records, &headers)?;
+        let rules = RecordRules {
+            key_required: self.config.cleanup_compact,
+            timestamps,
+        };
+        let topic_partition = self.topic_partition();
+        let mut at = 0usize;
+        for h in &headers {
+            check_records(&records[at..at + h.size_bytes], h, &rules, &topic_partition)?;
+            at += h.size_bytes;
         }
 
         // 2. Sequence and transaction checks, all before any write so a refused request
@@ -814,21 +857,6 @@ fn read_cleaner_checkpoint(dir: &Path) -> (i64, BTreeMap<i64, CleanedState>) {
         }
     }
     (clean_through, cleaned)
-}
-
-/// Refuses a batch holding a record without a key, as Kafka does for compacted topics.
-fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
-    let mut at = 0usize;
-    for h in headers {
-        let keyless = crate::cleaner::keyless_records(&records[at..at + h.size_bytes])?;
-        at += h.size_bytes;
-        if keyless > 0 {
-            return Err(LogError::InvalidRecord(
-                "a compacted topic cannot take a record without a key".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Finds the first record with timestamp >= `timestamp` in one stored batch.

@@ -307,10 +307,14 @@ fn a_compacted_log_refuses_records_without_a_key() {
     let mut b = encode_batch(&records, None, Compression::Lz4)
         .unwrap()
         .to_vec();
-    assert!(matches!(
-        log.append(&mut b, 1),
-        Err(LogError::InvalidRecord(_))
-    ));
+    // The error names the keyless record by its index in the batch (KIP-467).
+    match log.append(&mut b, 1) {
+        Err(LogError::InvalidRecords(errors)) => {
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].batch_index, 0);
+        }
+        other => panic!("expected InvalidRecords, got {other:?}"),
+    }
     assert_eq!(log.log_end_offset(), 0);
 }
 

@@ -1,5 +1,10 @@
 //! Produce: validate and append each partition's batches, then acknowledge per `acks`.
 //!
+//! A batch the log refuses for some of its records (a keyless record for a compacted topic,
+//! a timestamp outside the topic's window) is answered, from Produce v8, with each of those
+//! records by index and Kafka's message (KIP-467), so clients fail exactly those records and
+//! tell the others that another record of their batch was invalid. Nothing of it is stored.
+//!
 //! With `--fsync always`, an acks=all produce is answered only after the partitions it
 //! wrote are fsynced; the fsync runs on the blocking pool, outside the partition lock, so
 //! concurrent producers share it.
@@ -14,7 +19,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use weir_log::batch::BatchHeader;
@@ -40,6 +47,39 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.map(StrBytes::from_string))
+}
+
+/// Produce v8 added the records at fault (KIP-467) and a message to a partition's answer.
+const RECORD_ERRORS_VERSION: i16 = 8;
+
+/// The answer for a partition whose batch the log refused. A batch refused for some of its
+/// records carries the partition's log start offset and, from v8, names each of them, as
+/// Kafka's answer does; to clients before v8 it is an error of the whole batch.
+fn refused(
+    handle: &PartitionHandle,
+    api_version: i16,
+    index: i32,
+    e: &weir_log::LogError,
+) -> PartitionProduceResponse {
+    let answer = partition_error(index, crate::errors::log_error_code(e), Some(e.to_string()));
+    let records = e.record_errors();
+    if records.is_empty() {
+        return answer;
+    }
+    let answer = answer.with_log_start_offset(handle.log.lock().log_start_offset());
+    if api_version < RECORD_ERRORS_VERSION {
+        return answer;
+    }
+    answer.with_record_errors(
+        records
+            .iter()
+            .map(|r| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(r.batch_index)
+                    .with_batch_index_error_message(Some(StrBytes::from_string(r.message.clone())))
+            })
+            .collect(),
+    )
 }
 
 /// The transactional partitions of a request that the coordinator must check first:
@@ -238,11 +278,7 @@ fn append_all(
                 }
                 Err(e) => {
                     tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "produce refused");
-                    partitions.push(partition_error(
-                        p.index,
-                        crate::errors::log_error_code(&e),
-                        Some(e.to_string()),
-                    ));
+                    partitions.push(refused(&handle, meta.api_version, p.index, &e));
                 }
             }
         }

@@ -13,6 +13,12 @@
 //                                   the transaction scenarios on topics the runner created
 //                                   (3 partitions each); see "Transactions" below for what
 //                                   each does and the lines it prints for run.py to check.
+//   produce-batch BOOTSTRAP TOPIC SPEC
+//                                   one batch to partition 0 of TOPIC, a record per letter of
+//                                   SPEC (k keyed, n no key, o two hours old, f two hours
+//                                   ahead, L a 2,000-byte value), then "O index offset" per
+//                                   record acknowledged, "F index Exception message" per
+//                                   record that failed.
 //
 // codecs prints one line per check (PASS/FAIL) and ends with "N passed, M failed".
 
@@ -39,6 +45,7 @@ public class Scenarios {
             case "codecs": codecs(args[1], args[2], Integer.parseInt(args[3])); break;
             case "member": member(args[1], args[2], args[3]); return;
             case "basic": basic(args[1], args[2], Integer.parseInt(args[3])); return;
+            case "produce-batch": produceBatch(args[1], args[2], args[3]); System.exit(0);
             case "txn-commit": case "txn-abort": case "txn-open": case "txn-fence": case "txn-ctp":
                 try {
                     transactions(args);
@@ -89,6 +96,39 @@ public class Scenarios {
                       sent.equals(got), "sent " + sent.values().stream().mapToInt(List::size).sum() + " got " + got.values().stream().mapToInt(List::size).sum());
             }
         }
+    }
+
+    /** Sends SPEC's records in one batch (a long linger, no idempotence, so a refused batch is
+     *  not retried) and prints what each record's future gave. */
+    static void produceBatch(String bootstrap, String topic, String spec) throws Exception {
+        Properties pp = new Properties();
+        pp.put("bootstrap.servers", bootstrap);
+        pp.put("enable.idempotence", "false");
+        pp.put("acks", "all");
+        pp.put("linger.ms", "500");
+        long now = System.currentTimeMillis(), hour = 3_600_000L;
+        List<Future<RecordMetadata>> fs = new ArrayList<>();
+        try (KafkaProducer<String, String> p = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+            for (int i = 0; i < spec.length(); i++) {
+                char letter = spec.charAt(i);
+                String key = letter == 'n' ? null : "k" + i;
+                String value = letter == 'L' ? "x".repeat(2000) : "v" + i;
+                long ts = letter == 'o' ? now - 2 * hour : letter == 'f' ? now + 2 * hour : now;
+                fs.add(p.send(new ProducerRecord<>(topic, 0, ts, key, value)));
+            }
+            p.flush();
+        }
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < fs.size(); i++) {
+            try {
+                long offset = fs.get(i).get(30, TimeUnit.SECONDS).offset();
+                sb.append("O ").append(i).append(' ').append(offset).append('\n');
+            } catch (ExecutionException e) {
+                sb.append("F ").append(i).append(' ').append(errorName(e)).append(' ').append(e.getCause().getMessage()).append('\n');
+            }
+        }
+        System.out.print(sb);
+        System.out.flush();
     }
 
     /** Reads the three partitions of TOPIC from their start until COUNT records arrived or 60 s passed. */

@@ -17,6 +17,11 @@ confluent-kafka the transaction roles as the Java and franz-go drivers do.
       the transaction scenarios, confluent-kafka only, on 3-partition topics the runner
       created; see "confluent-kafka transactions" below for each and the lines it prints.
 
+  drivers.py produce-batch confluent-kafka BOOTSTRAP TOPIC SPEC
+      one batch to partition 0 of TOPIC, a record per letter of SPEC (see PRODUCE_BATCH_SPEC),
+      then "O index offset" per record acknowledged and "F index ERROR message" per record
+      that failed, in index order.
+
 CLIENT is confluent-kafka, kafka-python, aiokafka or kcat (the kcat binary, driven from
 here: it has no admin API, so Apache Kafka's kafka-topics creates and deletes its topic,
 and its consumer-group mode reports assignments on stderr). The checks are made by run.py.
@@ -125,6 +130,30 @@ def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
         lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
         out("\n".join(lines))
     c.close()
+
+
+# The records of a produce-batch role, one letter each: k a keyed record, n a record without
+# a key, o a keyed record two hours old, f a keyed record two hours ahead, L a keyed record
+# with a 2,000-byte value. The Java driver reads the same letters.
+PRODUCE_BATCH_SPEC = "knofL"
+HOUR_MS = 3_600_000
+
+
+def confluent_produce_batch(bootstrap, topic, spec):
+    """Every record of SPEC in one batch (a long linger, no idempotence, so a refused batch
+    is not retried), then what each record's delivery report said."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 500, "acks": "all", "enable.idempotence": False})
+    now, outcome = int(time.time() * 1000), {}
+    for i, letter in enumerate(spec):
+        key = None if letter == "n" else f"k{i}"
+        value = "x" * 2000 if letter == "L" else f"v{i}"
+        ts = {"o": now - 2 * HOUR_MS, "f": now + 2 * HOUR_MS}.get(letter, now)
+        p.produce(topic, key=key, value=value, partition=0, timestamp=ts,
+                  on_delivery=lambda err, msg, i=i: outcome.__setitem__(
+                      i, f"F {i} {err.name()} {err.str()}" if err else f"O {i} {msg.offset()}"))
+    p.flush(60)
+    out("\n".join(outcome.get(i, f"F {i} NO_REPORT") for i in range(len(spec))))
 
 
 # ---------------------------------------------------------------- confluent-kafka transactions
@@ -565,12 +594,13 @@ def kcat_member(bootstrap, topic, group, strategy="range", instance=None):
 
 def main():
     role, client, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if role != "member":  # every other role ends with a record count
+    if role not in ("member", "produce-batch"):  # every other role ends with a record count
         args = args[:-1] + [int(args[-1])]
     fn = {("basic", "confluent-kafka"): confluent_basic, ("member", "confluent-kafka"): confluent_member,
           ("txn-commit", "confluent-kafka"): confluent_txn_commit, ("txn-abort", "confluent-kafka"): confluent_txn_abort,
           ("txn-open", "confluent-kafka"): confluent_txn_open, ("txn-fence", "confluent-kafka"): confluent_txn_fence,
           ("txn-ctp", "confluent-kafka"): confluent_txn_ctp,
+          ("produce-batch", "confluent-kafka"): confluent_produce_batch,
           ("basic", "kafka-python"): kafka_python_basic, ("member", "kafka-python"): kafka_python_member,
           ("basic", "aiokafka"): aiokafka_basic, ("member", "aiokafka"): aiokafka_member,
           ("basic", "kcat"): kcat_basic, ("member", "kcat"): kcat_member}.get((role, client))
