@@ -20,12 +20,13 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
 use crate::consumer_group_heartbeat::{
-    consumer_record, fence_member, plan_member_update, removal_keys, MemberUpdate, Refusal,
+    apply_member_update, consumer_record, fence_member, plan_member_update, removal_keys,
+    MemberUpdate, Refusal,
 };
 use crate::consumer_records::ClassicMemberMetadata;
 use crate::coordinator::Coordinator;
 use crate::embedded_protocol::{self, parse_subscription};
-use crate::group::{GroupEventKind, RemovalReason};
+use crate::group::RemovalReason;
 use crate::migration::CONSUMER_PROTOCOL_TYPE;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, RequestContext};
@@ -78,6 +79,27 @@ fn classic_member<'a>(
         Some(m) if m.uses_classic_protocol() => Ok(m),
         _ => Err(ResponseError::UnknownMemberId),
     }
+}
+
+/// The consumer group `group_id` and its classic member a SyncGroup or Heartbeat names,
+/// which must bring the member's epoch as its generation.
+fn classic_member_at<'a>(
+    c: &'a Coordinator,
+    group_id: &str,
+    member_id: &str,
+    instance_id: Option<&str>,
+    generation_id: i32,
+) -> Result<(&'a ConsumerGroup, &'a ConsumerMember), ResponseError> {
+    let cg = c
+        .groups
+        .get(group_id)
+        .and_then(|g| g.modern.as_ref())
+        .expect("caller checked is_consumer_group");
+    let m = classic_member(cg, member_id, instance_id)?;
+    if generation_id != m.member_epoch {
+        return Err(ResponseError::IllegalGeneration);
+    }
+    Ok((cg, m))
 }
 
 /// JoinGroup to a consumer group with members. `member_id` is empty for a new member.
@@ -266,33 +288,18 @@ fn join_member(
     let member_epoch = plan.reconciled.member_epoch;
 
     // 4. Applied through replay; the member must sync within its rebalance timeout.
-    c.apply_consumer_records(group_id, now_ms, &plan.records);
-    c.modern_image_versions
-        .insert(group_id.to_string(), image.version);
-    out.records.extend(plan.records);
-    if let Some((old_id, iid)) = replaced_old {
-        c.modern_timers_remove(group_id, &old_id);
-        if let Some(g) = c.groups.get_mut(group_id) {
-            g.record(
-                now_ms,
-                GroupEventKind::StaticMemberReplaced {
-                    old_member_id: old_id,
-                    new_member_id: member_id.to_string(),
-                    group_instance_id: iid.unwrap_or_default(),
-                },
-            );
-        }
-    } else if is_new {
-        if let Some(g) = c.groups.get_mut(group_id) {
-            g.record(
-                now_ms,
-                GroupEventKind::MemberJoined {
-                    member_id: member_id.to_string(),
-                    group_instance_id: instance_id.map(str::to_string),
-                },
-            );
-        }
-    }
+    apply_member_update(
+        c,
+        now_ms,
+        group_id,
+        image.version,
+        plan.records,
+        member_id,
+        instance_id,
+        is_new,
+        replaced_old,
+        out,
+    );
     let timers = c.modern_timers_entry(group_id, member_id);
     timers.session_deadline_ms = now_ms + i64::from(req.session_timeout_ms);
     timers.join_deadline_ms = None;
@@ -352,15 +359,13 @@ pub(crate) fn sync(
     c.last_image = image.clone();
     let group_id = req.group_id.0.as_str();
     let result = (|| {
-        let cg = c
-            .groups
-            .get(group_id)
-            .and_then(|g| g.modern.as_ref())
-            .expect("caller checked is_consumer_group");
-        let m = classic_member(cg, req.member_id.as_str(), req.group_instance_id.as_deref())?;
-        if req.generation_id != m.member_epoch {
-            return Err(ResponseError::IllegalGeneration);
-        }
+        let (cg, m) = classic_member_at(
+            c,
+            group_id,
+            req.member_id.as_str(),
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+        )?;
         let meta = m.classic.as_ref().expect("classic_member checked");
         let first = meta.protocols.first().map(|(n, _)| n.as_str());
         if req
@@ -411,15 +416,13 @@ pub(crate) fn heartbeat(
 ) {
     let group_id = req.group_id.0.as_str();
     let code = (|| {
-        let cg = c
-            .groups
-            .get(group_id)
-            .and_then(|g| g.modern.as_ref())
-            .expect("caller checked is_consumer_group");
-        let m = classic_member(cg, req.member_id.as_str(), req.group_instance_id.as_deref())?;
-        if req.generation_id != m.member_epoch {
-            return Err(ResponseError::IllegalGeneration);
-        }
+        let (cg, m) = classic_member_at(
+            c,
+            group_id,
+            req.member_id.as_str(),
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+        )?;
         let rejoin = must_rejoin(cg, m);
         let m = m.clone();
         let session_ms = m.classic.as_ref().map_or(0, |x| x.session_timeout_ms);

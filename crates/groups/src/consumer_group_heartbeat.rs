@@ -427,34 +427,18 @@ fn run(
     let rebalance_timeout_ms = reconciled.rebalance_timeout_ms;
     let assignment = reconciled.assigned.clone();
 
-    // Apply what was decided, through replay.
-    c.apply_consumer_records(&group_id, now_ms, &records);
-    c.modern_image_versions
-        .insert(group_id.clone(), image.version);
-    out.records.extend(records);
-    if let Some((old_id, iid)) = replaced_old {
-        c.modern_timers_remove(&group_id, &old_id);
-        if let Some(g) = c.groups.get_mut(&group_id) {
-            g.record(
-                now_ms,
-                GroupEventKind::StaticMemberReplaced {
-                    old_member_id: old_id,
-                    new_member_id: member_id.to_string(),
-                    group_instance_id: iid.unwrap_or_default(),
-                },
-            );
-        }
-    } else if is_new {
-        if let Some(g) = c.groups.get_mut(&group_id) {
-            g.record(
-                now_ms,
-                GroupEventKind::MemberJoined {
-                    member_id: member_id.to_string(),
-                    group_instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
-                },
-            );
-        }
-    }
+    apply_member_update(
+        c,
+        now_ms,
+        &group_id,
+        image.version,
+        records,
+        member_id,
+        req.instance_id.as_deref(),
+        is_new,
+        replaced_old,
+        out,
+    );
     let session_timeout_ms = c.consumer_session_timeout_ms(&group_id);
     let timers = c.modern_timers_entry(&group_id, member_id);
     timers.session_deadline_ms = now_ms + i64::from(session_timeout_ms);
@@ -667,6 +651,45 @@ pub(crate) fn plan_member_update(
         records,
         reconciled,
     })
+}
+
+/// Applies a planned member update through replay, remembers the image it was computed
+/// with, and writes the group's history: a static member replaced, or a member joined.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_member_update(
+    c: &mut Coordinator,
+    now_ms: i64,
+    group_id: &str,
+    image_version: u64,
+    records: Vec<Record>,
+    member_id: &str,
+    instance_id: Option<&str>,
+    is_new: bool,
+    replaced: Option<(String, Option<String>)>,
+    out: &mut Output,
+) {
+    c.apply_consumer_records(group_id, now_ms, &records);
+    c.modern_image_versions
+        .insert(group_id.to_string(), image_version);
+    out.records.extend(records);
+    let kind = match replaced {
+        Some((old_id, iid)) => {
+            c.modern_timers_remove(group_id, &old_id);
+            GroupEventKind::StaticMemberReplaced {
+                old_member_id: old_id,
+                new_member_id: member_id.to_string(),
+                group_instance_id: iid.unwrap_or_default(),
+            }
+        }
+        None if is_new => GroupEventKind::MemberJoined {
+            member_id: member_id.to_string(),
+            group_instance_id: instance_id.map(str::to_string),
+        },
+        None => return,
+    };
+    if let Some(g) = c.groups.get_mut(group_id) {
+        g.record(now_ms, kind);
+    }
 }
 
 fn wire_assignment(a: &Assignment) -> WireAssignment {
