@@ -20,8 +20,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::consumer_group::{ConsumerGroup, ConsumerMember, MemberState};
 use crate::consumer_group_heartbeat::{
-    apply_member_update, consumer_record, fence_member, plan_member_update, removal_keys,
-    MemberUpdate, Refusal,
+    apply_member_update, consumer_record, fence_member, member_before_update, plan_member_update,
+    removal_keys, MemberUpdate, Refusal,
 };
 use crate::consumer_records::ClassicMemberMetadata;
 use crate::coordinator::Coordinator;
@@ -229,17 +229,7 @@ fn join_member(
         }
     };
     let is_new = existing.is_none();
-    let member = match (existing, replaced) {
-        (Some(m), _) => m.clone(),
-        (None, Some(old)) => {
-            let mut m = old.clone();
-            m.member_id = member_id.to_string();
-            m.member_epoch = 0;
-            m.previous_member_epoch = 0;
-            m
-        }
-        (None, None) => ConsumerMember::new(member_id),
-    };
+    let member = member_before_update(existing, replaced, member_id);
     let mut updated = member.clone();
     if let Some(iid) = instance_id {
         updated.instance_id = Some(iid.to_string());

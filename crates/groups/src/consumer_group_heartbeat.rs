@@ -343,18 +343,7 @@ fn run(
         }
     };
     let is_new = existing.is_none();
-    let mut member = match (existing, replaced) {
-        (Some(m), _) => m.clone(),
-        (None, Some(old)) => {
-            // The new instance takes over the old one's partitions, from epoch 0.
-            let mut m = old.clone();
-            m.member_id = member_id.to_string();
-            m.member_epoch = 0;
-            m.previous_member_epoch = 0;
-            m
-        }
-        (None, None) => ConsumerMember::new(member_id),
-    };
+    let mut member = member_before_update(existing, replaced, member_id);
     if joining && existing.is_some() {
         // A member rejoins (it was fenced, or restarted with its member id): it holds
         // nothing now, and reconciles from epoch 0.
@@ -461,6 +450,26 @@ fn run(
         response = response.with_assignment(Some(wire_assignment(&assignment)));
     }
     Ok(response)
+}
+
+/// The member an update starts from: the one found, a static member's new instance taking
+/// over the old one's partitions from epoch 0, or a new member.
+pub(crate) fn member_before_update(
+    existing: Option<&ConsumerMember>,
+    replaced: Option<&ConsumerMember>,
+    member_id: &str,
+) -> ConsumerMember {
+    match (existing, replaced) {
+        (Some(m), _) => m.clone(),
+        (None, Some(old)) => {
+            let mut m = old.clone();
+            m.member_id = member_id.to_string();
+            m.member_epoch = 0;
+            m.previous_member_epoch = 0;
+            m
+        }
+        (None, None) => ConsumerMember::new(member_id),
+    }
 }
 
 /// One member's new metadata, as a heartbeat or a classic JoinGroup brings it.
