@@ -214,7 +214,6 @@ pub(crate) fn join(
                     .remove(&old_id)
                     .expect("static member is a member");
                 fence_parked(&old, out);
-                let unchanged = old.protocols == protocols;
                 let mut m = make_member(&new_id);
                 m.assignment = old.assignment.clone();
                 m.awaiting_join = None;
@@ -227,23 +226,31 @@ pub(crate) fn join(
                 group.record(
                     now_ms,
                     GroupEventKind::StaticMemberReplaced {
-                        old_member_id: old_id,
+                        old_member_id: old_id.clone(),
                         new_member_id: new_id.clone(),
                         group_instance_id: iid.clone(),
                     },
                 );
                 match group.state() {
-                    GroupState::Stable if unchanged && (!was_leader || v >= 9) => {
-                        // The same instance restarted within its session: no rebalance.
-                        // It syncs next and gets its old assignment back; a leader is told
-                        // to skip computing assignments (KIP-814).
-                        let r = join_success(group, &new_id, v, was_leader);
-                        return reply(out, r);
-                    }
-                    GroupState::CompletingRebalance if unchanged => {
-                        // The generation is formed but not yet assigned: the new instance
-                        // takes the old one's place in it (a leader still has to assign).
-                        let r = join_success(group, &new_id, v, false);
+                    GroupState::Stable if group.select_protocol() == group.protocol_name => {
+                        // The same instance restarted within its session, and the protocol
+                        // the group runs still suits everyone (its metadata may differ; the
+                        // next rebalance uses it): no rebalance. The new id is persisted
+                        // before the answer, so a broker restart keeps it. It syncs next
+                        // and gets its old assignment back. A leader that can skip the
+                        // assignment (v9, KIP-814) is told so; an older one is named as a
+                        // follower (the leader is given under its old id), as Kafka does.
+                        let mut r = join_success(group, &new_id, v, was_leader);
+                        if was_leader && v < 9 {
+                            r = r
+                                .with_leader(sb(&old_id))
+                                .with_members(Vec::new());
+                        }
+                        let record = c.group_metadata_record(
+                            c.groups.get(&group_id).expect("present"),
+                            now_ms,
+                        );
+                        out.records.push(record);
                         return reply(out, r);
                     }
                     GroupState::PreparingRebalance => {
@@ -255,19 +262,21 @@ pub(crate) fn join(
                         maybe_complete_join(c, now_ms, &group_id, out);
                         return;
                     }
-                    _ => {
+                    state => {
+                        // A changed protocol, or a generation formed but not yet assigned
+                        // (the leader may have been given the old id to assign to): the
+                        // group rebalances, as Kafka does.
                         group
                             .members
                             .get_mut(&new_id)
                             .expect("inserted")
                             .awaiting_join = Some(parked);
-                        prepare_rebalance(
-                            group,
-                            now_ms,
-                            "static member rejoined with changed metadata",
-                            initial_delay_ms,
-                            out,
-                        );
+                        let reason = if state == GroupState::CompletingRebalance {
+                            "a static member rejoined before the assignment was made"
+                        } else {
+                            "a static member rejoined with a protocol that changes the group's"
+                        };
+                        prepare_rebalance(group, now_ms, reason, initial_delay_ms, out);
                         maybe_complete_join(c, now_ms, &group_id, out);
                         return;
                     }
