@@ -42,7 +42,12 @@ python3 tests/durability/txn_crash.py "$PWD/target/release/weir" "${WEIR_TXN_CRA
 
 echo "== compatibility: real clients against weir (the quick subset; tests/compat/run.py runs all, against Apache Kafka too)"
 python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
-    --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}"
+    --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}" \
+    --scenarios basic,group,consumer,txn,streams,connect
+
+echo "== differential: static members restarting, members joining together, per-record produce errors; Apache Kafka and weir"
+python3 tests/compat/run.py --broker both --weir-bin "$PWD/target/release/weir" \
+    --clients confluent-kafka,java --scenarios static,produce-errors
 
 echo "== incremental reconciliation: 10 consumer-protocol members, one joins and one leaves, the others never stop fetching for longer than a heartbeat interval"
 python3 tests/compat/incremental.py --broker weir --weir-bin "$PWD/target/release/weir"

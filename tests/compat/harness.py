@@ -229,12 +229,33 @@ CLIENTS = {
 VERSIONS = _versions()
 
 
-class Member:
-    """A group member in its own process, so it can leave cleanly or be killed -9. Only the
-    Python drivers take an assignment strategy and a static instance id."""
+class MemberView:
+    """What one group member printed: the values it read, its latest assignment, and its
+    rebalance callbacks ("K assign|revoke p,p ..." lines) as (kind, partitions) in order."""
 
-    def __init__(self, client, bootstrap, topic, group, strategy=None, instance=None, protocol=None, assignor=None):
-        args = [bootstrap, topic, group]
+    def __init__(self):
+        self.values = []
+        self.assignment = None
+        self.callbacks = []
+        self.lock = threading.Lock()
+
+    def take(self, line):
+        parts = line.rstrip("\n").split(" ", 3)
+        with self.lock:
+            if parts[0] == "R" and len(parts) == 4:
+                self.values.append(parts[3])
+            elif parts[0] == "A":
+                text = line[2:].strip().strip("[]").replace(" ", "")
+                self.assignment = sorted(int(x) for x in text.split(",") if x)
+            elif parts[0] == "K" and len(parts) >= 2:
+                ps = parts[2] if len(parts) > 2 else ""
+                self.callbacks.append((parts[1], sorted(int(x) for x in ps.split(",") if x)))
+
+
+class _Process:
+    """A driver role in its own process, so it can leave cleanly or be killed -9."""
+
+    def _start(self, client, role, args, protocol=None, assignor=None):
         # The consumer protocol (KIP-848) and its server-side assignor reach every driver
         # through the environment; a topic starting with "^" is a regex subscription.
         env = dict(os.environ)
@@ -242,27 +263,12 @@ class Member:
             env["COMPAT_GROUP_PROTOCOL"] = protocol
         if assignor:
             env["COMPAT_GROUP_REMOTE_ASSIGNOR"] = assignor
-        if strategy or instance:
-            args += [strategy or "range"] + ([instance] if instance else [])
-        # The member's own log goes to a file, so a failed check can point at what the client saw.
-        self.log_path = tempfile.mkstemp(prefix=f"member-{client}-", suffix=".log")[1]
+        # The process's own log goes to a file, so a failed check can point at what the client saw.
+        self.log_path = tempfile.mkstemp(prefix=f"{role}-{client}-", suffix=".log")[1]
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(CLIENTS[client]("member", *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(CLIENTS[client](role, *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=log, text=True, env=env)
-        self.values = []
-        self.assignment = None
-        self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            parts = line.rstrip("\n").split(" ", 3)
-            with self.lock:
-                if parts[0] == "R" and len(parts) == 4:
-                    self.values.append(parts[3])
-                elif parts[0] == "A":
-                    text = line[2:].strip().strip("[]").replace(" ", "")
-                    self.assignment = sorted(int(x) for x in text.split(",") if x)
 
     def leave(self):
         self.proc.stdin.close()
@@ -274,6 +280,37 @@ class Member:
     def kill9(self):
         self.proc.kill()
         self.proc.wait()
+
+
+class Member(MemberView, _Process):
+    """A group member in its own process. The Python drivers and the Java one take an
+    assignment strategy and a static instance id."""
+
+    def __init__(self, client, bootstrap, topic, group, strategy=None, instance=None, protocol=None, assignor=None):
+        MemberView.__init__(self)
+        args = [bootstrap, topic, group]
+        if strategy or instance:
+            args += [strategy or "range"] + ([instance] if instance else [])
+        self._start(client, "member", args, protocol, assignor)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.take(line)
+
+
+class Pair(_Process):
+    """Two members of one group in one process (the `pair` role), subscribed at the same
+    moment; `members` are their views."""
+
+    def __init__(self, client, bootstrap, topic, group, instance=None):
+        self.members = [MemberView(), MemberView()]
+        self._start(client, "pair", [bootstrap, topic, group] + ([instance] if instance else []))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            parts = line.split(" ", 2)
+            if parts[0] == "M" and len(parts) == 3 and parts[1] in ("0", "1"):
+                self.members[int(parts[1])].take(parts[2])
 
 
 def wait_until(cond, timeout_s):

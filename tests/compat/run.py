@@ -10,7 +10,7 @@ Options:
   --broker weir|kafka|both     (default both)
   --clients a,b,...            (default all: kcat, confluent-kafka, java, franz-go, sarama,
                                 kafka-python, aiokafka, kafkajs, rdkafka)
-  --scenarios basic,group,...  (default all: basic,group,consumer,txn,produce-errors,streams,connect)
+  --scenarios basic,group,...  (default all: basic,group,consumer,static,txn,produce-errors,streams,connect)
   --weir-bin PATH              (default target/release/weir)
   --records N                  records in the basic scenario (default 3000)
   --group-records N            records in the group scenario (default 20000)
@@ -57,7 +57,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from apps import scenarios as apps  # noqa: E402
-from harness import CLIENTS, VERSIONS, Kafka, Member, Weir, wait_until  # noqa: E402
+from harness import CLIENTS, VERSIONS, Kafka, Member, Pair, Weir, wait_until  # noqa: E402
 
 SESSION_TIMEOUT_S = 6
 
@@ -82,6 +82,11 @@ CHECKS = {
     "consumer.regex": "consumer protocol: a regex subscription reads a topic created after it joined",
     "consumer.range": "consumer protocol, range assignor: 3 members own 2 adjacent partitions each and read every record once",
     "consumer.restart": "consumer protocol: across a broker restart the 3 members keep their partitions and the group its epoch (nobody rejoins), and every new record is read once",
+    "static.together": "2 static members of one process, subscribed at once to an empty group: one generation, one assignment callback each, 2 and 2 partitions",
+    "static.together-dynamic": "the same with 2 dynamic members (member ids given first, KIP-394)",
+    "static.restart": "each of 2 static members killed -9 and restarted within its session timeout (so the leader too) gets its partitions back; the other sees no callback",
+    "static.restart-reads": "records produced while a static member was down are read by it after its restart, from its committed offset",
+    "static.changed-subscription": "a static member restarted subscribed to one more topic: the group's protocol is unchanged, so no rebalance: it gets its old partitions back and the other sees no callback",
     "txn.commit": "records committed in 5 transactions read back exactly once with read_committed, where the producer was told",
     "txn.abort": "an aborted transaction is invisible to read_committed and visible to read_uncommitted; later commits to both",
     "txn.order": "per partition, both isolation levels read in produce order",
@@ -107,8 +112,8 @@ CHECKS = {
 }
 
 # The scenarios run when --scenarios is not given.
-DEFAULT_SCENARIOS = ["basic", "group", "consumer", "txn", "produce-errors", "streams", "connect"]
-SCENARIOS = ["basic", "group", "consumer", "txn", "produce-errors", "streams", "connect"]
+DEFAULT_SCENARIOS = ["basic", "group", "consumer", "static", "txn", "produce-errors", "streams", "connect"]
+SCENARIOS = ["basic", "group", "consumer", "static", "txn", "produce-errors", "streams", "connect"]
 # Scenarios that run a real application (apps/) once per broker instead of once per client;
 # the table names the application where it names a client.
 APP_SCENARIOS = {"streams": "kafka-streams", "connect": "kafka-connect"}
@@ -120,6 +125,8 @@ APP_SCENARIOS = {"streams": "kafka-streams", "connect": "kafka-connect"}
 # abortable error (KIP-588) and learns it is fenced only from the abort's EndTxn
 # (PRODUCER_FENCED); librdkafka makes it fatal _FENCED at once.
 TXN_CLIENTS = ["java", "confluent-kafka", "franz-go"]
+# The clients whose members report their rebalance callbacks and run as pairs in one process.
+STATIC_CLIENTS = ["java", "confluent-kafka"]
 # The clients that speak the consumer group protocol (KIP-848).
 CONSUMER_CLIENTS = ["java", "confluent-kafka", "franz-go"]
 FENCED_ERRORS = {
@@ -443,6 +450,105 @@ def consumer(res, broker, client, count, can_restart, weir_bin):
             if m.proc.poll() is None:
                 m.kill9()
         cleanup(b, [topic, f"{rx}-1", f"{rx}-2"], [grp, rx_grp, range_grp])
+
+
+def assigned(view):
+    """The partitions a member's callbacks leave it with (eager: assign replaces)."""
+    owned = set()
+    for kind, ps in view.callbacks:
+        owned = set(ps) if kind == "assign" else owned - set(ps)
+    return sorted(owned)
+
+
+def static(res, broker, client):
+    """Static membership (KIP-345) and members that join together, classic protocol, range:
+    two members subscribed at the same moment land in one first generation (static, then
+    dynamic); a static member killed -9 and restarted within its session timeout gets its
+    partitions back with no callback on the other, first one member then the other (one of
+    them leads); then a restart with a changed subscription."""
+    if client not in STATIC_CLIENTS:
+        print(f"no rebalance callbacks reported by the {client} driver; skipped", flush=True)
+        return
+    b, name = broker.bootstrap, broker.name
+    topic, topic2 = f"compat-s-{client}-{uid()}", f"compat-s2-{client}-{uid()}"
+    groups = [f"compat-s-{client}-{uid()}" for _ in range(3)]
+    create_topic(b, topic, 4)
+    create_topic(b, topic2, 2)
+    everyone = []
+    try:
+        # Members that join together.
+        for check, grp, instance in (("static.together", groups[0], f"pair-{uid()}"),
+                                     ("static.together-dynamic", groups[1], None)):
+            pair = Pair(client, b, topic, grp, instance)
+            everyone.append(pair)
+            m0, m1 = pair.members
+            split = lambda: sorted((m0.assignment or []) + (m1.assignment or [])) == [0, 1, 2, 3] \
+                and len(m0.assignment) == 2  # noqa: E731
+            wait_until(split, 60)
+            time.sleep(2)  # a second generation, if one came, would show in the callbacks by now
+            assigns = [[ps for kind, ps in m.callbacks if kind == "assign"] for m in pair.members]
+            revokes = [[ps for kind, ps in m.callbacks if kind == "revoke" and ps] for m in pair.members]
+            res.record(name, client, check, split() and all(len(a) == 1 for a in assigns) and revokes == [[], []],
+                       f"assignments {m0.assignment} {m1.assignment}; callbacks {m0.callbacks} {m1.callbacks}; "
+                       f"log {pair.log_path}")
+            pair.leave()
+
+        # Static members restarting, one after the other.
+        grp = groups[2]
+        produce(b, topic, [f"a{i}" for i in range(400)])
+        members = {iid: Member(client, b, topic, grp, "range", iid) for iid in ("i-a", "i-b")}
+        everyone += members.values()
+        wait_until(lambda: all(len(m.assignment or []) == 2 for m in members.values())
+                   and len({v for m in members.values() for v in m.values}) >= 400, 60)
+        restarted_ok, reads_ok, details = True, True, []
+        for iid, other_iid in (("i-a", "i-b"), ("i-b", "i-a")):
+            old, other = members[iid], members[other_iid]
+            time.sleep(1)  # its commits of what it read are made
+            before, other_callbacks = list(old.assignment or []), len(other.callbacks)
+            old.kill9()
+            letter = "b" if iid == "i-a" else "c"
+            produce(b, topic, [f"{letter}{i}" for i in range(400)])
+            new = Member(client, b, topic, grp, "range", iid)
+            everyone.append(new)
+            members[iid] = new
+            back = wait_until(lambda: new.assignment == before, 30)
+            time.sleep(2)
+            quiet = len(other.callbacks) == other_callbacks
+            restarted_ok &= back and quiet and assigned(new) == before
+            details.append(f"{iid}: {before} -> {new.assignment} (callbacks {new.callbacks}), "
+                           f"other's new callbacks {other.callbacks[other_callbacks:]}")
+            # What was produced while it was down, on its partitions, it reads after the restart.
+            got = wait_until(lambda: len({v for m in members.values() for v in m.values if v.startswith(letter)}) >= 400, 30)
+            reads_ok &= got
+            details.append(f"{letter}: {len({v for m in members.values() for v in m.values if v.startswith(letter)})} of 400")
+        res.record(name, client, "static.restart", restarted_ok, "; ".join(details) + f"; {logs(list(members.values()))}")
+        res.record(name, client, "static.restart-reads", reads_ok, "; ".join(details))
+
+        # A static member restarted with a changed subscription. The protocol the group runs
+        # (range) does not change, so Kafka does not rebalance: it gets its old partitions
+        # back, the other member sees no callback, and the new topic waits for the next
+        # rebalance (KIP-345 leaves a subscription change to a rolling restart).
+        a, other = members["i-a"], members["i-b"]
+        time.sleep(1)
+        before, other_callbacks = list(a.assignment or []), len(other.callbacks)
+        a.kill9()
+        new = Member(client, b, f"{topic},{topic2}", grp, "range", "i-a")
+        everyone.append(new)
+        members["i-a"] = new
+        back = wait_until(lambda: new.assignment == before, 30)
+        time.sleep(3)
+        res.record(name, client, "static.changed-subscription",
+                   back and new.assignment == before and assigned(new) == before
+                   and len(other.callbacks) == other_callbacks,
+                   f"restarted member {before} -> {new.assignment} callbacks {new.callbacks}; other's new callbacks "
+                   f"{other.callbacks[other_callbacks:]}; {logs(list(members.values()))}")
+        for m in members.values():
+            m.leave()
+    finally:
+        for p in everyone:
+            if p.proc.poll() is None:
+                p.kill9()
+        cleanup(b, [topic, topic2], groups)
 
 
 def group_epoch(weir_bin, bootstrap, group):
@@ -772,6 +878,8 @@ def main():
                         group(res, broker, client, a.group_records, can_restart=not a.bootstrap)
                     elif scenario == "consumer":
                         consumer(res, broker, client, a.consumer_records, can_restart=not a.bootstrap, weir_bin=a.weir_bin)
+                    elif scenario == "static":
+                        static(res, broker, client)
                     elif scenario == "txn":
                         txn(res, broker, client, a.txn_records)
                     elif scenario == "produce-errors":

@@ -438,6 +438,9 @@ fn fence_parked(member: &Member, out: &mut Output) {
     }
 }
 
+/// The shortest first join phase of an empty group, whatever the initial delay.
+pub const FIRST_JOIN_MIN_MS: i64 = 100;
+
 /// Starts a join phase. Parked SyncGroups of the previous phase learn of it.
 pub(crate) fn prepare_rebalance(
     group: &mut Group,
@@ -466,10 +469,15 @@ pub(crate) fn prepare_rebalance(
         .max()
         .unwrap_or(0);
     if was_empty {
-        // Even with no delay configured, the first join phase ends on the next tick rather
-        // than inside this request, so joins already queued behind it land in the same
-        // generation (as Kafka's delayed join does).
-        let first = initial_delay_ms.min(rebalance_timeout_ms).max(0);
+        // The first join phase of an empty group waits for the initial delay, and for at
+        // least FIRST_JOIN_MIN_MS even with no delay configured, so members started
+        // together (a process's consumers subscribing at once, static members started at
+        // the same moment) land in one first generation, as on Kafka, where the join phase
+        // ends only after the joins queued behind the first.
+        let first = initial_delay_ms
+            .max(FIRST_JOIN_MIN_MS)
+            .min(rebalance_timeout_ms)
+            .max(0);
         group.join_deadline_ms = Some(now_ms + first);
         group.initial_delay_remaining_ms = (rebalance_timeout_ms - first).max(0);
         group.new_member_joined_in_delay = false;

@@ -184,10 +184,11 @@ fn classic_group(x: &mut Ctx) -> (Vec<String>, i32) {
         let (t, _) = x.send(9, join(x, id, &[]));
         tokens.push(t);
     }
-    // The first join phase ends on a later tick (the initial delay, here 0, runs in steps).
+    // The first join phase ends on a later tick (the initial delay, here 0, still lasts
+    // FIRST_JOIN_MIN_MS, and runs in steps).
     let mut out = Output::default();
     for _ in 0..10 {
-        out = x.tick(1);
+        out = x.tick(weir_groups::membership::FIRST_JOIN_MIN_MS);
         if !out.responses.is_empty() {
             break;
         }

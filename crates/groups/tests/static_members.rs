@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use kafka_protocol::error::ResponseError as E;
+use weir_groups::membership::FIRST_JOIN_MIN_MS;
 use weir_groups::*;
 
 fn config() -> CoordinatorConfig {
@@ -253,4 +254,36 @@ fn restart_while_completing_rebalance_rebalances_again() {
     );
     assert!(join_of(&out, t).is_none());
     assert_eq!(state(&x), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn members_arriving_together_share_the_first_generation_even_with_no_delay() {
+    // Goal: with group.initial.rebalance.delay.ms=0, a second member joining an empty group
+    // a few milliseconds after the first still lands in the first generation.
+    let mut x = Ctx::new(CoordinatorConfig {
+        group_initial_rebalance_delay_ms: 0,
+        ..CoordinatorConfig::default()
+    });
+    let (ta, out) = x.send(
+        "a",
+        join_req("g", "", Some("i-a"), 10_000, &[("range", b"sub")]),
+    );
+    assert!(join_of(&out, ta).is_none());
+    let out = x.advance(40);
+    assert!(join_of(&out, ta).is_none(), "the first join phase is still open");
+    let (tb, _) = x.send(
+        "b",
+        join_req("g", "", Some("i-b"), 10_000, &[("range", b"sub")]),
+    );
+    let mut answered = Vec::new();
+    for _ in 0..5 {
+        let out = x.advance(FIRST_JOIN_MIN_MS);
+        answered.extend(out.responses.iter().map(|(t, _)| *t));
+        if answered.len() == 2 {
+            break;
+        }
+    }
+    assert!(answered.contains(&ta) && answered.contains(&tb));
+    let g = x.c.group("g").unwrap();
+    assert_eq!((g.generation_id, g.members.len()), (1, 2));
 }

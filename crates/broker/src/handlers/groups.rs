@@ -63,6 +63,15 @@ pub fn handle(
             return meta.reply(&OffsetCommitResponse::default().with_topics(unknown));
         }
     }
+    if let GroupRequest::JoinGroup(r, _) = &request {
+        tracing::debug!(
+            group = %r.group_id.0,
+            member = %r.member_id,
+            instance = ?r.group_instance_id.as_deref(),
+            client = %client.client_id,
+            "JoinGroup"
+        );
+    }
     let runtime = runtime.clone();
     let meta = *meta;
     let client_id = client.client_id.clone();

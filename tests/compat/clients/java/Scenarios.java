@@ -6,8 +6,18 @@
 //   basic BOOTSTRAP TOPIC COUNT     create TOPIC (3 partitions), produce COUNT keyed records,
 //                                   read them back, delete TOPIC; prints the records for
 //                                   the compatibility runner to check (see run.py).
-//   member BOOTSTRAP TOPIC GROUP    join GROUP, print "partition offset value" for each record
-//                                   consumed, commit after each poll; stop on stdin close.
+//   member BOOTSTRAP TOPIC GROUP [STRATEGY [INSTANCE]]
+//                                   join GROUP, print "R partition offset value" for each
+//                                   record consumed, "A [p, ...]" for the assignment after
+//                                   each poll, "K assign|revoke p,p generation" from the
+//                                   rebalance listener; commit after each poll; stop on
+//                                   stdin close. STRATEGY is range, roundrobin or
+//                                   cooperative-sticky; INSTANCE makes the member static.
+//   pair BOOTSTRAP TOPIC GROUP [INSTANCE]
+//                                   two range members of GROUP in one process, polling from
+//                                   the same moment on two threads (static as INSTANCE-0 and
+//                                   INSTANCE-1 when given); each line as a member's, after
+//                                   "M index ".
 //   txn-commit BOOTSTRAP TOPIC COUNT, txn-abort ..., txn-open ..., txn-fence ...,
 //   txn-ctp BOOTSTRAP INPUT OUTPUT GROUP COUNT
 //                                   the transaction scenarios on topics the runner created
@@ -43,7 +53,11 @@ public class Scenarios {
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
             case "codecs": codecs(args[1], args[2], Integer.parseInt(args[3])); break;
-            case "member": member(args[1], args[2], args[3]); return;
+            case "member":
+                member(args[1], args[2], args[3], args.length > 4 ? args[4] : null, args.length > 5 ? args[5] : null, "",
+                       new CountDownLatch(0), memberStopper());
+                return;
+            case "pair": pair(args[1], args[2], args[3], args.length > 4 ? args[4] : null); return;
             case "basic": basic(args[1], args[2], Integer.parseInt(args[3])); return;
             case "produce-batch": produceBatch(args[1], args[2], args[3]); System.exit(0);
             case "txn-commit": case "txn-abort": case "txn-open": case "txn-fence": case "txn-ctp":
@@ -189,12 +203,66 @@ public class Scenarios {
         System.exit(0);
     }
 
-    static void member(String bootstrap, String topic, String group) throws Exception {
+    /** Consumers to wake when stdin closes, so each leaves the group cleanly. */
+    static List<KafkaConsumer<?, ?>> memberStopper() {
+        List<KafkaConsumer<?, ?>> consumers = new CopyOnWriteArrayList<>();
+        Thread watcher = new Thread(() -> {
+            try { while (System.in.read() >= 0) {} } catch (Exception e) {}
+            for (KafkaConsumer<?, ?> c : consumers) c.wakeup();
+        });
+        watcher.setDaemon(true);
+        watcher.start();
+        return consumers;
+    }
+
+    static synchronized void emit(String prefix, StringBuilder sb) {
+        if (sb.length() == 0) return;
+        if (prefix.isEmpty()) {
+            System.out.print(sb);
+        } else {
+            for (String line : sb.toString().split("\n")) System.out.print(prefix + line + "\n");
+        }
+        System.out.flush();
+        sb.setLength(0);
+    }
+
+    static void pair(String bootstrap, String topic, String group, String instance) throws Exception {
+        List<KafkaConsumer<?, ?>> consumers = memberStopper();
+        CountDownLatch start = new CountDownLatch(2);
+        List<Thread> threads = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            final int index = i;
+            Thread t = new Thread(() -> {
+                try {
+                    member(bootstrap, topic, group, "range", instance == null ? null : instance + "-" + index,
+                           "M " + index + " ", start, consumers);
+                } catch (Exception e) {
+                    System.err.println("member " + index + ": " + e);
+                }
+            });
+            t.start();
+            threads.add(t);
+        }
+        for (Thread t : threads) t.join();
+    }
+
+    static String parts(Collection<TopicPartition> tps) {
+        List<Integer> ps = new ArrayList<>();
+        for (TopicPartition tp : tps) ps.add(tp.partition());
+        Collections.sort(ps);
+        StringBuilder sb = new StringBuilder();
+        for (Integer p : ps) sb.append(sb.length() == 0 ? "" : ",").append(p);
+        return sb.toString();
+    }
+
+    static void member(String bootstrap, String topic, String group, String strategy, String instance, String prefix,
+                       CountDownLatch start, List<KafkaConsumer<?, ?>> stoppers) throws Exception {
         Properties cp = new Properties();
         cp.put("bootstrap.servers", bootstrap);
         cp.put("group.id", group);
         cp.put("auto.offset.reset", "earliest");
         cp.put("enable.auto.commit", "false");
+        if (instance != null) cp.put("group.instance.id", instance);
         // COMPAT_GROUP_PROTOCOL=consumer runs the member on the consumer group protocol
         // (KIP-848), where the broker sets session and heartbeat times.
         if ("consumer".equals(System.getenv("COMPAT_GROUP_PROTOCOL"))) {
@@ -204,31 +272,43 @@ public class Scenarios {
         } else {
             cp.put("session.timeout.ms", "6000");
             cp.put("heartbeat.interval.ms", "500");
+            if (strategy != null) {
+                Map<String, String> classes = Map.of("range", RangeAssignor.class.getName(),
+                                                     "roundrobin", RoundRobinAssignor.class.getName(),
+                                                     "cooperative-sticky", CooperativeStickyAssignor.class.getName());
+                cp.put("partition.assignment.strategy", classes.get(strategy));
+            }
         }
+        StringBuilder sb = new StringBuilder();
         try (KafkaConsumer<String, String> c = new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+            ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
+                public void onPartitionsAssigned(Collection<TopicPartition> ps) {
+                    sb.append("K assign ").append(parts(ps)).append(' ').append(c.groupMetadata().generationId()).append('\n');
+                }
+                public void onPartitionsRevoked(Collection<TopicPartition> ps) {
+                    sb.append("K revoke ").append(parts(ps)).append(' ').append(c.groupMetadata().generationId()).append('\n');
+                }
+            };
             // A topic starting with "^" is a regular expression: on the consumer protocol the
             // broker resolves it (RE2/J syntax), on the classic one the client does.
             if (topic.startsWith("^") && "consumer".equals(System.getenv("COMPAT_GROUP_PROTOCOL"))) {
-                c.subscribe(new org.apache.kafka.clients.consumer.SubscriptionPattern(topic.substring(1)));
+                c.subscribe(new org.apache.kafka.clients.consumer.SubscriptionPattern(topic.substring(1)), listener);
             } else if (topic.startsWith("^")) {
-                c.subscribe(java.util.regex.Pattern.compile(topic.substring(1)));
+                c.subscribe(java.util.regex.Pattern.compile(topic.substring(1)), listener);
             } else {
-                c.subscribe(List.of(topic));
+                c.subscribe(Arrays.asList(topic.split(",")), listener);
             }
-            Thread watcher = new Thread(() -> { try { while (System.in.read() >= 0) {} } catch (Exception e) {} c.wakeup(); });
-            watcher.setDaemon(true);
-            watcher.start();
+            stoppers.add(c);
+            start.countDown();
+            start.await();
             try {
                 while (true) {
                     ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
-                    StringBuilder sb = new StringBuilder();
                     for (ConsumerRecord<String, String> r : rs) sb.append("R ").append(r.partition()).append(' ').append(r.offset()).append(' ').append(r.value()).append('\n');
                     // What was read is printed before the commit: a wakeup (stdin closed)
                     // can interrupt the commit after the broker took it, and a record whose
                     // offset was committed must not go unreported.
-                    System.out.print(sb);
-                    System.out.flush();
-                    sb.setLength(0);
+                    emit(prefix, sb);
                     if (!rs.isEmpty()) {
                         try {
                             c.commitSync();
@@ -243,11 +323,11 @@ public class Scenarios {
                     for (TopicPartition tp : a) ps.add(tp.partition());
                     Collections.sort(ps);
                     sb.append("A ").append(ps).append('\n');
-                    System.out.print(sb);
-                    System.out.flush();
+                    emit(prefix, sb);
                 }
             } catch (org.apache.kafka.common.errors.WakeupException e) {
                 // stdin closed: leave the group cleanly.
+                emit(prefix, sb);
             }
         }
     }

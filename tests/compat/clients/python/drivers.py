@@ -11,6 +11,12 @@ confluent-kafka the transaction roles as the Java and franz-go drivers do.
   drivers.py member CLIENT BOOTSTRAP TOPIC GROUP [STRATEGY [INSTANCE]]
       a consumer group member: "R partition offset value" per record, "A p,p,..." for its
       assignment after each poll; commits what it read; leaves the group when stdin closes.
+      confluent-kafka also prints "K assign p,p,..." and "K revoke p,p,..." from its
+      rebalance callbacks.
+  drivers.py pair confluent-kafka BOOTSTRAP TOPIC GROUP [INSTANCE]
+      two members of GROUP in one process, subscribed at the same moment (static, as
+      INSTANCE-0 and INSTANCE-1, when INSTANCE is given), polled in turn: their lines as a
+      member's, each after "M index ".
 
   drivers.py txn-commit|txn-abort|txn-open|txn-fence confluent-kafka BOOTSTRAP TOPIC COUNT
   drivers.py txn-ctp confluent-kafka BOOTSTRAP INPUT OUTPUT GROUP COUNT
@@ -91,8 +97,7 @@ def confluent_basic(bootstrap, topic, count):
     out("D")
 
 
-def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
-    from confluent_kafka import Consumer, KafkaException
+def confluent_member_conf(bootstrap, group, strategy="range", instance=None):
     conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
             "enable.auto.commit": False}
     if os.environ.get("COMPAT_GROUP_PROTOCOL") == "consumer":
@@ -108,28 +113,76 @@ def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
         conf["group.instance.id"] = instance
     if os.environ.get("WEIR_RDKAFKA_DEBUG"):
         conf["debug"] = os.environ["WEIR_RDKAFKA_DEBUG"]
-    c = Consumer(conf)
+    return conf
 
-    def commit(why):
+
+class ConfluentMember:
+    """One confluent-kafka group member; `step` polls once and returns its lines."""
+
+    def __init__(self, conf, topic):
+        from confluent_kafka import Consumer
+        self.c = Consumer(conf)
+        self.lines = []
+
+        def parts(ps):
+            return ",".join(str(tp.partition) for tp in sorted(ps, key=lambda t: t.partition))
+
+        def on_assign(consumer, ps):
+            self.lines.append(f"K assign {parts(ps)}")
+
+        def on_revoke(consumer, ps):
+            self.lines.append(f"K revoke {parts(ps)}")
+            # Commit what was read before partitions move to another member, as applications do.
+            self.commit("revoke")
+
+        self.subscribe = lambda: self.c.subscribe(topic.split(","), on_assign=on_assign, on_revoke=on_revoke)
+
+    def commit(self, why):
         # A commit can be refused while the group rebalances (Kafka answers ILLEGAL_GENERATION
         # or REBALANCE_IN_PROGRESS); an application carries on, and the next commit, or the
         # one made when partitions are revoked, covers the same positions.
+        from confluent_kafka import KafkaException
         try:
-            c.commit(asynchronous=False)
+            self.c.commit(asynchronous=False)
         except KafkaException as e:
             print(f"commit ({why}) refused: {e}", file=sys.stderr, flush=True)
 
-    # Commit what was read before partitions move to another member, as applications do.
-    c.subscribe([topic], on_revoke=lambda consumer, parts: commit("revoke"))
+    def step(self, timeout_s):
+        msgs = self.c.consume(1000, timeout_s)
+        self.lines += [f"R {m.partition()} {m.offset()} {m.value().decode()}" for m in msgs if not m.error()]
+        if any(not m.error() for m in msgs):
+            self.commit("poll")
+        self.lines.append("A " + ",".join(str(tp.partition) for tp in
+                                          sorted(self.c.assignment(), key=lambda t: t.partition)))
+        lines, self.lines = self.lines, []
+        return lines
+
+
+def confluent_member(bootstrap, topic, group, strategy="range", instance=None):
+    m = ConfluentMember(confluent_member_conf(bootstrap, group, strategy, instance), topic)
+    m.subscribe()
     stop = stdin_closed()
     while not stop.is_set():
-        msgs = c.consume(1000, 0.2)
-        lines = [f"R {m.partition()} {m.offset()} {m.value().decode()}" for m in msgs if not m.error()]
-        if lines:
-            commit("poll")
-        lines.append("A " + ",".join(str(tp.partition) for tp in sorted(c.assignment(), key=lambda t: t.partition)))
-        out("\n".join(lines))
-    c.close()
+        out("\n".join(m.step(0.2)))
+    m.c.close()
+
+
+def confluent_pair(bootstrap, topic, group, instance=None):
+    members = [ConfluentMember(confluent_member_conf(bootstrap, group, "range",
+                                                     f"{instance}-{i}" if instance else None), topic)
+               for i in range(2)]
+    # Both find the group's coordinator first, then subscribe back to back: their JoinGroups
+    # leave together.
+    for m in members:
+        m.c.list_topics(timeout=10)
+    time.sleep(1)
+    for m in members:
+        m.subscribe()
+    stop = stdin_closed()
+    while not stop.is_set():
+        out("\n".join(f"M {i} {line}" for i, m in enumerate(members) for line in m.step(0.1)))
+    for m in members:
+        m.c.close()
 
 
 # The records of a produce-batch role, one letter each: k a keyed record, n a record without
@@ -594,9 +647,10 @@ def kcat_member(bootstrap, topic, group, strategy="range", instance=None):
 
 def main():
     role, client, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if role not in ("member", "produce-batch"):  # every other role ends with a record count
+    if role not in ("member", "pair", "produce-batch"):  # every other role ends with a record count
         args = args[:-1] + [int(args[-1])]
     fn = {("basic", "confluent-kafka"): confluent_basic, ("member", "confluent-kafka"): confluent_member,
+          ("pair", "confluent-kafka"): confluent_pair,
           ("txn-commit", "confluent-kafka"): confluent_txn_commit, ("txn-abort", "confluent-kafka"): confluent_txn_abort,
           ("txn-open", "confluent-kafka"): confluent_txn_open, ("txn-fence", "confluent-kafka"): confluent_txn_fence,
           ("txn-ctp", "confluent-kafka"): confluent_txn_ctp,
