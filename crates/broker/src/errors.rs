@@ -32,6 +32,9 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
         MetaError::InvalidGroupConfig(_) => ResponseError::InvalidConfig.code(),
         MetaError::TooManyGroupConfigs(_) => ResponseError::PolicyViolation.code(),
+        MetaError::InvalidClientMetricsRequest(_) => ResponseError::InvalidRequest.code(),
+        MetaError::InvalidClientMetricsConfig(_) => ResponseError::InvalidConfig.code(),
+        MetaError::TooManyClientMetrics(_) => ResponseError::PolicyViolation.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
     }
 }
