@@ -18,6 +18,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
             ResponseError::TransactionCoordinatorFenced.code()
         }
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::UnknownCompression(_) => ResponseError::UnsupportedCompressionType.code(),
+        LogError::Decompress(_) => ResponseError::CorruptMessage.code(),
+        LogError::DecompressedTooLarge { .. } => ResponseError::TelemetryTooLarge.code(),
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
     }
 }
