@@ -1,5 +1,6 @@
 //! [`Catalog`]: every topic with its id, partition count and config overrides, the groups'
-//! config overrides, the client-metrics subscriptions, plus the cluster id and the producer-id allocator.
+//! config overrides, the client-metrics subscriptions, plus the cluster id and the
+//! producer-id allocator.
 
 use std::collections::BTreeMap;
 
