@@ -292,6 +292,7 @@ impl ClientInstances {
     /// is no instance's, a push after a terminating one, a push before the interval (a
     /// terminating push may come early), another subscription's id, an unknown compression
     /// type, a payload over [`TELEMETRY_MAX_BYTES`].
+    #[allow(clippy::too_many_arguments)] // the request's fields, as they come
     pub fn check_push(
         &mut self,
         id: Uuid,

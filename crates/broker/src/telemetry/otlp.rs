@@ -167,6 +167,9 @@ pub struct Sample {
     pub value: MetricValue,
 }
 
+/// The string attributes of the pushing client's resource, as (key, value).
+pub type ResourceAttributes = Vec<(String, String)>;
+
 /// A point's attributes, rendered `k=v` and sorted, so the same series gets the same name.
 fn series(name: &str, attributes: &[KeyValue]) -> String {
     if attributes.is_empty() {
@@ -191,7 +194,7 @@ fn series(name: &str, attributes: &[KeyValue]) -> String {
 
 /// Decodes a `MetricsData` payload into its samples and the resource's attributes (the
 /// client's own description of itself).
-pub fn decode(payload: &[u8]) -> Result<(Vec<Sample>, Vec<(String, String)>), prost::DecodeError> {
+pub fn decode(payload: &[u8]) -> Result<(Vec<Sample>, ResourceAttributes), prost::DecodeError> {
     let data = MetricsData::decode(payload)?;
     let mut samples = Vec::new();
     let mut resource = Vec::new();
