@@ -59,6 +59,9 @@ COMPAT_GROUP_PROTOCOL=consumer python3 tests/compat/run.py --broker weir --weir-
 echo "== online migration: a classic group of 3 rolled to the consumer protocol one member at a time while consuming, then back; no record skipped"
 python3 tests/compat/migration.py --broker weir --weir-bin "$PWD/target/release/weir"
 
+echo "== client telemetry (KIP-714): kafka-client-metrics.sh on both brokers, Java and confluent-kafka producers pushing metrics to weir"
+python3 tests/compat/telemetry.py --broker both --weir-bin "$PWD/target/release/weir"
+
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
 

@@ -102,6 +102,9 @@ async fn write_chunks(
 pub struct ClientInfo {
     pub peer: SocketAddr,
     pub client_id: String,
+    /// The client's software name and version, as its ApiVersions request (v3+) said;
+    /// empty before one.
+    pub software: Arc<(String, String)>,
 }
 
 pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
@@ -138,6 +141,7 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
 
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let limit = state.config.request_bytes_max;
+    let mut software: Arc<(String, String)> = Arc::default();
     loop {
         // 1. Frame: size prefix, checked before the body is read.
         let size = match reader.read_i32().await {
@@ -159,9 +163,18 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         let frame = frame.freeze();
         let reply = match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
             Ok(request) => {
+                if let weir_wire::request::Request::ApiVersions(r) = &request.body {
+                    if !r.client_software_name.is_empty() {
+                        software = Arc::new((
+                            r.client_software_name.to_string(),
+                            r.client_software_version.to_string(),
+                        ));
+                    }
+                }
                 let info = ClientInfo {
                     peer,
                     client_id: request.client_id.clone().unwrap_or_default(),
+                    software: Arc::clone(&software),
                 };
                 handlers::dispatch(&state, &info, request)
             }

@@ -18,6 +18,9 @@ pub fn log_error_code(e: &LogError) -> i16 {
             ResponseError::TransactionCoordinatorFenced.code()
         }
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+        LogError::UnknownCompression(_) => ResponseError::UnsupportedCompressionType.code(),
+        LogError::Decompress(_) => ResponseError::CorruptMessage.code(),
+        LogError::DecompressedTooLarge { .. } => ResponseError::TelemetryTooLarge.code(),
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
     }
 }
@@ -32,6 +35,9 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
         MetaError::InvalidGroupConfig(_) => ResponseError::InvalidConfig.code(),
         MetaError::TooManyGroupConfigs(_) => ResponseError::PolicyViolation.code(),
+        MetaError::InvalidClientMetricsRequest(_) => ResponseError::InvalidRequest.code(),
+        MetaError::InvalidClientMetricsConfig(_) => ResponseError::InvalidConfig.code(),
+        MetaError::TooManyClientMetrics(_) => ResponseError::PolicyViolation.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
     }
 }

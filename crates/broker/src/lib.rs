@@ -16,6 +16,8 @@
 //! - [`offsets_journal`]: the journal that makes each coordinator step durable with one
 //!   fsync.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
+//! - [`telemetry`]: client telemetry (KIP-714): subscriptions given to client instances
+//!   and the bounded store of the metrics they push.
 //! - [`handlers`]: one file per Kafka API.
 //! - [`errors`]: the one place crate errors become Kafka error codes.
 
@@ -29,6 +31,7 @@ pub mod handlers;
 pub mod offsets_journal;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod txn_runtime;
 
 pub use config::BrokerConfig;

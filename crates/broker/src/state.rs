@@ -76,6 +76,8 @@ pub struct BrokerState {
     groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
     txns: std::sync::OnceLock<crate::txn_runtime::TxnRuntime>,
     pub fetch_sessions: crate::fetch_session::FetchSessions,
+    /// Client telemetry (KIP-714): instances, their subscriptions, what they pushed.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 const CATALOG_DIR: &str = "meta";
@@ -148,8 +150,10 @@ impl BrokerState {
             groups: std::sync::OnceLock::new(),
             txns: std::sync::OnceLock::new(),
             fetch_sessions: Default::default(),
+            telemetry: Default::default(),
         });
         state.persist_catalog(&state.catalog.lock())?;
+        state.telemetry.set_subscriptions(state.subscriptions());
         Ok(state)
     }
 
@@ -426,6 +430,61 @@ impl BrokerState {
             return Err(e.into());
         }
         Ok(overrides)
+    }
+
+    /// Every client-metrics subscription, typed. One the checks refuse (written by a weir
+    /// that checked less) is skipped with a warning.
+    fn subscriptions(&self) -> Vec<weir_meta::client_metrics::Subscription> {
+        let catalog = self.catalog.lock();
+        let mut out = Vec::new();
+        for (name, configs) in &catalog.client_metrics {
+            match weir_meta::client_metrics::validate(name, configs) {
+                Ok(s) => out.push(s),
+                Err(e) => {
+                    tracing::warn!(subscription = %name, error = %e, "client-metrics subscription not applied")
+                }
+            }
+        }
+        out
+    }
+
+    /// A client-metrics subscription's configs; empty when it does not exist.
+    pub fn client_metrics(&self, name: &str) -> BTreeMap<String, String> {
+        self.catalog.lock().client_metrics(name)
+    }
+
+    /// The names of the client-metrics subscriptions, sorted.
+    pub fn client_metrics_names(&self) -> Vec<String> {
+        self.catalog.lock().client_metrics.keys().cloned().collect()
+    }
+
+    /// Changes a client-metrics subscription: `change` turns its current configs into the
+    /// new ones, which are checked and, with `apply`, persisted and handed to the telemetry
+    /// service, all under the catalog lock. An empty set deletes the subscription.
+    pub fn set_client_metrics(
+        &self,
+        name: &str,
+        apply: bool,
+        change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
+    ) -> Result<(), ApiError> {
+        let mut catalog = self.catalog.lock();
+        let before = catalog.client_metrics(name);
+        let configs = change(before.clone())?;
+        weir_meta::client_metrics::validate(name, &configs)?;
+        if !apply {
+            return Ok(());
+        }
+        catalog.replace_client_metrics(name, configs)?;
+        if let Err(e) = self.persist_catalog(&catalog) {
+            // Memory stays what the disk holds.
+            catalog
+                .replace_client_metrics(name, before)
+                .expect("the subscription had these configs a moment ago");
+            return Err(e.into());
+        }
+        drop(catalog);
+        self.telemetry.set_subscriptions(self.subscriptions());
+        Ok(())
     }
 
     /// A new producer id for InitProducerId; the catalog is persisted when a new block starts.

@@ -4,6 +4,15 @@ use crate::batch::record_checks::{invalid_records_message, RecordError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// A compression type id Kafka does not define.
+    #[error("unknown compression type {0}")]
+    UnknownCompression(i8),
+    /// A compressed payload that does not decompress.
+    #[error("the payload does not decompress: {0}")]
+    Decompress(String),
+    /// A compressed payload that decompresses past the bound its reader set.
+    #[error("the payload decompresses to more than {limit_bytes} bytes")]
+    DecompressedTooLarge { limit_bytes: usize },
     #[error("record batch is corrupt: {0}")]
     CorruptMessage(String),
     #[error("record batch is invalid: {0}")]
@@ -68,6 +77,9 @@ impl LogError {
             | LogError::InvalidTxnState(_)
             | LogError::TransactionCoordinatorFenced { .. }
             | LogError::OffsetOutOfRange { .. }
+            | LogError::UnknownCompression(_)
+            | LogError::Decompress(_)
+            | LogError::DecompressedTooLarge { .. }
             | LogError::Io(_) => &[],
         }
     }

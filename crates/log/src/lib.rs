@@ -12,6 +12,7 @@
 //! Layout:
 //! - [`batch`]: the 61-byte batch header, CRC validation, offset assignment, encoding; its
 //!   `control` part encodes and reads transaction markers (control batches).
+//! - [`codec`]: bounded decompression of one Kafka-compressed payload (client telemetry).
 //! - [`segment`]: one `.log` file with its `.index`, `.timeindex` and `.txnindex`.
 //! - [`partition`]: [`PartitionLog`], the ordered set of segments of one partition, with
 //!   recovery on open; its `transactions` part writes markers and answers the LSO, aborted
@@ -30,6 +31,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod codec;
 pub mod config;
 pub mod durable;
 pub mod error;

@@ -1,5 +1,6 @@
 //! [`Catalog`]: every topic with its id, partition count and config overrides, the groups'
-//! config overrides, plus the cluster id and the producer-id allocator.
+//! config overrides, the client-metrics subscriptions, plus the cluster id and the
+//! producer-id allocator.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +19,9 @@ pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Groups that may have configs of their own. Each change rewrites the catalog, so the
 /// count is kept to what one write handles quickly.
 pub const GROUPS_WITH_CONFIGS_MAX: usize = 100_000;
+/// Client-metrics subscriptions one broker keeps. Every telemetry request of a new client
+/// instance is matched against all of them, so the count stays small.
+pub const CLIENT_METRICS_MAX: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topic {
@@ -53,6 +57,10 @@ pub struct Catalog {
     /// them: independent of the group itself, so they outlive its deletion.
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Subscription name -> its client-metrics configs (KIP-714), as set (checked by
+    /// [`crate::client_metrics::validate`]).
+    #[serde(default)]
+    pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
     /// First producer id of the next block to hand out.
     pub producer_id_block_next: i64,
     #[serde(skip)]
@@ -93,6 +101,7 @@ impl Catalog {
             cluster_id,
             topics: BTreeMap::new(),
             group_configs: BTreeMap::new(),
+            client_metrics: BTreeMap::new(),
             producer_id_block_next: 0,
             producer_id_next: 0,
             producer_id_block_end: 0,
@@ -243,6 +252,32 @@ impl Catalog {
         Ok(())
     }
 
+    /// A client-metrics subscription's configs; empty when it does not exist.
+    pub fn client_metrics(&self, name: &str) -> BTreeMap<String, String> {
+        self.client_metrics.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Replaces a subscription's configs (validated by the caller with
+    /// [`crate::client_metrics::validate`]); an empty set deletes the subscription, as
+    /// `kafka-client-metrics.sh --delete` does by deleting each config.
+    pub fn replace_client_metrics(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), MetaError> {
+        if configs.is_empty() {
+            self.client_metrics.remove(name);
+            return Ok(());
+        }
+        if !self.client_metrics.contains_key(name)
+            && self.client_metrics.len() >= CLIENT_METRICS_MAX
+        {
+            return Err(MetaError::TooManyClientMetrics(CLIENT_METRICS_MAX));
+        }
+        self.client_metrics.insert(name.to_string(), configs);
+        Ok(())
+    }
+
     /// Hands out the next producer id. Returns the id, and whether a new block was
     /// started (the caller must persist the catalog before using the id).
     pub fn allocate_producer_id(&mut self) -> (i64, bool) {
@@ -323,6 +358,30 @@ mod tests {
         assert!(c.group_configs.is_empty());
         let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
         assert!(Catalog::from_bytes(old).unwrap().group_configs.is_empty());
+    }
+
+    #[test]
+    fn client_metrics_persist_are_bounded_and_an_empty_set_deletes() {
+        // Goal: subscriptions survive a round trip, an empty set deletes one, the count is
+        // capped, and a catalog written before subscriptions existed still loads.
+        let mut c = Catalog::new("c".into());
+        let cfg = BTreeMap::from([("interval.ms".to_string(), "1000".to_string())]);
+        c.replace_client_metrics("sub", cfg.clone()).unwrap();
+        let back = Catalog::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(back.client_metrics("sub"), cfg);
+        c.replace_client_metrics("sub", BTreeMap::new()).unwrap();
+        assert!(c.client_metrics.is_empty());
+        for i in 0..CLIENT_METRICS_MAX {
+            c.replace_client_metrics(&format!("s{i}"), cfg.clone())
+                .unwrap();
+        }
+        assert_eq!(
+            c.replace_client_metrics("one-more", cfg.clone()),
+            Err(MetaError::TooManyClientMetrics(CLIENT_METRICS_MAX))
+        );
+        c.replace_client_metrics("s0", cfg).unwrap();
+        let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
+        assert!(Catalog::from_bytes(old).unwrap().client_metrics.is_empty());
     }
 
     #[test]

@@ -19,6 +19,15 @@ pub enum MetaError {
     InvalidGroupConfig(String),
     #[error("{0} groups already have configs of their own, the most one broker keeps")]
     TooManyGroupConfigs(usize),
+    /// A client-metrics subscription refused as a bad request (Kafka's
+    /// InvalidRequestException), with Kafka's sentence.
+    #[error("{0}")]
+    InvalidClientMetricsRequest(String),
+    /// A client-metrics config value refused (Kafka's InvalidConfigurationException).
+    #[error("{0}")]
+    InvalidClientMetricsConfig(String),
+    #[error("{0} client-metrics subscriptions already exist, the most one broker keeps")]
+    TooManyClientMetrics(usize),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
 }

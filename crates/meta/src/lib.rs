@@ -1,4 +1,5 @@
-//! `weir-meta`: the catalog of topics, partitions, topic configs and group configs, and where
+//! `weir-meta`: the catalog of topics, partitions, topic configs, group configs and
+//! client-metrics subscriptions, and where
 //! coordinator keys are placed.
 //!
 //! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
@@ -7,11 +8,13 @@
 //! Layout:
 //! - [`catalog`]: [`Catalog`] and [`Topic`], creation, deletion, partitions, producer ids.
 //! - [`config`]: the topic configs weir knows, their defaults and validation.
+//! - [`client_metrics`]: client-metrics subscriptions (KIP-714), checked and typed.
 //! - [`group_config`]: the group configs weir knows, checked against the broker's bounds.
 //! - [`placement`]: which internal-topic partition holds a group or transactional id.
 //! - [`error`]: [`MetaError`].
 
 pub mod catalog;
+pub mod client_metrics;
 pub mod config;
 pub mod error;
 pub mod group_config;

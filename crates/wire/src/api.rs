@@ -46,6 +46,10 @@ pub const CORE_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeLogDirs, 1, 4),
+    // Client telemetry (KIP-714): subscriptions come from client-metrics config resources,
+    // pushed metrics are kept in the broker's bounded telemetry store.
+    range(ApiKey::GetTelemetrySubscriptions, 0, 0),
+    range(ApiKey::PushTelemetry, 0, 0),
 ];
 
 /// APIs served by the group coordinator.
@@ -145,6 +149,8 @@ mod tests {
             ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
             ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
             ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
+            ApiKey::GetTelemetrySubscriptions => GetTelemetrySubscriptionsRequest::VERSIONS,
+            ApiKey::PushTelemetry => PushTelemetryRequest::VERSIONS,
             other => panic!("no codec range listed for {other:?}"),
         };
         (v.min, v.max)

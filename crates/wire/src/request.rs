@@ -57,6 +57,8 @@ pub enum Request {
     WriteTxnMarkers(WriteTxnMarkersRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest),
+    PushTelemetry(PushTelemetryRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -174,6 +176,10 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
             Request::ConsumerGroupHeartbeat(Decodable::decode(buf, v)?)
         }
         ApiKey::ConsumerGroupDescribe => Request::ConsumerGroupDescribe(Decodable::decode(buf, v)?),
+        ApiKey::GetTelemetrySubscriptions => {
+            Request::GetTelemetrySubscriptions(Decodable::decode(buf, v)?)
+        }
+        ApiKey::PushTelemetry => Request::PushTelemetry(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }

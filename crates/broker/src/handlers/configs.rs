@@ -1,7 +1,8 @@
 //! DescribeConfigs, AlterConfigs, IncrementalAlterConfigs and ListConfigResources for
-//! topics and for groups
-//! (Kafka's group configs: a consumer group's own session timeout and heartbeat interval),
-//! and a read-only view of the broker's own settings.
+//! topics, for groups
+//! (Kafka's group configs: a consumer group's own session timeout and heartbeat interval)
+//! and for client-metrics subscriptions (KIP-714, resource type 16, which
+//! `kafka-client-metrics.sh` writes), and a read-only view of the broker's own settings.
 //!
 //! Group configs are checked as Kafka 4.x checks them, with its error codes and messages;
 //! a change is persisted in the catalog and handed to the group coordinator before the
@@ -35,12 +36,14 @@ pub const RESOURCE_GROUP: i8 = 32;
 
 /// Kafka's `ConfigResource.Type.BROKER_LOGGER`, listed by Kafka, whose configs weir has not.
 const RESOURCE_BROKER_LOGGER: i8 = 8;
-/// Kafka's `ConfigResource.Type.CLIENT_METRICS`.
-const RESOURCE_CLIENT_METRICS: i8 = 16;
+/// Kafka's `ConfigResource.Type.CLIENT_METRICS`: a client-metrics subscription (KIP-714).
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's `CLIENT_METRICS_CONFIG`.
+const SOURCE_CLIENT_METRICS: i8 = 7;
 /// Kafka's `DYNAMIC_GROUP_CONFIG`.
 const SOURCE_DYNAMIC_GROUP: i8 = 8;
 
@@ -287,6 +290,30 @@ pub fn describe(
                         .collect();
                     out.with_configs(configs)
                 }
+                RESOURCE_CLIENT_METRICS => {
+                    let name = res.resource_name.as_str();
+                    if name.is_empty() {
+                        return out
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(str_bytes(
+                                "Client metrics subscription name must not be empty",
+                            )));
+                    }
+                    // As Kafka: the configs set, no defaults; an unknown name has none.
+                    let configs = state
+                        .client_metrics(name)
+                        .into_iter()
+                        .filter(|(n, _)| wanted(n))
+                        .map(|(n, v)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(&n))
+                                .with_value(Some(str_bytes(&v)))
+                                .with_read_only(false)
+                                .with_config_source(SOURCE_CLIENT_METRICS)
+                        })
+                        .collect();
+                    out.with_configs(configs)
+                }
                 other => out
                     .with_error_code(ResponseError::InvalidRequest.code())
                     .with_error_message(Some(str_bytes(&format!(
@@ -420,6 +447,19 @@ pub fn alter(state: &Arc<BrokerState>, meta: &RequestMeta, request: AlterConfigs
         request.resources,
         |r: &AlterConfigsResource| (r.resource_type, r.resource_name.clone()),
         move |state, res| {
+            if res.resource_type == RESOURCE_CLIENT_METRICS {
+                // AlterConfigs replaces the whole set.
+                let mut configs = BTreeMap::new();
+                for c in &res.configs {
+                    let v = c
+                        .value
+                        .as_ref()
+                        .ok_or_else(|| null_value(c.name.as_str()))?;
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+                return state
+                    .set_client_metrics(res.resource_name.as_str(), apply, |_| Ok(configs));
+            }
             if res.resource_type != RESOURCE_TOPIC {
                 return Err(not_alterable(res.resource_type));
             }
@@ -476,6 +516,11 @@ fn incremental_topic(
     res: &incremental_alter_configs_request::AlterConfigsResource,
     apply: bool,
 ) -> Result<(), ApiError> {
+    if res.resource_type == RESOURCE_CLIENT_METRICS {
+        return state.set_client_metrics(res.resource_name.as_str(), apply, |current| {
+            apply_client_metrics_ops(&res.configs, current)
+        });
+    }
     if res.resource_type != RESOURCE_TOPIC {
         return Err(not_alterable(res.resource_type));
     }
@@ -551,6 +596,63 @@ fn incremental_topic(
         }
     }
     state.set_topic_configs(name, configs, apply)
+}
+
+/// The operations of an IncrementalAlterConfigs on one client-metrics subscription,
+/// applied to its current configs: SET needs a value, DELETE of a config it does not have is
+/// no change, APPEND and SUBTRACT work on its LIST configs (`metrics`, `match`) only.
+fn apply_client_metrics_ops(
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+    mut configs: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    use weir_meta::client_metrics::is_list;
+    let items = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    for c in ops {
+        let name = c.name.as_str();
+        match c.config_operation {
+            OP_SET => {
+                let v = c.value.as_ref().ok_or_else(|| null_value(name))?;
+                configs.insert(name.to_string(), v.to_string());
+            }
+            OP_DELETE => {
+                configs.remove(name);
+            }
+            OP_APPEND | OP_SUBTRACT => {
+                let append = c.config_operation == OP_APPEND;
+                if !is_list(name) {
+                    let op = if append { "APPEND" } else { "SUBTRACT" };
+                    return Err(ApiError::new(
+                        ResponseError::InvalidConfig,
+                        format!("Can't {op} to key {name} because its type is not LIST."),
+                    ));
+                }
+                let mut current = items(configs.get(name).map_or("", String::as_str));
+                let change = items(c.value.as_ref().map_or("", |v| v.as_str()));
+                if append {
+                    for i in change {
+                        if !current.contains(&i) {
+                            current.push(i);
+                        }
+                    }
+                } else {
+                    current.retain(|i| !change.contains(i));
+                }
+                configs.insert(name.to_string(), current.join(","));
+            }
+            other => {
+                return Err(ApiError::new(
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
 }
 
 /// The operations of an IncrementalAlterConfigs on one group, applied to its current
@@ -636,7 +738,7 @@ pub fn incremental_alter(
 }
 
 /// ListConfigResources (KIP-1142), as Kafka 4.x answers it: v0 lists client-metrics
-/// subscriptions (weir has none); v1 lists the asked types, every type when none is asked:
+/// subscriptions; v1 lists the asked types, every type when none is asked:
 /// groups with configs of their own, the broker, every topic. A type Kafka does not know is
 /// UNSUPPORTED_VERSION.
 pub fn list_resources(
@@ -682,12 +784,17 @@ pub fn list_resources(
                 }
             }
             RESOURCE_BROKER => add(state.config.node_id.to_string(), t),
+            RESOURCE_CLIENT_METRICS => {
+                for name in state.client_metrics_names() {
+                    add(name, t);
+                }
+            }
             RESOURCE_TOPIC => {
                 for topic in state.topics() {
                     add(topic.name, t);
                 }
             }
-            // weir serves no broker-logger configs and has no client-metrics subscriptions.
+            // weir serves no broker-logger configs.
             _ => {}
         }
     }

@@ -27,6 +27,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod telemetry;
 pub mod txn;
 pub mod write_txn_markers;
 
@@ -172,5 +173,9 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
             client,
             GroupRequest::ConsumerGroupDescribe(r, state.topic_image()),
         ),
+        Request::GetTelemetrySubscriptions(r) => {
+            telemetry::get_subscriptions(state, &meta, client, r)
+        }
+        Request::PushTelemetry(r) => telemetry::push(state, &meta, client, r),
     }
 }
