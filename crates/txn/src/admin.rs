@@ -77,9 +77,25 @@ pub fn list(
             None => unknown.push(s.clone()),
         }
     }
+    // v2 (KIP-1152): a regular expression the whole transactional id must match; an empty
+    // or absent one filters nothing, a malformed one is INVALID_REGULAR_EXPRESSION.
+    let pattern = match r.transactional_id_pattern.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => match regex::Regex::new(&format!("^(?:{p})$")) {
+            Ok(re) => Some(re),
+            Err(_) => {
+                let body = ListTransactionsResponse::default()
+                    .with_error_code(ResponseError::InvalidRegularExpression.code());
+                out.responses
+                    .push((ctx.token, TxnResponse::ListTransactions(body)));
+                return;
+            }
+        },
+    };
     let states = c
         .txns
         .values()
+        .filter(|m| pattern.as_ref().is_none_or(|re| re.is_match(&m.transactional_id)))
         .filter(|m| m.state != TxnState::Dead)
         .filter(|m| r.state_filters.is_empty() || wanted_states.contains(&m.state))
         .filter(|m| {

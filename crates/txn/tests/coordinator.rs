@@ -324,3 +324,44 @@ fn an_expired_transaction_is_aborted_by_the_coordinator() {
     );
     t.assert_replay_matches();
 }
+
+#[test]
+fn list_transactions_filters_by_a_pattern_the_whole_id_matches() {
+    // Goal: ListTransactions v2 (KIP-1152): the pattern must match the whole transactional
+    // id; an empty pattern filters nothing; a malformed one is INVALID_REGULAR_EXPRESSION.
+    let mut x = Ctx::new();
+    for tid in ["orders-eu", "orders-us", "payments-eu"] {
+        x.init(tid, None);
+    }
+    let list = |x: &mut Ctx, pattern: Option<&str>| {
+        let r = x.run(
+            2,
+            TxnRequest::ListTransactions(
+                ListTransactionsRequest::default()
+                    .with_duration_filter(-1)
+                    .with_transactional_id_pattern(pattern.map(s)),
+            ),
+        );
+        let TxnResponse::ListTransactions(r) = &r[0] else {
+            panic!("{r:?}")
+        };
+        let mut ids: Vec<String> = r
+            .transaction_states
+            .iter()
+            .map(|t| t.transactional_id.to_string())
+            .collect();
+        ids.sort();
+        (r.error_code, ids)
+    };
+    assert_eq!(
+        list(&mut x, Some("orders-.*")),
+        (0, vec!["orders-eu".to_string(), "orders-us".to_string()])
+    );
+    assert_eq!(list(&mut x, Some("orders")), (0, vec![]), "a whole-id match");
+    assert_eq!(list(&mut x, Some("")).1.len(), 3);
+    assert_eq!(list(&mut x, None).1.len(), 3);
+    assert_eq!(
+        list(&mut x, Some("(ab(cd")).0,
+        ResponseError::InvalidRegularExpression.code()
+    );
+}

@@ -27,7 +27,7 @@ pub const API_VERSIONS_CODEC_VERSION: i16 = 4;
 /// APIs served by the broker core (log and metadata).
 pub const CORE_APIS: &[ApiRange] = &[
     range(ApiKey::Produce, 3, 13),
-    range(ApiKey::Fetch, 4, 17),
+    range(ApiKey::Fetch, 4, 18),
     range(ApiKey::ListOffsets, 1, 10),
     range(ApiKey::Metadata, 0, 13),
     // v5 (KIP-1242) only adds request fields weir does not need: it is read and answered
@@ -77,7 +77,7 @@ pub const TXN_APIS: &[ApiRange] = &[
     range(ApiKey::EndTxn, 0, 5),
     range(ApiKey::TxnOffsetCommit, 0, 5),
     range(ApiKey::DescribeTransactions, 0, 0),
-    range(ApiKey::ListTransactions, 0, 1),
+    range(ApiKey::ListTransactions, 0, 2),
     range(ApiKey::DescribeProducers, 0, 0),
     range(ApiKey::WriteTxnMarkers, 1, 1),
 ];
