@@ -46,6 +46,12 @@ pub const CORE_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeLogDirs, 1, 4),
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // KIP-966: `kafka-topics --describe` and the Java admin's describeTopics in 4.x.
+    range(ApiKey::DescribeTopicPartitions, 0, 0),
+    range(ApiKey::ElectLeaders, 0, 2),
+    range(ApiKey::AlterPartitionReassignments, 0, 1),
+    range(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// APIs served by the group coordinator.
@@ -124,6 +130,11 @@ mod tests {
             ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
             ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+            ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
+            ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
+            ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
+            ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
             ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,

@@ -36,6 +36,11 @@ pub enum Request {
     DeleteRecords(DeleteRecordsRequest),
     InitProducerId(InitProducerIdRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    ElectLeaders(ElectLeadersRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
@@ -151,6 +156,17 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::DeleteRecords => Request::DeleteRecords(Decodable::decode(buf, v)?),
         ApiKey::InitProducerId => Request::InitProducerId(Decodable::decode(buf, v)?),
         ApiKey::DescribeLogDirs => Request::DescribeLogDirs(Decodable::decode(buf, v)?),
+        ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(Decodable::decode(buf, v)?),
+        ApiKey::DescribeTopicPartitions => {
+            Request::DescribeTopicPartitions(Decodable::decode(buf, v)?)
+        }
+        ApiKey::ElectLeaders => Request::ElectLeaders(Decodable::decode(buf, v)?),
+        ApiKey::AlterPartitionReassignments => {
+            Request::AlterPartitionReassignments(Decodable::decode(buf, v)?)
+        }
+        ApiKey::ListPartitionReassignments => {
+            Request::ListPartitionReassignments(Decodable::decode(buf, v)?)
+        }
         ApiKey::FindCoordinator => Request::FindCoordinator(Decodable::decode(buf, v)?),
         ApiKey::JoinGroup => Request::JoinGroup(Decodable::decode(buf, v)?),
         ApiKey::SyncGroup => Request::SyncGroup(Decodable::decode(buf, v)?),
