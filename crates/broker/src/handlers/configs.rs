@@ -470,12 +470,38 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// IncrementalAlterConfigs on one topic.
+/// The broker's replication throttles, which Kafka's reassignment tool deletes after every
+/// `--verify` and `--cancel`. weir replicates nothing, so none is ever set, and deleting
+/// one changes nothing and succeeds, as deleting an unset dynamic config does on Kafka.
+const BROKER_THROTTLE_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
+/// Whether `res` only deletes this broker's replication throttles.
+fn deletes_broker_throttles(
+    state: &BrokerState,
+    res: &incremental_alter_configs_request::AlterConfigsResource,
+) -> bool {
+    let this_broker = res.resource_name.is_empty()
+        || res.resource_name.as_str() == state.config.node_id.to_string();
+    res.resource_type == RESOURCE_BROKER
+        && this_broker
+        && res.configs.iter().all(|c| {
+            c.config_operation == OP_DELETE && BROKER_THROTTLE_CONFIGS.contains(&c.name.as_str())
+        })
+}
+
+/// IncrementalAlterConfigs on one topic, or a deletion of the broker's replication throttles.
 fn incremental_topic(
     state: &Arc<BrokerState>,
     res: &incremental_alter_configs_request::AlterConfigsResource,
     apply: bool,
 ) -> Result<(), ApiError> {
+    if deletes_broker_throttles(state, res) {
+        return Ok(());
+    }
     if res.resource_type != RESOURCE_TOPIC {
         return Err(not_alterable(res.resource_type));
     }
