@@ -470,36 +470,47 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// The broker's replication throttles, which Kafka's reassignment tool deletes after every
-/// `--verify` and `--cancel`. weir replicates nothing, so none is ever set, and deleting
-/// one changes nothing and succeeds, as deleting an unset dynamic config does on Kafka.
+/// The broker's and the topics' replication throttles, which Kafka's reassignment tool
+/// deletes after every `--verify` and `--cancel`. weir replicates nothing, so none is ever
+/// set, and deleting one changes nothing and succeeds, as deleting an unset config does on
+/// Kafka.
 const BROKER_THROTTLE_CONFIGS: &[&str] = &[
     "leader.replication.throttled.rate",
     "follower.replication.throttled.rate",
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
+const TOPIC_THROTTLE_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
 
-/// Whether `res` only deletes this broker's replication throttles.
-fn deletes_broker_throttles(
+/// Whether `res` only deletes replication throttles of this broker or of an existing topic.
+fn deletes_throttles(
     state: &BrokerState,
     res: &incremental_alter_configs_request::AlterConfigsResource,
 ) -> bool {
-    let this_broker = res.resource_name.is_empty()
-        || res.resource_name.as_str() == state.config.node_id.to_string();
-    res.resource_type == RESOURCE_BROKER
-        && this_broker
-        && res.configs.iter().all(|c| {
-            c.config_operation == OP_DELETE && BROKER_THROTTLE_CONFIGS.contains(&c.name.as_str())
-        })
+    let name = res.resource_name.as_str();
+    let throttles = match res.resource_type {
+        RESOURCE_BROKER if name.is_empty() || name == state.config.node_id.to_string() => {
+            BROKER_THROTTLE_CONFIGS
+        }
+        RESOURCE_TOPIC if state.topic(name).is_some() => TOPIC_THROTTLE_CONFIGS,
+        _ => return false,
+    };
+    !res.configs.is_empty()
+        && res
+            .configs
+            .iter()
+            .all(|c| c.config_operation == OP_DELETE && throttles.contains(&c.name.as_str()))
 }
 
-/// IncrementalAlterConfigs on one topic, or a deletion of the broker's replication throttles.
+/// IncrementalAlterConfigs on one topic, or a deletion of replication throttles.
 fn incremental_topic(
     state: &Arc<BrokerState>,
     res: &incremental_alter_configs_request::AlterConfigsResource,
     apply: bool,
 ) -> Result<(), ApiError> {
-    if deletes_broker_throttles(state, res) {
+    if deletes_throttles(state, res) {
         return Ok(());
     }
     if res.resource_type != RESOURCE_TOPIC {
