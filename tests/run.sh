@@ -54,6 +54,9 @@ COMPAT_GROUP_PROTOCOL=consumer python3 tests/compat/run.py --broker weir --weir-
 echo "== online migration: a classic group of 3 rolled to the consumer protocol one member at a time while consuming, then back; no record skipped"
 python3 tests/compat/migration.py --broker weir --weir-bin "$PWD/target/release/weir"
 
+echo "== admin APIs a single node answers (OffsetForLeaderEpoch, DescribeTopicPartitions, ElectLeaders, partition reassignments, features) with the Java client and Kafka's tools, against weir and Apache Kafka"
+python3 tests/compat/admin_apis.py --broker both --weir-bin "$PWD/target/release/weir"
+
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
 

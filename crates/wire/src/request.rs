@@ -276,6 +276,43 @@ mod tests {
     }
 
     #[test]
+    fn decodes_every_version_of_the_single_node_admin_apis() {
+        // Goal: OffsetForLeaderEpoch, DescribeTopicPartitions, ElectLeaders and the two
+        // reassignment APIs decode at every version weir advertises for them.
+        fn check<T: Encodable>(key: ApiKey, body: &T, is: fn(&Request) -> bool) {
+            let r = crate::api::supported_range(key, false).expect("advertised");
+            for v in r.min_version..=r.max_version {
+                let d = decode_request(frame_of(key, v, body), false).unwrap();
+                assert_eq!(d.api_version, v);
+                assert!(is(&d.body), "{key:?} v{v}");
+            }
+        }
+        check(
+            ApiKey::OffsetForLeaderEpoch,
+            &OffsetForLeaderEpochRequest::default(),
+            |b| matches!(b, Request::OffsetForLeaderEpoch(_)),
+        );
+        check(
+            ApiKey::DescribeTopicPartitions,
+            &DescribeTopicPartitionsRequest::default(),
+            |b| matches!(b, Request::DescribeTopicPartitions(_)),
+        );
+        check(ApiKey::ElectLeaders, &ElectLeadersRequest::default(), |b| {
+            matches!(b, Request::ElectLeaders(_))
+        });
+        check(
+            ApiKey::AlterPartitionReassignments,
+            &AlterPartitionReassignmentsRequest::default(),
+            |b| matches!(b, Request::AlterPartitionReassignments(_)),
+        );
+        check(
+            ApiKey::ListPartitionReassignments,
+            &ListPartitionReassignmentsRequest::default(),
+            |b| matches!(b, Request::ListPartitionReassignments(_)),
+        );
+    }
+
+    #[test]
     fn unknown_key_and_version_are_refused() {
         // Goal: unknown keys and unsupported versions never reach a handler.
         let mut f = BytesMut::from(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1][..]);
