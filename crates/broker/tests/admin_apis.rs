@@ -119,10 +119,11 @@ async fn describe_page(
     c.call(ApiKey::DescribeTopicPartitions, 0, &req).await
 }
 
-/// (topic, [partition indexes]) of a page, and its next cursor.
-fn page_of(
-    r: &DescribeTopicPartitionsResponse,
-) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+/// A page as (topic, error code, partition indexes) per topic, and its next cursor.
+type Page = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+/// A page's topics and next cursor, for comparing with what Kafka would answer.
+fn page_of(r: &DescribeTopicPartitionsResponse) -> Page {
     let topics = r
         .topics
         .iter()
