@@ -46,9 +46,11 @@ pub const CORE_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
     range(ApiKey::DescribeLogDirs, 1, 4),
+    // A consumer validates its position with it once it knows a leader epoch.
     range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     // KIP-966: `kafka-topics --describe` and the Java admin's describeTopics in 4.x.
     range(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Elections and reassignments, answered as one node answers: nothing is ever needed.
     range(ApiKey::ElectLeaders, 0, 2),
     range(ApiKey::AlterPartitionReassignments, 0, 1),
     range(ApiKey::ListPartitionReassignments, 0, 0),
