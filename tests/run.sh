@@ -61,6 +61,8 @@ python3 tests/compat/migration.py --broker weir --weir-bin "$PWD/target/release/
 
 echo "== client telemetry (KIP-714): kafka-client-metrics.sh on both brokers, Java and confluent-kafka producers pushing metrics to weir"
 python3 tests/compat/telemetry.py --broker both --weir-bin "$PWD/target/release/weir"
+echo "== admin APIs a single node answers (OffsetForLeaderEpoch, DescribeTopicPartitions, ElectLeaders, partition reassignments, features) with the Java client and Kafka's tools, against weir and Apache Kafka"
+python3 tests/compat/admin_apis.py --broker both --weir-bin "$PWD/target/release/weir"
 
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both

@@ -51,15 +51,18 @@ def kafka_tool(name, *args, timeout=120):
 
 
 def java_classpath():
-    """Compiles clients/java/Scenarios.java against the Kafka client jars, into
-    WEIR_COMPAT_JAVA_CLASSES when set (a worktree whose .work is shared keeps its own)."""
+    """Compiles every .java file in clients/java against the Kafka client jars, into
+    WEIR_COMPAT_JAVA_CLASSES when set (a worktree whose .work is shared keeps its own).
+    All are compiled again when any source is newer than the oldest class compiled from one."""
     cp = kafka_classpath()
     out = os.environ.get("WEIR_COMPAT_JAVA_CLASSES") or os.path.join(WORK, "java-classes")
-    src = os.path.join(CLIENTS_DIR, "java", "Scenarios.java")
-    stamp = os.path.join(out, "Scenarios.class")
-    if not os.path.exists(stamp) or os.path.getmtime(stamp) < os.path.getmtime(src):
+    src_dir = os.path.join(CLIENTS_DIR, "java")
+    sources = sorted(os.path.join(src_dir, f) for f in os.listdir(src_dir) if f.endswith(".java"))
+    stamps = [os.path.join(out, os.path.basename(s)[:-len(".java")] + ".class") for s in sources]
+    if not all(os.path.exists(s) for s in stamps) or \
+            min(os.path.getmtime(s) for s in stamps) < max(os.path.getmtime(s) for s in sources):
         os.makedirs(out, exist_ok=True)
-        subprocess.run(["javac", "-nowarn", "-d", out, "-cp", cp, src], check=True)
+        subprocess.run(["javac", "-nowarn", "-d", out, "-cp", cp] + sources, check=True)
     return cp + os.pathsep + out
 
 

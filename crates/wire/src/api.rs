@@ -50,6 +50,14 @@ pub const CORE_APIS: &[ApiRange] = &[
     // pushed metrics are kept in the broker's bounded telemetry store.
     range(ApiKey::GetTelemetrySubscriptions, 0, 0),
     range(ApiKey::PushTelemetry, 0, 0),
+    // A consumer validates its position with it once it knows a leader epoch.
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // KIP-966: `kafka-topics --describe` and the Java admin's describeTopics in 4.x.
+    range(ApiKey::DescribeTopicPartitions, 0, 0),
+    // Elections and reassignments, answered as one node answers: nothing is ever needed.
+    range(ApiKey::ElectLeaders, 0, 2),
+    range(ApiKey::AlterPartitionReassignments, 0, 1),
+    range(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// APIs served by the group coordinator.
@@ -128,6 +136,11 @@ mod tests {
             ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
             ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+            ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
+            ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
+            ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
+            ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
             ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,

@@ -36,6 +36,11 @@ pub enum Request {
     DeleteRecords(DeleteRecordsRequest),
     InitProducerId(InitProducerIdRequest),
     DescribeLogDirs(DescribeLogDirsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    ElectLeaders(ElectLeadersRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
     FindCoordinator(FindCoordinatorRequest),
     JoinGroup(JoinGroupRequest),
     SyncGroup(SyncGroupRequest),
@@ -153,6 +158,17 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::DeleteRecords => Request::DeleteRecords(Decodable::decode(buf, v)?),
         ApiKey::InitProducerId => Request::InitProducerId(Decodable::decode(buf, v)?),
         ApiKey::DescribeLogDirs => Request::DescribeLogDirs(Decodable::decode(buf, v)?),
+        ApiKey::OffsetForLeaderEpoch => Request::OffsetForLeaderEpoch(Decodable::decode(buf, v)?),
+        ApiKey::DescribeTopicPartitions => {
+            Request::DescribeTopicPartitions(Decodable::decode(buf, v)?)
+        }
+        ApiKey::ElectLeaders => Request::ElectLeaders(Decodable::decode(buf, v)?),
+        ApiKey::AlterPartitionReassignments => {
+            Request::AlterPartitionReassignments(Decodable::decode(buf, v)?)
+        }
+        ApiKey::ListPartitionReassignments => {
+            Request::ListPartitionReassignments(Decodable::decode(buf, v)?)
+        }
         ApiKey::FindCoordinator => Request::FindCoordinator(Decodable::decode(buf, v)?),
         ApiKey::JoinGroup => Request::JoinGroup(Decodable::decode(buf, v)?),
         ApiKey::SyncGroup => Request::SyncGroup(Decodable::decode(buf, v)?),
@@ -263,6 +279,43 @@ mod tests {
             assert_eq!(d.correlation_id, 7);
             assert!(matches!(d.body, Request::Metadata(_)));
         }
+    }
+
+    #[test]
+    fn decodes_every_version_of_the_single_node_admin_apis() {
+        // Goal: OffsetForLeaderEpoch, DescribeTopicPartitions, ElectLeaders and the two
+        // reassignment APIs decode at every version weir advertises for them.
+        fn check<T: Encodable>(key: ApiKey, body: &T, is: fn(&Request) -> bool) {
+            let r = crate::api::supported_range(key, false).expect("advertised");
+            for v in r.min_version..=r.max_version {
+                let d = decode_request(frame_of(key, v, body), false).unwrap();
+                assert_eq!(d.api_version, v);
+                assert!(is(&d.body), "{key:?} v{v}");
+            }
+        }
+        check(
+            ApiKey::OffsetForLeaderEpoch,
+            &OffsetForLeaderEpochRequest::default(),
+            |b| matches!(b, Request::OffsetForLeaderEpoch(_)),
+        );
+        check(
+            ApiKey::DescribeTopicPartitions,
+            &DescribeTopicPartitionsRequest::default(),
+            |b| matches!(b, Request::DescribeTopicPartitions(_)),
+        );
+        check(ApiKey::ElectLeaders, &ElectLeadersRequest::default(), |b| {
+            matches!(b, Request::ElectLeaders(_))
+        });
+        check(
+            ApiKey::AlterPartitionReassignments,
+            &AlterPartitionReassignmentsRequest::default(),
+            |b| matches!(b, Request::AlterPartitionReassignments(_)),
+        );
+        check(
+            ApiKey::ListPartitionReassignments,
+            &ListPartitionReassignmentsRequest::default(),
+            |b| matches!(b, Request::ListPartitionReassignments(_)),
+        );
     }
 
     #[test]

@@ -510,7 +510,41 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// IncrementalAlterConfigs on one topic.
+/// The broker's and the topics' replication throttles, which Kafka's reassignment tool
+/// deletes after every `--verify` and `--cancel`. weir replicates nothing, so none is ever
+/// set, and deleting one changes nothing and succeeds, as deleting an unset config does on
+/// Kafka.
+const BROKER_THROTTLE_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+const TOPIC_THROTTLE_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
+/// Whether `res` only deletes replication throttles of this broker or of an existing topic.
+fn deletes_throttles(
+    state: &BrokerState,
+    res: &incremental_alter_configs_request::AlterConfigsResource,
+) -> bool {
+    let name = res.resource_name.as_str();
+    let throttles = match res.resource_type {
+        RESOURCE_BROKER if name.is_empty() || name == state.config.node_id.to_string() => {
+            BROKER_THROTTLE_CONFIGS
+        }
+        RESOURCE_TOPIC if state.topic(name).is_some() => TOPIC_THROTTLE_CONFIGS,
+        _ => return false,
+    };
+    !res.configs.is_empty()
+        && res
+            .configs
+            .iter()
+            .all(|c| c.config_operation == OP_DELETE && throttles.contains(&c.name.as_str()))
+}
+
+/// IncrementalAlterConfigs on one topic, or a deletion of replication throttles.
 fn incremental_topic(
     state: &Arc<BrokerState>,
     res: &incremental_alter_configs_request::AlterConfigsResource,
@@ -520,6 +554,8 @@ fn incremental_topic(
         return state.set_client_metrics(res.resource_name.as_str(), apply, |current| {
             apply_client_metrics_ops(&res.configs, current)
         });
+    if deletes_throttles(state, res) {
+        return Ok(());
     }
     if res.resource_type != RESOURCE_TOPIC {
         return Err(not_alterable(res.resource_type));

@@ -16,6 +16,10 @@ use super::{str_bytes, RequestMeta};
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
+/// The leader epoch of every partition: one node has led each since it was created, and
+/// every batch it appends carries this epoch.
+pub const PARTITION_LEADER_EPOCH: i32 = 0;
+
 pub fn describe_topic(state: &BrokerState, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(state.config.node_id);
     let partitions = (0..topic.partitions)
@@ -23,7 +27,7 @@ pub fn describe_topic(state: &BrokerState, topic: &Topic) -> MetadataResponseTop
             MetadataResponsePartition::default()
                 .with_partition_index(i)
                 .with_leader_id(node)
-                .with_leader_epoch(0)
+                .with_leader_epoch(PARTITION_LEADER_EPOCH)
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })

@@ -20,12 +20,16 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod partition_reassignments;
 pub mod produce;
 pub mod telemetry;
 pub mod txn;
@@ -118,6 +122,11 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
         Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, r),
         Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, r),
+        Request::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(state, &meta, r),
+        Request::DescribeTopicPartitions(r) => describe_topic_partitions::handle(state, &meta, r),
+        Request::ElectLeaders(r) => elect_leaders::handle(state, &meta, r),
+        Request::AlterPartitionReassignments(r) => partition_reassignments::alter(state, &meta, r),
+        Request::ListPartitionReassignments(r) => partition_reassignments::list(state, &meta, r),
         Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, r),
         Request::JoinGroup(r) => groups::handle(
             state,
