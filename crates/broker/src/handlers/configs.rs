@@ -554,6 +554,7 @@ fn incremental_topic(
         return state.set_client_metrics(res.resource_name.as_str(), apply, |current| {
             apply_client_metrics_ops(&res.configs, current)
         });
+    }
     if deletes_throttles(state, res) {
         return Ok(());
     }
