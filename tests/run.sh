@@ -54,6 +54,9 @@ COMPAT_GROUP_PROTOCOL=consumer python3 tests/compat/run.py --broker weir --weir-
 echo "== online migration: a classic group of 3 rolled to the consumer protocol one member at a time while consuming, then back; no record skipped"
 python3 tests/compat/migration.py --broker weir --weir-bin "$PWD/target/release/weir"
 
+echo "== Apache Kafka's admin tools (kafka-topics, kafka-configs, kafka-consumer-groups, ...) against weir and Apache Kafka, outputs compared"
+python3 tests/compat/tools.py --broker both --weir-bin "$PWD/target/release/weir"
+
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
 

@@ -107,6 +107,7 @@ CALLS = [
     Call("topics create bad replication factor", "kafka-topics", *B, "--create", "--topic", "tools-rf3",
          "--partitions", "1", "--replication-factor", "3"),
     Call("topics create bad config", "kafka-topics", *B, "--create", "--topic", "tools-badcfg", "--config", "no.such.config=1"),
+    Call("topics list", "kafka-topics", *B, "--list"),
     Call("topics list --exclude-internal", "kafka-topics", *B, "--list", "--exclude-internal"),
     Call("topics describe", "kafka-topics", *B, "--describe", "--topic", TOPIC),
     Call("topics describe with configs", "kafka-topics", *B, "--describe", "--topic", TOPIC_NEW),
@@ -171,6 +172,10 @@ CALLS = [
          GROUP_CONSUMER, "--members"),
     Call("consumer-groups describe live consumer --state", "kafka-consumer-groups", *B, "--describe", "--group",
          GROUP_CONSUMER, "--state"),
+    Call("consumer-groups describe --all-groups --state", "kafka-consumer-groups", *B, "--describe", "--all-groups",
+         "--state", unordered=True),
+    Call("consumer-groups list --state Stable", "kafka-consumer-groups", *B, "--list", "--state", "Stable",
+         unordered=True),
     Call("consumer-groups describe missing", "kafka-consumer-groups", *B, "--describe", "--group", "tools-missing"),
     Call("consumer-groups reset --to-earliest dry-run", "kafka-consumer-groups", *B, "--reset-offsets", "--group", GROUP,
          "--topic", TOPIC, "--to-earliest", "--dry-run", unordered=True),
@@ -180,6 +185,8 @@ CALLS = [
          "--topic", TOPIC, "--shift-by", "-2", "--dry-run", unordered=True),
     Call("consumer-groups reset --to-datetime dry-run", "kafka-consumer-groups", *B, "--reset-offsets", "--group", GROUP,
          "--topic", TOPIC, "--to-datetime", "{mid_local}", "--dry-run", unordered=True),
+    Call("consumer-groups reset --to-current --export", "kafka-consumer-groups", *B, "--reset-offsets", "--group",
+         GROUP, "--all-topics", "--to-current", "--dry-run", "--export", unordered=True),
     Call("consumer-groups reset of a live group", "kafka-consumer-groups", *B, "--reset-offsets", "--group", GROUP_CLASSIC,
          "--topic", TOPIC, "--to-earliest", "--execute"),
     Call("consumer-groups reset --to-latest execute", "kafka-consumer-groups", *B, "--reset-offsets", "--group", GROUP,
@@ -245,24 +252,42 @@ CALLS = [
 DOC = "KNOWN_DIFFERENCES.md, section Differences outside the harness checks"
 PENDING, DOCUMENTED = "pending-api", "documented"
 
+
+def without_block(lines, topic):
+    """kafka-configs' lines without one topic's header and the config lines under it."""
+    out, inside = [], False
+    for line in lines:
+        if not line.startswith(" "):
+            inside = line.startswith(f"Dynamic configs for topic {topic} ")
+        if not inside:
+            out.append(line)
+    return out
+
+
 # A known difference: its tag, its reason, and the substitutions (regex, replacement) that
-# remove exactly it from both outputs; None removes everything, exit code included. An
-# invocation must match once its differences are removed, so whatever else it prints is
-# still compared.
+# remove exactly it from both outputs, or a function of the lines that does; None removes
+# everything, exit code included. An invocation must match once its differences are
+# removed, so whatever else it prints is still compared.
 DIFFERENCES = {
     "message": (DOCUMENTED, "an error's message is weir's own sentence; the error (exception class) is Kafka's",
                 [(r"(Exception: |Error while executing topic command : ).*", r"\1MESSAGE")]),
     "elr": (PENDING, "DescribeTopicPartitions: without it kafka-topics describes from Metadata, which has no "
                      "eligible leader replicas, and prints N/A",
-            [(r"\b(Elr|LastKnownElr):( N/A)?", r"\1: ELR")]),
+            [(r"\b(Elr|LastKnownElr):[ ]?(N/A)?", r"\1: ELR")]),
     "cluster-min-isr": (DOCUMENTED, "Kafka 4.4 keeps a cluster-level min.insync.replicas=1 (set when it is "
                                     "formatted, for eligible leader replicas); weir has no cluster-level configs",
-                        [(r"min\.insync\.replicas=1,?", ""),
-                         (r", DEFAULT_CONFIG:min\.insync\.replicas=1", "")]),
-    "internal-topic-configs": (DOCUMENTED, "weir's __consumer_offsets is not listed to clients as a topic with "
-                                           "configs of its own", [(r".*(__consumer_offsets|=producer sensitive|"
-                                                                   r"segment\.bytes=104857600 sensitive|"
-                                                                   r"cleanup\.policy=compact sensitive).*", "")]),
+                        [(r"(Configs: )min\.insync\.replicas=1,?", r"\1"),
+                         (r"DYNAMIC_DEFAULT_BROKER_CONFIG:min\.insync\.replicas=1(, |(?=\}))", ""),
+                         (r"^ min\.insync\.replicas=1 sensitive=false synonyms=\{\}$", "")]),
+    "cluster-min-isr-override": (DOCUMENTED, "the cluster-level min.insync.replicas of Kafka 4.4 counts as an "
+                                             "override, so --topics-with-overrides lists every topic there",
+                                 [(r"^Topic: .*\tConfigs:$", "")]),
+    "internal-topics": (DOCUMENTED, "an all-topics Metadata answer from weir leaves out __consumer_offsets (it is "
+                                    "answered when asked for by name); Kafka lists it as internal",
+                        [(r"^__consumer_offsets$", "")]),
+    "internal-topic-configs": (DOCUMENTED, "an all-topics Metadata answer from weir leaves out __consumer_offsets, "
+                                           "so its configs are not described",
+                               lambda lines: without_block(lines, "__consumer_offsets")),
     "topic-config-set": (DOCUMENTED, "weir describes only the topic configs it implements: not the compression "
                                      "levels, tiered storage, replication throttles, dead-letter queue or "
                                      "max.decompressed.message.bytes",
@@ -281,6 +306,7 @@ DIFFERENCES = {
 
 # Invocation name -> the known differences it shows.
 EXPECTED = {
+    "topics list": ["internal-topics"],
     "topics create existing": ["message"],
     "topics create bad replication factor": ["message"],
     "topics alter fewer partitions": ["message"],
@@ -288,7 +314,7 @@ EXPECTED = {
     "topics describe with configs": ["elr", "cluster-min-isr"],
     "topics describe --exclude-internal": ["elr", "cluster-min-isr"],
     "topics describe --at-min-isr-partitions": ["elr"],
-    "topics describe --topics-with-overrides": ["cluster-min-isr"],
+    "topics describe --topics-with-overrides": ["cluster-min-isr", "cluster-min-isr-override"],
     "topics describe after alter": ["elr", "cluster-min-isr"],
     "configs topic describe --all": ["cluster-min-isr", "topic-config-set"],
     "configs topic describe --all with overrides": ["cluster-min-isr", "topic-config-set"],
@@ -313,6 +339,7 @@ NOT_IMPLEMENTED = (DOCUMENTED, "an API weir does not implement (see the list in 
 OLDER_CODEC = (DOCUMENTED, "weir's newest version is the newest its codec (the kafka-protocol crate 0.18) has")
 NOT_ADVERTISED = (DOCUMENTED, "the codec has Kafka's newest version, weir does not advertise it yet")
 API_VERSIONS_EXPECTED = {
+    "topics list": ["internal-topics"],
     **{api: (PENDING, api) for api in ["OffsetForLeaderEpoch", "ElectLeaders", "AlterPartitionReassignments",
                                         "ListPartitionReassignments", "DescribeTopicPartitions"]},
     **{api: NOT_IMPLEMENTED for api in [
@@ -526,6 +553,9 @@ def masked(lines, names):
         subs = DIFFERENCES[name][2]
         if subs is None:
             return None
+        if callable(subs):
+            lines = subs(lines)
+            continue
         out = []
         for line in lines:
             for pattern, repl in subs:
