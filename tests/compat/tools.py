@@ -44,7 +44,9 @@ Prints PASS / FAIL / XFAIL / XPASS lines and "N passed, N failed"; exits non-zer
 """
 import argparse
 import concurrent.futures
+import contextlib
 import difflib
+import io
 import json
 import os
 import queue
@@ -143,6 +145,9 @@ CALLS = [
          "--entity-name", "tools-missing"),
     Call("configs topics describe all entities", "kafka-configs", *B, "--describe", "--entity-type", "topics", unordered=True),
     Call("configs broker describe", "kafka-configs", *B, "--describe", "--entity-type", "brokers", "--entity-name", "{node}"),
+    Call("configs brokers describe every broker", "kafka-configs", *B, "--describe", "--entity-type", "brokers"),
+    Call("configs broker describe --all", "kafka-configs", *B, "--describe", "--all", "--entity-type", "brokers",
+         "--entity-name", "{node}"),
     Call("configs broker describe default", "kafka-configs", *B, "--describe", "--entity-type", "brokers", "--entity-default"),
     Call("configs broker alter dynamic", "kafka-configs", *B, "--alter", "--entity-type", "brokers", "--entity-name", "{node}",
          "--add-config", "log.cleaner.threads=2"),
@@ -155,6 +160,8 @@ CALLS = [
          "--add-config", "consumer.session.timeout.ms=10000"),
     Call("configs group describe after alter", "kafka-configs", *B, "--describe", "--entity-type", "groups",
          "--entity-name", GROUP),
+    Call("configs groups describe every group", "kafka-configs", *B, "--describe", "--entity-type", "groups",
+         unordered=True),
     # ---- kafka-consumer-groups
     Call("consumer-groups list", "kafka-consumer-groups", *B, "--list", unordered=True),
     Call("consumer-groups list --state", "kafka-consumer-groups", *B, "--list", "--state", unordered=True),
@@ -170,6 +177,10 @@ CALLS = [
          GROUP_CLASSIC, "--state"),
     Call("consumer-groups describe live consumer --members", "kafka-consumer-groups", *B, "--describe", "--group",
          GROUP_CONSUMER, "--members"),
+    Call("consumer-groups describe live consumer", "kafka-consumer-groups", *B, "--describe", "--group",
+         GROUP_CONSUMER),
+    Call("consumer-groups describe live consumer --members --verbose", "kafka-consumer-groups", *B, "--describe",
+         "--group", GROUP_CONSUMER, "--members", "--verbose"),
     Call("consumer-groups describe live consumer --state", "kafka-consumer-groups", *B, "--describe", "--group",
          GROUP_CONSUMER, "--state"),
     Call("consumer-groups describe --all-groups --state", "kafka-consumer-groups", *B, "--describe", "--all-groups",
@@ -226,6 +237,7 @@ CALLS = [
     Call("log-dirs describe --topic-list", "kafka-log-dirs", *B, "--describe", "--topic-list", f"{TOPIC},{TOPIC_DEL}"),
     Call("log-dirs describe --broker-list", "kafka-log-dirs", *B, "--describe", "--broker-list", "{node}",
          "--topic-list", TOPIC),
+    Call("log-dirs describe every topic", "kafka-log-dirs", *B, "--describe"),
     Call("log-dirs describe missing broker", "kafka-log-dirs", *B, "--describe", "--broker-list", "7"),
     # ---- kafka-features
     Call("features describe", "kafka-features", *B, "describe"),
@@ -282,6 +294,11 @@ DIFFERENCES = {
     "cluster-min-isr-override": (DOCUMENTED, "the cluster-level min.insync.replicas of Kafka 4.4 counts as an "
                                              "override, so --topics-with-overrides lists every topic there",
                                  [(r"^Topic: .*\tConfigs:$", "")]),
+    "broker-config-set": (DOCUMENTED, "weir describes a read-only view of its own settings under Kafka's names, "
+                                      "not Kafka's several hundred broker configs", None),
+    "consumer-epochs": (DOCUMENTED, "Kafka's consumer-group epochs run one ahead of weir's (a new group's first "
+                                    "member gets epoch 2 there, 1 here)",
+                        [(r"^(\S+ \S+ \S+ \S+ \d+) \d+ (\S+) \d+ (\S+)$", r"\1 EPOCH \2 EPOCH \3")]),
     "internal-topics": (DOCUMENTED, "an all-topics Metadata answer from weir leaves out __consumer_offsets (it is "
                                     "answered when asked for by name); Kafka lists it as internal",
                         [(r"^__consumer_offsets$", "")]),
@@ -322,6 +339,9 @@ EXPECTED = {
     "configs topic alter bad value": ["message"],
     "configs topics describe all entities": ["internal-topic-configs"],
     "configs broker describe default": ["cluster-min-isr"],
+    "configs brokers describe every broker": ["cluster-min-isr"],
+    "configs broker describe --all": ["broker-config-set"],
+    "consumer-groups describe live consumer --members --verbose": ["consumer-epochs"],
     "configs broker alter dynamic": ["dynamic-broker-configs"],
     "configs broker describe after alter": ["dynamic-broker-configs"],
     "configs broker-loggers describe": ["broker-loggers"],
@@ -377,6 +397,13 @@ def normalise(text, ctx):
             line = line.replace(ctx["cluster_id"], "CLUSTER-ID")
         line = line.replace(ctx["dir"], "DIR")
         line = re.sub(r"(TopicId: )\S+", r"\1TOPIC-ID", line)
+        if line.startswith('{"brokers"'):
+            # kafka-log-dirs' JSON lists partitions in the order of the broker's answer.
+            doc = json.loads(line)
+            for broker in doc["brokers"]:
+                for log_dir in broker["logDirs"]:
+                    log_dir["partitions"].sort(key=lambda p: p["partition"])
+            line = json.dumps(doc, separators=(",", ":"))
         line = re.sub(r'("logDir":)"[^"]*"', r'\1"LOG-DIR"', line)
         line = re.sub(r'("size":)\d+', r"\1SIZE", line)
         # Node ids, where the tools print them.
@@ -623,6 +650,26 @@ def compare(r, call, kafka, weir):
             r.check(f"{name}: listed difference still shows", False, f"update API_VERSIONS_EXPECTED and {DOC}")
 
 
+def self_check(r):
+    """The comparison can fail: fed made-up outputs, it fails a difference nobody listed,
+    excuses a listed one, and fails a listed difference that is gone."""
+    class Quiet(Report):
+        def check(self, name, ok, why=""):
+            self.passed += ok
+            self.failed += not ok
+            return ok
+    kafka = (1, ["Error while executing topic command : Topic 'a' already exists."])
+    weir = (1, ["Error while executing topic command : topic 'a' already exists"])
+    results = []
+    for w, names in [(weir, []), (weir, ["message"]), ((0, weir[1]), ["message"]), (kafka, ["message"])]:
+        q = Quiet()
+        with contextlib.redirect_stdout(io.StringIO()):
+            judge(q, "self-check", kafka, w, False, names)
+        results.append(q.failed)
+    r.check("the comparison fails an unlisted difference, excuses a listed one, fails a different exit code "
+            "and a listed difference that is gone", results == [1, 0, 1, 1], str(results))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
@@ -640,6 +687,7 @@ def main():
     names = ["kafka", "weir"] if a.broker == "both" else [a.broker]
     brokers = {n: (Kafka() if n == "kafka" else Weir(os.path.abspath(a.weir_bin))) for n in names}
     r = Report()
+    self_check(r)
     t0 = time.time()
     classpath = None if a.jvm_per_tool else compile_runner()
 
