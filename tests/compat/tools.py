@@ -265,17 +265,6 @@ DOC = "KNOWN_DIFFERENCES.md, section Differences outside the harness checks"
 PENDING, DOCUMENTED = "pending-api", "documented"
 
 
-def without_block(lines, topic):
-    """kafka-configs' lines without one topic's header and the config lines under it."""
-    out, inside = [], False
-    for line in lines:
-        if not line.startswith(" "):
-            inside = line.startswith(f"Dynamic configs for topic {topic} ")
-        if not inside:
-            out.append(line)
-    return out
-
-
 # A known difference: its tag, its reason, and the substitutions (regex, replacement) that
 # remove exactly it from both outputs, or a function of the lines that does; None removes
 # everything, exit code included. An invocation must match once its differences are
@@ -299,12 +288,6 @@ DIFFERENCES = {
     "consumer-epochs": (DOCUMENTED, "Kafka's consumer-group epochs run one ahead of weir's (a new group's first "
                                     "member gets epoch 2 there, 1 here)",
                         [(r"^(\S+ \S+ \S+ \S+ \d+) \d+ (\S+) \d+ (\S+)$", r"\1 EPOCH \2 EPOCH \3")]),
-    "internal-topics": (DOCUMENTED, "an all-topics Metadata answer from weir leaves out __consumer_offsets (it is "
-                                    "answered when asked for by name); Kafka lists it as internal",
-                        [(r"^__consumer_offsets$", "")]),
-    "internal-topic-configs": (DOCUMENTED, "an all-topics Metadata answer from weir leaves out __consumer_offsets, "
-                                           "so its configs are not described",
-                               lambda lines: without_block(lines, "__consumer_offsets")),
     "topic-config-set": (DOCUMENTED, "weir describes only the topic configs it implements: not the compression "
                                      "levels, tiered storage, replication throttles, dead-letter queue or "
                                      "max.decompressed.message.bytes",
@@ -323,7 +306,6 @@ DIFFERENCES = {
 
 # Invocation name -> the known differences it shows.
 EXPECTED = {
-    "topics list": ["internal-topics"],
     "topics create existing": ["message"],
     "topics create bad replication factor": ["message"],
     "topics alter fewer partitions": ["message"],
@@ -337,7 +319,6 @@ EXPECTED = {
     "configs topic describe --all with overrides": ["cluster-min-isr", "topic-config-set"],
     "configs topic alter unknown config": ["message"],
     "configs topic alter bad value": ["message"],
-    "configs topics describe all entities": ["internal-topic-configs"],
     "configs broker describe default": ["cluster-min-isr"],
     "configs brokers describe every broker": ["cluster-min-isr"],
     "configs broker describe --all": ["broker-config-set"],
@@ -359,7 +340,6 @@ NOT_IMPLEMENTED = (DOCUMENTED, "an API weir does not implement (see the list in 
 OLDER_CODEC = (DOCUMENTED, "weir's newest version is the newest its codec (the kafka-protocol crate 0.18) has")
 NOT_ADVERTISED = (DOCUMENTED, "the codec has Kafka's newest version, weir does not advertise it yet")
 API_VERSIONS_EXPECTED = {
-    "topics list": ["internal-topics"],
     **{api: (PENDING, api) for api in ["OffsetForLeaderEpoch", "ElectLeaders", "AlterPartitionReassignments",
                                         "ListPartitionReassignments", "DescribeTopicPartitions"]},
     **{api: NOT_IMPLEMENTED for api in [

@@ -679,6 +679,18 @@ async fn topic_admin_apis() {
         ),
         (0, true, 50)
     );
+    // Once it exists, a request for every topic lists it too, marked internal, as Kafka does.
+    let all: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    assert!(all.topics.iter().any(|t| t.is_internal
+        && t.name
+            .as_ref()
+            .is_some_and(|n| n.as_str() == "__consumer_offsets")));
     let r: DeleteTopicsResponse = c
         .call(ApiKey::DeleteTopics, 5, &del("__consumer_offsets"))
         .await;
