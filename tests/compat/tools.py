@@ -71,7 +71,8 @@ COMMITTED = 5
 # The records' timestamps start an hour ago (far enough back to ask for a time between
 # two records, near enough that retention keeps them).
 BASE_MS = (int(time.time()) - 3600) * 1000
-# A time between the 4th and 5th record of the topic: the 2nd record of each partition.
+# Halfway between the records i=4 and i=5: the first record at or after it is the 2nd of
+# partition 2 and the 3rd of partitions 0 and 1.
 MID_MS = BASE_MS + 4500
 TOOL_TIMEOUT_S = 60
 
