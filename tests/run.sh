@@ -63,6 +63,8 @@ echo "== client telemetry (KIP-714): kafka-client-metrics.sh on both brokers, Ja
 python3 tests/compat/telemetry.py --broker both --weir-bin "$PWD/target/release/weir"
 echo "== admin APIs a single node answers (OffsetForLeaderEpoch, DescribeTopicPartitions, ElectLeaders, partition reassignments, features) with the Java client and Kafka's tools, against weir and Apache Kafka"
 python3 tests/compat/admin_apis.py --broker both --weir-bin "$PWD/target/release/weir"
+echo "== Apache Kafka's admin tools (kafka-topics, kafka-configs, kafka-consumer-groups, ...) against weir and Apache Kafka, outputs compared"
+python3 tests/compat/tools.py --broker both --weir-bin "$PWD/target/release/weir"
 
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both

@@ -480,11 +480,13 @@ pub fn replay_topic(
 }
 
 /// Creates an internal, compacted topic unless it exists; returns it either way.
+/// `extra_configs` are set on it besides its cleanup policy and segment size.
 pub fn ensure_internal_topic(
     state: &BrokerState,
     name: &str,
     partitions: i32,
     segment_bytes: u64,
+    extra_configs: &[(&str, &str)],
 ) -> Result<weir_meta::catalog::Topic, crate::state::ApiError> {
     if let Some(t) = state.topic(name) {
         return Ok(t);
@@ -492,6 +494,9 @@ pub fn ensure_internal_topic(
     let mut configs = BTreeMap::new();
     configs.insert("cleanup.policy".to_string(), "compact".to_string());
     configs.insert("segment.bytes".to_string(), segment_bytes.to_string());
+    for (key, value) in extra_configs {
+        configs.insert(key.to_string(), value.to_string());
+    }
     match state.create_topic(name, partitions, 1, configs, true, true) {
         Ok(t) => Ok(t),
         // Created meanwhile by another request.

@@ -340,7 +340,9 @@ impl GroupRuntime {
 }
 
 /// Creates `__consumer_offsets` (internal, compacted, `offsets_topic_partitions` partitions)
-/// unless it exists; returns it either way.
+/// unless it exists; returns it either way. Its configs are the ones Kafka gives it
+/// (compaction, the segment size, and `compression.type=producer`: commits are stored as
+/// the coordinator wrote them), so tools describe it alike.
 pub fn ensure_offsets_topic(
     state: &BrokerState,
 ) -> Result<weir_meta::catalog::Topic, crate::state::ApiError> {
@@ -349,5 +351,6 @@ pub fn ensure_offsets_topic(
         OFFSETS_TOPIC,
         state.config.offsets_topic_partitions,
         state.config.offsets_topic_segment_bytes,
+        &[("compression.type", "producer")],
     )
 }

@@ -297,5 +297,6 @@ pub fn ensure_transaction_state_topic(
         TRANSACTION_STATE_TOPIC,
         state.config.transaction_state_partitions,
         state.config.transaction_state_segment_bytes,
+        &[],
     )
 }

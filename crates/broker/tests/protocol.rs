@@ -309,6 +309,11 @@ async fn list_offsets_by_time_and_delete_records() {
         offsets.push(r.topics[0].partitions[0].offset);
     }
     assert_eq!(offsets, vec![0, 4, 1, 2, 3, 3, -1]);
+    // Latest tiered (-5): nothing is tiered, so no offset and no error, as Kafka answers
+    // for a topic without tiered storage.
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 9, &ask(-5)).await;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.offset, p.timestamp), (0, -1, -1));
     let del: DeleteRecordsResponse = c
         .call(
             ApiKey::DeleteRecords,
@@ -539,6 +544,47 @@ async fn topic_admin_apis() {
             ("segment.bytes".into(), "1048576".into(), 1),
         ]
     );
+    // With synonyms, a value names where it comes from: the topic's own value, then the
+    // broker setting its default comes from under Kafka's name; retention.ms's broker
+    // setting has no default of its own (Kafka falls back to log.retention.hours), so none.
+    let d: DescribeConfigsResponse = c
+        .call(
+            ApiKey::DescribeConfigs,
+            4,
+            &describe(vec!["cleanup.policy", "retention.ms", "segment.bytes"])
+                .with_include_synonyms(true),
+        )
+        .await;
+    let synonyms: Vec<Vec<(String, String, i8)>> = d.results[0]
+        .configs
+        .iter()
+        .map(|e| {
+            e.synonyms
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.to_string(),
+                        s.value.as_ref().unwrap().to_string(),
+                        s.source,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        synonyms,
+        vec![
+            vec![
+                ("cleanup.policy".into(), "delete,compact".into(), 1),
+                ("log.cleanup.policy".into(), "delete".into(), 5)
+            ],
+            vec![],
+            vec![
+                ("segment.bytes".into(), "1048576".into(), 1),
+                ("log.segment.bytes".into(), "1073741824".into(), 5)
+            ],
+        ]
+    );
     let bad = IncrementalAlterConfigsRequest::default().with_resources(vec![
         incremental_alter_configs_request::AlterConfigsResource::default()
             .with_resource_type(2)
@@ -633,6 +679,18 @@ async fn topic_admin_apis() {
         ),
         (0, true, 50)
     );
+    // Once it exists, a request for every topic lists it too, marked internal, as Kafka does.
+    let all: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    assert!(all.topics.iter().any(|t| t.is_internal
+        && t.name
+            .as_ref()
+            .is_some_and(|n| n.as_str() == "__consumer_offsets")));
     let r: DeleteTopicsResponse = c
         .call(ApiKey::DeleteTopics, 5, &del("__consumer_offsets"))
         .await;

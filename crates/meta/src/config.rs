@@ -40,6 +40,12 @@ pub struct ConfigDef {
     pub kind: ConfigType,
     /// Smallest allowed value for numeric configs.
     pub min: Option<i64>,
+    /// The broker setting that gives this config its default, under Kafka's name
+    /// (`log.cleanup.policy` for `cleanup.policy`), which DescribeConfigs names as the
+    /// default's synonym. None where Kafka's broker setting of that name has no default
+    /// of its own (`log.retention.ms` falls back to `log.retention.hours`), so Kafka
+    /// lists no default synonym either.
+    pub broker_synonym: Option<&'static str>,
 }
 
 const fn def(
@@ -47,12 +53,14 @@ const fn def(
     default: &'static str,
     kind: ConfigType,
     min: Option<i64>,
+    broker_synonym: Option<&'static str>,
 ) -> ConfigDef {
     ConfigDef {
         name,
         default,
         kind,
         min,
+        broker_synonym,
     }
 }
 
@@ -66,63 +74,149 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "delete",
         ConfigType::ListOf(&["delete", "compact"]),
         None,
+        Some("log.cleanup.policy"),
     ),
     def(
         "compression.type",
         "producer",
         ConfigType::Choice(COMPRESSION_TYPES),
         None,
+        Some("compression.type"),
     ),
-    def("delete.retention.ms", "86400000", ConfigType::Long, Some(0)),
-    def("file.delete.delay.ms", "60000", ConfigType::Long, Some(0)),
+    def(
+        "delete.retention.ms",
+        "86400000",
+        ConfigType::Long,
+        Some(0),
+        Some("log.cleaner.delete.retention.ms"),
+    ),
+    def(
+        "file.delete.delay.ms",
+        "60000",
+        ConfigType::Long,
+        Some(0),
+        Some("log.segment.delete.delay.ms"),
+    ),
     def(
         "flush.messages",
         "9223372036854775807",
         ConfigType::Long,
         Some(1),
+        Some("log.flush.interval.messages"),
     ),
-    def("flush.ms", "9223372036854775807", ConfigType::Long, Some(0)),
-    def("index.interval.bytes", "4096", ConfigType::Int, Some(0)),
+    def(
+        "flush.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+        Some(0),
+        None,
+    ),
+    def(
+        "index.interval.bytes",
+        "4096",
+        ConfigType::Int,
+        Some(0),
+        Some("log.index.interval.bytes"),
+    ),
     def(
         "max.compaction.lag.ms",
         "9223372036854775807",
         ConfigType::Long,
         Some(1),
+        Some("log.cleaner.max.compaction.lag.ms"),
     ),
-    def("max.message.bytes", "1048588", ConfigType::Int, Some(0)),
+    def(
+        "max.message.bytes",
+        "1048588",
+        ConfigType::Int,
+        Some(0),
+        Some("message.max.bytes"),
+    ),
     def(
         "message.timestamp.after.max.ms",
         "3600000",
         ConfigType::Long,
         Some(0),
+        Some("log.message.timestamp.after.max.ms"),
     ),
     def(
         "message.timestamp.before.max.ms",
         "9223372036854775807",
         ConfigType::Long,
         Some(0),
+        Some("log.message.timestamp.before.max.ms"),
     ),
     def(
         "message.timestamp.type",
         "CreateTime",
         ConfigType::Choice(&["CreateTime", "LogAppendTime"]),
         None,
+        Some("log.message.timestamp.type"),
     ),
-    def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, None),
-    def("min.compaction.lag.ms", "0", ConfigType::Long, Some(0)),
-    def("min.insync.replicas", "1", ConfigType::Int, Some(1)),
-    def("preallocate", "false", ConfigType::Boolean, None),
-    def("retention.bytes", "-1", ConfigType::Long, None),
-    def("retention.ms", "604800000", ConfigType::Long, Some(-1)),
-    def("segment.bytes", "1073741824", ConfigType::Int, Some(14)),
-    def("segment.index.bytes", "10485760", ConfigType::Int, Some(4)),
-    def("segment.jitter.ms", "0", ConfigType::Long, Some(0)),
-    def("segment.ms", "604800000", ConfigType::Long, Some(1)),
+    def(
+        "min.cleanable.dirty.ratio",
+        "0.5",
+        ConfigType::Double,
+        None,
+        Some("log.cleaner.min.cleanable.ratio"),
+    ),
+    def(
+        "min.compaction.lag.ms",
+        "0",
+        ConfigType::Long,
+        Some(0),
+        Some("log.cleaner.min.compaction.lag.ms"),
+    ),
+    def(
+        "min.insync.replicas",
+        "1",
+        ConfigType::Int,
+        Some(1),
+        Some("min.insync.replicas"),
+    ),
+    def(
+        "preallocate",
+        "false",
+        ConfigType::Boolean,
+        None,
+        Some("log.preallocate"),
+    ),
+    def(
+        "retention.bytes",
+        "-1",
+        ConfigType::Long,
+        None,
+        Some("log.retention.bytes"),
+    ),
+    def(
+        "retention.ms",
+        "604800000",
+        ConfigType::Long,
+        Some(-1),
+        None,
+    ),
+    def(
+        "segment.bytes",
+        "1073741824",
+        ConfigType::Int,
+        Some(14),
+        Some("log.segment.bytes"),
+    ),
+    def(
+        "segment.index.bytes",
+        "10485760",
+        ConfigType::Int,
+        Some(4),
+        Some("log.index.size.max.bytes"),
+    ),
+    def("segment.jitter.ms", "0", ConfigType::Long, Some(0), None),
+    def("segment.ms", "604800000", ConfigType::Long, Some(1), None),
     def(
         "unclean.leader.election.enable",
         "false",
         ConfigType::Boolean,
         None,
+        Some("unclean.leader.election.enable"),
     ),
 ];
 

@@ -33,7 +33,10 @@ group.consumer.heartbeat.interval.ms=500
 group.consumer.min.heartbeat.interval.ms=500
 num.partitions=1
 PROPS
-    cluster="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # A cluster id starting with "-" would be read as an option by the storage tool.
+    cluster="$(python3 -c 'import base64,uuid
+while (c := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(c)')"
     java -cp "$cp" kafka.tools.StorageTool format -t "$cluster" -c "$props" --standalone >"$dir/format.log" 2>&1
 fi
 # shellcheck disable=SC2086

@@ -21,7 +21,7 @@ use kafka_protocol::messages::{
     ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use weir_meta::config::{ConfigType, TOPIC_CONFIGS};
+use weir_meta::config::{ConfigDef, ConfigType, TOPIC_CONFIGS};
 use weir_meta::group_config::GROUP_CONFIGS;
 use weir_wire::ResponseError;
 
@@ -153,6 +153,38 @@ fn entry(
     r
 }
 
+/// One topic config: the topic's own value (DYNAMIC_TOPIC_CONFIG) or the default
+/// (DEFAULT_CONFIG). Its synonyms run from the topic's value to the broker setting the
+/// default comes from, named as Kafka names it, so `kafka-configs --describe` shows where
+/// a value comes from as it does against Kafka.
+fn topic_entry(
+    def: &ConfigDef,
+    value: Option<&String>,
+    synonyms: bool,
+) -> DescribeConfigsResourceResult {
+    let (shown, source) = match value {
+        Some(v) => (v.as_str(), SOURCE_DYNAMIC_TOPIC),
+        None => (def.default, SOURCE_DEFAULT),
+    };
+    let mut r = entry(def.name, shown, source, def.kind, false, false);
+    if synonyms {
+        let own = value.map(|v| {
+            DescribeConfigsSynonym::default()
+                .with_name(str_bytes(def.name))
+                .with_value(Some(str_bytes(v)))
+                .with_source(SOURCE_DYNAMIC_TOPIC)
+        });
+        let default = def.broker_synonym.map(|broker_name| {
+            DescribeConfigsSynonym::default()
+                .with_name(str_bytes(broker_name))
+                .with_value(Some(str_bytes(def.default)))
+                .with_source(SOURCE_DEFAULT)
+        });
+        r = r.with_synonyms(own.into_iter().chain(default).collect());
+    }
+    r
+}
+
 /// One group config as Kafka describes it: the group's override (source
 /// DYNAMIC_GROUP_CONFIG) or the broker's setting, which is STATIC_BROKER_CONFIG unless it
 /// is Kafka's default; the synonyms run from the override through the broker's setting to
@@ -241,14 +273,7 @@ pub fn describe(
                     let configs = TOPIC_CONFIGS
                         .iter()
                         .filter(|d| wanted(d.name))
-                        .map(|d| match topic.configs.get(d.name) {
-                            Some(v) => {
-                                entry(d.name, v, SOURCE_DYNAMIC_TOPIC, d.kind, false, synonyms)
-                            }
-                            None => {
-                                entry(d.name, d.default, SOURCE_DEFAULT, d.kind, false, synonyms)
-                            }
-                        })
+                        .map(|d| topic_entry(d, topic.configs.get(d.name), synonyms))
                         .collect();
                     out.with_configs(configs)
                 }

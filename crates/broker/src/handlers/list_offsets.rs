@@ -1,5 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and
-//! the first offset at or after a timestamp, found through the time index. Under
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
+//! tiered (-5, never an offset: weir tiers nothing), and the first offset at or after a
+//! timestamp, found through the time index. Under
 //! read_committed (isolation level 1) "latest" is the last stable offset, and nothing at or
 //! past it is returned.
 
@@ -19,6 +20,10 @@ pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
 pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// The last offset copied to tiered storage (KIP-1005). Without tiered storage there is
+/// none: the answer carries offset -1 and no error, as Kafka's does for a topic that is not
+/// tiered.
+pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsetsRequest) -> Reply {
     let version = meta.api_version;
@@ -52,6 +57,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsets
                             Ok(Some((log.log_start_offset(), -1)))
                         }
                         MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        LATEST_TIERED_TIMESTAMP => Ok(None),
                         ts if ts >= 0 => log.offset_for_timestamp(ts),
                         _ => {
                             return out.with_error_code(ResponseError::InvalidRequest.code());

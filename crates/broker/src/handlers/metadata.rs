@@ -66,11 +66,12 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataReq
     };
 
     let topics = match requested {
-        // Every topic except internal ones, which must be asked for by name.
+        // Every topic, internal ones included and marked so, as Kafka answers: clients
+        // leave them out where they should (`exclude.internal.topics`, the admin client's
+        // `listInternal`), and Kafka's tools list them.
         None => state
             .topics()
             .iter()
-            .filter(|t| !t.internal)
             .map(|t| describe_topic(state, t))
             .collect(),
         Some(list) => {
