@@ -282,9 +282,6 @@ PENDING, DOCUMENTED = "pending-api", "documented"
 DIFFERENCES = {
     "message": (DOCUMENTED, "an error's message is weir's own sentence; the error (exception class) is Kafka's",
                 [(r"(Exception: |Error while executing topic command : ).*", r"\1MESSAGE")]),
-    "elr": (PENDING, "DescribeTopicPartitions: without it kafka-topics describes from Metadata, which has no "
-                     "eligible leader replicas, and prints N/A",
-            [(r"\b(Elr|LastKnownElr):[ ]?(N/A)?", r"\1: ELR")]),
     "cluster-min-isr": (DOCUMENTED, "Kafka 4.4 keeps a cluster-level min.insync.replicas=1 (set when it is "
                                     "formatted, for eligible leader replicas); weir has no cluster-level configs",
                         [(r"(Configs: )min\.insync\.replicas=1,?", r"\1"),
@@ -309,9 +306,9 @@ DIFFERENCES = {
                                    "INVALID_REQUEST", None),
     "unregister-broker": (DOCUMENTED, "weir has no broker registrations and no UnregisterBroker API; the tool "
                                       "then says the cluster does not support it and exits 0", None),
-    "features": (PENDING, "finalized features in ApiVersions", None),
-    "elect-leaders": (PENDING, "ElectLeaders", None),
-    "list-reassignments": (PENDING, "ListPartitionReassignments", None),
+    "share-streams-features": (DOCUMENTED, "weir has neither share groups nor streams groups: it supports "
+                                           "share.version and streams.version only at level 0 and finalizes neither",
+                               [(r"^Feature: (share|streams)\.version\s.*$", "")]),
 }
 
 # Invocation name -> the known differences it shows.
@@ -320,12 +317,11 @@ EXPECTED = {
     "topics create bad replication factor": ["message"],
     "topics create --replica-assignment on a missing broker": ["message"],
     "topics alter fewer partitions": ["message"],
-    "topics describe": ["elr", "cluster-min-isr"],
-    "topics describe with configs": ["elr", "cluster-min-isr"],
-    "topics describe --exclude-internal": ["elr", "cluster-min-isr"],
-    "topics describe --at-min-isr-partitions": ["elr"],
+    "topics describe": ["cluster-min-isr"],
+    "topics describe with configs": ["cluster-min-isr"],
+    "topics describe --exclude-internal": ["cluster-min-isr"],
     "topics describe --topics-with-overrides": ["cluster-min-isr", "cluster-min-isr-override"],
-    "topics describe after alter": ["elr", "cluster-min-isr"],
+    "topics describe after alter": ["cluster-min-isr"],
     "configs topic describe --all": ["cluster-min-isr", "topic-config-set"],
     "configs topic describe --all with overrides": ["cluster-min-isr", "topic-config-set"],
     "configs topic alter unknown config": ["message"],
@@ -338,21 +334,16 @@ EXPECTED = {
     "configs broker describe after alter": ["dynamic-broker-configs"],
     "configs broker-loggers describe": ["broker-loggers"],
     "cluster unregister": ["unregister-broker"],
-    "features describe": ["features"],
-    "leader-election preferred all": ["elect-leaders"],
-    "leader-election unclean one partition": ["elect-leaders"],
-    "leader-election preferred from a file": ["elect-leaders"],
-    "reassign-partitions list": ["list-reassignments"],
+    "features describe": ["share-streams-features"],
 }
 
 # kafka-broker-api-versions lines that differ: API name -> (tag, reason). The rule: an API
 # both brokers support shows the same versions; one weir lacks is listed here.
 NOT_IMPLEMENTED = (DOCUMENTED, "an API weir does not implement (see the list in " + DOC + ")")
 OLDER_CODEC = (DOCUMENTED, "weir's newest version is the newest its codec (the kafka-protocol crate 0.18) has")
-NOT_ADVERTISED = (DOCUMENTED, "the codec has Kafka's newest version, weir does not advertise it yet")
+TELEMETRY = (DOCUMENTED, "weir serves client telemetry (KIP-714); Kafka 4.4 advertises it only with a metrics "
+                         "reporter plugin that takes client telemetry")
 API_VERSIONS_EXPECTED = {
-    **{api: (PENDING, api) for api in ["OffsetForLeaderEpoch", "ElectLeaders", "AlterPartitionReassignments",
-                                        "ListPartitionReassignments", "DescribeTopicPartitions"]},
     **{api: NOT_IMPLEMENTED for api in [
         "SaslHandshake", "SaslAuthenticate", "DescribeAcls", "CreateAcls", "DeleteAcls", "AlterReplicaLogDirs",
         "CreateDelegationToken", "RenewDelegationToken", "ExpireDelegationToken", "DescribeDelegationToken",
@@ -365,7 +356,7 @@ API_VERSIONS_EXPECTED = {
         "StreamsGroupTopologyDescriptionUpdate"]},
     **{api: OLDER_CODEC for api in ["Produce", "ListOffsets", "OffsetCommit", "OffsetFetch", "WriteTxnMarkers",
                                      "TxnOffsetCommit", "DescribeLogDirs", "DeleteGroups"]},
-    **{api: NOT_ADVERTISED for api in ["Fetch", "ListTransactions"]},
+    **{api: TELEMETRY for api in ["GetTelemetrySubscriptions", "PushTelemetry"]},
 }
 
 
