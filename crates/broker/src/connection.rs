@@ -8,17 +8,24 @@
 //! A frame that cannot be decoded closes this connection only, as Kafka does; the one
 //! exception is an ApiVersions request at a version weir does not know, which gets the v0
 //! answer with UNSUPPORTED_VERSION so the client can retry with a version both sides speak.
+//!
+//! The broker's metrics are counted here: each decoded request by API and version, the time
+//! until its response frame is ready (a long-polling Fetch counts its wait), the bytes each
+//! way, and the connection itself.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use weir_wire::kafka_protocol::messages::ApiKey;
 use weir_wire::request::decode_request;
 use weir_wire::WireError;
 
@@ -26,6 +33,8 @@ use crate::config::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
 
 /// How much of an undecodable request is logged, in hex, to diagnose it.
 const FRAME_BYTES_LOGGED_MAX: usize = 256;
+/// The size prefix before every frame, counted in the byte metrics.
+const FRAME_SIZE_PREFIX_BYTES: usize = 4;
 use crate::handlers;
 use crate::state::BrokerState;
 
@@ -107,11 +116,55 @@ pub struct ClientInfo {
     pub software: Arc<(String, String)>,
 }
 
+/// Counts a connection as open until it is dropped, however `serve` ends (including being
+/// cancelled at shutdown).
+struct OpenConnection(Arc<BrokerState>);
+
+impl OpenConnection {
+    fn new(state: &Arc<BrokerState>) -> OpenConnection {
+        state.metrics.connection_opened();
+        OpenConnection(Arc::clone(state))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.metrics.connection_closed();
+    }
+}
+
+/// Records the request's duration once its reply is known: now for a ready frame, when the
+/// future resolves for a later one.
+fn timed(state: &Arc<BrokerState>, api: ApiKey, started: Instant, reply: Reply) -> Reply {
+    match reply {
+        Reply::Later(fut) => {
+            let state = Arc::clone(state);
+            Reply::Later(
+                fut.map(move |frame| {
+                    state.metrics.request_done(api, started.elapsed());
+                    frame
+                })
+                .boxed(),
+            )
+        }
+        Reply::Gate(work) => {
+            let state = Arc::clone(state);
+            Reply::Gate(async move { timed(&state, api, started, work.await) }.boxed())
+        }
+        other => {
+            state.metrics.request_done(api, started.elapsed());
+            other
+        }
+    }
+}
+
 pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
+    let _open = OpenConnection::new(&state);
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Reply>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
 
+    let metrics = state.metrics.clone();
     let writer = tokio::spawn(async move {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
         while let Some(reply) = rx.recv().await {
@@ -127,6 +180,7 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 if write_chunks(&mut out, &chunks).await.is_err() {
                     return;
                 }
+                metrics.bytes_sent(chunks.iter().map(Bytes::len).sum());
             }
             if close {
                 break;
@@ -161,8 +215,14 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         }
         // 2. Decode and start the request.
         let frame = frame.freeze();
+        let frame_bytes = FRAME_SIZE_PREFIX_BYTES + size;
+        let started = Instant::now();
         let reply = match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
             Ok(request) => {
+                let api = request.api_key;
+                state
+                    .metrics
+                    .request_received(api, request.api_version, frame_bytes);
                 if let weir_wire::request::Request::ApiVersions(r) = &request.body {
                     if !r.client_software_name.is_empty() {
                         software = Arc::new((
@@ -176,17 +236,22 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                     client_id: request.client_id.clone().unwrap_or_default(),
                     software: Arc::clone(&software),
                 };
-                handlers::dispatch(&state, &info, request)
+                let reply = handlers::dispatch(&state, &info, request);
+                timed(&state, api, started, reply)
             }
             Err(WireError::UnsupportedVersion {
                 api_key,
                 correlation_id,
                 api_version,
-            }) if api_key == weir_wire::kafka_protocol::messages::ApiKey::ApiVersions as i16 => {
+            }) if api_key == ApiKey::ApiVersions as i16 => {
+                state
+                    .metrics
+                    .request_received(ApiKey::ApiVersions, api_version, frame_bytes);
                 tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
                 handlers::api_versions::unsupported_version_reply(correlation_id)
             }
             Err(e) => {
+                state.metrics.bytes_received(frame_bytes);
                 let head: String = frame
                     .iter()
                     .take(FRAME_BYTES_LOGGED_MAX)

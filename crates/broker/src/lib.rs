@@ -15,6 +15,8 @@
 //!   writing of transaction markers.
 //! - [`offsets_journal`]: the journal that makes each coordinator step durable with one
 //!   fsync.
+//! - [`metrics`]: the Prometheus metric families counted at dispatch (requests, their
+//!   duration, connections, bytes).
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`telemetry`]: client telemetry (KIP-714): subscriptions given to client instances
 //!   and the bounded store of the metrics they push.
@@ -28,6 +30,7 @@ pub mod errors;
 pub mod fetch_session;
 pub mod group_runtime;
 pub mod handlers;
+pub mod metrics;
 pub mod offsets_journal;
 pub mod server;
 pub mod state;

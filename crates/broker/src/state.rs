@@ -78,6 +78,8 @@ pub struct BrokerState {
     pub fetch_sessions: crate::fetch_session::FetchSessions,
     /// Client telemetry (KIP-714): instances, their subscriptions, what they pushed.
     pub telemetry: crate::telemetry::Telemetry,
+    /// Request, connection and byte counters, encoded by the console on each scrape.
+    pub metrics: crate::metrics::BrokerMetrics,
 }
 
 const CATALOG_DIR: &str = "meta";
@@ -151,6 +153,7 @@ impl BrokerState {
             txns: std::sync::OnceLock::new(),
             fetch_sessions: Default::default(),
             telemetry: Default::default(),
+            metrics: Default::default(),
         });
         state.persist_catalog(&state.catalog.lock())?;
         state.telemetry.set_subscriptions(state.subscriptions());

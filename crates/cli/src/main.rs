@@ -51,6 +51,7 @@ enum Command {
     ///   weir serve
     ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092
     ///   weir serve --data-dir /var/lib/weir --fsync interval --fsync-interval-ms 200
+    ///   weir serve --http-listen 0.0.0.0:9644      # Prometheus metrics at /metrics
     Serve(ServeArgs),
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
@@ -102,6 +103,9 @@ struct ServeArgs {
     /// Address to accept Kafka clients on.
     #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
+    /// Address to serve HTTP on (Prometheus /metrics), or `off`.
+    #[arg(long, env = "WEIR_HTTP_LISTEN", default_value = weir_console::server::HTTP_LISTEN_DEFAULT)]
+    http_listen: String,
     /// host:port clients are told to connect to; defaults to the listen address.
     #[arg(long, env = "WEIR_ADVERTISED_ADDRESS")]
     advertised_address: Option<String>,
@@ -248,7 +252,21 @@ fn parse_advertised(s: &str) -> Result<(String, i32), String> {
     Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
 }
 
+/// `--http-listen`: an address, or `off` for no HTTP listener.
+fn parse_http_listen(s: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    s.trim().parse().map(Some).map_err(|_| {
+        anyhow::anyhow!(
+            "--http-listen '{s}' is not an address: give ip:port, such as {}, or off",
+            weir_console::server::HTTP_LISTEN_DEFAULT
+        )
+    })
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let http_listen = parse_http_listen(&args.http_listen)?;
     let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
     if let Some(adv) = &args.advertised_address {
         let (host, port) = parse_advertised(adv).map_err(anyhow::Error::msg)?;
@@ -317,7 +335,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Fsync::Never => "never",
         }
     );
-    broker.run(shutdown_signal()).await
+    let console = match http_listen {
+        Some(addr) => {
+            let console = weir_console::Console::bind(addr, &broker.state()).await?;
+            tracing::info!(
+                "weir serving HTTP on http://{} (metrics at /metrics)",
+                console.local_addr()
+            );
+            // The broker's run ends the process; the console needs no shutdown of its own.
+            Some(tokio::spawn(console.run(std::future::pending())))
+        }
+        None => {
+            tracing::info!("weir HTTP listener off");
+            None
+        }
+    };
+    let result = broker.run(shutdown_signal()).await;
+    if let Some(console) = console {
+        console.abort();
+    }
+    result
 }
 
 /// The consumer-protocol settings, checked as Kafka checks them at start-up: each default

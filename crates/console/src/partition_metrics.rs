@@ -1,0 +1,147 @@
+//! Per-partition metrics, read from the partition logs on each scrape: nothing is kept
+//! between scrapes, so they can never disagree with the logs.
+//!
+//! At most [`PARTITIONS_SCRAPED_MAX`] partitions are reported, in (topic, partition) order,
+//! which bounds both the time a scrape holds partition locks and the series a Prometheus
+//! server must store. `weir_partitions_unreported` says how many were left out.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+use weir_broker::state::BrokerState;
+
+/// The most partitions one scrape reports.
+pub const PARTITIONS_SCRAPED_MAX: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: i32,
+}
+
+/// One partition's values, read under its lock and released before any encoding.
+struct PartitionReading {
+    labels: PartitionLabels,
+    log_start_offset: i64,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    size_bytes: i64,
+    segments: i64,
+}
+
+pub struct PartitionMetrics {
+    state: Arc<BrokerState>,
+}
+
+impl std::fmt::Debug for PartitionMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartitionMetrics")
+    }
+}
+
+impl PartitionMetrics {
+    pub fn new(state: Arc<BrokerState>) -> PartitionMetrics {
+        PartitionMetrics { state }
+    }
+
+    /// Reads the first [`PARTITIONS_SCRAPED_MAX`] partitions in (topic, partition) order,
+    /// and counts the rest.
+    fn read(&self) -> (Vec<PartitionReading>, usize) {
+        let mut handles = self.state.all_partitions();
+        handles.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+        let unreported = handles.len().saturating_sub(PARTITIONS_SCRAPED_MAX);
+        handles.truncate(PARTITIONS_SCRAPED_MAX);
+        let readings = handles
+            .iter()
+            .map(|h| {
+                let log = h.log.lock();
+                PartitionReading {
+                    labels: PartitionLabels {
+                        topic: h.topic.clone(),
+                        partition: h.index,
+                    },
+                    log_start_offset: log.log_start_offset(),
+                    high_watermark: log.high_watermark(),
+                    last_stable_offset: log.last_stable_offset(),
+                    size_bytes: i64::try_from(log.size_bytes()).unwrap_or(i64::MAX),
+                    segments: i64::try_from(log.segment_count()).unwrap_or(i64::MAX),
+                }
+            })
+            .collect();
+        (readings, unreported)
+    }
+}
+
+/// Encodes one gauge family with a sample per partition.
+fn encode_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    readings: &[PartitionReading],
+    value: fn(&PartitionReading) -> i64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for r in readings {
+        ConstGauge::new(value(r)).encode(family.encode_family(&r.labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for PartitionMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (readings, unreported) = self.read();
+        encode_family(
+            &mut encoder,
+            "weir_partition_log_start_offset",
+            "First offset still in the partition's log.",
+            None,
+            &readings,
+            |r| r.log_start_offset,
+        )?;
+        encode_family(
+            &mut encoder,
+            "weir_partition_high_watermark",
+            "Offset after the last record consumers can read.",
+            None,
+            &readings,
+            |r| r.high_watermark,
+        )?;
+        encode_family(
+            &mut encoder,
+            "weir_partition_last_stable_offset",
+            "First offset of the earliest open transaction, or the high watermark.",
+            None,
+            &readings,
+            |r| r.last_stable_offset,
+        )?;
+        encode_family(
+            &mut encoder,
+            "weir_partition_size",
+            "Bytes of the partition's segment files.",
+            Some(&Unit::Bytes),
+            &readings,
+            |r| r.size_bytes,
+        )?;
+        encode_family(
+            &mut encoder,
+            "weir_partition_segments",
+            "Segments in the partition's log.",
+            None,
+            &readings,
+            |r| r.segments,
+        )?;
+        let unreported_gauge = ConstGauge::new(i64::try_from(unreported).unwrap_or(i64::MAX));
+        unreported_gauge.encode(encoder.encode_descriptor(
+            "weir_partitions_unreported",
+            "Partitions beyond the per-scrape cap, left out of the weir_partition_ metrics.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! `GET /metrics`: the broker's counters and the partitions' offsets, encoded in
+//! OpenMetrics text on each scrape.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::registry::Registry;
+use weir_broker::state::BrokerState;
+
+use crate::errors::HttpError;
+use crate::partition_metrics::PartitionMetrics;
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// One registry for the life of the console: the broker's families (shared, not copied) and
+/// the collector that reads partitions when scraped.
+pub fn registry(state: &Arc<BrokerState>) -> Registry {
+    let mut registry = Registry::default();
+    state.metrics.register(&mut registry);
+    registry.register_collector(Box::new(PartitionMetrics::new(Arc::clone(state))));
+    registry
+}
+
+pub async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+    // Encoding takes each partition's lock in turn, which an append may hold during disk
+    // I/O, so it runs off the async workers.
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).map(|()| text)
+    })
+    .await;
+    match encoded {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Ok(Err(e)) => encode_failed(&e),
+        Err(e) => encode_failed(&e),
+    }
+}
+
+fn encode_failed(e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "encoding /metrics failed");
+    HttpError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: "The metrics could not be encoded; the broker log says why.".to_string(),
+    }
+    .into_response()
+}
