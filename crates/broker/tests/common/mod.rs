@@ -16,6 +16,8 @@ use weir_log::batch::{encode_batch, NewRecord};
 
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// The running broker's state, for tests that serve more than Kafka (HTTP) from it.
+    pub state: std::sync::Arc<weir_broker::state::BrokerState>,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -37,6 +39,7 @@ impl TestBroker {
         tweak(&mut config);
         let broker = Broker::bind(config).await.unwrap();
         let addr = broker.local_addr();
+        let state = broker.state();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             broker
@@ -48,6 +51,7 @@ impl TestBroker {
         });
         TestBroker {
             addr,
+            state,
             dir,
             stop: Some(tx),
             task: Some(task),

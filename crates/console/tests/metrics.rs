@@ -1,0 +1,185 @@
+//! `GET /metrics` against a running broker fed through the Kafka protocol, and the JSON 404
+//! for any other path.
+
+#[path = "../../broker/tests/common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+
+use kafka_protocol::records::Compression;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir_console::Console;
+
+struct HttpResponse {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// One HTTP/1.1 GET on a fresh connection, read until the server closes it.
+async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let content_type = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    HttpResponse {
+        status,
+        content_type,
+        body: body.to_string(),
+    }
+}
+
+/// The sum of the samples of `name` whose labels contain every one of `labels`
+/// (each written as `key="value"`); 0 when there are none.
+fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name && labels.iter().all(|want| series_labels.contains(want))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .sum()
+}
+
+async fn start() -> (common::TestBroker, SocketAddr) {
+    let broker = common::TestBroker::start(|_| {}).await;
+    let console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
+        .await
+        .unwrap();
+    let http = console.local_addr();
+    tokio::spawn(console.run(std::future::pending()));
+    (broker, http)
+}
+
+/// Records produced over Kafka show up as the partition's high watermark, and each Produce
+/// request moves the request counter by one.
+#[tokio::test]
+async fn scrape_reflects_produced_records_and_requests() {
+    let (broker, http) = start().await;
+    let before = get(http, "/metrics").await;
+    assert_eq!(before.status, 200);
+    assert_eq!(
+        before.content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(before.body.ends_with("# EOF\n"), "{}", before.body);
+    let produce_before = sample_sum(&before.body, "weir_requests_total", &["api=\"Produce\""]);
+
+    let mut client = broker.client().await;
+    assert_eq!(client.create_topic("orders", 2, &[]).await, 0);
+    let sizes = [4usize, 3, 5];
+    for (i, n) in sizes.iter().enumerate() {
+        let values: Vec<String> = (0..*n).map(|j| format!("order-{i}-{j}")).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let resp = client
+            .produce(
+                "orders",
+                1,
+                -1,
+                common::batch(&values, None, Compression::None, 1_000),
+            )
+            .await;
+        assert_eq!(resp.error_code, 0);
+    }
+    let records: usize = sizes.iter().sum();
+
+    let after = get(http, "/metrics").await;
+    assert_eq!(after.status, 200);
+    let text = &after.body;
+    let hw = |p: &str| {
+        sample_sum(
+            text,
+            "weir_partition_high_watermark",
+            &["topic=\"orders\"", &format!("partition=\"{p}\"")],
+        )
+    };
+    assert_eq!(hw("1"), records as f64, "{text}");
+    assert_eq!(hw("0"), 0.0, "{text}");
+    assert!(
+        text.contains("weir_partition_high_watermark{topic=\"orders\",partition=\"0\"} 0"),
+        "an empty partition is still reported: {text}"
+    );
+    let lso = &["topic=\"orders\"", "partition=\"1\""];
+    assert_eq!(
+        sample_sum(text, "weir_partition_last_stable_offset", lso),
+        records as f64
+    );
+    assert_eq!(
+        sample_sum(text, "weir_partition_log_start_offset", lso),
+        0.0
+    );
+    assert_eq!(sample_sum(text, "weir_partition_segments", lso), 1.0);
+    assert!(sample_sum(text, "weir_partition_size_bytes", lso) > 0.0);
+    assert_eq!(sample_sum(text, "weir_partitions_unreported", &[]), 0.0);
+
+    let produce_after = sample_sum(text, "weir_requests_total", &["api=\"Produce\""]);
+    assert_eq!(produce_after - produce_before, sizes.len() as f64, "{text}");
+    assert_eq!(
+        sample_sum(
+            text,
+            "weir_requests_total",
+            &["api=\"Produce\"", "version=\"9\""]
+        ),
+        produce_after
+    );
+    assert!(sample_sum(text, "weir_requests_total", &["api=\"CreateTopics\""]) >= 1.0);
+    assert_eq!(
+        sample_sum(
+            text,
+            "weir_request_duration_seconds_count",
+            &["api=\"Produce\""]
+        ),
+        produce_after
+    );
+    assert!(sample_sum(text, "weir_connections_open", &[]) >= 1.0);
+    assert!(sample_sum(text, "weir_bytes_received_total", &[]) > 0.0);
+    assert!(sample_sum(text, "weir_bytes_sent_total", &[]) > 0.0);
+
+    // A closed connection is counted once the broker notices it.
+    drop(client);
+    let mut closed = 0.0;
+    for _ in 0..100 {
+        let text = get(http, "/metrics").await.body;
+        closed = sample_sum(&text, "weir_connections_closed_total", &[]);
+        if closed >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(closed >= 1.0);
+    broker.stop().await;
+}
+
+/// A path nothing serves is a 404 with a JSON error a program can branch on.
+#[tokio::test]
+async fn unknown_path_is_json_not_found() {
+    let (broker, http) = start().await;
+    let resp = get(http, "/no/such/page").await;
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.content_type, "application/json");
+    let body: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
+    assert_eq!(body["code"], "not_found");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("/no/such/page"), "{message}");
+    assert_eq!(body.as_object().unwrap().len(), 2);
+    broker.stop().await;
+}
