@@ -6,11 +6,14 @@
 //! - [`scrape`]: `GET /metrics`, the Prometheus scrape in OpenMetrics text.
 //! - [`partition_metrics`]: per-partition offsets and sizes, read from the logs at scrape
 //!   time.
+//! - [`group_metrics`]: consumer groups' committed offsets and lag, asked of the group
+//!   coordinator on each scrape.
 //! - [`errors`]: the JSON body of every HTTP error.
 //!
 //! The REST admin API and the web console will be served from here too.
 
 pub mod errors;
+pub mod group_metrics;
 pub mod partition_metrics;
 pub mod scrape;
 pub mod server;

@@ -1,5 +1,5 @@
-//! `GET /metrics`: the broker's counters and the partitions' offsets, encoded in
-//! OpenMetrics text on each scrape.
+//! `GET /metrics`: the broker's counters, the partitions' offsets and the groups' committed
+//! offsets and lag, encoded in OpenMetrics text on each scrape.
 
 use std::sync::Arc;
 
@@ -10,24 +10,28 @@ use prometheus_client::registry::Registry;
 use weir_broker::state::BrokerState;
 
 use crate::errors::HttpError;
+use crate::group_metrics::GroupMetrics;
 use crate::partition_metrics::PartitionMetrics;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// One registry for the life of the console: the broker's families (shared, not copied) and
-/// the collector that reads partitions when scraped.
-pub fn registry(state: &Arc<BrokerState>) -> Registry {
+/// A registry for one scrape: the broker's families (shared, not copied), the collector that
+/// reads partitions, and the groups' offsets the coordinator just gave.
+fn registry(state: &Arc<BrokerState>, groups: GroupMetrics) -> Registry {
     let mut registry = Registry::default();
     state.metrics.register(&mut registry);
     registry.register_collector(Box::new(PartitionMetrics::new(Arc::clone(state))));
+    registry.register_collector(Box::new(groups));
     registry
 }
 
-pub async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+pub async fn metrics(State(state): State<Arc<BrokerState>>) -> Response {
+    let groups = GroupMetrics::read(&state).await;
     // Encoding takes each partition's lock in turn, which an append may hold during disk
     // I/O, so it runs off the async workers.
     let encoded = tokio::task::spawn_blocking(move || {
+        let registry = registry(&state, groups);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).map(|()| text)
     })

@@ -26,10 +26,9 @@ impl Console {
                 "cannot listen for HTTP on {listen}: {e}; pick another address with --http-listen, or turn it off with --http-listen off"
             )
         })?;
-        let registry = Arc::new(scrape::registry(state));
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
-            .with_state(registry)
+            .with_state(Arc::clone(state))
             .fallback(errors::not_found);
         Ok(Console { listener, router })
     }

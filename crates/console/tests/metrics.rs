@@ -183,3 +183,69 @@ async fn unknown_path_is_json_not_found() {
     assert_eq!(body.as_object().unwrap().len(), 2);
     broker.stop().await;
 }
+
+/// A group's committed offset is reported with its lag behind the high watermark, and the
+/// lag follows records produced after the commit.
+#[tokio::test]
+async fn scrape_reports_group_committed_offset_and_lag() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (broker, http) = start().await;
+    let mut client = broker.client().await;
+    assert_eq!(client.create_topic("events", 1, &[]).await, 0);
+    let values: Vec<String> = (0..8).map(|i| format!("e{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let resp = client
+        .produce(
+            "events",
+            0,
+            -1,
+            common::batch(&values, None, Compression::None, 1_000),
+        )
+        .await;
+    assert_eq!(resp.error_code, 0);
+    // Committed as a consumer that assigns itself partitions (no generation).
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("billing")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("events")))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5),
+                ]),
+        ]);
+    let resp: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &req).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+
+    let labels = &["group=\"billing\"", "topic=\"events\"", "partition=\"0\""];
+    let text = get(http, "/metrics").await.body;
+    assert_eq!(
+        sample_sum(&text, "weir_group_committed_offset", labels),
+        5.0,
+        "{text}"
+    );
+    assert_eq!(sample_sum(&text, "weir_group_lag", labels), 3.0, "{text}");
+    assert!(text.contains("weir_group_lag{group=\"billing\",topic=\"events\",partition=\"0\"} 3"));
+    assert_eq!(sample_sum(&text, "weir_groups_unreported", &[]), 0.0);
+
+    let resp = client
+        .produce(
+            "events",
+            0,
+            -1,
+            common::batch(&["e8", "e9"], None, Compression::None, 2_000),
+        )
+        .await;
+    assert_eq!(resp.error_code, 0);
+    let text = get(http, "/metrics").await.body;
+    assert_eq!(
+        sample_sum(&text, "weir_group_committed_offset", labels),
+        5.0
+    );
+    assert_eq!(sample_sum(&text, "weir_group_lag", labels), 5.0, "{text}");
+    broker.stop().await;
+}
