@@ -517,3 +517,23 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_http_listen;
+
+    /// `--http-listen` takes an address or `off`, and anything else is one sentence naming
+    /// the flag.
+    #[test]
+    fn http_listen_is_an_address_or_off() {
+        assert_eq!(
+            parse_http_listen("127.0.0.1:9644").unwrap(),
+            Some("127.0.0.1:9644".parse().unwrap())
+        );
+        assert_eq!(parse_http_listen("off").unwrap(), None);
+        assert_eq!(parse_http_listen("OFF").unwrap(), None);
+        let e = parse_http_listen("localhost").unwrap_err().to_string();
+        assert!(e.starts_with("--http-listen 'localhost' is not an address"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}
