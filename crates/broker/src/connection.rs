@@ -244,9 +244,9 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 correlation_id,
                 api_version,
             }) if api_key == ApiKey::ApiVersions as i16 => {
-                state
-                    .metrics
-                    .request_received(ApiKey::ApiVersions, api_version, frame_bytes);
+                // Not counted as a request: its version, any number a client sends, would
+                // make the version label unbounded.
+                state.metrics.bytes_received(frame_bytes);
                 tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
                 handlers::api_versions::unsupported_version_reply(correlation_id)
             }

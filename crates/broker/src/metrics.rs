@@ -5,7 +5,8 @@
 //! at scrape time.
 //!
 //! Every label set is bounded: `api` is one of the Kafka API keys weir decodes (about
-//! fifty), and `version` one of the versions an API has (under twenty).
+//! fifty), and `version` one of the versions weir accepts for it (under twenty); requests
+//! at other versions are not decoded, so never counted.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -123,8 +124,8 @@ impl BrokerMetrics {
         self.bytes_received.inc_by(frame_bytes as u64);
     }
 
-    /// Counts the bytes of a frame that could not be decoded, so the byte counter matches
-    /// what the socket delivered.
+    /// Counts the bytes of a frame not counted as a request (one that could not be decoded),
+    /// so the byte counter matches what the socket delivered.
     pub fn bytes_received(&self, bytes: usize) {
         self.bytes_received.inc_by(bytes as u64);
     }

@@ -533,7 +533,10 @@ mod tests {
         assert_eq!(parse_http_listen("off").unwrap(), None);
         assert_eq!(parse_http_listen("OFF").unwrap(), None);
         let e = parse_http_listen("localhost").unwrap_err().to_string();
-        assert!(e.starts_with("--http-listen 'localhost' is not an address"), "{e}");
+        assert!(
+            e.starts_with("--http-listen 'localhost' is not an address"),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
     }
 }
