@@ -83,7 +83,8 @@ class Broker:
         logf = open(os.path.join(self.dir, "broker.log"), "ab")
         if self.kind == "weir":
             cmd = [self.weir_bin, "serve", "--listen", self.bootstrap, "--data-dir", os.path.join(self.dir, "data"),
-                   "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn"] + [str(a) for a in self.weir_args]
+                   "--group-initial-rebalance-delay-ms", "0", "--log-level", "warn",
+                   "--http-listen", "off"] + [str(a) for a in self.weir_args]
         else:
             ctrl = free_port()
             props = os.path.join(self.dir, "server.properties")

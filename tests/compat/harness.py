@@ -83,6 +83,8 @@ class Weir:
         self.bin = bin_path
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        # Its HTTP listener (metrics) on a port of its own, so several brokers can run at once.
+        self.http_listen = f"127.0.0.1:{free_port()}"
         self.dir = tempfile.mkdtemp(prefix="weir-compat-")
         self.extra = list(extra)
         self.proc = None
@@ -91,7 +93,8 @@ class Weir:
         log = open(os.path.join(self.dir, "weir.log"), "ab")
         self.proc = subprocess.Popen(
             [self.bin, "serve", "--listen", self.bootstrap, "--data-dir", os.path.join(self.dir, "data"),
-             "--group-initial-rebalance-delay-ms", "0"] + CONSUMER_GROUP_FLAGS + self.extra,
+             "--group-initial-rebalance-delay-ms", "0", "--http-listen", self.http_listen]
+            + CONSUMER_GROUP_FLAGS + self.extra,
             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -37,7 +37,8 @@ def free_port():
 
 def start(bin_path, port, data_dir, log):
     proc = subprocess.Popen(
-        [bin_path, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, "--fsync", "always"],
+        [bin_path, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, "--fsync", "always",
+         "--http-listen", "off"],
         stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + START_TIMEOUT_S
     while time.time() < deadline:

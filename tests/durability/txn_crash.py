@@ -467,7 +467,7 @@ class Broker:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [self.bin, "serve", "--listen", self.bootstrap, "--data-dir", self.data_dir, "--fsync", self.fsync,
-                 "--group-initial-rebalance-delay-ms", "0"], stdout=log, stderr=subprocess.STDOUT)
+                 "--group-initial-rebalance-delay-ms", "0", "--http-listen", "off"], stdout=log, stderr=subprocess.STDOUT)
         while time.time() < began + START_TIMEOUT_S:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
