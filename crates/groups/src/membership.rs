@@ -242,9 +242,7 @@ pub(crate) fn join(
                         // follower (the leader is given under its old id), as Kafka does.
                         let mut r = join_success(group, &new_id, v, was_leader);
                         if was_leader && v < 9 {
-                            r = r
-                                .with_leader(sb(&old_id))
-                                .with_members(Vec::new());
+                            r = r.with_leader(sb(&old_id)).with_members(Vec::new());
                         }
                         let record = c.group_metadata_record(
                             c.groups.get(&group_id).expect("present"),

@@ -82,6 +82,16 @@ fn stable_pair(x: &mut Ctx) -> Pair {
     }
 }
 
+/// A static member's new instance joining as `client`, with no member id.
+fn restart(
+    x: &mut Ctx,
+    client: &str,
+    instance: &str,
+    protocols: &[(&str, &[u8])],
+) -> (u64, Output) {
+    x.send(client, join_req("g", "", Some(instance), 10_000, protocols))
+}
+
 fn state(x: &Ctx) -> GroupState {
     x.c.group("g").unwrap().state()
 }
@@ -93,10 +103,7 @@ fn follower_restart_keeps_its_assignment_without_a_rebalance() {
     // persisted, so a coordinator rebuilt from the records knows it.
     let mut x = Ctx::new(config());
     let p = stable_pair(&mut x);
-    let (t, out) = x.send(
-        "a2",
-        join_req("g", "", Some(p.follower_instance), 10_000, &[("range", b"sub")]),
-    );
+    let (t, out) = restart(&mut x, "a2", p.follower_instance, &[("range", b"sub")]);
     let r = join_of(&out, t).expect("answered at once");
     assert_eq!((r.error_code, r.generation_id), (0, p.generation));
     assert_eq!(r.leader.to_string(), p.leader);
@@ -130,10 +137,7 @@ fn leader_restart_at_v9_skips_the_assignment() {
     // computing assignments; nobody rebalances and it gets its own assignment back.
     let mut x = Ctx::new(config());
     let p = stable_pair(&mut x);
-    let (t, out) = x.send(
-        "a2",
-        join_req("g", "", Some(p.leader_instance), 10_000, &[("range", b"sub")]),
-    );
+    let (t, out) = restart(&mut x, "a2", p.leader_instance, &[("range", b"sub")]);
     let r = join_of(&out, t).expect("answered at once");
     let new_id = r.member_id.to_string();
     assert_eq!((r.error_code, r.generation_id), (0, p.generation));
@@ -160,10 +164,7 @@ fn leader_restart_before_v9_is_answered_as_a_follower() {
     let mut x = Ctx::new(config());
     let p = stable_pair(&mut x);
     x.version = 8;
-    let (t, out) = x.send(
-        "a2",
-        join_req("g", "", Some(p.leader_instance), 10_000, &[("range", b"sub")]),
-    );
+    let (t, out) = restart(&mut x, "a2", p.leader_instance, &[("range", b"sub")]);
     let r = join_of(&out, t).expect("answered at once");
     let new_id = r.member_id.to_string();
     assert_eq!((r.error_code, r.generation_id), (0, p.generation));
@@ -183,10 +184,7 @@ fn changed_metadata_with_the_same_protocol_does_not_rebalance() {
     // protocol the group would select changes; new metadata alone waits for the next one.
     let mut x = Ctx::new(config());
     let p = stable_pair(&mut x);
-    let (t, out) = x.send(
-        "a2",
-        join_req("g", "", Some(p.follower_instance), 10_000, &[("range", b"other")]),
-    );
+    let (t, out) = restart(&mut x, "a2", p.follower_instance, &[("range", b"other")]);
     let r = join_of(&out, t).expect("answered at once");
     assert_eq!((r.error_code, r.generation_id), (0, p.generation));
     assert_eq!(state(&x), GroupState::Stable);
@@ -198,29 +196,21 @@ fn changed_protocol_rebalances() {
     // a rebalance and waits in it.
     let mut x = Ctx::new(config());
     let p = stable_pair(&mut x);
-    let (t, out) = x.send(
+    let (t, out) = restart(
+        &mut x,
         "a2",
-        join_req(
-            "g",
-            "",
-            Some(p.follower_instance),
-            10_000,
-            &[("roundrobin", b"sub"), ("range", b"sub")],
-        ),
+        p.follower_instance,
+        &[("roundrobin", b"sub"), ("range", b"sub")],
     );
     // The leader offers range alone, so roundrobin cannot be selected: range stays, and
     // the new metadata alone does not rebalance.
     assert!(join_of(&out, t).is_some());
     assert_eq!(state(&x), GroupState::Stable);
-    let (t, out) = x.send(
+    let (t, out) = restart(
+        &mut x,
         "a3",
-        join_req(
-            "g",
-            "",
-            Some(p.leader_instance),
-            10_000,
-            &[("roundrobin", b"sub"), ("range", b"sub")],
-        ),
+        p.leader_instance,
+        &[("roundrobin", b"sub"), ("range", b"sub")],
     );
     // Now both prefer roundrobin: the selection changes, so the group rebalances.
     assert!(join_of(&out, t).is_none(), "waits in the new join phase");
@@ -240,18 +230,27 @@ fn restart_while_completing_rebalance_rebalances_again() {
     let (tn, _) = x.send("n", join_req("g", &id, None, 10_000, &[("range", b"sub")]));
     x.send(
         "c",
-        join_req("g", &p.leader, Some(p.leader_instance), 10_000, &[("range", b"sub")]),
+        join_req(
+            "g",
+            &p.leader,
+            Some(p.leader_instance),
+            10_000,
+            &[("range", b"sub")],
+        ),
     );
     let (_, out) = x.send(
         "c",
-        join_req("g", &p.follower, Some(p.follower_instance), 10_000, &[("range", b"sub")]),
+        join_req(
+            "g",
+            &p.follower,
+            Some(p.follower_instance),
+            10_000,
+            &[("range", b"sub")],
+        ),
     );
     assert!(join_of(&out, tn).is_some());
     assert_eq!(state(&x), GroupState::CompletingRebalance);
-    let (t, out) = x.send(
-        "a2",
-        join_req("g", "", Some(p.follower_instance), 10_000, &[("range", b"sub")]),
-    );
+    let (t, out) = restart(&mut x, "a2", p.follower_instance, &[("range", b"sub")]);
     assert!(join_of(&out, t).is_none());
     assert_eq!(state(&x), GroupState::PreparingRebalance);
 }
@@ -270,7 +269,10 @@ fn members_arriving_together_share_the_first_generation_even_with_no_delay() {
     );
     assert!(join_of(&out, ta).is_none());
     let out = x.advance(40);
-    assert!(join_of(&out, ta).is_none(), "the first join phase is still open");
+    assert!(
+        join_of(&out, ta).is_none(),
+        "the first join phase is still open"
+    );
     let (tb, _) = x.send(
         "b",
         join_req("g", "", Some("i-b"), 10_000, &[("range", b"sub")]),

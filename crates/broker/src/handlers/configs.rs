@@ -577,7 +577,7 @@ fn incremental_topic(
 ) -> Result<(), ApiError> {
     if res.resource_type == RESOURCE_CLIENT_METRICS {
         return state.set_client_metrics(res.resource_name.as_str(), apply, |current| {
-            apply_client_metrics_ops(&res.configs, current)
+            apply_ops(&res.configs, current, weir_meta::client_metrics::is_list)
         });
     }
     if deletes_throttles(state, res) {
@@ -627,27 +627,12 @@ fn incremental_topic(
                     .get(&key)
                     .cloned()
                     .unwrap_or_else(|| def.default.to_string());
-                let mut items: Vec<String> = current
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                let change: Vec<String> = value
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if c.config_operation == OP_APPEND {
-                    for i in change {
-                        if !items.contains(&i) {
-                            items.push(i);
-                        }
-                    }
-                } else {
-                    items.retain(|i| !change.contains(i));
-                }
-                configs.insert(key, items.join(","));
+                let changed = changed_list(
+                    &current,
+                    &value.unwrap_or_default(),
+                    c.config_operation == OP_APPEND,
+                );
+                configs.insert(key, changed);
             }
             other => {
                 return Err(ApiError::new(
@@ -660,20 +645,37 @@ fn incremental_topic(
     state.set_topic_configs(name, configs, apply)
 }
 
-/// The operations of an IncrementalAlterConfigs on one client-metrics subscription,
-/// applied to its current configs: SET needs a value, DELETE of a config it does not have is
-/// no change, APPEND and SUBTRACT work on its LIST configs (`metrics`, `match`) only.
-fn apply_client_metrics_ops(
-    ops: &[incremental_alter_configs_request::AlterableConfig],
-    mut configs: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    use weir_meta::client_metrics::is_list;
+/// A LIST config's value after APPEND (the items it lacks, in order) or SUBTRACT.
+fn changed_list(current: &str, change: &str, append: bool) -> String {
     let items = |v: &str| -> Vec<String> {
         v.split(',')
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect()
     };
+    let mut current = items(current);
+    let change = items(change);
+    if append {
+        for i in change {
+            if !current.contains(&i) {
+                current.push(i);
+            }
+        }
+    } else {
+        current.retain(|i| !change.contains(i));
+    }
+    current.join(",")
+}
+
+/// The operations of an IncrementalAlterConfigs on one group or client-metrics
+/// subscription, applied to its current overrides, with Kafka's refusals: SET needs a
+/// value, DELETE of a config it does not have is no change, APPEND and SUBTRACT work on the
+/// configs `is_list` names only (a subscription's `metrics` and `match`; no group config).
+fn apply_ops(
+    ops: &[incremental_alter_configs_request::AlterableConfig],
+    mut configs: BTreeMap<String, String>,
+    is_list: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, String>, ApiError> {
     for c in ops {
         let name = c.name.as_str();
         match c.config_operation {
@@ -693,57 +695,10 @@ fn apply_client_metrics_ops(
                         format!("Can't {op} to key {name} because its type is not LIST."),
                     ));
                 }
-                let mut current = items(configs.get(name).map_or("", String::as_str));
-                let change = items(c.value.as_ref().map_or("", |v| v.as_str()));
-                if append {
-                    for i in change {
-                        if !current.contains(&i) {
-                            current.push(i);
-                        }
-                    }
-                } else {
-                    current.retain(|i| !change.contains(i));
-                }
-                configs.insert(name.to_string(), current.join(","));
-            }
-            other => {
-                return Err(ApiError::new(
-                    ResponseError::InvalidRequest,
-                    format!("unknown config operation {other}"),
-                ))
-            }
-        }
-    }
-    Ok(configs)
-}
-
-/// The operations of an IncrementalAlterConfigs on one group, applied to its current
-/// overrides, with Kafka's refusals: SET needs a value, DELETE of a name the group does not
-/// have is no change, APPEND and SUBTRACT need a list (no group config is one).
-fn apply_group_ops(
-    ops: &[incremental_alter_configs_request::AlterableConfig],
-    mut configs: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, ApiError> {
-    for c in ops {
-        let name = c.name.as_str();
-        match c.config_operation {
-            OP_SET => {
-                let v = c.value.as_ref().ok_or_else(|| null_value(name))?;
-                configs.insert(name.to_string(), v.to_string());
-            }
-            OP_DELETE => {
-                configs.remove(name);
-            }
-            OP_APPEND | OP_SUBTRACT => {
-                let op = if c.config_operation == OP_APPEND {
-                    "APPEND"
-                } else {
-                    "SUBTRACT"
-                };
-                return Err(ApiError::new(
-                    ResponseError::InvalidConfig,
-                    format!("Can't {op} to key {name} because its type is not LIST."),
-                ));
+                let current = configs.get(name).map_or("", String::as_str);
+                let change = c.value.as_ref().map_or("", |v| v.as_str());
+                let changed = changed_list(current, change, append);
+                configs.insert(name.to_string(), changed);
             }
             other => {
                 return Err(ApiError::new(
@@ -774,7 +729,7 @@ pub fn incremental_alter(
             let group_id = res.resource_name.to_string();
             check_group_request(&group_id, res.configs.iter().map(|c| c.name.as_str()))?;
             alter_group(&state, &group_id, apply, |current| {
-                apply_group_ops(&res.configs, current)
+                apply_ops(&res.configs, current, |_| false)
             })
             .await
         },
