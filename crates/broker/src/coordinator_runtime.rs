@@ -317,7 +317,10 @@ pub fn persist(
                 .filter_map(|i| state.partition(p.topic, i))
                 .map(|h| h.log.lock().sync_handle())
                 .collect();
-            for r in state.metrics.timed_fsync(|| weir_log::sync_data_all(&files)) {
+            for r in state
+                .metrics
+                .timed_fsync(|| weir_log::sync_data_all(&files))
+            {
                 if let Err(e) = r {
                     // A failed fsync may not fail again: the journal stays as it is.
                     journal.mark_failed();

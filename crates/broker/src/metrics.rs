@@ -199,7 +199,9 @@ impl Default for BrokerMetrics {
         // Every reason is present from the start, at 0, so a rate over it has a series
         // before the first such close.
         for reason in CloseReason::ALL {
-            let _ = metrics.connections_closed.get_or_create(&CloseLabels { reason });
+            let _ = metrics
+                .connections_closed
+                .get_or_create(&CloseLabels { reason });
         }
         metrics.start_time_seconds.set(unix_now_seconds());
         metrics

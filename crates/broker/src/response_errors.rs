@@ -281,10 +281,11 @@ impl ErrorCodes for AddPartitionsToTxnResponse {
     fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
         // Up to v3 one transaction's topics; from v4 (brokers verifying) several.
         each(self.error_code);
-        let topics = self
-            .results_by_topic_v3_and_below
-            .iter()
-            .chain(self.results_by_transaction.iter().flat_map(|r| &r.topic_results));
+        let topics = self.results_by_topic_v3_and_below.iter().chain(
+            self.results_by_transaction
+                .iter()
+                .flat_map(|r| &r.topic_results),
+        );
         for t in topics {
             for p in &t.results_by_partition {
                 each(p.partition_error_code);
@@ -375,9 +376,10 @@ mod tests {
             .with_error_code(16)
             .with_groups(vec![OffsetFetchResponseGroup::default()
                 .with_error_code(69)
-                .with_topics(vec![OffsetFetchResponseTopics::default().with_partitions(
-                    vec![OffsetFetchResponsePartitions::default().with_error_code(3)],
-                )])]);
+                .with_topics(vec![OffsetFetchResponseTopics::default()
+                    .with_partitions(vec![
+                        OffsetFetchResponsePartitions::default().with_error_code(3),
+                    ])])]);
         assert_eq!(codes(&body), vec![16, 69, 3]);
     }
 
