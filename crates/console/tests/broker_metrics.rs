@@ -199,6 +199,34 @@ async fn fsyncs_the_broker_waits_on_are_timed() {
     broker.stop().await;
 }
 
+/// The fsync a log makes as its segment rolls is observed too: with `--fsync never` the
+/// broker itself waits on none, so every observation here is a roll.
+#[tokio::test]
+async fn fsyncs_of_rolling_segments_are_timed() {
+    let (broker, http) = start_with(|c| c.fsync = weir_log::FsyncPolicy::Never).await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        client
+            .create_topic("rolling", 1, &[("segment.bytes", "100")])
+            .await,
+        0
+    );
+    let count = |text: &str| sample_sum(text, "weir_log_fsync_duration_seconds_count", &[]);
+    let before = count(&scrape(http).await);
+    for i in 0..4 {
+        let values = ["a value long enough to fill a hundred-byte segment by itself, or nearly"];
+        let batch = common::batch(&values, None, Compression::None, i);
+        assert!(batch.len() > 100);
+        let resp = client.produce("rolling", 0, 1, batch).await;
+        assert_eq!(resp.error_code, 0);
+    }
+    let text = scrape(http).await;
+    let segments = sample_sum(&text, "weir_partition_segments", &["topic=\"rolling\""]);
+    assert_eq!(segments, 4.0, "{text}");
+    assert_eq!(count(&text) - before, 3.0, "one fsync per roll: {text}");
+    broker.stop().await;
+}
+
 /// A Fetch that finds nothing waits, counted as parked; a produce releases it and it leaves
 /// the gauge. What it then carries is counted as the partition's bytes out.
 #[tokio::test]
