@@ -5,7 +5,9 @@
 //! - [`server`]: [`Console`], the HTTP listener and its routes.
 //! - [`scrape`]: `GET /metrics`, the Prometheus scrape in OpenMetrics text.
 //! - [`partition_metrics`]: per-partition offsets and sizes, read from the logs at scrape
-//!   time.
+//!   time, and the records and bytes each partition took in and gave out.
+//! - [`process_metrics`]: the process's memory, CPU time and file descriptors, read from
+//!   `/proc/self` at scrape time (Linux).
 //! - [`group_metrics`]: consumer groups' committed offsets and lag, asked of the group
 //!   coordinator on each scrape.
 //! - [`errors`]: the JSON body of every HTTP error.
@@ -15,6 +17,7 @@
 pub mod errors;
 pub mod group_metrics;
 pub mod partition_metrics;
+pub mod process_metrics;
 pub mod scrape;
 pub mod server;
 

@@ -154,7 +154,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
         return append_all(state, meta, request, &verdicts);
     };
     let state = Arc::clone(state);
-    let meta = *meta;
+    let meta = meta.clone();
     Reply::Gate(Box::pin(async move {
         let verify_only = meta.api_version < super::txn::PRODUCE_TXN_V2_VERSION;
         let mut verdicts = HashMap::new();
@@ -266,6 +266,10 @@ fn append_all(
                     let log_start = handle.log.lock().log_start_offset();
                     if !outcome.duplicate {
                         handle.appended.notify_waiters();
+                        let records = outcome.last_offset - outcome.base_offset + 1;
+                        handle
+                            .traffic
+                            .appended(records.max(0) as u64, batch.len() as u64);
                     }
                     written.push((ti, partitions.len(), Arc::clone(&handle)));
                     partitions.push(
@@ -299,14 +303,17 @@ fn append_all(
     }
     let mut body = ProduceResponse::default().with_responses(responses);
     if acks == -1 && state.config.fsync == FsyncPolicy::Always && !written.is_empty() {
-        let meta = *meta;
+        let meta = meta.clone();
+        let state = Arc::clone(state);
         return Reply::Later(Box::pin(async move {
             let files: Vec<_> = written
                 .iter()
                 .map(|(_, _, h)| h.log.lock().sync_handle())
                 .collect();
             let results = tokio::task::spawn_blocking(move || {
-                weir_log::sync_data_all(&files)
+                state
+                    .metrics
+                    .timed_fsync(|| weir_log::sync_data_all(&files))
                     .into_iter()
                     .map(|r| r.map_err(|e| e.to_string()))
                     .collect::<Vec<_>>()
