@@ -8,13 +8,19 @@
 //!   time.
 //! - [`group_metrics`]: consumer groups' committed offsets and lag, asked of the group
 //!   coordinator on each scrape.
-//! - [`errors`]: the JSON body of every HTTP error.
+//! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
+//!   resource (cluster, topics, messages, groups, offset resets).
+//! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
+//! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
+//!   to HTTP statuses.
 //!
-//! The REST admin API and the web console will be served from here too.
+//! The web console will be served from here too.
 
+pub mod api;
 pub mod errors;
 pub mod group_metrics;
 pub mod partition_metrics;
+pub mod partitioner;
 pub mod scrape;
 pub mod server;
 
