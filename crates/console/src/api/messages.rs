@@ -193,7 +193,7 @@ fn bounded(
         Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(n) => Err(HttpError::bad_request(
             "invalid_query",
-            format!("{name} is {n}; it must be between 1 and {max}."),
+            format!("The {name} asked is {n}; it must be between 1 and {max}."),
         )),
     }
 }
