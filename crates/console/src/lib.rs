@@ -6,13 +6,17 @@
 //! - [`scrape`]: `GET /metrics`, the Prometheus scrape in OpenMetrics text.
 //! - [`partition_metrics`]: per-partition offsets and sizes, read from the logs at scrape
 //!   time.
-//! - [`group_metrics`]: consumer groups' committed offsets and lag, asked of the group
-//!   coordinator on each scrape.
+//! - [`group_lag`]: consumer groups' committed offsets and lag in records and in time, asked
+//!   of the group coordinator and read from the logs; one reading serves `/metrics` and the
+//!   REST API.
+//! - [`group_metrics`]: the consumer-group families of `/metrics`, encoded from those
+//!   readings.
 //! - [`errors`]: the JSON body of every HTTP error.
 //!
 //! The REST admin API and the web console will be served from here too.
 
 pub mod errors;
+pub mod group_lag;
 pub mod group_metrics;
 pub mod partition_metrics;
 pub mod scrape;
