@@ -29,6 +29,7 @@ use weir_wire::ResponseError;
 use super::extract::{JsonBody, PathParams};
 use super::ApiContext;
 use crate::errors::{ErrorBody, HttpError};
+use crate::group_lag::{GroupLag, GroupLagReport};
 
 /// The most groups one list answers.
 pub const GROUPS_LISTED_MAX: usize = 1_000;
@@ -78,7 +79,10 @@ pub struct GroupDetail {
     pub members: Vec<Member>,
     /// Every partition the group has committed an offset for or is assigned.
     pub offsets: Vec<PartitionOffset>,
+    /// Records behind, over every partition the group has committed.
     pub total_lag: i64,
+    /// The largest lag in time over the partitions, in seconds.
+    pub lag_seconds_max: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -387,11 +391,12 @@ pub async fn read_group(
     Ok((listed, described, committed))
 }
 
-/// Each committed or assigned partition with its offsets.
+/// Each committed or assigned partition with its offsets and lag, the lag as
+/// [`crate::group_lag`] reads it for every consumer of it (`/metrics`, the console).
 fn partition_offsets(
     ctx: &ApiContext,
     members: &[Member],
-    committed: &BTreeMap<(String, i32), i64>,
+    lag: Option<&GroupLag>,
 ) -> Vec<PartitionOffset> {
     let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
     for m in members {
@@ -401,28 +406,51 @@ fn partition_offsets(
             }
         }
     }
-    let mut keys: Vec<(String, i32)> = committed.keys().cloned().collect();
-    keys.extend(owners.keys().cloned());
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .map(|(topic, partition)| {
+    let mut out: BTreeMap<(String, i32), PartitionOffset> = BTreeMap::new();
+    for p in lag.map(|g| g.partitions.as_slice()).unwrap_or_default() {
+        let key = (p.topic.clone(), p.partition);
+        out.insert(
+            key.clone(),
+            PartitionOffset {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                committed_offset: Some(p.committed_offset),
+                high_watermark: p.high_watermark,
+                lag: p.lag_records,
+                lag_seconds: p.lag_seconds,
+                member_id: owners.get(&key).cloned(),
+            },
+        );
+    }
+    // Assigned partitions the group has not committed on yet: no lag to speak of.
+    for ((topic, partition), member_id) in owners {
+        out.entry((topic.clone(), partition)).or_insert_with(|| {
             let high_watermark = ctx
                 .broker
                 .partition(&topic, partition)
                 .map(|h| h.log.lock().high_watermark());
-            let committed_offset = committed.get(&(topic.clone(), partition)).copied();
             PartitionOffset {
-                member_id: owners.get(&(topic.clone(), partition)).cloned(),
                 topic,
                 partition,
-                committed_offset,
+                committed_offset: None,
                 high_watermark,
                 lag: None,
                 lag_seconds: None,
+                member_id: Some(member_id),
             }
-        })
-        .collect()
+        });
+    }
+    out.into_values().collect()
+}
+
+/// The groups' lag now.
+async fn lag_of(ctx: &ApiContext, group_ids: Vec<String>) -> GroupLagReport {
+    GroupLagReport::read(
+        &ctx.broker,
+        group_ids,
+        weir_broker::handlers::produce::now_ms(),
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -447,10 +475,13 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
     };
     let mut described = describe(&ctx, &ids(false), false).await?;
     described.extend(describe(&ctx, &ids(true), true).await?);
+    let lag = lag_of(&ctx, listed.iter().map(|g| g.group_id.clone()).collect()).await;
     let mut groups = Vec::with_capacity(listed.len());
     for g in listed {
         let members = described.get(&g.group_id).map_or(0, |d| d.members.len());
-        let total_lag = 0;
+        let total_lag = lag
+            .group(&g.group_id)
+            .map_or(0, GroupLag::total_lag_records);
         groups.push(GroupSummary {
             group_id: g.group_id,
             state: g.state,
@@ -477,9 +508,12 @@ pub async fn describe_group(
     State(ctx): State<ApiContext>,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<GroupDetail>, HttpError> {
-    let (listed, described, committed) = read_group(&ctx, &group_id).await?;
-    let offsets = partition_offsets(&ctx, &described.members, &committed);
-    let total_lag = offsets.iter().filter_map(|o| o.lag).sum();
+    let (listed, described, _) = read_group(&ctx, &group_id).await?;
+    let lag = lag_of(&ctx, vec![group_id.clone()]).await;
+    let group_lag = lag.group(&group_id);
+    let offsets = partition_offsets(&ctx, &described.members, group_lag);
+    let total_lag = group_lag.map_or(0, GroupLag::total_lag_records);
+    let lag_seconds_max = group_lag.and_then(GroupLag::max_lag_seconds);
     Ok(Json(GroupDetail {
         group_id,
         state: described.state,
@@ -489,6 +523,7 @@ pub async fn describe_group(
         members: described.members,
         offsets,
         total_lag,
+        lag_seconds_max,
     }))
 }
 
@@ -545,7 +580,7 @@ pub async fn delete_group(
         (status = 200, description = "The offsets deleted", body = OffsetsDeleted),
         (status = 400, description = "No topics named, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such group, topic or partition", body = ErrorBody),
-        (status = 409, description = "A live member of the group consumes a named topic", body = ErrorBody),
+        (status = 409, description = "The group has live members (a classic group whose protocol weir cannot read), or one consumes a named topic", body = ErrorBody),
     )
 )]
 pub async fn delete_offsets(
@@ -621,6 +656,12 @@ pub async fn delete_offsets(
     match ResponseError::try_from_code(answer.error_code) {
         None => {}
         Some(ResponseError::GroupIdNotFound) => return Err(unknown_group(&group_id)),
+        Some(ResponseError::NonEmptyGroup) => {
+            return Err(HttpError::conflict(
+                "group_not_empty",
+                format!("Group '{group_id}' has active members; stop its consumers before deleting its offsets."),
+            ))
+        }
         Some(e) => {
             return Err(HttpError::from_kafka(
                 e.code(),

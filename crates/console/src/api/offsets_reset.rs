@@ -386,7 +386,7 @@ async fn plan(
                 .map_err(|e| {
                     HttpError::bad_request(
                         "invalid_body",
-                        format!("'{s}' is not an RFC 3339 time ({e}); write it as e.g. 2026-11-24T09:00:00Z."),
+                        format!("The time '{s}' is not in RFC 3339 form ({e}); write it as e.g. 2026-11-24T09:00:00Z."),
                     )
                 })?
                 .timestamp_millis(),
