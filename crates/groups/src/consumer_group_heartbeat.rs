@@ -30,8 +30,8 @@ use crate::consumer_records::{
 };
 use crate::coordinator::Coordinator;
 use crate::group::{GroupEventKind, RemovalReason};
-use crate::rebalances::{MemberChangeKind, RebalanceTrigger};
 use crate::migration;
+use crate::rebalances::{MemberChangeKind, RebalanceTrigger};
 use crate::records::RecordKey;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, Record, RequestContext};

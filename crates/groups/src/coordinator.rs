@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::consumer_group::{ConsumerGroup, ConsumerGroupState, MemberTimers};
-use crate::rebalances::{RebalanceOutcome, RebalanceTrigger};
 use crate::consumer_records::ConsumerKey;
 use crate::group::{CommittedOffset, Group, GroupEvent, GroupState, Member};
+use crate::rebalances::{RebalanceOutcome, RebalanceTrigger};
 use crate::records::{GroupMetadataValue, MemberMetadata, OffsetCommitValue, RecordKey};
 use crate::topics::TopicImage;
 use crate::{
@@ -125,8 +125,7 @@ impl Coordinator {
             g.rebalances_mut().set_epoch(epoch);
         }
         if settled {
-            g.rebalances_mut()
-                .end(now_ms, RebalanceOutcome::Completed);
+            g.rebalances_mut().end(now_ms, RebalanceOutcome::Completed);
         }
     }
 

@@ -21,7 +21,6 @@ use std::collections::BTreeSet;
 use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
-use crate::rebalances::{RebalanceOutcome, RebalanceTrigger};
 use crate::consumer_group::{ConsumerMember, MemberState};
 use crate::consumer_group_heartbeat::{consumer_record, group_tombstones, removal_keys, Refusal};
 use crate::consumer_records::{
@@ -32,6 +31,7 @@ use crate::coordinator::Coordinator;
 use crate::embedded_protocol::{self, encode_assignment, parse_assignment, parse_subscription};
 use crate::group::{GroupEventKind, GroupState};
 use crate::membership;
+use crate::rebalances::{RebalanceOutcome, RebalanceTrigger};
 use crate::records::RecordKey;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, Record};

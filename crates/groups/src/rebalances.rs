@@ -260,7 +260,12 @@ impl RebalanceLog {
 
     /// Classic: the join barrier of the running rebalance completed at `now_ms`, producing
     /// `generation_id`, with `waited_for` still missing.
-    pub(crate) fn join_completed(&mut self, now_ms: i64, generation_id: i32, waited_for: Vec<String>) {
+    pub(crate) fn join_completed(
+        &mut self,
+        now_ms: i64,
+        generation_id: i32,
+        waited_for: Vec<String>,
+    ) {
         if let Some(r) = self.running() {
             r.generation_id = Some(generation_id);
             r.join_completed_ms = Some(now_ms);

@@ -58,7 +58,13 @@ fn a_join_a_leave_and_a_timeout_are_three_rebalances_with_their_triggers() {
     let mut x = Ctx::new(config());
     let (ids, generation) = stable_group(&mut x, "g", 2);
     assert_eq!(generation, 1);
-    let first = x.c.group("g").unwrap().rebalances().history().cloned().collect::<Vec<_>>();
+    let first =
+        x.c.group("g")
+            .unwrap()
+            .rebalances()
+            .history()
+            .cloned()
+            .collect::<Vec<_>>();
     assert_eq!(first.len(), 1, "forming the group was one rebalance");
     assert_eq!(first[0].trigger, RebalanceTrigger::MemberJoined);
     assert_eq!(first[0].outcome, RebalanceOutcome::Completed);
@@ -120,7 +126,10 @@ fn a_join_a_leave_and_a_timeout_are_three_rebalances_with_their_triggers() {
         ]
     );
     assert_eq!(join.generation_id, Some(2));
-    assert_eq!((join.started_ms, join.ended_ms), (joined_at, Some(ended_at)));
+    assert_eq!(
+        (join.started_ms, join.ended_ms),
+        (joined_at, Some(ended_at))
+    );
     assert_eq!(join.join_completed_ms, Some(joined_at + 10_000));
     let leave = &history[2];
     assert!(leave.waited_for.is_empty(), "everyone left rejoined");
@@ -129,10 +138,19 @@ fn a_join_a_leave_and_a_timeout_are_three_rebalances_with_their_triggers() {
     assert_eq!(leave.generation_id, Some(3));
     let timeout = &history[3];
     assert_eq!(timeout.member_changes[0].member_id, a);
-    assert_eq!(timeout.member_changes[0].kind, removed(RemovalReason::SessionTimeout));
+    assert_eq!(
+        timeout.member_changes[0].kind,
+        removed(RemovalReason::SessionTimeout)
+    );
     assert_eq!(timeout.generation_id, Some(4));
-    assert!(history.iter().all(|r| r.outcome == RebalanceOutcome::Completed));
-    assert_eq!(timeout.duration_ms(i64::MAX), 0, "an empty group settles at once");
+    assert!(history
+        .iter()
+        .all(|r| r.outcome == RebalanceOutcome::Completed));
+    assert_eq!(
+        timeout.duration_ms(i64::MAX),
+        0,
+        "an empty group settles at once"
+    );
 
     let counts = g.rebalances().counts();
     assert_eq!(counts[&RebalanceTrigger::MemberJoined], 2);
@@ -191,7 +209,11 @@ fn the_ring_keeps_the_latest_rebalances_and_the_counters_all() {
         },
         &TopicImage::default(),
     );
-    assert_eq!(seen.groups.len(), 1, "a group that does not exist is left out");
+    assert_eq!(
+        seen.groups.len(),
+        1,
+        "a group that does not exist is left out"
+    );
     let o = &seen.groups[0];
     assert_eq!(
         (o.group_type, o.state, o.generation_id),
@@ -314,11 +336,17 @@ fn consumer_group_epoch_bumps_are_rebalances_with_their_reason() {
     x.beat(&mut b);
     let started = x.now_ms;
     x.now_ms += 100;
-    x.converge(&mut [a.clone(), b.clone()]);
-    // The converge above worked on copies; the clients catch up.
-    x.beat(&mut a);
-    x.beat(&mut b);
-    let settled = x.c.group("g").unwrap().rebalances().history().nth(1).cloned().unwrap();
+    let mut both = [a, b];
+    x.converge(&mut both);
+    let [mut a, _b] = both;
+    let settled =
+        x.c.group("g")
+            .unwrap()
+            .rebalances()
+            .history()
+            .nth(1)
+            .cloned()
+            .unwrap();
     assert_eq!(settled.trigger, RebalanceTrigger::MemberJoined);
     assert_eq!(settled.generation_id, Some(2));
     assert_eq!(settled.started_ms, started);
@@ -349,10 +377,15 @@ fn consumer_group_epoch_bumps_are_rebalances_with_their_reason() {
     }
     x.converge(std::slice::from_mut(&mut a));
     let g = x.c.group("g").unwrap();
-    assert!(g.modern.as_ref().unwrap().members.get("c").is_none(), "c was fenced");
+    assert!(
+        g.modern.as_ref().unwrap().members.get("c").is_none(),
+        "c was fenced"
+    );
     let history: Vec<_> = g.rebalances().history().cloned().collect();
-    let reasons: Vec<(RebalanceTrigger, Option<i32>)> =
-        history.iter().map(|r| (r.trigger, r.generation_id)).collect();
+    let reasons: Vec<(RebalanceTrigger, Option<i32>)> = history
+        .iter()
+        .map(|r| (r.trigger, r.generation_id))
+        .collect();
     assert_eq!(
         reasons,
         vec![
@@ -373,7 +406,10 @@ fn consumer_group_epoch_bumps_are_rebalances_with_their_reason() {
 
     let seen = x.c.inspect(x.now_ms, &InspectQuery::default(), &x.image);
     let o = &seen.groups[0];
-    assert_eq!((o.group_type, o.state, o.generation_id), ("consumer", "Stable", 5));
+    assert_eq!(
+        (o.group_type, o.state, o.generation_id),
+        ("consumer", "Stable", 5)
+    );
     assert_eq!(o.assignment_epoch, Some(5));
     assert!(o.members.is_empty(), "members only when asked");
     assert_eq!(o.member_count, 1);
