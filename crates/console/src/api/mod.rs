@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,9 +36,6 @@ use crate::errors::HttpError;
 /// message is bounded by the topic's `max.message.bytes`, 1 MiB by default), and small
 /// enough that a client cannot make the broker buffer much.
 pub const API_BODY_BYTES_MAX: usize = 1 << 20;
-
-/// Where the routes are mounted.
-pub const API_PREFIX: &str = "/api/v1";
 
 /// What every handler is given: the broker's state, and where the console listens (shown
 /// by `GET /cluster`).
@@ -81,7 +77,20 @@ fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::delete_offsets))
         .routes(routes!(offsets_reset::reset_offsets))
         .routes(routes!(offsets_reset::undo_reset))
+        .routes(routes!(openapi_json))
         .split_for_parts()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "cluster",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    /// Built once: the document never changes while the broker runs.
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(openapi).clone())
 }
 
 /// The OpenAPI 3 document of the API.
@@ -89,19 +98,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     parts().1
 }
 
-/// The API's routes, with their document at `/api/v1/openapi.json`, ready to merge into
-/// the console's router.
+/// The API's routes, its document at `/api/v1/openapi.json` among them, ready to merge
+/// into the console's router.
 pub fn router(broker: Arc<BrokerState>, http_addr: SocketAddr) -> Router {
-    let (routes, doc) = parts();
-    let doc = Arc::new(doc);
-    routes
-        .route(
-            &format!("{API_PREFIX}/openapi.json"),
-            get(move || {
-                let doc = Arc::clone(&doc);
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+    parts()
+        .0
         .layer(DefaultBodyLimit::max(API_BODY_BYTES_MAX))
         .with_state(ApiContext { broker, http_addr })
 }
