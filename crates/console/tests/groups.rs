@@ -52,7 +52,13 @@ fn wall_clock_ms() -> i64 {
 }
 
 async fn start() -> (common::TestBroker, SocketAddr) {
-    let broker = common::TestBroker::start(|_| {}).await;
+    start_with(|_| {}).await
+}
+
+async fn start_with(
+    tweak: impl FnOnce(&mut weir_broker::BrokerConfig),
+) -> (common::TestBroker, SocketAddr) {
+    let broker = common::TestBroker::start(tweak).await;
     let console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
         .await
         .unwrap();
@@ -162,5 +168,109 @@ async fn lag_in_records_and_time_follows_the_first_unconsumed_record() {
     assert_eq!(p.first_unconsumed_timestamp_ms, Some(timestamp(M)));
     assert_eq!(p.lag_seconds, Some(12.345));
     assert!(!p.committed_below_log_start());
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_rebalance_counts_once_with_its_reason() {
+    // Goal: a classic group formed by one member shows one rebalance, started by a member
+    // joining, however often it is scraped; its state, members and generation follow; a
+    // member leaving adds one rebalance of its own reason and leaves the other count alone.
+    let (broker, http) = start_with(|c| c.group_initial_rebalance_delay_ms = 0).await;
+    let mut client = broker.client().await;
+    let join = |member_id: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member_id.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+            )
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(bytes::Bytes::from_static(b"sub"))])
+    };
+    let r: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("")).await;
+    assert_eq!(r.error_code, 79, "MEMBER_ID_REQUIRED first");
+    let member = r.member_id.to_string();
+    let r: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(&member)).await;
+    assert_eq!((r.error_code, r.generation_id), (0, 1));
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![
+            sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(StrBytes::from_string(member.clone()))
+                .with_assignment(bytes::Bytes::from_static(b"a")),
+        ]);
+    let r: SyncGroupResponse = client.call(ApiKey::SyncGroup, 3, &sync).await;
+    assert_eq!(r.error_code, 0);
+
+    let g = &["group=\"g\""];
+    let joined = &["group=\"g\"", "reason=\"member_joined\""];
+    for _ in 0..2 {
+        let text = get_body(http, "/metrics").await;
+        assert_eq!(
+            sample(&text, "weir_group_rebalances_total", joined),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(
+            !text.contains("weir_group_rebalances_total{group=\"g\",reason=\"member_left\"}"),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "weir_group_state",
+                &["group=\"g\"", "state=\"Stable\""]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "weir_group_state",
+                &["group=\"g\"", "state=\"Empty\""]
+            ),
+            Some(0.0)
+        );
+        assert_eq!(sample(&text, "weir_group_members", g), Some(1.0));
+        assert_eq!(sample(&text, "weir_group_generation", g), Some(1.0));
+        // The join phase of a new group lasts at least the shortest first join (100 ms).
+        let duration = sample(&text, "weir_group_last_rebalance_duration_seconds", g).unwrap();
+        assert!((0.1..10.0).contains(&duration), "{duration}");
+    }
+
+    let leave = LeaveGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_members(vec![leave_group_request::MemberIdentity::default()
+            .with_member_id(StrBytes::from_string(member.clone()))]);
+    let r: LeaveGroupResponse = client.call(ApiKey::LeaveGroup, 3, &leave).await;
+    assert_eq!(r.error_code, 0);
+    let text = get_body(http, "/metrics").await;
+    assert_eq!(
+        sample(&text, "weir_group_rebalances_total", joined),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "weir_group_rebalances_total",
+            &["group=\"g\"", "reason=\"member_left\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "weir_group_state",
+            &["group=\"g\"", "state=\"Empty\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "weir_group_members", g), Some(0.0));
+    assert_eq!(sample(&text, "weir_group_generation", g), Some(2.0));
     broker.stop().await;
 }
