@@ -197,6 +197,37 @@ async fn list_and_describe_show_members_and_lag() {
     api.stop().await;
 }
 
+/// A member's join shows as a completed rebalance, with its trigger, the generation it
+/// produced and the member that joined; an unknown group is 404.
+#[tokio::test]
+async fn rebalances_show_the_join() {
+    let api = Api::start().await;
+    api.create_topic("orders", 1).await;
+    let member = join_member(&api, "billing", "orders", &[0]).await;
+    let r = api.get("/api/v1/groups/billing/rebalances").await.ok();
+    assert_eq!(r["group_id"], "billing");
+    assert_eq!(r["state"], "Stable");
+    assert_eq!(r["generation_id"], 1);
+    let rebalances = r["rebalances"].as_array().unwrap();
+    assert_eq!(rebalances.len(), 1, "{r}");
+    let first = &rebalances[0];
+    assert_eq!(first["trigger"], "member_joined");
+    assert_eq!(first["outcome"], "completed");
+    assert_eq!(first["generation_id"], 1);
+    assert!(first["duration_ms"].as_i64().unwrap() >= 0);
+    assert!(first["member_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["member_id"] == member.as_str() && c["change"] == "joined"));
+    assert_eq!(r["counts"]["member_joined"], 1);
+    assert_eq!(r["current_rebalance_ms"], serde_json::Value::Null);
+    api.get("/api/v1/groups/nobody/rebalances")
+        .await
+        .assert_error(404, "unknown_group");
+    api.stop().await;
+}
+
 /// A reset is a plan until executed; executed, it moves the committed offsets as planned
 /// (checked with OffsetFetch) and saves an undo file, and undo puts them back.
 #[tokio::test]

@@ -1,9 +1,11 @@
-//! Consumer groups: list, describe, delete a group, delete some of its committed offsets.
+//! Consumer groups: list, describe, the latest rebalances, delete a group, delete some of
+//! its committed offsets.
 //!
-//! Everything is asked of the group coordinator as a Kafka admin client would ask it
-//! (ListGroups, DescribeGroups or ConsumerGroupDescribe, OffsetFetch, DeleteGroups,
-//! OffsetDelete), through the broker's coordinator runtime, so the API sees exactly what
-//! Kafka clients see.
+//! Everything but the rebalances is asked of the group coordinator as a Kafka admin client
+//! would ask it (ListGroups, DescribeGroups or ConsumerGroupDescribe, OffsetFetch,
+//! DeleteGroups, OffsetDelete), through the broker's coordinator runtime, so the API sees
+//! exactly what Kafka clients see. The rebalances, which no Kafka API tells, come from the
+//! coordinator's read-only inspection.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use weir_groups::group::RemovalReason;
+use weir_groups::inspect::InspectQuery;
+use weir_groups::rebalances::MemberChangeKind;
 use weir_groups::{GroupRequest, GroupResponse};
 use weir_wire::ResponseError;
 
@@ -135,6 +140,66 @@ pub struct OffsetsDeleted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupDeleted {
     pub group_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rebalances {
+    pub group_id: String,
+    pub state: String,
+    /// Classic groups: the generation; consumer groups: the group epoch.
+    pub generation_id: i32,
+    /// The latest rebalances, oldest first (the coordinator keeps a bounded number).
+    pub rebalances: Vec<RebalanceEntry>,
+    /// Rebalances since the coordinator started, by trigger (only triggers seen).
+    pub counts: BTreeMap<String, u64>,
+    pub last_rebalance_duration_ms: Option<i64>,
+    /// How long the running rebalance has run, if one runs.
+    pub current_rebalance_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RebalanceEntry {
+    pub started_ms: i64,
+    /// Null while it runs.
+    pub ended_ms: Option<i64>,
+    /// How long it ran, or has run so far.
+    pub duration_ms: i64,
+    /// `running`, `completed`, `superseded` or `protocol_changed`.
+    pub outcome: String,
+    /// What started it, e.g. `member_joined`, `session_timeout`.
+    pub trigger: String,
+    /// The trigger, for people.
+    pub reason: String,
+    /// The generation (classic) or group epoch (consumer) it produced.
+    pub generation_id: Option<i32>,
+    /// Classic groups: when every member had rejoined, or the wait ran out.
+    pub join_completed_ms: Option<i64>,
+    pub member_changes: Vec<MemberChangeEntry>,
+    /// Member changes beyond the kept ones, counted only.
+    pub member_changes_dropped: usize,
+    /// Classic groups: members the join waited for in vain, and that were removed.
+    pub waited_for: Vec<String>,
+    pub waited_for_dropped: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberChangeEntry {
+    pub at_ms: i64,
+    pub member_id: String,
+    /// `joined`, or the reason it was removed: `left`, `session_timeout`,
+    /// `rebalance_timeout`, `fenced_static_instance`, `admin_removal`.
+    pub change: String,
+}
+
+fn change_name(kind: MemberChangeKind) -> &'static str {
+    match kind {
+        MemberChangeKind::Joined => "joined",
+        MemberChangeKind::Removed(RemovalReason::Left) => "left",
+        MemberChangeKind::Removed(RemovalReason::SessionTimeout) => "session_timeout",
+        MemberChangeKind::Removed(RemovalReason::RebalanceTimeout) => "rebalance_timeout",
+        MemberChangeKind::Removed(RemovalReason::FencedStaticInstance) => "fenced_static_instance",
+        MemberChangeKind::Removed(RemovalReason::AdminRemoval) => "admin_removal",
+    }
 }
 
 /// One request to the group coordinator.
@@ -524,6 +589,78 @@ pub async fn describe_group(
         offsets,
         total_lag,
         lag_seconds_max,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/rebalances",
+    tag = "groups",
+    params(("group" = String, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "The group's latest rebalances and counts by trigger", body = Rebalances),
+        (status = 404, description = "No such group", body = ErrorBody),
+    )
+)]
+pub async fn group_rebalances(
+    State(ctx): State<ApiContext>,
+    PathParams(group_id): PathParams<String>,
+) -> Result<Json<Rebalances>, HttpError> {
+    let runtime = ctx
+        .broker
+        .groups()
+        .ok_or_else(HttpError::coordinator_unavailable)?;
+    let query = InspectQuery {
+        group_ids: Some(vec![group_id.clone()]),
+        include_members: false,
+    };
+    let inspection = runtime
+        .inspect(query, ctx.broker.topic_image())
+        .await
+        .ok_or_else(HttpError::coordinator_unavailable)?;
+    let now_ms = inspection.now_ms;
+    let g = inspection
+        .groups
+        .into_iter()
+        .find(|g| g.group_id == group_id)
+        .ok_or_else(|| unknown_group(&group_id))?;
+    Ok(Json(Rebalances {
+        state: g.state.to_string(),
+        generation_id: g.generation_id,
+        rebalances: g
+            .rebalances
+            .iter()
+            .map(|r| RebalanceEntry {
+                started_ms: r.started_ms,
+                ended_ms: r.ended_ms,
+                duration_ms: r.duration_ms(now_ms),
+                outcome: r.outcome.name().to_string(),
+                trigger: r.trigger.name().to_string(),
+                reason: r.trigger.description().to_string(),
+                generation_id: r.generation_id,
+                join_completed_ms: r.join_completed_ms,
+                member_changes: r
+                    .member_changes
+                    .iter()
+                    .map(|c| MemberChangeEntry {
+                        at_ms: c.at_ms,
+                        member_id: c.member_id.clone(),
+                        change: change_name(c.kind).to_string(),
+                    })
+                    .collect(),
+                member_changes_dropped: r.member_changes_dropped,
+                waited_for: r.waited_for.clone(),
+                waited_for_dropped: r.waited_for_dropped,
+            })
+            .collect(),
+        counts: g
+            .rebalance_counts
+            .iter()
+            .map(|(t, n)| (t.name().to_string(), *n))
+            .collect(),
+        last_rebalance_duration_ms: g.last_rebalance_duration_ms,
+        current_rebalance_ms: g.current_rebalance_ms,
+        group_id,
     }))
 }
 

@@ -6,7 +6,7 @@
 //! - [`cluster`]: `GET /cluster`.
 //! - [`topics`]: list, describe, create, delete, alter configs, add partitions.
 //! - [`messages`]: read a partition's records, produce one.
-//! - [`groups`]: list, describe, delete a group, delete its offsets.
+//! - [`groups`]: list, describe, rebalance history, delete a group, delete its offsets.
 //! - [`offsets_reset`]: plan, execute and undo a reset of a group's offsets.
 //! - [`extract`]: the request extractors, whose refusals are JSON like every error.
 //!
@@ -74,6 +74,7 @@ fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::produce_message))
         .routes(routes!(groups::list_groups))
         .routes(routes!(groups::describe_group, groups::delete_group))
+        .routes(routes!(groups::group_rebalances))
         .routes(routes!(groups::delete_offsets))
         .routes(routes!(offsets_reset::reset_offsets))
         .routes(routes!(offsets_reset::undo_reset))
