@@ -1,5 +1,5 @@
 //! `weir-console`: weir's HTTP side. It reads the broker's live state on each request and
-//! keeps no copy of it.
+//! keeps no copy of it, but for a short in-memory history of consumer groups' lag.
 //!
 //! Layout:
 //! - [`server`]: [`Console`], the HTTP listener and its routes.
@@ -10,7 +10,11 @@
 //!   of the group coordinator and read from the logs; one reading serves `/metrics` and the
 //!   REST API.
 //! - [`group_metrics`]: the consumer-group families of `/metrics`, encoded from those
-//!   readings.
+//!   readings and the coordinator's overviews of groups (state, members, rebalances).
+//! - [`lag_history`]: a bounded ring of lag samples per group, taken every few seconds by a
+//!   task [`Console::run`] starts; the one state the console keeps, and only in memory.
+//! - [`group_status`]: a group's status (ok, warning, stalled, stopped, error) judged from
+//!   those samples.
 //! - [`errors`]: the JSON body of every HTTP error.
 //!
 //! The REST admin API and the web console will be served from here too.
@@ -18,6 +22,8 @@
 pub mod errors;
 pub mod group_lag;
 pub mod group_metrics;
+pub mod group_status;
+pub mod lag_history;
 pub mod partition_metrics;
 pub mod scrape;
 pub mod server;
