@@ -20,6 +20,8 @@ use weir_groups::inspect::{InspectQuery, Inspection};
 use weir_groups::rebalances::RebalanceTrigger;
 
 use crate::group_lag::GroupLagReport;
+use crate::group_status::{group_status, GroupStatus, STATUS_WINDOW_SAMPLES};
+use crate::lag_history::LagHistory;
 
 /// The states a group of each protocol can be in, as Kafka names them: the values of the
 /// `state` label of `weir_group_state`.
@@ -51,6 +53,12 @@ struct GroupStateLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupStatusLabels {
+    group: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GroupReasonLabels {
     group: String,
     reason: String,
@@ -62,6 +70,8 @@ struct GroupReasonLabels {
 pub struct GroupMetrics {
     lag: GroupLagReport,
     groups: Inspection,
+    /// Each group the lag history tracks, with its status now.
+    statuses: Vec<(String, GroupStatus)>,
 }
 
 /// Wall-clock time now, in ms since the Unix epoch.
@@ -74,7 +84,7 @@ pub(crate) fn wall_clock_ms() -> i64 {
 impl GroupMetrics {
     /// Reads the groups' lag now; empty when the coordinator is not running (start-up,
     /// shutdown).
-    pub async fn read(state: &Arc<BrokerState>) -> GroupMetrics {
+    pub async fn read(state: &Arc<BrokerState>, lag_history: &LagHistory) -> GroupMetrics {
         let lag = GroupLagReport::read_all(state, wall_clock_ms()).await;
         let query = InspectQuery {
             group_ids: None,
@@ -87,12 +97,32 @@ impl GroupMetrics {
                 .unwrap_or_default(),
             None => Inspection::default(),
         };
-        GroupMetrics { lag, groups }
+        let statuses = lag_history
+            .groups()
+            .into_iter()
+            .map(|id| {
+                let window = lag_history.latest(&id, STATUS_WINDOW_SAMPLES);
+                (id, group_status(&window))
+            })
+            .collect();
+        GroupMetrics {
+            lag,
+            groups,
+            statuses,
+        }
     }
 
     /// The metrics of readings already taken.
-    pub fn from_readings(lag: GroupLagReport, groups: Inspection) -> GroupMetrics {
-        GroupMetrics { lag, groups }
+    pub fn from_readings(
+        lag: GroupLagReport,
+        groups: Inspection,
+        statuses: Vec<(String, GroupStatus)>,
+    ) -> GroupMetrics {
+        GroupMetrics {
+            lag,
+            groups,
+            statuses,
+        }
     }
 }
 
@@ -205,6 +235,21 @@ impl GroupMetrics {
                     .encode(family.encode_family(&group(&g.group_id))?)?;
             }
         }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_status",
+            "1 for a group's status judged from its recent lag (ok, warning, stalled, stopped, error), 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (id, status) in &self.statuses {
+            for s in GroupStatus::ALL {
+                let labels = GroupStatusLabels {
+                    group: id.clone(),
+                    status: s.name().to_string(),
+                };
+                ConstGauge::new(i64::from(s == *status)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -314,6 +359,7 @@ mod tests {
         registry.register_collector(Box::new(GroupMetrics::from_readings(
             lag,
             Inspection::default(),
+            Vec::new(),
         )));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

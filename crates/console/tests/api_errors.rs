@@ -71,6 +71,7 @@ async fn openapi_document_matches_the_router() {
         ("get", "/api/v1/groups/{group}"),
         ("delete", "/api/v1/groups/{group}"),
         ("get", "/api/v1/groups/{group}/rebalances"),
+        ("get", "/api/v1/groups/{group}/lag-history"),
         ("delete", "/api/v1/groups/{group}/offsets"),
         ("post", "/api/v1/groups/{group}/offsets/reset"),
         ("post", "/api/v1/groups/{group}/offsets/reset/undo"),

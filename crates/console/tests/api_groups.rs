@@ -164,6 +164,7 @@ async fn list_and_describe_show_members_and_lag() {
     assert_eq!(g["protocol_type"], "consumer");
     assert_eq!(g["members"], 1);
     assert_eq!(g["total_lag"], 4);
+    assert!(g["status"].is_string());
 
     let d = api.get("/api/v1/groups/billing").await.ok();
     assert_eq!(d["state"], "Stable");
@@ -223,6 +224,75 @@ async fn rebalances_show_the_join() {
     assert_eq!(r["counts"]["member_joined"], 1);
     assert_eq!(r["current_rebalance_ms"], serde_json::Value::Null);
     api.get("/api/v1/groups/nobody/rebalances")
+        .await
+        .assert_error(404, "unknown_group");
+    api.stop().await;
+}
+
+/// The console's lag samples of a group are served oldest first, each with its partitions
+/// and total lag, and follow a commit; an unknown group is 404.
+#[tokio::test]
+async fn lag_history_follows_commits() {
+    let api = Api::start().await;
+    api.create_topic("orders", 1).await;
+    api.produce("orders", 0, &["a", "b", "c", "d", "e"]).await;
+    commit(&api, "billing", "orders", &[(0, 1)]).await;
+    let latest_lag = |body: &serde_json::Value| {
+        body["samples"]
+            .as_array()
+            .unwrap()
+            .last()
+            .map(|s| s["total_lag"].as_i64().unwrap())
+    };
+    let mut body = serde_json::Value::Null;
+    for _ in 0..200 {
+        body = api.get("/api/v1/groups/billing/lag-history").await.ok();
+        if latest_lag(&body) == Some(4) {
+            break;
+        }
+        tokio::time::sleep(api_common::LAG_SAMPLE_INTERVAL_TEST).await;
+    }
+    assert_eq!(latest_lag(&body), Some(4), "{body}");
+    let sample = body["samples"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(sample["has_members"], false);
+    assert_eq!(
+        sample["partitions"],
+        json!([{"topic": "orders", "partition": 0, "committed_offset": 1, "log_start_offset": 0, "high_watermark": 5, "lag": 4}])
+    );
+    assert_eq!(body["sample_interval_ms"], 10_000);
+    // No members and a committed offset that never moves while records wait: stopped, once
+    // enough samples show it, in the list as in the history.
+    for _ in 0..200 {
+        body = api.get("/api/v1/groups/billing/lag-history").await.ok();
+        if body["status"] == "stopped" {
+            break;
+        }
+        tokio::time::sleep(api_common::LAG_SAMPLE_INTERVAL_TEST).await;
+    }
+    assert_eq!(body["status"], "stopped", "{body}");
+    assert_eq!(
+        api.get("/api/v1/groups").await.ok()["groups"][0]["status"],
+        "stopped"
+    );
+
+    commit(&api, "billing", "orders", &[(0, 5)]).await;
+    for _ in 0..200 {
+        body = api.get("/api/v1/groups/billing/lag-history").await.ok();
+        if latest_lag(&body) == Some(0) {
+            break;
+        }
+        tokio::time::sleep(api_common::LAG_SAMPLE_INTERVAL_TEST).await;
+    }
+    assert_eq!(latest_lag(&body), Some(0), "{body}");
+    assert_eq!(body["status"], "ok");
+    let at: Vec<i64> = body["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["at_ms"].as_i64().unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+    api.get("/api/v1/groups/nobody/lag-history")
         .await
         .assert_error(404, "unknown_group");
     api.stop().await;

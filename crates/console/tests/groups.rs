@@ -274,3 +274,67 @@ async fn a_rebalance_counts_once_with_its_reason() {
     assert_eq!(sample(&text, "weir_group_generation", g), Some(2.0));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_samples_lag_and_a_group_without_members_or_commits_is_stopped() {
+    // Goal: the sampler the console starts fills each group's lag history, and a group with
+    // lag, no members and no commit over the window is reported stopped in /metrics.
+    let broker = common::TestBroker::start(|_| {}).await;
+    let mut console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
+        .await
+        .unwrap();
+    console.set_lag_sample_interval(std::time::Duration::from_millis(20));
+    let history = console.lag_history();
+    let http = console.local_addr();
+    tokio::spawn(console.run(std::future::pending()));
+
+    let mut client = broker.client().await;
+    assert_eq!(client.create_topic("jobs", 1, &[]).await, 0);
+    let values: Vec<String> = (0..10).map(|i| format!("j{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let resp = client
+        .produce(
+            "jobs",
+            0,
+            -1,
+            common::batch(&values, None, Compression::None, 1_000),
+        )
+        .await;
+    assert_eq!(resp.error_code, 0);
+    commit(&mut client, "idle", "jobs", 2).await;
+
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        samples = history.samples("idle");
+        if samples.len() >= weir_console::group_status::STATUS_SAMPLES_MIN {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(samples.len() >= weir_console::group_status::STATUS_SAMPLES_MIN);
+    let last = samples.last().unwrap();
+    assert!(!last.has_members);
+    assert_eq!(
+        (
+            &*last.partitions[0].topic,
+            last.partitions[0].committed_offset,
+            last.partitions[0].high_watermark,
+            last.partitions[0].lag
+        ),
+        ("jobs", 2, 10, 8)
+    );
+    assert!(samples.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+
+    let text = get_body(http, "/metrics").await;
+    let idle = |status: &str| {
+        sample(
+            &text,
+            "weir_group_status",
+            &["group=\"idle\"", &format!("status=\"{status}\"")],
+        )
+    };
+    assert_eq!(idle("stopped"), Some(1.0), "{text}");
+    assert_eq!(idle("ok"), Some(0.0));
+    assert_eq!(idle("stalled"), Some(0.0));
+    broker.stop().await;
+}

@@ -35,6 +35,8 @@ use super::extract::{JsonBody, PathParams};
 use super::ApiContext;
 use crate::errors::{ErrorBody, HttpError};
 use crate::group_lag::{GroupLag, GroupLagReport};
+use crate::group_status::{group_status, status_window, STATUS_WINDOW_SAMPLES};
+use crate::lag_history::LAG_SAMPLE_INTERVAL;
 
 /// The most groups one list answers.
 pub const GROUPS_LISTED_MAX: usize = 1_000;
@@ -71,6 +73,9 @@ pub struct GroupSummary {
     pub members: usize,
     /// Records behind, over every partition the group has committed.
     pub total_lag: i64,
+    /// `ok`, `warning`, `stalled`, `stopped` or `error`, judged from the console's recent
+    /// lag samples (see docs/metrics.md); `ok` until there are samples.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,6 +93,8 @@ pub struct GroupDetail {
     pub total_lag: i64,
     /// The largest lag in time over the partitions, in seconds.
     pub lag_seconds_max: Option<f64>,
+    /// As in the list: judged from the console's recent lag samples.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,6 +207,41 @@ fn change_name(kind: MemberChangeKind) -> &'static str {
         MemberChangeKind::Removed(RemovalReason::FencedStaticInstance) => "fenced_static_instance",
         MemberChangeKind::Removed(RemovalReason::AdminRemoval) => "admin_removal",
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagHistoryAnswer {
+    pub group_id: String,
+    /// As in the group's describe, judged from the latest samples.
+    pub status: String,
+    /// Milliseconds between samples.
+    pub sample_interval_ms: u64,
+    /// Oldest first; the console keeps a bounded number, sampled while it runs.
+    pub samples: Vec<LagSample>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagSample {
+    pub at_ms: i64,
+    pub has_members: bool,
+    pub total_lag: i64,
+    pub partitions: Vec<LagSamplePartition>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagSamplePartition {
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub lag: i64,
+}
+
+/// A group's status from the console's latest lag samples.
+fn status_of(ctx: &ApiContext, group_id: &str) -> String {
+    let samples = ctx.lag_history.latest(group_id, STATUS_WINDOW_SAMPLES);
+    group_status(status_window(&samples)).name().to_string()
 }
 
 /// One request to the group coordinator.
@@ -547,6 +589,7 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
         let total_lag = lag
             .group(&g.group_id)
             .map_or(0, GroupLag::total_lag_records);
+        let status = status_of(&ctx, &g.group_id);
         groups.push(GroupSummary {
             group_id: g.group_id,
             state: g.state,
@@ -554,6 +597,7 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
             protocol_type: g.protocol_type,
             members,
             total_lag,
+            status,
         });
     }
     Ok(Json(GroupList { groups, truncated }))
@@ -579,6 +623,7 @@ pub async fn describe_group(
     let offsets = partition_offsets(&ctx, &described.members, group_lag);
     let total_lag = group_lag.map_or(0, GroupLag::total_lag_records);
     let lag_seconds_max = group_lag.and_then(GroupLag::max_lag_seconds);
+    let status = status_of(&ctx, &group_id);
     Ok(Json(GroupDetail {
         group_id,
         state: described.state,
@@ -589,6 +634,7 @@ pub async fn describe_group(
         offsets,
         total_lag,
         lag_seconds_max,
+        status,
     }))
 }
 
@@ -661,6 +707,53 @@ pub async fn group_rebalances(
         last_rebalance_duration_ms: g.last_rebalance_duration_ms,
         current_rebalance_ms: g.current_rebalance_ms,
         group_id,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/lag-history",
+    tag = "groups",
+    params(("group" = String, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "The group's lag as the console sampled it, and its status", body = LagHistoryAnswer),
+        (status = 404, description = "No such group", body = ErrorBody),
+    )
+)]
+pub async fn group_lag_history(
+    State(ctx): State<ApiContext>,
+    PathParams(group_id): PathParams<String>,
+) -> Result<Json<LagHistoryAnswer>, HttpError> {
+    let samples = ctx.lag_history.samples(&group_id);
+    // A group not sampled yet may still exist.
+    if samples.is_empty() && !list(&ctx).await?.iter().any(|g| g.group_id == group_id) {
+        return Err(unknown_group(&group_id));
+    }
+    let status = group_status(status_window(&samples)).name().to_string();
+    Ok(Json(LagHistoryAnswer {
+        group_id,
+        status,
+        sample_interval_ms: u64::try_from(LAG_SAMPLE_INTERVAL.as_millis()).unwrap_or(u64::MAX),
+        samples: samples
+            .iter()
+            .map(|s| LagSample {
+                at_ms: s.at_ms,
+                has_members: s.has_members,
+                total_lag: s.partitions.iter().map(|p| p.lag).sum(),
+                partitions: s
+                    .partitions
+                    .iter()
+                    .map(|p| LagSamplePartition {
+                        topic: p.topic.to_string(),
+                        partition: p.partition,
+                        committed_offset: p.committed_offset,
+                        log_start_offset: p.log_start_offset,
+                        high_watermark: p.high_watermark,
+                        lag: p.lag,
+                    })
+                    .collect(),
+            })
+            .collect(),
     }))
 }
 

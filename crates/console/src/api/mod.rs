@@ -6,7 +6,8 @@
 //! - [`cluster`]: `GET /cluster`.
 //! - [`topics`]: list, describe, create, delete, alter configs, add partitions.
 //! - [`messages`]: read a partition's records, produce one.
-//! - [`groups`]: list, describe, rebalance history, delete a group, delete its offsets.
+//! - [`groups`]: list, describe, rebalance history, lag history and status, delete a
+//!   group, delete its offsets.
 //! - [`offsets_reset`]: plan, execute and undo a reset of a group's offsets.
 //! - [`extract`]: the request extractors, whose refusals are JSON like every error.
 //!
@@ -31,17 +32,19 @@ use utoipa_axum::routes;
 use weir_broker::state::BrokerState;
 
 use crate::errors::HttpError;
+use crate::lag_history::LagHistory;
 
 /// The most bytes a request body may have: far above any JSON the API takes (a produced
 /// message is bounded by the topic's `max.message.bytes`, 1 MiB by default), and small
 /// enough that a client cannot make the broker buffer much.
 pub const API_BODY_BYTES_MAX: usize = 1 << 20;
 
-/// What every handler is given: the broker's state, and where the console listens (shown
-/// by `GET /cluster`).
+/// What every handler is given: the broker's state, the console's history of groups' lag,
+/// and where the console listens (shown by `GET /cluster`).
 #[derive(Clone)]
 pub struct ApiContext {
     pub broker: Arc<BrokerState>,
+    pub lag_history: Arc<LagHistory>,
     pub http_addr: SocketAddr,
 }
 
@@ -75,6 +78,7 @@ fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::list_groups))
         .routes(routes!(groups::describe_group, groups::delete_group))
         .routes(routes!(groups::group_rebalances))
+        .routes(routes!(groups::group_lag_history))
         .routes(routes!(groups::delete_offsets))
         .routes(routes!(offsets_reset::reset_offsets))
         .routes(routes!(offsets_reset::undo_reset))
@@ -101,11 +105,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The API's routes, its document at `/api/v1/openapi.json` among them, ready to merge
 /// into the console's router.
-pub fn router(broker: Arc<BrokerState>, http_addr: SocketAddr) -> Router {
+pub fn router(
+    broker: Arc<BrokerState>,
+    lag_history: Arc<LagHistory>,
+    http_addr: SocketAddr,
+) -> Router {
     parts()
         .0
         .layer(DefaultBodyLimit::max(API_BODY_BYTES_MAX))
-        .with_state(ApiContext { broker, http_addr })
+        .with_state(ApiContext {
+            broker,
+            lag_history,
+            http_addr,
+        })
 }
 
 /// Runs `f` on the blocking pool: reading logs takes partition locks, which an append may
