@@ -1,5 +1,5 @@
 //! `weir-console`: weir's HTTP side. It reads the broker's live state on each request and
-//! keeps no copy of it.
+//! keeps no copy of it, but for a short in-memory history of consumer groups' lag.
 //!
 //! Layout:
 //! - [`server`]: [`Console`], the HTTP listener and its routes.
@@ -8,15 +8,31 @@
 //!   time, and the records and bytes each partition took in and gave out.
 //! - [`process_metrics`]: the process's memory, CPU time and file descriptors, read from
 //!   `/proc/self` at scrape time (Linux).
-//! - [`group_metrics`]: consumer groups' committed offsets and lag, asked of the group
-//!   coordinator on each scrape.
-//! - [`errors`]: the JSON body of every HTTP error.
+//! - [`group_lag`]: consumer groups' committed offsets and lag in records and in time, asked
+//!   of the group coordinator and read from the logs; one reading serves `/metrics` and the
+//!   REST API.
+//! - [`group_metrics`]: the consumer-group families of `/metrics`, encoded from those
+//!   readings and the coordinator's overviews of groups (state, members, rebalances).
+//! - [`lag_history`]: a bounded ring of lag samples per group, taken every few seconds by a
+//!   task [`Console::run`] starts; the one state the console keeps, and only in memory.
+//! - [`group_status`]: a group's status (ok, warning, stalled, stopped, error) judged from
+//!   those samples.
+//! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
+//!   resource (cluster, topics, messages, groups, offset resets).
+//! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
+//! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
+//!   to HTTP statuses.
 //!
-//! The REST admin API and the web console will be served from here too.
+//! The web console will be served from here too.
 
+pub mod api;
 pub mod errors;
+pub mod group_lag;
 pub mod group_metrics;
+pub mod group_status;
+pub mod lag_history;
 pub mod partition_metrics;
+pub mod partitioner;
 pub mod process_metrics;
 pub mod scrape;
 pub mod server;

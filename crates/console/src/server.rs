@@ -1,15 +1,39 @@
 //! The HTTP listener: [`Console::bind`] checks the address before the broker starts
-//! serving, [`Console::run`] serves until shutdown.
+//! serving, [`Console::run`] serves until shutdown, sampling the groups' lag meanwhile
+//! ([`crate::lag_history`]). Routes: `/metrics`, the REST API under `/api/v1`
+//! ([`crate::api`]), and a JSON 404 or 405 for anything else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use weir_broker::state::BrokerState;
 
-use crate::{errors, scrape};
+use crate::lag_history::{LagHistory, LAG_SAMPLE_INTERVAL};
+use crate::{api, errors, scrape};
+
+/// What every route may read: the broker, and the console's history of groups' lag.
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub broker: Arc<BrokerState>,
+    pub lag_history: Arc<LagHistory>,
+}
+
+impl FromRef<ConsoleState> for Arc<BrokerState> {
+    fn from_ref(s: &ConsoleState) -> Arc<BrokerState> {
+        Arc::clone(&s.broker)
+    }
+}
+
+impl FromRef<ConsoleState> for Arc<LagHistory> {
+    fn from_ref(s: &ConsoleState) -> Arc<LagHistory> {
+        Arc::clone(&s.lag_history)
+    }
+}
 
 /// The address `weir serve` listens for HTTP on unless told otherwise.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
@@ -17,6 +41,9 @@ pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 pub struct Console {
     listener: TcpListener,
     router: Router,
+    broker: Arc<BrokerState>,
+    lag_history: Arc<LagHistory>,
+    lag_sample_interval: Duration,
 }
 
 impl Console {
@@ -26,11 +53,38 @@ impl Console {
                 "cannot listen for HTTP on {listen}: {e}; pick another address with --http-listen, or turn it off with --http-listen off"
             )
         })?;
+        let http_addr = listener.local_addr()?;
+        let lag_history = LagHistory::new();
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
-            .with_state(Arc::clone(state))
-            .fallback(errors::not_found);
-        Ok(Console { listener, router })
+            .with_state(ConsoleState {
+                broker: Arc::clone(state),
+                lag_history: Arc::clone(&lag_history),
+            })
+            .merge(api::router(
+                Arc::clone(state),
+                Arc::clone(&lag_history),
+                http_addr,
+            ))
+            .fallback(errors::not_found)
+            .method_not_allowed_fallback(errors::method_not_allowed);
+        Ok(Console {
+            listener,
+            router,
+            broker: Arc::clone(state),
+            lag_history,
+            lag_sample_interval: LAG_SAMPLE_INTERVAL,
+        })
+    }
+
+    /// The history of groups' lag this console samples while it runs.
+    pub fn lag_history(&self) -> Arc<LagHistory> {
+        Arc::clone(&self.lag_history)
+    }
+
+    /// Samples the groups' lag every `interval` instead of [`LAG_SAMPLE_INTERVAL`] (tests).
+    pub fn set_lag_sample_interval(&mut self, interval: Duration) {
+        self.lag_sample_interval = interval;
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -39,14 +93,19 @@ impl Console {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, sampling the groups' lag meanwhile.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let sampler = self
+            .lag_history
+            .spawn_sampler(self.broker, self.lag_sample_interval);
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        sampler.abort();
+        served?;
         Ok(())
     }
 }
