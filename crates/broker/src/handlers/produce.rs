@@ -186,7 +186,7 @@ fn append_all(
     if !appended.waits_for_fsync(state) {
         return meta.reply(&appended.body);
     }
-    let meta = *meta;
+    let meta = meta.clone();
     let metrics = state.metrics.clone();
     Reply::Later(Box::pin(async move {
         meta.frame(&appended.durable(metrics).await)
