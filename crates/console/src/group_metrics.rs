@@ -1,33 +1,22 @@
-//! Per-group metrics: each group's committed offset and lag on every partition it has
-//! committed, asked of the group coordinator on each scrape (a ListGroups, then one
-//! OffsetFetch for the groups), as an admin client would. The lag is the partition's high
-//! watermark, read from its log at the same scrape, minus the committed offset.
+//! Per-group metrics, encoded from one [`GroupLagReport`] taken at the scrape (see
+//! [`crate::group_lag`] for how the lag is read, and its bounds): each group's committed
+//! offset, lag in records and lag in time on every partition it has committed, and per group
+//! its largest lag in time and its total lag in records.
 //!
-//! Bounds: at most [`GROUPS_SCRAPED_MAX`] groups (by group id) and
-//! [`GROUP_PARTITIONS_SCRAPED_MAX`] (group, partition) series per scrape; what is left out
-//! is counted in `weir_groups_unreported` and `weir_group_partitions_unreported`.
+//! Series caps: the report covers at most [`crate::group_lag::GROUPS_READ_MAX`] groups and
+//! [`crate::group_lag::GROUP_PARTITIONS_READ_MAX`] (group, partition) pairs; what is left out is counted in
+//! `weir_groups_unreported` and `weir_group_partitions_unreported`.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{GroupId, ListGroupsRequest, OffsetFetchRequest};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
 use weir_broker::state::BrokerState;
-use weir_groups::{GroupRequest, GroupResponse};
 
-/// The most groups one scrape asks about.
-pub const GROUPS_SCRAPED_MAX: usize = 1_000;
-/// The most (group, topic, partition) series one scrape reports.
-pub const GROUP_PARTITIONS_SCRAPED_MAX: usize = 10_000;
-/// The ListGroups and OffsetFetch versions the scrape speaks to the coordinator: the
-/// newest, where OffsetFetch asks for many groups at once.
-const LIST_GROUPS_VERSION: i16 = 5;
-const OFFSET_FETCH_VERSION: i16 = 9;
-/// How the coordinator sees the scrape in its logs.
-const CLIENT_ID: &str = "weir-console";
+use crate::group_lag::GroupLagReport;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GroupPartitionLabels {
@@ -36,98 +25,37 @@ struct GroupPartitionLabels {
     partition: i32,
 }
 
-#[derive(Debug)]
-struct GroupPartitionReading {
-    labels: GroupPartitionLabels,
-    committed_offset: i64,
-    /// `None` when the partition no longer exists.
-    lag: Option<i64>,
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
 }
 
 /// One scrape's view of the groups, taken before encoding because asking the coordinator
 /// is asynchronous and encoding is not.
 #[derive(Debug, Default)]
 pub struct GroupMetrics {
-    readings: Vec<GroupPartitionReading>,
-    groups_unreported: usize,
-    partitions_unreported: usize,
+    lag: GroupLagReport,
+}
+
+/// Wall-clock time now, in ms since the Unix epoch.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl GroupMetrics {
-    /// Asks the coordinator for the committed offsets of the first [`GROUPS_SCRAPED_MAX`]
-    /// groups; empty when the coordinator is not running (start-up, shutdown).
+    /// Reads the groups' lag now; empty when the coordinator is not running (start-up,
+    /// shutdown).
     pub async fn read(state: &Arc<BrokerState>) -> GroupMetrics {
-        let Some(groups) = state.groups() else {
-            return GroupMetrics::default();
-        };
-        let call =
-            |version, request| groups.call(version, CLIENT_ID.to_string(), String::new(), request);
-        // 1. The groups, by id.
-        let Some(GroupResponse::ListGroups(listed)) = call(
-            LIST_GROUPS_VERSION,
-            GroupRequest::ListGroups(ListGroupsRequest::default()),
-        )
-        .await
-        else {
-            return GroupMetrics::default();
-        };
-        let mut ids: Vec<GroupId> = listed.groups.into_iter().map(|g| g.group_id).collect();
-        ids.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        let groups_unreported = ids.len().saturating_sub(GROUPS_SCRAPED_MAX);
-        ids.truncate(GROUPS_SCRAPED_MAX);
-        if ids.is_empty() {
-            return GroupMetrics::default();
-        }
-        // 2. Every committed offset of those groups, in one request.
-        let request = OffsetFetchRequest::default().with_groups(
-            ids.into_iter()
-                // No topics named: every partition the group has committed.
-                .map(|id| {
-                    OffsetFetchRequestGroup::default()
-                        .with_group_id(id)
-                        .with_topics(None)
-                })
-                .collect(),
-        );
-        let Some(GroupResponse::OffsetFetch(fetched)) =
-            call(OFFSET_FETCH_VERSION, GroupRequest::OffsetFetch(request)).await
-        else {
-            return GroupMetrics::default();
-        };
-        // 3. The lag against each partition's high watermark now.
-        let mut readings = Vec::new();
-        let mut partitions_unreported = 0usize;
-        for group in fetched.groups.iter().filter(|g| g.error_code == 0) {
-            for topic in &group.topics {
-                for p in topic.partitions.iter().filter(|p| p.error_code == 0) {
-                    if p.committed_offset < 0 {
-                        continue;
-                    }
-                    if readings.len() == GROUP_PARTITIONS_SCRAPED_MAX {
-                        partitions_unreported += 1;
-                        continue;
-                    }
-                    let topic_name = topic.name.0.to_string();
-                    let lag = state
-                        .partition(&topic_name, p.partition_index)
-                        .map(|h| (h.log.lock().high_watermark() - p.committed_offset).max(0));
-                    readings.push(GroupPartitionReading {
-                        labels: GroupPartitionLabels {
-                            group: group.group_id.0.to_string(),
-                            topic: topic_name,
-                            partition: p.partition_index,
-                        },
-                        committed_offset: p.committed_offset,
-                        lag,
-                    });
-                }
-            }
-        }
         GroupMetrics {
-            readings,
-            groups_unreported,
-            partitions_unreported,
+            lag: GroupLagReport::read_all(state, wall_clock_ms()).await,
         }
+    }
+
+    /// The metrics of a report already taken.
+    pub fn from_report(lag: GroupLagReport) -> GroupMetrics {
+        GroupMetrics { lag }
     }
 }
 
@@ -145,6 +73,26 @@ fn encode_count(
     )?)
 }
 
+impl GroupMetrics {
+    /// Every (group, partition) pair of the report with its labels.
+    fn pairs(
+        &self,
+    ) -> impl Iterator<Item = (GroupPartitionLabels, &crate::group_lag::PartitionLag)> {
+        self.lag.groups.iter().flat_map(|g| {
+            g.partitions.iter().map(move |p| {
+                (
+                    GroupPartitionLabels {
+                        group: g.group_id.clone(),
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                    },
+                    p,
+                )
+            })
+        })
+    }
+}
+
 impl Collector for GroupMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(
@@ -153,8 +101,8 @@ impl Collector for GroupMetrics {
             None,
             MetricType::Gauge,
         )?;
-        for r in &self.readings {
-            ConstGauge::new(r.committed_offset).encode(family.encode_family(&r.labels)?)?;
+        for (labels, p) in self.pairs() {
+            ConstGauge::new(p.committed_offset).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
             "weir_group_lag",
@@ -162,22 +110,108 @@ impl Collector for GroupMetrics {
             None,
             MetricType::Gauge,
         )?;
-        for r in &self.readings {
-            if let Some(lag) = r.lag {
-                ConstGauge::new(lag).encode(family.encode_family(&r.labels)?)?;
+        for (labels, p) in self.pairs() {
+            if let Some(lag) = p.lag_records {
+                ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_lag",
+            "Time the first record a consumer group has not consumed has waited (now minus its timestamp); 0 with no lag.",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for (labels, p) in self.pairs() {
+            if let Some(seconds) = p.lag_seconds {
+                ConstGauge::new(seconds).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_max_lag",
+            "The largest lag in time of a consumer group over the partitions it has committed.",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for g in &self.lag.groups {
+            if let Some(seconds) = g.max_lag_seconds() {
+                let labels = GroupLabels {
+                    group: g.group_id.clone(),
+                };
+                ConstGauge::new(seconds).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_total_lag",
+            "The sum of a consumer group's lag in records over the partitions it has committed.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for g in self.lag.groups.iter().filter(|g| !g.partitions.is_empty()) {
+            let labels = GroupLabels {
+                group: g.group_id.clone(),
+            };
+            ConstGauge::new(g.total_lag_records()).encode(family.encode_family(&labels)?)?;
         }
         encode_count(
             &mut encoder,
             "weir_groups_unreported",
             "Consumer groups beyond the per-scrape cap, left out of the weir_group_ metrics.",
-            self.groups_unreported,
+            self.lag.groups_unreported,
         )?;
         encode_count(
             &mut encoder,
             "weir_group_partitions_unreported",
             "Committed partitions beyond the per-scrape cap, left out of the weir_group_ metrics.",
-            self.partitions_unreported,
+            self.lag.partitions_unreported,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group_lag::{GroupLag, PartitionLag};
+
+    #[test]
+    fn seconds_families_carry_their_unit_in_the_name() {
+        // Goal: the lag in time is named `weir_group_lag_seconds`, its per-group maximum
+        // `weir_group_max_lag_seconds`, and the records lag keeps its name beside them.
+        let lag = GroupLagReport {
+            now_ms: 10_000,
+            groups: vec![GroupLag {
+                group_id: "g".into(),
+                partitions: vec![PartitionLag {
+                    topic: "t".into(),
+                    partition: 0,
+                    committed_offset: 2,
+                    log_start_offset: Some(0),
+                    high_watermark: Some(5),
+                    lag_records: Some(3),
+                    first_unconsumed_timestamp_ms: Some(7_500),
+                    lag_seconds: Some(2.5),
+                }],
+            }],
+            ..GroupLagReport::default()
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(GroupMetrics::from_report(lag)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("weir_group_lag_seconds{group=\"g\",topic=\"t\",partition=\"0\"} 2.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_group_max_lag_seconds{group=\"g\"} 2.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_group_lag{group=\"g\",topic=\"t\",partition=\"0\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weir_group_total_lag{group=\"g\"} 3"),
+            "{text}"
+        );
     }
 }

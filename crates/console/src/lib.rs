@@ -6,15 +6,25 @@
 //! - [`scrape`]: `GET /metrics`, the Prometheus scrape in OpenMetrics text.
 //! - [`partition_metrics`]: per-partition offsets and sizes, read from the logs at scrape
 //!   time.
-//! - [`group_metrics`]: consumer groups' committed offsets and lag, asked of the group
-//!   coordinator on each scrape.
-//! - [`errors`]: the JSON body of every HTTP error.
+//! - [`group_lag`]: consumer groups' committed offsets and lag in records and in time, asked
+//!   of the group coordinator and read from the logs; one reading serves `/metrics` and the
+//!   REST API.
+//! - [`group_metrics`]: the consumer-group families of `/metrics`, encoded from those
+//!   readings.
+//! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
+//!   resource (cluster, topics, messages, groups, offset resets).
+//! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
+//! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
+//!   to HTTP statuses.
 //!
-//! The REST admin API and the web console will be served from here too.
+//! The web console will be served from here too.
 
+pub mod api;
 pub mod errors;
+pub mod group_lag;
 pub mod group_metrics;
 pub mod partition_metrics;
+pub mod partitioner;
 pub mod scrape;
 pub mod server;
 

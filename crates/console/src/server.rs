@@ -1,5 +1,6 @@
 //! The HTTP listener: [`Console::bind`] checks the address before the broker starts
-//! serving, [`Console::run`] serves until shutdown.
+//! serving, [`Console::run`] serves until shutdown. Routes: `/metrics`, the REST API under
+//! `/api/v1` ([`crate::api`]), and a JSON 404 or 405 for anything else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use weir_broker::state::BrokerState;
 
-use crate::{errors, scrape};
+use crate::{api, errors, scrape};
 
 /// The address `weir serve` listens for HTTP on unless told otherwise.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
@@ -26,10 +27,13 @@ impl Console {
                 "cannot listen for HTTP on {listen}: {e}; pick another address with --http-listen, or turn it off with --http-listen off"
             )
         })?;
+        let http_addr = listener.local_addr()?;
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
             .with_state(Arc::clone(state))
-            .fallback(errors::not_found);
+            .merge(api::router(Arc::clone(state), http_addr))
+            .fallback(errors::not_found)
+            .method_not_allowed_fallback(errors::method_not_allowed);
         Ok(Console { listener, router })
     }
 

@@ -46,10 +46,14 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
-use crate::batch::{read_varint as varint, BatchHeader, BATCH_HEADER_BYTES};
+use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
+use crate::records::{
+    records_payload, walk_records, RawRecord, BATCH_DECOMPRESSED_BYTES_MAX, CODEC_MASK,
+    TIMESTAMP_TYPE_LOG_APPEND,
+};
 use crate::segment::file_stem;
 use crate::txn_index::AbortedTxn;
 use crate::LogError;
@@ -210,7 +214,7 @@ pub fn compact(
             if aborted.fate(header, plan.last_stable_offset) != BatchFate::Compact {
                 return Ok(());
             }
-            let payload = records_payload(header, batch)?;
+            let payload = records_payload(header, batch, BATCH_DECOMPRESSED_BYTES_MAX)?;
             for r in walk_records(header, &payload)? {
                 records_read += 1;
                 if let Some(key) = &r.key {
@@ -266,7 +270,7 @@ pub fn compact(
                     return Ok(());
                 }
             }
-            let payload = records_payload(header, batch)?;
+            let payload = records_payload(header, batch, BATCH_DECOMPRESSED_BYTES_MAX)?;
             let records = walk_records(header, &payload)?;
             let kept: Vec<&RawRecord> = records
                 .iter()
@@ -275,7 +279,7 @@ pub fn compact(
                         newest
                             .get(&payload[k.clone()])
                             .is_none_or(|&o| o == r.offset)
-                    }) && (r.has_value || keep_tombstones)
+                    }) && (r.has_value() || keep_tombstones)
                 })
                 .collect();
             out.records_kept += kept.len() as u64;
@@ -375,50 +379,11 @@ pub fn keyless_records(batch: &[u8]) -> Result<usize, LogError> {
             batch.len()
         )));
     }
-    let payload = records_payload(&header, batch)?;
+    let payload = records_payload(&header, batch, BATCH_DECOMPRESSED_BYTES_MAX)?;
     Ok(walk_records(&header, &payload)?
         .iter()
         .filter(|r| r.key.is_none())
         .count())
-}
-
-/// One record inside a batch's (uncompressed) records payload.
-#[derive(Debug)]
-pub(crate) struct RawRecord {
-    /// The record's bytes in the payload, its length prefix included.
-    range: std::ops::Range<usize>,
-    pub(crate) offset: i64,
-    pub(crate) timestamp: i64,
-    pub(crate) key: Option<std::ops::Range<usize>>,
-    has_value: bool,
-}
-
-const CODEC_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
-
-/// The records payload of a batch, decompressed.
-pub(crate) fn records_payload(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, LogError> {
-    let mut body = &batch[BATCH_HEADER_BYTES..];
-    let take_all = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    let result = match header.attributes & CODEC_MASK {
-        0 => Ok(Bytes::copy_from_slice(body)),
-        1 => <Gzip as Decompressor<&[u8]>>::decompress(&mut body, take_all),
-        2 => <Snappy as Decompressor<&[u8]>>::decompress(&mut body, take_all),
-        3 => <Lz4 as Decompressor<&[u8]>>::decompress(&mut body, take_all),
-        4 => <Zstd as Decompressor<&[u8]>>::decompress(&mut body, take_all),
-        codec => {
-            return Err(LogError::CorruptMessage(format!(
-                "unknown compression codec {codec} in the batch at offset {}",
-                header.base_offset
-            )))
-        }
-    };
-    result.map_err(|e| {
-        LogError::CorruptMessage(format!(
-            "cannot decompress the batch at offset {}: {e}",
-            header.base_offset
-        ))
-    })
 }
 
 /// Compresses a records payload with the codec of `header`.
@@ -449,59 +414,6 @@ fn compress_payload(header: &BatchHeader, raw: &[u8]) -> Result<Vec<u8>, LogErro
             header.base_offset
         ))
     })?;
-    Ok(out)
-}
-
-/// Finds the records of a payload: where each one lies, its offset, timestamp and key.
-pub(crate) fn walk_records(
-    header: &BatchHeader,
-    payload: &[u8],
-) -> Result<Vec<RawRecord>, LogError> {
-    let bad = |what: &str| {
-        LogError::CorruptMessage(format!(
-            "the batch at offset {}: {what}",
-            header.base_offset
-        ))
-    };
-    // The count comes from the batch: trust it only as far as the bytes can hold records.
-    let mut out = Vec::with_capacity((header.records_count.max(0) as usize).min(payload.len()));
-    let mut at = 0usize;
-    for _ in 0..header.records_count.max(0) {
-        let start = at;
-        let len = varint(payload, &mut at)?;
-        let end = at
-            .checked_add(usize::try_from(len).map_err(|_| bad("negative record length"))?)
-            .ok_or_else(|| bad("record length"))?;
-        if end > payload.len() {
-            return Err(bad("a record runs past the payload"));
-        }
-        let body = &payload[..end];
-        at += 1; // attributes
-        let timestamp_delta = varint(body, &mut at)?;
-        let offset_delta = varint(body, &mut at)?;
-        let key_len = varint(body, &mut at)?;
-        let key = if key_len < 0 {
-            None
-        } else {
-            let k = at..at
-                .checked_add(key_len as usize)
-                .ok_or_else(|| bad("key length"))?;
-            if k.end > end {
-                return Err(bad("a key runs past its record"));
-            }
-            at = k.end;
-            Some(k)
-        };
-        let value_len = varint(body, &mut at)?;
-        out.push(RawRecord {
-            range: start..end,
-            offset: header.base_offset.saturating_add(offset_delta),
-            timestamp: header.base_timestamp.saturating_add(timestamp_delta),
-            key,
-            has_value: value_len >= 0,
-        });
-        at = end;
-    }
     Ok(out)
 }
 

@@ -12,7 +12,11 @@
 //! Layout:
 //! - [`batch`]: the 61-byte batch header, CRC validation, offset assignment, encoding; its
 //!   `control` part encodes and reads transaction markers (control batches).
-//! - [`codec`]: bounded decompression of one Kafka-compressed payload (client telemetry).
+//! - [`codec`]: bounded decompression of one Kafka-compressed payload (client telemetry,
+//!   stored batches).
+//! - [`records`]: the records inside a stored batch, found for the cleaner and the produce
+//!   checks, or decoded whole ([`StoredRecord`]) for readers that show them; behind
+//!   [`PartitionLog::read_records`] and [`PartitionLog::timestamp_at`].
 //! - [`segment`]: one `.log` file with its `.index`, `.timeindex` and `.txnindex`.
 //! - [`partition`]: [`PartitionLog`], the ordered set of segments of one partition, with
 //!   recovery on open; its `transactions` part writes markers and answers the LSO, aborted
@@ -38,6 +42,7 @@ pub mod error;
 pub mod partition;
 pub mod producer;
 pub mod producer_snapshot;
+pub mod records;
 pub mod segment;
 pub mod txn_index;
 
@@ -45,6 +50,7 @@ pub use config::{FsyncPolicy, LogConfig};
 pub use error::LogError;
 pub use partition::{AppendOutcome, CompactionReport, PartitionLog, ReadSlice};
 pub use producer::ProducerStateView;
+pub use records::{RecordHeader, StoredRecord, TimestampType};
 pub use txn_index::AbortedTxn;
 
 /// Fsyncs (data only) every file at once and returns each result in order. Several files

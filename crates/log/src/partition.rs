@@ -1,10 +1,12 @@
 //! [`PartitionLog`]: the segments of one partition, in offset order, and everything that
 //! spans them: offset assignment, reads, lookups by timestamp, retention, DeleteRecords,
 //! and recovery on open. Transactions (markers, the last stable offset, aborted ranges,
-//! producer state) are in the `transactions` part (`partition/transactions.rs`).
+//! producer state) are in the `transactions` part (`partition/transactions.rs`); reading
+//! decoded records (the message browser, a group's lag in time) in `partition/read_records.rs`.
 //!
 //! The log end offset is also the high watermark: weir keeps one replica per partition.
 
+mod read_records;
 mod transactions;
 
 use std::collections::BTreeMap;

@@ -247,6 +247,14 @@ pub fn describe(
     meta: &RequestMeta,
     request: DescribeConfigsRequest,
 ) -> Reply {
+    meta.reply(&describe_answer(state, request))
+}
+
+/// The answer to a DescribeConfigs; the HTTP API describes topics' configs through here too.
+pub fn describe_answer(
+    state: &BrokerState,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let synonyms = request.include_synonyms;
     let results = request
         .resources
@@ -347,7 +355,7 @@ pub fn describe(
             }
         })
         .collect();
-    meta.reply(&DescribeConfigsResponse::default().with_results(results))
+    DescribeConfigsResponse::default().with_results(results)
 }
 
 fn not_alterable(resource_type: i8) -> ApiError {
@@ -569,9 +577,10 @@ fn deletes_throttles(
             .all(|c| c.config_operation == OP_DELETE && throttles.contains(&c.name.as_str()))
 }
 
-/// IncrementalAlterConfigs on one topic, or a deletion of replication throttles.
-fn incremental_topic(
-    state: &Arc<BrokerState>,
+/// IncrementalAlterConfigs on one topic, or a deletion of replication throttles; the HTTP
+/// API alters topics' configs through here too.
+pub fn incremental_topic(
+    state: &BrokerState,
     res: &incremental_alter_configs_request::AlterConfigsResource,
     apply: bool,
 ) -> Result<(), ApiError> {

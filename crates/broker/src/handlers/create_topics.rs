@@ -68,7 +68,9 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopic
     meta.reply(&CreateTopicsResponse::default().with_topics(topics))
 }
 
-fn create_one(
+/// Checks one topic of a CreateTopics and, with `apply`, creates it; the HTTP API creates
+/// topics through here too.
+pub fn create_one(
     state: &BrokerState,
     name: &str,
     t: &kafka_protocol::messages::create_topics_request::CreatableTopic,

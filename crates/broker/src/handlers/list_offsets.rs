@@ -26,7 +26,15 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
 pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsetsRequest) -> Reply {
-    let version = meta.api_version;
+    meta.reply(&answer(state, meta.api_version, request))
+}
+
+/// The answer to a ListOffsets at `version`; the HTTP API asks through here too.
+pub fn answer(
+    state: &BrokerState,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
@@ -90,5 +98,5 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsets
                 .with_partitions(partitions)
         })
         .collect();
-    meta.reply(&ListOffsetsResponse::default().with_topics(topics))
+    ListOffsetsResponse::default().with_topics(topics)
 }

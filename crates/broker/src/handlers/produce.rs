@@ -179,18 +179,92 @@ fn append_all(
     verdicts: &HashMap<(String, i32), i16>,
 ) -> Reply {
     let acks = request.acks;
+    let appended = append(state, meta.api_version, request, verdicts);
+    if acks == 0 {
+        return Reply::Nothing;
+    }
+    if !appended.waits_for_fsync(state) {
+        return meta.reply(&appended.body);
+    }
+    let meta = *meta;
+    Reply::Later(Box::pin(
+        async move { meta.frame(&appended.durable().await) },
+    ))
+}
+
+/// A Produce's answer once its batches are in the logs, and the partitions it wrote, which
+/// an acks=all produce under `--fsync always` must fsync before the answer goes.
+pub struct Appended {
+    pub body: ProduceResponse,
+    acks: i16,
+    /// (topic index, partition index) in `body`, and the partition written.
+    written: Vec<(usize, usize, Arc<PartitionHandle>)>,
+}
+
+impl Appended {
+    fn waits_for_fsync(&self, state: &BrokerState) -> bool {
+        self.acks == -1 && state.config.fsync == FsyncPolicy::Always && !self.written.is_empty()
+    }
+
+    /// The answer, after the fsync the produce waits for (none when it waits for none). A
+    /// partition whose fsync failed is answered KAFKA_STORAGE_ERROR.
+    pub async fn answer(self, state: &BrokerState) -> ProduceResponse {
+        if !self.waits_for_fsync(state) {
+            return self.body;
+        }
+        self.durable().await
+    }
+
+    async fn durable(self) -> ProduceResponse {
+        let Appended {
+            mut body, written, ..
+        } = self;
+        let files: Vec<_> = written
+            .iter()
+            .map(|(_, _, h)| h.log.lock().sync_handle())
+            .collect();
+        let results = tokio::task::spawn_blocking(move || {
+            weir_log::sync_data_all(&files)
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
+        for ((ti, pi, h), r) in written.iter().zip(results) {
+            if let Err(e) = r {
+                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
+                let p = &mut body.responses[*ti].partition_responses[*pi];
+                p.error_code = ResponseError::KafkaStorageError.code();
+                p.base_offset = -1;
+            }
+        }
+        body
+    }
+}
+
+/// The append path of every Produce: checks each partition's batch and appends it to the
+/// log, the partitions in `verdicts` (refused by the transaction coordinator) aside. The
+/// HTTP API's produce comes through here too.
+pub fn append(
+    state: &Arc<BrokerState>,
+    api_version: i16,
+    request: ProduceRequest,
+    verdicts: &HashMap<(String, i32), i16>,
+) -> Appended {
+    let acks = request.acks;
     let now = now_ms();
     let mut written: Vec<(usize, usize, Arc<PartitionHandle>)> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
 
     for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
         // Produce v13+ names topics by id.
-        let topic = if meta.api_version >= 13 {
+        let topic = if api_version >= 13 {
             state.topic_by_id(topic_data.topic_id)
         } else {
             state.topic(topic_data.name.0.as_str())
         };
-        let unknown_code = if meta.api_version >= 13 {
+        let unknown_code = if api_version >= 13 {
             ResponseError::UnknownTopicId.code()
         } else {
             ResponseError::UnknownTopicOrPartition.code()
@@ -278,13 +352,13 @@ fn append_all(
                 }
                 Err(e) => {
                     tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "produce refused");
-                    partitions.push(refused(&handle, meta.api_version, p.index, &e));
+                    partitions.push(refused(&handle, api_version, p.index, &e));
                 }
             }
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(if meta.api_version >= 13 {
+                .with_name(if api_version >= 13 {
                     TopicName::default()
                 } else {
                     TopicName(topic_data.name.0.clone())
@@ -294,35 +368,9 @@ fn append_all(
         );
     }
 
-    if acks == 0 {
-        return Reply::Nothing;
+    Appended {
+        body: ProduceResponse::default().with_responses(responses),
+        acks,
+        written,
     }
-    let mut body = ProduceResponse::default().with_responses(responses);
-    if acks == -1 && state.config.fsync == FsyncPolicy::Always && !written.is_empty() {
-        let meta = *meta;
-        return Reply::Later(Box::pin(async move {
-            let files: Vec<_> = written
-                .iter()
-                .map(|(_, _, h)| h.log.lock().sync_handle())
-                .collect();
-            let results = tokio::task::spawn_blocking(move || {
-                weir_log::sync_data_all(&files)
-                    .into_iter()
-                    .map(|r| r.map_err(|e| e.to_string()))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
-            for ((ti, pi, h), r) in written.iter().zip(results) {
-                if let Err(e) = r {
-                    tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
-                    let p = &mut body.responses[*ti].partition_responses[*pi];
-                    p.error_code = ResponseError::KafkaStorageError.code();
-                    p.base_offset = -1;
-                }
-            }
-            meta.frame(&body)
-        }));
-    }
-    meta.reply(&body)
 }

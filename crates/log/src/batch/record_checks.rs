@@ -6,10 +6,9 @@
 //! and tell the others that another record of their batch was invalid.
 
 use crate::batch::BatchHeader;
+use crate::records::TIMESTAMP_TYPE_LOG_APPEND;
 use crate::LogError;
 
-/// Bit 3 of a batch's attributes: its timestamps are the broker's (LogAppendTime).
-const TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
 /// A record timestamp that says "no timestamp"; it is never out of range.
 const NO_TIMESTAMP: i64 = -1;
 
@@ -119,8 +118,12 @@ pub fn check_records(
     if !rules.key_required && !timestamps_can_fail {
         return Ok(());
     }
-    let payload = crate::cleaner::records_payload(header, batch)?;
-    let records = crate::cleaner::walk_records(header, &payload)?;
+    let payload = crate::records::records_payload(
+        header,
+        batch,
+        crate::records::BATCH_DECOMPRESSED_BYTES_MAX,
+    )?;
+    let records = crate::records::walk_records(header, &payload)?;
     let mut errors = Vec::new();
     for (batch_index, record) in records.iter().enumerate() {
         let batch_index = batch_index as i32;

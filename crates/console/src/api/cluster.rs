@@ -1,0 +1,87 @@
+//! `GET /api/v1/cluster`: the cluster id, this node, its listeners, the version, and how
+//! many topics, partitions and groups there are.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::ApiContext;
+use crate::errors::{ErrorBody, HttpError};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cluster {
+    pub cluster_id: String,
+    /// This broker's node id; weir runs as one node, which is also the controller.
+    pub node_id: i32,
+    /// weir's version.
+    pub version: String,
+    pub listeners: Vec<Listener>,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Listener {
+    /// `kafka` (where the broker listens), `kafka_advertised` (what clients are told to
+    /// connect to) or `http` (this API, the console and /metrics).
+    pub name: String,
+    /// host:port
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Counts {
+    /// Topics, internal ones (`__consumer_offsets`, …) aside.
+    pub topics: usize,
+    pub internal_topics: usize,
+    /// Partitions of every topic, internal ones included.
+    pub partitions: usize,
+    /// Groups the coordinator knows, of any protocol.
+    pub groups: usize,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/cluster",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The cluster", body = Cluster),
+        (status = 503, description = "The group coordinator is not running", body = ErrorBody),
+    )
+)]
+pub async fn get_cluster(State(ctx): State<ApiContext>) -> Result<Json<Cluster>, HttpError> {
+    let broker = &ctx.broker;
+    let topics = broker.topics();
+    let internal_topics = topics.iter().filter(|t| t.internal).count();
+    let partitions = topics
+        .iter()
+        .map(|t| usize::try_from(t.partitions).unwrap_or(0))
+        .sum();
+    let groups = super::groups::list(&ctx).await?.len();
+    let config = &broker.config;
+    Ok(Json(Cluster {
+        cluster_id: broker.cluster_id(),
+        node_id: config.node_id,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        listeners: vec![
+            Listener {
+                name: "kafka".into(),
+                address: config.listen.to_string(),
+            },
+            Listener {
+                name: "kafka_advertised".into(),
+                address: format!("{}:{}", config.advertised_host, config.advertised_port),
+            },
+            Listener {
+                name: "http".into(),
+                address: ctx.http_addr.to_string(),
+            },
+        ],
+        counts: Counts {
+            topics: topics.len() - internal_topics,
+            internal_topics,
+            partitions,
+            groups,
+        },
+    }))
+}

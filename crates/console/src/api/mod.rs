@@ -1,0 +1,128 @@
+//! The REST admin API under `/api/v1`: JSON in and out, served from the broker's own
+//! services (the functions the Kafka handlers call, the group coordinator), with no state
+//! of its own but the undo files of offset resets.
+//!
+//! Layout, one file per resource:
+//! - [`cluster`]: `GET /cluster`.
+//! - [`topics`]: list, describe, create, delete, alter configs, add partitions.
+//! - [`messages`]: read a partition's records, produce one.
+//! - [`groups`]: list, describe, delete a group, delete its offsets.
+//! - [`offsets_reset`]: plan, execute and undo a reset of a group's offsets.
+//! - [`extract`]: the request extractors, whose refusals are JSON like every error.
+//!
+//! The OpenAPI document (`GET /api/v1/openapi.json`) is built from the same annotations the
+//! routes are registered from, so a route cannot be missing from it.
+
+pub mod cluster;
+pub mod extract;
+pub mod groups;
+pub mod messages;
+pub mod offsets_reset;
+pub mod topics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use weir_broker::state::BrokerState;
+
+use crate::errors::HttpError;
+
+/// The most bytes a request body may have: far above any JSON the API takes (a produced
+/// message is bounded by the topic's `max.message.bytes`, 1 MiB by default), and small
+/// enough that a client cannot make the broker buffer much.
+pub const API_BODY_BYTES_MAX: usize = 1 << 20;
+
+/// Where the routes are mounted.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// What every handler is given: the broker's state, and where the console listens (shown
+/// by `GET /cluster`).
+#[derive(Clone)]
+pub struct ApiContext {
+    pub broker: Arc<BrokerState>,
+    pub http_addr: SocketAddr,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "weir admin API",
+        description = "Topics, messages and consumer groups of a weir broker. Errors are JSON: {\"error\": \"<one sentence>\", \"code\": \"<snake_case>\"}.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(crate::errors::ErrorBody)),
+    tags(
+        (name = "cluster", description = "The broker and its listeners"),
+        (name = "topics", description = "Topics, their partitions and configs"),
+        (name = "messages", description = "Reading and producing records"),
+        (name = "groups", description = "Consumer groups and their committed offsets"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes and the document describing them, built together.
+fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(cluster::get_cluster))
+        .routes(routes!(topics::list_topics, topics::create_topic))
+        .routes(routes!(topics::describe_topic, topics::delete_topic))
+        .routes(routes!(topics::alter_topic_configs))
+        .routes(routes!(topics::add_partitions))
+        .routes(routes!(messages::read_messages))
+        .routes(routes!(messages::produce_message))
+        .routes(routes!(groups::list_groups))
+        .routes(routes!(groups::describe_group, groups::delete_group))
+        .routes(routes!(groups::delete_offsets))
+        .routes(routes!(offsets_reset::reset_offsets))
+        .routes(routes!(offsets_reset::undo_reset))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3 document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// The API's routes, with their document at `/api/v1/openapi.json`, ready to merge into
+/// the console's router.
+pub fn router(broker: Arc<BrokerState>, http_addr: SocketAddr) -> Router {
+    let (routes, doc) = parts();
+    let doc = Arc::new(doc);
+    routes
+        .route(
+            &format!("{API_PREFIX}/openapi.json"),
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(API_BODY_BYTES_MAX))
+        .with_state(ApiContext { broker, http_addr })
+}
+
+/// Runs `f` on the blocking pool: reading logs takes partition locks, which an append may
+/// hold during disk I/O, so it stays off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HttpError> + Send + 'static,
+) -> Result<T, HttpError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "an HTTP API task failed");
+            Err(HttpError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The request failed inside the broker; the broker log says why.",
+            ))
+        }
+    }
+}
+
+/// The state as handlers take it.
+pub type Ctx = State<ApiContext>;

@@ -1,0 +1,166 @@
+//! Consumer groups seen from the console: their lag in records and in time, read once by
+//! `GroupLagReport` and shown in `/metrics`, against a running broker fed through the Kafka
+//! protocol.
+
+#[path = "../../broker/tests/common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weir_console::group_lag::GroupLagReport;
+use weir_console::Console;
+
+/// The body of one HTTP/1.1 GET on a fresh connection, read until the server closes it.
+async fn get_body(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The value of the one sample of `name` whose labels contain every one of `labels`;
+/// `None` when there is none, a panic when there are several.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let found: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name && labels.iter().all(|want| series_labels.contains(want))
+        })
+        .map(|(_, value)| value.parse::<f64>().unwrap())
+        .collect();
+    assert!(found.len() <= 1, "{name} {labels:?}: {found:?}");
+    found.first().copied()
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn start() -> (common::TestBroker, SocketAddr) {
+    let broker = common::TestBroker::start(|_| {}).await;
+    let console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
+        .await
+        .unwrap();
+    let http = console.local_addr();
+    tokio::spawn(console.run(std::future::pending()));
+    (broker, http)
+}
+
+/// Commits `offset` for `group` on partition 0 of `topic`, as a consumer that assigns
+/// itself partitions (no generation).
+async fn commit(client: &mut common::Client, group: &str, topic: &str, offset: i64) {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset),
+                ]),
+        ]);
+    let resp: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &req).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn lag_in_records_and_time_follows_the_first_unconsumed_record() {
+    // Goal: after N records with known timestamps and a commit at M, the lag is N − M
+    // records, and the lag in time is the scrape's clock minus the timestamp of record M.
+    // The console reads its own clock during the request, so the exact value lies between
+    // what the test's clock says just before and just after the request: that bracket, not a
+    // guessed slack, is the tolerance.
+    const N: i64 = 10;
+    const M: i64 = 4;
+    let (broker, http) = start().await;
+    let mut client = broker.client().await;
+    assert_eq!(client.create_topic("clicks", 1, &[]).await, 0);
+    // One record per batch, a second apart, ending a minute ago; every other batch gzip, so
+    // the timestamp is read from compressed batches too.
+    let first_ms = wall_clock_ms() - 60_000 - N * 1_000;
+    let timestamp = |offset: i64| first_ms + offset * 1_000;
+    for offset in 0..N {
+        let codec = if offset % 2 == 0 {
+            Compression::None
+        } else {
+            Compression::Gzip
+        };
+        let value = format!("click-{offset}");
+        let resp = client
+            .produce(
+                "clicks",
+                0,
+                -1,
+                common::batch(&[&value], None, codec, timestamp(offset)),
+            )
+            .await;
+        assert_eq!(resp.error_code, 0);
+    }
+    commit(&mut client, "web", "clicks", M).await;
+    // A group that has consumed everything has no lag in time.
+    commit(&mut client, "caught-up", "clicks", N).await;
+
+    let before_ms = wall_clock_ms();
+    let text = get_body(http, "/metrics").await;
+    let after_ms = wall_clock_ms();
+    let web = &["group=\"web\"", "topic=\"clicks\"", "partition=\"0\""];
+    assert_eq!(
+        sample(&text, "weir_group_lag", web),
+        Some((N - M) as f64),
+        "{text}"
+    );
+    let seconds = sample(&text, "weir_group_lag_seconds", web).expect("a lag in time");
+    let low = (before_ms - timestamp(M)) as f64 / 1000.0;
+    let high = (after_ms - timestamp(M)) as f64 / 1000.0;
+    assert!(
+        low <= seconds && seconds <= high,
+        "{low} <= {seconds} <= {high}"
+    );
+    assert_eq!(
+        sample(&text, "weir_group_max_lag_seconds", &["group=\"web\""]),
+        Some(seconds)
+    );
+    assert_eq!(
+        sample(&text, "weir_group_total_lag", &["group=\"web\""]),
+        Some((N - M) as f64)
+    );
+    let caught_up = &["group=\"caught-up\"", "topic=\"clicks\""];
+    assert_eq!(sample(&text, "weir_group_lag", caught_up), Some(0.0));
+    assert_eq!(
+        sample(&text, "weir_group_lag_seconds", caught_up),
+        Some(0.0)
+    );
+
+    // The same reading, as the REST API takes it, at a clock the test chooses.
+    let now_ms = timestamp(M) + 12_345;
+    let report = GroupLagReport::read(&broker.state, vec!["web".into()], now_ms).await;
+    let web = report.group("web").expect("the group");
+    assert_eq!(web.partitions.len(), 1);
+    let p = &web.partitions[0];
+    assert_eq!((p.topic.as_str(), p.partition), ("clicks", 0));
+    assert_eq!(p.committed_offset, M);
+    assert_eq!(p.log_start_offset, Some(0));
+    assert_eq!(p.high_watermark, Some(N));
+    assert_eq!(p.lag_records, Some(N - M));
+    assert_eq!(p.first_unconsumed_timestamp_ms, Some(timestamp(M)));
+    assert_eq!(p.lag_seconds, Some(12.345));
+    assert!(!p.committed_below_log_start());
+    broker.stop().await;
+}
