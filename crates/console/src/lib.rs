@@ -14,10 +14,10 @@
 //! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
 //!   resource (cluster, topics, messages, groups, offset resets).
 //! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
+//! - [`ui`]: the web console, server-rendered pages that read through the API's functions,
+//!   with its stylesheet, script and chart library compiled in.
 //! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
 //!   to HTTP statuses.
-//!
-//! The web console will be served from here too.
 
 pub mod api;
 pub mod errors;
@@ -27,5 +27,6 @@ pub mod partition_metrics;
 pub mod partitioner;
 pub mod scrape;
 pub mod server;
+pub mod ui;
 
 pub use server::Console;

@@ -1,6 +1,7 @@
 //! The HTTP listener: [`Console::bind`] checks the address before the broker starts
 //! serving, [`Console::run`] serves until shutdown. Routes: `/metrics`, the REST API under
-//! `/api/v1` ([`crate::api`]), and a JSON 404 or 405 for anything else.
+//! `/api/v1` ([`crate::api`]), the web console's pages and assets ([`crate::ui`]), and a
+//! JSON 404 or 405 for anything else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use weir_broker::state::BrokerState;
 
-use crate::{api, errors, scrape};
+use crate::{api, errors, scrape, ui};
 
 /// The address `weir serve` listens for HTTP on unless told otherwise.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
@@ -32,6 +33,10 @@ impl Console {
             .route("/metrics", get(scrape::metrics))
             .with_state(Arc::clone(state))
             .merge(api::router(Arc::clone(state), http_addr))
+            .merge(ui::router(api::ApiContext {
+                broker: Arc::clone(state),
+                http_addr,
+            }))
             .fallback(errors::not_found)
             .method_not_allowed_fallback(errors::method_not_allowed);
         Ok(Console { listener, router })
