@@ -66,6 +66,9 @@ python3 tests/compat/admin_apis.py --broker both --weir-bin "$PWD/target/release
 echo "== Apache Kafka's admin tools (kafka-topics, kafka-configs, kafka-consumer-groups, ...) against weir and Apache Kafka, outputs compared"
 python3 tests/compat/tools.py --broker both --weir-bin "$PWD/target/release/weir"
 
+echo "== Prometheus scrapes weir: a real Prometheus server, PromQL for a group's lag, up, partition and process metrics"
+python3 tests/metrics/prometheus_test.py "$PWD/target/release/weir"
+
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
 

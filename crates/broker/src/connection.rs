@@ -11,7 +11,7 @@
 //!
 //! The broker's metrics are counted here: each decoded request by API and version, the time
 //! until its response frame is ready (a long-polling Fetch counts its wait), the bytes each
-//! way, and the connection itself.
+//! way, and the connection itself with the [`CloseReason`] it ended for.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -30,6 +30,7 @@ use weir_wire::request::decode_request;
 use weir_wire::WireError;
 
 use crate::config::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
+use crate::metrics::CloseReason;
 
 /// How much of an undecodable request is logged, in hex, to diagnose it.
 const FRAME_BYTES_LOGGED_MAX: usize = 256;
@@ -116,20 +117,35 @@ pub struct ClientInfo {
     pub software: Arc<(String, String)>,
 }
 
-/// Counts a connection as open until it is dropped, however `serve` ends (including being
-/// cancelled at shutdown).
-struct OpenConnection(Arc<BrokerState>);
+/// Counts a connection as open until it is dropped, however `serve` ends. `serve` sets the
+/// reason before it returns; a connection dropped without one was cancelled at shutdown.
+struct OpenConnection {
+    state: Arc<BrokerState>,
+    reason: CloseReason,
+}
 
 impl OpenConnection {
     fn new(state: &Arc<BrokerState>) -> OpenConnection {
         state.metrics.connection_opened();
-        OpenConnection(Arc::clone(state))
+        OpenConnection {
+            state: Arc::clone(state),
+            reason: CloseReason::Shutdown,
+        }
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.metrics.connection_closed();
+        self.state.metrics.connection_closed(self.reason);
+    }
+}
+
+/// A failed read: the client closing its side, or a socket error.
+fn read_failure(e: &std::io::Error) -> CloseReason {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        CloseReason::ClientClosed
+    } else {
+        CloseReason::IoError
     }
 }
 
@@ -159,7 +175,7 @@ fn timed(state: &Arc<BrokerState>, api: ApiKey, started: Instant, reply: Reply) 
 }
 
 pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
-    let _open = OpenConnection::new(&state);
+    let mut open = OpenConnection::new(&state);
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Reply>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
@@ -200,23 +216,29 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         // 1. Frame: size prefix, checked before the body is read.
         let size = match reader.read_i32().await {
             Ok(s) => s,
-            Err(_) => break,
+            Err(e) => {
+                open.reason = read_failure(&e);
+                break;
+            }
         };
         let size = match weir_wire::frame::check_frame_size(size, limit) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
+                open.reason = CloseReason::BadRequest;
                 break;
             }
         };
         let mut frame = BytesMut::zeroed(size);
-        if reader.read_exact(&mut frame).await.is_err() {
+        if let Err(e) = reader.read_exact(&mut frame).await {
+            open.reason = read_failure(&e);
             break;
         }
         // 2. Decode and start the request.
         let frame = frame.freeze();
         let frame_bytes = FRAME_SIZE_PREFIX_BYTES + size;
         let started = Instant::now();
+        let mut undecodable = false;
         let reply = match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
             Ok(request) => {
                 let api = request.api_key;
@@ -258,6 +280,7 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                     .map(|b| format!("{b:02x}"))
                     .collect();
                 tracing::warn!(%peer, error = %e, frame_start = %head, "closing connection");
+                undecodable = true;
                 Reply::Close(None)
             }
         };
@@ -266,7 +289,17 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
             other => other,
         };
         let closing = matches!(reply, Reply::Close(_));
-        if tx.send(reply).await.is_err() || closing {
+        if tx.send(reply).await.is_err() {
+            // The writer stopped: writing to the socket failed.
+            open.reason = CloseReason::IoError;
+            break;
+        }
+        if closing {
+            open.reason = if undecodable {
+                CloseReason::BadRequest
+            } else {
+                CloseReason::BrokerClosed
+            };
             break;
         }
     }

@@ -310,14 +310,17 @@ pub fn persist(
             .iter()
             .map(|(part, _, buf)| (*part, &buf[..]))
             .collect();
-        journal.append(&entries)?;
+        state.metrics.timed_fsync(|| journal.append(&entries))?;
         if journal.len() > JOURNAL_BYTES_MAX {
             // Everything the journal covers goes to disk in its partitions; then it can go.
             let files: Vec<_> = (0..partitions)
                 .filter_map(|i| state.partition(p.topic, i))
                 .map(|h| h.log.lock().sync_handle())
                 .collect();
-            for r in weir_log::sync_data_all(&files) {
+            for r in state
+                .metrics
+                .timed_fsync(|| weir_log::sync_data_all(&files))
+            {
                 if let Err(e) = r {
                     // A failed fsync may not fail again: the journal stays as it is.
                     journal.mark_failed();
@@ -381,7 +384,7 @@ pub fn recover_journal(
     // process crash its batches may still be only in the page cache.
     for p in named {
         if let Some(handle) = state.partition(topic, p) {
-            handle.log.lock().sync()?;
+            state.metrics.timed_fsync(|| handle.log.lock().sync())?;
         }
     }
     journal.reset()?;

@@ -15,8 +15,11 @@
 //!   writing of transaction markers.
 //! - [`offsets_journal`]: the journal that makes each coordinator step durable with one
 //!   fsync.
-//! - [`metrics`]: the Prometheus metric families counted at dispatch (requests, their
-//!   duration, connections, bytes).
+//! - [`metrics`]: the Prometheus metric families the broker counts (requests, their
+//!   duration and error codes, connections, bytes, fsyncs, parked fetches, start-up).
+//! - [`response_errors`]: walking the error codes of each response type, for the error
+//!   counts.
+//! - [`partition_traffic`]: each partition's records and bytes in and bytes out.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`telemetry`]: client telemetry (KIP-714): subscriptions given to client instances
 //!   and the bounded store of the metrics they push.
@@ -32,6 +35,8 @@ pub mod group_runtime;
 pub mod handlers;
 pub mod metrics;
 pub mod offsets_journal;
+pub mod partition_traffic;
+pub mod response_errors;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -36,6 +36,9 @@ impl Broker {
         if config.advertised_port == 0 {
             config.advertised_port = i32::from(local.port());
         }
+        // Start-up recovery: opening (and recovering) every partition log, then replaying
+        // the coordinators' internal topics.
+        let recovery_started = std::time::Instant::now();
         let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
         let s = Arc::clone(&state);
         let groups = tokio::task::spawn_blocking(move || {
@@ -48,6 +51,12 @@ impl Broker {
             tokio::task::spawn_blocking(move || crate::txn_runtime::TxnRuntime::start_blocking(&s))
                 .await??;
         state.set_txns(txns.spawn(&state));
+        let recovery = recovery_started.elapsed();
+        state.metrics.startup_recovered(recovery);
+        tracing::info!(
+            recovery_ms = recovery.as_millis() as u64,
+            "recovered logs and coordinators"
+        );
         Ok(Broker { state, listener })
     }
 

@@ -67,6 +67,8 @@ pub struct PartitionHandle {
     pub log: Mutex<PartitionLog>,
     /// Woken on every append, so waiting fetches return the moment data arrives.
     pub appended: Notify,
+    /// Records and bytes produced to it and bytes fetched from it, for the metrics.
+    pub traffic: crate::partition_traffic::PartitionTraffic,
 }
 
 pub struct BrokerState {
@@ -78,7 +80,8 @@ pub struct BrokerState {
     pub fetch_sessions: crate::fetch_session::FetchSessions,
     /// Client telemetry (KIP-714): instances, their subscriptions, what they pushed.
     pub telemetry: crate::telemetry::Telemetry,
-    /// Request, connection and byte counters, encoded by the console on each scrape.
+    /// The broker's metric families (requests, connections, fsyncs, …), encoded by the
+    /// console on each scrape.
     pub metrics: crate::metrics::BrokerMetrics,
 }
 
@@ -507,7 +510,7 @@ impl BrokerState {
             if log.unsynced_bytes() == 0 {
                 continue;
             }
-            if let Err(e) = log.sync() {
+            if let Err(e) = self.metrics.timed_fsync(|| log.sync()) {
                 tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
             }
         }
@@ -546,5 +549,6 @@ fn open_partition(
         index,
         log: Mutex::new(log),
         appended: Notify::new(),
+        traffic: Default::default(),
     }))
 }

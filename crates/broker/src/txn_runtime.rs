@@ -189,7 +189,10 @@ fn write_markers(state: &BrokerState, job: &MarkerJob) -> Result<Vec<i32>, LogEr
         }
         notify.push(handle);
     }
-    for r in weir_log::sync_data_all(&files) {
+    for r in state
+        .metrics
+        .timed_fsync(|| weir_log::sync_data_all(&files))
+    {
         r?;
     }
     for h in notify {

@@ -5,7 +5,9 @@
 //! - [`server`]: [`Console`], the HTTP listener and its routes.
 //! - [`scrape`]: `GET /metrics`, the Prometheus scrape in OpenMetrics text.
 //! - [`partition_metrics`]: per-partition offsets and sizes, read from the logs at scrape
-//!   time.
+//!   time, and the records and bytes each partition took in and gave out.
+//! - [`process_metrics`]: the process's memory, CPU time and file descriptors, read from
+//!   `/proc/self` at scrape time (Linux).
 //! - [`group_lag`]: consumer groups' committed offsets and lag in records and in time, asked
 //!   of the group coordinator and read from the logs; one reading serves `/metrics` and the
 //!   REST API.
@@ -14,6 +16,8 @@
 //! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
 //!   resource (cluster, topics, messages, groups, offset resets).
 //! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
+//! - [`throughput_history`]: the broker's throughput over the last hour, for the overview
+//!   chart.
 //! - [`ui`]: the web console, server-rendered pages that read through the API's functions,
 //!   with its stylesheet, script and chart library compiled in.
 //! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
@@ -25,8 +29,10 @@ pub mod group_lag;
 pub mod group_metrics;
 pub mod partition_metrics;
 pub mod partitioner;
+pub mod process_metrics;
 pub mod scrape;
 pub mod server;
+pub mod throughput_history;
 pub mod ui;
 
 pub use server::Console;

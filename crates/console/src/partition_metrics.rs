@@ -1,5 +1,6 @@
-//! Per-partition metrics, read from the partition logs on each scrape: nothing is kept
-//! between scrapes, so they can never disagree with the logs.
+//! Per-partition metrics, read on each scrape: offsets and sizes from the partition logs,
+//! so they can never disagree with them, and the traffic counters the broker keeps with
+//! each partition (records and bytes produced, bytes fetched).
 //!
 //! At most [`PARTITIONS_SCRAPED_MAX`] partitions are reported, in (topic, partition) order,
 //! which bounds both the time a scrape holds partition locks and the series a Prometheus
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
@@ -31,6 +33,9 @@ struct PartitionReading {
     last_stable_offset: i64,
     size_bytes: i64,
     segments: i64,
+    records_in: u64,
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 pub struct PartitionMetrics {
@@ -69,6 +74,9 @@ impl PartitionMetrics {
                     last_stable_offset: log.last_stable_offset(),
                     size_bytes: i64::try_from(log.size_bytes()).unwrap_or(i64::MAX),
                     segments: i64::try_from(log.segment_count()).unwrap_or(i64::MAX),
+                    records_in: h.traffic.records_in(),
+                    bytes_in: h.traffic.bytes_in(),
+                    bytes_out: h.traffic.bytes_out(),
                 }
             })
             .collect();
@@ -88,6 +96,22 @@ fn encode_family(
     let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
     for r in readings {
         ConstGauge::new(value(r)).encode(family.encode_family(&r.labels)?)?;
+    }
+    Ok(())
+}
+
+/// Encodes one counter family with a sample per partition. The byte counters carry no
+/// OpenMetrics unit: it would append `_bytes` to names that already say bytes.
+fn encode_counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    readings: &[PartitionReading],
+    value: fn(&PartitionReading) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for r in readings {
+        ConstCounter::new(value(r)).encode(family.encode_family(&r.labels)?)?;
     }
     Ok(())
 }
@@ -134,6 +158,27 @@ impl Collector for PartitionMetrics {
             None,
             &readings,
             |r| r.segments,
+        )?;
+        encode_counters(
+            &mut encoder,
+            "weir_partition_records_in",
+            "Records appended to the partition by producers since the broker started.",
+            &readings,
+            |r| r.records_in,
+        )?;
+        encode_counters(
+            &mut encoder,
+            "weir_partition_bytes_in",
+            "Bytes of record batches appended to the partition by producers since the broker started.",
+            &readings,
+            |r| r.bytes_in,
+        )?;
+        encode_counters(
+            &mut encoder,
+            "weir_partition_bytes_out",
+            "Bytes of record batches sent to consumers from the partition since the broker started.",
+            &readings,
+            |r| r.bytes_out,
         )?;
         let unreported_gauge = ConstGauge::new(i64::try_from(unreported).unwrap_or(i64::MAX));
         unreported_gauge.encode(encoder.encode_descriptor(

@@ -1,5 +1,6 @@
-//! `GET /metrics`: the broker's counters, the partitions' offsets and the groups' committed
-//! offsets and lag, encoded in OpenMetrics text on each scrape.
+//! `GET /metrics`: the broker's counters, the partitions' offsets and traffic, the groups'
+//! committed offsets and lag, and the process's memory, CPU and descriptors, encoded in
+//! OpenMetrics text on each scrape.
 
 use std::sync::Arc;
 
@@ -12,17 +13,19 @@ use weir_broker::state::BrokerState;
 use crate::errors::HttpError;
 use crate::group_metrics::GroupMetrics;
 use crate::partition_metrics::PartitionMetrics;
+use crate::process_metrics::ProcessMetrics;
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A registry for one scrape: the broker's families (shared, not copied), the collector that
-/// reads partitions, and the groups' offsets the coordinator just gave.
+/// A registry for one scrape: the broker's families (shared, not copied), the collectors that
+/// read partitions and the process, and the groups' offsets the coordinator just gave.
 fn registry(state: &Arc<BrokerState>, groups: GroupMetrics) -> Registry {
     let mut registry = Registry::default();
     state.metrics.register(&mut registry);
     registry.register_collector(Box::new(PartitionMetrics::new(Arc::clone(state))));
     registry.register_collector(Box::new(groups));
+    registry.register_collector(Box::new(ProcessMetrics));
     registry
 }
 

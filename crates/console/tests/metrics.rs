@@ -3,72 +3,10 @@
 
 #[path = "../../broker/tests/common/mod.rs"]
 mod common;
-
-use std::net::SocketAddr;
+mod scrape;
 
 use kafka_protocol::records::Compression;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use weir_console::Console;
-
-struct HttpResponse {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-/// One HTTP/1.1 GET on a fresh connection, read until the server closes it.
-async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let content_type = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    HttpResponse {
-        status,
-        content_type,
-        body: body.to_string(),
-    }
-}
-
-/// The sum of the samples of `name` whose labels contain every one of `labels`
-/// (each written as `key="value"`); 0 when there are none.
-fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
-            series_name == name && labels.iter().all(|want| series_labels.contains(want))
-        })
-        .map(|(_, value)| value.parse::<f64>().unwrap())
-        .sum()
-}
-
-async fn start() -> (common::TestBroker, SocketAddr) {
-    let broker = common::TestBroker::start(|_| {}).await;
-    let console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
-        .await
-        .unwrap();
-    let http = console.local_addr();
-    tokio::spawn(console.run(std::future::pending()));
-    (broker, http)
-}
+use scrape::{get, sample_sum, start};
 
 /// Records produced over Kafka show up as the partition's high watermark, and each Produce
 /// request moves the request counter by one.

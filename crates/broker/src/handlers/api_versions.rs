@@ -118,7 +118,7 @@ pub fn handle(meta: &RequestMeta, _request: ApiVersionsRequest) -> Reply {
         api_version: meta
             .api_version
             .min(weir_wire::api::API_VERSIONS_CODEC_VERSION),
-        ..*meta
+        ..meta.clone()
     };
     meta.reply(&body)
 }

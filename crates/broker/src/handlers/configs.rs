@@ -474,7 +474,7 @@ where
 pub fn alter(state: &Arc<BrokerState>, meta: &RequestMeta, request: AlterConfigsRequest) -> Reply {
     use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
     let apply = !request.validate_only;
-    let meta = *meta;
+    let meta = meta.clone();
     alter_each(
         state,
         request.resources,
@@ -726,7 +726,7 @@ pub fn incremental_alter(
     request: IncrementalAlterConfigsRequest,
 ) -> Reply {
     let apply = !request.validate_only;
-    let meta = *meta;
+    let meta = meta.clone();
     alter_each(
         state,
         request.resources,

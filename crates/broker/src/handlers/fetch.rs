@@ -189,6 +189,9 @@ fn respond(
         if incremental && !has_news {
             continue;
         }
+        if let (Some(handle), Some(records)) = (&w.handle, &data.records) {
+            handle.traffic.served(records.len() as u64);
+        }
         if session_id != 0 {
             state.fetch_sessions.record_sent(
                 session_id,
@@ -366,9 +369,12 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
     }
 
     // 3. Otherwise wait for an append to any of them, or the deadline.
-    let meta = *meta;
+    let meta = meta.clone();
     let state = Arc::clone(state);
+    // Counted as parked until the answer is ready, or the connection drops the wait.
+    let parked = state.metrics.fetch_parked();
     Reply::Later(Box::pin(async move {
+        let _parked = parked;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms as u64);
         let handles: Vec<Arc<PartitionHandle>> =
             wants.iter().filter_map(|w| w.handle.clone()).collect();

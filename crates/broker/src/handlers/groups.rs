@@ -73,7 +73,7 @@ pub fn handle(
         );
     }
     let runtime = runtime.clone();
-    let meta = *meta;
+    let meta = meta.clone();
     let client_id = client.client_id.clone();
     // Kafka reports a member's host as "/" followed by its address.
     let client_host = format!("/{}", client.peer.ip());

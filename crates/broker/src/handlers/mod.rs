@@ -1,4 +1,7 @@
 //! One file per Kafka API. [`dispatch`] starts a decoded request and returns its [`Reply`].
+//!
+//! Every response is encoded through [`RequestMeta`], which also counts the error codes it
+//! carries (`weir_request_errors_total`), so no handler has to remember to.
 
 use std::sync::Arc;
 
@@ -9,6 +12,8 @@ use weir_txn::TxnRequest;
 use weir_wire::request::{DecodedRequest, Request};
 
 use crate::connection::{ClientInfo, Frame, Reply};
+use crate::metrics::RequestErrors;
+use crate::response_errors::ErrorCodes;
 use crate::state::BrokerState;
 
 pub mod api_versions;
@@ -38,18 +43,21 @@ pub mod write_txn_markers;
 /// Whether the group coordinator APIs are advertised and served.
 pub const GROUPS_ENABLED: bool = true;
 
-/// Who asked, and at which version: everything needed to encode the answer.
-#[derive(Debug, Clone, Copy)]
+/// Who asked, and at which version: everything needed to encode the answer, and the
+/// counters its error codes go to.
+#[derive(Debug, Clone)]
 pub struct RequestMeta {
     pub api_key: ApiKey,
     pub api_version: i16,
     pub correlation_id: i32,
+    pub errors: RequestErrors,
 }
 
 impl RequestMeta {
     /// Encodes `body` as this request's response frame. An encoding failure is a broker
     /// bug (a field the version cannot carry); it is logged and the connection closed.
-    pub fn frame<T: Encodable>(&self, body: &T) -> Option<Frame> {
+    pub fn frame<T: Encodable + ErrorCodes>(&self, body: &T) -> Option<Frame> {
+        self.errors.count(self.api_key, body);
         match weir_wire::response::encode_response(
             self.api_key,
             self.api_version,
@@ -66,6 +74,7 @@ impl RequestMeta {
 
     /// A Fetch response as chunks that carry the read records without copying them.
     pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
+        self.errors.count(self.api_key, &body);
         match weir_wire::response::encode_fetch_response(
             self.api_version,
             self.correlation_id,
@@ -86,7 +95,7 @@ impl RequestMeta {
         }
     }
 
-    pub fn reply<T: Encodable>(&self, body: &T) -> Reply {
+    pub fn reply<T: Encodable + ErrorCodes>(&self, body: &T) -> Reply {
         match self.frame(body) {
             Some(f) => Reply::Now(f),
             None => Reply::Close(None),
@@ -103,6 +112,7 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         api_key: request.api_key,
         api_version: request.api_version,
         correlation_id: request.correlation_id,
+        errors: state.metrics.request_errors.clone(),
     };
     tracing::trace!(api = ?meta.api_key, version = meta.api_version, client = %client.client_id, "request");
     match request.body {

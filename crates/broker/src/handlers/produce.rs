@@ -154,7 +154,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequ
         return append_all(state, meta, request, &verdicts);
     };
     let state = Arc::clone(state);
-    let meta = *meta;
+    let meta = meta.clone();
     Reply::Gate(Box::pin(async move {
         let verify_only = meta.api_version < super::txn::PRODUCE_TXN_V2_VERSION;
         let mut verdicts = HashMap::new();
@@ -340,6 +340,10 @@ pub fn append(
                     let log_start = handle.log.lock().log_start_offset();
                     if !outcome.duplicate {
                         handle.appended.notify_waiters();
+                        let records = outcome.last_offset - outcome.base_offset + 1;
+                        handle
+                            .traffic
+                            .appended(records.max(0) as u64, batch.len() as u64);
                     }
                     written.push((ti, partitions.len(), Arc::clone(&handle)));
                     partitions.push(
@@ -373,4 +377,38 @@ pub fn append(
         acks,
         written,
     }
+<<<<<<< HEAD
+=======
+    let mut body = ProduceResponse::default().with_responses(responses);
+    if acks == -1 && state.config.fsync == FsyncPolicy::Always && !written.is_empty() {
+        let meta = meta.clone();
+        let state = Arc::clone(state);
+        return Reply::Later(Box::pin(async move {
+            let files: Vec<_> = written
+                .iter()
+                .map(|(_, _, h)| h.log.lock().sync_handle())
+                .collect();
+            let results = tokio::task::spawn_blocking(move || {
+                state
+                    .metrics
+                    .timed_fsync(|| weir_log::sync_data_all(&files))
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
+            for ((ti, pi, h), r) in written.iter().zip(results) {
+                if let Err(e) = r {
+                    tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
+                    let p = &mut body.responses[*ti].partition_responses[*pi];
+                    p.error_code = ResponseError::KafkaStorageError.code();
+                    p.base_offset = -1;
+                }
+            }
+            meta.frame(&body)
+        }));
+    }
+    meta.reply(&body)
+>>>>>>> metrics
 }

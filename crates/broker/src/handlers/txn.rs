@@ -51,7 +51,7 @@ pub fn handle(
     let Some(runtime) = state.txns().cloned() else {
         return Reply::Close(None);
     };
-    let meta = *meta;
+    let meta = meta.clone();
     let client_id = client.client_id.clone();
     Reply::Later(Box::pin(async move {
         let response = runtime.call(meta.api_version, client_id, request).await?;
@@ -206,7 +206,7 @@ pub fn txn_offset_commit(
         return Reply::Close(None);
     };
     let state = Arc::clone(state);
-    let meta = *meta;
+    let meta = meta.clone();
     let client_id = client.client_id.clone();
     let client_host = format!("/{}", client.peer.ip());
     Reply::Later(Box::pin(async move {

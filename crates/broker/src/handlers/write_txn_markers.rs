@@ -84,7 +84,12 @@ fn write_all(
         );
     }
     // Answered once durable; a failed fsync turns every written marker's answer into an error.
-    if weir_log::sync_data_all(&files).iter().any(Result::is_err) {
+    if state
+        .metrics
+        .timed_fsync(|| weir_log::sync_data_all(&files))
+        .iter()
+        .any(Result::is_err)
+    {
         for r in &mut results {
             for t in &mut r.topics {
                 for p in &mut t.partitions {
@@ -108,7 +113,7 @@ pub fn handle(
     request: WriteTxnMarkersRequest,
 ) -> Reply {
     let state = Arc::clone(state);
-    let meta = *meta;
+    let meta = meta.clone();
     Reply::Later(Box::pin(async move {
         let s = Arc::clone(&state);
         let (body, offsets_markers) = tokio::task::spawn_blocking(move || write_all(&s, request))

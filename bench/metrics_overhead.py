@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""What serving /metrics costs produce throughput: `weir bench produce` against a weir with
+its HTTP listener off, and against one with it on and scraped every --scrape-every seconds
+(a thread GETs /metrics, as Prometheus would), interleaved over --rounds rounds so drifts
+of a shared machine fall on both sides alike. Each run starts a fresh weir in a temp dir.
+
+Prints each run, then the medians and the ratio on/off (1.00 = no cost).
+
+Usage: bench/metrics_overhead.py [--weir-bin target/release/weir] [--rounds 7]
+       [--records 2000000] [--size 100] [--partitions 3] [--acks 1] [--scrape-every 1]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout_s=30):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"weir exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"weir did not listen on {port} within {timeout_s}s")
+
+
+class Scraper(threading.Thread):
+    """GETs /metrics every `every_s` seconds until stopped; counts scrapes and failures."""
+
+    def __init__(self, url, every_s):
+        super().__init__(daemon=True)
+        self.url, self.every_s = url, every_s
+        self.stop_flag = threading.Event()
+        self.scrapes, self.failures, self.seconds = 0, 0, 0.0
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            started = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as resp:
+                    resp.read()
+                self.scrapes += 1
+            except OSError:
+                self.failures += 1
+            self.seconds += time.monotonic() - started
+            self.stop_flag.wait(max(0.0, self.every_s - (time.monotonic() - started)))
+
+
+def one_run(args, http_on):
+    work = tempfile.mkdtemp(prefix="weir-metrics-bench-")
+    port = free_port()
+    http_port = free_port()
+    http = f"127.0.0.1:{http_port}" if http_on else "off"
+    log = open(os.path.join(work, "weir.log"), "wb")
+    proc = subprocess.Popen([args.weir_bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                             os.path.join(work, "data"), "--http-listen", http],
+                            stdout=log, stderr=subprocess.STDOUT)
+    scraper = None
+    try:
+        wait_port(port, proc)
+        if http_on:
+            scraper = Scraper(f"http://{http}/metrics", args.scrape_every)
+            scraper.start()
+        out = subprocess.run([args.weir_bin, "bench", "--bootstrap", f"127.0.0.1:{port}", "produce",
+                              "--topic", "overhead", "--records", str(args.records), "--size", str(args.size),
+                              "--partitions", str(args.partitions), "--acks", str(args.acks), "--output", "json"],
+                             capture_output=True, text=True, timeout=600)
+        lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+        if out.returncode != 0 or not lines:
+            raise RuntimeError(f"weir bench produce failed: {out.stderr[-300:]}")
+        result = json.loads(lines[-1])
+        scrapes = None
+        if scraper:
+            scraper.stop_flag.set()
+            scraper.join()
+            if scraper.scrapes == 0:
+                raise RuntimeError("no scrape succeeded during the run")
+            scrapes = (scraper.scrapes, scraper.failures, scraper.seconds / max(1, scraper.scrapes))
+        return result["records_per_s"], scrapes
+    finally:
+        if scraper:
+            scraper.stop_flag.set()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--records", type=int, default=2_000_000)
+    p.add_argument("--size", type=int, default=100)
+    p.add_argument("--partitions", type=int, default=3)
+    p.add_argument("--acks", type=int, default=1)
+    p.add_argument("--scrape-every", type=float, default=1.0, help="seconds between scrapes")
+    args = p.parse_args()
+
+    rates = {False: [], True: []}
+    for i in range(args.rounds):
+        # Alternate which side goes first, so neither always runs on a warmer machine.
+        for http_on in ((False, True) if i % 2 == 0 else (True, False)):
+            rate, scrapes = one_run(args, http_on)
+            rates[http_on].append(rate)
+            detail = "" if scrapes is None else \
+                f" ({scrapes[0]} scrapes, {scrapes[1]} failed, {scrapes[2] * 1000:.1f} ms each)"
+            print(f"round {i + 1} http {'on ' if http_on else 'off'}: {rate:,.0f} records/s{detail}", flush=True)
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    print(f"median off: {off:,.0f} records/s")
+    print(f"median on, scraped every {args.scrape_every:g} s: {on:,.0f} records/s")
+    print(f"ratio on/off: {on / off:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
