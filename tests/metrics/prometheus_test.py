@@ -113,9 +113,10 @@ class Prometheus:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def weir_cli(weir_bin, bootstrap, *args, stdin=None):
+def weir_cli(weir_bin, bootstrap, cwd, *args, stdin=None):
+    """Runs the weir CLI in `cwd`, where `groups reset-offsets` leaves its undo file."""
     r = subprocess.run([weir_bin, *args, "--bootstrap", bootstrap], input=stdin, capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, cwd=cwd)
     if r.returncode != 0:
         raise RuntimeError(f"weir {' '.join(args)} failed: {r.stderr.strip()}")
     return r.stdout + r.stderr
@@ -142,11 +143,11 @@ def main():
     try:
         weir.start()
         b = weir.bootstrap
-        weir_cli(args.weir_bin, b, "topics", "create", TOPIC, "--partitions", "1")
-        out = weir_cli(args.weir_bin, b, "produce", TOPIC,
+        weir_cli(args.weir_bin, b, weir.dir, "topics", "create", TOPIC, "--partitions", "1")
+        out = weir_cli(args.weir_bin, b, weir.dir, "produce", TOPIC,
                        stdin="".join(f"record-{i}\n" for i in range(RECORDS)))
         check(f"weir produce wrote {RECORDS} records", f"produced {RECORDS} records" in out, out)
-        weir_cli(args.weir_bin, b, "groups", "reset-offsets", GROUP, "--topic", TOPIC,
+        weir_cli(args.weir_bin, b, weir.dir, "groups", "reset-offsets", GROUP, "--topic", TOPIC,
                  "--to-offset", str(COMMITTED), "--execute")
 
         prometheus.start()

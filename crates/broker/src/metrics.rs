@@ -314,6 +314,13 @@ impl BrokerMetrics {
         self.fsync_duration.observe(elapsed.as_secs_f64());
     }
 
+    /// What a partition log calls with the time of each fsync it makes on its own (a
+    /// segment as it rolls), counted with the broker's.
+    pub fn fsync_observer(&self) -> weir_log::FsyncObserver {
+        let histogram = self.fsync_duration.clone();
+        std::sync::Arc::new(move |elapsed: Duration| histogram.observe(elapsed.as_secs_f64()))
+    }
+
     /// Runs `sync` and records how long it took, whatever its outcome.
     pub fn timed_fsync<T>(&self, sync: impl FnOnce() -> T) -> T {
         let started = std::time::Instant::now();

@@ -141,10 +141,11 @@ impl BrokerState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::new(new_cluster_id()),
             Err(e) => return Err(e.into()),
         };
+        let metrics = crate::metrics::BrokerMetrics::default();
         let mut partitions = HashMap::new();
         for topic in catalog.topics.values() {
             let handles = (0..topic.partitions)
-                .map(|i| open_partition(&config.data_dir, topic, i))
+                .map(|i| open_partition(&config.data_dir, topic, i, &metrics))
                 .collect::<Result<Vec<_>, _>>()?;
             partitions.insert(topic.name.clone(), handles);
         }
@@ -156,7 +157,7 @@ impl BrokerState {
             txns: std::sync::OnceLock::new(),
             fetch_sessions: Default::default(),
             telemetry: Default::default(),
-            metrics: Default::default(),
+            metrics,
         });
         state.persist_catalog(&state.catalog.lock())?;
         state.telemetry.set_subscriptions(state.subscriptions());
@@ -286,7 +287,7 @@ impl BrokerState {
             remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
         }
         let handles = (0..partitions)
-            .map(|i| open_partition(&self.config.data_dir, &topic, i))
+            .map(|i| open_partition(&self.config.data_dir, &topic, i, &self.metrics))
             .collect::<Result<Vec<_>, _>>()?;
         self.persist_catalog(&catalog)?;
         self.partitions.write().insert(name.to_string(), handles);
@@ -330,7 +331,7 @@ impl BrokerState {
         let new: Vec<_> = (old..count)
             .map(|i| {
                 remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
-                open_partition(&self.config.data_dir, &topic, i)
+                open_partition(&self.config.data_dir, &topic, i, &self.metrics)
             })
             .collect::<Result<_, _>>()?;
         catalog.set_partitions(name, count)?;
@@ -539,11 +540,13 @@ fn open_partition(
     data_dir: &Path,
     topic: &Topic,
     index: i32,
+    metrics: &crate::metrics::BrokerMetrics,
 ) -> Result<Arc<PartitionHandle>, ApiError> {
-    let log = PartitionLog::open(
+    let mut log = PartitionLog::open(
         &partition_dir(data_dir, &topic.name, index),
         log_config_for(topic),
     )?;
+    log.set_fsync_observer(metrics.fsync_observer());
     Ok(Arc::new(PartitionHandle {
         topic: topic.name.clone(),
         index,

@@ -199,6 +199,34 @@ async fn fsyncs_the_broker_waits_on_are_timed() {
     broker.stop().await;
 }
 
+/// The fsync a log makes as its segment rolls is observed too: with `--fsync never` the
+/// broker itself waits on none, so every observation here is a roll.
+#[tokio::test]
+async fn fsyncs_of_rolling_segments_are_timed() {
+    let (broker, http) = start_with(|c| c.fsync = weir_log::FsyncPolicy::Never).await;
+    let mut client = broker.client().await;
+    assert_eq!(
+        client
+            .create_topic("rolling", 1, &[("segment.bytes", "100")])
+            .await,
+        0
+    );
+    let count = |text: &str| sample_sum(text, "weir_log_fsync_duration_seconds_count", &[]);
+    let before = count(&scrape(http).await);
+    for i in 0..4 {
+        let values = ["a value long enough to fill a hundred-byte segment by itself, or nearly"];
+        let batch = common::batch(&values, None, Compression::None, i);
+        assert!(batch.len() > 100);
+        let resp = client.produce("rolling", 0, 1, batch).await;
+        assert_eq!(resp.error_code, 0);
+    }
+    let text = scrape(http).await;
+    let segments = sample_sum(&text, "weir_partition_segments", &["topic=\"rolling\""]);
+    assert_eq!(segments, 4.0, "{text}");
+    assert_eq!(count(&text) - before, 3.0, "one fsync per roll: {text}");
+    broker.stop().await;
+}
+
 /// A Fetch that finds nothing waits, counted as parked; a produce releases it and it leaves
 /// the gauge. What it then carries is counted as the partition's bytes out.
 #[tokio::test]
@@ -318,5 +346,75 @@ async fn start_time_and_recovery_are_reported() {
     let recovery = sample_sum(&text, "weir_startup_recovery_seconds", &[]);
     assert!(recovery > 0.0, "{text}");
     assert!(recovery <= after - before + 1.0, "{recovery}");
+    broker.stop().await;
+}
+
+/// An open transaction holds the last stable offset at its first record while the high
+/// watermark moves past it.
+#[tokio::test]
+async fn an_open_transaction_holds_the_last_stable_offset() {
+    let (broker, http) = start().await;
+    let mut client = broker.client().await;
+    assert_eq!(client.create_topic("ledger", 1, &[]).await, 0);
+    let plain = common::batch(&["a", "b"], None, Compression::None, 1);
+    assert_eq!(client.produce("ledger", 0, -1, plain).await.error_code, 0);
+
+    let tid = TransactionalId(StrBytes::from_static_str("lso-txn"));
+    let init: InitProducerIdResponse = client
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(tid.clone()))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let records: Vec<weir_log::batch::NewRecord> = (0..3)
+        .map(|i| weir_log::batch::NewRecord {
+            key: None,
+            value: Some(bytes::Bytes::from(format!("t{i}"))),
+            timestamp_ms: 10 + i,
+        })
+        .collect();
+    let batch = weir_log::batch::encode_transactional_batch(
+        &records,
+        (init.producer_id.0, init.producer_epoch, 0),
+        Compression::None,
+    )
+    .unwrap()
+    .freeze();
+    // Produce v12 adds the partition to the transaction itself (transactions V2).
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(tid))
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("ledger")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch)),
+            ])]);
+    let resp: ProduceResponse = client.call(ApiKey::Produce, 12, &request).await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+
+    let labels = &["topic=\"ledger\"", "partition=\"0\""];
+    let text = scrape(http).await;
+    assert_eq!(
+        sample_sum(&text, "weir_partition_high_watermark", labels),
+        5.0
+    );
+    assert_eq!(
+        sample_sum(&text, "weir_partition_last_stable_offset", labels),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample_sum(&text, "weir_partition_records_in_total", labels),
+        5.0
+    );
     broker.stop().await;
 }

@@ -7,7 +7,9 @@
 //! producer state: idempotent-producer sequence checks and, for transactions (KIP-98), the
 //! open transactions, the last stable offset, commit/abort markers and the aborted-
 //! transaction index, kept across restarts by producer-state snapshots. Knows nothing of the
-//! network, groups, or how transactions are coordinated (the broker asks for markers).
+//! network, groups, or how transactions are coordinated (the broker asks for markers), nor
+//! of metrics: the fsyncs it makes on its own are reported through a hook
+//! ([`FsyncObserver`]) for the broker to count.
 //!
 //! Layout:
 //! - [`batch`]: the 61-byte batch header, CRC validation, offset assignment, encoding; its
@@ -48,7 +50,7 @@ pub mod txn_index;
 
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::LogError;
-pub use partition::{AppendOutcome, CompactionReport, PartitionLog, ReadSlice};
+pub use partition::{AppendOutcome, CompactionReport, FsyncObserver, PartitionLog, ReadSlice};
 pub use producer::ProducerStateView;
 pub use records::{RecordHeader, StoredRecord, TimestampType};
 pub use txn_index::AbortedTxn;

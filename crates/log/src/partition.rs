@@ -90,6 +90,10 @@ impl ReadSlice {
     }
 }
 
+/// Told how long each fsync the log makes on its own took (of a segment as it rolls), so
+/// the owner can time them; the log itself keeps no metrics.
+pub type FsyncObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
@@ -104,6 +108,7 @@ pub struct PartitionLog {
     cleaned: BTreeMap<i64, CleanedState>,
     /// The partition was deleted: a compaction in flight must not swap files in.
     deleted: bool,
+    fsync_observer: Option<FsyncObserver>,
 }
 
 /// What the cleaner remembers of a segment it has cleaned.
@@ -206,6 +211,7 @@ impl PartitionLog {
             clean_through,
             cleaned,
             deleted: false,
+            fsync_observer: None,
         };
         // A log start beyond the end (DeleteRecords then a torn tail) is clamped.
         log.log_start_offset = log.log_start_offset.min(log.log_end_offset());
@@ -425,7 +431,11 @@ impl PartitionLog {
         if !(full || old || overdue) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         active.sync()?;
+        if let Some(observe) = &self.fsync_observer {
+            observe(started.elapsed());
+        }
         let base = active.next_offset;
         let (segment, _) = Segment::open(&self.dir, base, true, false)?;
         self.segments.insert(base, segment);
@@ -793,6 +803,13 @@ impl PartitionLog {
     /// [`PartitionLog::sync_handle`] when `wanted`, for callers that sync only under some policies.
     pub fn sync_handle_if(&mut self, wanted: bool) -> Option<Arc<File>> {
         wanted.then(|| self.sync_handle())
+    }
+
+    /// Sets who is told the time of each fsync the log makes on its own (see
+    /// [`FsyncObserver`]); fsyncs through [`PartitionLog::sync`] or a
+    /// [`PartitionLog::sync_handle`] are the caller's to time.
+    pub fn set_fsync_observer(&mut self, observer: FsyncObserver) {
+        self.fsync_observer = Some(observer);
     }
 
     /// Fsyncs the active segment now.
