@@ -9,11 +9,15 @@
 //! Group configs (`consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms` of one
 //! group) are kept in the catalog, not in `__consumer_offsets`: they are handed to the
 //! coordinator at start and after each change ([`GroupRuntime::alter_group_configs`]).
+//!
+//! The console asks for overviews of groups (state, members, rebalances) through the same
+//! task ([`GroupRuntime::inspect`]); that is not a Kafka API and writes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use weir_groups::inspect::{InspectQuery, Inspection};
 use weir_groups::{
     Coordinator, CoordinatorConfig, GroupConfig, GroupRequest, GroupResponse, RequestContext,
 };
@@ -44,6 +48,11 @@ pub enum GroupCall {
         group_id: String,
         config: GroupConfig,
     },
+    /// Overviews of groups for the console; `image` names consumer groups' topics.
+    Inspect {
+        query: InspectQuery,
+        image: Arc<weir_groups::TopicImage>,
+    },
 }
 
 /// What the group coordinator task answers.
@@ -51,6 +60,7 @@ pub enum GroupAnswer {
     Api(GroupResponse),
     MarkerApplied,
     Configured,
+    Inspected(Inspection),
 }
 
 /// The coordinator's form of a group's overrides from the catalog.
@@ -123,6 +133,13 @@ impl Shard for GroupShard {
                     records: Vec::new(),
                 }
             }
+            GroupCall::Inspect { query, image } => Step {
+                responses: vec![(
+                    caller.token,
+                    GroupAnswer::Inspected(self.coordinator.inspect(now_ms, &query, &image)),
+                )],
+                records: Vec::new(),
+            },
         }
     }
 
@@ -287,7 +304,9 @@ impl GroupRuntime {
             .await?
         {
             GroupAnswer::Api(r) => Some(r),
-            GroupAnswer::MarkerApplied | GroupAnswer::Configured => None,
+            GroupAnswer::MarkerApplied | GroupAnswer::Configured | GroupAnswer::Inspected(_) => {
+                None
+            }
         }
     }
 
@@ -317,6 +336,30 @@ impl GroupRuntime {
                 weir_wire::ResponseError::CoordinatorNotAvailable,
                 "the group coordinator is shutting down; the config is stored and applies at the next start",
             )),
+        }
+    }
+
+    /// Overviews of the groups `query` names (or all, bounded): state, protocol, generation
+    /// or epoch, members, the latest rebalances and counters by trigger. `None` if the
+    /// coordinator task has stopped (shutdown). Read-only; answered in turn with the
+    /// coordinator's other work, so it sees every step before it.
+    pub async fn inspect(
+        &self,
+        query: InspectQuery,
+        image: Arc<weir_groups::TopicImage>,
+    ) -> Option<Inspection> {
+        match self
+            .handle
+            .call(
+                0,
+                String::new(),
+                String::new(),
+                GroupCall::Inspect { query, image },
+            )
+            .await?
+        {
+            GroupAnswer::Inspected(i) => Some(i),
+            GroupAnswer::Api(_) | GroupAnswer::MarkerApplied | GroupAnswer::Configured => None,
         }
     }
 

@@ -17,6 +17,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 use serde_json::json;
+use weir_console::api::offsets_reset::{
+    parse_offsets_csv, plan_offset, undo_csv, PlannedOffset, ResetSpec,
+};
 
 use crate::client::sb;
 use crate::cluster::{error_name, Cluster};
@@ -1099,34 +1102,16 @@ fn parse_duration(s: &str) -> anyhow::Result<i64> {
     Ok(ms as i64)
 }
 
+/// Offsets to restore, in the format an executed reset saves (the HTTP API's undo files
+/// share it).
 fn read_offsets_file(path: &PathBuf) -> anyhow::Result<Vec<(String, i32, i64)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read offsets file {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut f = line.rsplitn(3, ',');
-        let (o, p, t) = (f.next(), f.next(), f.next());
-        match (
-            t,
-            p.and_then(|p| p.trim().parse().ok()),
-            o.and_then(|o| o.trim().parse().ok()),
-        ) {
-            (Some(t), Some(p), Some(o)) => out.push((t.trim().to_string(), p, o)),
-            _ => bail!(
-                "{} line {}: expected topic,partition,offset, found '{line}'",
-                path.display(),
-                i + 1
-            ),
-        }
-    }
-    if out.is_empty() {
-        bail!("offsets file {} lists no offsets", path.display());
-    }
-    Ok(out)
+    let entries = parse_offsets_csv(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(entries
+        .into_iter()
+        .map(|e| (e.topic, e.partition, e.offset))
+        .collect())
 }
 
 /// "orders" or "orders:0,2" -> (topic, Some(partitions)).
@@ -1215,7 +1200,15 @@ async fn reset(
             bail!("group '{group}' has no committed offsets; name the topics with --topic");
         }
     }
-    // Plan: (topic, partition, current, new).
+    // Plan: (topic, partition, current, new), each new offset as the HTTP API plans it.
+    let reset_spec = match &spec {
+        Spec::Earliest => ResetSpec::ToEarliest,
+        Spec::Latest => ResetSpec::ToLatest,
+        Spec::Offset(o) => ResetSpec::ToOffset(*o),
+        Spec::Shift(n) => ResetSpec::ShiftBy(*n),
+        Spec::Time(ts) => ResetSpec::ToTimestamp(*ts),
+        Spec::File(_) => ResetSpec::ToOffsets(Vec::new()),
+    };
     let mut plan = Vec::new();
     for (t, ps) in &targets {
         let info = cluster.topic(t).await?;
@@ -1229,22 +1222,20 @@ async fn reset(
         for p in ps {
             let (lo, hi) = (earliest[&p].0, latest[&p].0);
             let current = g.committed.get(&(t.clone(), p)).copied();
-            let new = match &spec {
-                Spec::Earliest => lo,
-                Spec::Latest => hi,
-                Spec::Offset(o) => *o,
-                Spec::Shift(n) => current.unwrap_or(lo) + n,
-                Spec::Time(_) => match at_time.as_ref().and_then(|m| m.get(&p)).map(|x| x.0) {
-                    Some(o) if o >= 0 => o,
-                    _ => hi, // no record at or after that time
-                },
+            let at_time = at_time
+                .as_ref()
+                .and_then(|m| m.get(&p))
+                .map(|x| x.0)
+                .filter(|o| *o >= 0);
+            let given = match &spec {
                 Spec::File(entries) => entries
                     .iter()
                     .find(|(et, ep, _)| et == t && *ep == p)
-                    .map(|e| e.2)
-                    .unwrap_or(lo),
+                    .map(|e| e.2),
+                _ => None,
             };
-            plan.push((t.clone(), p, current, new.clamp(lo, hi)));
+            let new = plan_offset(&reset_spec, current, lo, hi, at_time, given);
+            plan.push((t.clone(), p, current, new));
         }
     }
     let value = json!({
@@ -1282,18 +1273,17 @@ async fn reset(
             backup.display()
         )
     })?;
-    writeln!(
-        f,
-        "# committed offsets of group {group} before the reset at {}; topic,partition,offset",
-        chrono::Local::now().to_rfc3339()
-    )?;
-    let mut uncommitted = 0;
-    for (t, p, c, _) in &plan {
-        match c {
-            Some(c) => writeln!(f, "{t},{p},{c}")?,
-            None => uncommitted += 1,
-        }
-    }
+    let previous: Vec<PlannedOffset> = plan
+        .iter()
+        .map(|(t, p, c, n)| PlannedOffset {
+            topic: t.clone(),
+            partition: *p,
+            current: *c,
+            new: *n,
+        })
+        .collect();
+    f.write_all(undo_csv(group, &chrono::Local::now().to_rfc3339(), &previous).as_bytes())?;
+    let uncommitted = plan.iter().filter(|(_, _, c, _)| c.is_none()).count();
     drop(f);
     commit_offsets(
         cluster,

@@ -51,7 +51,7 @@ enum Command {
     ///   weir serve
     ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092
     ///   weir serve --data-dir /var/lib/weir --fsync interval --fsync-interval-ms 200
-    ///   weir serve --http-listen 0.0.0.0:9644      # Prometheus metrics at /metrics
+    ///   weir serve --http-listen 0.0.0.0:9644      # /metrics, and the admin API under /api/v1
     Serve(ServeArgs),
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
@@ -103,7 +103,7 @@ struct ServeArgs {
     /// Address to accept Kafka clients on.
     #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
-    /// Address to serve HTTP on (Prometheus /metrics), or `off`.
+    /// Address to serve HTTP on (Prometheus /metrics, the admin API under /api/v1), or `off`.
     #[arg(long, env = "WEIR_HTTP_LISTEN", default_value = weir_console::server::HTTP_LISTEN_DEFAULT)]
     http_listen: String,
     /// host:port clients are told to connect to; defaults to the listen address.

@@ -141,9 +141,23 @@ async function drawCharts() {
   for (const el of document.querySelectorAll("[data-lag-chart]")) {
     try {
       const history = await api("GET", el.dataset.lagChart);
-      const times = history.samples.map((s) => s.time_s);
-      const records = { label: "lag (records)", values: history.samples.map((s) => s.lag) };
-      timeChart(el, times, [records], "records");
+      const times = history.samples.map((s) => s.at_ms / 1000);
+      // The total, and each partition while there are few enough to tell apart.
+      const series = [{ label: "total", values: history.samples.map((s) => s.total_lag) }];
+      const keys = new Set();
+      for (const s of history.samples) for (const p of s.partitions) keys.add(`${p.topic}-${p.partition}`);
+      if (keys.size > 1 && keys.size <= 8) {
+        for (const key of [...keys].sort()) {
+          series.push({
+            label: key,
+            values: history.samples.map((s) => {
+              const p = s.partitions.find((q) => `${q.topic}-${q.partition}` === key);
+              return p ? p.lag : null;
+            }),
+          });
+        }
+      }
+      timeChart(el, times, series, "records behind");
     } catch (e) {
       el.innerHTML = "";
       el.append(Object.assign(document.createElement("p"), { className: "error-text", textContent: e.message }));
@@ -157,8 +171,8 @@ async function drawCharts() {
         el,
         times,
         [
-          { label: "in (bytes/s)", values: history.samples.map((s) => s.bytes_in_per_second) },
-          { label: "out (bytes/s)", values: history.samples.map((s) => s.bytes_out_per_second) },
+          { label: "produced (bytes/s)", values: history.samples.map((s) => s.bytes_in_per_second) },
+          { label: "fetched (bytes/s)", values: history.samples.map((s) => s.bytes_out_per_second) },
         ],
         "bytes/s",
       );

@@ -269,7 +269,7 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> HttpErr
         status: StatusCode::METHOD_NOT_ALLOWED,
         code: "method_not_allowed",
         message: format!(
-            "{} does not take {method}; /api/v1/openapi.json lists what each path takes.",
+            "The path {} does not take {method}; /api/v1/openapi.json lists what each path takes.",
             uri.path()
         ),
     }

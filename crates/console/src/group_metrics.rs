@@ -11,12 +11,28 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use weir_broker::state::BrokerState;
+use weir_groups::inspect::{InspectQuery, Inspection};
+use weir_groups::rebalances::RebalanceTrigger;
 
 use crate::group_lag::GroupLagReport;
+use crate::group_status::{group_status, GroupStatus, STATUS_WINDOW_SAMPLES};
+use crate::lag_history::LagHistory;
+
+/// The states a group of each protocol can be in, as Kafka names them: the values of the
+/// `state` label of `weir_group_state`.
+const CLASSIC_STATES: [&str; 5] = [
+    "Empty",
+    "PreparingRebalance",
+    "CompletingRebalance",
+    "Stable",
+    "Dead",
+];
+const CONSUMER_STATES: [&str; 4] = ["Empty", "Assigning", "Reconciling", "Stable"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GroupPartitionLabels {
@@ -30,11 +46,32 @@ struct GroupLabels {
     group: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupStateLabels {
+    group: String,
+    state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupStatusLabels {
+    group: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupReasonLabels {
+    group: String,
+    reason: String,
+}
+
 /// One scrape's view of the groups, taken before encoding because asking the coordinator
 /// is asynchronous and encoding is not.
 #[derive(Debug, Default)]
 pub struct GroupMetrics {
     lag: GroupLagReport,
+    groups: Inspection,
+    /// Each group the lag history tracks, with its status now.
+    statuses: Vec<(String, GroupStatus)>,
 }
 
 /// Wall-clock time now, in ms since the Unix epoch.
@@ -47,15 +84,45 @@ pub(crate) fn wall_clock_ms() -> i64 {
 impl GroupMetrics {
     /// Reads the groups' lag now; empty when the coordinator is not running (start-up,
     /// shutdown).
-    pub async fn read(state: &Arc<BrokerState>) -> GroupMetrics {
+    pub async fn read(state: &Arc<BrokerState>, lag_history: &LagHistory) -> GroupMetrics {
+        let lag = GroupLagReport::read_all(state, wall_clock_ms()).await;
+        let query = InspectQuery {
+            group_ids: None,
+            include_members: false,
+        };
+        let groups = match state.groups() {
+            Some(runtime) => runtime
+                .inspect(query, state.topic_image())
+                .await
+                .unwrap_or_default(),
+            None => Inspection::default(),
+        };
+        let statuses = lag_history
+            .groups()
+            .into_iter()
+            .map(|id| {
+                let window = lag_history.latest(&id, STATUS_WINDOW_SAMPLES);
+                (id, group_status(&window))
+            })
+            .collect();
         GroupMetrics {
-            lag: GroupLagReport::read_all(state, wall_clock_ms()).await,
+            lag,
+            groups,
+            statuses,
         }
     }
 
-    /// The metrics of a report already taken.
-    pub fn from_report(lag: GroupLagReport) -> GroupMetrics {
-        GroupMetrics { lag }
+    /// The metrics of readings already taken.
+    pub fn from_readings(
+        lag: GroupLagReport,
+        groups: Inspection,
+        statuses: Vec<(String, GroupStatus)>,
+    ) -> GroupMetrics {
+        GroupMetrics {
+            lag,
+            groups,
+            statuses,
+        }
     }
 }
 
@@ -90,6 +157,100 @@ impl GroupMetrics {
                 )
             })
         })
+    }
+}
+
+impl GroupMetrics {
+    /// The families read from the coordinator's overviews: state, members, generation,
+    /// rebalances.
+    fn encode_overviews(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let group = |id: &str| GroupLabels {
+            group: id.to_string(),
+        };
+        let mut family = encoder.encode_descriptor(
+            "weir_group_state",
+            "1 for the state a group is in, 0 for the other states of its protocol.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for g in &self.groups.groups {
+            let states: &[&str] = if g.group_type == "consumer" {
+                &CONSUMER_STATES
+            } else {
+                &CLASSIC_STATES
+            };
+            for state in states {
+                let labels = GroupStateLabels {
+                    group: g.group_id.clone(),
+                    state: state.to_string(),
+                };
+                ConstGauge::new(i64::from(*state == g.state))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_members",
+            "Members of a group now.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for g in &self.groups.groups {
+            let members = i64::try_from(g.member_count).unwrap_or(i64::MAX);
+            ConstGauge::new(members).encode(family.encode_family(&group(&g.group_id))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_generation",
+            "A classic group's generation, or a consumer group's group epoch.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for g in &self.groups.groups {
+            ConstGauge::new(i64::from(g.generation_id))
+                .encode(family.encode_family(&group(&g.group_id))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_rebalances",
+            "Rebalances a group started since the broker started, by what started them.",
+            None,
+            MetricType::Counter,
+        )?;
+        for g in &self.groups.groups {
+            for (trigger, count) in &g.rebalance_counts {
+                let labels = GroupReasonLabels {
+                    group: g.group_id.clone(),
+                    reason: RebalanceTrigger::name(*trigger).to_string(),
+                };
+                ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_last_rebalance_duration",
+            "How long a group's last completed rebalance took.",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for g in &self.groups.groups {
+            if let Some(ms) = g.last_rebalance_duration_ms {
+                ConstGauge::new(ms as f64 / 1000.0)
+                    .encode(family.encode_family(&group(&g.group_id))?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "weir_group_status",
+            "1 for a group's status judged from its recent lag (ok, warning, stalled, stopped, error), 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (id, status) in &self.statuses {
+            for s in GroupStatus::ALL {
+                let labels = GroupStatusLabels {
+                    group: id.clone(),
+                    status: s.name().to_string(),
+                };
+                ConstGauge::new(i64::from(s == *status)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -152,11 +313,12 @@ impl Collector for GroupMetrics {
             };
             ConstGauge::new(g.total_lag_records()).encode(family.encode_family(&labels)?)?;
         }
+        self.encode_overviews(&mut encoder)?;
         encode_count(
             &mut encoder,
             "weir_groups_unreported",
             "Consumer groups beyond the per-scrape cap, left out of the weir_group_ metrics.",
-            self.lag.groups_unreported,
+            self.lag.groups_unreported.max(self.groups.groups_left_out),
         )?;
         encode_count(
             &mut encoder,
@@ -194,7 +356,11 @@ mod tests {
             ..GroupLagReport::default()
         };
         let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(GroupMetrics::from_report(lag)));
+        registry.register_collector(Box::new(GroupMetrics::from_readings(
+            lag,
+            Inspection::default(),
+            Vec::new(),
+        )));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(

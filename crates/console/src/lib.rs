@@ -1,5 +1,5 @@
 //! `weir-console`: weir's HTTP side. It reads the broker's live state on each request and
-//! keeps no copy of it.
+//! keeps no copy of it, but for a short in-memory history of consumer groups' lag.
 //!
 //! Layout:
 //! - [`server`]: [`Console`], the HTTP listener and its routes.
@@ -12,13 +12,17 @@
 //!   of the group coordinator and read from the logs; one reading serves `/metrics` and the
 //!   REST API.
 //! - [`group_metrics`]: the consumer-group families of `/metrics`, encoded from those
-//!   readings.
+//!   readings and the coordinator's overviews of groups (state, members, rebalances).
+//! - [`lag_history`]: a bounded ring of lag samples per group, taken every few seconds by a
+//!   task [`Console::run`] starts; with the throughput history below, the only state the console keeps, in memory.
+//! - [`group_status`]: a group's status (ok, warning, stalled, stopped, error) judged from
+//!   those samples.
 //! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
 //!   resource (cluster, topics, messages, groups, offset resets).
 //! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
-//! - [`throughput_history`]: the broker's throughput over the last hour, for the overview
-//!   chart.
-//! - [`ui`]: the web console, server-rendered pages that read through the API's functions,
+//! - [`throughput_history`]: the broker's produce and fetch rates over the last hour, for
+//!   the overview chart, sampled by a task [`Console::run`] starts.
+//! - [`ui`]: the web console: server-rendered pages that read through the API's functions,
 //!   with its stylesheet, script and chart library compiled in.
 //! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
 //!   to HTTP statuses.
@@ -27,6 +31,8 @@ pub mod api;
 pub mod errors;
 pub mod group_lag;
 pub mod group_metrics;
+pub mod group_status;
+pub mod lag_history;
 pub mod partition_metrics;
 pub mod partitioner;
 pub mod process_metrics;

@@ -29,8 +29,11 @@ fn registry(state: &Arc<BrokerState>, groups: GroupMetrics) -> Registry {
     registry
 }
 
-pub async fn metrics(State(state): State<Arc<BrokerState>>) -> Response {
-    let groups = GroupMetrics::read(&state).await;
+pub async fn metrics(
+    State(state): State<Arc<BrokerState>>,
+    State(lag_history): State<Arc<crate::lag_history::LagHistory>>,
+) -> Response {
+    let groups = GroupMetrics::read(&state, &lag_history).await;
     // Encoding takes each partition's lock in turn, which an append may hold during disk
     // I/O, so it runs off the async workers.
     let encoded = tokio::task::spawn_blocking(move || {

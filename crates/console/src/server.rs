@@ -1,17 +1,41 @@
 //! The HTTP listener: [`Console::bind`] checks the address before the broker starts
-//! serving, [`Console::run`] serves until shutdown. Routes: `/metrics`, the REST API under
-//! `/api/v1` ([`crate::api`]), the web console's pages and assets ([`crate::ui`]), and a
-//! JSON 404 or 405 for anything else.
+//! serving, [`Console::run`] serves until shutdown, sampling the groups' lag
+//! ([`crate::lag_history`]) and the broker's throughput ([`crate::throughput_history`])
+//! meanwhile. Routes: `/metrics`, the REST API under `/api/v1` ([`crate::api`]), the web
+//! console's pages and assets ([`crate::ui`]), and a JSON 404 or 405 for anything else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 use weir_broker::state::BrokerState;
 
+use crate::lag_history::{LagHistory, LAG_SAMPLE_INTERVAL};
+use crate::throughput_history::{ThroughputHistory, THROUGHPUT_SAMPLE_INTERVAL};
 use crate::{api, errors, scrape, ui};
+
+/// What every route may read: the broker, and the console's history of groups' lag.
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub broker: Arc<BrokerState>,
+    pub lag_history: Arc<LagHistory>,
+}
+
+impl FromRef<ConsoleState> for Arc<BrokerState> {
+    fn from_ref(s: &ConsoleState) -> Arc<BrokerState> {
+        Arc::clone(&s.broker)
+    }
+}
+
+impl FromRef<ConsoleState> for Arc<LagHistory> {
+    fn from_ref(s: &ConsoleState) -> Arc<LagHistory> {
+        Arc::clone(&s.lag_history)
+    }
+}
 
 /// The address `weir serve` listens for HTTP on unless told otherwise.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
@@ -19,6 +43,10 @@ pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 pub struct Console {
     listener: TcpListener,
     router: Router,
+    broker: Arc<BrokerState>,
+    lag_history: Arc<LagHistory>,
+    lag_sample_interval: Duration,
+    throughput: Arc<ThroughputHistory>,
 }
 
 impl Console {
@@ -29,17 +57,42 @@ impl Console {
             )
         })?;
         let http_addr = listener.local_addr()?;
+        let lag_history = LagHistory::new();
+        let throughput = Arc::new(ThroughputHistory::default());
+        let ctx = api::ApiContext {
+            broker: Arc::clone(state),
+            lag_history: Arc::clone(&lag_history),
+            throughput: Arc::clone(&throughput),
+            http_addr,
+        };
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
-            .with_state(Arc::clone(state))
-            .merge(api::router(Arc::clone(state), http_addr))
-            .merge(ui::router(api::ApiContext {
+            .with_state(ConsoleState {
                 broker: Arc::clone(state),
-                http_addr,
-            }))
+                lag_history: Arc::clone(&lag_history),
+            })
+            .merge(api::router(ctx.clone()))
+            .merge(ui::router(ctx))
             .fallback(errors::not_found)
             .method_not_allowed_fallback(errors::method_not_allowed);
-        Ok(Console { listener, router })
+        Ok(Console {
+            listener,
+            router,
+            broker: Arc::clone(state),
+            lag_history,
+            lag_sample_interval: LAG_SAMPLE_INTERVAL,
+            throughput,
+        })
+    }
+
+    /// The history of groups' lag this console samples while it runs.
+    pub fn lag_history(&self) -> Arc<LagHistory> {
+        Arc::clone(&self.lag_history)
+    }
+
+    /// Samples the groups' lag every `interval` instead of [`LAG_SAMPLE_INTERVAL`] (tests).
+    pub fn set_lag_sample_interval(&mut self, interval: Duration) {
+        self.lag_sample_interval = interval;
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -48,14 +101,24 @@ impl Console {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, sampling the groups' lag and the throughput
+    /// meanwhile.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        let throughput = self
+            .throughput
+            .spawn_sampler(Arc::clone(&self.broker), THROUGHPUT_SAMPLE_INTERVAL);
+        let sampler = self
+            .lag_history
+            .spawn_sampler(self.broker, self.lag_sample_interval);
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        sampler.abort();
+        throughput.abort();
+        served?;
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ use crate::consumer_records::{
 use crate::coordinator::Coordinator;
 use crate::group::{GroupEventKind, RemovalReason};
 use crate::migration;
+use crate::rebalances::{MemberChangeKind, RebalanceTrigger};
 use crate::records::RecordKey;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, Record, RequestContext};
@@ -677,7 +678,29 @@ pub(crate) fn apply_member_update(
     replaced: Option<(String, Option<String>)>,
     out: &mut Output,
 ) {
-    c.apply_consumer_records(group_id, now_ms, &records);
+    // What an epoch bump in these records comes from, for the group's rebalance history.
+    let metadata_of_member = records.iter().any(|r| {
+        matches!(
+            crate::records::RecordKey::decode(&r.key),
+            Ok(crate::records::RecordKey::Consumer(
+                ConsumerKey::MemberMetadata { .. }
+            ))
+        )
+    });
+    let cause = if is_new && replaced.is_none() {
+        RebalanceTrigger::MemberJoined
+    } else if metadata_of_member {
+        RebalanceTrigger::SubscriptionChanged
+    } else {
+        RebalanceTrigger::TopicMetadataChanged
+    };
+    c.apply_consumer_records(group_id, now_ms, &records, cause);
+    if is_new {
+        if let Some(g) = c.groups.get_mut(group_id) {
+            g.rebalances_mut()
+                .note_member(now_ms, member_id, MemberChangeKind::Joined);
+        }
+    }
     c.modern_image_versions
         .insert(group_id.to_string(), image_version);
     out.records.extend(records);
@@ -895,7 +918,12 @@ fn leave(
             },
             Some(m.assignment_value().encode()),
         );
-        c.apply_consumer_records(group_id, now_ms, std::slice::from_ref(&record));
+        c.apply_consumer_records(
+            group_id,
+            now_ms,
+            std::slice::from_ref(&record),
+            RebalanceTrigger::MemberLeft,
+        );
         out.records.push(record);
         if let Some(t) = c.modern_timers_get(group_id, member_id) {
             t.revocation_deadline = None;
@@ -966,9 +994,16 @@ pub(crate) fn fence_member(
             .encode(),
         ),
     ));
-    c.apply_consumer_records(group_id, now_ms, &records);
+    c.apply_consumer_records(
+        group_id,
+        now_ms,
+        &records,
+        RebalanceTrigger::of_removal(reason),
+    );
     c.modern_timers_remove(group_id, member_id);
     if let Some(g) = c.groups.get_mut(group_id) {
+        g.rebalances_mut()
+            .note_member(now_ms, member_id, MemberChangeKind::Removed(reason));
         g.record(
             now_ms,
             GroupEventKind::MemberRemoved {

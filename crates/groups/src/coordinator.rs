@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::consumer_group::{ConsumerGroup, MemberTimers};
+use crate::consumer_group::{ConsumerGroup, ConsumerGroupState, MemberTimers};
 use crate::consumer_records::ConsumerKey;
 use crate::group::{CommittedOffset, Group, GroupEvent, GroupState, Member};
+use crate::rebalances::{RebalanceOutcome, RebalanceTrigger};
 use crate::records::{GroupMetadataValue, MemberMetadata, OffsetCommitValue, RecordKey};
 use crate::topics::TopicImage;
 use crate::{
@@ -72,13 +73,21 @@ impl Coordinator {
     }
 
     /// Applies records this coordinator just emitted for a consumer group, through the same
-    /// replay that loads them.
+    /// replay that loads them. When they bump the group epoch, a rebalance starts in the
+    /// group's history with `cause` as its trigger; one running ends once the group is
+    /// Stable or Empty (see [`crate::rebalances`]).
     pub(crate) fn apply_consumer_records(
         &mut self,
         group_id: &str,
-        _now_ms: i64,
+        now_ms: i64,
         records: &[Record],
+        cause: RebalanceTrigger,
     ) {
+        let epoch_before = self
+            .groups
+            .get(group_id)
+            .and_then(|g| g.modern.as_ref())
+            .map(|cg| cg.group_epoch);
         for r in records {
             let key = RecordKey::decode(&r.key).expect("a record this coordinator encoded");
             let RecordKey::Consumer(k) = key else {
@@ -86,6 +95,37 @@ impl Coordinator {
             };
             self.replay_consumer(&k, r.value.as_deref())
                 .expect("a record this coordinator encoded");
+        }
+        self.observe_consumer_rebalance(group_id, now_ms, epoch_before, cause);
+    }
+
+    /// Notes an epoch bump of a consumer group as a rebalance, and the end of the running
+    /// one when every member is reconciled. Observational: reads the group, changes only its
+    /// rebalance log.
+    fn observe_consumer_rebalance(
+        &mut self,
+        group_id: &str,
+        now_ms: i64,
+        epoch_before: Option<i32>,
+        cause: RebalanceTrigger,
+    ) {
+        let Some(g) = self.groups.get_mut(group_id) else {
+            return;
+        };
+        let Some(cg) = &g.modern else {
+            return;
+        };
+        let epoch = cg.group_epoch;
+        let settled = matches!(
+            cg.state(),
+            ConsumerGroupState::Stable | ConsumerGroupState::Empty
+        );
+        if epoch > epoch_before.unwrap_or(0) {
+            g.rebalances_mut().start(now_ms, cause);
+            g.rebalances_mut().set_epoch(epoch);
+        }
+        if settled {
+            g.rebalances_mut().end(now_ms, RebalanceOutcome::Completed);
         }
     }
 

@@ -1,4 +1,5 @@
-//! A classic group: its members, its state machine and its history.
+//! A classic group: its members, its state machine and its history (events, and the
+//! rebalances in [`crate::rebalances`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -160,6 +161,8 @@ pub struct Group {
     /// unused.
     pub modern: Option<crate::consumer_group::ConsumerGroup>,
     history: VecDeque<GroupEvent>,
+    /// The group's rebalances, whatever its protocol; observational, not replayed.
+    rebalances: crate::rebalances::RebalanceLog,
 }
 
 impl Group {
@@ -182,6 +185,7 @@ impl Group {
             offsets: BTreeMap::new(),
             modern: None,
             history: VecDeque::new(),
+            rebalances: crate::rebalances::RebalanceLog::default(),
         }
     }
 
@@ -253,6 +257,15 @@ impl Group {
 
     pub fn history(&self) -> impl Iterator<Item = &GroupEvent> {
         self.history.iter()
+    }
+
+    /// The group's rebalances: the latest ones and the counters.
+    pub fn rebalances(&self) -> &crate::rebalances::RebalanceLog {
+        &self.rebalances
+    }
+
+    pub(crate) fn rebalances_mut(&mut self) -> &mut crate::rebalances::RebalanceLog {
+        &mut self.rebalances
     }
 
     /// Members a running join phase still waits for (known members not yet rejoined, and

@@ -15,6 +15,11 @@
 //! - [`records`]: Kafka's key/value schemas for `__consumer_offsets`.
 //! - [`group`]: [`group::Group`], its members, the state enum and its one checked transition,
 //!   and the bounded history of what happened to the group.
+//! - [`rebalances`]: each group's latest rebalances (trigger, members in and out, the
+//!   generation or epoch produced, whom the join barrier waited for) and counters by trigger;
+//!   observational, neither persisted nor replayed.
+//! - [`inspect`]: [`inspect::GroupOverview`], what the HTTP side asks of groups (state,
+//!   protocol, generation, members, rebalances) through the runtime; not a Kafka API.
 //! - [`coordinator`]: [`Coordinator`]: dispatch, timers, replay.
 //! - [`membership`]: JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the rebalance itself.
 //! - [`offsets`]: OffsetCommit, OffsetFetch, OffsetDelete, offset retention.
@@ -52,9 +57,11 @@ pub mod coordinator;
 pub mod embedded_protocol;
 pub mod group;
 pub mod group_configs;
+pub mod inspect;
 pub mod membership;
 pub mod migration;
 pub mod offsets;
+pub mod rebalances;
 pub mod reconcile;
 pub mod records;
 pub mod topics;

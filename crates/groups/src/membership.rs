@@ -22,6 +22,7 @@ use std::sync::Arc;
 use crate::classic_members;
 use crate::coordinator::Coordinator;
 use crate::group::{Group, GroupEventKind, GroupState, Member, Parked, RemovalReason};
+use crate::rebalances::{MemberChangeKind, RebalanceOutcome, RebalanceTrigger};
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, RequestContext, GROUPS_MAX};
 
@@ -166,7 +167,12 @@ pub(crate) fn join(
             );
         }
         let records = crate::consumer_group_heartbeat::group_tombstones(c, &group_id);
-        c.apply_consumer_records(&group_id, now_ms, &records);
+        c.apply_consumer_records(
+            &group_id,
+            now_ms,
+            &records,
+            RebalanceTrigger::ProtocolMigration,
+        );
         out.records.extend(records);
     }
 
@@ -269,12 +275,12 @@ pub(crate) fn join(
                             .get_mut(&new_id)
                             .expect("inserted")
                             .awaiting_join = Some(parked);
-                        let reason = if state == GroupState::CompletingRebalance {
-                            "a static member rejoined before the assignment was made"
+                        let trigger = if state == GroupState::CompletingRebalance {
+                            RebalanceTrigger::StaticMemberRejoinedDuringSync
                         } else {
-                            "a static member rejoined with a protocol that changes the group's"
+                            RebalanceTrigger::StaticMemberProtocolChanged
                         };
-                        prepare_rebalance(group, now_ms, reason, initial_delay_ms, out);
+                        prepare_rebalance(group, now_ms, trigger, initial_delay_ms, out);
                         maybe_complete_join(c, now_ms, &group_id, out);
                         return;
                     }
@@ -369,12 +375,12 @@ pub(crate) fn join(
             reply(out, r);
         }
         _ => {
-            let reason = if unchanged {
-                "the leader rejoined"
+            let trigger = if unchanged {
+                RebalanceTrigger::LeaderRejoined
             } else {
-                "a member's subscription changed"
+                RebalanceTrigger::SubscriptionChanged
             };
-            prepare_rebalance(group, now_ms, reason, initial_delay_ms, out);
+            prepare_rebalance(group, now_ms, trigger, initial_delay_ms, out);
             maybe_complete_join(c, now_ms, &group_id, out);
         }
     }
@@ -406,12 +412,22 @@ fn add_member_and_rebalance(
             group_instance_id: member.group_instance_id.clone(),
         },
     );
+    let member_id = member.member_id.clone();
     group.members.insert(member.member_id.clone(), member);
     if group.is(GroupState::PreparingRebalance) {
         group.new_member_joined_in_delay = true;
     } else {
-        prepare_rebalance(group, now_ms, "a new member joined", initial_delay_ms, out);
+        prepare_rebalance(
+            group,
+            now_ms,
+            RebalanceTrigger::MemberJoined,
+            initial_delay_ms,
+            out,
+        );
     }
+    group
+        .rebalances_mut()
+        .note_member(now_ms, &member_id, MemberChangeKind::Joined);
     maybe_complete_join(c, now_ms, group_id, out);
 }
 
@@ -443,7 +459,7 @@ pub const FIRST_JOIN_MIN_MS: i64 = 100;
 pub(crate) fn prepare_rebalance(
     group: &mut Group,
     now_ms: i64,
-    reason: &str,
+    trigger: RebalanceTrigger,
     initial_delay_ms: i64,
     out: &mut Output,
 ) {
@@ -487,9 +503,10 @@ pub(crate) fn prepare_rebalance(
     group.record(
         now_ms,
         GroupEventKind::RebalanceStarted {
-            reason: reason.to_string(),
+            reason: trigger.description().to_string(),
         },
     );
+    group.rebalances_mut().start(now_ms, trigger);
 }
 
 fn in_initial_delay(group: &Group) -> bool {
@@ -516,13 +533,28 @@ fn complete_join(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut Out
         .filter(|m| m.awaiting_join.is_none())
         .map(|m| m.member_id.clone())
         .collect();
+    // Whom the barrier still waited for: the late members, and ids handed out but unused.
+    let waited_for: Vec<String> = late
+        .iter()
+        .cloned()
+        .chain(group.pending_members.keys().cloned())
+        .collect();
     for id in late {
         remove_quietly(group, &id, now_ms, RemovalReason::RebalanceTimeout, out);
+        group.rebalances_mut().note_member(
+            now_ms,
+            &id,
+            MemberChangeKind::Removed(RemovalReason::RebalanceTimeout),
+        );
     }
     group.pending_members.clear();
     group.join_deadline_ms = None;
     group.initial_delay_remaining_ms = -1;
     group.generation_id += 1;
+    let generation_id = group.generation_id;
+    group
+        .rebalances_mut()
+        .join_completed(now_ms, generation_id, waited_for);
     let duration_ms = group
         .rebalance_started_ms
         .take()
@@ -532,6 +564,9 @@ fn complete_join(c: &mut Coordinator, now_ms: i64, group_id: &str, out: &mut Out
         group.protocol_name = None;
         group.leader_id = None;
         group.transition(GroupState::Empty, now_ms);
+        group
+            .rebalances_mut()
+            .end(now_ms, RebalanceOutcome::Completed);
         group.record(
             now_ms,
             GroupEventKind::RebalanceCompleted {
@@ -632,19 +667,22 @@ pub(crate) fn remove_member(
     if !remove_quietly(group, member_id, now_ms, reason, out) {
         return;
     }
-    let why = match reason {
-        RemovalReason::Left => "a member left",
-        RemovalReason::SessionTimeout => "a member's session timed out",
-        RemovalReason::RebalanceTimeout => "a member did not rejoin in time",
-        RemovalReason::FencedStaticInstance => "a static member was fenced",
-        RemovalReason::AdminRemoval => "an administrator removed a member",
-    };
+    let removed = MemberChangeKind::Removed(reason);
     match group.state() {
         GroupState::Stable | GroupState::CompletingRebalance => {
-            prepare_rebalance(group, now_ms, why, initial_delay_ms, out);
+            let trigger = RebalanceTrigger::of_removal(reason);
+            prepare_rebalance(group, now_ms, trigger, initial_delay_ms, out);
+            group
+                .rebalances_mut()
+                .note_member(now_ms, member_id, removed);
             maybe_complete_join(c, now_ms, group_id, out);
         }
-        GroupState::PreparingRebalance => maybe_complete_join(c, now_ms, group_id, out),
+        GroupState::PreparingRebalance => {
+            group
+                .rebalances_mut()
+                .note_member(now_ms, member_id, removed);
+            maybe_complete_join(c, now_ms, group_id, out)
+        }
         GroupState::Empty | GroupState::Dead => {}
     }
 }
@@ -745,6 +783,9 @@ pub(crate) fn sync(
                 }
             }
             group.transition(GroupState::Stable, now_ms);
+            group
+                .rebalances_mut()
+                .end(now_ms, RebalanceOutcome::Completed);
             let record = c.group_metadata_record(c.groups.get(&group_id).expect("present"), now_ms);
             out.records.push(record);
             let group = c.groups.get_mut(&group_id).expect("present");

@@ -31,6 +31,7 @@ use crate::coordinator::Coordinator;
 use crate::embedded_protocol::{self, encode_assignment, parse_assignment, parse_subscription};
 use crate::group::{GroupEventKind, GroupState};
 use crate::membership;
+use crate::rebalances::{RebalanceOutcome, RebalanceTrigger};
 use crate::records::RecordKey;
 use crate::topics::TopicImage;
 use crate::{GroupResponse, Output, Record};
@@ -210,9 +211,18 @@ pub(crate) fn upgrade(
     }
 
     // 4. Applied through replay; each member's session runs on from now.
+    if let Some(g) = c.groups.get_mut(group_id) {
+        g.rebalances_mut()
+            .end(now_ms, RebalanceOutcome::ProtocolChanged);
+    }
     c.replay(&classic_tombstone.key, None)
         .expect("a tombstone this coordinator encoded");
-    c.apply_consumer_records(group_id, now_ms, &records);
+    c.apply_consumer_records(
+        group_id,
+        now_ms,
+        &records,
+        RebalanceTrigger::ProtocolMigration,
+    );
     for m in &members {
         let session_ms = m.classic.as_ref().map_or(0, |x| x.session_timeout_ms);
         let t = c.modern_timers_entry(group_id, &m.member_id);
@@ -334,7 +344,12 @@ pub(crate) fn downgrade(
     //    as Kafka does, so members keep every protocol they joined with; a reload reads the
     //    same generation, members and assignments from the record). Sessions and the join
     //    phase start now.
-    c.apply_consumer_records(group_id, now_ms, &records);
+    c.apply_consumer_records(
+        group_id,
+        now_ms,
+        &records,
+        RebalanceTrigger::ProtocolMigration,
+    );
     c.modern_timers.remove(group_id);
     c.modern_image_versions.remove(group_id);
     let initial_delay_ms = c.config.group_initial_rebalance_delay_ms;
@@ -359,10 +374,12 @@ pub(crate) fn downgrade(
             members,
         },
     );
+    g.rebalances_mut()
+        .end(now_ms, RebalanceOutcome::ProtocolChanged);
     membership::prepare_rebalance(
         g,
         now_ms,
-        "the group changed from the consumer to the classic protocol",
+        RebalanceTrigger::ProtocolMigration,
         initial_delay_ms,
         out,
     );

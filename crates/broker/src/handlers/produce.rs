@@ -186,10 +186,11 @@ fn append_all(
     if !appended.waits_for_fsync(state) {
         return meta.reply(&appended.body);
     }
-    let meta = *meta;
-    Reply::Later(Box::pin(
-        async move { meta.frame(&appended.durable().await) },
-    ))
+    let meta = meta.clone();
+    let metrics = state.metrics.clone();
+    Reply::Later(Box::pin(async move {
+        meta.frame(&appended.durable(metrics).await)
+    }))
 }
 
 /// A Produce's answer once its batches are in the logs, and the partitions it wrote, which
@@ -212,10 +213,11 @@ impl Appended {
         if !self.waits_for_fsync(state) {
             return self.body;
         }
-        self.durable().await
+        self.durable(state.metrics.clone()).await
     }
 
-    async fn durable(self) -> ProduceResponse {
+    /// Waits for the fsync of every partition written, timed in the fsync histogram.
+    async fn durable(self, metrics: crate::metrics::BrokerMetrics) -> ProduceResponse {
         let Appended {
             mut body, written, ..
         } = self;
@@ -224,7 +226,8 @@ impl Appended {
             .map(|(_, _, h)| h.log.lock().sync_handle())
             .collect();
         let results = tokio::task::spawn_blocking(move || {
-            weir_log::sync_data_all(&files)
+            metrics
+                .timed_fsync(|| weir_log::sync_data_all(&files))
                 .into_iter()
                 .map(|r| r.map_err(|e| e.to_string()))
                 .collect::<Vec<_>>()
@@ -377,38 +380,4 @@ pub fn append(
         acks,
         written,
     }
-<<<<<<< HEAD
-=======
-    let mut body = ProduceResponse::default().with_responses(responses);
-    if acks == -1 && state.config.fsync == FsyncPolicy::Always && !written.is_empty() {
-        let meta = meta.clone();
-        let state = Arc::clone(state);
-        return Reply::Later(Box::pin(async move {
-            let files: Vec<_> = written
-                .iter()
-                .map(|(_, _, h)| h.log.lock().sync_handle())
-                .collect();
-            let results = tokio::task::spawn_blocking(move || {
-                state
-                    .metrics
-                    .timed_fsync(|| weir_log::sync_data_all(&files))
-                    .into_iter()
-                    .map(|r| r.map_err(|e| e.to_string()))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
-            for ((ti, pi, h), r) in written.iter().zip(results) {
-                if let Err(e) = r {
-                    tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
-                    let p = &mut body.responses[*ti].partition_responses[*pi];
-                    p.error_code = ResponseError::KafkaStorageError.code();
-                    p.base_offset = -1;
-                }
-            }
-            meta.frame(&body)
-        }));
-    }
-    meta.reply(&body)
->>>>>>> metrics
 }

@@ -1,9 +1,11 @@
-//! Consumer groups: list, describe, delete a group, delete some of its committed offsets.
+//! Consumer groups: list, describe, the latest rebalances, delete a group, delete some of
+//! its committed offsets.
 //!
-//! Everything is asked of the group coordinator as a Kafka admin client would ask it
-//! (ListGroups, DescribeGroups or ConsumerGroupDescribe, OffsetFetch, DeleteGroups,
-//! OffsetDelete), through the broker's coordinator runtime, so the API sees exactly what
-//! Kafka clients see.
+//! Everything but the rebalances is asked of the group coordinator as a Kafka admin client
+//! would ask it (ListGroups, DescribeGroups or ConsumerGroupDescribe, OffsetFetch,
+//! DeleteGroups, OffsetDelete), through the broker's coordinator runtime, so the API sees
+//! exactly what Kafka clients see. The rebalances, which no Kafka API tells, come from the
+//! coordinator's read-only inspection.
 
 use std::collections::BTreeMap;
 
@@ -23,12 +25,18 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use weir_groups::group::RemovalReason;
+use weir_groups::inspect::InspectQuery;
+use weir_groups::rebalances::MemberChangeKind;
 use weir_groups::{GroupRequest, GroupResponse};
 use weir_wire::ResponseError;
 
 use super::extract::{JsonBody, PathParams};
 use super::ApiContext;
 use crate::errors::{ErrorBody, HttpError};
+use crate::group_lag::{GroupLag, GroupLagReport};
+use crate::group_status::{group_status, status_window, STATUS_WINDOW_SAMPLES};
+use crate::lag_history::LAG_SAMPLE_INTERVAL;
 
 /// The most groups one list answers.
 pub const GROUPS_LISTED_MAX: usize = 1_000;
@@ -65,6 +73,11 @@ pub struct GroupSummary {
     pub members: usize,
     /// Records behind, over every partition the group has committed.
     pub total_lag: i64,
+    /// The largest lag in time over the partitions, in seconds.
+    pub lag_seconds_max: Option<f64>,
+    /// `ok`, `warning`, `stalled`, `stopped` or `error`, judged from the console's recent
+    /// lag samples (see docs/metrics.md); `ok` until there are samples.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,7 +91,12 @@ pub struct GroupDetail {
     pub members: Vec<Member>,
     /// Every partition the group has committed an offset for or is assigned.
     pub offsets: Vec<PartitionOffset>,
+    /// Records behind, over every partition the group has committed.
     pub total_lag: i64,
+    /// The largest lag in time over the partitions, in seconds.
+    pub lag_seconds_max: Option<f64>,
+    /// As in the list: judged from the console's recent lag samples.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -131,6 +149,101 @@ pub struct OffsetsDeleted {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupDeleted {
     pub group_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rebalances {
+    pub group_id: String,
+    pub state: String,
+    /// Classic groups: the generation; consumer groups: the group epoch.
+    pub generation_id: i32,
+    /// The latest rebalances, oldest first (the coordinator keeps a bounded number).
+    pub rebalances: Vec<RebalanceEntry>,
+    /// Rebalances since the coordinator started, by trigger (only triggers seen).
+    pub counts: BTreeMap<String, u64>,
+    pub last_rebalance_duration_ms: Option<i64>,
+    /// How long the running rebalance has run, if one runs.
+    pub current_rebalance_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RebalanceEntry {
+    pub started_ms: i64,
+    /// Null while it runs.
+    pub ended_ms: Option<i64>,
+    /// How long it ran, or has run so far.
+    pub duration_ms: i64,
+    /// `running`, `completed`, `superseded` or `protocol_changed`.
+    pub outcome: String,
+    /// What started it, e.g. `member_joined`, `session_timeout`.
+    pub trigger: String,
+    /// The trigger, for people.
+    pub reason: String,
+    /// The generation (classic) or group epoch (consumer) it produced.
+    pub generation_id: Option<i32>,
+    /// Classic groups: when every member had rejoined, or the wait ran out.
+    pub join_completed_ms: Option<i64>,
+    pub member_changes: Vec<MemberChangeEntry>,
+    /// Member changes beyond the kept ones, counted only.
+    pub member_changes_dropped: usize,
+    /// Classic groups: members the join waited for in vain, and that were removed.
+    pub waited_for: Vec<String>,
+    pub waited_for_dropped: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberChangeEntry {
+    pub at_ms: i64,
+    pub member_id: String,
+    /// `joined`, or the reason it was removed: `left`, `session_timeout`,
+    /// `rebalance_timeout`, `fenced_static_instance`, `admin_removal`.
+    pub change: String,
+}
+
+fn change_name(kind: MemberChangeKind) -> &'static str {
+    match kind {
+        MemberChangeKind::Joined => "joined",
+        MemberChangeKind::Removed(RemovalReason::Left) => "left",
+        MemberChangeKind::Removed(RemovalReason::SessionTimeout) => "session_timeout",
+        MemberChangeKind::Removed(RemovalReason::RebalanceTimeout) => "rebalance_timeout",
+        MemberChangeKind::Removed(RemovalReason::FencedStaticInstance) => "fenced_static_instance",
+        MemberChangeKind::Removed(RemovalReason::AdminRemoval) => "admin_removal",
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagHistoryAnswer {
+    pub group_id: String,
+    /// As in the group's describe, judged from the latest samples.
+    pub status: String,
+    /// Milliseconds between samples.
+    pub sample_interval_ms: u64,
+    /// Oldest first; the console keeps a bounded number, sampled while it runs.
+    pub samples: Vec<LagSample>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagSample {
+    pub at_ms: i64,
+    pub has_members: bool,
+    pub total_lag: i64,
+    pub partitions: Vec<LagSamplePartition>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagSamplePartition {
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub lag: i64,
+}
+
+/// A group's status from the console's latest lag samples.
+fn status_of(ctx: &ApiContext, group_id: &str) -> String {
+    let samples = ctx.lag_history.latest(group_id, STATUS_WINDOW_SAMPLES);
+    group_status(status_window(&samples)).name().to_string()
 }
 
 /// One request to the group coordinator.
@@ -387,11 +500,12 @@ pub async fn read_group(
     Ok((listed, described, committed))
 }
 
-/// Each committed or assigned partition with its offsets.
+/// Each committed or assigned partition with its offsets and lag, the lag as
+/// [`crate::group_lag`] reads it for every consumer of it (`/metrics`, the console).
 fn partition_offsets(
     ctx: &ApiContext,
     members: &[Member],
-    committed: &BTreeMap<(String, i32), i64>,
+    lag: Option<&GroupLag>,
 ) -> Vec<PartitionOffset> {
     let mut owners: BTreeMap<(String, i32), String> = BTreeMap::new();
     for m in members {
@@ -401,28 +515,51 @@ fn partition_offsets(
             }
         }
     }
-    let mut keys: Vec<(String, i32)> = committed.keys().cloned().collect();
-    keys.extend(owners.keys().cloned());
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .map(|(topic, partition)| {
+    let mut out: BTreeMap<(String, i32), PartitionOffset> = BTreeMap::new();
+    for p in lag.map(|g| g.partitions.as_slice()).unwrap_or_default() {
+        let key = (p.topic.clone(), p.partition);
+        out.insert(
+            key.clone(),
+            PartitionOffset {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                committed_offset: Some(p.committed_offset),
+                high_watermark: p.high_watermark,
+                lag: p.lag_records,
+                lag_seconds: p.lag_seconds,
+                member_id: owners.get(&key).cloned(),
+            },
+        );
+    }
+    // Assigned partitions the group has not committed on yet: no lag to speak of.
+    for ((topic, partition), member_id) in owners {
+        out.entry((topic.clone(), partition)).or_insert_with(|| {
             let high_watermark = ctx
                 .broker
                 .partition(&topic, partition)
                 .map(|h| h.log.lock().high_watermark());
-            let committed_offset = committed.get(&(topic.clone(), partition)).copied();
             PartitionOffset {
-                member_id: owners.get(&(topic.clone(), partition)).cloned(),
                 topic,
                 partition,
-                committed_offset,
+                committed_offset: None,
                 high_watermark,
                 lag: None,
                 lag_seconds: None,
+                member_id: Some(member_id),
             }
-        })
-        .collect()
+        });
+    }
+    out.into_values().collect()
+}
+
+/// The groups' lag now.
+async fn lag_of(ctx: &ApiContext, group_ids: Vec<String>) -> GroupLagReport {
+    GroupLagReport::read(
+        &ctx.broker,
+        group_ids,
+        weir_broker::handlers::produce::now_ms(),
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -447,10 +584,14 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
     };
     let mut described = describe(&ctx, &ids(false), false).await?;
     described.extend(describe(&ctx, &ids(true), true).await?);
+    let lag = lag_of(&ctx, listed.iter().map(|g| g.group_id.clone()).collect()).await;
     let mut groups = Vec::with_capacity(listed.len());
     for g in listed {
         let members = described.get(&g.group_id).map_or(0, |d| d.members.len());
-        let total_lag = 0;
+        let group_lag = lag.group(&g.group_id);
+        let total_lag = group_lag.map_or(0, GroupLag::total_lag_records);
+        let lag_seconds_max = group_lag.and_then(GroupLag::max_lag_seconds);
+        let status = status_of(&ctx, &g.group_id);
         groups.push(GroupSummary {
             group_id: g.group_id,
             state: g.state,
@@ -458,6 +599,8 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
             protocol_type: g.protocol_type,
             members,
             total_lag,
+            lag_seconds_max,
+            status,
         });
     }
     Ok(Json(GroupList { groups, truncated }))
@@ -477,9 +620,13 @@ pub async fn describe_group(
     State(ctx): State<ApiContext>,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<GroupDetail>, HttpError> {
-    let (listed, described, committed) = read_group(&ctx, &group_id).await?;
-    let offsets = partition_offsets(&ctx, &described.members, &committed);
-    let total_lag = offsets.iter().filter_map(|o| o.lag).sum();
+    let (listed, described, _) = read_group(&ctx, &group_id).await?;
+    let lag = lag_of(&ctx, vec![group_id.clone()]).await;
+    let group_lag = lag.group(&group_id);
+    let offsets = partition_offsets(&ctx, &described.members, group_lag);
+    let total_lag = group_lag.map_or(0, GroupLag::total_lag_records);
+    let lag_seconds_max = group_lag.and_then(GroupLag::max_lag_seconds);
+    let status = status_of(&ctx, &group_id);
     Ok(Json(GroupDetail {
         group_id,
         state: described.state,
@@ -489,6 +636,127 @@ pub async fn describe_group(
         members: described.members,
         offsets,
         total_lag,
+        lag_seconds_max,
+        status,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/rebalances",
+    tag = "groups",
+    params(("group" = String, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "The group's latest rebalances and counts by trigger", body = Rebalances),
+        (status = 404, description = "No such group", body = ErrorBody),
+    )
+)]
+pub async fn group_rebalances(
+    State(ctx): State<ApiContext>,
+    PathParams(group_id): PathParams<String>,
+) -> Result<Json<Rebalances>, HttpError> {
+    let runtime = ctx
+        .broker
+        .groups()
+        .ok_or_else(HttpError::coordinator_unavailable)?;
+    let query = InspectQuery {
+        group_ids: Some(vec![group_id.clone()]),
+        include_members: false,
+    };
+    let inspection = runtime
+        .inspect(query, ctx.broker.topic_image())
+        .await
+        .ok_or_else(HttpError::coordinator_unavailable)?;
+    let now_ms = inspection.now_ms;
+    let g = inspection
+        .groups
+        .into_iter()
+        .find(|g| g.group_id == group_id)
+        .ok_or_else(|| unknown_group(&group_id))?;
+    Ok(Json(Rebalances {
+        state: g.state.to_string(),
+        generation_id: g.generation_id,
+        rebalances: g
+            .rebalances
+            .iter()
+            .map(|r| RebalanceEntry {
+                started_ms: r.started_ms,
+                ended_ms: r.ended_ms,
+                duration_ms: r.duration_ms(now_ms),
+                outcome: r.outcome.name().to_string(),
+                trigger: r.trigger.name().to_string(),
+                reason: r.trigger.description().to_string(),
+                generation_id: r.generation_id,
+                join_completed_ms: r.join_completed_ms,
+                member_changes: r
+                    .member_changes
+                    .iter()
+                    .map(|c| MemberChangeEntry {
+                        at_ms: c.at_ms,
+                        member_id: c.member_id.clone(),
+                        change: change_name(c.kind).to_string(),
+                    })
+                    .collect(),
+                member_changes_dropped: r.member_changes_dropped,
+                waited_for: r.waited_for.clone(),
+                waited_for_dropped: r.waited_for_dropped,
+            })
+            .collect(),
+        counts: g
+            .rebalance_counts
+            .iter()
+            .map(|(t, n)| (t.name().to_string(), *n))
+            .collect(),
+        last_rebalance_duration_ms: g.last_rebalance_duration_ms,
+        current_rebalance_ms: g.current_rebalance_ms,
+        group_id,
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{group}/lag-history",
+    tag = "groups",
+    params(("group" = String, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "The group's lag as the console sampled it, and its status", body = LagHistoryAnswer),
+        (status = 404, description = "No such group", body = ErrorBody),
+    )
+)]
+pub async fn group_lag_history(
+    State(ctx): State<ApiContext>,
+    PathParams(group_id): PathParams<String>,
+) -> Result<Json<LagHistoryAnswer>, HttpError> {
+    let samples = ctx.lag_history.samples(&group_id);
+    // A group not sampled yet may still exist.
+    if samples.is_empty() && !list(&ctx).await?.iter().any(|g| g.group_id == group_id) {
+        return Err(unknown_group(&group_id));
+    }
+    let status = group_status(status_window(&samples)).name().to_string();
+    Ok(Json(LagHistoryAnswer {
+        group_id,
+        status,
+        sample_interval_ms: u64::try_from(LAG_SAMPLE_INTERVAL.as_millis()).unwrap_or(u64::MAX),
+        samples: samples
+            .iter()
+            .map(|s| LagSample {
+                at_ms: s.at_ms,
+                has_members: s.has_members,
+                total_lag: s.partitions.iter().map(|p| p.lag).sum(),
+                partitions: s
+                    .partitions
+                    .iter()
+                    .map(|p| LagSamplePartition {
+                        topic: p.topic.to_string(),
+                        partition: p.partition,
+                        committed_offset: p.committed_offset,
+                        log_start_offset: p.log_start_offset,
+                        high_watermark: p.high_watermark,
+                        lag: p.lag,
+                    })
+                    .collect(),
+            })
+            .collect(),
     }))
 }
 
@@ -545,7 +813,7 @@ pub async fn delete_group(
         (status = 200, description = "The offsets deleted", body = OffsetsDeleted),
         (status = 400, description = "No topics named, or a malformed body", body = ErrorBody),
         (status = 404, description = "No such group, topic or partition", body = ErrorBody),
-        (status = 409, description = "A live member of the group consumes a named topic", body = ErrorBody),
+        (status = 409, description = "The group has live members (a classic group whose protocol weir cannot read), or one consumes a named topic", body = ErrorBody),
     )
 )]
 pub async fn delete_offsets(
@@ -621,6 +889,12 @@ pub async fn delete_offsets(
     match ResponseError::try_from_code(answer.error_code) {
         None => {}
         Some(ResponseError::GroupIdNotFound) => return Err(unknown_group(&group_id)),
+        Some(ResponseError::NonEmptyGroup) => {
+            return Err(HttpError::conflict(
+                "group_not_empty",
+                format!("Group '{group_id}' has active members; stop its consumers before deleting its offsets."),
+            ))
+        }
         Some(e) => {
             return Err(HttpError::from_kafka(
                 e.code(),

@@ -6,7 +6,8 @@
 //! - [`cluster`]: `GET /cluster`.
 //! - [`topics`]: list, describe, create, delete, alter configs, add partitions.
 //! - [`messages`]: read a partition's records, produce one.
-//! - [`groups`]: list, describe, delete a group, delete its offsets.
+//! - [`groups`]: list, describe, rebalance history, lag history and status, delete a
+//!   group, delete its offsets.
 //! - [`offsets_reset`]: plan, execute and undo a reset of a group's offsets.
 //! - [`extract`]: the request extractors, whose refusals are JSON like every error.
 //!
@@ -24,7 +25,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,20 +32,21 @@ use utoipa_axum::routes;
 use weir_broker::state::BrokerState;
 
 use crate::errors::HttpError;
+use crate::lag_history::LagHistory;
+use crate::throughput_history::ThroughputHistory;
 
 /// The most bytes a request body may have: far above any JSON the API takes (a produced
 /// message is bounded by the topic's `max.message.bytes`, 1 MiB by default), and small
 /// enough that a client cannot make the broker buffer much.
 pub const API_BODY_BYTES_MAX: usize = 1 << 20;
 
-/// Where the routes are mounted.
-pub const API_PREFIX: &str = "/api/v1";
-
-/// What every handler is given: the broker's state, and where the console listens (shown
-/// by `GET /cluster`).
+/// What every handler is given: the broker's state, the console's history of groups' lag,
+/// and where the console listens (shown by `GET /cluster`).
 #[derive(Clone)]
 pub struct ApiContext {
     pub broker: Arc<BrokerState>,
+    pub lag_history: Arc<LagHistory>,
+    pub throughput: Arc<ThroughputHistory>,
     pub http_addr: SocketAddr,
 }
 
@@ -70,6 +71,7 @@ struct ApiDoc;
 fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(cluster::get_cluster))
+        .routes(routes!(cluster::get_throughput))
         .routes(routes!(topics::list_topics, topics::create_topic))
         .routes(routes!(topics::describe_topic, topics::delete_topic))
         .routes(routes!(topics::alter_topic_configs))
@@ -78,10 +80,25 @@ fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::produce_message))
         .routes(routes!(groups::list_groups))
         .routes(routes!(groups::describe_group, groups::delete_group))
+        .routes(routes!(groups::group_rebalances))
+        .routes(routes!(groups::group_lag_history))
         .routes(routes!(groups::delete_offsets))
         .routes(routes!(offsets_reset::reset_offsets))
         .routes(routes!(offsets_reset::undo_reset))
+        .routes(routes!(openapi_json))
         .split_for_parts()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "cluster",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    /// Built once: the document never changes while the broker runs.
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(openapi).clone())
 }
 
 /// The OpenAPI 3 document of the API.
@@ -89,21 +106,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     parts().1
 }
 
-/// The API's routes, with their document at `/api/v1/openapi.json`, ready to merge into
-/// the console's router.
-pub fn router(broker: Arc<BrokerState>, http_addr: SocketAddr) -> Router {
-    let (routes, doc) = parts();
-    let doc = Arc::new(doc);
-    routes
-        .route(
-            &format!("{API_PREFIX}/openapi.json"),
-            get(move || {
-                let doc = Arc::clone(&doc);
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+/// The API's routes, its document at `/api/v1/openapi.json` among them, ready to merge
+/// into the console's router.
+pub fn router(ctx: ApiContext) -> Router {
+    parts()
+        .0
         .layer(DefaultBodyLimit::max(API_BODY_BYTES_MAX))
-        .with_state(ApiContext { broker, http_addr })
+        .with_state(ctx)
 }
 
 /// Runs `f` on the blocking pool: reading logs takes partition locks, which an append may

@@ -386,7 +386,7 @@ async fn plan(
                 .map_err(|e| {
                     HttpError::bad_request(
                         "invalid_body",
-                        format!("'{s}' is not an RFC 3339 time ({e}); write it as e.g. 2026-11-24T09:00:00Z."),
+                        format!("The time '{s}' is not in RFC 3339 form ({e}); write it as e.g. 2026-11-24T09:00:00Z."),
                     )
                 })?
                 .timestamp_millis(),
@@ -507,13 +507,21 @@ async fn execute(
     );
     let text = undo_csv(group_id, &now.to_rfc3339(), plan);
     let path = dir.join(&name);
+    let written = path.clone();
     super::blocking(move || {
         std::fs::create_dir_all(&dir)
             .map_err(|e| storage_error("cannot create the undo directory", &e))?;
-        std::fs::write(&path, text).map_err(|e| storage_error("cannot write the undo file", &e))
+        std::fs::write(&written, text).map_err(|e| storage_error("cannot write the undo file", &e))
     })
     .await?;
-    commit(ctx, group_id, plan).await?;
+    if let Err(e) = commit(ctx, group_id, plan).await {
+        // Nothing changed: an undo must not find this file and restore a reset that never
+        // happened over a later one.
+        if let Err(removed) = std::fs::remove_file(&path) {
+            tracing::warn!(file = %path.display(), error = %removed, "cannot remove the undo file of a failed reset");
+        }
+        return Err(e);
+    }
     Ok(format!("{UNDO_DIR}/{name}"))
 }
 

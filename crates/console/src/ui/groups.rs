@@ -12,7 +12,6 @@ use crate::api::extract::PathParams;
 use crate::api::{groups, ApiContext};
 
 use super::layout::{self, card, count, Section};
-use super::overview::urlencode;
 
 pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
     let list = match groups::list_groups(State(ctx.clone())).await {
@@ -34,13 +33,13 @@ pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
                         tbody {
                             @for g in &list.groups {
                                 tr {
-                                    td.wrap { a href={ "/groups/" (urlencode(&g.group_id)) } { (g.group_id) } }
+                                    td.wrap { a href={ "/groups/" (layout::urlencode(&g.group_id)) } { (g.group_id) } }
                                     td { (layout::status_badge(&g.status)) }
                                     td { (g.state) }
                                     td { (g.group_type) }
                                     td.num { (g.members) }
                                     td.num { (count(g.total_lag)) }
-                                    td.num { (g.max_lag_seconds.map(layout::age).unwrap_or_else(|| "-".into())) }
+                                    td.num { (g.lag_seconds_max.map(layout::age).unwrap_or_else(|| "-".into())) }
                                 }
                             }
                         }
@@ -59,16 +58,15 @@ pub async fn group_page(
     State(ctx): State<ApiContext>,
     PathParams(group_id): PathParams<String>,
 ) -> Response {
-    let group = match groups::describe_group(State(ctx.clone()), PathParams(group_id)).await {
+    let group = match groups::describe_group(State(ctx.clone()), PathParams(group_id.clone())).await {
         Ok(g) => g.0,
         Err(e) => return super::error_page(&ctx, Section::Groups, e),
     };
-    let href = urlencode(&group.group_id);
-    let max_lag_seconds = group
-        .offsets
-        .iter()
-        .filter_map(|p| p.lag_seconds)
-        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+    let history = match groups::group_rebalances(State(ctx.clone()), PathParams(group_id)).await {
+        Ok(h) => h.0,
+        Err(e) => return super::error_page(&ctx, Section::Groups, e),
+    };
+    let href = layout::urlencode(&group.group_id);
     let mut topics: Vec<&str> = group.offsets.iter().map(|p| p.topic.as_str()).collect();
     topics.dedup();
     let body = html! {
@@ -78,7 +76,7 @@ pub async fn group_page(
             (card("State", &group.state))
             (card("Members", group.members.len()))
             (card("Lag", count(group.total_lag)))
-            (card("Lag (time)", max_lag_seconds.map(layout::age).unwrap_or_else(|| "-".into())))
+            (card("Lag (time)", group.lag_seconds_max.map(layout::age).unwrap_or_else(|| "-".into())))
             (card("Protocol", format!("{} · {}", group.group_type, if group.protocol.is_empty() { "-" } else { &group.protocol })))
         }
         section.panel {
@@ -136,7 +134,7 @@ pub async fn group_page(
             h2 { "Lag, last hour" }
             div.chart data-lag-chart={ "/api/v1/groups/" (href) "/lag-history" } {}
         }
-        (rebalances(&group))
+        (rebalances(&history))
         section.panel {
             h2 { "Offsets" }
             p { "Move the group's committed offsets: preview how many records each partition reprocesses or skips, then execute. The group must have no members." }
@@ -153,6 +151,73 @@ pub async fn group_page(
         }
     };
     layout::page(&group.group_id, Section::Groups, &ctx.broker.cluster_id(), body).into_response()
+}
+
+/// The rebalance history, newest first: when, what triggered it, how long it took, who
+/// joined, left or was removed and why, and whom the join barrier waited for.
+fn rebalances(history: &groups::Rebalances) -> Markup {
+    html! {
+        section.panel {
+            h2 { "Rebalances" }
+            @if let Some(ms) = history.current_rebalance_ms {
+                p.notice { "A rebalance is running, for " (layout::age(ms as f64 / 1_000.0)) " so far." }
+            }
+            @if history.rebalances.is_empty() {
+                p.empty { "No rebalance since the broker started." }
+            } @else {
+                div.table-wrap {
+                    table #rebalances {
+                        thead { tr {
+                            th { "Started (UTC)" } th { "Trigger" } th.num { "Took" } th { "Outcome" }
+                            th.num { "Generation" } th { "Members" } th { "Waited for" }
+                        } }
+                        tbody {
+                            @for r in history.rebalances.iter().rev() {
+                                tr {
+                                    td { (layout::utc(r.started_ms)) }
+                                    td.wrap { (r.reason) }
+                                    td.num { (millis(r.duration_ms)) }
+                                    td { (r.outcome) }
+                                    td.num { (r.generation_id.map(|g| g.to_string()).unwrap_or_else(|| "-".into())) }
+                                    td.wrap {
+                                        @for c in &r.member_changes {
+                                            div { code { (c.member_id) } " " (c.change.replace('_', " ")) }
+                                        }
+                                        @if r.member_changes_dropped > 0 { div.muted { "and " (r.member_changes_dropped) " more" } }
+                                    }
+                                    td.wrap {
+                                        @for m in &r.waited_for { div { code { (m) } } }
+                                        @if r.waited_for_dropped > 0 { div.muted { "and " (r.waited_for_dropped) " more" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !history.counts.is_empty() {
+                p.muted {
+                    "Since the broker started: "
+                    @for (i, (trigger, n)) in history.counts.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (n) " × " (trigger.replace('_', " "))
+                    }
+                    "."
+                }
+            }
+        }
+    }
+}
+
+/// A duration in milliseconds as a person reads it: `850 ms`, `3.2 s`, `4 min`.
+fn millis(ms: i64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1_000.0)
+    } else {
+        layout::age(ms as f64 / 1_000.0)
+    }
 }
 
 /// `0-3, 7, 9-10`.

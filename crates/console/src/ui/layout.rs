@@ -1,7 +1,7 @@
 //! The frame every console page shares: the document head (stylesheets, scripts, the
 //! viewport for phones), the navigation bar, and helpers for numbers, sizes and ages.
 
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 
 /// The sections of the console, in the order of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,9 +146,25 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Marks a string as already-escaped HTML; only for markup this module builds itself.
-pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
-    PreEscaped(s)
+/// A time in milliseconds since the epoch as UTC: `2026-12-06 09:30:00.123`.
+pub fn utc(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A path segment with everything but unreserved characters percent-encoded, so a group or
+/// topic id with `/`, `?` or spaces links to itself.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -174,5 +190,7 @@ mod tests {
         assert_eq!(pretty_json("{\"a\":1}").as_deref(), Some("{\n  \"a\": 1\n}"));
         assert_eq!(pretty_json("12"), None);
         assert_eq!(pretty_json("not json"), None);
+        assert_eq!(urlencode("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000");
     }
 }

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -16,7 +16,6 @@ use crate::api::{topics, ApiContext};
 use crate::errors::HttpError;
 
 use super::layout::{self, count, Section};
-use super::overview::urlencode;
 
 /// Records one page shows.
 const RECORDS_PER_PAGE: usize = 50;
@@ -77,7 +76,7 @@ pub async fn page(
         Ok(r) => r.0,
         Err(e) => return super::error_page(&ctx, Section::Topics, e),
     };
-    let href = urlencode(&topic.name);
+    let href = layout::urlencode(&topic.name);
     let body = html! {
         h1 { "Messages of " a href={ "/topics/" (href) } { (topic.name) } }
         section.panel {
@@ -109,7 +108,7 @@ pub async fn page(
                             @for r in &read.records {
                                 tr {
                                     td.num { (r.offset) }
-                                    td { (utc(r.timestamp_ms)) }
+                                    td { (layout::utc(r.timestamp_ms)) }
                                     td.wrap { (field(r.key.as_deref(), r.key_encoding)) }
                                     td.wrap { (field(r.value.as_deref(), r.value_encoding)) }
                                     td.wrap {
@@ -132,11 +131,6 @@ pub async fn page(
         .into_response()
 }
 
-fn utc(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
 
 /// A key, value or header value as the API gave it: null, text (JSON pretty-printed), or
 /// base64 shown as hex.

@@ -24,7 +24,7 @@ pub async fn page(State(ctx): State<ApiContext>) -> Response {
     };
     let stored: u64 = topics.topics.iter().map(|t| t.size_bytes).sum();
     let mut attention: Vec<&groups::GroupSummary> =
-        groups.groups.iter().filter(|g| g.status != "OK").collect();
+        groups.groups.iter().filter(|g| g.status != "ok").collect();
     attention.sort_by(|a, b| b.total_lag.cmp(&a.total_lag));
     let body = html! {
         h1 { "Overview" }
@@ -50,12 +50,12 @@ pub async fn page(State(ctx): State<ApiContext>) -> Response {
                         tbody {
                             @for g in &attention {
                                 tr {
-                                    td { a href={ "/groups/" (urlencode(&g.group_id)) } { (g.group_id) } }
+                                    td { a href={ "/groups/" (layout::urlencode(&g.group_id)) } { (g.group_id) } }
                                     td { (layout::status_badge(&g.status)) }
                                     td { (g.state) }
                                     td.num { (g.members) }
                                     td.num { (count(g.total_lag)) }
-                                    td.num { (g.max_lag_seconds.map(layout::age).unwrap_or_else(|| "-".into())) }
+                                    td.num { (g.lag_seconds_max.map(layout::age).unwrap_or_else(|| "-".into())) }
                                 }
                             }
                         }
@@ -70,18 +70,4 @@ pub async fn page(State(ctx): State<ApiContext>) -> Response {
         }
     };
     layout::page("Overview", Section::Overview, &cluster.cluster_id, body).into_response()
-}
-
-/// A path segment with everything but unreserved characters percent-encoded, so a group or
-/// topic id with `/`, `?` or spaces links to itself.
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

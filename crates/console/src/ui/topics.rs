@@ -10,7 +10,6 @@ use crate::api::extract::PathParams;
 use crate::api::{topics, ApiContext};
 
 use super::layout::{self, bytes, count, Section};
-use super::overview::urlencode;
 
 pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
     let list = match topics::list_topics(State(ctx.clone())).await {
@@ -27,7 +26,7 @@ pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
                         @for t in &list.topics {
                             tr {
                                 td.wrap {
-                                    a href={ "/topics/" (urlencode(&t.name)) } { (t.name) }
+                                    a href={ "/topics/" (layout::urlencode(&t.name)) } { (t.name) }
                                     @if t.internal { " " span.muted { "(internal)" } }
                                 }
                                 td.num { (t.partitions) }
@@ -63,7 +62,7 @@ pub async fn topic_page(
         Ok(t) => t.0,
         Err(e) => return super::error_page(&ctx, Section::Topics, e),
     };
-    let href = urlencode(&topic.name);
+    let href = layout::urlencode(&topic.name);
     let body = html! {
         h1 { "Topic " (topic.name) }
         p.muted { "id " code { (topic.topic_id) } @if topic.internal { " · internal" } }

@@ -18,6 +18,9 @@ use weir_console::Console;
 
 pub use common::TestBroker;
 
+/// How often the tests' consoles sample the groups' lag.
+pub const LAG_SAMPLE_INTERVAL_TEST: std::time::Duration = std::time::Duration::from_millis(50);
+
 pub struct Api {
     pub broker: TestBroker,
     pub addr: SocketAddr,
@@ -66,9 +69,11 @@ impl Api {
             tweak(c);
         })
         .await;
-        let console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
+        let mut console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
             .await
             .unwrap();
+        // Lag samples come quickly, so a test sees a history without waiting.
+        console.set_lag_sample_interval(LAG_SAMPLE_INTERVAL_TEST);
         let addr = console.local_addr();
         tokio::spawn(console.run(std::future::pending()));
         let client = Client::builder(TokioExecutor::new()).build_http();
