@@ -137,7 +137,7 @@ async function main() {
       await page.goto(`${base}/topics/${TOPIC}/messages?partition=0&offset=0`);
       const shown = await page.locator("#messages tbody tr").count();
       check(shown > 0, `the message browser shows records of partition 0 (${shown})`);
-      const firstValue = await page.locator("#messages tbody tr").first().locator("pre").first().textContent();
+      const firstValue = await page.locator("#messages tbody tr").first().locator("td.value pre").textContent();
       check(firstValue.includes('\n  "order"'), "a JSON value is pretty-printed");
       check((await page.locator("#messages tbody tr").first().textContent()).includes("source"), "headers are shown");
       await page.goto(`${base}/groups`);
@@ -153,9 +153,16 @@ async function main() {
       const errors = [];
       page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
       page.on("pageerror", (e) => errors.push(String(e)));
+      // The console samples lag every 10 s; once it has, the group page draws the chart.
+      await waitFor("a lag sample", async () => {
+        const history = await (await fetch(`${base}/api/v1/groups/${GROUP}/lag-history`)).json();
+        return history.samples.length > 0;
+      }, 30000);
       await page.goto(`${base}/groups`);
       await page.click(`#groups a[href="/groups/${GROUP}"]`);
       await page.waitForSelector("#lag tbody tr");
+      await page.waitForSelector("[data-lag-chart] canvas", { timeout: 5000 }).catch(() => null);
+      check(await page.locator("[data-lag-chart] canvas").count() === 1, "the group page draws the lag chart from the sampled history");
       check(await page.locator("#lag tbody tr").count() === PARTITIONS, "the group page has one lag row per partition");
       await page.click("#reset-offsets");
       await page.selectOption("#reset-form select[name=to]", "earliest");

@@ -78,6 +78,8 @@ function timeChart(el, times, series, yLabel) {
     series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2 }))),
     axes: [axisStyle, Object.assign({ label: yLabel, size: 70 }, axisStyle)],
     legend: { show: series.length <= 12 },
+    // With few samples the span is seconds; show at least a minute so ticks stay readable.
+    scales: { x: { time: true, range: (u, min, max) => (max - min < 60 ? [max - 60, max + 5] : [min, max]) } },
   };
   const plot = new uPlot(opts, [times].concat(series.map((s) => s.values)), el);
   new ResizeObserver(() => plot.setSize({ width: Math.max(el.clientWidth, 280), height: 240 })).observe(el);

@@ -27,6 +27,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../assets/console.js"),
     },
     Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../../assets/favicon.svg"),
+    },
+    Asset {
         name: "uPlot.min.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../assets/uPlot.min.css"),

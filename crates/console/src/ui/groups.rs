@@ -77,7 +77,7 @@ pub async fn group_page(
             (card("Members", group.members.len()))
             (card("Lag", count(group.total_lag)))
             (card("Lag (time)", group.lag_seconds_max.map(layout::age).unwrap_or_else(|| "-".into())))
-            (card("Protocol", format!("{} · {}", group.group_type, if group.protocol.is_empty() { "-" } else { &group.protocol })))
+            (card("Protocol", if group.protocol.is_empty() { group.group_type.clone() } else { format!("{} · {}", group.group_type, group.protocol) }))
         }
         section.panel {
             h2 { "Members" }

@@ -42,6 +42,7 @@ pub fn page(title: &str, section: Section, cluster_id: &str, body: Markup) -> Ma
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · weir" }
+                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/uPlot.min.css";
                 link rel="stylesheet" href="/assets/console.css";
                 script src="/assets/uPlot.iife.min.js" defer {}

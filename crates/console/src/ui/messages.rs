@@ -109,11 +109,11 @@ pub async fn page(
                                 tr {
                                     td.num { (r.offset) }
                                     td { (layout::utc(r.timestamp_ms)) }
-                                    td.wrap { (field(r.key.as_deref(), r.key_encoding)) }
-                                    td.wrap { (field(r.value.as_deref(), r.value_encoding)) }
+                                    td.wrap { (field(r.key.as_deref(), r.key_encoding, Shape::Inline)) }
+                                    td.wrap.value { (field(r.value.as_deref(), r.value_encoding, Shape::Block)) }
                                     td.wrap {
                                         @for h in &r.headers {
-                                            div { code { (h.key) } " = " (field(h.value.as_deref(), h.value_encoding)) }
+                                            div { (h.key) " = " (field(h.value.as_deref(), h.value_encoding, Shape::Inline)) }
                                         }
                                     }
                                 }
@@ -132,14 +132,23 @@ pub async fn page(
 }
 
 
-/// A key, value or header value as the API gave it: null, text (JSON pretty-printed), or
-/// base64 shown as hex.
-fn field(text: Option<&str>, encoding: Option<Encoding>) -> Markup {
+/// How a field is laid out: a value gets a block (JSON pretty-printed), a key or a header
+/// value stays on its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Block,
+    Inline,
+}
+
+/// A key, value or header value as the API gave it: null, text (a value's JSON
+/// pretty-printed), or base64 shown as hex.
+fn field(text: Option<&str>, encoding: Option<Encoding>, shape: Shape) -> Markup {
     match (text, encoding) {
         (None, _) | (_, None) => html! { span.muted { "null" } },
-        (Some(t), Some(Encoding::Text)) => match layout::pretty_json(t) {
-            Some(pretty) => html! { pre.json { (pretty) } },
-            None => html! { pre { (t) } },
+        (Some(t), Some(Encoding::Text)) => match (shape, layout::pretty_json(t)) {
+            (Shape::Block, Some(pretty)) => html! { pre.json { (pretty) } },
+            (Shape::Block, None) => html! { pre { (t) } },
+            (Shape::Inline, _) => html! { code.value { (t) } },
         },
         (Some(t), Some(Encoding::Base64)) => {
             let bytes = base64::engine::general_purpose::STANDARD
