@@ -69,6 +69,10 @@ python3 tests/compat/tools.py --broker both --weir-bin "$PWD/target/release/weir
 echo "== Prometheus scrapes weir: a real Prometheus server, PromQL for a group's lag, up, partition and process metrics"
 python3 tests/metrics/prometheus_test.py "$PWD/target/release/weir"
 
+echo "== web console in Chromium (Playwright): every page at desktop and phone widths, light and dark, without a console error; an offset reset previewed, executed and undone, checked through the Kafka protocol"
+(cd tests/console && npm ci --silent --no-audit --no-fund)
+node tests/console/console_test.mjs "$PWD/target/release/weir" "$PWD/tests/console/screenshots"
+
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
 

@@ -34,7 +34,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Kafka, Report, Weir, kafka_tool  # noqa: E402
+from harness import Report, kafka_tool  # noqa: E402
 
 TOPIC_OPS = "[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS]"
 NOT_REGISTERED = ("InvalidReplicaAssignmentException: The manual partition assignment includes broker 7, "
@@ -214,24 +214,16 @@ def _comparable(line):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
-    ap.add_argument("--weir-bin", default=os.path.join(harness.ROOT, "target", "release", "weir"))
+    harness.add_broker_args(ap)
     a = ap.parse_args()
-    brokers = ["kafka", "weir"] if a.broker == "both" else [a.broker]
     print(f"clients: java {harness.VERSIONS['java']()}, Kafka's tools {harness.kafka_version()}", flush=True)
     report = Report()
     seen = {}
-    for bname in brokers:
-        broker = Weir(a.weir_bin) if bname == "weir" else Kafka()
-        print(f"== starting {bname} (its log under {broker.dir})", flush=True)
-        broker.start()
-        try:
-            node = 0 if bname == "weir" else 1
-            java = run_java(report, broker)
-            tools = run_tools(report, broker, node)
-            seen[bname] = (java, tools)
-        finally:
-            broker.stop()
+    for bname, broker in harness.each_broker(a):
+        node = 0 if bname == "weir" else 1
+        java = run_java(report, broker)
+        tools = run_tools(report, broker, node)
+        seen[bname] = (java, tools)
     if len(seen) == 2:
         (kj, kt), (wj, wt) = seen["kafka"], seen["weir"]
         kj, wj = [l for l in kj if _comparable(l)], [l for l in wj if _comparable(l)]

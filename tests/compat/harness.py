@@ -146,6 +146,30 @@ class Kafka:
         self.start()
 
 
+def add_broker_args(ap):
+    """The options every differential script takes: which broker(s), and which weir binary."""
+    ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
+    ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
+
+
+def broker_names(args):
+    """The brokers `--broker` names, Apache Kafka first so weir is compared with a known answer."""
+    return ["kafka", "weir"] if args.broker == "both" else [args.broker]
+
+
+def each_broker(args):
+    """Starts each broker `--broker` names in turn and yields (name, broker); the broker is
+    stopped when the caller moves on or leaves the loop, by an exception too."""
+    for name in broker_names(args):
+        broker = Weir(args.weir_bin) if name == "weir" else Kafka()
+        print(f"== starting {name} (its log under {broker.dir})", flush=True)
+        broker.start()
+        try:
+            yield name, broker
+        finally:
+            broker.stop()
+
+
 # ---------------------------------------------------------------- clients
 
 def _py(client):

@@ -36,7 +36,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import CLIENTS_DIR, WORK, Kafka, Report, Weir, wait_until  # noqa: E402
+from harness import CLIENTS_DIR, WORK, Report, wait_until  # noqa: E402
 
 PARTITIONS = 20
 MEMBERS = 10
@@ -312,30 +312,23 @@ def run_client(report, figures, broker, client):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
+    harness.add_broker_args(ap)
     ap.add_argument("--clients", default=",".join(MEMBER_CLIENTS))
-    ap.add_argument("--weir-bin", default=os.path.join(harness.ROOT, "target", "release", "weir"))
     a = ap.parse_args()
     clients = [c for c in a.clients.split(",") if c]
     if any(c not in MEMBER_CLIENTS for c in clients):
         sys.exit(f"unknown client in {clients}; there are: {', '.join(MEMBER_CLIENTS)}")
     if not os.path.exists(os.path.join(WORK, "fetchgap")):
         sys.exit(f"{WORK}/fetchgap is missing: run tests/compat/install.sh first")
-    brokers = ["kafka", "weir"] if a.broker == "both" else [a.broker]
+    brokers = harness.broker_names(a)
     print("clients: " + ", ".join(f"{c} {harness.VERSIONS[c]()}" for c in clients), flush=True)
     print(f"{PARTITIONS} partitions, a record on each every {PRODUCE_INTERVAL_MS} ms; {MEMBERS} members; "
           f"bound: the consumer heartbeat interval, {HEARTBEAT_INTERVAL_MS} ms", flush=True)
     report, figures = Report(), {}
-    for bname in brokers:
-        broker = Weir(a.weir_bin) if bname == "weir" else Kafka()
-        print(f"== starting {bname} (its log under {broker.dir})", flush=True)
-        broker.start()
-        try:
-            for client in clients:
-                print(f"== [{bname}] {client}", flush=True)
-                run_client(report, figures, broker, client)
-        finally:
-            broker.stop()
+    for bname, broker in harness.each_broker(a):
+        for client in clients:
+            print(f"== [{bname}] {client}", flush=True)
+            run_client(report, figures, broker, client)
     print()
     print("| client | event | " + " | ".join(f"{b} max gap" for b in brokers) + " | heartbeat interval |")
     print("|---|---|" + "---|" * len(brokers) + "---|")

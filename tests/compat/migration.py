@@ -32,7 +32,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Kafka, Member, Report, Weir, wait_until  # noqa: E402
+from harness import Member, Report, wait_until  # noqa: E402
 
 PARTITIONS = 6
 MEMBERS = 3
@@ -187,26 +187,18 @@ def run_client(report, broker, client):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
+    harness.add_broker_args(ap)
     ap.add_argument("--clients", default=",".join(CLIENTS))
-    ap.add_argument("--weir-bin", default=os.path.join(harness.ROOT, "target", "release", "weir"))
     a = ap.parse_args()
     clients = [c for c in a.clients.split(",") if c]
     if any(c not in CLIENTS for c in clients):
         sys.exit(f"unknown client in {clients}; there are: {', '.join(CLIENTS)}")
-    brokers = ["kafka", "weir"] if a.broker == "both" else [a.broker]
     print("clients: " + ", ".join(f"{c} {harness.VERSIONS[c]()}" for c in clients), flush=True)
     report = Report()
-    for bname in brokers:
-        broker = Weir(a.weir_bin) if bname == "weir" else Kafka()
-        print(f"== starting {bname} (its log under {broker.dir})", flush=True)
-        broker.start()
-        try:
-            for client in clients:
-                print(f"== [{bname}] {client}", flush=True)
-                run_client(report, broker, client)
-        finally:
-            broker.stop()
+    for bname, broker in harness.each_broker(a):
+        for client in clients:
+            print(f"== [{bname}] {client}", flush=True)
+            run_client(report, broker, client)
     report.finish()
 
 

@@ -27,7 +27,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Kafka, Report, Weir, kafka_tool  # noqa: E402
+from harness import Report, kafka_tool  # noqa: E402
 
 INTERVAL_MS = 1000
 RUN_S = 6
@@ -117,50 +117,42 @@ def telemetry_trouble(lines):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
-    ap.add_argument("--weir-bin", default=os.path.join(harness.ROOT, "target", "release", "weir"))
+    harness.add_broker_args(ap)
     a = ap.parse_args()
-    brokers = ["kafka", "weir"] if a.broker == "both" else [a.broker]
     report = Report()
     tool_runs = {}
-    for bname in brokers:
-        broker = Weir(a.weir_bin) if bname == "weir" else Kafka()
-        print(f"== starting {bname} (its log under {broker.dir})", flush=True)
-        broker.start()
-        try:
-            runs = subscriptions(broker)
-            tool_runs[bname] = runs
-            for name, code, lines in runs:
-                print(f"   [{bname}] {name}: exit {code}: {' | '.join(lines)}", flush=True)
-            by = {n: (c, l) for n, c, l in runs}
-            report.check(f"[{bname}] the subscription is made and described",
-                         by["alter"][0] == 0 and by["describe"][0] == 0
-                         and "  interval.ms=1000" in by["describe"][1], by["describe"])
-            report.check(f"[{bname}] --list shows both, then only the one not deleted",
-                         set(by["list"][1]) >= {"producers", "doomed"}
-                         and "doomed" not in by["list-after-delete"][1]
-                         and "producers" in by["list-after-delete"][1], (by["list"], by["list-after-delete"]))
-            report.check(f"[{bname}] a bad interval and a bad match are refused",
-                         by["bad-interval"][0] == 1 and by["bad-match"][0] == 1,
-                         (by["bad-interval"], by["bad-match"]))
+    for bname, broker in harness.each_broker(a):
+        runs = subscriptions(broker)
+        tool_runs[bname] = runs
+        for name, code, lines in runs:
+            print(f"   [{bname}] {name}: exit {code}: {' | '.join(lines)}", flush=True)
+        by = {n: (c, l) for n, c, l in runs}
+        report.check(f"[{bname}] the subscription is made and described",
+                     by["alter"][0] == 0 and by["describe"][0] == 0
+                     and "  interval.ms=1000" in by["describe"][1], by["describe"])
+        report.check(f"[{bname}] --list shows both, then only the one not deleted",
+                     set(by["list"][1]) >= {"producers", "doomed"}
+                     and "doomed" not in by["list-after-delete"][1]
+                     and "producers" in by["list-after-delete"][1], (by["list"], by["list-after-delete"]))
+        report.check(f"[{bname}] a bad interval and a bad match are refused",
+                     by["bad-interval"][0] == 1 and by["bad-match"][0] == 1,
+                     (by["bad-interval"], by["bad-match"]))
 
-            topic = f"telemetry-{uuid.uuid4().hex[:8]}"
-            code, java_log = java_producer(broker, topic)
-            trouble = telemetry_trouble(java_log)
-            report.check(f"[{bname}] the Java producer runs without telemetry errors",
-                         code == 0 and not trouble, (code, trouble or java_log[-10:]))
-            delivered, rd_log = rdkafka_producer(broker, topic)
-            trouble = [l for l in rd_log if l.startswith(("ERROR", "WARNING")) and "elemetry" in l.lower() + l]
-            report.check(f"[{bname}] the confluent-kafka producer runs without telemetry errors",
-                         delivered > 0 and not trouble, (delivered, trouble))
-            if bname == "weir":
-                log = open(os.path.join(broker.dir, "weir.log"), errors="replace").read()
-                for client in (JAVA_CLIENT, RDKAFKA_CLIENT):
-                    report.check(f"[weir] the {client} instance pushed metrics that weir kept",
-                                 f"(client id {client}) pushes telemetry" in log,
-                                 "no such line in weir.log")
-        finally:
-            broker.stop()
+        topic = f"telemetry-{uuid.uuid4().hex[:8]}"
+        code, java_log = java_producer(broker, topic)
+        trouble = telemetry_trouble(java_log)
+        report.check(f"[{bname}] the Java producer runs without telemetry errors",
+                     code == 0 and not trouble, (code, trouble or java_log[-10:]))
+        delivered, rd_log = rdkafka_producer(broker, topic)
+        trouble = [l for l in rd_log if l.startswith(("ERROR", "WARNING")) and "elemetry" in l.lower() + l]
+        report.check(f"[{bname}] the confluent-kafka producer runs without telemetry errors",
+                     delivered > 0 and not trouble, (delivered, trouble))
+        if bname == "weir":
+            log = open(os.path.join(broker.dir, "weir.log"), errors="replace").read()
+            for client in (JAVA_CLIENT, RDKAFKA_CLIENT):
+                report.check(f"[weir] the {client} instance pushed metrics that weir kept",
+                             f"(client id {client}) pushes telemetry" in log,
+                             "no such line in weir.log")
     if len(tool_runs) == 2:
         for (name, kc, kl), (_, wc, wl) in zip(tool_runs["kafka"], tool_runs["weir"]):
             report.check(f"kafka-client-metrics {name}: same exit code and output on both brokers",

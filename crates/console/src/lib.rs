@@ -14,16 +14,18 @@
 //! - [`group_metrics`]: the consumer-group families of `/metrics`, encoded from those
 //!   readings and the coordinator's overviews of groups (state, members, rebalances).
 //! - [`lag_history`]: a bounded ring of lag samples per group, taken every few seconds by a
-//!   task [`Console::run`] starts; the one state the console keeps, and only in memory.
+//!   task [`Console::run`] starts; with the throughput history below, the only state the console keeps, in memory.
 //! - [`group_status`]: a group's status (ok, warning, stalled, stopped, error) judged from
 //!   those samples.
 //! - [`api`]: the REST admin API under `/api/v1` and its OpenAPI document, one file per
 //!   resource (cluster, topics, messages, groups, offset resets).
 //! - [`partitioner`]: the partition of a keyed record, as Kafka's clients choose it.
+//! - [`throughput_history`]: the broker's produce and fetch rates over the last hour, for
+//!   the overview chart, sampled by a task [`Console::run`] starts.
+//! - [`ui`]: the web console: server-rendered pages that read through the API's functions,
+//!   with its stylesheet, script and chart library compiled in.
 //! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
 //!   to HTTP statuses.
-//!
-//! The web console will be served from here too.
 
 pub mod api;
 pub mod errors;
@@ -36,5 +38,7 @@ pub mod partitioner;
 pub mod process_metrics;
 pub mod scrape;
 pub mod server;
+pub mod throughput_history;
+pub mod ui;
 
 pub use server::Console;

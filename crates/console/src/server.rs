@@ -1,7 +1,8 @@
 //! The HTTP listener: [`Console::bind`] checks the address before the broker starts
-//! serving, [`Console::run`] serves until shutdown, sampling the groups' lag meanwhile
-//! ([`crate::lag_history`]). Routes: `/metrics`, the REST API under `/api/v1`
-//! ([`crate::api`]), and a JSON 404 or 405 for anything else.
+//! serving, [`Console::run`] serves until shutdown, sampling the groups' lag
+//! ([`crate::lag_history`]) and the broker's throughput ([`crate::throughput_history`])
+//! meanwhile. Routes: `/metrics`, the REST API under `/api/v1` ([`crate::api`]), the web
+//! console's pages and assets ([`crate::ui`]), and a JSON 404 or 405 for anything else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use tokio::net::TcpListener;
 use weir_broker::state::BrokerState;
 
 use crate::lag_history::{LagHistory, LAG_SAMPLE_INTERVAL};
-use crate::{api, errors, scrape};
+use crate::throughput_history::{ThroughputHistory, THROUGHPUT_SAMPLE_INTERVAL};
+use crate::{api, errors, scrape, ui};
 
 /// What every route may read: the broker, and the console's history of groups' lag.
 #[derive(Clone)]
@@ -44,6 +46,7 @@ pub struct Console {
     broker: Arc<BrokerState>,
     lag_history: Arc<LagHistory>,
     lag_sample_interval: Duration,
+    throughput: Arc<ThroughputHistory>,
 }
 
 impl Console {
@@ -55,17 +58,21 @@ impl Console {
         })?;
         let http_addr = listener.local_addr()?;
         let lag_history = LagHistory::new();
+        let throughput = Arc::new(ThroughputHistory::default());
+        let ctx = api::ApiContext {
+            broker: Arc::clone(state),
+            lag_history: Arc::clone(&lag_history),
+            throughput: Arc::clone(&throughput),
+            http_addr,
+        };
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
             .with_state(ConsoleState {
                 broker: Arc::clone(state),
                 lag_history: Arc::clone(&lag_history),
             })
-            .merge(api::router(
-                Arc::clone(state),
-                Arc::clone(&lag_history),
-                http_addr,
-            ))
+            .merge(api::router(ctx.clone()))
+            .merge(ui::router(ctx))
             .fallback(errors::not_found)
             .method_not_allowed_fallback(errors::method_not_allowed);
         Ok(Console {
@@ -74,6 +81,7 @@ impl Console {
             broker: Arc::clone(state),
             lag_history,
             lag_sample_interval: LAG_SAMPLE_INTERVAL,
+            throughput,
         })
     }
 
@@ -93,11 +101,15 @@ impl Console {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, sampling the groups' lag meanwhile.
+    /// Serves until `shutdown` resolves, sampling the groups' lag and the throughput
+    /// meanwhile.
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let throughput = self
+            .throughput
+            .spawn_sampler(Arc::clone(&self.broker), THROUGHPUT_SAMPLE_INTERVAL);
         let sampler = self
             .lag_history
             .spawn_sampler(self.broker, self.lag_sample_interval);
@@ -105,6 +117,7 @@ impl Console {
             .with_graceful_shutdown(shutdown)
             .await;
         sampler.abort();
+        throughput.abort();
         served?;
         Ok(())
     }

@@ -85,3 +85,25 @@ pub async fn get_cluster(State(ctx): State<ApiContext>) -> Result<Json<Cluster>,
         },
     }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Throughput {
+    /// Seconds between samples.
+    pub sample_interval_s: f64,
+    /// Oldest first: records and bytes produced and bytes fetched per second over each
+    /// interval of the last hour, as the console sampled them while it ran.
+    pub samples: Vec<crate::throughput_history::ThroughputSample>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/cluster/throughput",
+    tag = "cluster",
+    responses((status = 200, description = "Produce and fetch rates over the last hour", body = Throughput))
+)]
+pub async fn get_throughput(State(ctx): State<ApiContext>) -> Json<Throughput> {
+    Json(Throughput {
+        sample_interval_s: crate::throughput_history::THROUGHPUT_SAMPLE_INTERVAL.as_secs_f64(),
+        samples: ctx.throughput.samples(),
+    })
+}

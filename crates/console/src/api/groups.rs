@@ -73,6 +73,8 @@ pub struct GroupSummary {
     pub members: usize,
     /// Records behind, over every partition the group has committed.
     pub total_lag: i64,
+    /// The largest lag in time over the partitions, in seconds.
+    pub lag_seconds_max: Option<f64>,
     /// `ok`, `warning`, `stalled`, `stopped` or `error`, judged from the console's recent
     /// lag samples (see docs/metrics.md); `ok` until there are samples.
     pub status: String,
@@ -586,9 +588,9 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
     let mut groups = Vec::with_capacity(listed.len());
     for g in listed {
         let members = described.get(&g.group_id).map_or(0, |d| d.members.len());
-        let total_lag = lag
-            .group(&g.group_id)
-            .map_or(0, GroupLag::total_lag_records);
+        let group_lag = lag.group(&g.group_id);
+        let total_lag = group_lag.map_or(0, GroupLag::total_lag_records);
+        let lag_seconds_max = group_lag.and_then(GroupLag::max_lag_seconds);
         let status = status_of(&ctx, &g.group_id);
         groups.push(GroupSummary {
             group_id: g.group_id,
@@ -597,6 +599,7 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
             protocol_type: g.protocol_type,
             members,
             total_lag,
+            lag_seconds_max,
             status,
         });
     }

@@ -33,6 +33,7 @@ use weir_broker::state::BrokerState;
 
 use crate::errors::HttpError;
 use crate::lag_history::LagHistory;
+use crate::throughput_history::ThroughputHistory;
 
 /// The most bytes a request body may have: far above any JSON the API takes (a produced
 /// message is bounded by the topic's `max.message.bytes`, 1 MiB by default), and small
@@ -45,6 +46,7 @@ pub const API_BODY_BYTES_MAX: usize = 1 << 20;
 pub struct ApiContext {
     pub broker: Arc<BrokerState>,
     pub lag_history: Arc<LagHistory>,
+    pub throughput: Arc<ThroughputHistory>,
     pub http_addr: SocketAddr,
 }
 
@@ -69,6 +71,7 @@ struct ApiDoc;
 fn parts() -> (Router<ApiContext>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(cluster::get_cluster))
+        .routes(routes!(cluster::get_throughput))
         .routes(routes!(topics::list_topics, topics::create_topic))
         .routes(routes!(topics::describe_topic, topics::delete_topic))
         .routes(routes!(topics::alter_topic_configs))
@@ -105,19 +108,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The API's routes, its document at `/api/v1/openapi.json` among them, ready to merge
 /// into the console's router.
-pub fn router(
-    broker: Arc<BrokerState>,
-    lag_history: Arc<LagHistory>,
-    http_addr: SocketAddr,
-) -> Router {
+pub fn router(ctx: ApiContext) -> Router {
     parts()
         .0
         .layer(DefaultBodyLimit::max(API_BODY_BYTES_MAX))
-        .with_state(ApiContext {
-            broker,
-            lag_history,
-            http_addr,
-        })
+        .with_state(ctx)
 }
 
 /// Runs `f` on the blocking pool: reading logs takes partition locks, which an append may
