@@ -47,6 +47,7 @@ pub struct Console {
     lag_history: Arc<LagHistory>,
     lag_sample_interval: Duration,
     throughput: Arc<ThroughputHistory>,
+    throughput_sample_interval: Duration,
 }
 
 impl Console {
@@ -82,6 +83,7 @@ impl Console {
             lag_history,
             lag_sample_interval: LAG_SAMPLE_INTERVAL,
             throughput,
+            throughput_sample_interval: THROUGHPUT_SAMPLE_INTERVAL,
         })
     }
 
@@ -93,6 +95,12 @@ impl Console {
     /// Samples the groups' lag every `interval` instead of [`LAG_SAMPLE_INTERVAL`] (tests).
     pub fn set_lag_sample_interval(&mut self, interval: Duration) {
         self.lag_sample_interval = interval;
+    }
+
+    /// Reads the throughput every `interval` instead of [`THROUGHPUT_SAMPLE_INTERVAL`]
+    /// (tests).
+    pub fn set_throughput_sample_interval(&mut self, interval: Duration) {
+        self.throughput_sample_interval = interval;
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -109,7 +117,7 @@ impl Console {
     ) -> anyhow::Result<()> {
         let throughput = self
             .throughput
-            .spawn_sampler(Arc::clone(&self.broker), THROUGHPUT_SAMPLE_INTERVAL);
+            .spawn_sampler(Arc::clone(&self.broker), self.throughput_sample_interval);
         let sampler = self
             .lag_history
             .spawn_sampler(self.broker, self.lag_sample_interval);

@@ -51,14 +51,21 @@ pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
             }
         }
     };
-    layout::page("Consumer groups", Section::Groups, &ctx.broker.cluster_id(), body).into_response()
+    layout::page(
+        "Consumer groups",
+        Section::Groups,
+        &ctx.broker.cluster_id(),
+        body,
+    )
+    .into_response()
 }
 
 pub async fn group_page(
     State(ctx): State<ApiContext>,
     PathParams(group_id): PathParams<String>,
 ) -> Response {
-    let group = match groups::describe_group(State(ctx.clone()), PathParams(group_id.clone())).await {
+    let group = match groups::describe_group(State(ctx.clone()), PathParams(group_id.clone())).await
+    {
         Ok(g) => g.0,
         Err(e) => return super::error_page(&ctx, Section::Groups, e),
     };
@@ -150,7 +157,13 @@ pub async fn group_page(
             (reset_dialog(&topics))
         }
     };
-    layout::page(&group.group_id, Section::Groups, &ctx.broker.cluster_id(), body).into_response()
+    layout::page(
+        &group.group_id,
+        Section::Groups,
+        &ctx.broker.cluster_id(),
+        body,
+    )
+    .into_response()
 }
 
 /// The rebalance history, newest first: when, what triggered it, how long it took, who
@@ -233,7 +246,11 @@ fn partition_list(partitions: &[i32]) -> String {
             i += 1;
             end = sorted[i];
         }
-        out.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
         i += 1;
     }
     out.join(", ")

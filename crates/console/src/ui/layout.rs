@@ -188,7 +188,10 @@ mod tests {
         assert_eq!(age(9_000.0), "2.5 h");
         assert_eq!(age(259_200.0), "3.0 d");
         assert_eq!(hex(&[0, 15, 255]), "00 0f ff");
-        assert_eq!(pretty_json("{\"a\":1}").as_deref(), Some("{\n  \"a\": 1\n}"));
+        assert_eq!(
+            pretty_json("{\"a\":1}").as_deref(),
+            Some("{\n  \"a\": 1\n}")
+        );
         assert_eq!(pretty_json("12"), None);
         assert_eq!(pretty_json("not json"), None);
         assert_eq!(urlencode("a b/c?d"), "a%20b%2Fc%3Fd");

@@ -61,7 +61,11 @@ pub async fn page(
         Err(e) => return super::error_page(&ctx, Section::Topics, e),
     };
     let read = ReadQuery {
-        offset: if timestamp_ms.is_some() { None } else { query.offset },
+        offset: if timestamp_ms.is_some() {
+            None
+        } else {
+            query.offset
+        },
         timestamp_ms,
         max_records: Some(RECORDS_PER_PAGE),
         max_bytes: None,
@@ -127,10 +131,14 @@ pub async fn page(
             }
         }
     };
-    layout::page(&format!("Messages of {}", topic.name), Section::Topics, &ctx.broker.cluster_id(), body)
-        .into_response()
+    layout::page(
+        &format!("Messages of {}", topic.name),
+        Section::Topics,
+        &ctx.broker.cluster_id(),
+        body,
+    )
+    .into_response()
 }
-
 
 /// How a field is laid out: a value gets a block (JSON pretty-printed), a key or a header
 /// value stays on its line.

@@ -74,6 +74,7 @@ impl Api {
             .unwrap();
         // Lag samples come quickly, so a test sees a history without waiting.
         console.set_lag_sample_interval(LAG_SAMPLE_INTERVAL_TEST);
+        console.set_throughput_sample_interval(LAG_SAMPLE_INTERVAL_TEST);
         let addr = console.local_addr();
         tokio::spawn(console.run(std::future::pending()));
         let client = Client::builder(TokioExecutor::new()).build_http();
