@@ -178,15 +178,10 @@ impl LagHistory {
         interval: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let history = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            // A slow sampling (a busy coordinator) delays the next one instead of bunching
-            // them up.
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                history.sample(&state).await;
-            }
+        crate::throughput_history::every(interval, move || {
+            let history = Arc::clone(&history);
+            let state = Arc::clone(&state);
+            async move { history.sample(&state).await }
         })
     }
 }

@@ -97,16 +97,29 @@ impl ThroughputHistory {
         interval: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let history = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let now_ms = chrono::Utc::now().timestamp_millis();
-                history.record(now_ms, TrafficTotals::read(&state));
-            }
+        every(interval, move || {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            history.record(now_ms, TrafficTotals::read(&state));
+            std::future::ready(())
         })
     }
+}
+
+/// Runs `sample` every `interval`, starting at once, until the returned task is aborted. A
+/// slow sampling (a busy coordinator) delays the next one instead of bunching them up.
+pub fn every<F, Fut>(interval: Duration, mut sample: F) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            sample().await;
+        }
+    })
 }
 
 #[cfg(test)]
