@@ -110,13 +110,18 @@ def scrape_cpu(args, scrapes=SCRAPE_CPU_SCRAPES):
         per_scrape = (process_cpu_seconds(proc.pid) - before) / scrapes
         return per_scrape, size
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(proc, work)
+
+
+def stop(proc, work):
+    """Stops a weir the way its users do (SIGTERM, SIGKILL after 15 s) and removes its dir."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def one_run(args, http_on):
@@ -156,13 +161,7 @@ def one_run(args, http_on):
     finally:
         if scraper:
             scraper.stop_flag.set()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        stop(proc, work)
 
 
 def main():

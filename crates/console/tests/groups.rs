@@ -4,42 +4,18 @@
 
 #[path = "../../broker/tests/common/mod.rs"]
 mod common;
-
-use std::net::SocketAddr;
+mod scrape;
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use weir_console::group_lag::GroupLagReport;
 use weir_console::Console;
-
-/// The body of one HTTP/1.1 GET on a fresh connection, read until the server closes it.
-async fn get_body(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
-}
 
 /// The value of the one sample of `name` whose labels contain every one of `labels`;
 /// `None` when there is none, a panic when there are several.
 fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    let found: Vec<f64> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
-            series_name == name && labels.iter().all(|want| series_labels.contains(want))
-        })
-        .map(|(_, value)| value.parse::<f64>().unwrap())
-        .collect();
+    let found = scrape::samples(text, name, labels);
     assert!(found.len() <= 1, "{name} {labels:?}: {found:?}");
     found.first().copied()
 }
@@ -49,22 +25,6 @@ fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-async fn start() -> (common::TestBroker, SocketAddr) {
-    start_with(|_| {}).await
-}
-
-async fn start_with(
-    tweak: impl FnOnce(&mut weir_broker::BrokerConfig),
-) -> (common::TestBroker, SocketAddr) {
-    let broker = common::TestBroker::start(tweak).await;
-    let console = Console::bind("127.0.0.1:0".parse().unwrap(), &broker.state)
-        .await
-        .unwrap();
-    let http = console.local_addr();
-    tokio::spawn(console.run(std::future::pending()));
-    (broker, http)
 }
 
 /// Commits `offset` for `group` on partition 0 of `topic`, as a consumer that assigns
@@ -95,7 +55,7 @@ async fn lag_in_records_and_time_follows_the_first_unconsumed_record() {
     // guessed slack, is the tolerance.
     const N: i64 = 10;
     const M: i64 = 4;
-    let (broker, http) = start().await;
+    let (broker, http) = scrape::start().await;
     let mut client = broker.client().await;
     assert_eq!(client.create_topic("clicks", 1, &[]).await, 0);
     // One record per batch, a second apart, ending a minute ago; every other batch gzip, so
@@ -124,7 +84,7 @@ async fn lag_in_records_and_time_follows_the_first_unconsumed_record() {
     commit(&mut client, "caught-up", "clicks", N).await;
 
     let before_ms = wall_clock_ms();
-    let text = get_body(http, "/metrics").await;
+    let text = scrape::scrape(http).await;
     let after_ms = wall_clock_ms();
     let web = &["group=\"web\"", "topic=\"clicks\"", "partition=\"0\""];
     assert_eq!(
@@ -176,7 +136,7 @@ async fn a_rebalance_counts_once_with_its_reason() {
     // Goal: a classic group formed by one member shows one rebalance, started by a member
     // joining, however often it is scraped; its state, members and generation follow; a
     // member leaving adds one rebalance of its own reason and leaves the other count alone.
-    let (broker, http) = start_with(|c| c.group_initial_rebalance_delay_ms = 0).await;
+    let (broker, http) = scrape::start_with(|c| c.group_initial_rebalance_delay_ms = 0).await;
     let mut client = broker.client().await;
     let join = |member_id: &str| {
         JoinGroupRequest::default()
@@ -210,7 +170,7 @@ async fn a_rebalance_counts_once_with_its_reason() {
     let g = &["group=\"g\""];
     let joined = &["group=\"g\"", "reason=\"member_joined\""];
     for _ in 0..2 {
-        let text = get_body(http, "/metrics").await;
+        let text = scrape::scrape(http).await;
         assert_eq!(
             sample(&text, "weir_group_rebalances_total", joined),
             Some(1.0),
@@ -249,7 +209,7 @@ async fn a_rebalance_counts_once_with_its_reason() {
             .with_member_id(StrBytes::from_string(member.clone()))]);
     let r: LeaveGroupResponse = client.call(ApiKey::LeaveGroup, 3, &leave).await;
     assert_eq!(r.error_code, 0);
-    let text = get_body(http, "/metrics").await;
+    let text = scrape::scrape(http).await;
     assert_eq!(
         sample(&text, "weir_group_rebalances_total", joined),
         Some(1.0)
@@ -325,7 +285,7 @@ async fn the_console_samples_lag_and_a_group_without_members_or_commits_is_stopp
     );
     assert!(samples.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
 
-    let text = get_body(http, "/metrics").await;
+    let text = scrape::scrape(http).await;
     let idle = |status: &str| {
         sample(
             &text,

@@ -53,9 +53,9 @@ pub async fn scrape(addr: SocketAddr) -> String {
     resp.body
 }
 
-/// The sum of the samples of `name` whose labels contain every one of `labels`
-/// (each written as `key="value"`); 0 when there are none.
-pub fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+/// The values of the samples of `name` whose labels contain every one of `labels` (each
+/// written as `key="value"`), in the scrape's order.
+pub fn samples(text: &str, name: &str, labels: &[&str]) -> Vec<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.rsplit_once(' '))
@@ -64,7 +64,13 @@ pub fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
             series_name == name && labels.iter().all(|want| series_labels.contains(want))
         })
         .map(|(_, value)| value.parse::<f64>().unwrap())
-        .sum()
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels contain every one of `labels`; 0 when
+/// there are none.
+pub fn sample_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    samples(text, name, labels).iter().sum()
 }
 
 /// Whether the scrape has any sample of `name`.
