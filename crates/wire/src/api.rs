@@ -90,6 +90,16 @@ pub const TXN_APIS: &[ApiRange] = &[
     range(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
+/// Authentication and its credentials. Advertised on every listener, as Kafka does: a
+/// client asks ApiVersions before it knows whether it must authenticate.
+pub const SECURITY_APIS: &[ApiRange] = &[
+    // v0 is followed by raw SASL tokens rather than SaslAuthenticate requests.
+    range(ApiKey::SaslHandshake, 0, 1),
+    range(ApiKey::SaslAuthenticate, 0, 2),
+    range(ApiKey::DescribeUserScramCredentials, 0, 0),
+    range(ApiKey::AlterUserScramCredentials, 0, 0),
+];
+
 /// The version range weir supports for `api_key`, if it supports the API at all.
 pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
     let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
@@ -97,6 +107,7 @@ pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
         .iter()
         .chain(groups.iter())
         .chain(TXN_APIS.iter())
+        .chain(SECURITY_APIS.iter())
         .copied()
         .find(|r| r.api_key == api_key)
 }
@@ -108,6 +119,7 @@ pub fn advertised(with_groups: bool) -> Vec<ApiRange> {
         .iter()
         .chain(groups.iter())
         .chain(TXN_APIS.iter())
+        .chain(SECURITY_APIS.iter())
         .copied()
         .collect()
 }
@@ -164,6 +176,10 @@ mod tests {
             ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
             ApiKey::GetTelemetrySubscriptions => GetTelemetrySubscriptionsRequest::VERSIONS,
             ApiKey::PushTelemetry => PushTelemetryRequest::VERSIONS,
+            ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+            ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
+            ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
+            ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
             other => panic!("no codec range listed for {other:?}"),
         };
         (v.min, v.max)

@@ -64,6 +64,10 @@ pub enum Request {
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest),
     PushTelemetry(PushTelemetryRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -196,6 +200,14 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
             Request::GetTelemetrySubscriptions(Decodable::decode(buf, v)?)
         }
         ApiKey::PushTelemetry => Request::PushTelemetry(Decodable::decode(buf, v)?),
+        ApiKey::SaslHandshake => Request::SaslHandshake(Decodable::decode(buf, v)?),
+        ApiKey::SaslAuthenticate => Request::SaslAuthenticate(Decodable::decode(buf, v)?),
+        ApiKey::DescribeUserScramCredentials => {
+            Request::DescribeUserScramCredentials(Decodable::decode(buf, v)?)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            Request::AlterUserScramCredentials(Decodable::decode(buf, v)?)
+        }
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }

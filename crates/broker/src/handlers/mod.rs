@@ -196,5 +196,10 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
             telemetry::get_subscriptions(state, &meta, client, r)
         }
         Request::PushTelemetry(r) => telemetry::push(state, &meta, client, r),
+        // Authentication requests are answered by the connection's session before dispatch.
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Reply::Close(None),
+        Request::DescribeUserScramCredentials(_) | Request::AlterUserScramCredentials(_) => {
+            Reply::Close(None)
+        }
     }
 }
