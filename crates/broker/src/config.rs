@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use weir_log::FsyncPolicy;
 
+use crate::security::listener::ListenerConfig;
+use crate::security::SecurityConfig;
+
 /// Most requests read ahead of their responses on one connection. Kafka handles one at a
 /// time per connection; weir reads ahead so a pipelining producer keeps the disk busy,
 /// and still answers strictly in order.
@@ -14,10 +17,12 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    pub listen: SocketAddr,
-    /// Host and port clients are told to connect to (Metadata, FindCoordinator).
-    pub advertised_host: String,
-    pub advertised_port: i32,
+    /// Where clients connect, each listener with its security protocol and the address it
+    /// advertises (Metadata, FindCoordinator and DescribeCluster answer a client with the
+    /// listener it came in on). At least one.
+    pub listeners: Vec<ListenerConfig>,
+    /// TLS files, SASL mechanisms and credentials, principal mapping.
+    pub security: SecurityConfig,
     pub data_dir: PathBuf,
     pub node_id: i32,
     pub fsync: FsyncPolicy,
@@ -72,9 +77,8 @@ pub struct BrokerConfig {
 impl BrokerConfig {
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> BrokerConfig {
         BrokerConfig {
-            listen,
-            advertised_host: listen.ip().to_string(),
-            advertised_port: i32::from(listen.port()),
+            listeners: vec![ListenerConfig::plaintext(listen)],
+            security: SecurityConfig::default(),
             data_dir,
             node_id: 0,
             fsync: FsyncPolicy::Always,
@@ -101,5 +105,12 @@ impl BrokerConfig {
             transaction_state_segment_bytes: 104_857_600,
             transaction_max_timeout_ms: 900_000,
         }
+    }
+
+    /// The first listener: the address the CLI prints and the console shows.
+    pub fn first_listener(&self) -> &ListenerConfig {
+        self.listeners
+            .first()
+            .expect("a broker has at least one listener")
     }
 }

@@ -9,6 +9,10 @@
 //! exception is an ApiVersions request at a version weir does not know, which gets the v0
 //! answer with UNSUPPORTED_VERSION so the client can retry with a version both sides speak.
 //!
+//! The connection's [`Session`] decides what it may send: on a SASL listener, nothing but
+//! ApiVersions and the SASL exchange until it has authenticated. On a TLS listener the
+//! handshake comes first, bounded by [`tls::HANDSHAKE_TIMEOUT`].
+//!
 //! The broker's metrics are counted here: each decoded request by API and version, the time
 //! until its response frame is ready (a long-polling Fetch counts its wait), the bytes each
 //! way, and the connection itself with the [`CloseReason`] it ended for.
@@ -21,8 +25,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use weir_wire::kafka_protocol::messages::ApiKey;
@@ -31,6 +34,9 @@ use weir_wire::WireError;
 
 use crate::config::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
 use crate::metrics::CloseReason;
+use crate::security::principal::Principal;
+use crate::security::session::{Admission, Session};
+use crate::security::{tls, Listener};
 
 /// How much of an undecodable request is logged, in hex, to diagnose it.
 const FRAME_BYTES_LOGGED_MAX: usize = 256;
@@ -66,8 +72,8 @@ const WRITE_SLICES_MAX: usize = 64;
 
 /// Writes a frame's chunks: through the buffer when they fit in it, else with vectored
 /// writes, so a Fetch response leaves as one stream rather than a small write per piece.
-async fn write_chunks(
-    out: &mut BufWriter<OwnedWriteHalf>,
+async fn write_chunks<W: AsyncWrite + Unpin>(
+    out: &mut BufWriter<W>,
     chunks: &[Bytes],
 ) -> std::io::Result<()> {
     let total: usize = chunks.iter().map(Bytes::len).sum();
@@ -115,6 +121,11 @@ pub struct ClientInfo {
     /// The client's software name and version, as its ApiVersions request (v3+) said;
     /// empty before one.
     pub software: Arc<(String, String)>,
+    /// The listener the connection came in on: its advertised address is the one to give
+    /// this client.
+    pub listener: Arc<Listener>,
+    /// Who the connection authenticated as (`User:ANONYMOUS` without authentication).
+    pub principal: Arc<Principal>,
 }
 
 /// Counts a connection as open until it is dropped, however `serve` ends. `serve` sets the
@@ -174,10 +185,76 @@ fn timed(state: &Arc<BrokerState>, api: ApiKey, started: Instant, reply: Reply) 
     }
 }
 
-pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one accepted connection: the TLS handshake first on a TLS listener, then
+/// requests until either side closes.
+pub async fn serve(
+    state: Arc<BrokerState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<Listener>,
+) {
     let mut open = OpenConnection::new(&state);
     let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let Some(tls) = &listener.tls else {
+        let session = Session::new(Arc::clone(&listener), None);
+        let (read_half, write_half) = stream.into_split();
+        serve_stream(state, read_half, write_half, peer, session, &mut open).await;
+        return;
+    };
+    let accepted =
+        tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, listener = %listener.config.name, error = %e, "TLS handshake failed");
+            open.reason = CloseReason::AuthenticationFailed;
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %listener.config.name, "TLS handshake timed out");
+            open.reason = CloseReason::AuthenticationFailed;
+            return;
+        }
+    };
+    // A verified client certificate names the principal, through the mapping rules.
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| tls::subject_rfc2253(leaf.as_ref()));
+    let principal = match certificate {
+        None => None,
+        Some(None) => {
+            tracing::info!(%peer, "client certificate subject unreadable: closing");
+            open.reason = CloseReason::AuthenticationFailed;
+            return;
+        }
+        Some(Some(subject)) => match listener.principal_mapping.map(&subject) {
+            Some(name) => Some(Principal::user(name)),
+            None => {
+                tracing::info!(%peer, %subject, "no principal mapping rule applies to the client certificate: closing");
+                open.reason = CloseReason::AuthenticationFailed;
+                return;
+            }
+        },
+    };
+    let session = Session::new(Arc::clone(&listener), principal);
+    let (read_half, write_half) = tokio::io::split(stream);
+    serve_stream(state, read_half, write_half, peer, session, &mut open).await;
+}
+
+async fn serve_stream<R, W>(
+    state: Arc<BrokerState>,
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    mut session: Session,
+    open: &mut OpenConnection,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, mut rx) = mpsc::channel::<Reply>(REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX);
 
     let metrics = state.metrics.clone();
@@ -221,7 +298,7 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
                 break;
             }
         };
-        let size = match weir_wire::frame::check_frame_size(size, limit) {
+        let size = match weir_wire::frame::check_frame_size(size, session.frame_bytes_max(limit)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
@@ -239,49 +316,82 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         let frame_bytes = FRAME_SIZE_PREFIX_BYTES + size;
         let started = Instant::now();
         let mut undecodable = false;
-        let reply = match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
-            Ok(request) => {
-                let api = request.api_key;
-                state
-                    .metrics
-                    .request_received(api, request.api_version, frame_bytes);
-                if let weir_wire::request::Request::ApiVersions(r) = &request.body {
-                    if !r.client_software_name.is_empty() {
-                        software = Arc::new((
-                            r.client_software_name.to_string(),
-                            r.client_software_version.to_string(),
-                        ));
+        let authenticated = session.is_authenticated();
+        let reply = if session.expects_raw_token() {
+            state.metrics.bytes_received(frame_bytes);
+            session.raw_token(state.as_ref(), &frame)
+        } else {
+            match decode_request(frame.clone(), handlers::GROUPS_ENABLED) {
+                Ok(request) => {
+                    let api = request.api_key;
+                    state
+                        .metrics
+                        .request_received(api, request.api_version, frame_bytes);
+                    let meta = handlers::request_meta(&state, &request);
+                    let principal = match session.admit(state.as_ref(), &meta, &request) {
+                        Admission::Dispatch(p) => p,
+                        Admission::Answered(reply) => {
+                            let reply = timed(&state, api, started, reply);
+                            let reply = match reply {
+                                Reply::Gate(work) => work.await,
+                                other => other,
+                            };
+                            let closing = matches!(reply, Reply::Close(_));
+                            if tx.send(reply).await.is_err() {
+                                open.reason = CloseReason::IoError;
+                                break;
+                            }
+                            if closing {
+                                open.reason = if session.is_authenticated() {
+                                    CloseReason::BrokerClosed
+                                } else {
+                                    CloseReason::AuthenticationFailed
+                                };
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    if let weir_wire::request::Request::ApiVersions(r) = &request.body {
+                        if !r.client_software_name.is_empty() {
+                            software = Arc::new((
+                                r.client_software_name.to_string(),
+                                r.client_software_version.to_string(),
+                            ));
+                        }
                     }
+                    let info = ClientInfo {
+                        peer,
+                        client_id: request.client_id.clone().unwrap_or_default(),
+                        software: Arc::clone(&software),
+                        listener: Arc::clone(session.listener()),
+                        principal,
+                    };
+                    let reply = handlers::dispatch(&state, &info, meta, request);
+                    timed(&state, api, started, reply)
                 }
-                let info = ClientInfo {
-                    peer,
-                    client_id: request.client_id.clone().unwrap_or_default(),
-                    software: Arc::clone(&software),
-                };
-                let reply = handlers::dispatch(&state, &info, request);
-                timed(&state, api, started, reply)
-            }
-            Err(WireError::UnsupportedVersion {
-                api_key,
-                correlation_id,
-                api_version,
-            }) if api_key == ApiKey::ApiVersions as i16 => {
-                // Not counted as a request: its version, any number a client sends, would
-                // make the version label unbounded.
-                state.metrics.bytes_received(frame_bytes);
-                tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
-                handlers::api_versions::unsupported_version_reply(correlation_id)
-            }
-            Err(e) => {
-                state.metrics.bytes_received(frame_bytes);
-                let head: String = frame
-                    .iter()
-                    .take(FRAME_BYTES_LOGGED_MAX)
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                tracing::warn!(%peer, error = %e, frame_start = %head, "closing connection");
-                undecodable = true;
-                Reply::Close(None)
+                Err(WireError::UnsupportedVersion {
+                    api_key,
+                    correlation_id,
+                    api_version,
+                }) if api_key == ApiKey::ApiVersions as i16 => {
+                    // Not counted as a request: its version, any number a client sends, would
+                    // make the version label unbounded.
+                    state.metrics.bytes_received(frame_bytes);
+                    tracing::debug!(%peer, api_version, "ApiVersions at an unknown version: answering v0");
+                    handlers::api_versions::unsupported_version_reply(correlation_id)
+                }
+                Err(e) => {
+                    state.metrics.bytes_received(frame_bytes);
+                    let head: String = frame
+                        .iter()
+                        .take(FRAME_BYTES_LOGGED_MAX)
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    tracing::warn!(%peer, error = %e, frame_start = %head, "closing connection");
+                    undecodable = true;
+                    Reply::Close(None)
+                }
             }
         };
         let reply = match reply {
@@ -297,6 +407,8 @@ pub async fn serve(state: Arc<BrokerState>, stream: TcpStream, peer: SocketAddr)
         if closing {
             open.reason = if undecodable {
                 CloseReason::BadRequest
+            } else if !authenticated {
+                CloseReason::AuthenticationFailed
             } else {
                 CloseReason::BrokerClosed
             };

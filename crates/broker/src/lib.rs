@@ -23,6 +23,8 @@
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`telemetry`]: client telemetry (KIP-714): subscriptions given to client instances
 //!   and the bounded store of the metrics they push.
+//! - [`security`]: listeners and their security protocols, TLS, SASL authentication and
+//!   the principal each connection acts as.
 //! - [`handlers`]: one file per Kafka API.
 //! - [`errors`]: the one place crate errors become Kafka error codes.
 
@@ -37,6 +39,7 @@ pub mod metrics;
 pub mod offsets_journal;
 pub mod partition_traffic;
 pub mod response_errors;
+pub mod security;
 pub mod server;
 pub mod state;
 pub mod telemetry;

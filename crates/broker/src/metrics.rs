@@ -89,15 +89,19 @@ pub enum CloseReason {
     IoError,
     /// The broker shut down while the connection was open.
     Shutdown,
+    /// The TLS handshake or SASL authentication failed, or the client sent another
+    /// request before authenticating.
+    AuthenticationFailed,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 5] = [
+    pub const ALL: [CloseReason; 6] = [
         CloseReason::ClientClosed,
         CloseReason::BadRequest,
         CloseReason::BrokerClosed,
         CloseReason::IoError,
         CloseReason::Shutdown,
+        CloseReason::AuthenticationFailed,
     ];
 
     /// The label value, in the snake case Prometheus label values usually are.
@@ -108,6 +112,7 @@ impl CloseReason {
             CloseReason::BrokerClosed => "broker_closed",
             CloseReason::IoError => "io_error",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::AuthenticationFailed => "authentication_failed",
         }
     }
 }

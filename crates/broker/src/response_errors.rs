@@ -46,6 +46,8 @@ top_level_only!(
     ConsumerGroupHeartbeatResponse,
     GetTelemetrySubscriptionsResponse,
     PushTelemetryResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse,
 );
 
 impl ErrorCodes for ProduceResponse {

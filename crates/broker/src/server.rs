@@ -1,4 +1,4 @@
-//! The listener, the background tasks, and shutdown.
+//! The listeners, the background tasks, and shutdown.
 //!
 //! Background tasks: the `interval` fsync policy's flusher; retention, which deletes old
 //! segments every `retention_check_interval_ms`; and, on a task of its own, the log cleaner,
@@ -17,24 +17,42 @@ use weir_log::FsyncPolicy;
 
 use crate::config::{BrokerConfig, CONNECTIONS_MAX};
 use crate::handlers::produce::now_ms;
+use crate::security::Listener;
 use crate::state::BrokerState;
 
 pub struct Broker {
     state: Arc<BrokerState>,
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Arc<Listener>)>,
 }
 
 impl Broker {
-    /// Recovers the data directory and binds the listener; serving starts with [`Broker::run`].
+    /// Recovers the data directory and binds the listeners; serving starts with
+    /// [`Broker::run`].
     pub async fn bind(config: BrokerConfig) -> anyhow::Result<Broker> {
-        let listen = config.listen;
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {listen}: {e}; pick another address with --listen")
-        })?;
         let mut config = config;
-        let local = listener.local_addr()?;
-        if config.advertised_port == 0 {
-            config.advertised_port = i32::from(local.port());
+        anyhow::ensure!(!config.listeners.is_empty(), "no listener is configured");
+        let mut sockets = Vec::with_capacity(config.listeners.len());
+        for listener in &mut config.listeners {
+            let bind = listener.bind;
+            let socket = TcpListener::bind(bind).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {bind} for listener {}: {e}; pick another address",
+                    listener.name
+                )
+            })?;
+            let local = socket.local_addr()?;
+            listener.bind = local;
+            if listener.advertised_port == 0 {
+                listener.advertised_port = i32::from(local.port());
+            }
+            sockets.push(socket);
+        }
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for (socket, listener) in sockets.into_iter().zip(&config.listeners) {
+            listeners.push((
+                socket,
+                Arc::new(Listener::new(listener.clone(), &config.security)?),
+            ));
         }
         // Start-up recovery: opening (and recovering) every partition log, then replaying
         // the coordinators' internal topics.
@@ -57,13 +75,20 @@ impl Broker {
             recovery_ms = recovery.as_millis() as u64,
             "recovered logs and coordinators"
         );
-        Ok(Broker { state, listener })
+        Ok(Broker { state, listeners })
     }
 
+    /// The first listener's bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.listeners[0].1.config.bind
+    }
+
+    /// Every listener's name and bound address, in the order configured.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|(_, l)| (l.config.name.clone(), l.config.bind))
+            .collect()
     }
 
     pub fn state(&self) -> Arc<BrokerState> {
@@ -72,41 +97,30 @@ impl Broker {
 
     /// Serves until `shutdown` resolves, then flushes everything to disk.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let Broker { state, listener } = self;
+        let Broker { state, listeners } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = spawn_background(Arc::clone(&state), stop_rx.clone());
         let cleaner_stop = Arc::new(AtomicBool::new(false));
         let cleaner = spawn_cleaner(Arc::clone(&state), Arc::clone(&cleaner_stop));
         let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(x) => x,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    };
-                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
-                    let state = Arc::clone(&state);
-                    let mut stop = stop_rx.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            _ = crate::connection::serve(state, stream, peer) => {}
-                            _ = stop.changed() => {}
-                        }
-                        drop(permit);
-                    });
-                }
-            }
-        }
+        let accepting: Vec<_> = listeners
+            .into_iter()
+            .map(|(socket, listener)| {
+                tokio::spawn(accept_loop(
+                    Arc::clone(&state),
+                    socket,
+                    listener,
+                    Arc::clone(&permits),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        shutdown.await;
         tracing::info!("shutting down: flushing partitions");
         let _ = stop_tx.send(true);
-        drop(listener);
+        for task in accepting {
+            let _ = task.await;
+        }
         // A running clean stops at its next segment; its unswapped copies are removed on the
         // next start.
         cleaner_stop.store(true, Ordering::Relaxed);
@@ -115,6 +129,47 @@ impl Broker {
         tokio::task::spawn_blocking(move || state.sync_all()).await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Accepts one listener's connections until the broker stops.
+async fn accept_loop(
+    state: Arc<BrokerState>,
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = socket.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, listener = %listener.config.name, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let permit = tokio::select! {
+            _ = stop.changed() => return,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let state = Arc::clone(&state);
+        let listener = Arc::clone(&listener);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = crate::connection::serve(state, stream, peer, listener) => {}
+                _ = stop.changed() => {}
+            }
+            drop(permit);
+        });
     }
 }
 

@@ -9,6 +9,7 @@ mod data;
 mod groups;
 mod output;
 mod profile;
+mod serve_security;
 mod topics;
 mod transactions;
 
@@ -52,6 +53,9 @@ enum Command {
     ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092
     ///   weir serve --data-dir /var/lib/weir --fsync interval --fsync-interval-ms 200
     ///   weir serve --http-listen 0.0.0.0:9644      # /metrics, and the admin API under /api/v1
+    ///   weir serve --listeners SASL_SSL://0.0.0.0:9094 \
+    ///       --ssl-certificate-location broker.pem --ssl-key-location broker-key.pem \
+    ///       --add-scram 'SCRAM-SHA-512=[name=admin,password=admin-secret]'
     Serve(ServeArgs),
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
@@ -100,9 +104,12 @@ enum Fsync {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to accept Kafka clients on.
+    /// Address to accept plaintext Kafka clients on (see --listeners for more, and for TLS
+    /// and SASL).
     #[arg(long, env = "WEIR_LISTEN", default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
+    #[command(flatten)]
+    security: serve_security::SecurityArgs,
     /// Address to serve HTTP on (Prometheus /metrics, the admin API under /api/v1), or `off`.
     #[arg(long, env = "WEIR_HTTP_LISTEN", default_value = weir_console::server::HTTP_LISTEN_DEFAULT)]
     http_listen: String,
@@ -268,11 +275,11 @@ fn parse_http_listen(s: &str) -> anyhow::Result<Option<SocketAddr>> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_listen = parse_http_listen(&args.http_listen)?;
     let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
-    if let Some(adv) = &args.advertised_address {
-        let (host, port) = parse_advertised(adv).map_err(anyhow::Error::msg)?;
-        config.advertised_host = host;
-        config.advertised_port = port;
-    }
+    let advertised = match &args.advertised_address {
+        Some(adv) => Some(parse_advertised(adv).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    args.security.apply(advertised, &mut config)?;
     config.fsync = match args.fsync {
         Fsync::Always => FsyncPolicy::Always,
         Fsync::Interval => FsyncPolicy::Interval,
@@ -319,15 +326,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.transaction_state_partitions = args.transaction_state_partitions;
 
     let broker = Broker::bind(config.clone()).await?;
+    let listening: Vec<String> = broker
+        .state()
+        .config
+        .listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "{}://{} (advertised {}:{})",
+                l.name, l.bind, l.advertised_host, l.advertised_port
+            )
+        })
+        .collect();
     tracing::info!(
-        "weir listening on {} (advertised {}:{}, data in {}, fsync {})",
-        broker.local_addr(),
-        config.advertised_host,
-        if config.advertised_port == 0 {
-            i32::from(broker.local_addr().port())
-        } else {
-            config.advertised_port
-        },
+        "weir listening on {} (data in {}, fsync {})",
+        listening.join(", "),
         args.data_dir.display(),
         match args.fsync {
             Fsync::Always => "always",

@@ -17,7 +17,9 @@ async fn cluster_reports_node_listeners_and_counts() {
     let listeners = before["listeners"].as_array().unwrap();
     let http = listeners.iter().find(|l| l["name"] == "http").unwrap();
     assert_eq!(http["address"], api.addr.to_string());
-    assert!(listeners.iter().any(|l| l["name"] == "kafka"));
+    let kafka = listeners.iter().find(|l| l["name"] == "PLAINTEXT").unwrap();
+    assert_eq!(kafka["protocol"], "PLAINTEXT");
+    assert_eq!(kafka["address"], kafka["advertised"]);
     let topics_before = before["counts"]["topics"].as_u64().unwrap();
 
     api.create_topic("orders", 3).await;

@@ -7,12 +7,13 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
-use crate::connection::Reply;
+use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    client: &ClientInfo,
     request: DescribeClusterRequest,
 ) -> Reply {
     let mut body = DescribeClusterResponse::default()
@@ -30,7 +31,7 @@ pub fn handle(
     }
     body.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(state.config.node_id))
-        .with_host(str_bytes(&state.config.advertised_host))
-        .with_port(state.config.advertised_port)];
+        .with_host(str_bytes(&client.listener.config.advertised_host))
+        .with_port(client.listener.config.advertised_port)];
     meta.reply(&body)
 }

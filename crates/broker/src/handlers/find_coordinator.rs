@@ -8,7 +8,7 @@ use kafka_protocol::protocol::StrBytes;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
-use crate::connection::Reply;
+use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -17,11 +17,12 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    client: &ClientInfo,
     request: FindCoordinatorRequest,
 ) -> Reply {
     let node = BrokerId(state.config.node_id);
-    let host = str_bytes(&state.config.advertised_host);
-    let port = state.config.advertised_port;
+    let host = str_bytes(&client.listener.config.advertised_host);
+    let port = client.listener.config.advertised_port;
     let answer = |key: StrBytes| -> Coordinator {
         if request.key_type != KEY_TYPE_GROUP && request.key_type != KEY_TYPE_TRANSACTION {
             return Coordinator::default()

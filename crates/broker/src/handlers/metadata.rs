@@ -13,7 +13,7 @@ use weir_meta::Topic;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
-use crate::connection::Reply;
+use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
 /// The leader epoch of every partition: one node has led each since it was created, and
@@ -46,12 +46,17 @@ fn topic_error(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
         .with_topic_id(id)
 }
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: MetadataRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    request: MetadataRequest,
+) -> Reply {
     let v = meta.api_version;
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(state.config.node_id))
-        .with_host(str_bytes(&state.config.advertised_host))
-        .with_port(state.config.advertised_port);
+        .with_host(str_bytes(&client.listener.config.advertised_host))
+        .with_port(client.listener.config.advertised_port);
 
     // v0 asks for every topic with an empty list; v1+ with a null list.
     let requested = match request.topics {

@@ -107,17 +107,26 @@ pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedRequest) -> Reply {
-    let meta = RequestMeta {
+/// The meta of a decoded request, to answer it with.
+pub fn request_meta(state: &BrokerState, request: &DecodedRequest) -> RequestMeta {
+    RequestMeta {
         api_key: request.api_key,
         api_version: request.api_version,
         correlation_id: request.correlation_id,
         errors: state.metrics.request_errors.clone(),
-    };
+    }
+}
+
+pub fn dispatch(
+    state: &Arc<BrokerState>,
+    client: &ClientInfo,
+    meta: RequestMeta,
+    request: DecodedRequest,
+) -> Reply {
     tracing::trace!(api = ?meta.api_key, version = meta.api_version, client = %client.client_id, "request");
     match request.body {
         Request::ApiVersions(r) => api_versions::handle(&meta, r),
-        Request::Metadata(r) => metadata::handle(state, &meta, r),
+        Request::Metadata(r) => metadata::handle(state, &meta, client, r),
         Request::Produce(r) => produce::handle(state, &meta, r),
         Request::Fetch(r) => fetch::handle(state, &meta, r),
         Request::ListOffsets(r) => list_offsets::handle(state, &meta, r),
@@ -128,7 +137,7 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::AlterConfigs(r) => configs::alter(state, &meta, r),
         Request::IncrementalAlterConfigs(r) => configs::incremental_alter(state, &meta, r),
         Request::ListConfigResources(r) => configs::list_resources(state, &meta, r),
-        Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, r),
+        Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, client, r),
         Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
         Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, r),
         Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, r),
@@ -137,7 +146,7 @@ pub fn dispatch(state: &Arc<BrokerState>, client: &ClientInfo, request: DecodedR
         Request::ElectLeaders(r) => elect_leaders::handle(state, &meta, r),
         Request::AlterPartitionReassignments(r) => partition_reassignments::alter(state, &meta, r),
         Request::ListPartitionReassignments(r) => partition_reassignments::list(state, &meta, r),
-        Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, r),
+        Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, client, r),
         Request::JoinGroup(r) => groups::handle(
             state,
             &meta,

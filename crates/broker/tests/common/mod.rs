@@ -35,7 +35,6 @@ impl TestBroker {
     ) -> TestBroker {
         let mut config =
             BrokerConfig::new("127.0.0.1:0".parse().unwrap(), PathBuf::from(dir.path()));
-        config.advertised_port = 0;
         tweak(&mut config);
         let broker = Broker::bind(config).await.unwrap();
         let addr = broker.local_addr();

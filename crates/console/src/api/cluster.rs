@@ -22,11 +22,15 @@ pub struct Cluster {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Listener {
-    /// `kafka` (where the broker listens), `kafka_advertised` (what clients are told to
-    /// connect to) or `http` (this API, the console and /metrics).
+    /// A Kafka listener's name (`PLAINTEXT`, `SASL_SSL`, or one of `--listeners`), or
+    /// `http` (this API, the console and /metrics).
     pub name: String,
-    /// host:port
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`, or `HTTP`.
+    pub protocol: String,
+    /// host:port where it listens.
     pub address: String,
+    /// host:port clients are told to connect to (Kafka listeners only).
+    pub advertised: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,20 +67,22 @@ pub async fn get_cluster(State(ctx): State<ApiContext>) -> Result<Json<Cluster>,
         cluster_id: broker.cluster_id(),
         node_id: config.node_id,
         version: env!("CARGO_PKG_VERSION").to_string(),
-        listeners: vec![
-            Listener {
-                name: "kafka".into(),
-                address: config.listen.to_string(),
-            },
-            Listener {
-                name: "kafka_advertised".into(),
-                address: format!("{}:{}", config.advertised_host, config.advertised_port),
-            },
-            Listener {
+        listeners: config
+            .listeners
+            .iter()
+            .map(|l| Listener {
+                name: l.name.clone(),
+                protocol: l.protocol.name().to_string(),
+                address: l.bind.to_string(),
+                advertised: Some(format!("{}:{}", l.advertised_host, l.advertised_port)),
+            })
+            .chain(std::iter::once(Listener {
                 name: "http".into(),
+                protocol: "HTTP".into(),
                 address: ctx.http_addr.to_string(),
-            },
-        ],
+                advertised: None,
+            }))
+            .collect(),
         counts: Counts {
             topics: topics.len() - internal_topics,
             internal_topics,

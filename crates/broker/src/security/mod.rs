@@ -1,0 +1,109 @@
+//! Who may connect and who they are: listeners with their security protocol, TLS,
+//! SASL authentication, and the principal a connection acts as.
+//!
+//! Layout:
+//! - [`listener`]: `--listeners` and the security protocol of each.
+//! - [`tls`]: rustls acceptors built from PEM files, reloaded when they change, and the
+//!   subject of a client certificate.
+//! - [`principal`]: Kafka's principal (`User:alice`) and the certificate mapping rules.
+//! - [`sasl`]: the SASL mechanisms, as exchanges without I/O.
+//! - [`session`]: one connection's authentication state: what it may send before it has
+//!   authenticated, and the SaslHandshake and SaslAuthenticate answers.
+
+use std::sync::Arc;
+
+pub mod listener;
+pub mod principal;
+pub mod sasl;
+pub mod session;
+pub mod tls;
+
+use listener::{ListenerConfig, SecurityProtocol};
+use principal::PrincipalMapping;
+use sasl::Mechanism;
+use tls::{ClientAuth, TlsContext, TlsSettings};
+
+/// The security settings of `weir serve`.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// The broker's TLS files and `ssl.client.auth`; needed by SSL and SASL_SSL listeners.
+    pub tls: Option<TlsSettings>,
+    /// Kafka's `sasl.enabled.mechanisms`, in the order the handshake lists them.
+    pub sasl_mechanisms: Vec<Mechanism>,
+    /// Kafka's `ssl.principal.mapping.rules`.
+    pub principal_mapping: PrincipalMapping,
+    /// SCRAM credentials to create at start when the user has none for that mechanism,
+    /// in the syntax of `kafka-storage format --add-scram`.
+    pub add_scram: Vec<String>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> SecurityConfig {
+        SecurityConfig {
+            tls: None,
+            // PLAIN sends the password itself; it is offered only when asked for.
+            sasl_mechanisms: vec![Mechanism::ScramSha512, Mechanism::ScramSha256],
+            principal_mapping: PrincipalMapping::default(),
+            add_scram: Vec::new(),
+        }
+    }
+}
+
+/// A bound listener, as its connections see it.
+#[derive(Debug)]
+pub struct Listener {
+    pub config: ListenerConfig,
+    /// Present on SSL and SASL_SSL listeners.
+    pub tls: Option<TlsContext>,
+    pub sasl_mechanisms: Vec<Mechanism>,
+    pub principal_mapping: PrincipalMapping,
+}
+
+impl Listener {
+    /// Prepares a listener's TLS; `config.advertised_port` must already be the bound port.
+    ///
+    /// Kafka applies `ssl.client.auth` to SSL listeners; a SASL_SSL listener authenticates
+    /// with SASL and asks for no certificate.
+    pub fn new(config: ListenerConfig, security: &SecurityConfig) -> anyhow::Result<Listener> {
+        let tls = if config.protocol.uses_tls() {
+            let settings = security.tls.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "listener {} is {} but no certificate is given: set --ssl-certificate-location and --ssl-key-location",
+                    config.name,
+                    config.protocol
+                )
+            })?;
+            let client_auth = if config.protocol == SecurityProtocol::Ssl {
+                settings.client_auth
+            } else {
+                ClientAuth::None
+            };
+            Some(TlsContext::new(settings, client_auth)?)
+        } else {
+            None
+        };
+        if config.protocol.uses_sasl() && security.sasl_mechanisms.is_empty() {
+            anyhow::bail!(
+                "listener {} is {} but no SASL mechanism is enabled: set --sasl-enabled-mechanisms",
+                config.name,
+                config.protocol
+            );
+        }
+        Ok(Listener {
+            config,
+            tls,
+            sasl_mechanisms: security.sasl_mechanisms.clone(),
+            principal_mapping: security.principal_mapping.clone(),
+        })
+    }
+
+    /// A plaintext listener for tests and tools that build one by hand.
+    pub fn plaintext(config: ListenerConfig) -> Arc<Listener> {
+        Arc::new(Listener {
+            config,
+            tls: None,
+            sasl_mechanisms: Vec::new(),
+            principal_mapping: PrincipalMapping::default(),
+        })
+    }
+}

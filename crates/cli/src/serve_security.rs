@@ -1,0 +1,126 @@
+//! `weir serve`'s listener and security flags, named after Kafka's settings.
+
+use std::path::PathBuf;
+
+use weir_broker::security::listener::{apply_advertised, parse_listeners, parse_protocol_map};
+use weir_broker::security::principal::PrincipalMapping;
+use weir_broker::security::sasl::Mechanism;
+use weir_broker::security::tls::{ClientAuth, TlsSettings};
+use weir_broker::BrokerConfig;
+
+#[derive(clap::Args)]
+pub struct SecurityArgs {
+    /// Listeners, Kafka style: NAME://host:port,... where NAME is PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT or SASL_SSL, or a name mapped to one. Replaces --listen.
+    #[arg(long, env = "WEIR_LISTENERS")]
+    listeners: Option<String>,
+    /// NAME:PROTOCOL,... for listeners whose name is not a security protocol.
+    #[arg(long, env = "WEIR_LISTENER_SECURITY_PROTOCOL_MAP")]
+    listener_security_protocol_map: Option<String>,
+    /// NAME://host:port,... that clients are told to connect to, per listener.
+    #[arg(long, env = "WEIR_ADVERTISED_LISTENERS")]
+    advertised_listeners: Option<String>,
+    /// The broker's certificate chain, PEM (SSL and SASL_SSL listeners).
+    #[arg(long, env = "WEIR_SSL_CERTIFICATE_LOCATION", value_name = "FILE")]
+    ssl_certificate_location: Option<PathBuf>,
+    /// The broker's private key, PEM.
+    #[arg(long, env = "WEIR_SSL_KEY_LOCATION", value_name = "FILE")]
+    ssl_key_location: Option<PathBuf>,
+    /// CA certificates trusted for client certificates, PEM.
+    #[arg(long, env = "WEIR_SSL_TRUSTSTORE_LOCATION", value_name = "FILE")]
+    ssl_truststore_location: Option<PathBuf>,
+    /// Client certificates on SSL listeners: none, requested or required (mTLS).
+    #[arg(long, env = "WEIR_SSL_CLIENT_AUTH", default_value = "none")]
+    ssl_client_auth: String,
+    /// How a client certificate's subject becomes a principal name (Kafka's
+    /// ssl.principal.mapping.rules), e.g. 'RULE:^CN=([^,]+),.*$/$1/L,DEFAULT'.
+    #[arg(
+        long,
+        env = "WEIR_SSL_PRINCIPAL_MAPPING_RULES",
+        default_value = "DEFAULT"
+    )]
+    ssl_principal_mapping_rules: String,
+    /// SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    #[arg(
+        long,
+        env = "WEIR_SASL_ENABLED_MECHANISMS",
+        default_value = "SCRAM-SHA-512,SCRAM-SHA-256"
+    )]
+    sasl_enabled_mechanisms: String,
+    /// A SCRAM credential to create at start if the user has none for that mechanism,
+    /// as kafka-storage's --add-scram takes it: 'SCRAM-SHA-256=[name=alice,password=…]'.
+    /// Repeatable.
+    #[arg(long, value_name = "CREDENTIAL")]
+    add_scram: Vec<String>,
+}
+
+impl SecurityArgs {
+    /// Sets the listeners and security of `config`. `advertised_address` is the older
+    /// single-listener flag, which goes with --listen only.
+    pub fn apply(
+        &self,
+        advertised_address: Option<(String, i32)>,
+        config: &mut BrokerConfig,
+    ) -> anyhow::Result<()> {
+        if let Some(listeners) = &self.listeners {
+            if advertised_address.is_some() {
+                anyhow::bail!("--advertised-address goes with --listen; with --listeners give --advertised-listeners");
+            }
+            let map = match &self.listener_security_protocol_map {
+                Some(m) => parse_protocol_map(m).map_err(anyhow::Error::msg)?,
+                None => Default::default(),
+            };
+            config.listeners = parse_listeners(listeners, &map).map_err(anyhow::Error::msg)?;
+        } else if let Some((host, port)) = advertised_address {
+            let first = &mut config.listeners[0];
+            first.advertised_host = host;
+            first.advertised_port = port;
+        }
+        if let Some(advertised) = &self.advertised_listeners {
+            if self.listeners.is_none() {
+                anyhow::bail!("--advertised-listeners goes with --listeners; with --listen give --advertised-address");
+            }
+            apply_advertised(&mut config.listeners, advertised).map_err(anyhow::Error::msg)?;
+        }
+        let client_auth = ClientAuth::from_name(&self.ssl_client_auth).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--ssl-client-auth '{}' must be none, requested or required",
+                self.ssl_client_auth
+            )
+        })?;
+        config.security.tls = match (&self.ssl_certificate_location, &self.ssl_key_location) {
+            (Some(certificate), Some(key)) => Some(TlsSettings {
+                certificate: certificate.clone(),
+                key: key.clone(),
+                truststore: self.ssl_truststore_location.clone(),
+                client_auth,
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "give both --ssl-certificate-location and --ssl-key-location, or neither"
+            ),
+        };
+        let mut mechanisms = Vec::new();
+        for name in self
+            .sasl_enabled_mechanisms
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let m = Mechanism::from_name(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "SASL mechanism '{name}' is not one weir offers: choose from PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+                )
+            })?;
+            if !mechanisms.contains(&m) {
+                mechanisms.push(m);
+            }
+        }
+        config.security.sasl_mechanisms = mechanisms;
+        config.security.principal_mapping =
+            PrincipalMapping::parse(&self.ssl_principal_mapping_rules)
+                .map_err(anyhow::Error::msg)?;
+        config.security.add_scram = self.add_scram.clone();
+        Ok(())
+    }
+}
