@@ -52,6 +52,10 @@ pub struct SecurityArgs {
     /// Repeatable.
     #[arg(long, value_name = "CREDENTIAL")]
     add_scram: Vec<String>,
+    /// How long a SASL authentication lasts before the client must re-authenticate on its
+    /// connection (Kafka's connections.max.reauth.ms, KIP-368); 0 for as long as it is open.
+    #[arg(long, env = "WEIR_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    connections_max_reauth_ms: u64,
 }
 
 impl SecurityArgs {
@@ -121,6 +125,7 @@ impl SecurityArgs {
             PrincipalMapping::parse(&self.ssl_principal_mapping_rules)
                 .map_err(anyhow::Error::msg)?;
         config.security.add_scram = self.add_scram.clone();
+        config.security.connections_max_reauth_ms = self.connections_max_reauth_ms;
         Ok(())
     }
 }

@@ -35,6 +35,9 @@ pub struct SecurityConfig {
     /// SCRAM credentials to create at start when the user has none for that mechanism,
     /// in the syntax of `kafka-storage format --add-scram`.
     pub add_scram: Vec<String>,
+    /// Kafka's `connections.max.reauth.ms`: how long a SASL authentication lasts before the
+    /// client must authenticate again on the same connection (KIP-368); 0 for ever.
+    pub connections_max_reauth_ms: u64,
 }
 
 impl Default for SecurityConfig {
@@ -45,6 +48,7 @@ impl Default for SecurityConfig {
             sasl_mechanisms: vec![Mechanism::ScramSha512, Mechanism::ScramSha256],
             principal_mapping: PrincipalMapping::default(),
             add_scram: Vec::new(),
+            connections_max_reauth_ms: 0,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct Listener {
     pub tls: Option<TlsContext>,
     pub sasl_mechanisms: Vec<Mechanism>,
     pub principal_mapping: PrincipalMapping,
+    /// See [`SecurityConfig::connections_max_reauth_ms`].
+    pub reauth_ms: u64,
 }
 
 impl Listener {
@@ -94,6 +100,7 @@ impl Listener {
             tls,
             sasl_mechanisms: security.sasl_mechanisms.clone(),
             principal_mapping: security.principal_mapping.clone(),
+            reauth_ms: security.connections_max_reauth_ms,
         })
     }
 
@@ -104,6 +111,7 @@ impl Listener {
             tls: None,
             sasl_mechanisms: Vec::new(),
             principal_mapping: PrincipalMapping::default(),
+            reauth_ms: 0,
         })
     }
 }

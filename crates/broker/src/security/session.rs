@@ -8,12 +8,17 @@
 //! requests of the exchange. Anything else closes the connection. After SaslHandshake v0
 //! the client sends the exchange's tokens as bare size-prefixed frames instead.
 //!
+//! With `connections.max.reauth.ms` set, a SASL authentication lasts that long (KIP-368):
+//! the SaslAuthenticate answer tells the client, which authenticates again on the same
+//! connection with a new SaslHandshake before then, as the same principal. A request
+//! after the session expired closes the connection.
+//!
 //! A failed authentication is answered with SASL_AUTHENTICATION_FAILED and the
 //! connection closed after [`FAILED_AUTHENTICATION_DELAY`], Kafka's
 //! `connection.failed.authentication.delay.ms`, so guessing passwords stays slow.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::FutureExt;
@@ -38,7 +43,18 @@ pub const UNAUTHENTICATED_FRAME_BYTES_MAX: usize = 512 * 1024;
 const SERVER_NONCE_CHARS: usize = 32;
 
 enum AuthState {
-    Authenticated(Arc<Principal>),
+    /// `expires` is when a SASL session must have re-authenticated by.
+    Authenticated {
+        principal: Arc<Principal>,
+        expires: Option<Instant>,
+    },
+    /// Re-authenticating (KIP-368): requests still act as `principal`, and the exchange
+    /// must end as the same principal.
+    Reauthenticate {
+        principal: Arc<Principal>,
+        expires: Option<Instant>,
+        exchange: Option<Exchange>,
+    },
     /// A SASL listener before SaslHandshake; `versions_seen` once ApiVersions was asked.
     Handshake,
     /// After SaslHandshake v1: SaslAuthenticate requests carry the tokens.
@@ -69,7 +85,10 @@ impl Session {
         let state = if listener.config.protocol.uses_sasl() {
             AuthState::Handshake
         } else {
-            AuthState::Authenticated(Arc::new(certificate.unwrap_or_else(Principal::anonymous)))
+            AuthState::Authenticated {
+                principal: Arc::new(certificate.unwrap_or_else(Principal::anonymous)),
+                expires: None,
+            }
         };
         Session { listener, state }
     }
@@ -79,7 +98,21 @@ impl Session {
     }
 
     pub fn is_authenticated(&self) -> bool {
-        matches!(self.state, AuthState::Authenticated(_))
+        matches!(
+            self.state,
+            AuthState::Authenticated { .. } | AuthState::Reauthenticate { .. }
+        )
+    }
+
+    /// The lifetime of a new SASL session, and when it ends.
+    fn lifetime(&self) -> (i64, Option<Instant>) {
+        match self.listener.reauth_ms {
+            0 => (0, None),
+            ms => (
+                i64::try_from(ms).unwrap_or(i64::MAX),
+                Some(Instant::now() + Duration::from_millis(ms)),
+            ),
+        }
     }
 
     /// The largest frame to read next.
@@ -103,15 +136,47 @@ impl Session {
         meta: &RequestMeta,
         request: &DecodedRequest,
     ) -> Admission {
-        match (&mut self.state, &request.body) {
-            (AuthState::Authenticated(_), Request::SaslHandshake(_)) => {
-                // Re-authentication (KIP-368) is not offered: session lifetimes are 0.
-                let body = SaslHandshakeResponse::default()
-                    .with_error_code(ResponseError::IllegalSaslState.code())
-                    .with_mechanisms(self.mechanism_names());
-                Admission::Answered(meta.reply(&body))
+        // A session past its lifetime that did not re-authenticate ends here.
+        if let AuthState::Authenticated {
+            expires: Some(at), ..
+        }
+        | AuthState::Reauthenticate {
+            expires: Some(at), ..
+        } = &self.state
+        {
+            if Instant::now() >= *at {
+                tracing::info!(listener = %self.listener.config.name, "SASL session expired without re-authenticating: closing");
+                self.state = AuthState::Failed;
+                return Admission::Answered(Reply::Close(None));
             }
-            (AuthState::Authenticated(_), Request::SaslAuthenticate(_)) => {
+        }
+        let reauth = self.listener.reauth_ms > 0;
+        match (&mut self.state, &request.body) {
+            (AuthState::Authenticated { principal, expires }, Request::SaslHandshake(r))
+                if reauth && self.listener.config.protocol.uses_sasl() =>
+            {
+                let (principal, expires) = (Arc::clone(principal), *expires);
+                match self.enabled(r.mechanism.as_str()) {
+                    Some(mechanism) => {
+                        self.state = AuthState::Reauthenticate {
+                            principal,
+                            expires,
+                            exchange: Some(Exchange::new(mechanism, server_nonce())),
+                        };
+                        Admission::Answered(meta.reply(&self.handshake_answer(None)))
+                    }
+                    None => {
+                        self.state = AuthState::Failed;
+                        Admission::Answered(close_with(meta.reply(
+                            &self.handshake_answer(Some(ResponseError::UnsupportedSaslMechanism)),
+                        )))
+                    }
+                }
+            }
+            (AuthState::Authenticated { .. }, Request::SaslHandshake(_)) => Admission::Answered(
+                meta.reply(&self.handshake_answer(Some(ResponseError::IllegalSaslState))),
+            ),
+            (AuthState::Authenticated { .. }, Request::SaslAuthenticate(_)) => {
                 let body = SaslAuthenticateResponse::default()
                     .with_error_code(ResponseError::IllegalSaslState.code())
                     .with_error_message(Some(str_bytes(
@@ -119,20 +184,69 @@ impl Session {
                     )));
                 Admission::Answered(meta.reply(&body))
             }
-            (AuthState::Authenticated(p), _) => Admission::Dispatch(Arc::clone(p)),
+            (AuthState::Authenticated { principal, .. }, _) => {
+                Admission::Dispatch(Arc::clone(principal))
+            }
+            (
+                AuthState::Reauthenticate {
+                    principal,
+                    exchange,
+                    ..
+                },
+                Request::SaslAuthenticate(r),
+            ) => {
+                let Some(ex) = exchange.as_mut() else {
+                    self.state = AuthState::Failed;
+                    return Admission::Answered(Reply::Close(None));
+                };
+                let previous = Arc::clone(principal);
+                match ex.step(&r.auth_bytes, store) {
+                    Ok(Step::Challenge(token)) => {
+                        let body =
+                            SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
+                        Admission::Answered(meta.reply(&body))
+                    }
+                    Ok(Step::Done {
+                        principal_name,
+                        token,
+                    }) => {
+                        let principal = Principal::user(principal_name);
+                        if principal != *previous {
+                            self.state = AuthState::Failed;
+                            let e = format!("Cannot change principals during re-authentication from {previous} to {principal}");
+                            return Admission::Answered(self.refuse(
+                                meta,
+                                ResponseError::SaslAuthenticationFailed,
+                                &e,
+                            ));
+                        }
+                        Admission::Answered(self.authenticated(meta, principal, token))
+                    }
+                    Err(e) => {
+                        self.state = AuthState::Failed;
+                        Admission::Answered(self.failed(meta, &e))
+                    }
+                }
+            }
+            // A second handshake in the middle of re-authenticating.
+            (AuthState::Reauthenticate { .. }, Request::SaslHandshake(_)) => {
+                self.state = AuthState::Failed;
+                Admission::Answered(Reply::Close(None))
+            }
+            // Requests already pipelined behind the re-authentication go on as before.
+            (AuthState::Reauthenticate { principal, .. }, _) => {
+                Admission::Dispatch(Arc::clone(principal))
+            }
             (AuthState::Handshake, Request::ApiVersions(_)) => {
                 Admission::Dispatch(Arc::new(Principal::anonymous()))
             }
             (AuthState::Handshake, Request::SaslHandshake(r)) => {
-                let enabled = Mechanism::from_name(r.mechanism.as_str())
-                    .filter(|m| self.listener.sasl_mechanisms.contains(m));
-                let Some(mechanism) = enabled else {
+                let Some(mechanism) = self.enabled(r.mechanism.as_str()) else {
                     tracing::info!(mechanism = %r.mechanism.as_str(), listener = %self.listener.config.name, "SASL mechanism not enabled: closing");
-                    let body = SaslHandshakeResponse::default()
-                        .with_error_code(ResponseError::UnsupportedSaslMechanism.code())
-                        .with_mechanisms(self.mechanism_names());
                     self.state = AuthState::Failed;
-                    return Admission::Answered(close_with(meta.reply(&body)));
+                    return Admission::Answered(close_with(meta.reply(
+                        &self.handshake_answer(Some(ResponseError::UnsupportedSaslMechanism)),
+                    )));
                 };
                 let exchange = Exchange::new(mechanism, server_nonce());
                 self.state = if request.api_version == 0 {
@@ -140,8 +254,7 @@ impl Session {
                 } else {
                     AuthState::Authenticate(exchange)
                 };
-                let body = SaslHandshakeResponse::default().with_mechanisms(self.mechanism_names());
-                Admission::Answered(meta.reply(&body))
+                Admission::Answered(meta.reply(&self.handshake_answer(None)))
             }
             (AuthState::Authenticate(exchange), Request::SaslAuthenticate(r)) => {
                 match exchange.step(&r.auth_bytes, store) {
@@ -153,14 +266,11 @@ impl Session {
                     Ok(Step::Done {
                         principal_name,
                         token,
-                    }) => {
-                        tracing::debug!(principal = %principal_name, listener = %self.listener.config.name, "authenticated");
-                        self.state =
-                            AuthState::Authenticated(Arc::new(Principal::user(principal_name)));
-                        let body =
-                            SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
-                        Admission::Answered(meta.reply(&body))
-                    }
+                    }) => Admission::Answered(self.authenticated(
+                        meta,
+                        Principal::user(principal_name),
+                        token,
+                    )),
                     Err(e) => {
                         self.state = AuthState::Failed;
                         Admission::Answered(self.failed(meta, &e))
@@ -173,6 +283,31 @@ impl Session {
                 Admission::Answered(Reply::Close(None))
             }
         }
+    }
+
+    /// The mechanism named, if this listener enables it.
+    fn enabled(&self, name: &str) -> Option<Mechanism> {
+        Mechanism::from_name(name).filter(|m| self.listener.sasl_mechanisms.contains(m))
+    }
+
+    fn handshake_answer(&self, error: Option<ResponseError>) -> SaslHandshakeResponse {
+        SaslHandshakeResponse::default()
+            .with_error_code(error.map_or(0, |e| e.code()))
+            .with_mechanisms(self.mechanism_names())
+    }
+
+    /// The exchange succeeded: the session starts (again) with its lifetime.
+    fn authenticated(&mut self, meta: &RequestMeta, principal: Principal, token: Vec<u8>) -> Reply {
+        tracing::debug!(%principal, listener = %self.listener.config.name, "authenticated");
+        let (lifetime_ms, expires) = self.lifetime();
+        self.state = AuthState::Authenticated {
+            principal: Arc::new(principal),
+            expires,
+        };
+        let body = SaslAuthenticateResponse::default()
+            .with_auth_bytes(Bytes::from(token))
+            .with_session_lifetime_ms(lifetime_ms);
+        meta.reply(&body)
     }
 
     /// A bare token after SaslHandshake v0: the answer is a bare token too; a failure
@@ -193,7 +328,11 @@ impl Session {
                 principal_name,
                 token,
             }) => {
-                self.state = AuthState::Authenticated(Arc::new(Principal::user(principal_name)));
+                let (_, expires) = self.lifetime();
+                self.state = AuthState::Authenticated {
+                    principal: Arc::new(Principal::user(principal_name)),
+                    expires,
+                };
                 frame(token)
             }
             Err(e) => {
@@ -205,10 +344,15 @@ impl Session {
     }
 
     fn failed(&self, meta: &RequestMeta, e: &SaslError) -> Reply {
-        tracing::info!(error = %e, listener = %self.listener.config.name, "authentication failed");
+        self.refuse(meta, e.error_code(), &e.client_message())
+    }
+
+    /// Answers SaslAuthenticate with an error, then closes after the failure delay.
+    fn refuse(&self, meta: &RequestMeta, code: ResponseError, message: &str) -> Reply {
+        tracing::info!(error = %message, listener = %self.listener.config.name, "authentication failed");
         let body = SaslAuthenticateResponse::default()
-            .with_error_code(e.error_code().code())
-            .with_error_message(Some(str_bytes(&e.client_message())));
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(message)));
         delayed(close_with(meta.reply(&body)))
     }
 
