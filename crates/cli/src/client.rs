@@ -1,5 +1,6 @@
 //! A minimal Kafka protocol client for the CLI, over the `kafka-protocol` message types:
-//! one connection, ApiVersions negotiation, pipelined requests answered in order.
+//! one connection, TLS and SASL as [`crate::client_security`] says, ApiVersions
+//! negotiation, pipelined requests answered in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -9,8 +10,9 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
+use crate::client_security::{self, ReadHalf, WriteHalf};
 
 /// How long connecting to a broker may take before the CLI gives up with a clear error.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,8 +20,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_BYTES_MAX: usize = 256 << 20;
 
 pub struct Connection {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf>,
+    writer: WriteHalf,
     next_correlation_id: i32,
     versions: HashMap<i16, (i16, i16)>,
     /// Requests sent and not yet answered: correlation id, API key, version.
@@ -35,7 +37,7 @@ impl Connection {
             .map_err(|_| anyhow!("no answer from broker at {address} within {}s; is it running? start one with `weir serve`", CONNECT_TIMEOUT.as_secs()))?
             .with_context(|| format!("cannot connect to broker at {address}; is it running? start one with `weir serve`"))?;
         stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
+        let (r, w) = client_security::wrap(stream, address).await?;
         let mut c = Connection {
             reader: BufReader::with_capacity(1 << 20, r),
             writer: w,
@@ -56,6 +58,9 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(login) = &client_security::settings().sasl {
+            crate::client_sasl::authenticate(&mut c, login).await?;
+        }
         Ok(c)
     }
 
@@ -109,6 +114,14 @@ impl Connection {
             .await
             .with_context(|| format!("broker at {} closed the connection", self.address))?;
         if size < 0 || size as usize > RESPONSE_BYTES_MAX {
+            // A TLS record (an alert or a handshake, version 3.x) read as a size.
+            let [kind, major, ..] = size.to_be_bytes();
+            if matches!(kind, 0x15 | 0x16) && major == 0x03 {
+                bail!(
+                    "broker at {} answered with TLS: it is an SSL or SASL_SSL listener; set -X security.protocol=SSL (or SASL_SSL) and -X ssl.ca.location",
+                    self.address
+                );
+            }
             bail!("broker at {} sent a response of {size} bytes", self.address);
         }
         let mut buf = vec![0u8; size as usize];

@@ -4,6 +4,8 @@
 
 mod bench;
 mod client;
+mod client_sasl;
+mod client_security;
 mod cluster;
 mod data;
 mod groups;
@@ -37,6 +39,11 @@ struct Cli {
     /// Config file with named profiles [env: WEIR_CONFIG; default ~/.config/weir/config.toml].
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A client property, librdkafka's name: -X security.protocol=SASL_SSL
+    /// -X sasl.mechanism=SCRAM-SHA-512 -X sasl.username=alice -X ssl.ca.location=ca.pem
+    /// (password from WEIR_SASL_PASSWORD). Repeatable; overrides the profile's.
+    #[arg(short = 'X', long = "client-property", global = true, value_name = "KEY=VALUE", value_parser = client_security::parse_property)]
+    client_properties: Vec<(String, String)>,
     /// Output of read commands.
     #[arg(long, short = 'o', value_enum, default_value = "table", global = true)]
     output: output::Format,
@@ -456,7 +463,9 @@ fn client_command(cli: Cli) -> ExitCode {
     };
     let format = cli.output;
     let result = runtime.block_on(async move {
-        let bootstrap = profile::resolve_bootstrap(cli.bootstrap, cli.profile, cli.config)?;
+        let (bootstrap, mut properties) = profile::resolve(cli.bootstrap, cli.profile, cli.config)?;
+        properties.extend(cli.client_properties);
+        client_security::configure(&properties)?;
         match cli.command {
             Command::Bench(command) => bench::run(&bootstrap, command).await,
             Command::Topics(c) => {

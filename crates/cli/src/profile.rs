@@ -10,7 +10,15 @@
 //! bootstrap = "localhost:9092"
 //! [profiles.staging]
 //! bootstrap = "kafka-staging.internal:9092"
+//! [profiles.staging.client]
+//! "security.protocol" = "SASL_SSL"
+//! "sasl.mechanism" = "SCRAM-SHA-512"
+//! "sasl.username" = "ops"
+//! "ssl.ca.location" = "/etc/weir/ca.pem"
 //! ```
+//!
+//! A profile's `client` table holds client properties ([`crate::client_security`]); `-X`
+//! flags override them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +38,8 @@ struct ConfigFile {
 #[derive(Deserialize)]
 struct Profile {
     bootstrap: String,
+    #[serde(default)]
+    client: BTreeMap<String, String>,
 }
 
 fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
@@ -47,6 +57,37 @@ fn config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
                     .join("config.toml")
             })
         })
+}
+
+/// The bootstrap address and the client properties of the chosen profile.
+pub fn resolve(
+    flag: Option<String>,
+    profile: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let properties = match chosen_profile(profile.clone(), config.clone())? {
+        Some(p) => p.client,
+        None => BTreeMap::new(),
+    };
+    Ok((resolve_bootstrap(flag, profile, config)?, properties))
+}
+
+/// The profile named (or the file's default), if there is a config file with one.
+fn chosen_profile(
+    profile: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<Option<Profile>> {
+    let path = config_path(config);
+    let Some(p) = path.filter(|p| p.exists()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&p)
+        .with_context(|| format!("cannot read config file {}", p.display()))?;
+    let mut file = toml::from_str::<ConfigFile>(&text)
+        .map_err(|e| anyhow!("config file {} is not valid: {}", p.display(), e.message()))?;
+    Ok(profile
+        .or(file.default_profile.clone())
+        .and_then(|n| file.profiles.remove(&n)))
 }
 
 pub fn resolve_bootstrap(
