@@ -5,6 +5,7 @@
 //! - [`listener`]: `--listeners` and the security protocol of each.
 //! - [`tls`]: rustls acceptors built from PEM files, reloaded when they change, and the
 //!   subject of a client certificate.
+//! - [`oauthbearer`]: OAUTHBEARER's JSON Web Tokens, checked against a JWKS file.
 //! - [`principal`]: Kafka's principal (`User:alice`) and the certificate mapping rules.
 //! - [`sasl`]: the SASL mechanisms, as exchanges without I/O.
 //! - [`session`]: one connection's authentication state: what it may send before it has
@@ -13,6 +14,7 @@
 use std::sync::Arc;
 
 pub mod listener;
+pub mod oauthbearer;
 pub mod principal;
 pub mod sasl;
 pub mod session;
