@@ -23,6 +23,7 @@
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`telemetry`]: client telemetry (KIP-714): subscriptions given to client instances
 //!   and the bounded store of the metrics they push.
+//! - [`security`]: authentication: the SASL exchanges (PLAIN, SCRAM), sans I/O.
 //! - [`handlers`]: one file per Kafka API.
 //! - [`errors`]: the one place crate errors become Kafka error codes.
 
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod offsets_journal;
 pub mod partition_traffic;
 pub mod response_errors;
+pub mod security;
 pub mod server;
 pub mod state;
 pub mod telemetry;

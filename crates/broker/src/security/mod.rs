@@ -1,0 +1,2 @@
+//! Security: how a connection proves who it is.
+pub mod sasl;
