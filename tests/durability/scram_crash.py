@@ -73,7 +73,7 @@ def described_with_tool(bootstrap):
 
 def described_with_librdkafka(bootstrap):
     from confluent_kafka.admin import AdminClient
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     users = {}
     for user, future in admin.describe_user_scram_credentials().result(30).items():
         users[user] = {str(i.mechanism).split(".")[-1].replace("_", "-"): i.iterations
