@@ -12,14 +12,20 @@ struct Store([ScramCredential; 2]);
 
 impl CredentialStore for Store {
     fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
-        (user == "user").then(|| self.0[mechanism as usize].clone())
+        let index = match mechanism {
+            ScramMechanism::Sha256 => 0,
+            ScramMechanism::Sha512 => 1,
+        };
+        (user == "user").then(|| self.0[index].clone())
     }
 }
 
 fn store() -> &'static Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE.get_or_init(|| {
-        Store(ScramMechanism::ALL.map(|m| ScramCredential::from_password(m, "pencil", b"salt", 4096)))
+        Store(
+            ScramMechanism::ALL.map(|m| ScramCredential::from_password(m, "pencil", b"salt", 4096)),
+        )
     })
 }
 

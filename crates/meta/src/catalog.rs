@@ -105,6 +105,29 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
+/// Checks a SCRAM credential for `user` as Kafka does (a name, the iteration bounds) and
+/// against weir's size bounds.
+pub fn check_scram_credential(user: &str, credential: &ScramCredential) -> Result<(), MetaError> {
+    if user.is_empty() {
+        return Err(MetaError::UnacceptableCredential(
+            "Username must not be empty".to_string(),
+        ));
+    }
+    if user.len() > SCRAM_USER_NAME_BYTES_MAX {
+        return Err(MetaError::UnacceptableCredential(format!(
+            "Username must not be longer than {SCRAM_USER_NAME_BYTES_MAX} bytes"
+        )));
+    }
+    scram::check_iterations(credential.iterations)?;
+    if credential.salt.len() > scram::SALT_BYTES_MAX {
+        return Err(MetaError::UnacceptableCredential(format!(
+            "Salt must not be longer than {} bytes",
+            scram::SALT_BYTES_MAX
+        )));
+    }
+    Ok(())
+}
+
 impl Catalog {
     pub fn new(cluster_id: String) -> Catalog {
         Catalog {
@@ -298,30 +321,14 @@ impl Catalog {
         self.scram_credentials.get(user)?.get(&mechanism)
     }
 
-    /// Checks a credential for `user` without storing it: a name, Kafka's iteration
-    /// bounds, weir's size bounds, and room for one more user.
+    /// Checks a credential for `user` without storing it: [`check_scram_credential`], and
+    /// room for one more user.
     pub fn check_scram_credential(
         &self,
         user: &str,
         credential: &ScramCredential,
     ) -> Result<(), MetaError> {
-        if user.is_empty() {
-            return Err(MetaError::UnacceptableCredential(
-                "Username must not be empty".to_string(),
-            ));
-        }
-        if user.len() > SCRAM_USER_NAME_BYTES_MAX {
-            return Err(MetaError::UnacceptableCredential(format!(
-                "Username must not be longer than {SCRAM_USER_NAME_BYTES_MAX} bytes"
-            )));
-        }
-        scram::check_iterations(credential.iterations)?;
-        if credential.salt.len() > scram::SALT_BYTES_MAX {
-            return Err(MetaError::UnacceptableCredential(format!(
-                "Salt must not be longer than {} bytes",
-                scram::SALT_BYTES_MAX
-            )));
-        }
+        check_scram_credential(user, credential)?;
         if !self.scram_credentials.contains_key(user)
             && self.scram_credentials.len() >= SCRAM_USERS_MAX
         {

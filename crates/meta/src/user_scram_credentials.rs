@@ -185,15 +185,16 @@ fn check_upsertion(u: &ScramUpsertion) -> Result<ScramMechanism, MetaError> {
             scram::SALTED_PASSWORD_BYTES_MAX
         )));
     }
-    // The name and salt bounds are the catalog's own, checked as it stores the credential;
-    // checking them here too makes the user's error come before any change.
-    let probe = ScramCredential {
+    // The name and salt bounds are the catalog's own, checked again as it stores the
+    // credential; checking them here makes the user's error come before any change. The
+    // keys are derived only once the upsertion has passed.
+    let unkeyed = ScramCredential {
         salt: u.salt.clone(),
         iterations: u.iterations,
         stored_key: Vec::new(),
         server_key: Vec::new(),
     };
-    Catalog::new(String::new()).check_scram_credential(&u.user, &probe)?;
+    crate::catalog::check_scram_credential(&u.user, &unkeyed)?;
     Ok(mechanism)
 }
 
