@@ -36,6 +36,9 @@ pub struct ScramUpsertion {
 /// What one described user gets: each mechanism it has with its iteration count.
 pub type DescribedUser = Result<Vec<(ScramMechanism, i32)>, MetaError>;
 
+/// What one altered user gets: nothing, or why its alteration was refused.
+pub type AlteredUser = Result<(), MetaError>;
+
 /// DescribeUserScramCredentials: `None` or no names describes every user, sorted;
 /// otherwise each distinct name once, in the order first named.
 pub fn describe(catalog: &Catalog, users: Option<&[String]>) -> Vec<(String, DescribedUser)> {
@@ -74,7 +77,7 @@ pub fn alter(
     catalog: &mut Catalog,
     deletions: &[ScramDeletion],
     upsertions: &[ScramUpsertion],
-) -> Vec<(String, Result<(), MetaError>)> {
+) -> Vec<(String, AlteredUser)> {
     // 1. Sort each alteration into accepted or failed, one per user.
     let mut failed: Vec<(String, MetaError)> = Vec::new();
     let mut failed_users: BTreeSet<String> = BTreeSet::new();

@@ -3,8 +3,9 @@
 //! before a change is answered.
 
 use weir_meta::scram::{ScramBootstrap, ScramCredential, ScramMechanism, BOOTSTRAP_SALT_BYTES};
-use weir_meta::user_scram_credentials::{self, DescribedUser, ScramDeletion, ScramUpsertion};
-use weir_meta::MetaError;
+use weir_meta::user_scram_credentials::{
+    self, AlteredUser, DescribedUser, ScramDeletion, ScramUpsertion,
+};
 
 use super::{ApiError, BrokerState};
 use crate::security::sasl::CredentialStore;
@@ -34,7 +35,7 @@ impl BrokerState {
         &self,
         deletions: &[ScramDeletion],
         upsertions: &[ScramUpsertion],
-    ) -> Result<Vec<(String, Result<(), MetaError>)>, ApiError> {
+    ) -> Result<Vec<(String, AlteredUser)>, ApiError> {
         let mut catalog = self.catalog.lock();
         let before = catalog.scram_credentials.clone();
         let results = user_scram_credentials::alter(&mut catalog, deletions, upsertions);
