@@ -6,7 +6,9 @@ Each round starts weir on a free loopback port with a fresh data directory, adds
 SCRAM-SHA-256 credential for a new user with `kafka-configs --alter --add-config`, kills
 weir with SIGKILL the moment the tool returns, restarts it on the same data directory, and
 describes the users' credentials: the user must be there with its mechanism and iteration
-count, along with every user added in earlier rounds. The check describes with
+count, along with every user added in earlier rounds, and the keys weir stored
+(meta/catalog.json) must be the ones RFC 5802 derives from the password and the salt
+Kafka's Admin client chose, so a client logging in with that password will be accepted. The check describes with
 `kafka-configs --describe --entity-type users` when weir answers the quota lookup that tool
 makes first, and otherwise with librdkafka's Admin client (confluent-kafka), which asks
 DescribeUserScramCredentials alone. Prints one line per round and ends with
@@ -14,6 +16,10 @@ DescribeUserScramCredentials alone. Prints one line per round and ends with
 
 Usage: scram_crash.py WEIR_BIN [ROUNDS]
 """
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
 import signal
@@ -81,6 +87,26 @@ def described_with_librdkafka(bootstrap):
     return users
 
 
+def wrong_keys(data_dir, passwords):
+    """The users whose stored SCRAM-SHA-256 keys do not derive from their password."""
+    with open(os.path.join(data_dir, "meta", "catalog.json")) as f:
+        stored = json.load(f).get("scram_credentials", {})
+    wrong = []
+    for user, password in passwords.items():
+        cred = stored.get(user, {}).get("SCRAM-SHA-256")
+        if cred is None:
+            wrong.append(user)
+            continue
+        salt = base64.b64decode(cred["salt"])
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, cred["iterations"])
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        if (base64.b64decode(cred["stored_key"]) != hashlib.sha256(client_key).digest()
+                or base64.b64decode(cred["server_key"]) != server_key):
+            wrong.append(user)
+    return wrong
+
+
 def main():
     bin_path = sys.argv[1]
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -90,7 +116,7 @@ def main():
     bootstrap = f"127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp, open(os.path.join(tmp, "weir.log"), "ab") as log:
         data_dir = os.path.join(tmp, "data")
-        added = {}
+        added, passwords = {}, {}
         for n in range(rounds):
             proc = None
             try:
@@ -105,15 +131,18 @@ def main():
                 if rc != 0:
                     raise RuntimeError(f"kafka-configs --alter failed: {out.strip()}")
                 added[user] = {"SCRAM-SHA-256": iterations}
+                passwords[user] = f"secret-{n}"
                 proc = start(bin_path, port, data_dir, log)
                 users, tool_error = described_with_tool(bootstrap)
                 how = "kafka-configs"
                 if users is None:
                     users, how = described_with_librdkafka(bootstrap), f"librdkafka (kafka-configs: {tool_error})"
                 lost = {u: m for u, m in added.items() if users.get(u) != m}
-                ok = not lost
-                why = (f"{len(added)} credential(s) kept, described by {how}" if ok
-                       else f"after the restart {users}, expected {added} (described by {how})")
+                wrong = wrong_keys(data_dir, passwords)
+                ok = not lost and not wrong
+                why = (f"{len(added)} credential(s) kept with keys that match their passwords, described by {how}"
+                       if ok else
+                       f"after the restart {users}, expected {added} (described by {how}); wrong keys for {wrong}")
             except Exception as e:  # a round that cannot run is a failure, never a skip
                 ok, why = False, f"round error: {e}"
             finally:
