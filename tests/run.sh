@@ -40,6 +40,9 @@ python3 tests/durability/crash.py "$PWD/target/release/weir" "${WEIR_CRASH_ROUND
 echo "== durability: transactions (3 producers, consume-transform-produce) across kill -9, ${WEIR_TXN_CRASH_ROUNDS:-10} kills"
 python3 tests/durability/txn_crash.py "$PWD/target/release/weir" "${WEIR_TXN_CRASH_ROUNDS:-10}"
 
+echo "== durability: SCRAM credentials set by Kafka's kafka-configs across kill -9, 3 rounds"
+python3 tests/durability/scram_crash.py "$PWD/target/release/weir" 3
+
 echo "== compatibility: real clients against weir (the quick subset; tests/compat/run.py runs all, against Apache Kafka too)"
 python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
     --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}" \

@@ -38,6 +38,14 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::InvalidClientMetricsRequest(_) => ResponseError::InvalidRequest.code(),
         MetaError::InvalidClientMetricsConfig(_) => ResponseError::InvalidConfig.code(),
         MetaError::TooManyClientMetrics(_) => ResponseError::PolicyViolation.code(),
+        MetaError::UnacceptableCredential(_) => ResponseError::UnacceptableCredential.code(),
+        MetaError::UnknownScramMechanism(_) => ResponseError::UnsupportedSaslMechanism.code(),
+        MetaError::UnknownScramCredential { .. } => ResponseError::ResourceNotFound.code(),
+        MetaError::ScramUserAlteredTwice(_) => ResponseError::DuplicateResource.code(),
+        MetaError::ScramUserDescribedTwice(_) => ResponseError::DuplicateResource.code(),
+        MetaError::UnknownScramUser(_) => ResponseError::ResourceNotFound.code(),
+        MetaError::TooManyScramUsers(_) => ResponseError::PolicyViolation.code(),
+        MetaError::InvalidScramBootstrap(_) => ResponseError::InvalidConfig.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
     }
 }

@@ -344,6 +344,23 @@ impl ErrorCodes for ConsumerGroupDescribeResponse {
     }
 }
 
+impl ErrorCodes for DescribeUserScramCredentialsResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        each(self.error_code);
+        for r in &self.results {
+            each(r.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for AlterUserScramCredentialsResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        for r in &self.results {
+            each(r.error_code);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,15 @@ impl Broker {
             }
             sockets.push(socket);
         }
+        let add_scram = config
+            .security
+            .add_scram
+            .iter()
+            .map(|entry| {
+                weir_meta::scram::parse_add_scram(entry)
+                    .map_err(|e| anyhow::anyhow!("--add-scram '{entry}': {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut listeners = Vec::with_capacity(sockets.len());
         for (socket, listener) in sockets.into_iter().zip(&config.listeners) {
             listeners.push((
@@ -58,6 +67,10 @@ impl Broker {
         // the coordinators' internal topics.
         let recovery_started = std::time::Instant::now();
         let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
+        if !add_scram.is_empty() {
+            let s = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || s.add_scram_bootstrap(&add_scram)).await??;
+        }
         let s = Arc::clone(&state);
         let groups = tokio::task::spawn_blocking(move || {
             crate::group_runtime::GroupRuntime::start_blocking(&s)

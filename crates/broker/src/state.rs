@@ -20,6 +20,8 @@ use weir_wire::ResponseError;
 use crate::config::BrokerConfig;
 use crate::errors::meta_error_code;
 
+mod scram;
+
 /// A Kafka error code with the message that goes with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (error code {code})")]

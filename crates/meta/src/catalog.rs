@@ -1,12 +1,13 @@
 //! [`Catalog`]: every topic with its id, partition count and config overrides, the groups'
-//! config overrides, the client-metrics subscriptions, plus the cluster id and the
-//! producer-id allocator.
+//! config overrides, the client-metrics subscriptions, the users' SCRAM credentials, plus
+//! the cluster id and the producer-id allocator.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::scram::{self, ScramCredential, ScramMechanism};
 use crate::{config, MetaError};
 
 /// Kafka's limit on topic name length.
@@ -22,6 +23,12 @@ pub const GROUPS_WITH_CONFIGS_MAX: usize = 100_000;
 /// Client-metrics subscriptions one broker keeps. Every telemetry request of a new client
 /// instance is matched against all of them, so the count stays small.
 pub const CLIENT_METRICS_MAX: usize = 1_000;
+/// Users that may have SCRAM credentials (each has at most one per mechanism). Each change
+/// rewrites the catalog, and a credential is a few hundred bytes.
+pub const SCRAM_USERS_MAX: usize = 10_000;
+/// Longest user name a SCRAM credential is kept for. Kafka sets none; RFC 4616 asks a
+/// server to accept 255 bytes.
+pub const SCRAM_USER_NAME_BYTES_MAX: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topic {
@@ -61,6 +68,9 @@ pub struct Catalog {
     /// [`crate::client_metrics::validate`]).
     #[serde(default)]
     pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
+    /// User name -> its SCRAM credentials, one per mechanism (never an empty map).
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
     /// First producer id of the next block to hand out.
     pub producer_id_block_next: i64,
     #[serde(skip)]
@@ -95,6 +105,29 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
     Ok(())
 }
 
+/// Checks a SCRAM credential for `user` as Kafka does (a name, the iteration bounds) and
+/// against weir's size bounds.
+pub fn check_scram_credential(user: &str, credential: &ScramCredential) -> Result<(), MetaError> {
+    if user.is_empty() {
+        return Err(MetaError::UnacceptableCredential(
+            "Username must not be empty".to_string(),
+        ));
+    }
+    if user.len() > SCRAM_USER_NAME_BYTES_MAX {
+        return Err(MetaError::UnacceptableCredential(format!(
+            "Username must not be longer than {SCRAM_USER_NAME_BYTES_MAX} bytes"
+        )));
+    }
+    scram::check_iterations(credential.iterations)?;
+    if credential.salt.len() > scram::SALT_BYTES_MAX {
+        return Err(MetaError::UnacceptableCredential(format!(
+            "Salt must not be longer than {} bytes",
+            scram::SALT_BYTES_MAX
+        )));
+    }
+    Ok(())
+}
+
 impl Catalog {
     pub fn new(cluster_id: String) -> Catalog {
         Catalog {
@@ -102,6 +135,7 @@ impl Catalog {
             topics: BTreeMap::new(),
             group_configs: BTreeMap::new(),
             client_metrics: BTreeMap::new(),
+            scram_credentials: BTreeMap::new(),
             producer_id_block_next: 0,
             producer_id_next: 0,
             producer_id_block_end: 0,
@@ -278,6 +312,75 @@ impl Catalog {
         Ok(())
     }
 
+    /// A user's credential for one mechanism.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram_credentials.get(user)?.get(&mechanism)
+    }
+
+    /// Checks a credential for `user` without storing it: [`check_scram_credential`], and
+    /// room for one more user.
+    pub fn check_scram_credential(
+        &self,
+        user: &str,
+        credential: &ScramCredential,
+    ) -> Result<(), MetaError> {
+        check_scram_credential(user, credential)?;
+        if !self.scram_credentials.contains_key(user)
+            && self.scram_credentials.len() >= SCRAM_USERS_MAX
+        {
+            return Err(MetaError::TooManyScramUsers(SCRAM_USERS_MAX));
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces a user's credential for one mechanism, after
+    /// [`Catalog::check_scram_credential`].
+    pub fn set_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    ) -> Result<(), MetaError> {
+        self.check_scram_credential(user, &credential)?;
+        self.scram_credentials
+            .entry(user.to_string())
+            .or_default()
+            .insert(mechanism, credential);
+        Ok(())
+    }
+
+    /// Removes a user's credential for one mechanism; false if there was none. A user
+    /// left without credentials leaves the catalog.
+    pub fn delete_scram_credential(&mut self, user: &str, mechanism: ScramMechanism) -> bool {
+        let Some(credentials) = self.scram_credentials.get_mut(user) else {
+            return false;
+        };
+        let removed = credentials.remove(&mechanism).is_some();
+        if credentials.is_empty() {
+            self.scram_credentials.remove(user);
+        }
+        removed
+    }
+
+    /// Every user with SCRAM credentials, sorted, with each mechanism it has and that
+    /// credential's iteration count (what DescribeUserScramCredentials shows).
+    pub fn scram_users(&self) -> BTreeMap<String, Vec<(ScramMechanism, i32)>> {
+        self.scram_credentials
+            .iter()
+            .map(|(user, credentials)| {
+                let infos = credentials
+                    .iter()
+                    .map(|(m, c)| (*m, c.iterations))
+                    .collect();
+                (user.clone(), infos)
+            })
+            .collect()
+    }
+
     /// Hands out the next producer id. Returns the id, and whether a new block was
     /// started (the caller must persist the catalog before using the id).
     pub fn allocate_producer_id(&mut self) -> (i64, bool) {
@@ -382,6 +485,76 @@ mod tests {
         c.replace_client_metrics("s0", cfg).unwrap();
         let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
         assert!(Catalog::from_bytes(old).unwrap().client_metrics.is_empty());
+    }
+
+    #[test]
+    fn scram_credentials_persist_are_checked_and_bounded() {
+        // Goal: credentials survive a round trip, deleting the last one removes the user,
+        // bad credentials are refused with Kafka's words, the user count is capped, and a
+        // catalog written before credentials existed still loads.
+        let mut c = Catalog::new("c".into());
+        let m = ScramMechanism::Sha256;
+        let cred = ScramCredential::from_password(m, "alice-secret", b"salt", 4096);
+        c.set_scram_credential("alice", m, cred.clone()).unwrap();
+        c.set_scram_credential(
+            "alice",
+            ScramMechanism::Sha512,
+            ScramCredential::from_password(ScramMechanism::Sha512, "x", b"salt", 8192),
+        )
+        .unwrap();
+        let back = Catalog::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(back.scram_credential("alice", m), Some(&cred));
+        assert!(back
+            .scram_credential("alice", m)
+            .unwrap()
+            .verify_password(m, "alice-secret"));
+        assert_eq!(
+            back.scram_users()["alice"],
+            vec![
+                (ScramMechanism::Sha256, 4096),
+                (ScramMechanism::Sha512, 8192)
+            ]
+        );
+        assert!(c.delete_scram_credential("alice", m));
+        assert!(!c.delete_scram_credential("alice", m));
+        assert!(c.delete_scram_credential("alice", ScramMechanism::Sha512));
+        assert!(c.scram_credentials.is_empty(), "no credentials, no user");
+        assert!(!c.delete_scram_credential("nobody", m));
+
+        let few = ScramCredential::from_salted_password(m, b"s", b"p", 4095);
+        assert_eq!(
+            c.set_scram_credential("bob", m, few),
+            Err(MetaError::UnacceptableCredential(
+                "Too few iterations".into()
+            ))
+        );
+        assert!(matches!(
+            c.set_scram_credential("", m, cred.clone()),
+            Err(MetaError::UnacceptableCredential(_))
+        ));
+        let salty =
+            ScramCredential::from_salted_password(m, &[0; scram::SALT_BYTES_MAX + 1], b"p", 4096);
+        assert!(matches!(
+            c.set_scram_credential("bob", m, salty),
+            Err(MetaError::UnacceptableCredential(_))
+        ));
+        for i in 0..SCRAM_USERS_MAX {
+            c.scram_credentials
+                .entry(format!("u{i}"))
+                .or_default()
+                .insert(m, cred.clone());
+        }
+        assert_eq!(
+            c.set_scram_credential("one-more", m, cred.clone()),
+            Err(MetaError::TooManyScramUsers(SCRAM_USERS_MAX))
+        );
+        c.set_scram_credential("u0", ScramMechanism::Sha512, cred)
+            .unwrap();
+        let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
+        assert!(Catalog::from_bytes(old)
+            .unwrap()
+            .scram_credentials
+            .is_empty());
     }
 
     #[test]

@@ -28,6 +28,32 @@ pub enum MetaError {
     InvalidClientMetricsConfig(String),
     #[error("{0} client-metrics subscriptions already exist, the most one broker keeps")]
     TooManyClientMetrics(usize),
+    /// A SCRAM credential refused (Kafka's UNACCEPTABLE_CREDENTIAL), with Kafka's words.
+    #[error("{0}")]
+    UnacceptableCredential(String),
+    /// A SCRAM mechanism type number Kafka calls UNKNOWN.
+    #[error("Unknown SCRAM mechanism")]
+    UnknownScramMechanism(i8),
+    /// A deletion of a credential the user does not have.
+    #[error("Attempt to delete a user credential that does not exist")]
+    UnknownScramCredential {
+        user: String,
+        mechanism: &'static str,
+    },
+    /// A user named by more than one alteration of one AlterUserScramCredentials request.
+    #[error("A user credential cannot be altered twice in the same request")]
+    ScramUserAlteredTwice(String),
+    /// A user named twice in one DescribeUserScramCredentials request.
+    #[error("Cannot describe SCRAM credentials for the same user twice in a single request: {0}")]
+    ScramUserDescribedTwice(String),
+    /// A user without SCRAM credentials named in DescribeUserScramCredentials.
+    #[error("Attempt to describe a user credential that does not exist: {0}")]
+    UnknownScramUser(String),
+    #[error("{0} users already have SCRAM credentials, the most one broker keeps")]
+    TooManyScramUsers(usize),
+    /// A `--add-scram` argument that does not parse, with Kafka's tool's words.
+    #[error("{0}")]
+    InvalidScramBootstrap(String),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
 }

@@ -1,5 +1,5 @@
-//! `weir-meta`: the catalog of topics, partitions, topic configs, group configs and
-//! client-metrics subscriptions, and where
+//! `weir-meta`: the catalog of topics, partitions, topic configs, group configs,
+//! client-metrics subscriptions and SCRAM credentials, and where
 //! coordinator keys are placed.
 //!
 //! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
@@ -10,6 +10,8 @@
 //! - [`config`]: the topic configs weir knows, their defaults and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714), checked and typed.
 //! - [`group_config`]: the group configs weir knows, checked against the broker's bounds.
+//! - [`scram`]: SCRAM credentials: their derivation and checks, and `--add-scram`.
+//! - [`user_scram_credentials`]: Describe/AlterUserScramCredentials decided over the catalog.
 //! - [`placement`]: which internal-topic partition holds a group or transactional id.
 //! - [`error`]: [`MetaError`].
 
@@ -19,6 +21,8 @@ pub mod config;
 pub mod error;
 pub mod group_config;
 pub mod placement;
+pub mod scram;
+pub mod user_scram_credentials;
 
 pub use catalog::{Catalog, Topic};
 pub use error::MetaError;

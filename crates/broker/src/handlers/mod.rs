@@ -36,6 +36,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod partition_reassignments;
 pub mod produce;
+pub mod scram_credentials;
 pub mod telemetry;
 pub mod txn;
 pub mod write_txn_markers;
@@ -207,8 +208,7 @@ pub fn dispatch(
         Request::PushTelemetry(r) => telemetry::push(state, &meta, client, r),
         // Authentication requests are answered by the connection's session before dispatch.
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Reply::Close(None),
-        Request::DescribeUserScramCredentials(_) | Request::AlterUserScramCredentials(_) => {
-            Reply::Close(None)
-        }
+        Request::DescribeUserScramCredentials(r) => scram_credentials::describe(state, &meta, r),
+        Request::AlterUserScramCredentials(r) => scram_credentials::alter(state, &meta, r),
     }
 }
