@@ -27,6 +27,8 @@ pub struct Connection {
     /// Requests sent and not yet answered: correlation id, API key, version.
     in_flight: VecDeque<(i32, ApiKey, i16)>,
     pub address: String,
+    /// When the SASL session should be renewed (KIP-368), if the broker limits it.
+    pub reauthenticate_at: Option<std::time::Instant>,
 }
 
 impl Connection {
@@ -45,6 +47,7 @@ impl Connection {
             versions: HashMap::new(),
             in_flight: VecDeque::new(),
             address: address.to_string(),
+            reauthenticate_at: None,
         };
         let resp: ApiVersionsResponse = c.call_at(&ApiVersionsRequest::default(), 0).await?;
         if resp.error_code != 0 {
@@ -84,6 +87,18 @@ impl Connection {
     /// Sends a request without waiting; answers come back in order through [`Connection::recv`].
     pub async fn send_at<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<()> {
         let key = ApiKey::try_from(R::KEY).map_err(|_| anyhow!("unknown API key"))?;
+        // A SASL session near its end is renewed between requests, as Kafka's clients do.
+        if self.in_flight.is_empty()
+            && R::KEY != SaslHandshakeRequest::KEY
+            && R::KEY != SaslAuthenticateRequest::KEY
+            && self
+                .reauthenticate_at
+                .is_some_and(|at| std::time::Instant::now() >= at)
+        {
+            if let Some(login) = &client_security::settings().sasl {
+                Box::pin(crate::client_sasl::authenticate(self, login)).await?;
+            }
+        }
         self.next_correlation_id += 1;
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)

@@ -68,6 +68,9 @@ fn attribute<'a>(message: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|part| part.strip_prefix(key).and_then(|p| p.strip_prefix('=')))
 }
 
+/// Share of a session's lifetime after which the client renews it.
+const REAUTHENTICATE_AT_SHARE: f64 = 0.85;
+
 async fn step(conn: &mut Connection, token: Vec<u8>) -> anyhow::Result<Bytes> {
     let (r, _) = conn
         .call(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))
@@ -86,6 +89,12 @@ async fn step(conn: &mut Connection, token: Vec<u8>) -> anyhow::Result<Bytes> {
             r.error_code
         );
     }
+    conn.reauthenticate_at = (r.session_lifetime_ms > 0).then(|| {
+        std::time::Instant::now()
+            + std::time::Duration::from_millis(
+                (r.session_lifetime_ms as f64 * REAUTHENTICATE_AT_SHARE) as u64,
+            )
+    });
     Ok(r.auth_bytes)
 }
 

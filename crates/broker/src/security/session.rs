@@ -136,19 +136,20 @@ impl Session {
         meta: &RequestMeta,
         request: &DecodedRequest,
     ) -> Admission {
-        // A session past its lifetime that did not re-authenticate ends here.
-        if let AuthState::Authenticated {
-            expires: Some(at), ..
-        }
-        | AuthState::Reauthenticate {
-            expires: Some(at), ..
-        } = &self.state
-        {
-            if Instant::now() >= *at {
-                tracing::info!(listener = %self.listener.config.name, "SASL session expired without re-authenticating: closing");
-                self.state = AuthState::Failed;
-                return Admission::Answered(Reply::Close(None));
-            }
+        // A session past its lifetime that did not re-authenticate ends here; a
+        // SaslHandshake may still start the re-authentication, as Kafka lets it (the
+        // client's last request may have been a long poll that outlived the session).
+        let expires = match (&self.state, &request.body) {
+            (AuthState::Authenticated { .. }, Request::SaslHandshake(_)) => None,
+            (AuthState::Reauthenticate { .. }, Request::SaslAuthenticate(_)) => None,
+            (AuthState::Authenticated { expires, .. }, _)
+            | (AuthState::Reauthenticate { expires, .. }, _) => *expires,
+            _ => None,
+        };
+        if expires.is_some_and(|at| Instant::now() >= at) {
+            tracing::info!(listener = %self.listener.config.name, "SASL session expired without re-authenticating: closing");
+            self.state = AuthState::Failed;
+            return Admission::Answered(Reply::Close(None));
         }
         let reauth = self.listener.reauth_ms > 0;
         match (&mut self.state, &request.body) {
