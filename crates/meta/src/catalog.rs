@@ -61,6 +61,9 @@ pub struct Catalog {
     /// [`crate::client_metrics::validate`]).
     #[serde(default)]
     pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
+    /// The cluster's ACLs (CreateAcls / DeleteAcls), with their index for decisions.
+    #[serde(default)]
+    pub acls: crate::acls::Acls,
     /// First producer id of the next block to hand out.
     pub producer_id_block_next: i64,
     #[serde(skip)]
@@ -102,6 +105,7 @@ impl Catalog {
             topics: BTreeMap::new(),
             group_configs: BTreeMap::new(),
             client_metrics: BTreeMap::new(),
+            acls: Default::default(),
             producer_id_block_next: 0,
             producer_id_next: 0,
             producer_id_block_end: 0,

@@ -28,6 +28,15 @@ pub enum MetaError {
     InvalidClientMetricsConfig(String),
     #[error("{0} client-metrics subscriptions already exist, the most one broker keeps")]
     TooManyClientMetrics(usize),
+    /// An ACL refused by CreateAcls, with Kafka's sentence (Kafka's
+    /// InvalidRequestException).
+    #[error("{0}")]
+    InvalidAcl(String),
+    #[error("{0} ACLs already exist, the most one cluster keeps")]
+    TooManyAcls(usize),
+    /// Kafka's sentence for a DeleteAcls past its bound.
+    #[error("Cannot remove more than {0} acls in a single delete operation.")]
+    TooManyAclDeletions(usize),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
 }

@@ -1,0 +1,1514 @@
+//! Kafka's access control lists: the bindings a cluster keeps (`kafka-acls --add`), the
+//! filters that describe and delete them, and the decision the authorizer takes on every
+//! request.
+//!
+//! The rules are those of Kafka 4.x's `StandardAuthorizer`:
+//! - a super user may do anything;
+//! - the ACLs that apply to a resource are the literal ones with its exact name, the literal
+//!   wildcard `*`, and the prefixed ones whose name starts the resource's name;
+//! - of those, an ACL applies to a request when its principal is the caller's or `User:*`,
+//!   its host is the caller's address, `*` or a CIDR range holding it, and its operation is
+//!   the one asked, `ALL`, or (for ALLOW only) one that implies it: READ, WRITE, DELETE and
+//!   ALTER imply DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS;
+//! - one applying DENY refuses, whatever else allows; otherwise one applying ALLOW allows;
+//! - with no applying ACL the answer is no, unless the resource has no ACL at all and
+//!   `allow.everyone.if.no.acl.found` is set.
+//!
+//! Creation is checked as Kafka checks it (the broker's checks, then the controller's), with
+//! Kafka's sentences. Creating a binding that exists succeeds without a second copy.
+//!
+//! [`Acls`] keeps the bindings in a sorted set (what is persisted) and an index by resource
+//! type and name, so one decision looks at only the ACLs of that resource: one lookup for the
+//! literal name, one for `*`, and one per distinct length of the prefixed patterns.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::MetaError;
+
+/// Most ACLs one cluster keeps. Every change rewrites the catalog, so the count stays at
+/// what one write handles quickly; Kafka itself has no such bound.
+pub const ACLS_MAX: usize = 100_000;
+/// Most ACLs one DeleteAcls request removes, Kafka's bound on the records of one
+/// controller operation.
+pub const ACL_DELETIONS_PER_REQUEST_MAX: usize = 10_000;
+/// The only name a CLUSTER resource may have.
+pub const CLUSTER_RESOURCE_NAME: &str = "kafka-cluster";
+/// The literal resource name, and the host, that match any.
+pub const WILDCARD: &str = "*";
+/// The principal that matches any user.
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+
+/// The wire code no value has (Kafka's UNKNOWN), in every ACL enum.
+pub const CODE_UNKNOWN: i8 = 0;
+/// The wire code of ANY, a filter's "whatever the value", in every ACL enum.
+pub const CODE_ANY: i8 = 1;
+/// The wire code of MATCH, a pattern-type filter that finds every pattern applying to a
+/// name.
+pub const CODE_MATCH: i8 = 2;
+
+/// Kafka's `ResourceType`, without its filter-only values (ANY) and UNKNOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResourceType {
+    Topic,
+    Group,
+    Cluster,
+    TransactionalId,
+    DelegationToken,
+    User,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 6] = [
+        ResourceType::Topic,
+        ResourceType::Group,
+        ResourceType::Cluster,
+        ResourceType::TransactionalId,
+        ResourceType::DelegationToken,
+        ResourceType::User,
+    ];
+
+    pub const fn code(self) -> i8 {
+        match self {
+            ResourceType::Topic => 2,
+            ResourceType::Group => 3,
+            ResourceType::Cluster => 4,
+            ResourceType::TransactionalId => 5,
+            ResourceType::DelegationToken => 6,
+            ResourceType::User => 7,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<ResourceType> {
+        ResourceType::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// Kafka's name, as `kafka-acls` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ResourceType::Topic => "TOPIC",
+            ResourceType::Group => "GROUP",
+            ResourceType::Cluster => "CLUSTER",
+            ResourceType::TransactionalId => "TRANSACTIONAL_ID",
+            ResourceType::DelegationToken => "DELEGATION_TOKEN",
+            ResourceType::User => "USER",
+        }
+    }
+}
+
+/// Kafka's `PatternType` of a stored binding: LITERAL or PREFIXED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PatternType {
+    Literal,
+    Prefixed,
+}
+
+impl PatternType {
+    pub const ALL: [PatternType; 2] = [PatternType::Literal, PatternType::Prefixed];
+
+    pub const fn code(self) -> i8 {
+        match self {
+            PatternType::Literal => 3,
+            PatternType::Prefixed => 4,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<PatternType> {
+        PatternType::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            PatternType::Literal => "LITERAL",
+            PatternType::Prefixed => "PREFIXED",
+        }
+    }
+}
+
+/// Kafka's `AclOperation`, without ANY and UNKNOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Operation {
+    All,
+    Read,
+    Write,
+    Create,
+    Delete,
+    Alter,
+    Describe,
+    ClusterAction,
+    DescribeConfigs,
+    AlterConfigs,
+    IdempotentWrite,
+    CreateTokens,
+    DescribeTokens,
+    TwoPhaseCommit,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 14] = [
+        Operation::All,
+        Operation::Read,
+        Operation::Write,
+        Operation::Create,
+        Operation::Delete,
+        Operation::Alter,
+        Operation::Describe,
+        Operation::ClusterAction,
+        Operation::DescribeConfigs,
+        Operation::AlterConfigs,
+        Operation::IdempotentWrite,
+        Operation::CreateTokens,
+        Operation::DescribeTokens,
+        Operation::TwoPhaseCommit,
+    ];
+
+    pub const fn code(self) -> i8 {
+        match self {
+            Operation::All => 2,
+            Operation::Read => 3,
+            Operation::Write => 4,
+            Operation::Create => 5,
+            Operation::Delete => 6,
+            Operation::Alter => 7,
+            Operation::Describe => 8,
+            Operation::ClusterAction => 9,
+            Operation::DescribeConfigs => 10,
+            Operation::AlterConfigs => 11,
+            Operation::IdempotentWrite => 12,
+            Operation::CreateTokens => 13,
+            Operation::DescribeTokens => 14,
+            Operation::TwoPhaseCommit => 15,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.code() == code)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Operation::All => "ALL",
+            Operation::Read => "READ",
+            Operation::Write => "WRITE",
+            Operation::Create => "CREATE",
+            Operation::Delete => "DELETE",
+            Operation::Alter => "ALTER",
+            Operation::Describe => "DESCRIBE",
+            Operation::ClusterAction => "CLUSTER_ACTION",
+            Operation::DescribeConfigs => "DESCRIBE_CONFIGS",
+            Operation::AlterConfigs => "ALTER_CONFIGS",
+            Operation::IdempotentWrite => "IDEMPOTENT_WRITE",
+            Operation::CreateTokens => "CREATE_TOKENS",
+            Operation::DescribeTokens => "DESCRIBE_TOKENS",
+            Operation::TwoPhaseCommit => "TWO_PHASE_COMMIT",
+        }
+    }
+
+    /// Whether an ALLOW of `self` also allows `requested`: ALL allows everything, and
+    /// READ, WRITE, DELETE and ALTER imply DESCRIBE, ALTER_CONFIGS implies
+    /// DESCRIBE_CONFIGS. A DENY never implies: it refuses its own operation (or, as ALL,
+    /// every one) and nothing else, so a DENY of READ leaves DESCRIBE to the other ACLs.
+    pub fn allow_covers(self, requested: Operation) -> bool {
+        self == Operation::All
+            || self == requested
+            || match requested {
+                Operation::Describe => matches!(
+                    self,
+                    Operation::Read | Operation::Write | Operation::Delete | Operation::Alter
+                ),
+                Operation::DescribeConfigs => self == Operation::AlterConfigs,
+                _ => false,
+            }
+    }
+
+    /// Whether a DENY of `self` refuses `requested`.
+    pub fn deny_covers(self, requested: Operation) -> bool {
+        self == Operation::All || self == requested
+    }
+}
+
+/// Kafka's `AclPermissionType`, without ANY and UNKNOWN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PermissionType {
+    Deny,
+    Allow,
+}
+
+impl PermissionType {
+    pub const ALL: [PermissionType; 2] = [PermissionType::Deny, PermissionType::Allow];
+
+    pub const fn code(self) -> i8 {
+        match self {
+            PermissionType::Deny => 2,
+            PermissionType::Allow => 3,
+        }
+    }
+
+    pub fn from_code(code: i8) -> Option<PermissionType> {
+        PermissionType::ALL.into_iter().find(|p| p.code() == code)
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            PermissionType::Deny => "DENY",
+            PermissionType::Allow => "ALLOW",
+        }
+    }
+}
+
+/// The name Kafka prints for a code that is no concrete value: ANY, MATCH (pattern types
+/// only) or UNKNOWN.
+fn filter_code_name(code: i8, has_match: bool) -> &'static str {
+    match code {
+        CODE_ANY => "ANY",
+        CODE_MATCH if has_match => "MATCH",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Whether a resource-type code is one Kafka knows (a value or ANY).
+pub fn is_known_resource_type(code: i8) -> bool {
+    code == CODE_ANY || ResourceType::from_code(code).is_some()
+}
+
+/// Whether a pattern-type code is one Kafka knows (a value, ANY or MATCH).
+pub fn is_known_pattern_type(code: i8) -> bool {
+    code == CODE_ANY || code == CODE_MATCH || PatternType::from_code(code).is_some()
+}
+
+/// Whether an operation code is one Kafka knows (a value or ANY).
+pub fn is_known_operation(code: i8) -> bool {
+    code == CODE_ANY || Operation::from_code(code).is_some()
+}
+
+/// Whether a permission-type code is one Kafka knows (a value or ANY).
+pub fn is_known_permission(code: i8) -> bool {
+    code == CODE_ANY || PermissionType::from_code(code).is_some()
+}
+
+/// One ACL: who (principal, host) may or may not (permission) do what (operation) to which
+/// resources (type, name, pattern).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclBinding {
+    pub resource_type: ResourceType,
+    pub resource_name: String,
+    pub pattern_type: PatternType,
+    /// `Type:name`, as `User:alice`; `User:*` is every user.
+    pub principal: String,
+    /// `*`, an IP address, or (Kafka 4.4, KIP-1276) a CIDR range.
+    pub host: String,
+    pub operation: Operation,
+    pub permission: PermissionType,
+}
+
+impl fmt::Display for AclBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{} {} {} from {} {}",
+            self.resource_type.name(),
+            self.pattern_type.name(),
+            self.resource_name,
+            self.principal,
+            self.permission.name(),
+            self.host,
+            self.operation.name()
+        )
+    }
+}
+
+fn invalid(message: impl Into<String>) -> MetaError {
+    MetaError::InvalidAcl(message.into())
+}
+
+impl AclBinding {
+    /// A binding from the codes of a CreateAcls creation, checked in Kafka's order: the
+    /// broker's checks (the cluster's name, an empty name), then the controller's (each
+    /// code a concrete value, the principal, the host). The caller has already refused a
+    /// code Kafka does not know at all (see [`is_known_resource_type`] and its siblings).
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: &str,
+        pattern_type: i8,
+        principal: &str,
+        host: &str,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclBinding, MetaError> {
+        if resource_type == ResourceType::Cluster.code() && resource_name != CLUSTER_RESOURCE_NAME {
+            return Err(invalid(format!(
+                "The only valid name for the CLUSTER resource is {CLUSTER_RESOURCE_NAME}"
+            )));
+        }
+        if resource_name.is_empty() {
+            return Err(invalid("Invalid empty resource name"));
+        }
+        let resource_type = ResourceType::from_code(resource_type).ok_or_else(|| {
+            invalid(format!(
+                "Invalid resourceType {}",
+                filter_code_name(resource_type, false)
+            ))
+        })?;
+        let pattern_type = PatternType::from_code(pattern_type).ok_or_else(|| {
+            invalid(format!(
+                "Invalid patternType {}",
+                filter_code_name(pattern_type, true)
+            ))
+        })?;
+        let operation = Operation::from_code(operation).ok_or_else(|| {
+            invalid(format!(
+                "Invalid operation {}",
+                filter_code_name(operation, false)
+            ))
+        })?;
+        let permission = PermissionType::from_code(permission).ok_or_else(|| {
+            invalid(format!(
+                "Invalid permissionType {}",
+                filter_code_name(permission, false)
+            ))
+        })?;
+        let binding = AclBinding {
+            resource_type,
+            resource_name: resource_name.to_string(),
+            pattern_type,
+            principal: principal.to_string(),
+            host: host.to_string(),
+            operation,
+            permission,
+        };
+        binding.validate()?;
+        Ok(binding)
+    }
+
+    /// The checks a binding with concrete values must still pass.
+    pub fn validate(&self) -> Result<(), MetaError> {
+        if self.resource_type == ResourceType::Cluster
+            && self.resource_name != CLUSTER_RESOURCE_NAME
+        {
+            return Err(invalid(format!(
+                "The only valid name for the CLUSTER resource is {CLUSTER_RESOURCE_NAME}"
+            )));
+        }
+        if self.resource_name.is_empty() {
+            return Err(invalid("Resource name should not be empty"));
+        }
+        if !self.principal.contains(':') {
+            return Err(invalid(format!(
+                "Could not parse principal from `{}` (no colon is present separating the principal type from the principal name)",
+                self.principal
+            )));
+        }
+        validate_host(&self.host)
+    }
+}
+
+/// Kafka 4.4's host check: not empty; `*` or any text without `/` is taken as it is (only
+/// an address can ever match); with `/` it must be a CIDR range.
+fn validate_host(host: &str) -> Result<(), MetaError> {
+    if host.is_empty() {
+        return Err(invalid("Host pattern cannot be null or empty"));
+    }
+    if host == WILDCARD || !host.contains('/') {
+        return Ok(());
+    }
+    Cidr::parse(host)
+        .map(|_| ())
+        .map_err(|reason| invalid(format!("Invalid CIDR notation '{host}': {reason}")))
+}
+
+/// An address range written `address/prefix-length`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cidr {
+    network: IpAddr,
+    prefix_len: u8,
+}
+
+impl Cidr {
+    fn parse(text: &str) -> Result<Cidr, String> {
+        let (address, length) = text
+            .split_once('/')
+            .ok_or_else(|| "no '/' before the prefix length".to_string())?;
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("'{address}' is not an IP address"))?;
+        let bits_max: u8 = if network.is_ipv4() { 32 } else { 128 };
+        let prefix_len: u8 = length
+            .parse()
+            .ok()
+            .filter(|n| *n <= bits_max)
+            .ok_or_else(|| format!("the prefix length must be between 0 and {bits_max}"))?;
+        Ok(Cidr {
+            network,
+            prefix_len,
+        })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A pattern-type filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternFilter {
+    /// Any pattern type; a name must then equal the binding's.
+    Any,
+    /// Every binding that applies to the filter's name: literal equal, literal `*`, and
+    /// prefixed ones that start it.
+    Match,
+    Only(PatternType),
+}
+
+/// Kafka's `AclBindingFilter`: each field `None` (or [`PatternFilter::Any`]) matches any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclBindingFilter {
+    pub resource_type: Option<ResourceType>,
+    pub resource_name: Option<String>,
+    pub pattern_type: PatternFilter,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<Operation>,
+    pub permission: Option<PermissionType>,
+}
+
+impl AclBindingFilter {
+    /// The filter that matches every binding.
+    pub fn any() -> AclBindingFilter {
+        AclBindingFilter {
+            resource_type: None,
+            resource_name: None,
+            pattern_type: PatternFilter::Any,
+            principal: None,
+            host: None,
+            operation: None,
+            permission: None,
+        }
+    }
+
+    /// A filter from the codes of a DescribeAcls request or a DeleteAcls filter; `None`
+    /// when a code is one Kafka does not know (Kafka then refuses to read the request and
+    /// closes the connection).
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: Option<&str>,
+        pattern_type: i8,
+        principal: Option<&str>,
+        host: Option<&str>,
+        operation: i8,
+        permission: i8,
+    ) -> Option<AclBindingFilter> {
+        let resource_type = match resource_type {
+            CODE_ANY => None,
+            code => Some(ResourceType::from_code(code)?),
+        };
+        let pattern_type = match pattern_type {
+            CODE_ANY => PatternFilter::Any,
+            CODE_MATCH => PatternFilter::Match,
+            code => PatternFilter::Only(PatternType::from_code(code)?),
+        };
+        let operation = match operation {
+            CODE_ANY => None,
+            code => Some(Operation::from_code(code)?),
+        };
+        let permission = match permission {
+            CODE_ANY => None,
+            code => Some(PermissionType::from_code(code)?),
+        };
+        Some(AclBindingFilter {
+            resource_type,
+            resource_name: resource_name.map(str::to_string),
+            pattern_type,
+            principal: principal.map(str::to_string),
+            host: host.map(str::to_string),
+            operation,
+            permission,
+        })
+    }
+
+    /// Kafka's `AclBindingFilter.matches`.
+    pub fn matches(&self, binding: &AclBinding) -> bool {
+        self.matches_pattern(binding) && self.matches_entry(binding)
+    }
+
+    fn matches_pattern(&self, b: &AclBinding) -> bool {
+        if self.resource_type.is_some_and(|t| t != b.resource_type) {
+            return false;
+        }
+        let Some(name) = &self.resource_name else {
+            return match self.pattern_type {
+                PatternFilter::Any | PatternFilter::Match => true,
+                PatternFilter::Only(p) => p == b.pattern_type,
+            };
+        };
+        match self.pattern_type {
+            PatternFilter::Any => *name == b.resource_name,
+            PatternFilter::Only(p) => p == b.pattern_type && *name == b.resource_name,
+            PatternFilter::Match => match b.pattern_type {
+                PatternType::Literal => *name == b.resource_name || b.resource_name == WILDCARD,
+                PatternType::Prefixed => name.starts_with(b.resource_name.as_str()),
+            },
+        }
+    }
+
+    fn matches_entry(&self, b: &AclBinding) -> bool {
+        self.principal.as_ref().is_none_or(|p| *p == b.principal)
+            && self.host.as_ref().is_none_or(|h| *h == b.host)
+            && self.operation.is_none_or(|o| o == b.operation)
+            && self.permission.is_none_or(|p| p == b.permission)
+    }
+}
+
+/// Which client addresses an ACL's host matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Address(IpAddr),
+    Range(Cidr),
+    /// Text that is no address: Kafka compares it with the client's address as text, which
+    /// never equals it.
+    Nothing,
+}
+
+impl HostMatch {
+    fn of(host: &str) -> HostMatch {
+        if host == WILDCARD {
+            return HostMatch::Any;
+        }
+        if let Ok(ip) = host.parse() {
+            return HostMatch::Address(ip);
+        }
+        match Cidr::parse(host) {
+            Ok(range) => HostMatch::Range(range),
+            Err(_) => HostMatch::Nothing,
+        }
+    }
+
+    fn matches(&self, ip: IpAddr) -> bool {
+        match self {
+            HostMatch::Any => true,
+            HostMatch::Address(a) => *a == ip,
+            HostMatch::Range(r) => r.contains(ip),
+            HostMatch::Nothing => false,
+        }
+    }
+}
+
+/// The part of a binding the decision reads once the resource has matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    principal: String,
+    host: String,
+    host_match: HostMatch,
+    operation: Operation,
+    permission: PermissionType,
+}
+
+impl Entry {
+    fn of(b: &AclBinding) -> Entry {
+        Entry {
+            principal: b.principal.clone(),
+            host: b.host.clone(),
+            host_match: HostMatch::of(&b.host),
+            operation: b.operation,
+            permission: b.permission,
+        }
+    }
+
+    fn applies(&self, principal: &str, host: IpAddr) -> bool {
+        (self.principal == principal || self.principal == WILDCARD_PRINCIPAL)
+            && self.host_match.matches(host)
+    }
+}
+
+/// The ACLs of one resource type, by name.
+#[derive(Debug, Clone, Default)]
+struct Section {
+    literal: HashMap<String, Vec<Entry>>,
+    prefixed: HashMap<String, Vec<Entry>>,
+    /// Length in bytes of each prefixed name -> how many prefixed names have it, so a
+    /// decision tries only the lengths that exist.
+    prefix_lengths: BTreeMap<usize, usize>,
+}
+
+impl Section {
+    fn names(&mut self, pattern: PatternType) -> &mut HashMap<String, Vec<Entry>> {
+        match pattern {
+            PatternType::Literal => &mut self.literal,
+            PatternType::Prefixed => &mut self.prefixed,
+        }
+    }
+}
+
+/// What the ACLs of one resource say about one request.
+#[derive(Debug, Default)]
+struct Verdict {
+    /// The resource has at least one ACL, whoever it is for.
+    resource_has_acls: bool,
+    allowed: bool,
+    denied: bool,
+}
+
+impl Verdict {
+    fn weigh(&mut self, entries: &[Entry], principal: &str, host: IpAddr, operation: Operation) {
+        self.resource_has_acls |= !entries.is_empty();
+        for e in entries {
+            if !e.applies(principal, host) {
+                continue;
+            }
+            match e.permission {
+                PermissionType::Deny if e.operation.deny_covers(operation) => {
+                    self.denied = true;
+                    return;
+                }
+                PermissionType::Allow if e.operation.allow_covers(operation) => {
+                    self.allowed = true;
+                }
+                PermissionType::Deny | PermissionType::Allow => {}
+            }
+        }
+    }
+}
+
+/// Every ACL of the cluster, indexed for decisions. Persisted (in the catalog) as the
+/// sorted list of its bindings; the index is rebuilt on load.
+#[derive(Debug, Clone, Default)]
+pub struct Acls {
+    bindings: BTreeSet<AclBinding>,
+    index: HashMap<ResourceType, Section>,
+    /// Kafka's `allow.everyone.if.no.acl.found`: a configuration, never persisted.
+    allow_everyone_if_no_acl_found: bool,
+}
+
+impl PartialEq for Acls {
+    fn eq(&self, other: &Acls) -> bool {
+        self.bindings == other.bindings
+            && self.allow_everyone_if_no_acl_found == other.allow_everyone_if_no_acl_found
+    }
+}
+
+impl Serialize for Acls {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.bindings.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Acls {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Acls, D::Error> {
+        let bindings = Vec::<AclBinding>::deserialize(deserializer)?;
+        let mut acls = Acls::default();
+        for b in bindings {
+            acls.insert(b);
+        }
+        Ok(acls)
+    }
+}
+
+impl Acls {
+    pub fn len(&self) -> usize {
+        self.bindings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
+    }
+
+    /// Every binding, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &AclBinding> {
+        self.bindings.iter()
+    }
+
+    pub fn allow_everyone_if_no_acl_found(&self) -> bool {
+        self.allow_everyone_if_no_acl_found
+    }
+
+    /// Kafka's `allow.everyone.if.no.acl.found` (false by default): whether a resource
+    /// without any ACL is open to everyone.
+    pub fn set_allow_everyone_if_no_acl_found(&mut self, allow: bool) {
+        self.allow_everyone_if_no_acl_found = allow;
+    }
+
+    /// Adds a checked binding; returns whether it is new (an existing one is not added
+    /// twice, and creating it again succeeds, as in Kafka).
+    pub fn create(&mut self, binding: AclBinding) -> Result<bool, MetaError> {
+        binding.validate()?;
+        if self.bindings.contains(&binding) {
+            return Ok(false);
+        }
+        if self.bindings.len() >= ACLS_MAX {
+            return Err(MetaError::TooManyAcls(ACLS_MAX));
+        }
+        self.insert(binding);
+        Ok(true)
+    }
+
+    /// Removes one binding; returns whether it was there.
+    pub fn remove(&mut self, binding: &AclBinding) -> bool {
+        if !self.bindings.remove(binding) {
+            return false;
+        }
+        let section = self
+            .index
+            .get_mut(&binding.resource_type)
+            .expect("an indexed binding has a section");
+        let names = section.names(binding.pattern_type);
+        let entries = names
+            .get_mut(&binding.resource_name)
+            .expect("an indexed binding has a name entry");
+        let entry = Entry::of(binding);
+        let at = entries
+            .iter()
+            .position(|e| *e == entry)
+            .expect("an indexed binding has an entry");
+        entries.swap_remove(at);
+        if entries.is_empty() {
+            names.remove(&binding.resource_name);
+            if binding.pattern_type == PatternType::Prefixed {
+                let len = binding.resource_name.len();
+                let count = section
+                    .prefix_lengths
+                    .get_mut(&len)
+                    .expect("a prefixed name's length is counted");
+                *count -= 1;
+                if *count == 0 {
+                    section.prefix_lengths.remove(&len);
+                }
+            }
+        }
+        true
+    }
+
+    /// Adds to the set and the index, unchecked (bindings read back from the catalog were
+    /// checked when created).
+    fn insert(&mut self, binding: AclBinding) {
+        let section = self.index.entry(binding.resource_type).or_default();
+        let names = section.names(binding.pattern_type);
+        let entries = names.entry(binding.resource_name.clone()).or_default();
+        if entries.is_empty() && binding.pattern_type == PatternType::Prefixed {
+            *section
+                .prefix_lengths
+                .entry(binding.resource_name.len())
+                .or_default() += 1;
+        }
+        let section = self.index.get_mut(&binding.resource_type).expect("added");
+        section
+            .names(binding.pattern_type)
+            .get_mut(&binding.resource_name)
+            .expect("added")
+            .push(Entry::of(&binding));
+        self.bindings.insert(binding);
+    }
+
+    /// The bindings a filter matches, sorted.
+    pub fn describe(&self, filter: &AclBindingFilter) -> Vec<AclBinding> {
+        self.bindings
+            .iter()
+            .filter(|b| filter.matches(b))
+            .cloned()
+            .collect()
+    }
+
+    /// DeleteAcls: each filter is matched against the ACLs as they were before the request
+    /// (a binding two filters match is listed under both) and gets the bindings it removed.
+    /// A filter that would take the request past [`ACL_DELETIONS_PER_REQUEST_MAX`] removes
+    /// nothing and fails.
+    pub fn delete(
+        &mut self,
+        filters: &[AclBindingFilter],
+    ) -> Vec<Result<Vec<AclBinding>, MetaError>> {
+        let mut removed: BTreeSet<AclBinding> = BTreeSet::new();
+        let results: Vec<Result<Vec<AclBinding>, MetaError>> = filters
+            .iter()
+            .map(|filter| {
+                let matched = self.describe(filter);
+                let new_count = matched.iter().filter(|b| !removed.contains(*b)).count();
+                if removed.len() + new_count > ACL_DELETIONS_PER_REQUEST_MAX {
+                    return Err(MetaError::TooManyAclDeletions(
+                        ACL_DELETIONS_PER_REQUEST_MAX,
+                    ));
+                }
+                removed.extend(matched.iter().cloned());
+                Ok(matched)
+            })
+            .collect();
+        for b in &removed {
+            self.remove(b);
+        }
+        results
+    }
+
+    /// Whether `principal` (`User:alice`) connected from `host` may perform `operation` on
+    /// the resource, by the rules in this module's opening. `super_users` holds principals
+    /// as `super.users` lists them.
+    pub fn authorize(
+        &self,
+        super_users: &HashSet<String>,
+        principal: &str,
+        host: IpAddr,
+        operation: Operation,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> bool {
+        if super_users.contains(principal) {
+            return true;
+        }
+        let mut verdict = Verdict::default();
+        if let Some(section) = self.index.get(&resource_type) {
+            // 1. The literal ACLs of the name itself.
+            if let Some(entries) = section.literal.get(resource_name) {
+                verdict.weigh(entries, principal, host, operation);
+            }
+            // 2. The prefixed ACLs whose name starts this one: one lookup per length a
+            //    prefixed name has, at most one per byte of the name.
+            for &len in section
+                .prefix_lengths
+                .range(1..=resource_name.len())
+                .map(|(l, _)| l)
+            {
+                if verdict.denied {
+                    break;
+                }
+                if !resource_name.is_char_boundary(len) {
+                    continue;
+                }
+                if let Some(entries) = section.prefixed.get(&resource_name[..len]) {
+                    verdict.weigh(entries, principal, host, operation);
+                }
+            }
+            // 3. The literal wildcard, which applies to every name of the type.
+            if !verdict.denied && resource_name != WILDCARD {
+                if let Some(entries) = section.literal.get(WILDCARD) {
+                    verdict.weigh(entries, principal, host, operation);
+                }
+            }
+        }
+        if verdict.denied {
+            return false;
+        }
+        verdict.allowed || (!verdict.resource_has_acls && self.allow_everyone_if_no_acl_found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding(
+        resource_type: ResourceType,
+        name: &str,
+        pattern: PatternType,
+        principal: &str,
+        host: &str,
+        operation: Operation,
+        permission: PermissionType,
+    ) -> AclBinding {
+        AclBinding {
+            resource_type,
+            resource_name: name.to_string(),
+            pattern_type: pattern,
+            principal: principal.to_string(),
+            host: host.to_string(),
+            operation,
+            permission,
+        }
+    }
+
+    fn allow_topic(name: &str, pattern: PatternType, principal: &str, op: Operation) -> AclBinding {
+        binding(
+            ResourceType::Topic,
+            name,
+            pattern,
+            principal,
+            "*",
+            op,
+            PermissionType::Allow,
+        )
+    }
+
+    fn deny_topic(name: &str, pattern: PatternType, principal: &str, op: Operation) -> AclBinding {
+        binding(
+            ResourceType::Topic,
+            name,
+            pattern,
+            principal,
+            "*",
+            op,
+            PermissionType::Deny,
+        )
+    }
+
+    fn local() -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+
+    fn can(acls: &Acls, principal: &str, op: Operation, topic: &str) -> bool {
+        acls.authorize(
+            &HashSet::new(),
+            principal,
+            local(),
+            op,
+            ResourceType::Topic,
+            topic,
+        )
+    }
+
+    fn acls_of(bindings: Vec<AclBinding>) -> Acls {
+        let mut acls = Acls::default();
+        for b in bindings {
+            assert!(acls.create(b).unwrap());
+        }
+        acls
+    }
+
+    #[test]
+    fn codes_and_names_are_kafkas() {
+        // Goal: every enum value has Kafka's wire code and name, and codes round-trip.
+        assert_eq!(ResourceType::Topic.code(), 2);
+        assert_eq!(ResourceType::User.code(), 7);
+        assert_eq!(ResourceType::TransactionalId.name(), "TRANSACTIONAL_ID");
+        assert_eq!(PatternType::Literal.code(), 3);
+        assert_eq!(PatternType::Prefixed.code(), 4);
+        assert_eq!(Operation::All.code(), 2);
+        assert_eq!(Operation::TwoPhaseCommit.code(), 15);
+        assert_eq!(Operation::DescribeConfigs.name(), "DESCRIBE_CONFIGS");
+        assert_eq!(PermissionType::Deny.code(), 2);
+        assert_eq!(PermissionType::Allow.code(), 3);
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::from_code(t.code()), Some(t));
+        }
+        for o in Operation::ALL {
+            assert_eq!(Operation::from_code(o.code()), Some(o));
+        }
+        assert_eq!(ResourceType::from_code(CODE_ANY), None);
+        assert_eq!(Operation::from_code(16), None);
+        assert!(is_known_pattern_type(CODE_MATCH));
+        assert!(!is_known_operation(CODE_MATCH - 2));
+        assert!(!is_known_resource_type(8));
+        assert!(is_known_permission(CODE_ANY));
+    }
+
+    #[test]
+    fn allow_of_read_write_delete_alter_implies_describe_but_deny_does_not() {
+        // Goal: Kafka's implied operations, for ALLOW only.
+        for op in [
+            Operation::Read,
+            Operation::Write,
+            Operation::Delete,
+            Operation::Alter,
+        ] {
+            let acls = acls_of(vec![allow_topic("t", PatternType::Literal, "User:a", op)]);
+            assert!(can(&acls, "User:a", Operation::Describe, "t"), "{op:?}");
+            assert!(can(&acls, "User:a", op, "t"));
+            assert!(!can(&acls, "User:a", Operation::DescribeConfigs, "t"));
+        }
+        let acls = acls_of(vec![allow_topic(
+            "t",
+            PatternType::Literal,
+            "User:a",
+            Operation::AlterConfigs,
+        )]);
+        assert!(can(&acls, "User:a", Operation::DescribeConfigs, "t"));
+        assert!(!can(&acls, "User:a", Operation::Describe, "t"));
+        // CREATE implies nothing.
+        let acls = acls_of(vec![allow_topic(
+            "t",
+            PatternType::Literal,
+            "User:a",
+            Operation::Create,
+        )]);
+        assert!(!can(&acls, "User:a", Operation::Describe, "t"));
+        // A DENY of READ leaves DESCRIBE to the ALLOW of WRITE.
+        let acls = acls_of(vec![
+            allow_topic("t", PatternType::Literal, "User:a", Operation::Write),
+            deny_topic("t", PatternType::Literal, "User:a", Operation::Read),
+        ]);
+        assert!(can(&acls, "User:a", Operation::Describe, "t"));
+        assert!(!can(&acls, "User:a", Operation::Read, "t"));
+        // A DENY of DESCRIBE refuses DESCRIBE only, not the READ that implies it.
+        let acls = acls_of(vec![
+            allow_topic("t", PatternType::Literal, "User:a", Operation::Read),
+            deny_topic("t", PatternType::Literal, "User:a", Operation::Describe),
+        ]);
+        assert!(!can(&acls, "User:a", Operation::Describe, "t"));
+        assert!(can(&acls, "User:a", Operation::Read, "t"));
+    }
+
+    #[test]
+    fn deny_beats_allow_wherever_each_comes_from() {
+        // Goal: one applying DENY refuses, whether it is literal, prefixed or wildcard and
+        // whatever ALLOWs (ALL included) match.
+        let cases = [
+            deny_topic("orders", PatternType::Literal, "User:a", Operation::Read),
+            deny_topic("ord", PatternType::Prefixed, "User:a", Operation::Read),
+            deny_topic("*", PatternType::Literal, "User:a", Operation::Read),
+            deny_topic("orders", PatternType::Literal, "User:*", Operation::All),
+        ];
+        for deny in cases {
+            let acls = acls_of(vec![
+                allow_topic("orders", PatternType::Literal, "User:a", Operation::All),
+                allow_topic("o", PatternType::Prefixed, "User:a", Operation::Read),
+                deny,
+            ]);
+            assert!(!can(&acls, "User:a", Operation::Read, "orders"));
+        }
+    }
+
+    #[test]
+    fn literal_prefixed_and_wildcard_names_apply_as_kafka_applies_them() {
+        // Goal: literal is exact, `*` literal is every name, prefixed is a prefix (not a
+        // literal prefix); a prefixed `*` is only names starting with '*'.
+        let acls = acls_of(vec![
+            allow_topic("foo", PatternType::Literal, "User:lit", Operation::Read),
+            allow_topic("foo", PatternType::Prefixed, "User:pre", Operation::Read),
+            allow_topic("*", PatternType::Literal, "User:any", Operation::Read),
+            allow_topic("*", PatternType::Prefixed, "User:star", Operation::Read),
+        ]);
+        assert!(can(&acls, "User:lit", Operation::Read, "foo"));
+        assert!(!can(&acls, "User:lit", Operation::Read, "foobar"));
+        assert!(can(&acls, "User:pre", Operation::Read, "foo"));
+        assert!(can(&acls, "User:pre", Operation::Read, "foobar"));
+        assert!(!can(&acls, "User:pre", Operation::Read, "fo"));
+        assert!(can(&acls, "User:any", Operation::Read, "anything"));
+        assert!(!can(&acls, "User:star", Operation::Read, "anything"));
+        assert!(can(&acls, "User:star", Operation::Read, "*x"));
+        // Another resource type is another world.
+        assert!(!acls.authorize(
+            &HashSet::new(),
+            "User:any",
+            local(),
+            Operation::Read,
+            ResourceType::Group,
+            "foo"
+        ));
+    }
+
+    #[test]
+    fn principals_and_hosts_match_exactly_or_by_wildcard() {
+        // Goal: `User:*` is any user; a host is `*`, the exact address, or a CIDR range.
+        let mut acls = acls_of(vec![
+            allow_topic("t", PatternType::Literal, "User:*", Operation::Read),
+            binding(
+                ResourceType::Topic,
+                "h",
+                PatternType::Literal,
+                "User:a",
+                "10.0.0.7",
+                Operation::Read,
+                PermissionType::Allow,
+            ),
+            binding(
+                ResourceType::Topic,
+                "r",
+                PatternType::Literal,
+                "User:a",
+                "10.1.0.0/16",
+                Operation::Read,
+                PermissionType::Allow,
+            ),
+            binding(
+                ResourceType::Topic,
+                "n",
+                PatternType::Literal,
+                "User:a",
+                "example.com",
+                Operation::Read,
+                PermissionType::Allow,
+            ),
+        ]);
+        let none = HashSet::new();
+        let at = |acls: &Acls, ip: &str, topic: &str| {
+            acls.authorize(
+                &none,
+                "User:a",
+                ip.parse().unwrap(),
+                Operation::Read,
+                ResourceType::Topic,
+                topic,
+            )
+        };
+        assert!(can(&acls, "User:anyone", Operation::Read, "t"));
+        assert!(!can(&acls, "Group:anyone", Operation::Read, "h"));
+        assert!(at(&acls, "10.0.0.7", "h"));
+        assert!(!at(&acls, "10.0.0.8", "h"));
+        assert!(at(&acls, "10.1.200.3", "r"));
+        assert!(!at(&acls, "10.2.0.1", "r"));
+        assert!(!at(&acls, "::1", "r"));
+        assert!(!at(&acls, "10.0.0.7", "n"));
+        acls.create(binding(
+            ResourceType::Topic,
+            "v6",
+            PatternType::Literal,
+            "User:a",
+            "fd00::/8",
+            Operation::Read,
+            PermissionType::Allow,
+        ))
+        .unwrap();
+        assert!(at(&acls, "fd12::1", "v6"));
+        assert!(!at(&acls, "fe80::1", "v6"));
+    }
+
+    #[test]
+    fn super_users_and_the_no_acl_default() {
+        // Goal: super users pass even a DENY; without any ACL on the resource the answer
+        // is the `allow.everyone.if.no.acl.found` flag, but ACLs for someone else deny.
+        let mut acls = acls_of(vec![deny_topic(
+            "t",
+            PatternType::Literal,
+            "User:*",
+            Operation::All,
+        )]);
+        let supers: HashSet<String> = ["User:admin".to_string()].into();
+        let ask = |acls: &Acls, who: &str, topic: &str| {
+            acls.authorize(
+                &supers,
+                who,
+                local(),
+                Operation::Write,
+                ResourceType::Topic,
+                topic,
+            )
+        };
+        assert!(ask(&acls, "User:admin", "t"));
+        assert!(!ask(&acls, "User:bob", "t"));
+        assert!(!ask(&acls, "User:bob", "free"));
+        acls.set_allow_everyone_if_no_acl_found(true);
+        assert!(ask(&acls, "User:bob", "free"));
+        assert!(!ask(&acls, "User:bob", "t"));
+        acls.create(allow_topic(
+            "other",
+            PatternType::Literal,
+            "User:carol",
+            Operation::Read,
+        ))
+        .unwrap();
+        assert!(
+            !ask(&acls, "User:bob", "other"),
+            "ACLs exist for the resource"
+        );
+    }
+
+    #[test]
+    fn filters_match_as_kafkas_do_including_match() {
+        // Goal: ANY compares names exactly across pattern types; MATCH finds every
+        // pattern applying to the name; entry fields filter exactly.
+        let foo_lit = allow_topic("foo", PatternType::Literal, "User:a", Operation::Read);
+        let star = allow_topic("*", PatternType::Literal, "User:a", Operation::Read);
+        let fo_pre = allow_topic("fo", PatternType::Prefixed, "User:b", Operation::Write);
+        let foo_pre = allow_topic("foo", PatternType::Prefixed, "User:a", Operation::Read);
+        let bar = allow_topic("bar", PatternType::Prefixed, "User:a", Operation::Read);
+        let group = binding(
+            ResourceType::Group,
+            "foo",
+            PatternType::Literal,
+            "User:a",
+            "*",
+            Operation::Read,
+            PermissionType::Deny,
+        );
+        let acls = acls_of(vec![
+            foo_lit.clone(),
+            star.clone(),
+            fo_pre.clone(),
+            foo_pre.clone(),
+            bar.clone(),
+            group.clone(),
+        ]);
+        let mut f = AclBindingFilter::any();
+        assert_eq!(acls.describe(&f).len(), 6);
+        f.resource_type = Some(ResourceType::Topic);
+        f.resource_name = Some("foo".into());
+        f.pattern_type = PatternFilter::Match;
+        let mut want = vec![
+            foo_lit.clone(),
+            star.clone(),
+            fo_pre.clone(),
+            foo_pre.clone(),
+        ];
+        want.sort();
+        assert_eq!(acls.describe(&f), want);
+        f.pattern_type = PatternFilter::Any;
+        let mut want = vec![foo_lit.clone(), foo_pre.clone()];
+        want.sort();
+        assert_eq!(acls.describe(&f), want);
+        f.pattern_type = PatternFilter::Only(PatternType::Prefixed);
+        assert_eq!(acls.describe(&f), vec![foo_pre.clone()]);
+        f.resource_name = None;
+        let mut want = vec![fo_pre.clone(), foo_pre.clone(), bar.clone()];
+        want.sort();
+        assert_eq!(acls.describe(&f), want);
+        let mut by_entry = AclBindingFilter::any();
+        by_entry.principal = Some("User:b".into());
+        assert_eq!(acls.describe(&by_entry), vec![fo_pre]);
+        by_entry.principal = None;
+        by_entry.permission = Some(PermissionType::Deny);
+        assert_eq!(acls.describe(&by_entry), vec![group]);
+        by_entry.permission = None;
+        by_entry.host = Some("10.0.0.1".into());
+        assert!(acls.describe(&by_entry).is_empty());
+    }
+
+    #[test]
+    fn filters_from_codes_refuse_codes_kafka_does_not_know() {
+        // Goal: ANY and MATCH read as filters; UNKNOWN and codes past the end refuse.
+        let f = AclBindingFilter::from_codes(1, None, 2, None, None, 1, 1).unwrap();
+        assert_eq!(f.pattern_type, PatternFilter::Match);
+        assert_eq!(f.resource_type, None);
+        let f =
+            AclBindingFilter::from_codes(2, Some("t"), 3, Some("User:a"), Some("*"), 3, 3).unwrap();
+        assert_eq!(f.resource_type, Some(ResourceType::Topic));
+        assert_eq!(f.operation, Some(Operation::Read));
+        assert!(AclBindingFilter::from_codes(0, None, 1, None, None, 1, 1).is_none());
+        assert!(AclBindingFilter::from_codes(1, None, 0, None, None, 1, 1).is_none());
+        assert!(AclBindingFilter::from_codes(1, None, 1, None, None, 16, 1).is_none());
+        assert!(AclBindingFilter::from_codes(1, None, 1, None, None, 1, 4).is_none());
+        assert!(AclBindingFilter::from_codes(8, None, 1, None, None, 1, 1).is_none());
+    }
+
+    #[test]
+    fn creations_are_checked_with_kafkas_sentences() {
+        // Goal: each refusal Kafka's CreateAcls gives, in Kafka's order and words.
+        let err = |rt: i8, name: &str, pt: i8, principal: &str, host: &str, op: i8, perm: i8| {
+            match AclBinding::from_codes(rt, name, pt, principal, host, op, perm) {
+                Err(MetaError::InvalidAcl(m)) => m,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        };
+        assert_eq!(
+            err(4, "c", 3, "User:a", "*", 3, 3),
+            "The only valid name for the CLUSTER resource is kafka-cluster"
+        );
+        assert_eq!(
+            err(2, "", 3, "User:a", "*", 3, 3),
+            "Invalid empty resource name"
+        );
+        assert_eq!(
+            err(1, "t", 3, "User:a", "*", 3, 3),
+            "Invalid resourceType ANY"
+        );
+        assert_eq!(
+            err(2, "t", 1, "User:a", "*", 3, 3),
+            "Invalid patternType ANY"
+        );
+        assert_eq!(
+            err(2, "t", 2, "User:a", "*", 3, 3),
+            "Invalid patternType MATCH"
+        );
+        assert_eq!(err(2, "t", 3, "User:a", "*", 1, 3), "Invalid operation ANY");
+        assert_eq!(
+            err(2, "t", 3, "User:a", "*", 3, 1),
+            "Invalid permissionType ANY"
+        );
+        assert_eq!(
+            err(2, "t", 3, "alice", "*", 3, 3),
+            "Could not parse principal from `alice` (no colon is present separating the principal type from the principal name)"
+        );
+        assert_eq!(
+            err(2, "t", 3, "User:a", "", 3, 3),
+            "Host pattern cannot be null or empty"
+        );
+        assert!(err(2, "t", 3, "User:a", "10.0.0.0/33", 3, 3)
+            .starts_with("Invalid CIDR notation '10.0.0.0/33'"));
+        assert!(err(2, "t", 3, "User:a", "host/8", 3, 3).starts_with("Invalid CIDR notation"));
+        // Accepted as Kafka accepts them.
+        for (principal, host) in [
+            ("User:*", "*"),
+            ("User:a", "192.168.1.1"),
+            ("User:a", "::1"),
+            ("Group:x", "10.0.0.0/8"),
+            ("User:a", "some-host"),
+        ] {
+            AclBinding::from_codes(2, "t", 4, principal, host, 2, 2).unwrap();
+        }
+        let cluster = AclBinding::from_codes(4, "kafka-cluster", 3, "User:a", "*", 7, 3).unwrap();
+        assert_eq!(cluster.resource_type, ResourceType::Cluster);
+        assert_eq!(cluster.operation, Operation::Alter);
+    }
+
+    #[test]
+    fn create_is_idempotent_and_bounded() {
+        // Goal: a binding created twice is kept once and both creations succeed; the
+        // store refuses a new binding past ACLS_MAX but still accepts existing ones.
+        let mut acls = Acls::default();
+        let b = allow_topic("t", PatternType::Literal, "User:a", Operation::Read);
+        assert!(acls.create(b.clone()).unwrap());
+        assert!(!acls.create(b.clone()).unwrap());
+        assert_eq!(acls.len(), 1);
+        for i in 1..ACLS_MAX {
+            acls.create(allow_topic(
+                &format!("t{i}"),
+                PatternType::Literal,
+                "User:a",
+                Operation::Read,
+            ))
+            .unwrap();
+        }
+        assert_eq!(acls.len(), ACLS_MAX);
+        assert_eq!(
+            acls.create(allow_topic(
+                "new",
+                PatternType::Literal,
+                "User:a",
+                Operation::Read
+            )),
+            Err(MetaError::TooManyAcls(ACLS_MAX))
+        );
+        assert_eq!(acls.create(b), Ok(false));
+        let mut bad = allow_topic("", PatternType::Literal, "User:a", Operation::Read);
+        assert!(matches!(
+            acls.create(bad.clone()),
+            Err(MetaError::InvalidAcl(_))
+        ));
+        bad.resource_name = "t".into();
+        bad.principal = "nobody".into();
+        assert!(matches!(acls.create(bad), Err(MetaError::InvalidAcl(_))));
+    }
+
+    #[test]
+    fn delete_reports_per_filter_and_updates_decisions() {
+        // Goal: each filter lists what it matched before the request (overlaps under both),
+        // the index forgets removed ACLs, and a filter past the per-request bound fails
+        // without removing anything.
+        let read = allow_topic("p", PatternType::Prefixed, "User:a", Operation::Read);
+        let write = allow_topic("pay", PatternType::Literal, "User:a", Operation::Write);
+        let mut acls = acls_of(vec![read.clone(), write.clone()]);
+        assert!(can(&acls, "User:a", Operation::Read, "payments"));
+        let mut by_principal = AclBindingFilter::any();
+        by_principal.principal = Some("User:a".into());
+        let mut by_op = AclBindingFilter::any();
+        by_op.operation = Some(Operation::Write);
+        let results = acls.delete(&[by_op.clone(), by_principal, AclBindingFilter::any()]);
+        assert_eq!(results[0], Ok(vec![write.clone()]));
+        let mut both = vec![read.clone(), write.clone()];
+        both.sort();
+        assert_eq!(results[1], Ok(both.clone()));
+        assert_eq!(results[2], Ok(both));
+        assert!(acls.is_empty());
+        assert!(!can(&acls, "User:a", Operation::Read, "payments"));
+        assert_eq!(acls.delete(&[by_op]), vec![Ok(vec![])]);
+
+        for i in 0..=ACL_DELETIONS_PER_REQUEST_MAX {
+            acls.create(allow_topic(
+                &format!("t{i}"),
+                PatternType::Literal,
+                "User:a",
+                Operation::Read,
+            ))
+            .unwrap();
+        }
+        let mut one = AclBindingFilter::any();
+        one.resource_name = Some("t0".into());
+        let results = acls.delete(&[one, AclBindingFilter::any()]);
+        assert_eq!(results[0].as_ref().unwrap().len(), 1);
+        assert_eq!(
+            results[1],
+            Err(MetaError::TooManyAclDeletions(
+                ACL_DELETIONS_PER_REQUEST_MAX
+            ))
+        );
+        assert_eq!(acls.len(), ACL_DELETIONS_PER_REQUEST_MAX);
+    }
+
+    #[test]
+    fn removing_keeps_the_index_in_step_with_the_set() {
+        // Goal: after any sequence of creations and removals, every decision equals the
+        // one a store built from scratch with the same bindings gives.
+        let names = ["a", "ab", "abc", "b", "*"];
+        let mut acls = Acls::default();
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..400 {
+            let b = binding(
+                ResourceType::Topic,
+                names[next() % names.len()],
+                PatternType::ALL[next() % 2],
+                ["User:a", "User:*"][next() % 2],
+                "*",
+                [Operation::Read, Operation::Write, Operation::All][next() % 3],
+                PermissionType::ALL[next() % 2],
+            );
+            if next() % 3 == 0 {
+                acls.remove(&b);
+            } else {
+                acls.create(b).unwrap();
+            }
+            let fresh = acls_of(acls.iter().cloned().collect());
+            for topic in ["a", "abc", "abd", "b", "c", "*"] {
+                for op in [Operation::Read, Operation::Write, Operation::Describe] {
+                    assert_eq!(
+                        can(&acls, "User:a", op, topic),
+                        can(&fresh, "User:a", op, topic)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn acls_round_trip_through_serde_and_rebuild_their_index() {
+        // Goal: what is persisted is the list of bindings, read back into the same store
+        // with working decisions.
+        let acls = acls_of(vec![
+            allow_topic("orders", PatternType::Prefixed, "User:a", Operation::Read),
+            binding(
+                ResourceType::Cluster,
+                CLUSTER_RESOURCE_NAME,
+                PatternType::Literal,
+                "User:ops",
+                "10.0.0.0/8",
+                Operation::Alter,
+                PermissionType::Allow,
+            ),
+        ]);
+        let json = serde_json::to_string(&acls).unwrap();
+        assert!(json.contains("\"PREFIXED\"") && json.contains("\"CLUSTER\""));
+        let back: Acls = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, acls);
+        assert!(can(&back, "User:a", Operation::Describe, "orders-eu"));
+    }
+
+    #[test]
+    fn the_catalog_persists_acls_and_loads_files_written_before_them() {
+        // Goal: ACLs survive a catalog round trip, and an older catalog without them loads
+        // with none.
+        let mut c = crate::Catalog::new("c".into());
+        c.acls
+            .create(allow_topic(
+                "t",
+                PatternType::Literal,
+                "User:a",
+                Operation::Write,
+            ))
+            .unwrap();
+        let back = crate::Catalog::from_bytes(&c.to_bytes()).unwrap();
+        assert_eq!(back.acls, c.acls);
+        assert!(can(&back.acls, "User:a", Operation::Write, "t"));
+        let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
+        assert!(crate::Catalog::from_bytes(old).unwrap().acls.is_empty());
+    }
+}
