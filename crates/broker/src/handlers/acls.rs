@@ -142,6 +142,7 @@ pub fn describe(
 
 fn matching_acl(b: &AclBinding) -> DeleteAclsMatchingAcl {
     DeleteAclsMatchingAcl::default()
+        .with_error_message(None)
         .with_resource_type(b.resource_type.code())
         .with_resource_name(str_bytes(&b.resource_name))
         .with_pattern_type(b.pattern_type.code())
@@ -175,6 +176,7 @@ pub fn delete(state: &Arc<BrokerState>, meta: &RequestMeta, request: DeleteAclsR
         .into_iter()
         .map(|r| match r {
             Ok(deleted) => DeleteAclsFilterResult::default()
+                .with_error_message(None)
                 .with_matching_acls(deleted.iter().map(matching_acl).collect()),
             Err(e) => DeleteAclsFilterResult::default()
                 .with_error_code(e.code)
