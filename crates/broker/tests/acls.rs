@@ -331,10 +331,6 @@ async fn invalid_creations_get_kafkas_error_codes_and_messages() {
             &CreateAclsRequest::default().with_creations(vec![
                 creation(CLUSTER, "other", LITERAL, "User:a", READ, ALLOW),
                 creation(TOPIC, "", LITERAL, "User:a", READ, ALLOW),
-                creation(ANY, "t", LITERAL, "User:a", READ, ALLOW),
-                creation(TOPIC, "t", MATCH, "User:a", READ, ALLOW),
-                creation(TOPIC, "t", LITERAL, "User:a", ANY, ALLOW),
-                creation(TOPIC, "t", LITERAL, "User:a", READ, ANY),
                 creation(TOPIC, "t", LITERAL, "alice", READ, ALLOW),
                 bad_host,
                 bad_cidr,
@@ -359,23 +355,47 @@ async fn invalid_creations_get_kafkas_error_codes_and_messages() {
         invalid("The only valid name for the CLUSTER resource is kafka-cluster")
     );
     assert_eq!(got[1], invalid("Invalid empty resource name"));
-    assert_eq!(got[2], invalid("Invalid resourceType ANY"));
-    assert_eq!(got[3], invalid("Invalid patternType MATCH"));
-    assert_eq!(got[4], invalid("Invalid operation ANY"));
-    assert_eq!(got[5], invalid("Invalid permissionType ANY"));
-    assert_eq!(got[6], invalid("Could not parse principal from `alice` (no colon is present separating the principal type from the principal name)"));
-    assert_eq!(got[7], invalid("Host pattern cannot be null or empty"));
-    assert_eq!(got[8].0, INVALID_REQUEST);
+    assert_eq!(got[2], invalid("Could not parse principal from `alice` (no colon is present separating the principal type from the principal name)"));
+    assert_eq!(got[3], invalid("Host pattern cannot be null or empty"));
+    assert_eq!(got[4].0, INVALID_REQUEST);
     assert_eq!(
-        got[8].1.as_deref(),
+        got[4].1.as_deref(),
         Some("Invalid CIDR notation '10.0.0.0/40': Value [40] not in range [0,32]")
     );
-    assert_eq!(got[9], (0, Some(String::new())));
-    assert_eq!(got[10], (0, Some(String::new())));
+    assert_eq!(got[5], (0, Some(String::new())));
+    assert_eq!(got[6], (0, Some(String::new())));
     let all: DescribeAclsResponse = c
         .call(ApiKey::DescribeAcls, 3, &describe_filter(ANY, None, ANY))
         .await;
     assert_eq!(all.resources.len(), 2);
+
+    // A filter-only code (ANY, MATCH) in one creation fails them all, as in Kafka.
+    for bad in [
+        creation(ANY, "t2", LITERAL, "User:a", READ, ALLOW),
+        creation(TOPIC, "t2", ANY, "User:a", READ, ALLOW),
+        creation(TOPIC, "t2", MATCH, "User:a", READ, ALLOW),
+        creation(TOPIC, "t2", LITERAL, "User:a", ANY, ALLOW),
+        creation(TOPIC, "t2", LITERAL, "User:a", READ, ANY),
+    ] {
+        let r: CreateAclsResponse = c
+            .call(
+                ApiKey::CreateAcls,
+                3,
+                &CreateAclsRequest::default().with_creations(vec![
+                    creation(TOPIC, "t3", LITERAL, "User:a", READ, ALLOW),
+                    bad,
+                ]),
+            )
+            .await;
+        for res in &r.results {
+            assert_eq!((res.error_code, res.error_message.as_ref()), (-1, None));
+        }
+        assert_eq!(r.results.len(), 2);
+    }
+    let all: DescribeAclsResponse = c
+        .call(ApiKey::DescribeAcls, 3, &describe_filter(ANY, None, ANY))
+        .await;
+    assert_eq!(all.resources.len(), 2, "nothing more was created");
 }
 
 #[tokio::test]

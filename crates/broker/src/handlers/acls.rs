@@ -20,6 +20,7 @@ use kafka_protocol::messages::{
     DescribeAclsRequest, DescribeAclsResponse,
 };
 use weir_meta::acls::{self, AclBinding, AclBindingFilter};
+use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
 use crate::connection::Reply;
@@ -39,11 +40,25 @@ fn creation_codes_known(c: &kafka_protocol::messages::create_acls_request::AclCr
         && acls::is_known_permission(c.permission_type)
 }
 
+/// Whether a creation holds a code only a filter may have (ANY, or MATCH as pattern type).
+fn creation_has_filter_code(
+    c: &kafka_protocol::messages::create_acls_request::AclCreation,
+) -> bool {
+    c.resource_type == acls::CODE_ANY
+        || c.resource_pattern_type == acls::CODE_ANY
+        || c.resource_pattern_type == acls::CODE_MATCH
+        || c.operation == acls::CODE_ANY
+        || c.permission_type == acls::CODE_ANY
+}
+
 /// CreateAcls. Steps:
 /// 1. refuse unread a request with a code Kafka does not know;
-/// 2. check each creation (Kafka's broker checks, then its controller's);
-/// 3. create the valid ones and persist the catalog once;
-/// 4. answer one result per creation, in order.
+/// 2. fail the whole request when a creation holds a filter-only code: Kafka cannot even
+///    build such a binding, and answers UNKNOWN_SERVER_ERROR, without a message, for every
+///    creation;
+/// 3. check each creation (Kafka's broker checks, then its controller's);
+/// 4. create the valid ones and persist the catalog once;
+/// 5. answer one result per creation, in order.
 pub fn create(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateAclsRequest) -> Reply {
     // Authorization: ALTER on CLUSTER is checked in dispatch before this runs.
     // 1.
@@ -51,6 +66,15 @@ pub fn create(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateAclsR
         return close_unreadable(meta, "CreateAcls");
     }
     // 2.
+    if request.creations.iter().any(creation_has_filter_code) {
+        let failed = AclCreationResult::default()
+            .with_error_code(ResponseError::UnknownServerError.code())
+            .with_error_message(None);
+        return meta.reply(
+            &CreateAclsResponse::default().with_results(vec![failed; request.creations.len()]),
+        );
+    }
+    // 3.
     let checked: Vec<Result<AclBinding, ApiError>> = request
         .creations
         .iter()
@@ -67,10 +91,10 @@ pub fn create(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateAclsR
             .map_err(ApiError::from)
         })
         .collect();
-    // 3.
+    // 4.
     let valid: Vec<AclBinding> = checked.iter().flatten().cloned().collect();
     let mut created = state.create_acls(valid).into_iter();
-    // 4.
+    // 5.
     let results = checked
         .into_iter()
         .map(|c| {
