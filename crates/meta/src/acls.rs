@@ -873,6 +873,9 @@ impl Acls {
         if super_users.contains(principal) {
             return true;
         }
+        // An IPv4 client of a dual-stack listener arrives as `::ffff:a.b.c.d`; Java hands
+        // Kafka's authorizer the IPv4 address, and so does this.
+        let host = host.to_canonical();
         let mut verdict = Verdict::default();
         if let Some(section) = self.index.get(&resource_type) {
             // 1. The literal ACLs of the name itself.
@@ -1150,6 +1153,10 @@ mod tests {
         assert!(can(&acls, "User:anyone", Operation::Read, "t"));
         assert!(!can(&acls, "Group:anyone", Operation::Read, "h"));
         assert!(at(&acls, "10.0.0.7", "h"));
+        assert!(
+            at(&acls, "::ffff:10.0.0.7", "h"),
+            "an IPv4-mapped client is its IPv4"
+        );
         assert!(!at(&acls, "10.0.0.8", "h"));
         assert!(at(&acls, "10.1.200.3", "r"));
         assert!(!at(&acls, "10.2.0.1", "r"));
