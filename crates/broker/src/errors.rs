@@ -46,6 +46,10 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::UnknownScramUser(_) => ResponseError::ResourceNotFound.code(),
         MetaError::TooManyScramUsers(_) => ResponseError::PolicyViolation.code(),
         MetaError::InvalidScramBootstrap(_) => ResponseError::InvalidConfig.code(),
+        MetaError::InvalidAcl(_) => ResponseError::InvalidRequest.code(),
+        MetaError::TooManyAcls(_) => ResponseError::PolicyViolation.code(),
+        // Kafka's controller fails such a request with a plain runtime exception.
+        MetaError::TooManyAclDeletions(_) => ResponseError::UnknownServerError.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
     }
 }

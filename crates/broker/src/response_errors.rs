@@ -50,6 +50,31 @@ top_level_only!(
     SaslAuthenticateResponse,
 );
 
+impl ErrorCodes for CreateAclsResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        for r in &self.results {
+            each(r.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for DescribeAclsResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        each(self.error_code);
+    }
+}
+
+impl ErrorCodes for DeleteAclsResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        for r in &self.filter_results {
+            each(r.error_code);
+            for m in &r.matching_acls {
+                each(m.error_code);
+            }
+        }
+    }
+}
+
 impl ErrorCodes for ProduceResponse {
     fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
         for t in &self.responses {

@@ -4,21 +4,25 @@
 //! Locks are `parking_lot` mutexes held only for in-memory work and short file writes,
 //! never across an `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 use weir_log::{LogConfig, PartitionLog};
+use weir_meta::acls::{AclBinding, AclBindingFilter, Acls, Operation, ResourceType};
 use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
 use weir_meta::{Catalog, MetaError, Topic};
 use weir_wire::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::errors::meta_error_code;
+use crate::security::principal::Principal;
 
 mod scram;
 
@@ -85,6 +89,20 @@ pub struct BrokerState {
     /// The broker's metric families (requests, connections, fsyncs, …), encoded by the
     /// console on each scrape.
     pub metrics: crate::metrics::BrokerMetrics,
+    /// What the authorizer decides with, besides the principal and the resource.
+    authorizer: AuthorizerInputs,
+}
+
+/// The authorizer's inputs. The ACLs are a copy of the catalog's, replaced after each
+/// change, so the check every request makes never waits on the catalog lock (held across
+/// file writes).
+#[derive(Default)]
+struct AuthorizerInputs {
+    /// Off, every request is allowed (the single-node default).
+    enabled: AtomicBool,
+    /// `super.users`: principals allowed everything.
+    super_users: RwLock<HashSet<String>>,
+    acls: RwLock<Arc<Acls>>,
 }
 
 const CATALOG_DIR: &str = "meta";
@@ -151,6 +169,7 @@ impl BrokerState {
                 .collect::<Result<Vec<_>, _>>()?;
             partitions.insert(topic.name.clone(), handles);
         }
+        let acls = Arc::new(catalog.acls.clone());
         let state = Arc::new(BrokerState {
             config,
             catalog: Mutex::new(catalog),
@@ -160,6 +179,10 @@ impl BrokerState {
             fetch_sessions: Default::default(),
             telemetry: Default::default(),
             metrics,
+            authorizer: AuthorizerInputs {
+                acls: RwLock::new(acls),
+                ..Default::default()
+            },
         });
         state.persist_catalog(&state.catalog.lock())?;
         state.telemetry.set_subscriptions(state.subscriptions());
@@ -556,4 +579,130 @@ fn open_partition(
         appended: Notify::new(),
         traffic: Default::default(),
     }))
+}
+
+/// ACLs and the authorizer (CreateAcls, DescribeAcls, DeleteAcls, and the check dispatch
+/// makes before a handler runs).
+impl BrokerState {
+    /// Turns authorization on or off (off by default: every request is allowed).
+    pub fn set_authorizer_enabled(&self, enabled: bool) {
+        self.authorizer.enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    pub fn authorizer_enabled(&self) -> bool {
+        self.authorizer.enabled.load(Ordering::Relaxed)
+    }
+
+    /// `super.users`: principals as `User:admin`, allowed everything.
+    pub fn set_super_users(&self, super_users: Vec<String>) {
+        *self.authorizer.super_users.write() = super_users.into_iter().collect();
+    }
+
+    /// Kafka's `allow.everyone.if.no.acl.found`: whether a resource without any ACL is
+    /// open to everyone (false by default). A setting, not persisted.
+    pub fn set_allow_everyone_if_no_acl_found(&self, allow: bool) {
+        let mut catalog = self.catalog.lock();
+        catalog.acls.set_allow_everyone_if_no_acl_found(allow);
+        *self.authorizer.acls.write() = Arc::new(catalog.acls.clone());
+    }
+
+    /// Whether `principal`, connected from `host`, may perform `operation` on the
+    /// resource. Always true while authorization is off.
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        host: IpAddr,
+        operation: Operation,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> bool {
+        if !self.authorizer_enabled() {
+            return true;
+        }
+        let acls = Arc::clone(&self.authorizer.acls.read());
+        let super_users = self.authorizer.super_users.read();
+        acls.authorize(
+            &super_users,
+            &principal.to_string(),
+            host,
+            operation,
+            resource_type,
+            resource_name,
+        )
+    }
+
+    /// The ACLs a filter matches, sorted.
+    pub fn describe_acls(&self, filter: &AclBindingFilter) -> Vec<AclBinding> {
+        let acls = Arc::clone(&self.authorizer.acls.read());
+        acls.describe(filter)
+    }
+
+    /// Creates checked bindings, persisting the catalog before returning: one result per
+    /// binding, in order. When the catalog cannot be written, nothing is kept and every
+    /// binding fails with that error.
+    pub fn create_acls(&self, bindings: Vec<AclBinding>) -> Vec<Result<(), ApiError>> {
+        let mut catalog = self.catalog.lock();
+        let mut added = Vec::new();
+        let mut results: Vec<Result<(), ApiError>> = bindings
+            .into_iter()
+            .map(|b| match catalog.acls.create(b.clone()) {
+                Ok(true) => {
+                    added.push(b);
+                    Ok(())
+                }
+                Ok(false) => Ok(()),
+                Err(e) => Err(e.into()),
+            })
+            .collect();
+        if added.is_empty() {
+            return results;
+        }
+        if let Err(e) = self.persist_catalog(&catalog) {
+            // Memory stays what the disk holds.
+            for b in &added {
+                catalog.acls.remove(b);
+            }
+            let e = ApiError::from(e);
+            tracing::error!(error = %e, "ACLs not created: the catalog could not be written");
+            results = results.into_iter().map(|_| Err(e.clone())).collect();
+            return results;
+        }
+        *self.authorizer.acls.write() = Arc::new(catalog.acls.clone());
+        results
+    }
+
+    /// Deletes the bindings each filter matches, persisting the catalog before returning:
+    /// one result per filter, listing what it matched. When the catalog cannot be written,
+    /// nothing is deleted and every filter fails with that error.
+    pub fn delete_acls(
+        &self,
+        filters: &[AclBindingFilter],
+    ) -> Vec<Result<Vec<AclBinding>, ApiError>> {
+        let mut catalog = self.catalog.lock();
+        let results = catalog.acls.delete(filters);
+        let removed: std::collections::BTreeSet<&AclBinding> =
+            results.iter().flatten().flatten().collect();
+        if removed.is_empty() {
+            return results
+                .into_iter()
+                .map(|r| r.map_err(ApiError::from))
+                .collect();
+        }
+        if let Err(e) = self.persist_catalog(&catalog) {
+            for b in removed {
+                catalog
+                    .acls
+                    .create(b.clone())
+                    .expect("a binding removed a moment ago fits back");
+            }
+            let e = ApiError::from(e);
+            tracing::error!(error = %e, "ACLs not deleted: the catalog could not be written");
+            return results.iter().map(|_| Err(e.clone())).collect();
+        }
+        *self.authorizer.acls.write() = Arc::new(catalog.acls.clone());
+        results
+            .into_iter()
+            .map(|r| r.map_err(ApiError::from))
+            .collect()
+    }
 }

@@ -379,6 +379,18 @@ fn one_of_each() -> Vec<(ApiKey, i16, Vec<u8>)> {
             ApiKey::AlterUserScramCredentials => {
                 frame(key, v, 1, &AlterUserScramCredentialsRequest::default())
             }
+            ApiKey::CreateAcls => frame(key, v, 1, &CreateAclsRequest::default()),
+            ApiKey::DescribeAcls => frame(
+                key,
+                v,
+                1,
+                &DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ),
+            ApiKey::DeleteAcls => frame(key, v, 1, &DeleteAclsRequest::default()),
             other => panic!("no request body listed for {other:?}: add it here"),
         };
         out.push((key, v, f));

@@ -71,6 +71,9 @@ pub struct Catalog {
     /// User name -> its SCRAM credentials, one per mechanism (never an empty map).
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// The cluster's ACLs (CreateAcls / DeleteAcls), with their index for decisions.
+    #[serde(default)]
+    pub acls: crate::acls::Acls,
     /// First producer id of the next block to hand out.
     pub producer_id_block_next: i64,
     #[serde(skip)]
@@ -136,6 +139,7 @@ impl Catalog {
             group_configs: BTreeMap::new(),
             client_metrics: BTreeMap::new(),
             scram_credentials: BTreeMap::new(),
+            acls: Default::default(),
             producer_id_block_next: 0,
             producer_id_next: 0,
             producer_id_block_end: 0,

@@ -54,6 +54,15 @@ pub enum MetaError {
     /// A `--add-scram` argument that does not parse, with Kafka's tool's words.
     #[error("{0}")]
     InvalidScramBootstrap(String),
+    /// An ACL refused by CreateAcls, with Kafka's sentence (Kafka's
+    /// InvalidRequestException).
+    #[error("{0}")]
+    InvalidAcl(String),
+    #[error("{0} ACLs already exist, the most one cluster keeps")]
+    TooManyAcls(usize),
+    /// Kafka's sentence for a DeleteAcls past its bound.
+    #[error("Cannot remove more than {0} acls in a single delete operation.")]
+    TooManyAclDeletions(usize),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
 }

@@ -1,11 +1,12 @@
 //! `weir-meta`: the catalog of topics, partitions, topic configs, group configs,
-//! client-metrics subscriptions and SCRAM credentials, and where
+//! client-metrics subscriptions, SCRAM credentials and ACLs, and where
 //! coordinator keys are placed.
 //!
 //! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
 //! and loads it with [`Catalog::from_bytes`].
 //!
 //! Layout:
+//! - [`acls`]: Kafka's ACLs, their filters and the authorizer's decision.
 //! - [`catalog`]: [`Catalog`] and [`Topic`], creation, deletion, partitions, producer ids.
 //! - [`config`]: the topic configs weir knows, their defaults and validation.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714), checked and typed.
@@ -15,6 +16,7 @@
 //! - [`placement`]: which internal-topic partition holds a group or transactional id.
 //! - [`error`]: [`MetaError`].
 
+pub mod acls;
 pub mod catalog;
 pub mod client_metrics;
 pub mod config;

@@ -100,6 +100,14 @@ pub const SECURITY_APIS: &[ApiRange] = &[
     range(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
+/// The ACL APIs (`kafka-acls`). Kafka 4.x removed version 0 of each (KIP-896), whose only
+/// difference was the lack of a pattern type.
+pub const ACL_APIS: &[ApiRange] = &[
+    range(ApiKey::DescribeAcls, 1, 3),
+    range(ApiKey::CreateAcls, 1, 3),
+    range(ApiKey::DeleteAcls, 1, 3),
+];
+
 /// The version range weir supports for `api_key`, if it supports the API at all.
 pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
     let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
@@ -108,6 +116,7 @@ pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
         .chain(groups.iter())
         .chain(TXN_APIS.iter())
         .chain(SECURITY_APIS.iter())
+        .chain(ACL_APIS.iter())
         .copied()
         .find(|r| r.api_key == api_key)
 }
@@ -120,6 +129,7 @@ pub fn advertised(with_groups: bool) -> Vec<ApiRange> {
         .chain(groups.iter())
         .chain(TXN_APIS.iter())
         .chain(SECURITY_APIS.iter())
+        .chain(ACL_APIS.iter())
         .copied()
         .collect()
 }
@@ -180,6 +190,9 @@ mod tests {
             ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
             ApiKey::DescribeUserScramCredentials => DescribeUserScramCredentialsRequest::VERSIONS,
             ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
+            ApiKey::DescribeAcls => DescribeAclsRequest::VERSIONS,
+            ApiKey::CreateAcls => CreateAclsRequest::VERSIONS,
+            ApiKey::DeleteAcls => DeleteAclsRequest::VERSIONS,
             other => panic!("no codec range listed for {other:?}"),
         };
         (v.min, v.max)

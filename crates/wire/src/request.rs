@@ -68,6 +68,9 @@ pub enum Request {
     SaslAuthenticate(SaslAuthenticateRequest),
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    DescribeAcls(DescribeAclsRequest),
+    CreateAcls(CreateAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -208,6 +211,9 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::AlterUserScramCredentials => {
             Request::AlterUserScramCredentials(Decodable::decode(buf, v)?)
         }
+        ApiKey::DescribeAcls => Request::DescribeAcls(Decodable::decode(buf, v)?),
+        ApiKey::CreateAcls => Request::CreateAcls(Decodable::decode(buf, v)?),
+        ApiKey::DeleteAcls => Request::DeleteAcls(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }

@@ -16,6 +16,7 @@ use crate::metrics::RequestErrors;
 use crate::response_errors::ErrorCodes;
 use crate::state::BrokerState;
 
+pub mod acls;
 pub mod api_versions;
 pub mod configs;
 pub mod create_partitions;
@@ -206,6 +207,9 @@ pub fn dispatch(
             telemetry::get_subscriptions(state, &meta, client, r)
         }
         Request::PushTelemetry(r) => telemetry::push(state, &meta, client, r),
+        Request::CreateAcls(r) => acls::create(state, &meta, r),
+        Request::DescribeAcls(r) => acls::describe(state, &meta, r),
+        Request::DeleteAcls(r) => acls::delete(state, &meta, r),
         // Authentication requests are answered by the connection's session before dispatch.
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Reply::Close(None),
         Request::DescribeUserScramCredentials(r) => scram_credentials::describe(state, &meta, r),
