@@ -121,6 +121,7 @@ public class SecureClient {
     }
 
     static String probe(Properties props) throws Exception {
+        props.put("request.timeout.ms", String.valueOf(PROBE_TIMEOUT_MS / 2));
         props.put("default.api.timeout.ms", String.valueOf(PROBE_TIMEOUT_MS));
         try (Admin admin = Admin.create(props)) {
             return String.valueOf(admin.describeCluster().nodes().get(COMMAND_TIMEOUT_MS, TimeUnit.MILLISECONDS).size());

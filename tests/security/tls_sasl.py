@@ -161,7 +161,53 @@ REFUSAL_CLIENTS = ["java", "confluent-kafka", "franz-go"]
 
 # What Apache Kafka 4.4 answered each refused client, after `normalise`. A weir broker must
 # give the same; so must Kafka, which keeps this table honest.
-REFUSALS = {}
+#
+# The credentials' cases are answered by SaslAuthenticate with error 58
+# (SASL_AUTHENTICATION_FAILED) and the message the Java and librdkafka clients show; a wrong
+# password and an unknown user get the same message, per mechanism. The mechanism's case is
+# answered by SaslHandshake with error 33 (UNSUPPORTED_SASL_MECHANISM) and the enabled list.
+# On the mTLS listener the broker ends the handshake with the alert bad_certificate (42),
+# which the clients see after their side of the TLS 1.3 handshake is done. A plaintext
+# client on the SSL listener gets a TLS alert record back (15 03 03 ..., read as a size of
+# 352518912) and the connection closed: the Java client only times out, librdkafka reports
+# every broker down, franz-go recognises the alert.
+AUTH_FAILED_PLAIN = "Authentication failed: Invalid username or password"
+
+
+def auth_failed_scram(m):
+    return f"Authentication failed during authentication due to invalid credentials with SASL mechanism {m}"
+
+
+def _refusals():
+    table = {}
+    for case, message in (("wrong password PLAIN", AUTH_FAILED_PLAIN), ("unknown user PLAIN", AUTH_FAILED_PLAIN),
+                          ("wrong password SCRAM-SHA-256", auth_failed_scram("SCRAM-SHA-256")),
+                          ("unknown user SCRAM-SHA-512", auth_failed_scram("SCRAM-SHA-512"))):
+        table[case, "java"] = f"SaslAuthenticationException: {message}"
+        table[case, "confluent-kafka"] = f"_AUTHENTICATION: sasl_ssl://HOST:PORT/bootstrap: SASL authentication error: {message}"
+        table[case, "franz-go"] = f"SASL_AUTHENTICATION_FAILED: SASL Authentication failed.: {message}"
+    case = "plaintext client on the SSL listener"
+    table[case, "java"] = "TimeoutException: Timed out waiting for a node assignment. Call: listNodes"
+    table[case, "confluent-kafka"] = "_ALL_BROKERS_DOWN: 1/1 brokers are down"
+    table[case, "franz-go"] = ("invalid large response size 352518912 > limit 104857600; the first three bytes "
+                               "received appear to be a tls alert record for TLS v1.2; is this a plaintext "
+                               "connection speaking to a tls endpoint?")
+    for case in ("no client certificate on the mTLS listener", "untrusted client certificate on the mTLS listener"):
+        table[case, "java"] = "SslAuthenticationException: Failed to process post-handshake messages"
+        table[case, "confluent-kafka"] = ("_TRANSPORT: ssl://HOST:PORT/bootstrap: Receive failed: error:0A000412:SSL "
+                                          "routines::ssl/tls alert bad certificate: SSL alert number 42")
+        table[case, "franz-go"] = "remote error: tls: bad certificate"
+    case = "mechanism not enabled (OAUTHBEARER)"
+    table[case, "java"] = ("UnsupportedSaslMechanismException: Client SASL mechanism 'OAUTHBEARER' not enabled in "
+                           "the server, enabled mechanisms are [PLAIN, SCRAM-SHA-256, SCRAM-SHA-512]")
+    table[case, "confluent-kafka"] = ("_AUTHENTICATION: sasl_ssl://HOST:PORT/bootstrap: SASL OAUTHBEARER mechanism "
+                                      "handshake failed: Broker: Unsupported SASL mechanism: broker's supported "
+                                      "mechanisms: PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
+    table[case, "franz-go"] = "UNSUPPORTED_SASL_MECHANISM: The broker does not support the requested SASL mechanism."
+    return table
+
+
+REFUSALS = _refusals()
 
 BOB = Conn("sasl_ssl", mechanism="SCRAM-SHA-512", user="bob", password="bob-secret")
 ADMIN = Conn("sasl_ssl", mechanism="SCRAM-SHA-512", user="admin")
