@@ -2,6 +2,7 @@
 """TLS and SASL, Apache Kafka against weir, as real clients see them.
 
   tls_sasl.py [--broker kafka|weir|both] [--weir-bin PATH] [--count N] [--show]
+              [--only roundtrip,refusals,scram,raw]
 
 Each broker gets four client listeners beside a PLAINTEXT one (where the fixtures are made):
 SSL (server authentication only), mTLS (an SSL listener that requires a client certificate
@@ -549,19 +550,39 @@ def franz_refusal(conn, bootstrap):
 
 # ---------------------------------------------------------------- the raw protocol
 
+CLIENT_ID = b"sectest"
+
+
+def request(api_key, api_version, correlation_id, body=b""):
+    """A request frame with header v1 (every request used here has a non-flexible version)."""
+    frame = struct.pack(">hhih", api_key, api_version, correlation_id, len(CLIENT_ID)) + CLIENT_ID + body
+    return struct.pack(">i", len(frame)) + frame
+
+
+def string(text):
+    data = text.encode()
+    return struct.pack(">h", len(data)) + data
+
+
 def api_versions_v0(correlation_id):
-    body = struct.pack(">hhih", 18, 0, correlation_id, 8) + b"sectest0"
-    return struct.pack(">i", len(body)) + body
+    return request(18, 0, correlation_id)
 
 
 def metadata_v1_all(correlation_id):
-    # Metadata v1 with a null topic array: every topic.
-    body = struct.pack(">hhih", 3, 1, correlation_id, 8) + b"sectest0" + struct.pack(">i", -1)
-    return struct.pack(">i", len(body)) + body
+    return request(3, 1, correlation_id, struct.pack(">i", -1))  # a null topic array: every topic
+
+
+def sasl_handshake_v1(correlation_id, mechanism):
+    return request(17, 1, correlation_id, string(mechanism))
+
+
+def sasl_authenticate_v1(correlation_id, auth_bytes):
+    return request(36, 1, correlation_id, struct.pack(">i", len(auth_bytes)) + auth_bytes)
 
 
 def read_answer(sock):
-    """(correlation id, error code) of one answer, or None when the connection closed first."""
+    """(correlation id, the rest of the answer) of one answer, None when the connection
+    closed first, SILENT when nothing came for the socket's timeout."""
     def exactly(n):
         data = b""
         while len(data) < n:
@@ -572,21 +593,68 @@ def read_answer(sock):
         return data
     try:
         head = exactly(4)
-        if head is None:
+        body = head and exactly(struct.unpack(">i", head)[0])
+    except socket.timeout:
+        return SILENT
+    except (ssl.SSLError, OSError):
+        return None
+    if not body:
+        return None
+    return struct.unpack(">i", body[:4])[0], body[4:]
+
+
+SILENT = "no answer and no close within the socket's timeout"
+RAW_TIMEOUT_S = 5
+
+
+def answered(answer, correlation_id):
+    return isinstance(answer, tuple) and answer[0] == correlation_id
+
+
+def error_code(answer):
+    return struct.unpack(">h", answer[1][:2])[0] if isinstance(answer, tuple) else None
+
+
+class Reader:
+    """Reads the fields of an answer's body in order."""
+
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def take(self, fmt):
+        value = struct.unpack_from(">" + fmt, self.data, self.at)[0]
+        self.at += struct.calcsize(">" + fmt)
+        return value
+
+    def string(self):
+        n = self.take("h")
+        if n < 0:
             return None
-        body = exactly(struct.unpack(">i", head)[0])
-    except (ConnectionResetError, ssl.SSLError, socket.timeout, OSError):
-        return None
-    if body is None:
-        return None
-    correlation_id, = struct.unpack(">i", body[:4])
-    error_code, = struct.unpack(">h", body[4:6])
-    return correlation_id, error_code
+        text = self.data[self.at:self.at + n].decode()
+        self.at += n
+        return text
+
+
+def handshake_answer(answer):
+    """SaslHandshake v1's answer as (error code, sorted enabled mechanisms)."""
+    if not isinstance(answer, tuple):
+        return answer
+    r = Reader(answer[1])
+    code = r.take("h")
+    return code, sorted(r.string() for _ in range(r.take("i")))
+
+
+def authenticate_answer(answer):
+    """SaslAuthenticate v1's answer as (error code, error message)."""
+    if not isinstance(answer, tuple):
+        return answer
+    r = Reader(answer[1])
+    return r.take("h"), r.string()
 
 
 def raw_connection(bootstrap, use_tls):
     host, port = bootstrap.split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock = socket.create_connection((host, int(port)), timeout=RAW_TIMEOUT_S)
     if use_tls:
         ctx = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
         sock = ctx.wrap_socket(sock, server_hostname=host)
@@ -594,25 +662,61 @@ def raw_connection(bootstrap, use_tls):
 
 
 def raw_checks(report, broker, name):
-    """Before SASL authentication a listener answers ApiVersions and closes the connection on
-    anything else (Kafka: IllegalSaslStateException "Unexpected Kafka request of type
-    METADATA during SASL handshake.", logged by the broker; the client sees only the close)."""
+    """The SASL exchange as bytes, on both SASL listeners. Apache Kafka 4.4:
+    - before authentication it answers ApiVersions, and closes the connection on any other
+      request (it logs IllegalSaslStateException "Unexpected Kafka request of type METADATA
+      during SASL handshake."; the client sees only the close);
+    - SaslHandshake for PLAIN answers error 0 with the enabled mechanisms; for a mechanism not
+      enabled, error 33 with the same list, then it closes the connection;
+    - SaslAuthenticate with a wrong PLAIN password answers error 58 with the message, then
+      closes the connection; with the right one, error 0, and Metadata is answered after."""
+    enabled = sorted(SASL_MECHANISMS)
     for listener, use_tls in (("sasl_plaintext", False), ("sasl_ssl", True)):
         b = broker.bootstrap(listener)
+        raw = f"{name}: raw {listener}:"
         with raw_connection(b, use_tls) as s:
             s.sendall(api_versions_v0(1))
             answer = read_answer(s)
-            report.check(f"{name}: raw {listener}: ApiVersions before authentication is answered",
-                         answer == (1, 0), f"got {answer}")
+            report.check(f"{raw} ApiVersions before authentication is answered",
+                         answered(answer, 1) and error_code(answer) == 0, f"got {answer}")
             s.sendall(metadata_v1_all(2))
             answer = read_answer(s)
-            report.check(f"{name}: raw {listener}: Metadata after ApiVersions, before authentication, closes "
-                         f"the connection", answer is None, f"got answer {answer}")
+            report.check(f"{raw} Metadata after ApiVersions, before authentication, closes the connection",
+                         answer is None, f"got answer {answer}")
         with raw_connection(b, use_tls) as s:
             s.sendall(metadata_v1_all(7))
             answer = read_answer(s)
-            report.check(f"{name}: raw {listener}: Metadata as the first request closes the connection",
-                         answer is None, f"got answer {answer}")
+            report.check(f"{raw} Metadata as the first request closes the connection", answer is None,
+                         f"got answer {answer}")
+        with raw_connection(b, use_tls) as s:
+            s.sendall(sasl_handshake_v1(1, "OAUTHBEARER"))
+            got = handshake_answer(read_answer(s))
+            report.check(f"{raw} SaslHandshake OAUTHBEARER answers 33 (UNSUPPORTED_SASL_MECHANISM) and {enabled}",
+                         got == (33, enabled), f"got {got}")
+            answer = read_answer(s)
+            report.check(f"{raw} then the connection is closed", answer is None, f"got {answer}")
+        with raw_connection(b, use_tls) as s:
+            s.sendall(sasl_handshake_v1(1, "PLAIN"))
+            got = handshake_answer(read_answer(s))
+            report.check(f"{raw} SaslHandshake PLAIN answers 0 and {enabled}", got == (0, enabled), f"got {got}")
+            s.sendall(sasl_authenticate_v1(2, b"\0alice\0not-her-password"))
+            got = authenticate_answer(read_answer(s))
+            want = (58, AUTH_FAILED_PLAIN)
+            report.check(f"{raw} SaslAuthenticate with a wrong password answers {want}", got == want, f"got {got}")
+            answer = read_answer(s)
+            report.check(f"{raw} then the connection is closed", answer is None, f"got {answer}")
+        with raw_connection(b, use_tls) as s:
+            s.sendall(sasl_handshake_v1(1, "PLAIN"))
+            read_answer(s)
+            s.sendall(sasl_authenticate_v1(2, f"\0alice\0{USERS['alice']}".encode()))
+            got = authenticate_answer(read_answer(s))
+            # (Kafka's answer carries an empty error message, which no client reads.)
+            report.check(f"{raw} SaslAuthenticate with alice's password answers 0",
+                         isinstance(got, tuple) and got[0] == 0, f"got {got}")
+            s.sendall(metadata_v1_all(3))
+            answer = read_answer(s)
+            report.check(f"{raw} Metadata after authenticating is answered", answered(answer, 3),
+                         f"got {answer}")
 
 
 # ---------------------------------------------------------------- the run
@@ -639,12 +743,26 @@ def create_topics(broker):
             time.sleep(0.2)
 
 
-def run_broker(report, broker, jvm, count, show):
+PARTS = ["roundtrip", "refusals", "scram", "raw"]
+
+
+def run_broker(report, broker, jvm, count, show, parts):
     name = broker.name
     scratch = tempfile.mkdtemp(prefix="security-")
-    create_topics(broker)
+    if "roundtrip" in parts:
+        create_topics(broker)
+        roundtrips(report, broker, jvm, count, scratch)
+    if "refusals" in parts:
+        refusals(report, broker, jvm, scratch, show)
+    if "scram" in parts:
+        scram_over_the_wire(report, broker, jvm, scratch, show)
+    if "raw" in parts:
+        raw_checks(report, broker, name)
 
-    # 1. Round trips.
+
+def roundtrips(report, broker, jvm, count, scratch):
+    """1. Every client, every case: COUNT records produced and read back."""
+    name = broker.name
     for case, conn in CASES.items():
         bootstrap = broker.bootstrap(conn.listener)
         props = properties_file(conn, bootstrap, scratch, re.sub(r"\W+", "-", case))
@@ -675,7 +793,11 @@ def run_broker(report, broker, jvm, count, show):
             report.check(f"{name}: {client} {case}: {count} records produced and read back "
                          f"({time.time() - started:.1f} s)", got is not None and sorted(got) == want, why)
 
-    # 2. Refusals.
+
+
+def refusals(report, broker, jvm, scratch, show):
+    """2. Each refused connection as the Java client, confluent-kafka and franz-go see it."""
+    name = broker.name
     for case, conn in REFUSED.items():
         bootstrap = broker.bootstrap(conn.listener)
         props = properties_file(conn, bootstrap, scratch, "refused-" + re.sub(r"\W+", "-", case))
@@ -692,7 +814,11 @@ def run_broker(report, broker, jvm, count, show):
             report.check(f"{name}: {client} refused, {case}", want is not None and seen == want,
                          f"got {seen!r}, Kafka gave {want!r}")
 
-    # 3. SCRAM credentials through kafka-configs, then bob connects.
+
+
+def scram_over_the_wire(report, broker, jvm, scratch, show):
+    """3. kafka-configs adds bob's SCRAM-SHA-512 credential; bob connects; --describe."""
+    name = broker.name
     admin_bootstrap = broker.bootstrap(ADMIN.listener)
     admin_props = properties_file(ADMIN, admin_bootstrap, scratch, "admin")
     configs = ["org.apache.kafka.tools.ConfigCommand", "-", "--bootstrap-server", admin_bootstrap,
@@ -720,9 +846,6 @@ def run_broker(report, broker, jvm, count, show):
     report.check(f"{name}: kafka-configs --describe --entity-type users prints what it prints against Kafka",
                  code == "0" and described == USERS_DESCRIBED, f"exit {code}, got {described}")
 
-    # 4. The raw protocol before authentication.
-    raw_checks(report, broker, name)
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -730,6 +853,7 @@ def main():
     ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
     ap.add_argument("--count", type=int, default=50, help="records per round trip")
     ap.add_argument("--show", action="store_true", help="print what each refused client saw")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"the parts to run, of {','.join(PARTS)}")
     args = ap.parse_args()
     subprocess.run([os.path.join(HERE, "certs.sh"), CERTS], check=True)
     if not os.path.exists(FRANZ_BIN) or os.path.getmtime(FRANZ_BIN) < os.path.getmtime(os.path.join(HERE, "franz", "main.go")):
@@ -746,7 +870,7 @@ def main():
         try:
             broker.start()
             jvm = Jvm()
-            run_broker(report, broker, jvm, args.count, args.show)
+            run_broker(report, broker, jvm, args.count, args.show, args.only.split(","))
         except Exception as e:  # noqa: BLE001 - one broker's failure is reported, the other still runs
             report.check(f"{name}: the run completes", False, f"{type(e).__name__}: {e}")
         finally:
