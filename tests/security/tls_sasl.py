@@ -174,9 +174,9 @@ REFUSAL_CLIENTS = ["java", "confluent-kafka", "franz-go"]
 # answered by SaslHandshake with error 33 (UNSUPPORTED_SASL_MECHANISM) and the enabled list.
 # On the mTLS listener the broker ends the handshake with the alert bad_certificate (42),
 # which the clients see after their side of the TLS 1.3 handshake is done. A plaintext
-# client on the SSL listener gets a TLS alert record back (15 03 03 ..., read as a size of
-# 352518912) and the connection closed: the Java client only times out, librdkafka reports
-# every broker down, franz-go recognises the alert.
+# client on the SSL listener gets the connection closed, after a TLS alert record
+# (15 03 03 ..., which franz-go reads as a size of 352518912 and recognises): the Java client
+# only times out, librdkafka reports every broker down.
 AUTH_FAILED_PLAIN = "Authentication failed: Invalid username or password"
 
 
