@@ -56,8 +56,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 COMPAT = os.path.join(os.path.dirname(HERE), "compat")
 sys.path.insert(0, COMPAT)
-from harness import (CONSUMER_GROUP_FLAGS, KAFKA_DIR, ROOT, WORK, Report, broker_names,  # noqa: E402
-                     free_port, kafka_classpath)
+from harness import (CONSUMER_GROUP_FLAGS, KAFKA_DIR, WORK, Report, add_broker_args,  # noqa: E402
+                     broker_names, free_port, kafka_classpath)
 
 OUT = os.path.join(WORK, "security")  # built things: certificates, the Java classes, franz-secure
 CERTS = os.path.join(OUT, "certs")
@@ -859,8 +859,7 @@ def scram_over_the_wire(report, broker, jvm, scratch, show):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--broker", default="both", choices=["weir", "kafka", "both"])
-    ap.add_argument("--weir-bin", default=os.path.join(ROOT, "target", "release", "weir"))
+    add_broker_args(ap)
     ap.add_argument("--count", type=int, default=50, help="records per round trip")
     ap.add_argument("--show", action="store_true", help="print what each refused client saw")
     ap.add_argument("--only", default=",".join(PARTS), help=f"the parts to run, of {','.join(PARTS)}")
