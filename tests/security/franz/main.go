@@ -9,7 +9,7 @@
 //	    ask for the cluster's metadata and print "OK" or "ERR message".
 //
 // FLAGS: -bootstrap HOST:PORT (required); -tls with -ca FILE, and -cert FILE -key FILE for a
-// client certificate; -mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER with -user
+// client certificate (always sent, see tlsConfig); -mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER with -user
 // and -password (OAUTHBEARER sends -user as an unsigned token).
 package main
 
@@ -153,7 +153,10 @@ func tlsConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg.Certificates = []tls.Certificate{pair}
+		// Sent whatever CAs the broker's certificate request names: Go (like OpenSSL)
+		// would otherwise hold back a certificate no named CA signed, and the broker would
+		// never see the untrusted certificate it is meant to refuse.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
 	}
 	return cfg, nil
 }
