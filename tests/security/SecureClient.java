@@ -9,6 +9,8 @@
 //                                 start; answers "OK" with "key=value" lines in the order read
 //   probe PROPS                   ask for the cluster's nodes through an Admin client;
 //                                 answers "OK" with the node count
+//   scram-users PROPS             describeUserScramCredentials for every user; answers "OK"
+//                                 with "user MECHANISM iterations=N, ..." lines, sorted
 //   tool CLASS STDIN ARGS...      run a Kafka CLI tool's main class with ARGS, its stdin read
 //                                 from the file STDIN ("-" for none); answers its exit code
 //                                 with what it printed on stdout, then on stderr
@@ -22,6 +24,8 @@ import java.time.Duration;
 import java.util.*;
 import java.util.concurrent.*;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
 import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.PartitionInfo;
@@ -84,6 +88,7 @@ public class SecureClient {
                 switch (f[0]) {
                     case "roundtrip": body = roundtrip(load(f[1]), f[2], Integer.parseInt(f[3])); break;
                     case "probe": body = probe(load(f[1])); break;
+                    case "scram-users": body = scramUsers(load(f[1])); break;
                     case "tool":
                         String[] r = tool(f[1], f[2], Arrays.copyOfRange(f, 3, f.length));
                         status = r[0];
@@ -125,6 +130,23 @@ public class SecureClient {
         props.put("default.api.timeout.ms", String.valueOf(PROBE_TIMEOUT_MS));
         try (Admin admin = Admin.create(props)) {
             return String.valueOf(admin.describeCluster().nodes().get(COMMAND_TIMEOUT_MS, TimeUnit.MILLISECONDS).size());
+        }
+    }
+
+    static String scramUsers(Properties props) throws Exception {
+        try (Admin admin = Admin.create(props)) {
+            List<String> lines = new ArrayList<>();
+            for (Map.Entry<String, UserScramCredentialsDescription> e :
+                     admin.describeUserScramCredentials().all().get(COMMAND_TIMEOUT_MS, TimeUnit.MILLISECONDS).entrySet()) {
+                List<String> infos = new ArrayList<>();
+                for (ScramCredentialInfo info : e.getValue().credentialInfos()) {
+                    infos.add(info.mechanism().mechanismName() + " iterations=" + info.iterations());
+                }
+                Collections.sort(infos);
+                lines.add(e.getKey() + " " + String.join(", ", infos));
+            }
+            Collections.sort(lines);
+            return String.join("\n", lines) + "\n";
         }
     }
 

@@ -29,8 +29,11 @@ What is checked, on each broker:
    (exception class and message, librdkafka error code and message, franz-go's error) must
    equal what Apache Kafka 4.4 gave them, recorded in REFUSALS.
 3. SCRAM credentials over the wire: kafka-configs, as admin (PLAIN over SASL_SSL), gives bob a
-   SCRAM-SHA-512 password; bob then connects with it from the three clients; kafka-configs
-   --describe --entity-type users must print what it prints against Kafka (USERS_DESCRIBED).
+   SCRAM-SHA-512 password; bob then connects with it from the three clients; the Admin API's
+   describeUserScramCredentials must list what Kafka lists (SCRAM_USERS), and kafka-configs
+   --describe --entity-type users print what it prints against Kafka (USERS_DESCRIBED). weir
+   has no client quotas yet, which that tool asks for first: a documented difference, shown
+   as XFAIL and not counted.
 4. The SASL exchange as bytes, on both SASL listeners: before authentication ApiVersions is
    answered and Metadata (as the first request, or after ApiVersions) closes the connection;
    SaslHandshake answers the enabled mechanisms, or error 33 and a close for one not enabled;
@@ -228,6 +231,16 @@ USERS_DESCRIBED = [
     "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=4096, SCRAM-SHA-512=iterations=4096",
     "SCRAM credential configs for user-principal 'bob' are SCRAM-SHA-512=iterations=4096",
 ]
+
+
+# describeUserScramCredentials against Kafka once bob was added (SecureClient's scram-users).
+SCRAM_USERS = [
+    "admin SCRAM-SHA-256 iterations=4096, SCRAM-SHA-512 iterations=4096",
+    "alice SCRAM-SHA-256 iterations=4096, SCRAM-SHA-512 iterations=4096",
+    "bob SCRAM-SHA-512 iterations=4096",
+]
+# How kafka-configs --describe --entity-type users fails on a broker without client quotas.
+QUOTAS_MISSING = "The node does not support DESCRIBE_CLIENT_QUOTAS"
 
 
 def described_line(line):
@@ -859,12 +872,21 @@ def scram_over_the_wire(report, broker, jvm, scratch, show):
     report.check(f"{name}: java bob authenticates with SCRAM-SHA-512", seen == "OK", seen)
     seen = franz_refusal(BOB, bob_bootstrap)
     report.check(f"{name}: franz-go bob authenticates with SCRAM-SHA-512", seen == "OK", seen)
+    status, text = jvm.call("scram-users", admin_props)
+    report.check(f"{name}: describeUserScramCredentials lists admin, alice and bob as Kafka does",
+                 status == "OK" and text.splitlines() == SCRAM_USERS, f"{status}: {text.splitlines()}")
     code, text = jvm.call("tool", *configs, "--describe", "--entity-type", "users")
     described = sorted(described_line(line) for line in text.splitlines() if line.strip())
     if show:
         print("     " + "\n     ".join(described), flush=True)
-    report.check(f"{name}: kafka-configs --describe --entity-type users prints what it prints against Kafka",
-                 code == "0" and described == USERS_DESCRIBED, f"exit {code}, got {described}")
+    check = f"{name}: kafka-configs --describe --entity-type users prints what it prints against Kafka"
+    ok = code == "0" and described == USERS_DESCRIBED
+    if name == "weir" and QUOTAS_MISSING in text:
+        # Documented in tests/compat/KNOWN_DIFFERENCES.md (SCRAM credentials): the tool asks
+        # for client quotas first, and weir has none yet.
+        print(f"XFAIL {check}: weir has no DescribeClientQuotas (documented)", flush=True)
+    else:
+        report.check(check, ok, f"exit {code}, got {described}")
 
 
 def main():
