@@ -78,80 +78,76 @@ pub fn alter(
     deletions: &[ScramDeletion],
     upsertions: &[ScramUpsertion],
 ) -> Vec<(String, AlteredUser)> {
-    // 1. Sort each alteration into accepted or failed, one per user.
+    // 1. Sort each alteration into accepted or failed, one per user. Accepted ones are
+    //    keyed by user (a request may name many) with their position, for the answer's order.
     let mut failed: Vec<(String, MetaError)> = Vec::new();
     let mut failed_users: BTreeSet<String> = BTreeSet::new();
-    let mut deleting: Vec<(String, ScramMechanism)> = Vec::new();
-    let mut upserting: Vec<(String, ScramMechanism, &ScramUpsertion)> = Vec::new();
+    let mut deleting: BTreeMap<&str, (usize, ScramMechanism)> = BTreeMap::new();
+    let mut upserting: BTreeMap<&str, (usize, ScramMechanism, &ScramUpsertion)> = BTreeMap::new();
     let mut fail = |user: &str, e: MetaError, failed_users: &mut BTreeSet<String>| {
         failed_users.insert(user.to_string());
         failed.push((user.to_string(), e));
     };
-    for d in deletions {
+    for (position, d) in deletions.iter().enumerate() {
         if failed_users.contains(&d.user) {
             continue;
         }
-        if let Some(i) = deleting.iter().position(|(u, _)| *u == d.user) {
-            deleting.remove(i);
-            fail(
-                &d.user,
-                MetaError::ScramUserAlteredTwice(d.user.clone()),
-                &mut failed_users,
-            );
+        if deleting.remove(d.user.as_str()).is_some() {
+            let twice = MetaError::ScramUserAlteredTwice(d.user.clone());
+            fail(&d.user, twice, &mut failed_users);
             continue;
         }
         match check_deletion(catalog, d) {
-            Ok(m) => deleting.push((d.user.clone(), m)),
+            Ok(m) => {
+                deleting.insert(&d.user, (position, m));
+            }
             Err(e) => fail(&d.user, e, &mut failed_users),
         }
     }
-    for u in upsertions {
+    for (position, u) in upsertions.iter().enumerate() {
         if failed_users.contains(&u.user) {
             continue;
         }
-        let earlier_deletion = deleting.iter().position(|(user, _)| *user == u.user);
-        let earlier_upsertion = upserting.iter().position(|(user, _, _)| *user == u.user);
-        if earlier_deletion.is_some() || earlier_upsertion.is_some() {
-            if let Some(i) = earlier_deletion {
-                deleting.remove(i);
-            }
-            if let Some(i) = earlier_upsertion {
-                upserting.remove(i);
-            }
-            fail(
-                &u.user,
-                MetaError::ScramUserAlteredTwice(u.user.clone()),
-                &mut failed_users,
-            );
+        let earlier_deletion = deleting.remove(u.user.as_str()).is_some();
+        let earlier_upsertion = upserting.remove(u.user.as_str()).is_some();
+        if earlier_deletion || earlier_upsertion {
+            let twice = MetaError::ScramUserAlteredTwice(u.user.clone());
+            fail(&u.user, twice, &mut failed_users);
             continue;
         }
         match check_upsertion(u) {
-            Ok(m) => upserting.push((u.user.clone(), m, u)),
+            Ok(m) => {
+                upserting.insert(&u.user, (position, m, u));
+            }
             Err(e) => fail(&u.user, e, &mut failed_users),
         }
     }
 
     // 2. Apply what passed. An upsertion can still fail on the catalog's user bound.
+    let mut deleting: Vec<_> = deleting.into_iter().collect();
+    deleting.sort_by_key(|(_, (position, _))| *position);
+    let mut upserting: Vec<_> = upserting.into_iter().collect();
+    upserting.sort_by_key(|(_, (position, _, _))| *position);
     let mut out = Vec::new();
-    for (user, mechanism) in deleting {
-        let removed = catalog.delete_scram_credential(&user, mechanism);
+    for (user, (_, mechanism)) in deleting {
+        let removed = catalog.delete_scram_credential(user, mechanism);
         assert!(
             removed,
             "checked that {user} has a {mechanism:?} credential"
         );
-        out.push((user, Ok(())));
+        out.push((user.to_string(), Ok(())));
     }
     let mut late_failures = Vec::new();
-    for (user, mechanism, u) in upserting {
+    for (user, (_, mechanism, u)) in upserting {
         let credential = ScramCredential::from_salted_password(
             mechanism,
             &u.salt,
             &u.salted_password,
             u.iterations,
         );
-        match catalog.set_scram_credential(&user, mechanism, credential) {
-            Ok(()) => out.push((user, Ok(()))),
-            Err(e) => late_failures.push((user, Err(e))),
+        match catalog.set_scram_credential(user, mechanism, credential) {
+            Ok(()) => out.push((user.to_string(), Ok(()))),
+            Err(e) => late_failures.push((user.to_string(), Err(e))),
         }
     }
     out.extend(late_failures);
