@@ -345,9 +345,9 @@ TELEMETRY = (DOCUMENTED, "weir serves client telemetry (KIP-714); Kafka 4.4 adve
                          "reporter plugin that takes client telemetry")
 API_VERSIONS_EXPECTED = {
     **{api: NOT_IMPLEMENTED for api in [
-        "SaslHandshake", "SaslAuthenticate", "DescribeAcls", "CreateAcls", "DeleteAcls", "AlterReplicaLogDirs",
+        "AlterReplicaLogDirs",
         "CreateDelegationToken", "RenewDelegationToken", "ExpireDelegationToken", "DescribeDelegationToken",
-        "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials", "AlterUserScramCredentials",
+        "DescribeClientQuotas", "AlterClientQuotas",
         "DescribeQuorum", "UpdateFeatures", "UnregisterBroker", "AddRaftVoter", "RemoveRaftVoter",
         "UnregisterController", "ShareGroupHeartbeat", "ShareGroupDescribe", "ShareFetch", "ShareAcknowledge",
         "InitializeShareGroupState", "ReadShareGroupState", "WriteShareGroupState", "DeleteShareGroupState",

@@ -37,6 +37,9 @@ pub struct SecurityConfig {
     /// SCRAM credentials to create at start when the user has none for that mechanism,
     /// in the syntax of `kafka-storage format --add-scram`.
     pub add_scram: Vec<String>,
+    /// OAUTHBEARER's token checks (Kafka's `sasl.oauthbearer.*`); needed when OAUTHBEARER
+    /// is among the SASL mechanisms.
+    pub oauth: Option<oauthbearer::OAuthSettings>,
     /// Kafka's `connections.max.reauth.ms`: how long a SASL authentication lasts before the
     /// client must authenticate again on the same connection (KIP-368); 0 for ever.
     pub connections_max_reauth_ms: u64,
@@ -51,6 +54,7 @@ impl Default for SecurityConfig {
             principal_mapping: PrincipalMapping::default(),
             add_scram: Vec::new(),
             connections_max_reauth_ms: 0,
+            oauth: None,
         }
     }
 }
@@ -65,6 +69,8 @@ pub struct Listener {
     pub principal_mapping: PrincipalMapping,
     /// See [`SecurityConfig::connections_max_reauth_ms`].
     pub reauth_ms: u64,
+    /// Checks OAUTHBEARER tokens, when OAUTHBEARER is enabled.
+    pub oauth: Option<oauthbearer::OAuthValidator>,
 }
 
 impl Listener {
@@ -97,9 +103,22 @@ impl Listener {
                 config.protocol
             );
         }
+        let oauth = if config.protocol.uses_sasl()
+            && security.sasl_mechanisms.contains(&Mechanism::OAuthBearer)
+        {
+            let settings = security.oauth.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "OAUTHBEARER is enabled but no key set is given: set --sasl-oauthbearer-jwks-file"
+                )
+            })?;
+            Some(oauthbearer::OAuthValidator::new(settings)?)
+        } else {
+            None
+        };
         Ok(Listener {
             config,
             tls,
+            oauth,
             sasl_mechanisms: security.sasl_mechanisms.clone(),
             principal_mapping: security.principal_mapping.clone(),
             reauth_ms: security.connections_max_reauth_ms,
@@ -114,6 +133,7 @@ impl Listener {
             sasl_mechanisms: Vec::new(),
             principal_mapping: PrincipalMapping::default(),
             reauth_ms: 0,
+            oauth: None,
         })
     }
 }

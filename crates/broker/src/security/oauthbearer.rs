@@ -72,6 +72,27 @@ struct Jwk {
     key: PublicKey,
 }
 
+/// The keys of a JWKS document that weir can verify with.
+#[derive(Debug, Clone)]
+pub struct JwkSet(Vec<Jwk>);
+
+impl JwkSet {
+    pub fn parse(text: &str) -> anyhow::Result<JwkSet> {
+        parse_jwks(text).map(JwkSet)
+    }
+}
+
+/// Checks a client's OAUTHBEARER message against a key set at `now_ms`.
+pub fn validate_message(
+    message: &[u8],
+    keys: &JwkSet,
+    settings: &OAuthSettings,
+    now_ms: i64,
+) -> Result<ValidToken, OAuthError> {
+    let token = bearer_token(message)?;
+    validate(&token, &keys.0, settings, now_ms)
+}
+
 /// Parses a JWKS document; keys of kinds weir does not verify are left out.
 fn parse_jwks(text: &str) -> anyhow::Result<Vec<Jwk>> {
     let doc: Value = serde_json::from_str(text)?;
@@ -228,6 +249,15 @@ impl OAuthValidator {
     pub fn validate_message(&self, message: &[u8], now_ms: i64) -> Result<ValidToken, OAuthError> {
         let token = bearer_token(message)?;
         validate(&token, &self.keys(), &self.settings, now_ms)
+    }
+
+    /// The same at the wall clock's time.
+    pub fn validate_now(&self, message: &[u8]) -> Result<ValidToken, OAuthError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.validate_message(message, now_ms)
     }
 }
 

@@ -78,6 +78,31 @@ pub struct Session {
     state: AuthState,
 }
 
+/// The broker's SCRAM credentials and the listener's OAUTHBEARER validator, as one store.
+struct ListenerCredentials<'a> {
+    broker: &'a dyn CredentialStore,
+    oauth: Option<&'a crate::security::oauthbearer::OAuthValidator>,
+}
+
+impl CredentialStore for ListenerCredentials<'_> {
+    fn scram(
+        &self,
+        user: &str,
+        mechanism: weir_meta::scram::ScramMechanism,
+    ) -> Option<weir_meta::scram::ScramCredential> {
+        self.broker.scram(user, mechanism)
+    }
+
+    fn oauth(
+        &self,
+        message: &[u8],
+    ) -> Option<
+        Result<crate::security::oauthbearer::ValidToken, crate::security::oauthbearer::OAuthError>,
+    > {
+        self.oauth.map(|v| v.validate_now(message))
+    }
+}
+
 impl Session {
     /// A new connection's session; `certificate` is the mapped subject of a verified
     /// client certificate, if the TLS handshake had one.
@@ -104,15 +129,25 @@ impl Session {
         )
     }
 
-    /// The lifetime of a new SASL session, and when it ends.
-    fn lifetime(&self) -> (i64, Option<Instant>) {
-        match self.listener.reauth_ms {
-            0 => (0, None),
-            ms => (
-                i64::try_from(ms).unwrap_or(i64::MAX),
-                Some(Instant::now() + Duration::from_millis(ms)),
-            ),
+    /// The lifetime of a new SASL session, and when it ends: `connections.max.reauth.ms`,
+    /// or less if the credential expires sooner (an OAUTHBEARER token), as in Kafka. With
+    /// re-authentication off, sessions do not end.
+    fn lifetime(&self, credential_expires_ms: Option<i64>) -> (i64, Option<Instant>) {
+        if self.listener.reauth_ms == 0 {
+            return (0, None);
         }
+        let mut ms = i64::try_from(self.listener.reauth_ms).unwrap_or(i64::MAX);
+        if let Some(expires_ms) = credential_expires_ms {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            ms = ms.min(expires_ms.saturating_sub(now_ms)).max(1);
+        }
+        (
+            ms,
+            Some(Instant::now() + Duration::from_millis(ms.unsigned_abs())),
+        )
     }
 
     /// The largest frame to read next.
@@ -139,6 +174,12 @@ impl Session {
         // A session past its lifetime that did not re-authenticate ends here; a
         // SaslHandshake may still start the re-authentication, as Kafka lets it (the
         // client's last request may have been a long poll that outlived the session).
+        let listener = Arc::clone(&self.listener);
+        let credentials = ListenerCredentials {
+            broker: store,
+            oauth: listener.oauth.as_ref(),
+        };
+        let store: &dyn CredentialStore = &credentials;
         let expires = match (&self.state, &request.body) {
             (AuthState::Authenticated { .. }, Request::SaslHandshake(_)) => None,
             (AuthState::Reauthenticate { .. }, Request::SaslAuthenticate(_)) => None,
@@ -201,7 +242,9 @@ impl Session {
                     return Admission::Answered(Reply::Close(None));
                 };
                 let previous = Arc::clone(principal);
-                match ex.step(&r.auth_bytes, store) {
+                let step = ex.step(&r.auth_bytes, store);
+                let credential_expires_ms = ex.credential_expires_ms();
+                match step {
                     Ok(Step::Challenge(token)) => {
                         let body =
                             SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
@@ -221,7 +264,12 @@ impl Session {
                                 &e,
                             ));
                         }
-                        Admission::Answered(self.authenticated(meta, principal, token))
+                        Admission::Answered(self.authenticated(
+                            meta,
+                            principal,
+                            token,
+                            credential_expires_ms,
+                        ))
                     }
                     Err(e) => {
                         self.state = AuthState::Failed;
@@ -258,7 +306,9 @@ impl Session {
                 Admission::Answered(meta.reply(&self.handshake_answer(None)))
             }
             (AuthState::Authenticate(exchange), Request::SaslAuthenticate(r)) => {
-                match exchange.step(&r.auth_bytes, store) {
+                let step = exchange.step(&r.auth_bytes, store);
+                let credential_expires_ms = exchange.credential_expires_ms();
+                match step {
                     Ok(Step::Challenge(token)) => {
                         let body =
                             SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(token));
@@ -271,6 +321,7 @@ impl Session {
                         meta,
                         Principal::user(principal_name),
                         token,
+                        credential_expires_ms,
                     )),
                     Err(e) => {
                         self.state = AuthState::Failed;
@@ -298,9 +349,15 @@ impl Session {
     }
 
     /// The exchange succeeded: the session starts (again) with its lifetime.
-    fn authenticated(&mut self, meta: &RequestMeta, principal: Principal, token: Vec<u8>) -> Reply {
+    fn authenticated(
+        &mut self,
+        meta: &RequestMeta,
+        principal: Principal,
+        token: Vec<u8>,
+        credential_expires_ms: Option<i64>,
+    ) -> Reply {
         tracing::debug!(%principal, listener = %self.listener.config.name, "authenticated");
-        let (lifetime_ms, expires) = self.lifetime();
+        let (lifetime_ms, expires) = self.lifetime(credential_expires_ms);
         self.state = AuthState::Authenticated {
             principal: Arc::new(principal),
             expires,
@@ -314,6 +371,12 @@ impl Session {
     /// A bare token after SaslHandshake v0: the answer is a bare token too; a failure
     /// closes the connection without one, as Kafka does for such clients.
     pub fn raw_token(&mut self, store: &dyn CredentialStore, token: &[u8]) -> Reply {
+        let listener = Arc::clone(&self.listener);
+        let credentials = ListenerCredentials {
+            broker: store,
+            oauth: listener.oauth.as_ref(),
+        };
+        let store: &dyn CredentialStore = &credentials;
         let AuthState::RawTokens(exchange) = &mut self.state else {
             return Reply::Close(None);
         };
@@ -323,13 +386,15 @@ impl Session {
             b.put_slice(&token);
             Reply::Now(vec![b.freeze()])
         };
-        match exchange.step(token, store) {
+        let step = exchange.step(token, store);
+        let credential_expires_ms = exchange.credential_expires_ms();
+        match step {
             Ok(Step::Challenge(token)) => frame(token),
             Ok(Step::Done {
                 principal_name,
                 token,
             }) => {
-                let (_, expires) = self.lifetime();
+                let (_, expires) = self.lifetime(credential_expires_ms);
                 self.state = AuthState::Authenticated {
                     principal: Arc::new(Principal::user(principal_name)),
                     expires,

@@ -124,7 +124,7 @@ impl TlsSettings {
                 } else {
                     verifier
                 };
-                builder.with_client_cert_verifier(verifier.build()?)
+                builder.with_client_cert_verifier(Arc::new(KafkaAlerts(verifier.build()?)))
             }
         };
         builder.with_single_cert(certs, key).map_err(|e| {
@@ -136,6 +136,78 @@ impl TlsSettings {
         })
     }
 }
+
+/// Client certificate checks as webpki makes them, with the alert Kafka's brokers send for
+/// a certificate from a CA they do not trust: `certificate_unknown` rather than rustls's
+/// `unknown_ca`, so clients report the refusal as they do against Kafka.
+#[derive(Debug)]
+struct KafkaAlerts(Arc<dyn rustls::server::danger::ClientCertVerifier>);
+
+impl rustls::server::danger::ClientCertVerifier for KafkaAlerts {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.0
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|e| match e {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                        rustls::OtherError(Arc::new(UntrustedIssuer)),
+                    ))
+                }
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A client certificate not issued by a trusted CA.
+#[derive(Debug)]
+struct UntrustedIssuer;
+
+impl std::fmt::Display for UntrustedIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client certificate's issuer is not in the truststore")
+    }
+}
+
+impl std::error::Error for UntrustedIssuer {}
 
 struct Loaded {
     acceptor: TlsAcceptor,

@@ -12,6 +12,11 @@
 //! - [`plain`]: the single PLAIN step, checking the password against the stored SCRAM
 //!   credential (weir keeps no password).
 //! - [`scram`]: the two SCRAM steps and their message grammar.
+//!
+//! OAUTHBEARER's token is checked by [`crate::security::oauthbearer`], reached through
+//! [`CredentialStore::oauth`]. A refused token is answered, as RFC 7628 asks, with an error
+//! challenge (`{"status":"invalid_token"}`); the client acknowledges it with `\x01` and the
+//! exchange then fails with that JSON as its message, as Kafka's does.
 
 pub mod plain;
 pub mod scram;
@@ -32,13 +37,15 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OAuthBearer,
 }
 
 impl Mechanism {
-    pub const ALL: [Mechanism; 3] = [
+    pub const ALL: [Mechanism; 4] = [
         Mechanism::Plain,
         Mechanism::ScramSha256,
         Mechanism::ScramSha512,
+        Mechanism::OAuthBearer,
     ];
 
     /// The name a client asks for in SaslHandshake.
@@ -47,6 +54,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
@@ -55,10 +63,10 @@ impl Mechanism {
         Mechanism::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// The SCRAM hash behind a SCRAM mechanism; None for PLAIN.
+    /// The SCRAM hash behind a SCRAM mechanism; None for the others.
     pub fn scram(self) -> Option<ScramMechanism> {
         match self {
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::OAuthBearer => None,
             Mechanism::ScramSha256 => Some(ScramMechanism::Sha256),
             Mechanism::ScramSha512 => Some(ScramMechanism::Sha512),
         }
@@ -68,6 +76,16 @@ impl Mechanism {
 /// Credential lookups an exchange needs (the broker implements it over its catalog).
 pub trait CredentialStore {
     fn scram(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
+
+    /// Checks an OAUTHBEARER client message; None where OAUTHBEARER is not configured.
+    fn oauth(
+        &self,
+        _message: &[u8],
+    ) -> Option<
+        Result<crate::security::oauthbearer::ValidToken, crate::security::oauthbearer::OAuthError>,
+    > {
+        None
+    }
 }
 
 /// What one step gives back to the client.
@@ -113,7 +131,17 @@ pub enum SaslError {
     IllegalState(&'static str),
     #[error("SASL token of {bytes} bytes is larger than the {TOKEN_BYTES_MAX} bytes accepted")]
     TokenTooLarge { bytes: usize },
+    /// OAUTHBEARER: the token was refused (the reason is for the log); the client is sent
+    /// RFC 7628's error JSON.
+    #[error("OAUTHBEARER token refused: {reason}")]
+    OAuthBearerRefused { reason: String },
+    /// OAUTHBEARER is enabled on the listener but no token validator is configured.
+    #[error("OAUTHBEARER is not configured on this broker")]
+    OAuthBearerUnavailable,
 }
+
+/// RFC 7628's error for a refused token, sent as the challenge and then as the message.
+pub const OAUTHBEARER_INVALID_TOKEN: &str = r#"{"status":"invalid_token"}"#;
 
 impl SaslError {
     /// The Kafka error code of the SaslAuthenticate response.
@@ -127,6 +155,8 @@ impl SaslError {
             SaslError::AuthorizationIdMismatch => ResponseError::SaslAuthenticationFailed,
             SaslError::IllegalState(_) => ResponseError::IllegalSaslState,
             SaslError::TokenTooLarge { .. } => ResponseError::SaslAuthenticationFailed,
+            SaslError::OAuthBearerRefused { .. } => ResponseError::SaslAuthenticationFailed,
+            SaslError::OAuthBearerUnavailable => ResponseError::SaslAuthenticationFailed,
         }
     }
 
@@ -142,7 +172,9 @@ impl SaslError {
             | SaslError::PlainTokenCount(_)
             | SaslError::AuthorizationIdMismatch
             | SaslError::IllegalState(_)
-            | SaslError::TokenTooLarge { .. } => self.to_string(),
+            | SaslError::TokenTooLarge { .. }
+            | SaslError::OAuthBearerUnavailable => self.to_string(),
+            SaslError::OAuthBearerRefused { .. } => OAUTHBEARER_INVALID_TOKEN.to_string(),
         }
     }
 }
@@ -158,6 +190,8 @@ pub struct Exchange {
     mechanism: Mechanism,
     server_nonce: String,
     state: State,
+    /// When the credential it authenticated with expires (an OAUTHBEARER token's `exp`).
+    credential_expires_ms: Option<i64>,
 }
 
 enum State {
@@ -165,6 +199,10 @@ enum State {
     Start,
     /// SCRAM: the server-first message went out; waiting for the client-final message.
     ScramFinal(Box<scram::AwaitingFinal>),
+    /// OAUTHBEARER: the error challenge went out; waiting for the client's `\x01`.
+    OAuthErrorSent {
+        reason: String,
+    },
     Complete,
     Failed,
 }
@@ -174,6 +212,7 @@ impl std::fmt::Debug for Exchange {
         let state = match self.state {
             State::Start => "START",
             State::ScramFinal(_) => "RECEIVE_CLIENT_FINAL_MESSAGE",
+            State::OAuthErrorSent { .. } => "ERROR_SENT",
             State::Complete => "COMPLETE",
             State::Failed => "FAILED",
         };
@@ -198,7 +237,13 @@ impl Exchange {
             mechanism,
             server_nonce,
             state: State::Start,
+            credential_expires_ms: None,
         }
+    }
+
+    /// When the credential of a completed exchange expires, if it does (OAUTHBEARER).
+    pub fn credential_expires_ms(&self) -> Option<i64> {
+        self.credential_expires_ms
     }
 
     pub fn mechanism(&self) -> Mechanism {
@@ -229,12 +274,16 @@ impl Exchange {
                 return Err(SaslError::IllegalState("COMPLETE"));
             }
             State::Failed => return Err(SaslError::IllegalState("FAILED")),
-            State::Start | State::ScramFinal(_) => {}
+            State::Start | State::ScramFinal(_) | State::OAuthErrorSent { .. } => {}
         }
         if token.len() > TOKEN_BYTES_MAX {
             return Err(SaslError::TokenTooLarge { bytes: token.len() });
         }
+        if self.mechanism == Mechanism::OAuthBearer {
+            return self.oauth_step(state, token, store);
+        }
         match (state, self.mechanism.scram()) {
+            (State::OAuthErrorSent { .. }, _) => Err(SaslError::IllegalState("ERROR_SENT")),
             (State::Start, None) => {
                 let principal_name = plain::authenticate(token, store)?;
                 self.state = State::Complete;
@@ -258,6 +307,41 @@ impl Exchange {
                 })
             }
             (State::Complete | State::Failed, _) => unreachable!("handled above"),
+        }
+    }
+
+    /// OAUTHBEARER: one message with the token; a refused one gets the error challenge,
+    /// and the client's `\x01` after it ends the exchange.
+    fn oauth_step(
+        &mut self,
+        state: State,
+        token: &[u8],
+        store: &dyn CredentialStore,
+    ) -> Result<Step, SaslError> {
+        match state {
+            State::Start => match store.oauth(token) {
+                None => Err(SaslError::OAuthBearerUnavailable),
+                Some(Ok(valid)) => {
+                    self.state = State::Complete;
+                    self.credential_expires_ms = Some(valid.expires_ms);
+                    Ok(Step::Done {
+                        principal_name: valid.principal_name,
+                        token: Vec::new(),
+                    })
+                }
+                Some(Err(e)) => {
+                    self.state = State::OAuthErrorSent {
+                        reason: e.to_string(),
+                    };
+                    Ok(Step::Challenge(
+                        OAUTHBEARER_INVALID_TOKEN.as_bytes().to_vec(),
+                    ))
+                }
+            },
+            State::OAuthErrorSent { reason } => Err(SaslError::OAuthBearerRefused { reason }),
+            State::ScramFinal(_) | State::Complete | State::Failed => {
+                Err(SaslError::IllegalState("FAILED"))
+            }
         }
     }
 }
