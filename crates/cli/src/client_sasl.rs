@@ -122,6 +122,9 @@ pub async fn authenticate(conn: &mut Connection, login: &SaslLogin) -> anyhow::R
             token.extend_from_slice(login.password.as_bytes());
             step(conn, token).await?;
         }
+        Mechanism::OAuthBearer => {
+            bail!("the CLI does not log in with OAUTHBEARER; use PLAIN or SCRAM")
+        }
         Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
             let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), CLIENT_NONCE_CHARS);
             let first_bare = format!("n={},r={nonce}", sasl_name(&login.username));

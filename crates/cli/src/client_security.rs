@@ -150,9 +150,11 @@ impl ClientSecurity {
                 .or_else(|| properties.get("sasl.mechanisms"))
                 .map(String::as_str)
                 .unwrap_or("PLAIN");
-            let mechanism = Mechanism::from_name(&name.to_ascii_uppercase()).ok_or_else(|| {
-                anyhow!("sasl.mechanism '{name}' must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-            })?;
+            let mechanism = Mechanism::from_name(&name.to_ascii_uppercase())
+                .filter(|m| *m != Mechanism::OAuthBearer)
+                .ok_or_else(|| {
+                    anyhow!("sasl.mechanism '{name}' must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+                })?;
             let username = properties
                 .get("sasl.username")
                 .cloned()

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use weir_broker::security::listener::{apply_advertised, parse_listeners, parse_protocol_map};
+use weir_broker::security::oauthbearer::OAuthSettings;
 use weir_broker::security::principal::PrincipalMapping;
 use weir_broker::security::sasl::Mechanism;
 use weir_broker::security::tls::{ClientAuth, TlsSettings};
@@ -40,7 +41,8 @@ pub struct SecurityArgs {
         default_value = "DEFAULT"
     )]
     ssl_principal_mapping_rules: String,
-    /// SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.
+    /// SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,
+    /// OAUTHBEARER.
     #[arg(
         long,
         env = "WEIR_SASL_ENABLED_MECHANISMS",
@@ -52,6 +54,30 @@ pub struct SecurityArgs {
     /// Repeatable.
     #[arg(long, value_name = "CREDENTIAL")]
     add_scram: Vec<String>,
+    /// JWKS file whose keys sign OAUTHBEARER tokens (Kafka's
+    /// sasl.oauthbearer.jwks.endpoint.url, as a file); reread when it changes.
+    #[arg(long, env = "WEIR_SASL_OAUTHBEARER_JWKS_FILE", value_name = "FILE")]
+    sasl_oauthbearer_jwks_file: Option<PathBuf>,
+    /// The issuer (`iss`) OAUTHBEARER tokens must name.
+    #[arg(long, env = "WEIR_SASL_OAUTHBEARER_EXPECTED_ISSUER")]
+    sasl_oauthbearer_expected_issuer: Option<String>,
+    /// Audiences (`aud`), comma-separated: a token must name one of them.
+    #[arg(long, env = "WEIR_SASL_OAUTHBEARER_EXPECTED_AUDIENCE")]
+    sasl_oauthbearer_expected_audience: Option<String>,
+    /// The claim holding the principal's name.
+    #[arg(
+        long,
+        env = "WEIR_SASL_OAUTHBEARER_SUB_CLAIM_NAME",
+        default_value = "sub"
+    )]
+    sasl_oauthbearer_sub_claim_name: String,
+    /// Clock difference allowed when checking a token's exp and nbf, in seconds.
+    #[arg(
+        long,
+        env = "WEIR_SASL_OAUTHBEARER_CLOCK_SKEW_SECONDS",
+        default_value_t = 30
+    )]
+    sasl_oauthbearer_clock_skew_seconds: u32,
     /// How long a SASL authentication lasts before the client must re-authenticate on its
     /// connection (Kafka's connections.max.reauth.ms, KIP-368); 0 for as long as it is open.
     #[arg(long, env = "WEIR_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
@@ -113,7 +139,7 @@ impl SecurityArgs {
         {
             let m = Mechanism::from_name(name).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "SASL mechanism '{name}' is not one weir offers: choose from PLAIN, SCRAM-SHA-256, SCRAM-SHA-512"
+                    "SASL mechanism '{name}' is not one weir offers: choose from PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
                 )
             })?;
             if !mechanisms.contains(&m) {
@@ -126,6 +152,20 @@ impl SecurityArgs {
                 .map_err(anyhow::Error::msg)?;
         config.security.add_scram = self.add_scram.clone();
         config.security.connections_max_reauth_ms = self.connections_max_reauth_ms;
+        config.security.oauth = self.sasl_oauthbearer_jwks_file.as_ref().map(|jwks| {
+            let mut o = OAuthSettings::new(jwks.clone());
+            o.expected_issuer = self.sasl_oauthbearer_expected_issuer.clone();
+            o.expected_audience = self
+                .sasl_oauthbearer_expected_audience
+                .iter()
+                .flat_map(|a| a.split(','))
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect();
+            o.sub_claim = self.sasl_oauthbearer_sub_claim_name.clone();
+            o.clock_skew_ms = i64::from(self.sasl_oauthbearer_clock_skew_seconds) * 1000;
+            o
+        });
         Ok(())
     }
 }
