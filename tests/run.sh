@@ -69,6 +69,11 @@ python3 tests/compat/admin_apis.py --broker both --weir-bin "$PWD/target/release
 echo "== Apache Kafka's admin tools (kafka-topics, kafka-configs, kafka-consumer-groups, ...) against weir and Apache Kafka, outputs compared"
 python3 tests/compat/tools.py --broker both --weir-bin "$PWD/target/release/weir"
 
+echo "== security: TLS, mTLS and SASL (PLAIN, SCRAM-SHA-256/512) with the Java client, Kafka's console tools, kcat, confluent-kafka and franz-go; refusals, SCRAM credentials over the wire and the SASL exchange as bytes; Apache Kafka and weir"
+python3 tests/security/tls_sasl.py --broker both --weir-bin "$PWD/target/release/weir"
+echo "== security: OAUTHBEARER tokens against a JWKS file (valid, expired, foreign, misaddressed) and re-authentication, with librdkafka; Apache Kafka and weir"
+python3 tests/security/oauthbearer.py --broker both --weir-bin "$PWD/target/release/weir"
+
 echo "== Prometheus scrapes weir: a real Prometheus server, PromQL for a group's lag, up, partition and process metrics"
 python3 tests/metrics/prometheus_test.py "$PWD/target/release/weir"
 

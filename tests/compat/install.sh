@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 quick="${1:-}"
 python3 -m pip install --quiet --disable-pip-version-check \
-    "confluent-kafka==2.16.1" "kafka-python==3.0.12" "aiokafka==0.14.0"
+    "confluent-kafka==2.16.1" "kafka-python==3.0.12" "aiokafka==0.14.0" "cryptography==48.0.0"
 if ! command -v kcat >/dev/null; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"

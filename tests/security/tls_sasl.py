@@ -828,6 +828,21 @@ def roundtrips(report, broker, jvm, count, scratch):
                          f"({time.time() - started:.1f} s)", got is not None and sorted(got) == want, why)
 
 
+# Documented in tests/compat/KNOWN_DIFFERENCES.md (TLS): a client that presents no
+# certificate where one is required gets TLS 1.3's certificate_required alert (116) from
+# rustls, where Kafka's JSSE sends bad_certificate (42). librdkafka presents none for an
+# untrusted certificate too. (case, client) -> what the client then reports from weir.
+WEIR_NO_CERTIFICATE_ALERT = {
+    ("no client certificate on the mTLS listener", "confluent-kafka"):
+        "_TRANSPORT: ssl://HOST:PORT/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 alert "
+        "certificate required: SSL alert number 116",
+    ("untrusted client certificate on the mTLS listener", "confluent-kafka"):
+        "_TRANSPORT: ssl://HOST:PORT/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 alert "
+        "certificate required: SSL alert number 116",
+    ("no client certificate on the mTLS listener", "franz-go"): "remote error: tls: certificate required",
+}
+
+
 def refusals(report, broker, jvm, scratch, show):
     """2. Each refused connection as the Java client, confluent-kafka and franz-go see it."""
     name = broker.name
@@ -844,6 +859,10 @@ def refusals(report, broker, jvm, scratch, show):
             want = REFUSALS.get((case, client))
             if show:
                 print(f"     {name} {client} {case}: {seen}", flush=True)
+            if name == "weir" and seen != want and WEIR_NO_CERTIFICATE_ALERT.get((case, client)) == seen:
+                print(f"XFAIL {name}: {client} refused, {case}: alert 116 where Kafka sends 42 (documented)",
+                      flush=True)
+                continue
             report.check(f"{name}: {client} refused, {case}", want is not None and seen == want,
                          f"got {seen!r}, Kafka gave {want!r}")
 
