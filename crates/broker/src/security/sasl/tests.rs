@@ -404,3 +404,65 @@ fn mechanism_names_are_kafkas_and_exact() {
     assert_eq!(Mechanism::from_name("GSSAPI"), None);
     assert!(super::scram::is_valid_nonce(&server_nonce(&[0xff; 32])));
 }
+
+/// A store whose OAUTHBEARER check accepts exactly the message "good".
+struct OAuthStore;
+
+impl CredentialStore for OAuthStore {
+    fn scram(&self, _: &str, _: ScramMechanism) -> Option<ScramCredential> {
+        None
+    }
+
+    fn oauth(
+        &self,
+        message: &[u8],
+    ) -> Option<
+        Result<crate::security::oauthbearer::ValidToken, crate::security::oauthbearer::OAuthError>,
+    > {
+        Some(if message == b"good" {
+            Ok(crate::security::oauthbearer::ValidToken {
+                principal_name: "alice".into(),
+                expires_ms: 1234,
+            })
+        } else {
+            Err(crate::security::oauthbearer::OAuthError::Expired)
+        })
+    }
+}
+
+#[test]
+fn oauthbearer_accepts_a_valid_token_and_refuses_as_rfc_7628_says() {
+    // Goal: a good token completes with its subject and expiry; a refused one gets the
+    // error challenge, and the client's \x01 after it fails with that JSON as the message;
+    // without a validator the exchange fails at once.
+    let mut x = Exchange::new(Mechanism::OAuthBearer, String::new());
+    assert_eq!(
+        x.step(b"good", &OAuthStore),
+        Ok(Step::Done {
+            principal_name: "alice".into(),
+            token: Vec::new()
+        })
+    );
+    assert_eq!(x.credential_expires_ms(), Some(1234));
+
+    let mut x = Exchange::new(Mechanism::OAuthBearer, String::new());
+    assert_eq!(
+        x.step(b"bad", &OAuthStore),
+        Ok(Step::Challenge(
+            OAUTHBEARER_INVALID_TOKEN.as_bytes().to_vec()
+        ))
+    );
+    let e = x.step(b"\x01", &OAuthStore).unwrap_err();
+    assert_eq!(e.client_message(), r#"{"status":"invalid_token"}"#);
+    assert_eq!(e.error_code(), ResponseError::SaslAuthenticationFailed);
+    assert!(
+        x.step(b"good", &OAuthStore).is_err(),
+        "a failed exchange stays failed"
+    );
+
+    let mut x = Exchange::new(Mechanism::OAuthBearer, String::new());
+    assert_eq!(
+        x.step(b"good", &Store::default()),
+        Err(SaslError::OAuthBearerUnavailable)
+    );
+}
