@@ -316,7 +316,6 @@ async fn serve_stream<R, W>(
         let frame_bytes = FRAME_SIZE_PREFIX_BYTES + size;
         let started = Instant::now();
         let mut undecodable = false;
-        let authenticated = session.is_authenticated();
         let reply = if session.expects_raw_token() {
             state.metrics.bytes_received(frame_bytes);
             session.raw_token(state.as_ref(), &frame)
@@ -328,47 +327,28 @@ async fn serve_stream<R, W>(
                         .metrics
                         .request_received(api, request.api_version, frame_bytes);
                     let meta = handlers::request_meta(&state, &request);
-                    let principal = match session.admit(state.as_ref(), &meta, &request) {
-                        Admission::Dispatch(p) => p,
-                        Admission::Answered(reply) => {
-                            let reply = timed(&state, api, started, reply);
-                            let reply = match reply {
-                                Reply::Gate(work) => work.await,
-                                other => other,
+                    match session.admit(state.as_ref(), &meta, &request) {
+                        Admission::Answered(reply) => timed(&state, api, started, reply),
+                        Admission::Dispatch(principal) => {
+                            if let weir_wire::request::Request::ApiVersions(r) = &request.body {
+                                if !r.client_software_name.is_empty() {
+                                    software = Arc::new((
+                                        r.client_software_name.to_string(),
+                                        r.client_software_version.to_string(),
+                                    ));
+                                }
+                            }
+                            let info = ClientInfo {
+                                peer,
+                                client_id: request.client_id.clone().unwrap_or_default(),
+                                software: Arc::clone(&software),
+                                listener: Arc::clone(session.listener()),
+                                principal,
                             };
-                            let closing = matches!(reply, Reply::Close(_));
-                            if tx.send(reply).await.is_err() {
-                                open.reason = CloseReason::IoError;
-                                break;
-                            }
-                            if closing {
-                                open.reason = if session.is_authenticated() {
-                                    CloseReason::BrokerClosed
-                                } else {
-                                    CloseReason::AuthenticationFailed
-                                };
-                                break;
-                            }
-                            continue;
-                        }
-                    };
-                    if let weir_wire::request::Request::ApiVersions(r) = &request.body {
-                        if !r.client_software_name.is_empty() {
-                            software = Arc::new((
-                                r.client_software_name.to_string(),
-                                r.client_software_version.to_string(),
-                            ));
+                            let reply = handlers::dispatch(&state, &info, meta, request);
+                            timed(&state, api, started, reply)
                         }
                     }
-                    let info = ClientInfo {
-                        peer,
-                        client_id: request.client_id.clone().unwrap_or_default(),
-                        software: Arc::clone(&software),
-                        listener: Arc::clone(session.listener()),
-                        principal,
-                    };
-                    let reply = handlers::dispatch(&state, &info, meta, request);
-                    timed(&state, api, started, reply)
                 }
                 Err(WireError::UnsupportedVersion {
                     api_key,
@@ -407,7 +387,8 @@ async fn serve_stream<R, W>(
         if closing {
             open.reason = if undecodable {
                 CloseReason::BadRequest
-            } else if !authenticated {
+            } else if !session.is_authenticated() {
+                // A failed authentication, or a request before one.
                 CloseReason::AuthenticationFailed
             } else {
                 CloseReason::BrokerClosed
