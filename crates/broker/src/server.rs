@@ -96,14 +96,6 @@ impl Broker {
         self.listeners[0].1.config.bind
     }
 
-    /// Every listener's name and bound address, in the order configured.
-    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.listeners
-            .iter()
-            .map(|(_, l)| (l.config.name.clone(), l.config.bind))
-            .collect()
-    }
-
     pub fn state(&self) -> Arc<BrokerState> {
         Arc::clone(&self.state)
     }

@@ -11,8 +11,6 @@
 //! - [`session`]: one connection's authentication state: what it may send before it has
 //!   authenticated, and the SaslHandshake and SaslAuthenticate answers.
 
-use std::sync::Arc;
-
 pub mod listener;
 pub mod oauthbearer;
 pub mod principal;
@@ -122,18 +120,6 @@ impl Listener {
             sasl_mechanisms: security.sasl_mechanisms.clone(),
             principal_mapping: security.principal_mapping.clone(),
             reauth_ms: security.connections_max_reauth_ms,
-        })
-    }
-
-    /// A plaintext listener for tests and tools that build one by hand.
-    pub fn plaintext(config: ListenerConfig) -> Arc<Listener> {
-        Arc::new(Listener {
-            config,
-            tls: None,
-            sasl_mechanisms: Vec::new(),
-            principal_mapping: PrincipalMapping::default(),
-            reauth_ms: 0,
-            oauth: None,
         })
     }
 }

@@ -238,10 +238,6 @@ impl TlsContext {
         })
     }
 
-    pub fn client_auth(&self) -> ClientAuth {
-        self.client_auth
-    }
-
     /// The acceptor for a new connection, reloaded first if a file changed.
     pub fn acceptor(&self) -> TlsAcceptor {
         let mut loaded = self.loaded.lock();
