@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use weir_broker::security::oauthbearer::{validate_message, JwkSet, OAuthSettings};
+use weir_auth::oauthbearer::{validate_message, JwkSet, OAuthSettings};
 
 fn keys() -> &'static JwkSet {
     static KEYS: OnceLock<JwkSet> = OnceLock::new();

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use weir_broker::security::sasl::{CredentialStore, Exchange, Mechanism};
+use weir_auth::sasl::{CredentialStore, Exchange, Mechanism};
 use weir_meta::scram::{ScramCredential, ScramMechanism};
 
 /// One user, "user" with password "pencil", for both SCRAM mechanisms.

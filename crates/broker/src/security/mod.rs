@@ -5,16 +5,17 @@
 //! - [`listener`]: `--listeners` and the security protocol of each.
 //! - [`tls`]: rustls acceptors built from PEM files, reloaded when they change, and the
 //!   subject of a client certificate.
-//! - [`oauthbearer`]: OAUTHBEARER's JSON Web Tokens, checked against a JWKS file.
+//! - [`oauthbearer`]: OAUTHBEARER's JSON Web Tokens, checked against a JWKS file (the
+//!   `weir-auth` crate's, re-exported).
 //! - [`principal`]: Kafka's principal (`User:alice`) and the certificate mapping rules.
-//! - [`sasl`]: the SASL mechanisms, as exchanges without I/O.
+//! - [`sasl`]: the SASL mechanisms, as exchanges without I/O (`weir-auth`'s, re-exported).
 //! - [`session`]: one connection's authentication state: what it may send before it has
 //!   authenticated, and the SaslHandshake and SaslAuthenticate answers.
 
 pub mod listener;
-pub mod oauthbearer;
 pub mod principal;
-pub mod sasl;
+
+pub use weir_auth::{oauthbearer, sasl};
 pub mod session;
 pub mod tls;
 

@@ -13,7 +13,7 @@
 //!   credential (weir keeps no password).
 //! - [`scram`]: the two SCRAM steps and their message grammar.
 //!
-//! OAUTHBEARER's token is checked by [`crate::security::oauthbearer`], reached through
+//! OAUTHBEARER's token is checked by [`crate::oauthbearer`], reached through
 //! [`CredentialStore::oauth`]. A refused token is answered, as RFC 7628 asks, with an error
 //! challenge (`{"status":"invalid_token"}`); the client acknowledges it with `\x01` and the
 //! exchange then fails with that JSON as its message, as Kafka's does.
@@ -82,7 +82,7 @@ pub trait CredentialStore {
         &self,
         _message: &[u8],
     ) -> Option<
-        Result<crate::security::oauthbearer::ValidToken, crate::security::oauthbearer::OAuthError>,
+        Result<crate::oauthbearer::ValidToken, crate::oauthbearer::OAuthError>,
     > {
         None
     }

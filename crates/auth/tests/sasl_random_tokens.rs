@@ -5,7 +5,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weir_broker::security::sasl::{CredentialStore, Exchange, Mechanism, Step};
+use weir_auth::sasl::{CredentialStore, Exchange, Mechanism, Step};
 use weir_meta::scram::{ScramCredential, ScramMechanism};
 
 const ROUNDS: usize = 3000;

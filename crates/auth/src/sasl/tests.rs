@@ -417,15 +417,15 @@ impl CredentialStore for OAuthStore {
         &self,
         message: &[u8],
     ) -> Option<
-        Result<crate::security::oauthbearer::ValidToken, crate::security::oauthbearer::OAuthError>,
+        Result<crate::oauthbearer::ValidToken, crate::oauthbearer::OAuthError>,
     > {
         Some(if message == b"good" {
-            Ok(crate::security::oauthbearer::ValidToken {
+            Ok(crate::oauthbearer::ValidToken {
                 principal_name: "alice".into(),
                 expires_ms: 1234,
             })
         } else {
-            Err(crate::security::oauthbearer::OAuthError::Expired)
+            Err(crate::oauthbearer::OAuthError::Expired)
         })
     }
 }

@@ -2,7 +2,7 @@
 //! signature by a key of the set (the stable-toolchain partner of the fuzz target).
 
 use rand::{Rng, SeedableRng};
-use weir_broker::security::oauthbearer::{validate_message, JwkSet, OAuthSettings};
+use weir_auth::oauthbearer::{validate_message, JwkSet, OAuthSettings};
 
 const ROUNDS: usize = 20_000;
 
