@@ -18,6 +18,7 @@ use crate::state::BrokerState;
 
 pub mod acls;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
@@ -214,5 +215,7 @@ pub fn dispatch(
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Reply::Close(None),
         Request::DescribeUserScramCredentials(r) => scram_credentials::describe(state, &meta, r),
         Request::AlterUserScramCredentials(r) => scram_credentials::alter(state, &meta, r),
+        Request::DescribeClientQuotas(r) => client_quotas::describe(state, &meta, r),
+        Request::AlterClientQuotas(r) => client_quotas::alter(state, &meta, r),
     }
 }
