@@ -25,6 +25,7 @@ use crate::errors::meta_error_code;
 use crate::security::principal::Principal;
 
 mod client_quotas;
+pub use client_quotas::QuotaClient;
 mod scram;
 
 /// A Kafka error code with the message that goes with it.

@@ -54,6 +54,12 @@ pub struct RequestMeta {
     pub api_version: i16,
     pub correlation_id: i32,
     pub errors: RequestErrors,
+    /// The throttle time the connection decided before dispatch (a Produce over its
+    /// client quota), for the response's `throttle_time_ms`.
+    pub throttle_time_ms: i32,
+    /// Who sent the request, for the quotas its response counts against (a Fetch's
+    /// bytes); `None` where no quota applies.
+    pub quota: Option<crate::state::QuotaClient>,
 }
 
 impl RequestMeta {
@@ -76,8 +82,15 @@ impl RequestMeta {
     }
 
     /// A Fetch response as chunks that carry the read records without copying them.
-    pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
+    /// Its size counts against the consumer's `consumer_byte_rate` quota, and over it the
+    /// response carries the throttle time (the connection is muted for that long).
+    pub fn fetch_frame(&self, mut body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
         self.errors.count(self.api_key, &body);
+        if let Some(quota) = &self.quota {
+            let bytes = body.compute_size(self.api_version).unwrap_or(0);
+            body.throttle_time_ms =
+                quota.record(weir_meta::client_quotas::CONSUMER_BYTE_RATE, bytes);
+        }
         match weir_wire::response::encode_fetch_response(
             self.api_version,
             self.correlation_id,
@@ -117,6 +130,8 @@ pub fn request_meta(state: &BrokerState, request: &DecodedRequest) -> RequestMet
         api_version: request.api_version,
         correlation_id: request.correlation_id,
         errors: state.metrics.request_errors.clone(),
+        throttle_time_ms: 0,
+        quota: None,
     }
 }
 

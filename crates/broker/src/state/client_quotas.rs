@@ -6,6 +6,7 @@
 //! writes).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -91,5 +92,56 @@ impl BrokerState {
             .rates
             .lock()
             .record(quota_key, &limit, bytes as f64, now_ms)
+    }
+}
+
+/// One request's side of its connection's quotas: who sent it, and the connection's mute,
+/// which a request over its quota extends (Kafka mutes the channel for the throttle time).
+#[derive(Clone)]
+pub struct QuotaClient {
+    state: Arc<BrokerState>,
+    user: String,
+    client_id: String,
+    muted_until_ms: Arc<AtomicI64>,
+}
+
+impl std::fmt::Debug for QuotaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuotaClient")
+            .field("user", &self.user)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl QuotaClient {
+    /// `user` is the principal's name (Kafka's user entity), `muted_until_ms` the
+    /// connection's mute deadline in wall-clock milliseconds.
+    pub fn new(
+        state: &Arc<BrokerState>,
+        user: &str,
+        client_id: &str,
+        muted_until_ms: &Arc<AtomicI64>,
+    ) -> QuotaClient {
+        QuotaClient {
+            state: Arc::clone(state),
+            user: user.to_string(),
+            client_id: client_id.to_string(),
+            muted_until_ms: Arc::clone(muted_until_ms),
+        }
+    }
+
+    /// Records `bytes` against `quota_key` now; returns the throttle time, having muted the
+    /// connection for it.
+    pub fn record(&self, quota_key: &'static str, bytes: usize) -> i32 {
+        let now_ms = crate::handlers::produce::now_ms();
+        let throttle_time_ms =
+            self.state
+                .record_client_quota(quota_key, &self.user, &self.client_id, bytes, now_ms);
+        if throttle_time_ms > 0 {
+            self.muted_until_ms
+                .fetch_max(now_ms + i64::from(throttle_time_ms), Ordering::Relaxed);
+        }
+        throttle_time_ms
     }
 }
