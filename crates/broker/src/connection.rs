@@ -198,7 +198,7 @@ fn with_quota(
     request_bytes: usize,
     muted_until_ms: &Arc<AtomicI64>,
 ) -> handlers::RequestMeta {
-    if !matches!(meta.api_key, ApiKey::Produce | ApiKey::Fetch) {
+    if !matches!(meta.api_key, ApiKey::Produce | ApiKey::Fetch) || !state.has_client_quotas() {
         return meta;
     }
     let quota = QuotaClient::new(state, &info.principal.name, &info.client_id, muted_until_ms);

@@ -70,6 +70,11 @@ impl BrokerState {
         Ok(results)
     }
 
+    /// Whether any client quota is set: without one, requests are not measured at all.
+    pub fn has_client_quotas(&self) -> bool {
+        !self.quotas.quotas.read().is_empty()
+    }
+
     /// Records `bytes` against the `quota_key` limit (`producer_byte_rate`,
     /// `consumer_byte_rate`) of a connection of `user` with `client_id`, at `now_ms`, and
     /// returns how long to throttle it: 0 when no quota applies or it is within it.
