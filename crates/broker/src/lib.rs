@@ -30,6 +30,7 @@
 //! - [`handlers`]: one file per Kafka API.
 //! - [`errors`]: the one place crate errors become Kafka error codes.
 
+pub mod authz;
 pub mod config;
 pub mod connection;
 pub mod coordinator_runtime;

@@ -67,6 +67,10 @@ impl Broker {
         // the coordinators' internal topics.
         let recovery_started = std::time::Instant::now();
         let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
+        let security = &state.config.security;
+        state.set_super_users(security.super_users.clone());
+        state.set_allow_everyone_if_no_acl_found(security.allow_everyone_if_no_acl_found);
+        state.set_authorizer_enabled(security.authorizer);
         if !add_scram.is_empty() {
             let s = Arc::clone(&state);
             tokio::task::spawn_blocking(move || s.add_scram_bootstrap(&add_scram)).await??;

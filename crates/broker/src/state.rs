@@ -637,6 +637,29 @@ impl BrokerState {
         )
     }
 
+    /// Whether `principal` may perform `operation` on some resource of the type (Kafka's
+    /// `authorizeByResourceType`). Always true while authorization is off.
+    pub fn authorize_any(
+        &self,
+        principal: &Principal,
+        host: IpAddr,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if !self.authorizer_enabled() {
+            return true;
+        }
+        let acls = Arc::clone(&self.authorizer.acls.read());
+        let super_users = self.authorizer.super_users.read();
+        acls.authorize_any(
+            &super_users,
+            &principal.to_string(),
+            host,
+            operation,
+            resource_type,
+        )
+    }
+
     /// The ACLs a filter matches, sorted.
     pub fn describe_acls(&self, filter: &AclBindingFilter) -> Vec<AclBinding> {
         let acls = Arc::clone(&self.authorizer.acls.read());

@@ -425,3 +425,137 @@ async fn a_code_kafka_does_not_know_closes_the_connection() {
     c.send_raw(&frame).await;
     assert!(c.is_closed().await);
 }
+
+#[tokio::test]
+async fn requests_are_checked_once_the_authorizer_is_on() {
+    // Goal: with the authorizer on, a principal (here User:ANONYMOUS on PLAINTEXT) is
+    // refused with Kafka's codes until the ACL it needs exists, and a DENY wins; the ACL
+    // APIs themselves need ALTER on the cluster.
+    const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    let metadata = |topic: &str| {
+        MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(topic)))),
+        ]))
+    };
+    let created: CreateTopicsResponse = c
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![
+                create_topics_request::CreatableTopic::default()
+                    .with_name(TopicName(s("orders")))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1),
+            ]),
+        )
+        .await;
+    assert_eq!(created.topics[0].error_code, 0);
+    broker.state.set_authorizer_enabled(true);
+
+    let refused: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata("orders")).await;
+    assert_eq!(refused.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    // Whether it exists or not.
+    let missing: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata("nothing")).await;
+    assert_eq!(missing.topics[0].error_code, TOPIC_AUTHORIZATION_FAILED);
+    // The every-topic form leaves it out.
+    let all: MetadataResponse = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    assert!(all.topics.is_empty(), "{:?}", all.topics);
+    let acl: CreateAclsResponse = c
+        .call(
+            ApiKey::CreateAcls,
+            3,
+            &CreateAclsRequest::default().with_creations(vec![creation(
+                TOPIC,
+                "orders",
+                LITERAL,
+                "User:ANONYMOUS",
+                READ,
+                ALLOW,
+            )]),
+        )
+        .await;
+    assert_eq!(acl.results[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+
+    // As a super user would: create the ACL; READ implies DESCRIBE.
+    broker
+        .state
+        .set_super_users(vec!["User:ANONYMOUS".to_string()]);
+    let acl: CreateAclsResponse = c
+        .call(
+            ApiKey::CreateAcls,
+            3,
+            &CreateAclsRequest::default().with_creations(vec![creation(
+                TOPIC,
+                "ord",
+                PREFIXED,
+                "User:ANONYMOUS",
+                READ,
+                ALLOW,
+            )]),
+        )
+        .await;
+    assert_eq!(acl.results[0].error_code, 0);
+    broker.state.set_super_users(Vec::new());
+    let allowed: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata("orders")).await;
+    assert_eq!(allowed.topics[0].error_code, 0);
+    assert_eq!(allowed.topics[0].partitions.len(), 1);
+
+    // A DENY wins over the ALLOW.
+    broker
+        .state
+        .set_super_users(vec!["User:ANONYMOUS".to_string()]);
+    let _: CreateAclsResponse = c
+        .call(
+            ApiKey::CreateAcls,
+            3,
+            &CreateAclsRequest::default().with_creations(vec![creation(
+                TOPIC, "orders", LITERAL, "User:*", READ, DENY,
+            )]),
+        )
+        .await;
+    broker.state.set_super_users(Vec::new());
+    let denied: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata("orders")).await;
+    // A DENY of READ leaves DESCRIBE, which READ's ALLOW implied, standing.
+    assert_eq!(denied.topics[0].error_code, 0);
+    let list: ListOffsetsResponse = c
+        .call(
+            ApiKey::ListOffsets,
+            7,
+            &ListOffsetsRequest::default().with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(s("orders")))
+                    .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(-1)]),
+            ]),
+        )
+        .await;
+    assert_eq!(list.topics[0].partitions[0].error_code, 0);
+    let fetch: FetchResponse = c
+        .call(
+            ApiKey::Fetch,
+            12,
+            &FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_session_epoch(-1)
+                .with_topics(vec![fetch_request::FetchTopic::default()
+                    .with_topic(TopicName(s("orders")))
+                    .with_partitions(vec![fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_partition_max_bytes(1024)])]),
+        )
+        .await;
+    assert_eq!(
+        fetch.responses[0].partitions[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+}

@@ -263,3 +263,52 @@ async fn a_fetch_over_its_quota_carries_a_throttle_time() {
         resp.throttle_time_ms
     );
 }
+
+#[tokio::test]
+async fn quotas_need_describe_configs_and_alter_configs_on_the_cluster() {
+    // Goal: with the authorizer on and no ACL, both APIs are refused as Kafka refuses them
+    // (CLUSTER_AUTHORIZATION_FAILED, each entity named back) and nothing changes; a super
+    // user may do both.
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let broker = TestBroker::start(|_| {}).await;
+    broker.state.set_authorizer_enabled(true);
+    let mut c = broker.client().await;
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("user", Some("alice"))],
+            "producer_byte_rate",
+            1024.0,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries.len(), 1);
+    assert_eq!(r.entries[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(r.entries[0].entity[0].entity_name.as_deref(), Some("alice"));
+    let d: DescribeClientQuotasResponse = c
+        .call(
+            ApiKey::DescribeClientQuotas,
+            1,
+            &DescribeClientQuotasRequest::default(),
+        )
+        .await;
+    assert_eq!(d.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert!(d.entries.is_none());
+
+    broker
+        .state
+        .set_super_users(vec!["User:ANONYMOUS".to_string()]);
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("user", Some("alice"))],
+            "producer_byte_rate",
+            1024.0,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    assert_eq!(describe_all(&mut c).await.len(), 1);
+}

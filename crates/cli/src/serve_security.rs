@@ -82,6 +82,18 @@ pub struct SecurityArgs {
     /// connection (Kafka's connections.max.reauth.ms, KIP-368); 0 for as long as it is open.
     #[arg(long, env = "WEIR_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
     connections_max_reauth_ms: u64,
+    /// `acl` checks every request against the ACLs, as Kafka's StandardAuthorizer does
+    /// (no matching ACL means deny); `none` allows everything.
+    #[arg(long, env = "WEIR_AUTHORIZER", default_value = "none", value_parser = ["none", "acl"])]
+    authorizer: String,
+    /// Principals allowed everything, separated by semicolons as in Kafka's super.users:
+    /// 'User:admin;User:CN=ops'.
+    #[arg(long, env = "WEIR_SUPER_USERS", value_name = "PRINCIPALS")]
+    super_users: Option<String>,
+    /// Lets everyone act on a resource that has no ACL at all (Kafka's
+    /// allow.everyone.if.no.acl.found).
+    #[arg(long, env = "WEIR_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    allow_everyone_if_no_acl_found: bool,
 }
 
 impl SecurityArgs {
@@ -152,6 +164,12 @@ impl SecurityArgs {
                 .map_err(anyhow::Error::msg)?;
         config.security.add_scram = self.add_scram.clone();
         config.security.connections_max_reauth_ms = self.connections_max_reauth_ms;
+        config.security.authorizer = self.authorizer == "acl";
+        config.security.super_users = match &self.super_users {
+            Some(list) => parse_super_users(list)?,
+            None => Vec::new(),
+        };
+        config.security.allow_everyone_if_no_acl_found = self.allow_everyone_if_no_acl_found;
         config.security.oauth = self.sasl_oauthbearer_jwks_file.as_ref().map(|jwks| {
             let mut o = OAuthSettings::new(jwks.clone());
             o.expected_issuer = self.sasl_oauthbearer_expected_issuer.clone();
@@ -168,4 +186,18 @@ impl SecurityArgs {
         });
         Ok(())
     }
+}
+
+/// Kafka's super.users: `User:name` entries separated by semicolons.
+fn parse_super_users(list: &str) -> anyhow::Result<Vec<String>> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once(':') {
+            Some((kind, name)) if !kind.is_empty() && !name.is_empty() => Ok(p.to_string()),
+            _ => anyhow::bail!(
+                "--super-users entry '{p}' is not a principal: write it as User:name, entries separated by ';'"
+            ),
+        })
+        .collect()
 }

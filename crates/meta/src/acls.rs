@@ -911,6 +911,60 @@ impl Acls {
         }
         verdict.allowed || (!verdict.resource_has_acls && self.allow_everyone_if_no_acl_found)
     }
+
+    /// Whether `principal` may perform `operation` on at least one resource of the type:
+    /// Kafka's `authorizeByResourceType`, which InitProducerId without a transactional id
+    /// asks for WRITE on some topic. True when an ALLOW (literal or prefixed) names a
+    /// pattern that no DENY covers: a DENY on the wildcard covers everything, a literal
+    /// DENY covers its own name, a prefixed DENY every pattern that starts with it.
+    pub fn authorize_any(
+        &self,
+        super_users: &HashSet<String>,
+        principal: &str,
+        host: IpAddr,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if super_users.contains(principal) {
+            return true;
+        }
+        let host = host.to_canonical();
+        let Some(section) = self.index.get(&resource_type) else {
+            return self.allow_everyone_if_no_acl_found;
+        };
+        let denies = |entries: &[Entry]| {
+            entries.iter().any(|e| {
+                e.applies(principal, host)
+                    && e.permission == PermissionType::Deny
+                    && e.operation.deny_covers(operation)
+            })
+        };
+        let allows = |entries: &[Entry]| {
+            entries.iter().any(|e| {
+                e.applies(principal, host)
+                    && e.permission == PermissionType::Allow
+                    && (e.operation == operation || e.operation == Operation::All)
+            })
+        };
+        if section.literal.get(WILDCARD).is_some_and(|e| denies(e)) {
+            return false;
+        }
+        let denied_by_prefix = |name: &str| {
+            section
+                .prefixed
+                .iter()
+                .any(|(p, e)| name.starts_with(p.as_str()) && denies(e))
+        };
+        let literal_ok = section
+            .literal
+            .iter()
+            .any(|(name, entries)| allows(entries) && !denies(entries) && !denied_by_prefix(name));
+        literal_ok
+            || section
+                .prefixed
+                .iter()
+                .any(|(name, entries)| allows(entries) && !denied_by_prefix(name))
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! DescribeClientQuotas and AlterClientQuotas (KIP-546): the quotas of users, client ids
 //! and IPs, as `kafka-configs.sh --entity-type users|clients|ips` manages them. The rules
 //! are Kafka's, in `weir_meta::client_quotas`; this file decodes, asks the broker state
-//! (which persists before answering), encodes.
+//! (which persists before answering), encodes. The cluster operations they need
+//! (DESCRIBE_CONFIGS, ALTER_CONFIGS) are checked before, in `cluster_access`.
 
 use std::sync::Arc;
 
@@ -27,7 +28,6 @@ pub fn describe(
     meta: &RequestMeta,
     request: DescribeClientQuotasRequest,
 ) -> Reply {
-    // Authorization: DESCRIBE_CONFIGS on CLUSTER goes here (CLUSTER_AUTHORIZATION_FAILED).
     let components: Vec<FilterComponent> = request
         .components
         .iter()
@@ -78,8 +78,6 @@ pub fn alter(
     meta: &RequestMeta,
     request: AlterClientQuotasRequest,
 ) -> Reply {
-    // Authorization: ALTER_CONFIGS on CLUSTER goes here (every entity
-    // CLUSTER_AUTHORIZATION_FAILED).
     let alterations: Vec<QuotaAlteration> = request
         .entries
         .iter()

@@ -7,6 +7,10 @@
 //! Group configs are checked as Kafka 4.x checks them, with its error codes and messages;
 //! a change is persisted in the catalog and handed to the group coordinator before the
 //! answer goes ([`crate::group_runtime::GroupRuntime::alter_group_configs`]).
+//!
+//! Describing needs DESCRIBE_CONFIGS and altering ALTER_CONFIGS on the resource: the topic,
+//! the group, or the cluster for the broker, its loggers and client-metrics subscriptions.
+//! A refused resource gets TOPIC_, GROUP_ or CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,11 +25,13 @@ use kafka_protocol::messages::{
     ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
+use weir_meta::acls::Operation;
 use weir_meta::config::{ConfigDef, ConfigType, TOPIC_CONFIGS};
 use weir_meta::group_config::GROUP_CONFIGS;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::{ApiError, BrokerState};
 
@@ -242,12 +248,63 @@ fn group_entry(
     r
 }
 
+/// The refusal for `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource,
+/// if the principal may not: the broker, its loggers and client-metrics subscriptions are
+/// the cluster's, as Kafka checks them.
+fn config_refusal(
+    access: &Access,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<ApiError> {
+    let (allowed, code) = match resource_type {
+        RESOURCE_TOPIC => (
+            access.topic(operation, name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            access.group(operation, name),
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => (
+            access.cluster(operation),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        _ => return None,
+    };
+    (!allowed).then(|| crate::authz::refusal(code))
+}
+
 pub fn describe(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
-    request: DescribeConfigsRequest,
+    access: &Access,
+    mut request: DescribeConfigsRequest,
 ) -> Reply {
-    meta.reply(&describe_answer(state, request))
+    let mut refused = Vec::new();
+    request.resources.retain(|res| {
+        match config_refusal(
+            access,
+            Operation::DescribeConfigs,
+            res.resource_type,
+            res.resource_name.as_str(),
+        ) {
+            Some(e) => {
+                refused.push(
+                    DescribeConfigsResult::default()
+                        .with_resource_type(res.resource_type)
+                        .with_resource_name(res.resource_name.clone())
+                        .with_error_code(e.code)
+                        .with_error_message(Some(str_bytes(&e.message))),
+                );
+                false
+            }
+            None => true,
+        }
+    });
+    let mut body = describe_answer(state, request);
+    body.results.extend(refused);
+    meta.reply(&body)
 }
 
 /// The answer to a DescribeConfigs; the HTTP API describes topics' configs through here too.
@@ -430,6 +487,7 @@ type Outcome = (i8, StrBytes, Result<(), ApiError>);
 /// request names no group, else in a reply that waits for the group coordinator.
 fn alter_each<R, F, G, Fut>(
     state: &Arc<BrokerState>,
+    access: &Access,
     resources: Vec<R>,
     kind: fn(&R) -> (i8, StrBytes),
     topic: F,
@@ -442,12 +500,24 @@ where
     G: Fn(Arc<BrokerState>, R) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<(), ApiError>> + Send,
 {
+    // Refused resources are answered in their place, and not looked at further.
+    let mut refusals: Vec<Option<ApiError>> = resources
+        .iter()
+        .map(|r| {
+            let (t, n) = kind(r);
+            config_refusal(access, Operation::AlterConfigs, t, n.as_str())
+        })
+        .collect();
     if resources.iter().all(|r| kind(r).0 != RESOURCE_GROUP) {
         let outcomes = resources
             .into_iter()
-            .map(|r| {
+            .zip(refusals)
+            .map(|(r, refusal)| {
                 let (t, n) = kind(&r);
-                (t, n, topic(state, r))
+                match refusal {
+                    Some(e) => (t, n, Err(e)),
+                    None => (t, n, topic(state, r)),
+                }
             })
             .collect();
         return match answer(outcomes) {
@@ -458,9 +528,11 @@ where
     let state = Arc::clone(state);
     Reply::Later(Box::pin(async move {
         let mut outcomes = Vec::with_capacity(resources.len());
-        for r in resources {
+        for (r, refusal) in resources.into_iter().zip(refusals.drain(..)) {
             let (t, n) = kind(&r);
-            let result = if t == RESOURCE_GROUP {
+            let result = if let Some(e) = refusal {
+                Err(e)
+            } else if t == RESOURCE_GROUP {
                 group(Arc::clone(&state), r).await
             } else {
                 topic(&state, r)
@@ -471,12 +543,18 @@ where
     }))
 }
 
-pub fn alter(state: &Arc<BrokerState>, meta: &RequestMeta, request: AlterConfigsRequest) -> Reply {
+pub fn alter(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    access: &Access,
+    request: AlterConfigsRequest,
+) -> Reply {
     use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
     let apply = !request.validate_only;
     let meta = meta.clone();
     alter_each(
         state,
+        access,
         request.resources,
         |r: &AlterConfigsResource| (r.resource_type, r.resource_name.clone()),
         move |state, res| {
@@ -723,12 +801,14 @@ fn apply_ops(
 pub fn incremental_alter(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: IncrementalAlterConfigsRequest,
 ) -> Reply {
     let apply = !request.validate_only;
     let meta = meta.clone();
     alter_each(
         state,
+        access,
         request.resources,
         |r: &incremental_alter_configs_request::AlterConfigsResource| {
             (r.resource_type, r.resource_name.clone())
@@ -770,8 +850,15 @@ pub fn incremental_alter(
 pub fn list_resources(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: ListConfigResourcesRequest,
 ) -> Reply {
+    if !access.cluster(Operation::DescribeConfigs) {
+        return meta.reply(
+            &ListConfigResourcesResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     use kafka_protocol::messages::list_config_resources_response::ConfigResource;
     let known = [
         RESOURCE_TOPIC,

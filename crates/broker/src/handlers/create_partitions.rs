@@ -1,18 +1,22 @@
-//! CreatePartitions: grow a topic's partition count (never shrink).
+//! CreatePartitions: grow a topic's partition count (never shrink). Needs ALTER on the
+//! topic (else TOPIC_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::{ApiError, BrokerState};
 
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: CreatePartitionsRequest,
 ) -> Reply {
     let node = state.config.node_id;
@@ -23,6 +27,12 @@ pub fn handle(
             let name = t.name.0.to_string();
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             let outcome = (|| -> Result<(), ApiError> {
+                if !access.topic(Operation::Alter, &name) {
+                    return Err(ApiError::new(
+                        ResponseError::TopicAuthorizationFailed,
+                        "The topic authorization is failed.",
+                    ));
+                }
                 if let Some(assignments) = &t.assignments {
                     // As in Kafka: given assignments name exactly the partitions being added.
                     if let Some(current) = state.topic(&name).map(|topic| topic.partitions) {

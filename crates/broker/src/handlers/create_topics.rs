@@ -1,5 +1,9 @@
 //! CreateTopics: name, partition count, replication factor (1 on a single node), configs,
 //! and `validate_only`.
+//!
+//! Creating a topic needs CREATE on the cluster or on the topic (else
+//! TOPIC_AUTHORIZATION_FAILED); the created topic's configs are returned only to a
+//! principal with DESCRIBE_CONFIGS on it, as Kafka's controller answers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,13 +13,20 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::{ApiError, BrokerState};
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopicsRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    access: &Access,
+    request: CreateTopicsRequest,
+) -> Reply {
     let apply = !request.validate_only;
     let mut seen = std::collections::HashSet::new();
     let topics = request
@@ -33,6 +44,11 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopic
                     .with_error_message(Some(str_bytes(&format!(
                         "topic '{name}' appears twice in the request"
                     ))));
+            }
+            if !access.create_topic(&name) {
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Authorization failed.")));
             }
             let created = create_one(state, &name, &t, apply);
             match created {
@@ -53,11 +69,19 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: CreateTopic
                     if meta.api_version < 5 {
                         return result;
                     }
-                    result
+                    let result = result
                         .with_topic_id(topic.id)
                         .with_num_partitions(topic.partitions)
-                        .with_replication_factor(1)
-                        .with_configs(Some(configs))
+                        .with_replication_factor(1);
+                    if access.topic(Operation::DescribeConfigs, &name) {
+                        result.with_configs(Some(configs))
+                    } else {
+                        result
+                            .with_configs(Some(Vec::new()))
+                            .with_topic_config_error_code(
+                                ResponseError::TopicAuthorizationFailed.code(),
+                            )
+                    }
                 }
                 Err(e) => result
                     .with_error_code(e.code)

@@ -1,4 +1,5 @@
 //! DeleteRecords: move a partition's log start offset forward (-1 means the high watermark).
+//! Needs DELETE on the topic (else TOPIC_AUTHORIZATION_FAILED).
 
 use std::sync::Arc;
 
@@ -6,15 +7,18 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: DeleteRecordsRequest,
 ) -> Reply {
     let topics = request
@@ -22,6 +26,7 @@ pub fn handle(
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let allowed = access.topic(Operation::Delete, &name);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -29,6 +34,9 @@ pub fn handle(
                     let out = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !allowed {
+                        return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(handle) = state.partition(&name, p.partition_index) else {
                         return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

@@ -1,4 +1,6 @@
-//! DescribeLogDirs: the one data directory and the size of each partition in it.
+//! DescribeLogDirs: the one data directory and the size of each partition in it. Needs
+//! DESCRIBE on the cluster; without it the answer is empty, with CLUSTER_AUTHORIZATION_FAILED
+//! from v3, as Kafka answers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,16 +9,26 @@ use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
+use weir_meta::acls::Operation;
+use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: DescribeLogDirsRequest,
 ) -> Reply {
+    if !access.cluster(Operation::Describe) {
+        return meta.reply(
+            &DescribeLogDirsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
     // No topics named: every partition, as Kafka answers a null topic list.
     let wanted: BTreeMap<String, Vec<i32>> = match request.topics {
         Some(ts) => ts

@@ -8,6 +8,10 @@
 //! name that does not exist is answered with an error; in the every-topic form there are
 //! none to answer. One node leads every partition and is its only replica, so the eligible
 //! leader replicas (KIP-966) and last known ones are always empty and no replica is offline.
+//!
+//! Only topics the principal may DESCRIBE are listed; one asked for by name without it is
+//! answered TOPIC_AUTHORIZATION_FAILED after the page, whether it exists or not, and each
+//! topic carries the operations the principal may perform on it.
 
 use std::sync::Arc;
 
@@ -18,11 +22,13 @@ use kafka_protocol::messages::{
     BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName,
 };
 use uuid::Uuid;
+use weir_meta::acls::Operation;
 use weir_meta::Topic;
 use weir_wire::ResponseError;
 
 use super::metadata::PARTITION_LEADER_EPOCH;
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
@@ -47,6 +53,7 @@ fn is_internal_name(name: &str) -> bool {
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: DescribeTopicPartitionsRequest,
 ) -> Reply {
     let every_topic = request.topics.is_empty();
@@ -81,6 +88,16 @@ pub fn handle(
             }
         }
     }
+
+    let (names, refused): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|n| access.topic(Operation::Describe, n));
+    let refused = refused.into_iter().filter(|_| !every_topic).map(|n| {
+        DescribeTopicPartitionsResponseTopic::default()
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_name(Some(TopicName(str_bytes(&n))))
+            .with_topic_id(Uuid::nil())
+    });
 
     // 2. Fill the page, partition by partition, up to the limit.
     let mut remaining = request
@@ -118,6 +135,13 @@ pub fn handle(
         }
         remaining -= (end - start.max(0)).max(0);
     }
+    for t in &mut body.topics {
+        if t.error_code == 0 {
+            t.topic_authorized_operations = access
+                .topic_operations(&t.name.as_ref().map_or(String::new(), |n| n.0.to_string()));
+        }
+    }
+    body.topics.extend(refused);
     meta.reply(&body)
 }
 

@@ -8,6 +8,9 @@
 //! fetch; epoch 0 opens a session (closing the one named, if any); a known id with the
 //! expected epoch is an incremental fetch, answered with only the partitions that have
 //! news; epoch -1 on a known id closes it.
+//!
+//! Each partition's topic needs READ; one the principal may not read is answered
+//! TOPIC_AUTHORIZATION_FAILED whether it exists or not, as Kafka answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +21,11 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::fetch_session::{SessionError, SessionKey, SessionPartition};
 use crate::state::{BrokerState, PartitionHandle};
@@ -42,8 +47,10 @@ struct Want {
     last_log_start_offset: i64,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn resolve(
     state: &BrokerState,
+    access: &Access,
     version: i16,
     read_committed: bool,
     key: SessionKey,
@@ -62,7 +69,14 @@ fn resolve(
             ResponseError::UnknownTopicOrPartition.code(),
         )
     };
-    let handle = topic.as_ref().and_then(|t| state.partition(&t.name, key.2));
+    let name = topic.as_ref().map_or(key.0.as_str(), |t| t.name.as_str());
+    let readable = (version >= 13 && topic.is_none()) || access.topic(Operation::Read, name);
+    let (handle, unknown_code) = if readable {
+        let handle = topic.as_ref().and_then(|t| state.partition(&t.name, key.2));
+        (handle, unknown_code)
+    } else {
+        (None, ResponseError::TopicAuthorizationFailed.code())
+    };
     Want {
         read_committed,
         key,
@@ -230,7 +244,12 @@ fn key_of(version: i16, topic: &TopicName, topic_id: Uuid, partition: i32) -> Se
     }
 }
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchRequest) -> Reply {
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    access: &Access,
+    request: FetchRequest,
+) -> Reply {
     let v = meta.api_version;
     let read_committed = request.isolation_level == 1;
     let listed: Vec<(SessionKey, i64, usize)> = request
@@ -261,7 +280,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
             false,
             listed
                 .into_iter()
-                .map(|(k, o, m)| resolve(state, v, read_committed, k, o, m, (-2, -2)))
+                .map(|(k, o, m)| resolve(state, access, v, read_committed, k, o, m, (-2, -2)))
                 .collect::<Vec<_>>(),
         ),
         (old, 0) => {
@@ -289,7 +308,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
                 false,
                 listed
                     .into_iter()
-                    .map(|(k, o, m)| resolve(state, v, read_committed, k, o, m, (-2, -2)))
+                    .map(|(k, o, m)| resolve(state, access, v, read_committed, k, o, m, (-2, -2)))
                     .collect(),
             )
         }
@@ -306,7 +325,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
                 false,
                 listed
                     .into_iter()
-                    .map(|(k, o, m)| resolve(state, v, read_committed, k, o, m, (-2, -2)))
+                    .map(|(k, o, m)| resolve(state, access, v, read_committed, k, o, m, (-2, -2)))
                     .collect(),
             )
         }
@@ -329,6 +348,7 @@ pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: FetchReques
                         .map(|(k, p)| {
                             resolve(
                                 state,
+                                access,
                                 v,
                                 read_committed,
                                 k,

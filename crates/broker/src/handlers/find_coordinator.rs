@@ -1,13 +1,17 @@
 //! FindCoordinator: this broker coordinates every group and every transactional id.
+//! Finding a group's coordinator needs DESCRIBE on the group, a transaction's DESCRIBE on
+//! the transactional id, checked first as Kafka does.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
@@ -18,6 +22,7 @@ pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     client: &ClientInfo,
+    access: &Access,
     request: FindCoordinatorRequest,
 ) -> Reply {
     let node = BrokerId(state.config.node_id);
@@ -34,6 +39,20 @@ pub fn handle(
                     "unknown coordinator key type {}",
                     request.key_type
                 ))));
+        }
+        let refused = match request.key_type {
+            KEY_TYPE_GROUP => (!access.group(Operation::Describe, key.as_str()))
+                .then_some(ResponseError::GroupAuthorizationFailed),
+            _ => (!access.transactional_id(Operation::Describe, key.as_str()))
+                .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        };
+        if let Some(code) = refused {
+            return Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(&crate::authz::refusal(code).message)));
         }
         if key.is_empty() {
             let code = if request.key_type == KEY_TYPE_GROUP {

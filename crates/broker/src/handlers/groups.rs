@@ -1,5 +1,6 @@
 //! The classic consumer group APIs: each is handed to the coordinator task
 //! ([`crate::group_runtime`]) and answered when the coordinator releases its response.
+//! The ACL checks come first ([`super::group_access`]).
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use kafka_protocol::messages::OffsetCommitResponse;
 use weir_groups::{GroupRequest, GroupResponse};
 use weir_wire::ResponseError;
 
-use super::RequestMeta;
+use super::{group_access, RequestMeta};
+use crate::authz::Access;
 use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
@@ -18,15 +20,20 @@ pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     client: &ClientInfo,
+    access: &Access,
     mut request: GroupRequest,
 ) -> Reply {
     let Some(runtime) = state.groups() else {
         return Reply::Close(None);
     };
+    let mut after = match group_access::check(access, meta, &mut request) {
+        Ok(after) => after,
+        Err(reply) => return reply,
+    };
     // As Kafka's request handler does before the coordinator sees an OffsetCommit: offsets
     // for topics or partitions that do not exist are refused with UNKNOWN_TOPIC_OR_PARTITION,
     // and when nothing is left the coordinator is not asked at all.
-    let mut unknown: Vec<OffsetCommitResponseTopic> = Vec::new();
+    let mut unknown: Vec<OffsetCommitResponseTopic> = after.take_commit_refused();
     if let GroupRequest::OffsetCommit(r) = &mut request {
         for mut t in std::mem::take(&mut r.topics) {
             let count = state
@@ -78,9 +85,10 @@ pub fn handle(
     // Kafka reports a member's host as "/" followed by its address.
     let client_host = format!("/{}", client.peer.ip());
     Reply::Later(Box::pin(async move {
-        let response = runtime
+        let mut response = runtime
             .call(meta.api_version, client_id, client_host, request)
             .await?;
+        after.apply(&mut response);
         match response {
             GroupResponse::JoinGroup(b) => meta.frame(&b),
             GroupResponse::SyncGroup(b) => meta.frame(&b),

@@ -3,6 +3,9 @@
 //! timestamp, found through the time index. Under
 //! read_committed (isolation level 1) "latest" is the last stable offset, and nothing at or
 //! past it is returned.
+//!
+//! Each topic needs DESCRIBE; the partitions of one the principal may not describe are
+//! answered TOPIC_AUTHORIZATION_FAILED, after the others, as Kafka answers.
 
 use std::sync::Arc;
 
@@ -10,9 +13,11 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
@@ -25,8 +30,35 @@ pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 /// tiered.
 pub const LATEST_TIERED_TIMESTAMP: i64 = -5;
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ListOffsetsRequest) -> Reply {
-    meta.reply(&answer(state, meta.api_version, request))
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    access: &Access,
+    mut request: ListOffsetsRequest,
+) -> Reply {
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut request.topics)
+        .into_iter()
+        .partition(|t| access.topic(Operation::Describe, t.name.0.as_str()));
+    request.topics = allowed;
+    let mut body = answer(state, meta.api_version, request);
+    body.topics.extend(denied.into_iter().map(|t| {
+        ListOffsetsTopicResponse::default()
+            .with_name(t.name)
+            .with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_leader_epoch(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    })
+                    .collect(),
+            )
+    }));
+    meta.reply(&body)
 }
 
 /// The answer to a ListOffsets at `version`; the HTTP API asks through here too.

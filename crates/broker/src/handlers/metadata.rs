@@ -1,5 +1,10 @@
 //! Metadata: brokers, cluster id, controller, and topics with their partitions. Creates a
 //! missing topic on request when `auto.create.topics.enable` is on, as Kafka does.
+//!
+//! Authorization as Kafka's: the every-topic form lists only topics the principal may
+//! DESCRIBE; a topic asked for without DESCRIBE is TOPIC_AUTHORIZATION_FAILED whether it
+//! exists or not (by id, the id is kept and the name left out); auto-creating one needs
+//! CREATE on the cluster or the topic.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,10 +14,12 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use uuid::Uuid;
+use weir_meta::acls::Operation;
 use weir_meta::Topic;
 use weir_wire::ResponseError;
 
 use super::{str_bytes, RequestMeta};
+use crate::authz::Access;
 use crate::connection::{ClientInfo, Reply};
 use crate::state::BrokerState;
 
@@ -50,6 +57,7 @@ pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     client: &ClientInfo,
+    access: &Access,
     request: MetadataRequest,
 ) -> Reply {
     let v = meta.api_version;
@@ -77,6 +85,7 @@ pub fn handle(
         None => state
             .topics()
             .iter()
+            .filter(|t| access.topic(Operation::Describe, &t.name))
             .map(|t| describe_topic(state, t))
             .collect(),
         Some(list) => {
@@ -87,6 +96,9 @@ pub fn handle(
             .into_iter()
             .map(|t| {
                 if let Some(name) = t.name.as_ref().map(|n| n.0.to_string()).filter(|_| !by_id) {
+                    if !access.topic(Operation::Describe, &name) {
+                        return topic_error(Some(&name), Uuid::nil(), ResponseError::TopicAuthorizationFailed);
+                    }
                     if let Some(topic) = state.topic(&name) {
                         return describe_topic(state, &topic);
                     }
@@ -99,6 +111,9 @@ pub fn handle(
                             Ok(topic) => return describe_topic(state, &topic),
                             Err(e) => tracing::warn!(error = %e.message, "cannot create {name}"),
                         }
+                    }
+                    if allow_auto_create && state.config.auto_create_topics && !access.create_topic(&name) {
+                        return topic_error(Some(&name), Uuid::nil(), ResponseError::TopicAuthorizationFailed);
                     }
                     if allow_auto_create && state.config.auto_create_topics {
                         match state.create_topic(&name, state.config.default_partitions, 1, BTreeMap::new(), false, true) {
@@ -115,6 +130,9 @@ pub fn handle(
                     topic_error(Some(&name), Uuid::nil(), ResponseError::UnknownTopicOrPartition)
                 } else {
                     match state.topic_by_id(t.topic_id) {
+                        Some(topic) if !access.topic(Operation::Describe, &topic.name) => {
+                            topic_error(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
+                        }
                         Some(topic) => describe_topic(state, &topic),
                         None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId),
                     }
@@ -124,6 +142,13 @@ pub fn handle(
         }
     };
 
+    let mut topics: Vec<MetadataResponseTopic> = topics;
+    if v >= 8 && request.include_topic_authorized_operations {
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            let name = t.name.as_ref().map_or(String::new(), |n| n.0.to_string());
+            t.topic_authorized_operations = access.topic_operations(&name);
+        }
+    }
     let body = MetadataResponse::default()
         .with_brokers(vec![broker])
         .with_cluster_id(Some(str_bytes(&state.cluster_id())))

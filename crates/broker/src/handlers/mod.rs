@@ -8,9 +8,9 @@ use std::sync::Arc;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_groups::GroupRequest;
-use weir_txn::TxnRequest;
 use weir_wire::request::{DecodedRequest, Request};
 
+use crate::authz::Access;
 use crate::connection::{ClientInfo, Frame, Reply};
 use crate::metrics::RequestErrors;
 use crate::response_errors::ErrorCodes;
@@ -19,6 +19,7 @@ use crate::state::BrokerState;
 pub mod acls;
 pub mod api_versions;
 pub mod client_quotas;
+pub mod cluster_access;
 pub mod configs;
 pub mod create_partitions;
 pub mod create_topics;
@@ -31,6 +32,7 @@ pub mod describe_topic_partitions;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod group_access;
 pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -142,81 +144,99 @@ pub fn dispatch(
     request: DecodedRequest,
 ) -> Reply {
     tracing::trace!(api = ?meta.api_key, version = meta.api_version, client = %client.client_id, "request");
+    let access = Access::of(state, client);
+    if let Some(refusal) = cluster_access::refuse(&access, &meta, &request.body) {
+        return refusal;
+    }
     match request.body {
         Request::ApiVersions(r) => api_versions::handle(&meta, r),
-        Request::Metadata(r) => metadata::handle(state, &meta, client, r),
-        Request::Produce(r) => produce::handle(state, &meta, r),
-        Request::Fetch(r) => fetch::handle(state, &meta, r),
-        Request::ListOffsets(r) => list_offsets::handle(state, &meta, r),
-        Request::CreateTopics(r) => create_topics::handle(state, &meta, r),
-        Request::DeleteTopics(r) => delete_topics::handle(state, &meta, r),
-        Request::CreatePartitions(r) => create_partitions::handle(state, &meta, r),
-        Request::DescribeConfigs(r) => configs::describe(state, &meta, r),
-        Request::AlterConfigs(r) => configs::alter(state, &meta, r),
-        Request::IncrementalAlterConfigs(r) => configs::incremental_alter(state, &meta, r),
-        Request::ListConfigResources(r) => configs::list_resources(state, &meta, r),
+        Request::Metadata(r) => metadata::handle(state, &meta, client, &access, r),
+        Request::Produce(r) => produce::handle(state, &meta, &access, r),
+        Request::Fetch(r) => fetch::handle(state, &meta, &access, r),
+        Request::ListOffsets(r) => list_offsets::handle(state, &meta, &access, r),
+        Request::CreateTopics(r) => create_topics::handle(state, &meta, &access, r),
+        Request::DeleteTopics(r) => delete_topics::handle(state, &meta, &access, r),
+        Request::CreatePartitions(r) => create_partitions::handle(state, &meta, &access, r),
+        Request::DescribeConfigs(r) => configs::describe(state, &meta, &access, r),
+        Request::AlterConfigs(r) => configs::alter(state, &meta, &access, r),
+        Request::IncrementalAlterConfigs(r) => configs::incremental_alter(state, &meta, &access, r),
+        Request::ListConfigResources(r) => configs::list_resources(state, &meta, &access, r),
         Request::DescribeCluster(r) => describe_cluster::handle(state, &meta, client, r),
-        Request::DeleteRecords(r) => delete_records::handle(state, &meta, r),
-        Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, r),
-        Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, r),
-        Request::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(state, &meta, r),
-        Request::DescribeTopicPartitions(r) => describe_topic_partitions::handle(state, &meta, r),
+        Request::DeleteRecords(r) => delete_records::handle(state, &meta, &access, r),
+        Request::InitProducerId(r) => init_producer_id::handle(state, &meta, client, &access, r),
+        Request::DescribeLogDirs(r) => describe_log_dirs::handle(state, &meta, &access, r),
+        Request::OffsetForLeaderEpoch(r) => {
+            offset_for_leader_epoch::handle(state, &meta, &access, r)
+        }
+        Request::DescribeTopicPartitions(r) => {
+            describe_topic_partitions::handle(state, &meta, &access, r)
+        }
         Request::ElectLeaders(r) => elect_leaders::handle(state, &meta, r),
         Request::AlterPartitionReassignments(r) => partition_reassignments::alter(state, &meta, r),
         Request::ListPartitionReassignments(r) => partition_reassignments::list(state, &meta, r),
-        Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, client, r),
+        Request::FindCoordinator(r) => find_coordinator::handle(state, &meta, client, &access, r),
         Request::JoinGroup(r) => groups::handle(
             state,
             &meta,
             client,
+            &access,
             GroupRequest::JoinGroup(r, state.topic_image()),
         ),
         Request::SyncGroup(r) => groups::handle(
             state,
             &meta,
             client,
+            &access,
             GroupRequest::SyncGroup(r, state.topic_image()),
         ),
-        Request::Heartbeat(r) => groups::handle(state, &meta, client, GroupRequest::Heartbeat(r)),
-        Request::LeaveGroup(r) => groups::handle(state, &meta, client, GroupRequest::LeaveGroup(r)),
+        Request::Heartbeat(r) => {
+            groups::handle(state, &meta, client, &access, GroupRequest::Heartbeat(r))
+        }
+        Request::LeaveGroup(r) => {
+            groups::handle(state, &meta, client, &access, GroupRequest::LeaveGroup(r))
+        }
         Request::OffsetCommit(r) => {
-            groups::handle(state, &meta, client, GroupRequest::OffsetCommit(r))
+            groups::handle(state, &meta, client, &access, GroupRequest::OffsetCommit(r))
         }
         Request::OffsetFetch(r) => {
-            groups::handle(state, &meta, client, GroupRequest::OffsetFetch(r))
+            groups::handle(state, &meta, client, &access, GroupRequest::OffsetFetch(r))
         }
         Request::OffsetDelete(r) => {
-            groups::handle(state, &meta, client, GroupRequest::OffsetDelete(r))
+            groups::handle(state, &meta, client, &access, GroupRequest::OffsetDelete(r))
         }
-        Request::ListGroups(r) => groups::handle(state, &meta, client, GroupRequest::ListGroups(r)),
-        Request::DescribeGroups(r) => {
-            groups::handle(state, &meta, client, GroupRequest::DescribeGroups(r))
+        Request::ListGroups(r) => {
+            groups::handle(state, &meta, client, &access, GroupRequest::ListGroups(r))
         }
+        Request::DescribeGroups(r) => groups::handle(
+            state,
+            &meta,
+            client,
+            &access,
+            GroupRequest::DescribeGroups(r),
+        ),
         Request::DeleteGroups(r) => {
-            groups::handle(state, &meta, client, GroupRequest::DeleteGroups(r))
+            groups::handle(state, &meta, client, &access, GroupRequest::DeleteGroups(r))
         }
-        Request::AddPartitionsToTxn(r) => txn::add_partitions(state, &meta, client, r),
-        Request::AddOffsetsToTxn(r) => txn::add_offsets(state, &meta, client, r),
-        Request::EndTxn(r) => txn::handle(state, &meta, client, TxnRequest::EndTxn(r)),
-        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(state, &meta, client, r),
-        Request::DescribeTransactions(r) => {
-            txn::handle(state, &meta, client, TxnRequest::DescribeTransactions(r))
-        }
-        Request::ListTransactions(r) => {
-            txn::handle(state, &meta, client, TxnRequest::ListTransactions(r))
-        }
-        Request::DescribeProducers(r) => describe_producers::handle(state, &meta, r),
+        Request::AddPartitionsToTxn(r) => txn::add_partitions(state, &meta, client, &access, r),
+        Request::AddOffsetsToTxn(r) => txn::add_offsets(state, &meta, client, &access, r),
+        Request::EndTxn(r) => txn::end(state, &meta, client, &access, r),
+        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(state, &meta, client, &access, r),
+        Request::DescribeTransactions(r) => txn::describe(state, &meta, client, &access, r),
+        Request::ListTransactions(r) => txn::list(state, &meta, client, &access, r),
+        Request::DescribeProducers(r) => describe_producers::handle(state, &meta, &access, r),
         Request::WriteTxnMarkers(r) => write_txn_markers::handle(state, &meta, r),
         Request::ConsumerGroupHeartbeat(r) => groups::handle(
             state,
             &meta,
             client,
+            &access,
             GroupRequest::ConsumerGroupHeartbeat(r, state.topic_image()),
         ),
         Request::ConsumerGroupDescribe(r) => groups::handle(
             state,
             &meta,
             client,
+            &access,
             GroupRequest::ConsumerGroupDescribe(r, state.topic_image()),
         ),
         Request::GetTelemetrySubscriptions(r) => {

@@ -20,10 +20,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::metadata::PARTITION_LEADER_EPOCH;
 use super::RequestMeta;
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
@@ -34,6 +36,7 @@ const UNDEFINED_EPOCH_OFFSET: i64 = -1;
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
+    access: &Access,
     request: OffsetForLeaderEpochRequest,
 ) -> Reply {
     let topics = request
@@ -41,10 +44,22 @@ pub fn handle(
         .into_iter()
         .map(|t| {
             let name = t.topic.0.to_string();
+            // A consumer needs DESCRIBE on the topic, as Kafka checks.
+            let describable = access.topic(Operation::Describe, &name);
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| end_offset(state, &name, p))
+                .map(|p| {
+                    if describable {
+                        end_offset(state, &name, p)
+                    } else {
+                        EpochEndOffset::default()
+                            .with_partition(p.partition)
+                            .with_leader_epoch(UNDEFINED_EPOCH)
+                            .with_end_offset(UNDEFINED_EPOCH_OFFSET)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    }
+                })
                 .collect();
             OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic)

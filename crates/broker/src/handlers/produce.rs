@@ -13,6 +13,10 @@
 //! first checked with the transaction coordinator (KIP-890): for transactions V2 clients
 //! (Produce v12+) the partition is added to the transaction, for older ones it must already
 //! be in it. Anything refused is not stored.
+//!
+//! Authorization, as Kafka checks it: transactional records need WRITE on the request's
+//! transactional id (else every partition hears TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+//! and each topic needs WRITE (else TOPIC_AUTHORIZATION_FAILED, whether it exists or not).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,9 +30,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use weir_log::batch::BatchHeader;
 use weir_log::FsyncPolicy;
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
+use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::{BrokerState, PartitionHandle};
 
@@ -141,23 +147,107 @@ fn produce_code(code: i16, api_version: i16) -> i16 {
     }
 }
 
-pub fn handle(state: &Arc<BrokerState>, meta: &RequestMeta, request: ProduceRequest) -> Reply {
-    let checks = needing_check(state, meta, &request);
+/// The verdict key that refuses every partition of a topic.
+const WHOLE_TOPIC: i32 = -1;
+
+/// Whether any partition's first batch is transactional.
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records
+                .as_ref()
+                .and_then(|r| BatchHeader::parse(r).ok())
+                .is_some_and(|h| h.is_transactional())
+        })
+    })
+}
+
+/// Every partition of the request refused with `code`.
+fn refuse_all(meta: &RequestMeta, request: &ProduceRequest, code: ResponseError) -> Reply {
+    if request.acks == 0 {
+        return Reply::Nothing;
+    }
+    let responses = request
+        .topic_data
+        .iter()
+        .map(|t| {
+            TopicProduceResponse::default()
+                .with_name(t.name.clone())
+                .with_topic_id(t.topic_id)
+                .with_partition_responses(
+                    t.partition_data
+                        .iter()
+                        .map(|p| partition_error(p.index, code.code(), None))
+                        .collect(),
+                )
+        })
+        .collect();
+    meta.reply(&ProduceResponse::default().with_responses(responses))
+}
+
+/// The topics of the request the principal may not write, as verdicts.
+fn write_denied(
+    state: &BrokerState,
+    access: &Access,
+    meta: &RequestMeta,
+    request: &ProduceRequest,
+) -> HashMap<(String, i32), i16> {
+    let mut denied = HashMap::new();
+    for t in &request.topic_data {
+        let name = if meta.api_version >= 13 {
+            match state.topic_by_id(t.topic_id) {
+                Some(topic) => topic.name.clone(),
+                None => continue,
+            }
+        } else {
+            t.name.0.to_string()
+        };
+        if !access.topic(Operation::Write, &name) {
+            denied.insert(
+                (name, WHOLE_TOPIC),
+                ResponseError::TopicAuthorizationFailed.code(),
+            );
+        }
+    }
+    denied
+}
+
+pub fn handle(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    access: &Access,
+    request: ProduceRequest,
+) -> Reply {
+    if has_transactional_records(&request)
+        && !request
+            .transactional_id
+            .as_ref()
+            .is_some_and(|t| access.transactional_id(Operation::Write, t.0.as_str()))
+    {
+        return refuse_all(
+            meta,
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        );
+    }
+    let mut verdicts = write_denied(state, access, meta, &request);
+    let checks: Vec<_> = needing_check(state, meta, &request)
+        .into_iter()
+        .filter(|(t, _, _, _)| !verdicts.contains_key(&(t.clone(), WHOLE_TOPIC)))
+        .collect();
     if checks.is_empty() {
-        return append_all(state, meta, request, &HashMap::new());
+        return append_all(state, meta, request, &verdicts);
     }
     let Some(tid) = request.transactional_id.as_ref().map(|t| t.0.to_string()) else {
-        let verdicts = checks
-            .iter()
-            .map(|(t, p, _, _)| ((t.clone(), *p), ResponseError::InvalidTxnState.code()))
-            .collect();
+        for (t, p, _, _) in &checks {
+            verdicts.insert((t.clone(), *p), ResponseError::InvalidTxnState.code());
+        }
         return append_all(state, meta, request, &verdicts);
     };
     let state = Arc::clone(state);
     let meta = meta.clone();
     Reply::Gate(Box::pin(async move {
         let verify_only = meta.api_version < super::txn::PRODUCE_TXN_V2_VERSION;
-        let mut verdicts = HashMap::new();
         // One producer per request; check its partitions together.
         let (pid, epoch) = (checks[0].2, checks[0].3);
         let parts: Vec<(String, i32)> = checks.iter().map(|(t, p, _, _)| (t.clone(), *p)).collect();
@@ -248,7 +338,7 @@ impl Appended {
 }
 
 /// The append path of every Produce: checks each partition's batch and appends it to the
-/// log, the partitions in `verdicts` (refused by the transaction coordinator) aside. The
+/// log, the partitions in `verdicts` (refused by the transaction coordinator, or whole topics the authorizer refused) aside. The
 /// HTTP API's produce comes through here too.
 pub fn append(
     state: &Arc<BrokerState>,
@@ -273,8 +363,17 @@ pub fn append(
         } else {
             ResponseError::UnknownTopicOrPartition.code()
         };
+        let requested_name = match (&topic, api_version >= 13) {
+            (Some(t), true) => t.name.clone(),
+            _ => topic_data.name.0.to_string(),
+        };
+        let topic_verdict = verdicts.get(&(requested_name, WHOLE_TOPIC)).copied();
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for p in topic_data.partition_data {
+            if let Some(code) = topic_verdict {
+                partitions.push(partition_error(p.index, code, None));
+                continue;
+            }
             if !matches!(acks, -1 | 0 | 1) {
                 partitions.push(partition_error(
                     p.index,

@@ -25,7 +25,7 @@ pub fn describe(
     meta: &RequestMeta,
     request: DescribeUserScramCredentialsRequest,
 ) -> Reply {
-    // Authorization: DESCRIBE on CLUSTER goes here (CLUSTER_AUTHORIZATION_FAILED at the top).
+    // Authorization: DESCRIBE on CLUSTER is checked in dispatch (`cluster_access`).
     let users: Option<Vec<String>> = request
         .users
         .map(|users| users.iter().map(|u| u.name.to_string()).collect());
@@ -59,7 +59,7 @@ pub fn alter(
     meta: &RequestMeta,
     request: AlterUserScramCredentialsRequest,
 ) -> Reply {
-    // Authorization: ALTER on CLUSTER goes here (every user CLUSTER_AUTHORIZATION_FAILED).
+    // Authorization: ALTER on CLUSTER is checked in dispatch (`cluster_access`).
     let deletions: Vec<ScramDeletion> = request
         .deletions
         .iter()

@@ -2,6 +2,12 @@
 //! ([`crate::txn_runtime`]) and answered when it releases the response. TxnOffsetCommit
 //! goes to the group coordinator, after the transaction coordinator has checked (or, for
 //! transactions V2, added) the group's offsets partition.
+//!
+//! Authorization as Kafka's: every client transaction API needs WRITE on the transactional
+//! id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); AddPartitionsToTxn also WRITE on each topic,
+//! AddOffsetsToTxn and TxnOffsetCommit READ on the group, TxnOffsetCommit READ on each
+//! topic. DescribeTransactions needs DESCRIBE on each id and shows only the partitions of
+//! topics the principal may describe; ListTransactions lists the ids it may describe.
 
 use std::sync::Arc;
 
@@ -16,10 +22,12 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::*;
 use weir_groups::{GroupRequest, GroupResponse};
+use weir_meta::acls::Operation;
 use weir_txn::{TxnRequest, TxnResponse};
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
+use crate::authz::Access;
 use crate::connection::{ClientInfo, Reply};
 use crate::group_runtime::OFFSETS_TOPIC;
 use crate::state::BrokerState;
@@ -48,15 +56,110 @@ pub fn handle(
     client: &ClientInfo,
     request: TxnRequest,
 ) -> Reply {
+    handle_then(state, meta, client, request, |_| {})
+}
+
+/// Like [`handle`], with `then` applied to the coordinator's response before it goes.
+fn handle_then(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    request: TxnRequest,
+    then: impl FnOnce(&mut TxnResponse) + Send + 'static,
+) -> Reply {
     let Some(runtime) = state.txns().cloned() else {
         return Reply::Close(None);
     };
     let meta = meta.clone();
     let client_id = client.client_id.clone();
     Reply::Later(Box::pin(async move {
-        let response = runtime.call(meta.api_version, client_id, request).await?;
+        let mut response = runtime.call(meta.api_version, client_id, request).await?;
+        then(&mut response);
         frame_of(&meta, response)
     }))
+}
+
+/// EndTxn, which needs WRITE on the transactional id.
+pub fn end(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    access: &Access,
+    r: EndTxnRequest,
+) -> Reply {
+    if !access.transactional_id(Operation::Write, r.transactional_id.0.as_str()) {
+        return meta.reply(
+            &EndTxnResponse::default()
+                .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+    }
+    handle(state, meta, client, TxnRequest::EndTxn(r))
+}
+
+/// DescribeTransactions: ids the principal may not describe are refused, and only the
+/// partitions of topics it may describe are shown.
+pub fn describe(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    access: &Access,
+    mut r: DescribeTransactionsRequest,
+) -> Reply {
+    use kafka_protocol::messages::describe_transactions_response::TransactionState;
+    let mut refused = Vec::new();
+    r.transactional_ids.retain(|id| {
+        let allowed = access.transactional_id(Operation::Describe, id.0.as_str());
+        if !allowed {
+            refused.push(
+                TransactionState::default()
+                    .with_transactional_id(id.clone())
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+            );
+        }
+        allowed
+    });
+    let access = access.clone();
+    handle_then(
+        state,
+        meta,
+        client,
+        TxnRequest::DescribeTransactions(r),
+        move |response| {
+            if let TxnResponse::DescribeTransactions(b) = response {
+                for s in b.transaction_states.iter_mut() {
+                    s.topics
+                        .retain(|t| access.topic(Operation::Describe, t.topic.0.as_str()));
+                }
+                b.transaction_states.extend(refused);
+            }
+        },
+    )
+}
+
+/// ListTransactions: only the ids the principal may describe.
+pub fn list(
+    state: &Arc<BrokerState>,
+    meta: &RequestMeta,
+    client: &ClientInfo,
+    access: &Access,
+    r: ListTransactionsRequest,
+) -> Reply {
+    let access = access.clone();
+    handle_then(
+        state,
+        meta,
+        client,
+        TxnRequest::ListTransactions(r),
+        move |response| {
+            if let TxnResponse::ListTransactions(b) = response {
+                b.transaction_states.retain(|s| {
+                    access.transactional_id(Operation::Describe, s.transactional_id.0.as_str())
+                });
+            }
+        },
+    )
 }
 
 /// AddPartitionsToTxn from a client: partitions of topics that do not exist are refused
@@ -66,8 +169,42 @@ pub fn add_partitions(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     client: &ClientInfo,
+    access: &Access,
     r: AddPartitionsToTxnRequest,
 ) -> Reply {
+    // v4+ comes from brokers only.
+    if meta.api_version >= 4 && !access.cluster(Operation::ClusterAction) {
+        return meta.reply(
+            &AddPartitionsToTxnResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        );
+    }
+    if meta.api_version <= 3
+        && !access.transactional_id(Operation::Write, r.v3_and_below_transactional_id.0.as_str())
+    {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        let results = r
+            .v3_and_below_topics
+            .iter()
+            .map(|t| {
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_results_by_partition(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                AddPartitionsToTxnPartitionResult::default()
+                                    .with_partition_index(*p)
+                                    .with_partition_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return meta.reply(
+            &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
+        );
+    }
     let topics: Vec<&AddPartitionsToTxnTopic> = if meta.api_version <= 3 {
         r.v3_and_below_topics.iter().collect()
     } else {
@@ -82,9 +219,26 @@ pub fn add_partitions(
             .is_some_and(|topic| (0..topic.partitions).contains(&p))
             && !t.name.0.is_empty()
     };
+    // Internal topics are never writable by clients, as in Kafka.
+    let writable = |t: &AddPartitionsToTxnTopic| {
+        meta.api_version >= 4
+            || (!state
+                .topic(t.name.0.as_str())
+                .is_some_and(|topic| topic.internal)
+                && access.topic(Operation::Write, t.name.0.as_str()))
+    };
+    let refusal = |t: &AddPartitionsToTxnTopic, p: i32| {
+        if !writable(t) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else if !exists(t, p) {
+            Some(ResponseError::UnknownTopicOrPartition)
+        } else {
+            None
+        }
+    };
     let any_unknown = topics
         .iter()
-        .any(|t| t.partitions.iter().any(|p| !exists(t, *p)));
+        .any(|t| t.partitions.iter().any(|p| refusal(t, *p).is_some()));
     if any_unknown && meta.api_version <= 3 {
         let results = r
             .v3_and_below_topics
@@ -96,11 +250,8 @@ pub fn add_partitions(
                         t.partitions
                             .iter()
                             .map(|p| {
-                                let code = if exists(t, *p) {
-                                    ResponseError::OperationNotAttempted
-                                } else {
-                                    ResponseError::UnknownTopicOrPartition
-                                };
+                                let code =
+                                    refusal(t, *p).unwrap_or(ResponseError::OperationNotAttempted);
                                 AddPartitionsToTxnPartitionResult::default()
                                     .with_partition_index(*p)
                                     .with_partition_error_code(code.code())
@@ -120,8 +271,19 @@ pub fn add_offsets(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     client: &ClientInfo,
+    access: &Access,
     r: AddOffsetsToTxnRequest,
 ) -> Reply {
+    let refused = if !access.transactional_id(Operation::Write, r.transactional_id.0.as_str()) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !access.group(Operation::Read, r.group_id.0.as_str()) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(code) = refused {
+        return meta.reply(&AddOffsetsToTxnResponse::default().with_error_code(code.code()));
+    }
     let offsets_partition = offsets_partition_of(state, r.group_id.0.as_str());
     handle(
         state,
@@ -200,11 +362,28 @@ pub fn txn_offset_commit(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     client: &ClientInfo,
-    r: TxnOffsetCommitRequest,
+    access: &Access,
+    mut r: TxnOffsetCommitRequest,
 ) -> Reply {
     let Some(groups) = state.groups().cloned() else {
         return Reply::Close(None);
     };
+    let whole = if !access.transactional_id(Operation::Write, r.transactional_id.0.as_str()) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !access.group(Operation::Read, r.group_id.0.as_str()) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(code) = whole {
+        return meta.reply(&txn_offset_commit_refused(&r.topics, code.code()));
+    }
+    let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
+        .into_iter()
+        .partition(|t| access.topic(Operation::Read, t.name.0.as_str()));
+    r.topics = allowed;
+    let denied =
+        txn_offset_commit_refused(&denied, ResponseError::TopicAuthorizationFailed.code()).topics;
     let state = Arc::clone(state);
     let meta = meta.clone();
     let client_id = client.client_id.clone();
@@ -231,25 +410,9 @@ pub fn txn_offset_commit(
             } else {
                 code
             };
-            let topics = r
-                .topics
-                .iter()
-                .map(|t| {
-                    TxnOffsetCommitResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    TxnOffsetCommitResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(code)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            return meta.frame(&TxnOffsetCommitResponse::default().with_topics(topics));
+            let mut body = txn_offset_commit_refused(&r.topics, code);
+            body.topics.extend(denied);
+            return meta.frame(&body);
         }
         match groups
             .call(
@@ -260,8 +423,36 @@ pub fn txn_offset_commit(
             )
             .await?
         {
-            GroupResponse::TxnOffsetCommit(b) => meta.frame(&b),
+            GroupResponse::TxnOffsetCommit(mut b) => {
+                b.topics.extend(denied);
+                meta.frame(&b)
+            }
             _ => None,
         }
     }))
+}
+
+/// A TxnOffsetCommit answer refusing every partition of `topics` with `code`.
+fn txn_offset_commit_refused(
+    topics: &[kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic],
+    code: i16,
+) -> TxnOffsetCommitResponse {
+    let topics = topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
 }

@@ -41,6 +41,13 @@ pub struct SecurityConfig {
     /// Kafka's `connections.max.reauth.ms`: how long a SASL authentication lasts before the
     /// client must authenticate again on the same connection (KIP-368); 0 for ever.
     pub connections_max_reauth_ms: u64,
+    /// Whether requests are checked against the ACLs (Kafka's `authorizer.class.name`
+    /// set to its StandardAuthorizer); off by default, when everything is allowed.
+    pub authorizer: bool,
+    /// Kafka's `super.users`: principals (`User:admin`) allowed everything.
+    pub super_users: Vec<String>,
+    /// Kafka's `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 impl Default for SecurityConfig {
@@ -53,6 +60,9 @@ impl Default for SecurityConfig {
             add_scram: Vec::new(),
             connections_max_reauth_ms: 0,
             oauth: None,
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
         }
     }
 }

@@ -605,3 +605,51 @@ fn the_catalog_persists_acls_and_loads_files_written_before_them() {
     let old = br#"{"cluster_id":"c","topics":{},"producer_id_block_next":0}"#;
     assert!(crate::Catalog::from_bytes(old).unwrap().acls.is_empty());
 }
+
+fn can_any(acls: &Acls, principal: &str, op: Operation) -> bool {
+    acls.authorize_any(&HashSet::new(), principal, local(), op, ResourceType::Topic)
+}
+
+#[test]
+fn authorize_any_needs_an_allow_no_deny_covers() {
+    let mut acls = Acls::default();
+    assert!(!can_any(&acls, "User:alice", Operation::Write));
+    acls.create(allow_topic(
+        "orders",
+        PatternType::Literal,
+        "User:alice",
+        Operation::Write,
+    ))
+    .unwrap();
+    assert!(can_any(&acls, "User:alice", Operation::Write));
+    assert!(!can_any(&acls, "User:bob", Operation::Write));
+    assert!(!can_any(&acls, "User:alice", Operation::Read));
+    // A prefixed DENY that starts the allowed name covers it.
+    acls.create(deny_topic(
+        "ord",
+        PatternType::Prefixed,
+        "User:alice",
+        Operation::Write,
+    ))
+    .unwrap();
+    assert!(!can_any(&acls, "User:alice", Operation::Write));
+    // Another ALLOW outside the denied prefix is enough.
+    acls.create(allow_topic(
+        "pay",
+        PatternType::Prefixed,
+        "User:*",
+        Operation::All,
+    ))
+    .unwrap();
+    assert!(can_any(&acls, "User:alice", Operation::Write));
+    // A DENY on the wildcard covers every topic.
+    acls.create(deny_topic(
+        "*",
+        PatternType::Literal,
+        "User:alice",
+        Operation::All,
+    ))
+    .unwrap();
+    assert!(!can_any(&acls, "User:alice", Operation::Write));
+    assert!(can_any(&acls, "User:bob", Operation::Write));
+}
