@@ -31,9 +31,7 @@ What is checked, on each broker:
 3. SCRAM credentials over the wire: kafka-configs, as admin (PLAIN over SASL_SSL), gives bob a
    SCRAM-SHA-512 password; bob then connects with it from the three clients; the Admin API's
    describeUserScramCredentials must list what Kafka lists (SCRAM_USERS), and kafka-configs
-   --describe --entity-type users print what it prints against Kafka (USERS_DESCRIBED). weir
-   has no client quotas yet, which that tool asks for first: a documented difference, shown
-   as XFAIL and not counted.
+   --describe --entity-type users print what it prints against Kafka (USERS_DESCRIBED).
 4. The SASL exchange as bytes, on both SASL listeners: before authentication ApiVersions is
    answered and Metadata (as the first request, or after ApiVersions) closes the connection;
    SaslHandshake answers the enabled mechanisms, or error 33 and a close for one not enabled;
@@ -240,9 +238,6 @@ SCRAM_USERS = [
     "bob SCRAM-SHA-512 iterations=4096",
 ]
 # How kafka-configs --describe --entity-type users fails on a broker without client quotas.
-QUOTAS_MISSING = "The node does not support DESCRIBE_CLIENT_QUOTAS"
-
-
 def described_line(line):
     """A line of kafka-configs --describe --entity-type users with its mechanisms sorted
     (Kafka prints them in a map's order)."""
@@ -899,13 +894,7 @@ def scram_over_the_wire(report, broker, jvm, scratch, show):
     if show:
         print("     " + "\n     ".join(described), flush=True)
     check = f"{name}: kafka-configs --describe --entity-type users prints what it prints against Kafka"
-    ok = code == "0" and described == USERS_DESCRIBED
-    if name == "weir" and QUOTAS_MISSING in text:
-        # Documented in tests/compat/KNOWN_DIFFERENCES.md (SCRAM credentials): the tool asks
-        # for client quotas first, and weir has none yet.
-        print(f"XFAIL {check}: weir has no DescribeClientQuotas (documented)", flush=True)
-    else:
-        report.check(check, ok, f"exit {code}, got {described}")
+    report.check(check, code == "0" and described == USERS_DESCRIBED, f"exit {code}, got {described}")
 
 
 def main():

@@ -19,8 +19,9 @@
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
@@ -43,7 +44,8 @@ const FRAME_BYTES_LOGGED_MAX: usize = 256;
 /// The size prefix before every frame, counted in the byte metrics.
 const FRAME_SIZE_PREFIX_BYTES: usize = 4;
 use crate::handlers;
-use crate::state::BrokerState;
+use crate::state::{BrokerState, QuotaClient};
+use weir_meta::client_quotas::PRODUCER_BYTE_RATE;
 
 /// A response frame: its pieces, written one after the other. Most frames are one buffer;
 /// a Fetch response's record sets are the very buffers the log read, not copied.
@@ -185,6 +187,29 @@ fn timed(state: &Arc<BrokerState>, api: ApiKey, started: Instant, reply: Reply) 
     }
 }
 
+/// Client quotas: a Produce's request bytes count against `producer_byte_rate` now, and
+/// its response carries the throttle time; a Fetch carries who sent it, so its response
+/// bytes count against `consumer_byte_rate` once built. Over a quota, the connection's mute
+/// (`muted_until_ms`) is extended.
+fn with_quota(
+    state: &Arc<BrokerState>,
+    mut meta: handlers::RequestMeta,
+    info: &ClientInfo,
+    request_bytes: usize,
+    muted_until_ms: &Arc<AtomicI64>,
+) -> handlers::RequestMeta {
+    if !matches!(meta.api_key, ApiKey::Produce | ApiKey::Fetch) || !state.has_client_quotas() {
+        return meta;
+    }
+    let quota = QuotaClient::new(state, &info.principal.name, &info.client_id, muted_until_ms);
+    if meta.api_key == ApiKey::Produce {
+        meta.throttle_time_ms = quota.record(PRODUCER_BYTE_RATE, request_bytes);
+    } else {
+        meta.quota = Some(quota);
+    }
+    meta
+}
+
 /// Serves one accepted connection: the TLS handshake first on a TLS listener, then
 /// requests until either side closes.
 pub async fn serve(
@@ -289,6 +314,8 @@ async fn serve_stream<R, W>(
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let limit = state.config.request_bytes_max;
     let mut software: Arc<(String, String)> = Arc::default();
+    // Until when (wall-clock ms) the connection is muted for being over a client quota.
+    let muted_until_ms = Arc::new(AtomicI64::new(0));
     loop {
         // 1. Frame: size prefix, checked before the body is read.
         let size = match reader.read_i32().await {
@@ -310,6 +337,12 @@ async fn serve_stream<R, W>(
         if let Err(e) = reader.read_exact(&mut frame).await {
             open.reason = read_failure(&e);
             break;
+        }
+        // Muted over a client quota: the request waits out the throttle time, as Kafka
+        // leaves it unread until then.
+        let muted_ms = muted_until_ms.load(Ordering::Relaxed) - handlers::produce::now_ms();
+        if muted_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(muted_ms as u64)).await;
         }
         // 2. Decode and start the request.
         let frame = frame.freeze();
@@ -345,6 +378,7 @@ async fn serve_stream<R, W>(
                                 listener: Arc::clone(session.listener()),
                                 principal,
                             };
+                            let meta = with_quota(&state, meta, &info, size, &muted_until_ms);
                             let reply = handlers::dispatch(&state, &info, meta, request);
                             timed(&state, api, started, reply)
                         }

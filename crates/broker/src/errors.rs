@@ -50,6 +50,9 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::TooManyAcls(_) => ResponseError::PolicyViolation.code(),
         // Kafka's controller fails such a request with a plain runtime exception.
         MetaError::TooManyAclDeletions(_) => ResponseError::UnknownServerError.code(),
+        MetaError::InvalidQuotaRequest(_) => ResponseError::InvalidRequest.code(),
+        MetaError::UnsupportedQuotaEntity(_) => ResponseError::UnsupportedVersion.code(),
+        MetaError::TooManyClientQuotaEntities(_) => ResponseError::PolicyViolation.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
     }
 }

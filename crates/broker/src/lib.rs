@@ -20,6 +20,8 @@
 //! - [`response_errors`]: walking the error codes of each response type, for the error
 //!   counts.
 //! - [`partition_traffic`]: each partition's records and bytes in and bytes out.
+//! - [`quota_throttle`]: the rates client quotas are measured by and the throttle time
+//!   over a quota, as Kafka decides them.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
 //! - [`telemetry`]: client telemetry (KIP-714): subscriptions given to client instances
 //!   and the bounded store of the metrics they push.
@@ -39,6 +41,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod offsets_journal;
 pub mod partition_traffic;
+pub mod quota_throttle;
 pub mod response_errors;
 pub mod security;
 pub mod server;

@@ -386,6 +386,20 @@ impl ErrorCodes for AlterUserScramCredentialsResponse {
     }
 }
 
+impl ErrorCodes for DescribeClientQuotasResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        each(self.error_code);
+    }
+}
+
+impl ErrorCodes for AlterClientQuotasResponse {
+    fn each_error_code(&self, each: &mut dyn FnMut(i16)) {
+        for e in &self.entries {
+            each(e.error_code);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

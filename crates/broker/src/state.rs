@@ -24,6 +24,8 @@ use crate::config::BrokerConfig;
 use crate::errors::meta_error_code;
 use crate::security::principal::Principal;
 
+mod client_quotas;
+pub use client_quotas::QuotaClient;
 mod scram;
 
 /// A Kafka error code with the message that goes with it.
@@ -91,6 +93,8 @@ pub struct BrokerState {
     pub metrics: crate::metrics::BrokerMetrics,
     /// What the authorizer decides with, besides the principal and the resource.
     authorizer: AuthorizerInputs,
+    /// Client quotas and the rates they are measured by.
+    quotas: client_quotas::QuotaState,
 }
 
 /// The authorizer's inputs. The ACLs are a copy of the catalog's, replaced after each
@@ -170,6 +174,7 @@ impl BrokerState {
             partitions.insert(topic.name.clone(), handles);
         }
         let acls = Arc::new(catalog.acls.clone());
+        let quotas = client_quotas::QuotaState::new(&catalog.client_quotas);
         let state = Arc::new(BrokerState {
             config,
             catalog: Mutex::new(catalog),
@@ -183,6 +188,7 @@ impl BrokerState {
                 acls: RwLock::new(acls),
                 ..Default::default()
             },
+            quotas,
         });
         state.persist_catalog(&state.catalog.lock())?;
         state.telemetry.set_subscriptions(state.subscriptions());

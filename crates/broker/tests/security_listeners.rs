@@ -391,6 +391,10 @@ fn one_of_each() -> Vec<(ApiKey, i16, Vec<u8>)> {
                     .with_permission_type(1),
             ),
             ApiKey::DeleteAcls => frame(key, v, 1, &DeleteAclsRequest::default()),
+            ApiKey::DescribeClientQuotas => {
+                frame(key, v, 1, &DescribeClientQuotasRequest::default())
+            }
+            ApiKey::AlterClientQuotas => frame(key, v, 1, &AlterClientQuotasRequest::default()),
             other => panic!("no request body listed for {other:?}: add it here"),
         };
         out.push((key, v, f));

@@ -1,5 +1,6 @@
 //! [`Catalog`]: every topic with its id, partition count and config overrides, the groups'
-//! config overrides, the client-metrics subscriptions, the users' SCRAM credentials, plus
+//! config overrides, the client-metrics subscriptions, the users' SCRAM credentials, the
+//! client quotas, plus
 //! the cluster id and the producer-id allocator.
 
 use std::collections::BTreeMap;
@@ -71,6 +72,9 @@ pub struct Catalog {
     /// User name -> its SCRAM credentials, one per mechanism (never an empty map).
     #[serde(default)]
     pub scram_credentials: BTreeMap<String, BTreeMap<ScramMechanism, ScramCredential>>,
+    /// The client quotas (AlterClientQuotas), per user / client id / IP entity.
+    #[serde(default)]
+    pub client_quotas: crate::client_quotas::ClientQuotas,
     /// The cluster's ACLs (CreateAcls / DeleteAcls), with their index for decisions.
     #[serde(default)]
     pub acls: crate::acls::Acls,
@@ -139,6 +143,7 @@ impl Catalog {
             group_configs: BTreeMap::new(),
             client_metrics: BTreeMap::new(),
             scram_credentials: BTreeMap::new(),
+            client_quotas: Default::default(),
             acls: Default::default(),
             producer_id_block_next: 0,
             producer_id_next: 0,

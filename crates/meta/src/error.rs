@@ -63,6 +63,14 @@ pub enum MetaError {
     /// Kafka's sentence for a DeleteAcls past its bound.
     #[error("Cannot remove more than {0} acls in a single delete operation.")]
     TooManyAclDeletions(usize),
+    /// A client-quota request refused (Kafka's INVALID_REQUEST), with Kafka's sentence.
+    #[error("{0}")]
+    InvalidQuotaRequest(String),
+    /// A client-quota entity type or match type Kafka does not know (UNSUPPORTED_VERSION).
+    #[error("{0}")]
+    UnsupportedQuotaEntity(String),
+    #[error("{0} entities already have client quotas, the most one broker keeps")]
+    TooManyClientQuotaEntities(usize),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
 }

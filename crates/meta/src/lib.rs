@@ -1,5 +1,5 @@
 //! `weir-meta`: the catalog of topics, partitions, topic configs, group configs,
-//! client-metrics subscriptions, SCRAM credentials and ACLs, and where
+//! client-metrics subscriptions, SCRAM credentials, ACLs and client quotas, and where
 //! coordinator keys are placed.
 //!
 //! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
@@ -9,6 +9,8 @@
 //! - [`acls`]: Kafka's ACLs, their filters and the authorizer's decision.
 //! - [`catalog`]: [`Catalog`] and [`Topic`], creation, deletion, partitions, producer ids.
 //! - [`config`]: the topic configs weir knows, their defaults and validation.
+//! - [`client_quotas`]: client quotas (users, client ids, IPs): Describe/AlterClientQuotas
+//!   decided as Kafka does, and the limit a connection falls under.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714), checked and typed.
 //! - [`group_config`]: the group configs weir knows, checked against the broker's bounds.
 //! - [`scram`]: SCRAM credentials: their derivation and checks, and `--add-scram`.
@@ -19,6 +21,7 @@
 pub mod acls;
 pub mod catalog;
 pub mod client_metrics;
+pub mod client_quotas;
 pub mod config;
 pub mod error;
 pub mod group_config;

@@ -108,6 +108,12 @@ pub const ACL_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteAcls, 1, 3),
 ];
 
+/// Client quotas (`kafka-configs --entity-type users|clients|ips`).
+pub const QUOTA_APIS: &[ApiRange] = &[
+    range(ApiKey::DescribeClientQuotas, 0, 1),
+    range(ApiKey::AlterClientQuotas, 0, 1),
+];
+
 /// The version range weir supports for `api_key`, if it supports the API at all.
 pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
     let groups: &[ApiRange] = if with_groups { GROUP_APIS } else { &[] };
@@ -117,6 +123,7 @@ pub fn supported_range(api_key: ApiKey, with_groups: bool) -> Option<ApiRange> {
         .chain(TXN_APIS.iter())
         .chain(SECURITY_APIS.iter())
         .chain(ACL_APIS.iter())
+        .chain(QUOTA_APIS.iter())
         .copied()
         .find(|r| r.api_key == api_key)
 }
@@ -130,6 +137,7 @@ pub fn advertised(with_groups: bool) -> Vec<ApiRange> {
         .chain(TXN_APIS.iter())
         .chain(SECURITY_APIS.iter())
         .chain(ACL_APIS.iter())
+        .chain(QUOTA_APIS.iter())
         .copied()
         .collect()
 }
@@ -193,6 +201,8 @@ mod tests {
             ApiKey::DescribeAcls => DescribeAclsRequest::VERSIONS,
             ApiKey::CreateAcls => CreateAclsRequest::VERSIONS,
             ApiKey::DeleteAcls => DeleteAclsRequest::VERSIONS,
+            ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::VERSIONS,
+            ApiKey::AlterClientQuotas => AlterClientQuotasRequest::VERSIONS,
             other => panic!("no codec range listed for {other:?}"),
         };
         (v.min, v.max)

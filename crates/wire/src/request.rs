@@ -71,6 +71,8 @@ pub enum Request {
     DescribeAcls(DescribeAclsRequest),
     CreateAcls(CreateAclsRequest),
     DeleteAcls(DeleteAclsRequest),
+    DescribeClientQuotas(DescribeClientQuotasRequest),
+    AlterClientQuotas(AlterClientQuotasRequest),
 }
 
 /// The fixed start of every request header: API key, API version, correlation id.
@@ -214,6 +216,8 @@ fn decode_body(api_key: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Reque
         ApiKey::DescribeAcls => Request::DescribeAcls(Decodable::decode(buf, v)?),
         ApiKey::CreateAcls => Request::CreateAcls(Decodable::decode(buf, v)?),
         ApiKey::DeleteAcls => Request::DeleteAcls(Decodable::decode(buf, v)?),
+        ApiKey::DescribeClientQuotas => Request::DescribeClientQuotas(Decodable::decode(buf, v)?),
+        ApiKey::AlterClientQuotas => Request::AlterClientQuotas(Decodable::decode(buf, v)?),
         other => anyhow::bail!("no decoder for {other:?}"),
     })
 }

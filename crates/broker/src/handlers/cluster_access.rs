@@ -1,10 +1,14 @@
 //! The APIs that act on the cluster as a whole, and the cluster operation each needs, as
 //! Kafka checks them: creating and deleting ACLs, electing leaders, reassigning partitions
 //! and altering SCRAM credentials need ALTER; describing ACLs, reassignments and SCRAM
-//! credentials needs DESCRIBE; writing transaction markers ALTER or CLUSTER_ACTION. A
+//! credentials needs DESCRIBE; describing client quotas DESCRIBE_CONFIGS and altering them
+//! ALTER_CONFIGS; writing transaction markers ALTER or CLUSTER_ACTION. A
 //! refused request is answered CLUSTER_AUTHORIZATION_FAILED in the shape of its response,
 //! before its handler runs.
 
+use kafka_protocol::messages::alter_client_quotas_response::{
+    EntityData as AlteredQuotaEntity, EntryData as AlteredQuotaEntry,
+};
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -90,6 +94,34 @@ pub fn refuse(access: &Access, meta: &RequestMeta, request: &Request) -> Option<
                 ),
             )
         }
+        Request::DescribeClientQuotas(_) if !allowed(Operation::DescribeConfigs) => meta.reply(
+            &DescribeClientQuotasResponse::default()
+                .with_error_code(code)
+                .with_error_message(message())
+                .with_entries(None),
+        ),
+        Request::AlterClientQuotas(r) if !allowed(Operation::AlterConfigs) => meta.reply(
+            &AlterClientQuotasResponse::default().with_entries(
+                r.entries
+                    .iter()
+                    .map(|e| {
+                        AlteredQuotaEntry::default()
+                            .with_error_code(code)
+                            .with_error_message(message())
+                            .with_entity(
+                                e.entity
+                                    .iter()
+                                    .map(|p| {
+                                        AlteredQuotaEntity::default()
+                                            .with_entity_type(p.entity_type.clone())
+                                            .with_entity_name(p.entity_name.clone())
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
         Request::ElectLeaders(r) if !allowed(Operation::Alter) => meta.reply(
             &ElectLeadersResponse::default()
                 .with_error_code(code)

@@ -18,6 +18,7 @@ use crate::state::BrokerState;
 
 pub mod acls;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod cluster_access;
 pub mod configs;
 pub mod create_partitions;
@@ -55,6 +56,12 @@ pub struct RequestMeta {
     pub api_version: i16,
     pub correlation_id: i32,
     pub errors: RequestErrors,
+    /// The throttle time the connection decided before dispatch (a Produce over its
+    /// client quota), for the response's `throttle_time_ms`.
+    pub throttle_time_ms: i32,
+    /// Who sent the request, for the quotas its response counts against (a Fetch's
+    /// bytes); `None` where no quota applies.
+    pub quota: Option<crate::state::QuotaClient>,
 }
 
 impl RequestMeta {
@@ -77,8 +84,15 @@ impl RequestMeta {
     }
 
     /// A Fetch response as chunks that carry the read records without copying them.
-    pub fn fetch_frame(&self, body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
+    /// Its size counts against the consumer's `consumer_byte_rate` quota, and over it the
+    /// response carries the throttle time (the connection is muted for that long).
+    pub fn fetch_frame(&self, mut body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
         self.errors.count(self.api_key, &body);
+        if let Some(quota) = &self.quota {
+            let bytes = body.compute_size(self.api_version).unwrap_or(0);
+            body.throttle_time_ms =
+                quota.record(weir_meta::client_quotas::CONSUMER_BYTE_RATE, bytes);
+        }
         match weir_wire::response::encode_fetch_response(
             self.api_version,
             self.correlation_id,
@@ -118,6 +132,8 @@ pub fn request_meta(state: &BrokerState, request: &DecodedRequest) -> RequestMet
         api_version: request.api_version,
         correlation_id: request.correlation_id,
         errors: state.metrics.request_errors.clone(),
+        throttle_time_ms: 0,
+        quota: None,
     }
 }
 
@@ -234,5 +250,7 @@ pub fn dispatch(
         Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => Reply::Close(None),
         Request::DescribeUserScramCredentials(r) => scram_credentials::describe(state, &meta, r),
         Request::AlterUserScramCredentials(r) => scram_credentials::alter(state, &meta, r),
+        Request::DescribeClientQuotas(r) => client_quotas::describe(state, &meta, r),
+        Request::AlterClientQuotas(r) => client_quotas::alter(state, &meta, r),
     }
 }

@@ -269,7 +269,8 @@ fn append_all(
     verdicts: &HashMap<(String, i32), i16>,
 ) -> Reply {
     let acks = request.acks;
-    let appended = append(state, meta.api_version, request, verdicts);
+    let mut appended = append(state, meta.api_version, request, verdicts);
+    appended.body.throttle_time_ms = meta.throttle_time_ms;
     if acks == 0 {
         return Reply::Nothing;
     }

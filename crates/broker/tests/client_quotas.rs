@@ -1,0 +1,314 @@
+//! DescribeClientQuotas and AlterClientQuotas over real sockets, quotas kept across a
+//! restart, and Produce and Fetch throttled by them: `throttle_time_ms` in the response and
+//! the connection muted for that long.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{batch, TestBroker};
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+
+const INVALID_REQUEST: i16 = 42;
+/// The client id the test client sends.
+const CLIENT_ID: &str = "weir-test";
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+fn entity(parts: &[(&str, Option<&str>)]) -> Vec<EntityData> {
+    parts
+        .iter()
+        .map(|(t, n)| {
+            EntityData::default()
+                .with_entity_type(s(t))
+                .with_entity_name(n.map(s))
+        })
+        .collect()
+}
+
+fn set(parts: &[(&str, Option<&str>)], key: &str, value: f64) -> EntryData {
+    EntryData::default()
+        .with_entity(entity(parts))
+        .with_ops(vec![OpData::default().with_key(s(key)).with_value(value)])
+}
+
+async fn alter(
+    c: &mut common::Client,
+    entries: Vec<EntryData>,
+    validate_only: bool,
+) -> AlterClientQuotasResponse {
+    c.call(
+        ApiKey::AlterClientQuotas,
+        1,
+        &AlterClientQuotasRequest::default()
+            .with_entries(entries)
+            .with_validate_only(validate_only),
+    )
+    .await
+}
+
+/// Every entity with its quotas, as (parts, [(key, value)]), sorted.
+async fn describe_all(
+    c: &mut common::Client,
+) -> Vec<(Vec<(String, Option<String>)>, Vec<(String, f64)>)> {
+    let r: DescribeClientQuotasResponse = c
+        .call(
+            ApiKey::DescribeClientQuotas,
+            1,
+            &DescribeClientQuotasRequest::default().with_strict(false),
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    let mut out: Vec<_> = r
+        .entries
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let mut parts: Vec<_> = e
+                .entity
+                .iter()
+                .map(|p| {
+                    (
+                        p.entity_type.to_string(),
+                        p.entity_name.as_ref().map(|n| n.to_string()),
+                    )
+                })
+                .collect();
+            parts.sort();
+            let mut values: Vec<_> = e
+                .values
+                .iter()
+                .map(|v| (v.key.to_string(), v.value))
+                .collect();
+            values.sort_by(|a, b| a.0.cmp(&b.0));
+            (parts, values)
+        })
+        .collect();
+    out.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    out
+}
+
+#[tokio::test]
+async fn quotas_are_altered_described_refused_and_kept_across_a_restart() {
+    // Goal: Kafka's answers for a good and a bad alteration, validate_only changing
+    // nothing, a filter's error, and the quotas read back after a restart.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("user", Some("alice"))],
+            "producer_byte_rate",
+            1024.0,
+        )],
+        true,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    assert!(
+        describe_all(&mut c).await.is_empty(),
+        "validate_only changes nothing"
+    );
+
+    let r = alter(
+        &mut c,
+        vec![
+            set(&[("user", Some("alice"))], "producer_byte_rate", 1024.0),
+            set(&[("client-id", None)], "consumer_byte_rate", 2048.0),
+            set(&[("client-id", Some("c"))], "producer_byte_rate", -1.0),
+        ],
+        false,
+    )
+    .await;
+    let codes: Vec<i16> = r.entries.iter().map(|e| e.error_code).collect();
+    assert_eq!(codes, vec![0, 0, INVALID_REQUEST]);
+    assert_eq!(
+        r.entries[2].error_message.as_deref(),
+        Some("Quota producer_byte_rate must be greater than 0")
+    );
+    let described = describe_all(&mut c).await;
+    assert_eq!(described.len(), 2);
+
+    let bad: DescribeClientQuotasResponse = c
+        .call(
+            ApiKey::DescribeClientQuotas,
+            0,
+            &DescribeClientQuotasRequest::default().with_components(vec![ComponentData::default()
+                .with_entity_type(s("user"))
+                .with_match_type(0)
+                .with_match(None)]),
+        )
+        .await;
+    assert_eq!(bad.error_code, INVALID_REQUEST);
+    assert!(bad.entries.is_none());
+
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, |_| {}).await;
+    let mut c = broker.client().await;
+    assert_eq!(
+        describe_all(&mut c).await,
+        described,
+        "kept across a restart"
+    );
+}
+
+#[tokio::test]
+async fn a_produce_over_its_quota_is_told_to_wait_and_its_connection_waits() {
+    // Goal: a produce past producer_byte_rate gets Kafka's throttle time, and the
+    // connection's next request is not started before it has passed.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("q", 1, &[]).await, 0);
+    // A quota of 1000 B/s: the first 10 s window holds 10,000 bytes.
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("client-id", Some(CLIENT_ID))],
+            "producer_byte_rate",
+            1000.0,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    let value = "x".repeat(11_000);
+    let records = batch(&[value.as_str()], None, Compression::None, 0);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(s("q")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records)),
+            ])]);
+    let resp: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 0,
+        "appended all the same"
+    );
+    // A bit over 11,000 bytes over 10 s against 1000 B/s: over 1 s of throttle.
+    let throttle_ms = resp.throttle_time_ms;
+    assert!(
+        (1_000..3_000).contains(&throttle_ms),
+        "throttle {throttle_ms} ms"
+    );
+    let started = Instant::now();
+    let _: ApiVersionsResponse = c
+        .call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(throttle_ms as u64 - 100),
+        "the next request waited {waited:?} of {throttle_ms} ms"
+    );
+    // Another connection of the same client id shares the rate: still over it.
+    let mut other = broker.client().await;
+    let resp: ProduceResponse = other.call(ApiKey::Produce, 9, &req).await;
+    assert!(resp.throttle_time_ms > throttle_ms);
+}
+
+#[tokio::test]
+async fn a_fetch_over_its_quota_carries_a_throttle_time() {
+    // Goal: fetched bytes count against consumer_byte_rate; a client without a quota is
+    // never throttled.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("f", 1, &[]).await, 0);
+    let value = "y".repeat(20_000);
+    c.produce(
+        "f",
+        0,
+        1,
+        batch(&[value.as_str()], None, Compression::None, 0),
+    )
+    .await;
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(s("f")))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch).await;
+    assert_eq!(resp.throttle_time_ms, 0, "no quota, no throttle");
+    let r = alter(
+        &mut c,
+        vec![set(&[("user", None)], "consumer_byte_rate", 1000.0)],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    // The user entity is the principal's name: ANONYMOUS here, under /users/<default>.
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch).await;
+    assert!(resp.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .is_some_and(|r| !r.is_empty()));
+    assert!(
+        resp.throttle_time_ms > 5_000,
+        "throttle {} ms",
+        resp.throttle_time_ms
+    );
+}
+
+#[tokio::test]
+async fn quotas_need_describe_configs_and_alter_configs_on_the_cluster() {
+    // Goal: with the authorizer on and no ACL, both APIs are refused as Kafka refuses them
+    // (CLUSTER_AUTHORIZATION_FAILED, each entity named back) and nothing changes; a super
+    // user may do both.
+    const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+    let broker = TestBroker::start(|_| {}).await;
+    broker.state.set_authorizer_enabled(true);
+    let mut c = broker.client().await;
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("user", Some("alice"))],
+            "producer_byte_rate",
+            1024.0,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries.len(), 1);
+    assert_eq!(r.entries[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(r.entries[0].entity[0].entity_name.as_deref(), Some("alice"));
+    let d: DescribeClientQuotasResponse = c
+        .call(
+            ApiKey::DescribeClientQuotas,
+            1,
+            &DescribeClientQuotasRequest::default(),
+        )
+        .await;
+    assert_eq!(d.error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert!(d.entries.is_none());
+
+    broker
+        .state
+        .set_super_users(vec!["User:ANONYMOUS".to_string()]);
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("user", Some("alice"))],
+            "producer_byte_rate",
+            1024.0,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    assert_eq!(describe_all(&mut c).await.len(), 1);
+}
