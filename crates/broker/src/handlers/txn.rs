@@ -162,8 +162,9 @@ pub fn list(
     )
 }
 
-/// AddPartitionsToTxn from a client: partitions of topics that do not exist are refused
-/// with UNKNOWN_TOPIC_OR_PARTITION and the rest with OPERATION_NOT_ATTEMPTED, as Kafka does,
+/// AddPartitionsToTxn from a client: partitions of topics the principal may not write are
+/// refused with TOPIC_AUTHORIZATION_FAILED, those of topics that do not exist with
+/// UNKNOWN_TOPIC_OR_PARTITION, and the rest with OPERATION_NOT_ATTEMPTED, as Kafka does,
 /// without asking the coordinator.
 pub fn add_partitions(
     state: &Arc<BrokerState>,
@@ -182,28 +183,9 @@ pub fn add_partitions(
     if meta.api_version <= 3
         && !access.transactional_id(Operation::Write, r.v3_and_below_transactional_id.0.as_str())
     {
-        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        let results = r
-            .v3_and_below_topics
-            .iter()
-            .map(|t| {
-                AddPartitionsToTxnTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_results_by_partition(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                AddPartitionsToTxnPartitionResult::default()
-                                    .with_partition_index(*p)
-                                    .with_partition_error_code(code)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        return meta.reply(
-            &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
-        );
+        return v3_answer(meta, &r, |_, _| {
+            ResponseError::TransactionalIdAuthorizationFailed
+        });
     }
     let topics: Vec<&AddPartitionsToTxnTopic> = if meta.api_version <= 3 {
         r.v3_and_below_topics.iter().collect()
@@ -240,31 +222,39 @@ pub fn add_partitions(
         .iter()
         .any(|t| t.partitions.iter().any(|p| refusal(t, *p).is_some()));
     if any_unknown && meta.api_version <= 3 {
-        let results = r
-            .v3_and_below_topics
-            .iter()
-            .map(|t| {
-                AddPartitionsToTxnTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_results_by_partition(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                let code =
-                                    refusal(t, *p).unwrap_or(ResponseError::OperationNotAttempted);
-                                AddPartitionsToTxnPartitionResult::default()
-                                    .with_partition_index(*p)
-                                    .with_partition_error_code(code.code())
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        return meta.reply(
-            &AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results),
-        );
+        return v3_answer(meta, &r, |t, p| {
+            refusal(t, p).unwrap_or(ResponseError::OperationNotAttempted)
+        });
     }
     handle(state, meta, client, TxnRequest::AddPartitionsToTxn(r))
+}
+
+/// An AddPartitionsToTxn (v3 or older) answered without the coordinator, with `code` for
+/// each partition.
+fn v3_answer(
+    meta: &RequestMeta,
+    r: &AddPartitionsToTxnRequest,
+    code: impl Fn(&AddPartitionsToTxnTopic, i32) -> ResponseError,
+) -> Reply {
+    let results = r
+        .v3_and_below_topics
+        .iter()
+        .map(|t| {
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            AddPartitionsToTxnPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_partition_error_code(code(t, *p).code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    meta.reply(&AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results))
 }
 
 pub fn add_offsets(
