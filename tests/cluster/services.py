@@ -379,11 +379,13 @@ class Seaweed(_Service):
     static S3 identity and the bucket `weir-test`. Every port is chosen and passed
     explicitly."""
 
-    MODES = ("server", "mini")
+    MODES = ("mini", "server")
     STOP_GRACE_S = 3
 
     def __init__(self, start=True, mode=None):
-        self.mode = mode or os.environ.get("WEIR_TEST_SEAWEED_MODE", "server")
+        # `mini` by default: it restarts in a few seconds, where `server` (same flags)
+        # takes about 25 s before objects written before the stop can be read again.
+        self.mode = mode or os.environ.get("WEIR_TEST_SEAWEED_MODE", "mini")
         assert self.mode in self.MODES, f"mode {self.mode} not in {self.MODES}"
         self.weed = weed_path()
         self.root_dir = tempfile.mkdtemp(prefix="weir-s3-")
@@ -439,7 +441,11 @@ class Seaweed(_Service):
                   # The volume server otherwise waits 10 s (server) before it stops.
                   "-volume.preStopSeconds=0"]
         if self.mode == "mini":
-            return [self.weed, "mini", *common, "-admin.ui=false", "-bucket=" + S3_BUCKET]
+            # The admin server's gRPC side runs even without its UI, on fixed ports
+            # unless told otherwise.
+            return [self.weed, "mini", *common, "-admin.ui=false", "-bucket=" + S3_BUCKET,
+                    f"-admin.port={ports['admin']}", f"-admin.port.grpc={ports['admin'] + 10000}",
+                    "-admin.port.legacy=0"]
         return [self.weed, "server", *common, "-filer", "-s3", "-volume.max=0"]
 
     def start(self):
@@ -447,7 +453,8 @@ class Seaweed(_Service):
         assert not self.closed, "start after close"
         assert self.process is None, "already started"
         for attempt in range(START_ATTEMPTS_MAX):
-            ports = self.ports or dict(zip(("master", "volume", "filer", "s3"), free_port_pairs(4)))
+            names = ("master", "volume", "filer", "s3") + (("admin",) if self.mode == "mini" else ())
+            ports = self.ports or dict(zip(names, free_port_pairs(len(names))))
             log = open(self.log_path, "a")
             self.process = subprocess.Popen(self._command(ports), cwd=self.root_dir,
                                             stdin=subprocess.DEVNULL, stdout=log,
