@@ -178,6 +178,7 @@ class Postgres(_Service):
         self.log_path = os.path.join(self.root_dir, "postgres.log")
         self.port = None
         self.process = None
+        self.paused = False
         self.closed = False
         _open_services.append(self)
         if self.as_root:
@@ -294,7 +295,7 @@ class Postgres(_Service):
         self.paused = True
 
     def resume(self):
-        if not getattr(self, "paused", False):
+        if not self.paused:
             return
         postmaster, children = self._postmaster_pids()
         for pid in children + [postmaster]:
