@@ -56,6 +56,20 @@ impl Access {
         }
     }
 
+    /// The access of `principal` connected from `host`, for callers that are not Kafka
+    /// connections (the HTTP API).
+    pub fn new(state: &Arc<BrokerState>, principal: Principal, host: IpAddr) -> Access {
+        Access {
+            state: Arc::clone(state),
+            principal: Arc::new(principal),
+            host,
+        }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
     fn allows(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
         self.state
             .authorize(&self.principal, self.host, operation, resource_type, name)

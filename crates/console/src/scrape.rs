@@ -7,8 +7,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use prometheus_client::registry::Registry;
+use weir_broker::authz::Access;
 use weir_broker::state::BrokerState;
+use weir_meta::acls::Operation;
 
 use crate::errors::HttpError;
 use crate::group_metrics::GroupMetrics;
@@ -29,10 +32,22 @@ fn registry(state: &Arc<BrokerState>, groups: GroupMetrics) -> Registry {
     registry
 }
 
+/// The scrape names every topic and group, so the caller needs DESCRIBE on the cluster
+/// (always granted while the authorizer is off).
 pub async fn metrics(
     State(state): State<Arc<BrokerState>>,
     State(lag_history): State<Arc<crate::lag_history::LagHistory>>,
+    Extension(access): Extension<Access>,
 ) -> Response {
+    if !access.cluster(Operation::Describe) {
+        let principal = access.principal();
+        return HttpError::new(
+            StatusCode::FORBIDDEN,
+            "cluster_authorization_failed",
+            format!("{principal} may not DESCRIBE the cluster, which /metrics needs; an administrator can grant it with kafka-acls --add --allow-principal {principal} --operation Describe --cluster."),
+        )
+        .into_response();
+    }
     let groups = GroupMetrics::read(&state, &lag_history).await;
     // Encoding takes each partition's lock in turn, which an append may hold during disk
     // I/O, so it runs off the async workers.

@@ -2,7 +2,8 @@
 //! serving, [`Console::run`] serves until shutdown, sampling the groups' lag
 //! ([`crate::lag_history`]) and the broker's throughput ([`crate::throughput_history`])
 //! meanwhile. Routes: `/metrics`, the REST API under `/api/v1` ([`crate::api`]), the web
-//! console's pages and assets ([`crate::ui`]), and a JSON 404 or 405 for anything else.
+//! console's pages and assets ([`crate::ui`]), and a JSON 404 or 405 for anything else,
+//! every one behind the login ([`crate::login`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,9 +13,12 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use weir_broker::authz::Access;
+use weir_broker::security::principal::Principal;
 use weir_broker::state::BrokerState;
 
 use crate::lag_history::{LagHistory, LAG_SAMPLE_INTERVAL};
+use crate::login::{self, Login};
 use crate::throughput_history::{ThroughputHistory, THROUGHPUT_SAMPLE_INTERVAL};
 use crate::{api, errors, scrape, ui};
 
@@ -60,11 +64,13 @@ impl Console {
         let http_addr = listener.local_addr()?;
         let lag_history = LagHistory::new();
         let throughput = Arc::new(ThroughputHistory::default());
+        let login = Login::for_broker(state);
         let ctx = api::ApiContext {
             broker: Arc::clone(state),
             lag_history: Arc::clone(&lag_history),
             throughput: Arc::clone(&throughput),
             http_addr,
+            access: Access::new(state, Principal::anonymous(), http_addr.ip()),
         };
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
@@ -75,7 +81,11 @@ impl Console {
             .merge(api::router(ctx.clone()))
             .merge(ui::router(ctx))
             .fallback(errors::not_found)
-            .method_not_allowed_fallback(errors::method_not_allowed);
+            .method_not_allowed_fallback(errors::method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                login,
+                login::authenticate,
+            ));
         Ok(Console {
             listener,
             router,
@@ -121,9 +131,13 @@ impl Console {
         let sampler = self
             .lag_history
             .spawn_sampler(self.broker, self.lag_sample_interval);
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         sampler.abort();
         throughput.abort();
         served?;

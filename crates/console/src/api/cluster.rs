@@ -1,7 +1,6 @@
 //! `GET /api/v1/cluster`: the cluster id, this node, its listeners, the version, and how
 //! many topics, partitions and groups there are.
 
-use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -35,12 +34,12 @@ pub struct Listener {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Counts {
-    /// Topics, internal ones (`__consumer_offsets`, …) aside.
+    /// Topics the caller may describe, internal ones (`__consumer_offsets`, …) aside.
     pub topics: usize,
     pub internal_topics: usize,
     /// Partitions of every topic, internal ones included.
     pub partitions: usize,
-    /// Groups the coordinator knows, of any protocol.
+    /// Groups the caller may describe, of any protocol.
     pub groups: usize,
 }
 
@@ -53,9 +52,11 @@ pub struct Counts {
         (status = 503, description = "The group coordinator is not running", body = ErrorBody),
     )
 )]
-pub async fn get_cluster(State(ctx): State<ApiContext>) -> Result<Json<Cluster>, HttpError> {
+pub async fn get_cluster(ctx: ApiContext) -> Result<Json<Cluster>, HttpError> {
     let broker = &ctx.broker;
-    let topics = broker.topics();
+    // Counted as the lists show them: what the caller may describe.
+    let mut topics = broker.topics();
+    topics.retain(|t| ctx.may_describe_topic(&t.name));
     let internal_topics = topics.iter().filter(|t| t.internal).count();
     let partitions = topics
         .iter()
@@ -107,7 +108,7 @@ pub struct Throughput {
     tag = "cluster",
     responses((status = 200, description = "Produce and fetch rates over the last hour", body = Throughput))
 )]
-pub async fn get_throughput(State(ctx): State<ApiContext>) -> Json<Throughput> {
+pub async fn get_throughput(ctx: ApiContext) -> Json<Throughput> {
     Json(Throughput {
         sample_interval_s: crate::throughput_history::THROUGHPUT_SAMPLE_INTERVAL.as_secs_f64(),
         samples: ctx.throughput.samples(),

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bytes::Buf;
@@ -29,6 +28,7 @@ use weir_groups::group::RemovalReason;
 use weir_groups::inspect::InspectQuery;
 use weir_groups::rebalances::MemberChangeKind;
 use weir_groups::{GroupRequest, GroupResponse};
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::extract::{JsonBody, PathParams};
@@ -316,6 +316,8 @@ pub async fn list(ctx: &ApiContext) -> Result<Vec<Listed>, HttpError> {
             protocol_type: g.protocol_type.to_string(),
         })
         .collect();
+    // As ListGroups: the groups the caller may not describe are left out.
+    groups.retain(|g| ctx.may_describe_group(&g.group_id));
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     Ok(groups)
 }
@@ -469,7 +471,12 @@ pub async fn committed(
         ));
     }
     let mut out = BTreeMap::new();
-    for t in group.topics {
+    // As OffsetFetch: the topics the caller may not describe are left out.
+    for t in group
+        .topics
+        .into_iter()
+        .filter(|t| ctx.may_describe_topic(&t.name))
+    {
         for p in t.partitions.into_iter().filter(|p| p.committed_offset >= 0) {
             out.insert(
                 (t.name.0.to_string(), p.partition_index),
@@ -515,6 +522,7 @@ fn partition_offsets(
             }
         }
     }
+    owners.retain(|(topic, _), _| ctx.may_describe_topic(topic));
     let mut out: BTreeMap<(String, i32), PartitionOffset> = BTreeMap::new();
     for p in lag.map(|g| g.partitions.as_slice()).unwrap_or_default() {
         let key = (p.topic.clone(), p.partition);
@@ -552,14 +560,18 @@ fn partition_offsets(
     out.into_values().collect()
 }
 
-/// The groups' lag now.
+/// The groups' lag now, on the topics the caller may describe.
 async fn lag_of(ctx: &ApiContext, group_ids: Vec<String>) -> GroupLagReport {
-    GroupLagReport::read(
+    let mut report = GroupLagReport::read(
         &ctx.broker,
         group_ids,
         weir_broker::handlers::produce::now_ms(),
     )
-    .await
+    .await;
+    for g in &mut report.groups {
+        g.partitions.retain(|p| ctx.may_describe_topic(&p.topic));
+    }
+    report
 }
 
 #[utoipa::path(
@@ -571,7 +583,7 @@ async fn lag_of(ctx: &ApiContext, group_ids: Vec<String>) -> GroupLagReport {
         (status = 503, description = "The group coordinator is not running", body = ErrorBody),
     )
 )]
-pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList>, HttpError> {
+pub async fn list_groups(ctx: ApiContext) -> Result<Json<GroupList>, HttpError> {
     let mut listed = list(&ctx).await?;
     let truncated = listed.len().saturating_sub(GROUPS_LISTED_MAX);
     listed.truncate(GROUPS_LISTED_MAX);
@@ -617,9 +629,10 @@ pub async fn list_groups(State(ctx): State<ApiContext>) -> Result<Json<GroupList
     )
 )]
 pub async fn describe_group(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<GroupDetail>, HttpError> {
+    ctx.require_group(Operation::Describe, &group_id)?;
     let (listed, described, _) = read_group(&ctx, &group_id).await?;
     let lag = lag_of(&ctx, vec![group_id.clone()]).await;
     let group_lag = lag.group(&group_id);
@@ -652,9 +665,10 @@ pub async fn describe_group(
     )
 )]
 pub async fn group_rebalances(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<Rebalances>, HttpError> {
+    ctx.require_group(Operation::Describe, &group_id)?;
     let runtime = ctx
         .broker
         .groups()
@@ -724,9 +738,10 @@ pub async fn group_rebalances(
     )
 )]
 pub async fn group_lag_history(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<LagHistoryAnswer>, HttpError> {
+    ctx.require_group(Operation::Describe, &group_id)?;
     let samples = ctx.lag_history.samples(&group_id);
     // A group not sampled yet may still exist.
     if samples.is_empty() && !list(&ctx).await?.iter().any(|g| g.group_id == group_id) {
@@ -742,10 +757,16 @@ pub async fn group_lag_history(
             .map(|s| LagSample {
                 at_ms: s.at_ms,
                 has_members: s.has_members,
-                total_lag: s.partitions.iter().map(|p| p.lag).sum(),
+                total_lag: s
+                    .partitions
+                    .iter()
+                    .filter(|p| ctx.may_describe_topic(&p.topic))
+                    .map(|p| p.lag)
+                    .sum(),
                 partitions: s
                     .partitions
                     .iter()
+                    .filter(|p| ctx.may_describe_topic(&p.topic))
                     .map(|p| LagSamplePartition {
                         topic: p.topic.to_string(),
                         partition: p.partition,
@@ -772,9 +793,10 @@ pub async fn group_lag_history(
     )
 )]
 pub async fn delete_group(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<GroupDeleted>, HttpError> {
+    ctx.require_group(Operation::Delete, &group_id)?;
     let request = DeleteGroupsRequest::default()
         .with_groups_names(vec![GroupId(StrBytes::from_string(group_id.clone()))]);
     let GroupResponse::DeleteGroups(answer) = call(
@@ -817,7 +839,7 @@ pub async fn delete_group(
     )
 )]
 pub async fn delete_offsets(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
     JsonBody(body): JsonBody<DeleteOffsets>,
 ) -> Result<Json<OffsetsDeleted>, HttpError> {
@@ -826,6 +848,11 @@ pub async fn delete_offsets(
             "invalid_body",
             "Name the topics whose offsets to delete in \"topics\".",
         ));
+    }
+    // As OffsetDelete: DELETE on the group, READ on each topic.
+    ctx.require_group(Operation::Delete, &group_id)?;
+    for t in &body.topics {
+        ctx.require_topic(Operation::Read, &t.topic)?;
     }
     let (_, _, committed) = read_group(&ctx, &group_id).await?;
     let mut targets = Vec::new();

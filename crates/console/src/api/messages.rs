@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use axum::extract::State;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
@@ -26,6 +25,8 @@ use kafka_protocol::records::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+use weir_meta::acls::Operation;
 
 use super::extract::{JsonBody, PathParams, QueryParams};
 use super::topics::{partition_or_404, topic_or_404};
@@ -251,10 +252,11 @@ fn offset_at_time(
     )
 )]
 pub async fn read_messages(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams((topic, partition)): PathParams<(String, i32)>,
     QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Json<Messages>, HttpError> {
+    ctx.require_topic(Operation::Read, &topic)?;
     let max_records = bounded(
         "max_records",
         query.max_records,
@@ -351,10 +353,11 @@ pub async fn read_messages(
     )
 )]
 pub async fn produce_message(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(topic_name): PathParams<String>,
     JsonBody(body): JsonBody<ProduceMessage>,
 ) -> Result<Json<Produced>, HttpError> {
+    ctx.require_topic(Operation::Write, &topic_name)?;
     let topic = topic_or_404(&ctx.broker, &topic_name)?;
     if topic.internal {
         return Err(HttpError::bad_request(

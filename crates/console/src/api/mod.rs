@@ -10,10 +10,13 @@
 //!   group, delete its offsets.
 //! - [`offsets_reset`]: plan, execute and undo a reset of a group's offsets.
 //! - [`extract`]: the request extractors, whose refusals are JSON like every error.
+//! - [`authorize`]: the ACL checks each route makes for its caller, the ones the Kafka
+//!   API doing the same work makes.
 //!
 //! The OpenAPI document (`GET /api/v1/openapi.json`) is built from the same annotations the
 //! routes are registered from, so a route cannot be missing from it.
 
+pub mod authorize;
 pub mod cluster;
 pub mod extract;
 pub mod groups;
@@ -24,11 +27,13 @@ pub mod topics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
 use axum::{Json, Router};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use weir_broker::authz::Access;
 use weir_broker::state::BrokerState;
 
 use crate::errors::HttpError;
@@ -41,13 +46,39 @@ use crate::throughput_history::ThroughputHistory;
 pub const API_BODY_BYTES_MAX: usize = 1 << 20;
 
 /// What every handler is given: the broker's state, the console's history of groups' lag,
-/// and where the console listens (shown by `GET /cluster`).
+/// where the console listens (shown by `GET /cluster`), and what the caller may do.
 #[derive(Clone)]
 pub struct ApiContext {
     pub broker: Arc<BrokerState>,
     pub lag_history: Arc<LagHistory>,
     pub throughput: Arc<ThroughputHistory>,
     pub http_addr: SocketAddr,
+    /// The caller's access: anonymous in the router's state, the logged-in caller's once
+    /// a handler takes the context as its extractor.
+    pub access: Access,
+}
+
+/// A handler's context is the router's, with the caller [`crate::login::authenticate`]
+/// found.
+impl FromRequestParts<ApiContext> for ApiContext {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiContext,
+    ) -> Result<ApiContext, HttpError> {
+        let access = parts.extensions.get::<Access>().cloned().ok_or_else(|| {
+            HttpError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "The request reached a route without passing the login.",
+            )
+        })?;
+        Ok(ApiContext {
+            access,
+            ..state.clone()
+        })
+    }
 }
 
 #[derive(OpenApi)]
@@ -132,6 +163,3 @@ pub async fn blocking<T: Send + 'static>(
         }
     }
 }
-
-/// The state as handlers take it.
-pub type Ctx = State<ApiContext>;

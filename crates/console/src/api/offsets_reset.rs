@@ -20,7 +20,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -34,6 +33,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use weir_groups::{GroupRequest, GroupResponse};
+use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::extract::{JsonBody, PathParams};
@@ -539,11 +539,23 @@ async fn execute(
     )
 )]
 pub async fn reset_offsets(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
     JsonBody(body): JsonBody<ResetOffsets>,
 ) -> Result<Json<ResetPlan>, HttpError> {
+    // A dry run reads what kafka-consumer-groups' does (DESCRIBE); executing commits
+    // (OffsetCommit's READ on the group and each topic).
+    let operation = if body.execute {
+        Operation::Read
+    } else {
+        Operation::Describe
+    };
+    ctx.require_group(operation, &group_id)?;
+    for t in &body.topics {
+        ctx.require_topic(operation, &t.topic)?;
+    }
     let partitions = plan(&ctx, &group_id, &body).await?;
+    require_topics(&ctx, operation, &partitions)?;
     let undo_file = if body.execute {
         Some(execute(&ctx, &group_id, &partitions).await?)
     } else {
@@ -555,6 +567,19 @@ pub async fn reset_offsets(
         partitions,
         undo_file,
     }))
+}
+
+/// Refuses unless the caller may perform `operation` on every topic of the plan.
+fn require_topics(
+    ctx: &ApiContext,
+    operation: Operation,
+    partitions: &[PlannedOffset],
+) -> Result<(), HttpError> {
+    let topics: std::collections::BTreeSet<&str> =
+        partitions.iter().map(|p| p.topic.as_str()).collect();
+    topics
+        .into_iter()
+        .try_for_each(|t| ctx.require_topic(operation, t))
 }
 
 #[utoipa::path(
@@ -569,9 +594,10 @@ pub async fn reset_offsets(
     )
 )]
 pub async fn undo_reset(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(group_id): PathParams<String>,
 ) -> Result<Json<ResetPlan>, HttpError> {
+    ctx.require_group(Operation::Read, &group_id)?;
     let dir = undo_dir(&ctx);
     let group = group_id.clone();
     let found = super::blocking(move || {
@@ -607,6 +633,7 @@ pub async fn undo_reset(
         Err(e) if e.code == "invalid_body" => Vec::new(),
         Err(e) => return Err(e),
     };
+    require_topics(&ctx, Operation::Read, &partitions)?;
     if !partitions.is_empty() {
         commit(&ctx, &group_id, &partitions).await?;
     }

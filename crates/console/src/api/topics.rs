@@ -6,8 +6,8 @@
 //! `delete_topic` and `add_partitions`), so both front doors check and do the same.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use weir_broker::handlers::configs::{incremental_topic, RESOURCE_TOPIC};
 use weir_broker::state::{BrokerState, PartitionHandle};
+use weir_meta::acls::Operation;
 use weir_meta::Topic;
 
 use super::extract::{JsonBody, PathParams};
@@ -243,10 +244,12 @@ fn detail(broker: &BrokerState, topic: &Topic) -> Result<TopicDetail, HttpError>
     tag = "topics",
     responses((status = 200, description = "Every topic, internal ones included, by name", body = TopicList))
 )]
-pub async fn list_topics(State(ctx): State<ApiContext>) -> Result<Json<TopicList>, HttpError> {
-    let broker = ctx.broker;
+pub async fn list_topics(ctx: ApiContext) -> Result<Json<TopicList>, HttpError> {
+    let broker = Arc::clone(&ctx.broker);
     blocking(move || {
         let mut topics = broker.topics();
+        // As Metadata: the topics the caller may not describe are left out.
+        topics.retain(|t| ctx.may_describe_topic(&t.name));
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         let truncated = topics.len().saturating_sub(TOPICS_LISTED_MAX);
         topics.truncate(TOPICS_LISTED_MAX);
@@ -284,13 +287,19 @@ pub async fn list_topics(State(ctx): State<ApiContext>) -> Result<Json<TopicList
     )
 )]
 pub async fn describe_topic(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<TopicDetail>, HttpError> {
-    let broker = ctx.broker;
+    ctx.require_topic(Operation::Describe, &name)?;
+    let broker = Arc::clone(&ctx.broker);
     blocking(move || {
         let topic = topic_or_404(&broker, &name)?;
-        detail(&broker, &topic).map(Json)
+        let mut detail = detail(&broker, &topic)?;
+        // The configs are DescribeConfigs' answer, with its ACL.
+        if !ctx.access.topic(Operation::DescribeConfigs, &name) {
+            detail.configs.clear();
+        }
+        Ok(Json(detail))
     })
     .await
 }
@@ -308,9 +317,10 @@ pub async fn describe_topic(
     )
 )]
 pub async fn create_topic(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     JsonBody(body): JsonBody<CreateTopic>,
 ) -> Result<(StatusCode, Json<TopicDetail>), HttpError> {
+    ctx.require_create_topic(&body.name)?;
     let broker = ctx.broker;
     blocking(move || {
         let request = CreatableTopic::default()
@@ -346,9 +356,10 @@ pub async fn create_topic(
     )
 )]
 pub async fn delete_topic(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<TopicDeleted>, HttpError> {
+    ctx.require_topic(Operation::Delete, &name)?;
     let broker = ctx.broker;
     blocking(move || {
         topic_or_404(&broker, &name)?;
@@ -374,10 +385,11 @@ pub async fn delete_topic(
     )
 )]
 pub async fn alter_topic_configs(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<AlterConfigs>,
 ) -> Result<Json<Vec<ConfigEntry>>, HttpError> {
+    ctx.require_topic(Operation::AlterConfigs, &name)?;
     if body.set.is_empty() && body.delete.is_empty() {
         return Err(HttpError::bad_request(
             "invalid_body",
@@ -423,10 +435,11 @@ pub async fn alter_topic_configs(
     )
 )]
 pub async fn add_partitions(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<AddPartitions>,
 ) -> Result<Json<TopicDetail>, HttpError> {
+    ctx.require_topic(Operation::Alter, &name)?;
     let broker = ctx.broker;
     blocking(move || {
         topic_or_404(&broker, &name)?;

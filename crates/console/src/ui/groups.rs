@@ -4,7 +4,6 @@
 //! dialog (preview per partition how many records are reprocessed or skipped, execute,
 //! undo the last reset).
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
@@ -13,8 +12,8 @@ use crate::api::{groups, ApiContext};
 
 use super::layout::{self, card, count, Section};
 
-pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
-    let list = match groups::list_groups(State(ctx.clone())).await {
+pub async fn list_page(ctx: ApiContext) -> Response {
+    let list = match groups::list_groups(ctx.clone()).await {
         Ok(g) => g.0,
         Err(e) => return super::error_page(&ctx, Section::Groups, e),
     };
@@ -60,16 +59,12 @@ pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
     .into_response()
 }
 
-pub async fn group_page(
-    State(ctx): State<ApiContext>,
-    PathParams(group_id): PathParams<String>,
-) -> Response {
-    let group = match groups::describe_group(State(ctx.clone()), PathParams(group_id.clone())).await
-    {
+pub async fn group_page(ctx: ApiContext, PathParams(group_id): PathParams<String>) -> Response {
+    let group = match groups::describe_group(ctx.clone(), PathParams(group_id.clone())).await {
         Ok(g) => g.0,
         Err(e) => return super::error_page(&ctx, Section::Groups, e),
     };
-    let history = match groups::group_rebalances(State(ctx.clone()), PathParams(group_id)).await {
+    let history = match groups::group_rebalances(ctx.clone(), PathParams(group_id)).await {
         Ok(h) => h.0,
         Err(e) => return super::error_page(&ctx, Section::Groups, e),
     };

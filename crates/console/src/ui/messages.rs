@@ -3,7 +3,6 @@
 //! a JSON object or array is pretty-printed, other text is shown as is, and bytes that are
 //! not UTF-8 are shown as hex.
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use chrono::NaiveDateTime;
@@ -46,11 +45,11 @@ fn parse_time(text: &str) -> Result<i64, HttpError> {
 }
 
 pub async fn page(
-    State(ctx): State<ApiContext>,
+    ctx: ApiContext,
     PathParams(name): PathParams<String>,
     QueryParams(query): QueryParams<BrowseQuery>,
 ) -> Response {
-    let topic = match topics::describe_topic(State(ctx.clone()), PathParams(name)).await {
+    let topic = match topics::describe_topic(ctx.clone(), PathParams(name)).await {
         Ok(t) => t.0,
         Err(e) => return super::error_page(&ctx, Section::Topics, e),
     };
@@ -71,7 +70,7 @@ pub async fn page(
         max_bytes: None,
     };
     let read = messages::read_messages(
-        State(ctx.clone()),
+        ctx.clone(),
         PathParams((topic.name.clone(), partition)),
         QueryParams(read),
     )

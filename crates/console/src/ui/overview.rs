@@ -1,7 +1,6 @@
 //! `/`: the cluster at a glance: counts, throughput in and out over the last hour, and the
 //! consumer groups that need attention (any status but OK), worst first.
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
@@ -9,16 +8,16 @@ use crate::api::{cluster, groups, topics, ApiContext};
 
 use super::layout::{self, bytes, card, count, Section};
 
-pub async fn page(State(ctx): State<ApiContext>) -> Response {
-    let cluster = match cluster::get_cluster(State(ctx.clone())).await {
+pub async fn page(ctx: ApiContext) -> Response {
+    let cluster = match cluster::get_cluster(ctx.clone()).await {
         Ok(c) => c.0,
         Err(e) => return super::error_page(&ctx, Section::Overview, e),
     };
-    let topics = match topics::list_topics(State(ctx.clone())).await {
+    let topics = match topics::list_topics(ctx.clone()).await {
         Ok(t) => t.0,
         Err(e) => return super::error_page(&ctx, Section::Overview, e),
     };
-    let groups = match groups::list_groups(State(ctx.clone())).await {
+    let groups = match groups::list_groups(ctx.clone()).await {
         Ok(g) => g.0,
         Err(e) => return super::error_page(&ctx, Section::Overview, e),
     };

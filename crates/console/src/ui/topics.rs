@@ -2,7 +2,6 @@
 //! partitions' offsets and sizes, its configs and where each comes from, adding partitions,
 //! and deleting it after typing its name.
 
-use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
@@ -11,8 +10,8 @@ use crate::api::{topics, ApiContext};
 
 use super::layout::{self, bytes, count, Section};
 
-pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
-    let list = match topics::list_topics(State(ctx.clone())).await {
+pub async fn list_page(ctx: ApiContext) -> Response {
+    let list = match topics::list_topics(ctx.clone()).await {
         Ok(t) => t.0,
         Err(e) => return super::error_page(&ctx, Section::Topics, e),
     };
@@ -54,11 +53,8 @@ pub async fn list_page(State(ctx): State<ApiContext>) -> Response {
     layout::page("Topics", Section::Topics, &ctx.broker.cluster_id(), body).into_response()
 }
 
-pub async fn topic_page(
-    State(ctx): State<ApiContext>,
-    PathParams(name): PathParams<String>,
-) -> Response {
-    let topic = match topics::describe_topic(State(ctx.clone()), PathParams(name)).await {
+pub async fn topic_page(ctx: ApiContext, PathParams(name): PathParams<String>) -> Response {
+    let topic = match topics::describe_topic(ctx.clone(), PathParams(name)).await {
         Ok(t) => t.0,
         Err(e) => return super::error_page(&ctx, Section::Topics, e),
     };

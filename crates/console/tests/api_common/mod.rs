@@ -25,6 +25,8 @@ pub struct Api {
     pub broker: TestBroker,
     pub addr: SocketAddr,
     client: Client<HttpConnector, Body>,
+    /// The `Authorization` header sent with every request, once [`Api::log_in`] set it.
+    authorization: Option<String>,
 }
 
 /// One answer: its status, content type and body (as JSON when it parses, else a string).
@@ -33,6 +35,8 @@ pub struct Answer {
     pub status: u16,
     pub content_type: String,
     pub body: Value,
+    /// The `WWW-Authenticate` challenge, when the answer has one.
+    pub www_authenticate: Option<String>,
 }
 
 impl Answer {
@@ -82,17 +86,35 @@ impl Api {
             broker,
             addr,
             client,
+            authorization: None,
         }
+    }
+
+    /// Sends `Authorization: Basic` with every later request (None: no header).
+    pub fn log_in(&mut self, user_and_password: Option<(&str, &str)>) {
+        use base64::Engine;
+        self.authorization = user_and_password.map(|(user, password)| {
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Basic {encoded}")
+        });
+    }
+
+    /// Sends this `Authorization` header as it is with every later request.
+    pub fn set_authorization(&mut self, value: &str) {
+        self.authorization = Some(value.to_string());
     }
 
     /// Sends raw bytes with a content type.
     pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> Answer {
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(format!("http://{}{path}", self.addr))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body))
-            .unwrap();
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        let request = request.body(Body::from(body)).unwrap();
         let response = self.client.request(request).await.unwrap();
         let status = response.status().as_u16();
         let content_type = response
@@ -100,6 +122,10 @@ impl Api {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
+        let www_authenticate = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string());
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -107,6 +133,7 @@ impl Api {
             status,
             content_type,
             body,
+            www_authenticate,
         }
     }
 
