@@ -84,6 +84,8 @@ python3 tests/metrics/prometheus_test.py "$PWD/target/release/weir"
 echo "== web console in Chromium (Playwright): every page at desktop and phone widths, light and dark, without a console error; an offset reset previewed, executed and undone, checked through the Kafka protocol"
 (cd tests/console && npm ci --silent --no-audit --no-fund)
 node tests/console/console_test.mjs "$PWD/target/release/weir" "$PWD/tests/console/screenshots"
+echo "== web console with security on: 401 and the Basic challenge without a login, the super user works the console (an offset reset from the group page), a user without ACLs sees no topic or group and is refused with 403"
+node tests/console/login_test.mjs "$PWD/target/release/weir"
 
 echo "== the weir CLI against weir and Apache Kafka"
 python3 tests/cli/cli_test.py "$PWD/target/release/weir" --broker both
