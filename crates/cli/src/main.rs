@@ -120,6 +120,10 @@ struct ServeArgs {
     /// Address to serve HTTP on (Prometheus /metrics, the admin API under /api/v1), or `off`.
     #[arg(long, env = "WEIR_HTTP_LISTEN", default_value = weir_console::server::HTTP_LISTEN_DEFAULT)]
     http_listen: String,
+    /// Serve HTTPS instead of HTTP, with the broker's certificate and key
+    /// (--ssl-certificate-location, --ssl-key-location).
+    #[arg(long, env = "WEIR_HTTP_TLS")]
+    http_tls: bool,
     /// host:port clients are told to connect to; defaults to the listen address.
     #[arg(long, env = "WEIR_ADVERTISED_ADDRESS")]
     advertised_address: Option<String>,
@@ -281,6 +285,9 @@ fn parse_http_listen(s: &str) -> anyhow::Result<Option<SocketAddr>> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_listen = parse_http_listen(&args.http_listen)?;
+    if args.http_tls && http_listen.is_none() {
+        anyhow::bail!("--http-tls needs the HTTP listener: give --http-listen an address, or leave out --http-tls");
+    }
     let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
     let advertised = match &args.advertised_address {
         Some(adv) => Some(parse_advertised(adv).map_err(anyhow::Error::msg)?),
@@ -357,9 +364,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let console = match http_listen {
         Some(addr) => {
-            let console = weir_console::Console::bind(addr, &broker.state()).await?;
+            let console =
+                weir_console::Console::bind_with(addr, &broker.state(), args.http_tls).await?;
             tracing::info!(
-                "weir serving HTTP on http://{} (metrics at /metrics)",
+                "weir serving HTTP on {}://{} (metrics at /metrics)",
+                if args.http_tls { "https" } else { "http" },
                 console.local_addr()
             );
             // The broker's run ends the process; the console needs no shutdown of its own.

@@ -24,6 +24,7 @@
 //!   the overview chart, sampled by a task [`Console::run`] starts.
 //! - [`ui`]: the web console: server-rendered pages that read through the API's functions,
 //!   with its stylesheet, script and chart library compiled in.
+//! - [`https`]: HTTPS for that listener with the broker's certificate (`--http-tls`).
 //! - [`login`]: who calls: HTTP Basic against the broker's SCRAM users once security is
 //!   on, the caller's ACL access handed to every route.
 //! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
@@ -34,6 +35,7 @@ pub mod errors;
 pub mod group_lag;
 pub mod group_metrics;
 pub mod group_status;
+pub mod https;
 pub mod lag_history;
 pub mod login;
 pub mod partition_metrics;

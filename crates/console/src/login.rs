@@ -16,7 +16,7 @@
 //! deleted credential refuses it at once.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -34,6 +34,7 @@ use weir_broker::state::BrokerState;
 use weir_meta::scram::{ScramCredential, ScramMechanism};
 
 use crate::errors::HttpError;
+use crate::https::Peer;
 
 /// The realm browsers show in their login dialog.
 pub const REALM: &str = "weir";
@@ -156,8 +157,8 @@ pub async fn authenticate(
 ) -> Response {
     let host = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| c.0 .0.ip())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let principal = if !login.required {
         Principal::anonymous()

@@ -17,6 +17,7 @@ use weir_broker::authz::Access;
 use weir_broker::security::principal::Principal;
 use weir_broker::state::BrokerState;
 
+use crate::https::{Peer, TlsListener};
 use crate::lag_history::{LagHistory, LAG_SAMPLE_INTERVAL};
 use crate::login::{self, Login};
 use crate::throughput_history::{ThroughputHistory, THROUGHPUT_SAMPLE_INTERVAL};
@@ -44,8 +45,15 @@ impl FromRef<ConsoleState> for Arc<LagHistory> {
 /// The address `weir serve` listens for HTTP on unless told otherwise.
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:9644";
 
+/// The HTTP listener, plain or TLS.
+enum Bound {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
 pub struct Console {
-    listener: TcpListener,
+    listener: Bound,
+    local_addr: SocketAddr,
     router: Router,
     broker: Arc<BrokerState>,
     lag_history: Arc<LagHistory>,
@@ -56,12 +64,32 @@ pub struct Console {
 
 impl Console {
     pub async fn bind(listen: SocketAddr, state: &Arc<BrokerState>) -> anyhow::Result<Console> {
+        Console::bind_with(listen, state, false).await
+    }
+
+    /// As [`Console::bind`], serving HTTPS with the broker's certificate when `https` is set
+    /// (`--http-tls`).
+    pub async fn bind_with(
+        listen: SocketAddr,
+        state: &Arc<BrokerState>,
+        https: bool,
+    ) -> anyhow::Result<Console> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen for HTTP on {listen}: {e}; pick another address with --http-listen, or turn it off with --http-listen off"
             )
         })?;
         let http_addr = listener.local_addr()?;
+        let listener = if https {
+            let settings = state.config.security.tls.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--http-tls serves the broker's certificate, but none is given: set --ssl-certificate-location and --ssl-key-location"
+                )
+            })?;
+            Bound::Tls(TlsListener::new(listener, settings)?)
+        } else {
+            Bound::Plain(listener)
+        };
         let lag_history = LagHistory::new();
         let throughput = Arc::new(ThroughputHistory::default());
         let login = Login::for_broker(state);
@@ -70,6 +98,7 @@ impl Console {
             lag_history: Arc::clone(&lag_history),
             throughput: Arc::clone(&throughput),
             http_addr,
+            https,
             access: Access::new(state, Principal::anonymous(), http_addr.ip()),
         };
         let router = Router::new()
@@ -88,6 +117,7 @@ impl Console {
             ));
         Ok(Console {
             listener,
+            local_addr: http_addr,
             router,
             broker: Arc::clone(state),
             lag_history,
@@ -114,9 +144,7 @@ impl Console {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("bound listener has an address")
+        self.local_addr
     }
 
     /// Serves until `shutdown` resolves, sampling the groups' lag and the throughput
@@ -131,13 +159,25 @@ impl Console {
         let sampler = self
             .lag_history
             .spawn_sampler(self.broker, self.lag_sample_interval);
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let router = self.router;
+        let served = match self.listener {
+            Bound::Plain(listener) => {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<Peer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+            Bound::Tls(listener) => {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<Peer>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        };
         sampler.abort();
         throughput.abort();
         served?;

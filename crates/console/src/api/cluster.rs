@@ -24,7 +24,7 @@ pub struct Listener {
     /// A Kafka listener's name (`PLAINTEXT`, `SASL_SSL`, or one of `--listeners`), or
     /// `http` (this API, the console and /metrics).
     pub name: String,
-    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`, or `HTTP`.
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`, `HTTP` or `HTTPS`.
     pub protocol: String,
     /// host:port where it listens.
     pub address: String,
@@ -79,7 +79,7 @@ pub async fn get_cluster(ctx: ApiContext) -> Result<Json<Cluster>, HttpError> {
             })
             .chain(std::iter::once(Listener {
                 name: "http".into(),
-                protocol: "HTTP".into(),
+                protocol: if ctx.https { "HTTPS" } else { "HTTP" }.into(),
                 address: ctx.http_addr.to_string(),
                 advertised: None,
             }))

@@ -53,6 +53,8 @@ pub struct ApiContext {
     pub lag_history: Arc<LagHistory>,
     pub throughput: Arc<ThroughputHistory>,
     pub http_addr: SocketAddr,
+    /// Whether that listener serves HTTPS (`--http-tls`).
+    pub https: bool,
     /// The caller's access: anonymous in the router's state, the logged-in caller's once
     /// a handler takes the context as its extractor.
     pub access: Access,
