@@ -227,8 +227,11 @@ public class AclMatrix {
             }
         });
         cases.put("group-offsets-after", () -> "OK " + offsets(a, "g-consume"));
-        cases.put("describe-group", () -> "OK state=" + a.describeConsumerGroups(List.of("g-consume"))
-                .all().get().get("g-consume").groupState());
+        cases.put("describe-group", () -> {
+            var g = a.describeConsumerGroups(List.of("g-consume"),
+                    new DescribeConsumerGroupsOptions().includeAuthorizedOperations(true)).all().get().get("g-consume");
+            return "OK state=" + g.groupState() + " ops=" + new TreeSet<>(g.authorizedOperations());
+        });
         cases.put("list-groups", () -> "OK " + a.listGroups().all().get().stream().map(GroupListing::groupId)
                 .filter(g -> g.startsWith("g-")).sorted().collect(Collectors.joining(",")));
         cases.put("alter-offsets", () -> {
@@ -275,7 +278,10 @@ public class AclMatrix {
         cases.put("describe-producers", () -> "OK producers=" + a.describeProducers(
                 List.of(new TopicPartition("m-txn", 0))).all().get().get(new TopicPartition("m-txn", 0))
                 .activeProducers().size());
-        cases.put("describe-cluster", () -> "OK nodes=" + a.describeCluster().nodes().get().size());
+        cases.put("describe-cluster", () -> {
+            var c = a.describeCluster(new DescribeClusterOptions().includeAuthorizedOperations(true));
+            return "OK nodes=" + c.nodes().get().size() + " ops=" + new TreeSet<>(c.authorizedOperations().get());
+        });
         cases.put("describe-log-dirs", () -> {
             int node = a.describeCluster().nodes().get().iterator().next().id();
             a.describeLogDirs(List.of(node)).allDescriptions().get();

@@ -31,6 +31,17 @@ const TOPIC_OPERATIONS: [Operation; 8] = [
     Operation::AlterConfigs,
 ];
 
+/// The operations the cluster supports.
+const CLUSTER_OPERATIONS: [Operation; 7] = [
+    Operation::Create,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+    Operation::Alter,
+    Operation::Describe,
+];
+
 /// The operations a group supports.
 const GROUP_OPERATIONS: [Operation; 5] = [
     Operation::Read,
@@ -111,6 +122,14 @@ impl Access {
         GROUP_OPERATIONS
             .iter()
             .filter(|op| self.group(**op, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
+    /// The operations the principal may perform on the cluster, as a bit field.
+    pub fn cluster_operations(&self) -> i32 {
+        CLUSTER_OPERATIONS
+            .iter()
+            .filter(|op| self.cluster(**op))
             .fold(0, |bits, op| bits | (1 << op.code()))
     }
 

@@ -1,4 +1,5 @@
-//! DescribeCluster: this one broker, which is also the controller.
+//! DescribeCluster: this one broker, which is also the controller, and (when asked) the
+//! operations the principal may perform on the cluster.
 
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ pub fn handle(
                 "endpoint type must be 1 (brokers) or 2 (controllers)",
             )));
         return meta.reply(&body);
+    }
+    if request.include_cluster_authorized_operations {
+        body.cluster_authorized_operations =
+            crate::authz::Access::of(state, client).cluster_operations();
     }
     body.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(state.config.node_id))

@@ -63,6 +63,9 @@ pub struct After {
     /// Leave out what the principal may not describe (ListGroups, OffsetFetch of every
     /// topic).
     filter: Option<Access>,
+    /// DescribeGroups and ConsumerGroupDescribe asking for authorized operations: each
+    /// described group's are the principal's.
+    operations: Option<Access>,
 }
 
 /// Checks `request`, taking out what the principal may not touch: `Err` is the answer when
@@ -254,6 +257,9 @@ pub fn check(
             }
         }
         GroupRequest::DescribeGroups(r) => {
+            if r.include_authorized_operations {
+                after.operations = Some(access.clone());
+            }
             r.groups.retain(|g| {
                 let allowed = access.group(Operation::Describe, g);
                 if !allowed {
@@ -293,6 +299,9 @@ pub fn check(
             }
         }
         GroupRequest::ConsumerGroupDescribe(r, _) => {
+            if r.include_authorized_operations {
+                after.operations = Some(access.clone());
+            }
             r.group_ids.retain(|g| {
                 let allowed = access.group(Operation::Describe, g);
                 if !allowed {
@@ -373,9 +382,21 @@ impl After {
                         .retain(|g| access.group(Operation::Describe, g.group_id.0.as_str()));
                 }
             }
-            GroupResponse::DescribeGroups(b) => b.groups.extend(self.described_refused),
+            GroupResponse::DescribeGroups(b) => {
+                if let Some(access) = &self.operations {
+                    for g in b.groups.iter_mut().filter(|g| g.error_code == 0) {
+                        g.authorized_operations = access.group_operations(g.group_id.0.as_str());
+                    }
+                }
+                b.groups.extend(self.described_refused)
+            }
             GroupResponse::DeleteGroups(b) => b.results.extend(self.deleted_refused),
             GroupResponse::ConsumerGroupDescribe(b) => {
+                if let Some(access) = &self.operations {
+                    for g in b.groups.iter_mut().filter(|g| g.error_code == 0) {
+                        g.authorized_operations = access.group_operations(g.group_id.0.as_str());
+                    }
+                }
                 b.groups.extend(self.consumer_described_refused)
             }
             _ => {}
