@@ -94,6 +94,46 @@ async fn malformed_frames_close_the_connection_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acks_0_produce_that_fails_closes_the_connection() {
+    // Goal: acks=0 gets no answer; when a partition fails, the connection is closed, as
+    // Kafka closes it, so the client learns; the good partition's batch is still stored.
+    let broker = TestBroker::start(|c| c.auto_create_topics = false).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("t", 1, &[]).await, 0);
+    let good = batch(&["a"], None, Compression::None, 1000);
+    let request = |partitions: &[i32]| {
+        ProduceRequest::default()
+            .with_acks(0)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            produce_request::PartitionProduceData::default()
+                                .with_index(*p)
+                                .with_records(Some(good.clone()))
+                        })
+                        .collect(),
+                )])
+    };
+    // Good: no answer, and the connection stays (the next request is answered).
+    let (_, frame) = c.encode(ApiKey::Produce, 9, &request(&[0]));
+    c.send_raw(&frame).await;
+    assert_eq!(c.fetch("t", 0, 0, 0).await.high_watermark, 1);
+    // One good, one unknown partition: closed.
+    let (_, frame) = c.encode(ApiKey::Produce, 9, &request(&[0, 7]));
+    c.send_raw(&frame).await;
+    assert!(
+        c.is_closed().await,
+        "an acks=0 produce that failed leaves the connection open"
+    );
+    let mut again = broker.client().await;
+    assert_eq!(again.fetch("t", 0, 0, 0).await.high_watermark, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_get_kafka_error_codes_and_store_nothing() {
     // Goal: bad CRC, oversized batch, bad acks, unknown topic (auto-create off) and a
     // sequence gap each get Kafka's code, and nothing bad is stored.

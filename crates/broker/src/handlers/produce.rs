@@ -162,10 +162,11 @@ fn has_transactional_records(request: &ProduceRequest) -> bool {
     })
 }
 
-/// Every partition of the request refused with `code`.
+/// Every partition of the request refused with `code`; with acks=0, where no answer
+/// could say so, the connection is closed, as Kafka closes it.
 fn refuse_all(meta: &RequestMeta, request: &ProduceRequest, code: ResponseError) -> Reply {
     if request.acks == 0 {
-        return Reply::Nothing;
+        return Reply::Close(None);
     }
     let responses = request
         .topic_data
@@ -272,7 +273,19 @@ fn append_all(
     let mut appended = append(state, meta.api_version, request, verdicts);
     appended.body.throttle_time_ms = meta.throttle_time_ms;
     if acks == 0 {
-        return Reply::Nothing;
+        // No answer goes back; an error is told the only way left, as Kafka tells it: the
+        // connection is closed (what was appended stays).
+        let failed = appended
+            .body
+            .responses
+            .iter()
+            .flat_map(|t| &t.partition_responses)
+            .any(|p| p.error_code != 0);
+        return if failed {
+            Reply::Close(None)
+        } else {
+            Reply::Nothing
+        };
     }
     if !appended.waits_for_fsync(state) {
         return meta.reply(&appended.body);
