@@ -16,7 +16,11 @@ Checked on each broker:
    the error code and message must equal what Kafka gives;
 3. re-authentication (KIP-368): with connections.max.reauth.ms of 3 s and tokens living 60 s,
    a consumer reading for 8 s reads what is produced meanwhile without connecting again
-   (librdkafka's statistics count its connects): its sessions were renewed in place.
+   (librdkafka's statistics count its connects): its sessions were renewed in place;
+4. the Java client through Kafka's own tools, its token read from a file by Kafka's
+   OAuthBearerLoginCallbackHandler (`sasl.oauthbearer.token.endpoint.url=file://…`):
+   kafka-console-producer and kafka-console-consumer round-trip records with a valid token,
+   and kafka-topics with an expired one fails with the sentence Kafka gives.
 """
 import argparse
 import base64
@@ -204,17 +208,65 @@ def round_trip(r, broker, key):
             f"connects before {connects_before}, after {connects_after}")
 
 
-def run(r, broker, key, other):
+def java_config(work, name, token):
+    """A Java client config whose login reads `token` (as oauth_cb gives it: the JWT first) from a file."""
+    token_file = os.path.join(work, f"{name}.jwt")
+    with open(token_file, "w") as f:
+        f.write(token[0])
+    config = os.path.join(work, f"{name}.properties")
+    with open(config, "w") as f:
+        f.write("security.protocol=SASL_PLAINTEXT\n"
+                "sasl.mechanism=OAUTHBEARER\n"
+                "sasl.login.callback.handler.class="
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"
+                f"sasl.oauthbearer.token.endpoint.url=file://{token_file}\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;\n")
+    return config, "file://" + token_file
+
+
+def java_tool(name, args, allowed_url, stdin=None, timeout=90):
+    env = dict(os.environ, KAFKA_TOOL_HEAP=f"-Xmx256m -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={allowed_url}")
+    p = subprocess.run([os.path.join(KAFKA_DIR, "tool"), name] + args, input=stdin, capture_output=True,
+                       text=True, timeout=timeout, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def java_tools(r, broker, key, work):
+    """Kafka's tools with a token file: a round trip, then an expired token's refusal."""
+    b = broker.bootstrap()
+    topic = f"oauth-java-{int(time.time() * 1000)}"
+    config, url = java_config(work, f"{broker.name}-valid", key.token(lifetime_s=600))
+    values = [f"java-{i}" for i in range(5)]
+    code, _, err = java_tool("kafka-console-producer", ["--bootstrap-server", b, "--topic", topic,
+                                                        "--producer.config", config], url,
+                             stdin="\n".join(values) + "\n")
+    r.check(f"{broker.name} Java client (kafka-console-producer) with a token file: produced", code == 0, err[-800:])
+    code, out, err = java_tool("kafka-console-consumer", ["--bootstrap-server", b, "--topic", topic,
+                                                          "--from-beginning", "--max-messages", str(len(values)),
+                                                          "--timeout-ms", "30000", "--command-config", config], url)
+    r.check(f"{broker.name} Java client (kafka-console-consumer) with a token file: read back",
+            out.split() == values, f"exit {code}: {out!r} {err[-800:]}")
+    config, url = java_config(work, f"{broker.name}-expired", key.token(lifetime_s=-120))
+    code, out, err = java_tool("kafka-topics", ["--bootstrap-server", b, "--list", "--command-config", config], url)
+    lines = [l.strip() for l in (out + err).splitlines() if "Error while executing" in l or "Exception:" in l]
+    refused = lines[0] if lines else f"exit {code}, no exception: {(out + err)[-400:]}"
+    print(f"  {broker.name} Java client, expired token: {refused}")
+    return refused
+
+
+def run(r, broker, key, other, work):
     broker.start()
     try:
         round_trip(r, broker, key)
+        java_refused = java_tools(r, broker, key, work)
         cases = {
             "expired": lambda: key.token(lifetime_s=-120),
             "signed by another key": lambda: other.token(kid=key.kid),
             "another audience": lambda: key.token(aud="someone-else"),
             "another issuer": lambda: key.token(iss="https://elsewhere.test"),
         }
-        return {name: refusal(broker.bootstrap(), make) for name, make in cases.items()}
+        answers = {name: refusal(broker.bootstrap(), make) for name, make in cases.items()}
+        return answers, java_refused
     finally:
         broker.stop()
 
@@ -230,13 +282,18 @@ def main():
         json.dump({"keys": [key.jwk()]}, f)
     r = Report()
     answers = {}
+    java_answers = {}
     for name in harness.broker_names(args):
         broker = KafkaBroker(jwks) if name == "kafka" else WeirBroker(args.weir_bin, jwks)
-        answers[name] = run(r, broker, key, other)
+        answers[name], java_answers[name] = run(r, broker, key, other, work)
+        r.check(f"{name} Java client, expired token: refused as an invalid token",
+                '"status":"invalid_token"' in java_answers[name], java_answers[name])
         for case, (code, msg) in answers[name].items():
             print(f"  {name} {case}: {code}: {msg}")
             r.check(f"{name} {case}: refused as an authentication failure", code == "_AUTHENTICATION", code)
     if len(answers) == 2:
+        r.check("Java client, expired token: weir refuses as Kafka does", java_answers["weir"] == java_answers["kafka"],
+                f"kafka: {java_answers['kafka']}\nweir:  {java_answers['weir']}")
         for case in answers["kafka"]:
             r.check(f"{case}: weir refuses as Kafka does", answers["weir"][case] == answers["kafka"][case],
                     f"kafka: {answers['kafka'][case]}\nweir:  {answers['weir'][case]}")
