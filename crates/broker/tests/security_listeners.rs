@@ -531,3 +531,76 @@ async fn changed_certificate_files_are_picked_up_by_new_connections() {
     assert!(tls_connect(ssl, &files.trusted.ca, None).await.is_err());
     b.stop().await;
 }
+
+#[tokio::test]
+async fn listeners_take_their_own_client_auth_and_mechanisms() {
+    // Goal: Kafka's listener.name.<name>. settings: of two SSL listeners only the one told
+    // to require client certificates refuses a client without one; a SASL listener with its
+    // own mechanisms offers those, another the broker's.
+    use weir_broker::security::listener::{parse_protocol_map, SecurityProtocol};
+    use weir_broker::security::listener_overrides::{
+        parse_listener_setting, ListenerOverridesByName,
+    };
+    let files = tls_files(ClientAuth::None);
+    let settings = files.settings.clone();
+    let b = TestBroker::start(move |c| {
+        let map = parse_protocol_map(
+            "INTERNAL:SSL,EXTERNAL:SSL,CLIENTS:SASL_PLAINTEXT,OTHERS:SASL_PLAINTEXT",
+        )
+        .unwrap();
+        c.listeners = parse_listeners(
+            "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0,CLIENTS://127.0.0.1:0,OTHERS://127.0.0.1:0",
+            &map,
+        )
+        .unwrap();
+        assert!(c.listeners.iter().take(2).all(|l| l.protocol == SecurityProtocol::Ssl));
+        c.security.tls = Some(settings);
+        let mut overrides = ListenerOverridesByName::new();
+        for entry in [
+            "listener.name.internal.ssl.client.auth=required",
+            "listener.name.clients.sasl.enabled.mechanisms=PLAIN",
+        ] {
+            parse_listener_setting(entry, &mut overrides).unwrap();
+        }
+        c.security.listener_overrides = overrides;
+    })
+    .await;
+    let mut external = tls_connect(listener_addr(&b, "EXTERNAL"), &files.trusted.ca, None)
+        .await
+        .unwrap();
+    assert!(api_versions(&mut external).await.is_some());
+    let refused = match tls_connect(listener_addr(&b, "INTERNAL"), &files.trusted.ca, None).await {
+        Err(_) => true,
+        Ok(mut s) => api_versions(&mut s).await.is_none(),
+    };
+    assert!(refused, "INTERNAL served a client without a certificate");
+    let alice = files.trusted.issue(&[], &[(DnType::CommonName, "alice")]);
+    let mut internal = tls_connect(
+        listener_addr(&b, "INTERNAL"),
+        &files.trusted.ca,
+        Some(alice),
+    )
+    .await
+    .unwrap();
+    assert!(api_versions(&mut internal).await.is_some());
+
+    for (listener, offered) in [
+        ("CLIENTS", vec!["PLAIN"]),
+        ("OTHERS", vec!["SCRAM-SHA-512", "SCRAM-SHA-256"]),
+    ] {
+        let mut s = TcpStream::connect(listener_addr(&b, listener))
+            .await
+            .unwrap();
+        let r: SaslHandshakeResponse = call(
+            &mut s,
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI")),
+        )
+        .await
+        .unwrap();
+        let names: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+        assert_eq!(names, offered, "{listener}");
+    }
+    b.stop().await;
+}

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use weir_broker::security::listener::{apply_advertised, parse_listeners, parse_protocol_map};
+use weir_broker::security::listener_overrides::{
+    parse_listener_setting, parse_mechanisms, ListenerOverridesByName,
+};
 use weir_broker::security::oauthbearer::OAuthSettings;
 use weir_broker::security::principal::PrincipalMapping;
-use weir_broker::security::sasl::Mechanism;
 use weir_broker::security::tls::{ClientAuth, TlsSettings};
 use weir_broker::BrokerConfig;
 
@@ -49,6 +51,11 @@ pub struct SecurityArgs {
         default_value = "SCRAM-SHA-512,SCRAM-SHA-256"
     )]
     sasl_enabled_mechanisms: String,
+    /// One listener's own setting, as Kafka names it:
+    /// 'listener.name.internal.ssl.client.auth=required' or
+    /// 'listener.name.external.sasl.enabled.mechanisms=SCRAM-SHA-512'. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    listener_config: Vec<String>,
     /// A SCRAM credential to create at start if the user has none for that mechanism,
     /// as kafka-storage's --add-scram takes it: 'SCRAM-SHA-256=[name=alice,password=…]'.
     /// Repeatable.
@@ -142,23 +149,24 @@ impl SecurityArgs {
                 "give both --ssl-certificate-location and --ssl-key-location, or neither"
             ),
         };
-        let mut mechanisms = Vec::new();
-        for name in self
-            .sasl_enabled_mechanisms
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-        {
-            let m = Mechanism::from_name(name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "SASL mechanism '{name}' is not one weir offers: choose from PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
-                )
-            })?;
-            if !mechanisms.contains(&m) {
-                mechanisms.push(m);
-            }
+        config.security.sasl_mechanisms =
+            parse_mechanisms(&self.sasl_enabled_mechanisms).map_err(anyhow::Error::msg)?;
+        let mut overrides = ListenerOverridesByName::new();
+        for entry in &self.listener_config {
+            parse_listener_setting(entry, &mut overrides).map_err(anyhow::Error::msg)?;
         }
-        config.security.sasl_mechanisms = mechanisms;
+        if let Some(name) = overrides
+            .keys()
+            .find(|name| !config.listeners.iter().any(|l| &l.name == *name))
+        {
+            let known: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+            anyhow::bail!(
+                "--listener-config names listener '{}', which --listeners does not have ({})",
+                name.to_ascii_lowercase(),
+                known.join(", ")
+            );
+        }
+        config.security.listener_overrides = overrides;
         config.security.principal_mapping =
             PrincipalMapping::parse(&self.ssl_principal_mapping_rules)
                 .map_err(anyhow::Error::msg)?;

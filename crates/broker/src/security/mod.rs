@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`listener`]: `--listeners` and the security protocol of each.
+//! - [`listener_overrides`]: Kafka's `listener.name.<name>.` settings (client
+//!   certificates and SASL mechanisms per listener).
 //! - [`tls`]: rustls acceptors built from PEM files, reloaded when they change, and the
 //!   subject of a client certificate.
 //! - [`oauthbearer`]: OAUTHBEARER's JSON Web Tokens, checked against a JWKS file (the
@@ -13,6 +15,7 @@
 //!   authenticated, and the SaslHandshake and SaslAuthenticate answers.
 
 pub mod listener;
+pub mod listener_overrides;
 pub mod principal;
 
 pub use weir_auth::{oauthbearer, sasl};
@@ -20,6 +23,7 @@ pub mod session;
 pub mod tls;
 
 use listener::{ListenerConfig, SecurityProtocol};
+use listener_overrides::ListenerOverridesByName;
 use principal::PrincipalMapping;
 use sasl::Mechanism;
 use tls::{ClientAuth, TlsContext, TlsSettings};
@@ -49,6 +53,8 @@ pub struct SecurityConfig {
     pub super_users: Vec<String>,
     /// Kafka's `allow.everyone.if.no.acl.found`.
     pub allow_everyone_if_no_acl_found: bool,
+    /// Per-listener settings, by listener name.
+    pub listener_overrides: ListenerOverridesByName,
 }
 
 impl Default for SecurityConfig {
@@ -64,6 +70,7 @@ impl Default for SecurityConfig {
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            listener_overrides: ListenerOverridesByName::new(),
         }
     }
 }
@@ -86,8 +93,17 @@ impl Listener {
     /// Prepares a listener's TLS; `config.advertised_port` must already be the bound port.
     ///
     /// Kafka applies `ssl.client.auth` to SSL listeners; a SASL_SSL listener authenticates
-    /// with SASL and asks for no certificate.
+    /// with SASL and asks for no certificate unless its own `listener.name.<name>.`
+    /// setting asks for one. A listener's own mechanisms replace the broker's.
     pub fn new(config: ListenerConfig, security: &SecurityConfig) -> anyhow::Result<Listener> {
+        let overrides = security
+            .listener_overrides
+            .get(&config.name)
+            .cloned()
+            .unwrap_or_default();
+        let sasl_mechanisms = overrides
+            .sasl_mechanisms
+            .unwrap_or_else(|| security.sasl_mechanisms.clone());
         let tls = if config.protocol.uses_tls() {
             let settings = security.tls.clone().ok_or_else(|| {
                 anyhow::anyhow!(
@@ -96,16 +112,16 @@ impl Listener {
                     config.protocol
                 )
             })?;
-            let client_auth = if config.protocol == SecurityProtocol::Ssl {
-                settings.client_auth
-            } else {
-                ClientAuth::None
+            let client_auth = match overrides.ssl_client_auth {
+                Some(own) => own,
+                None if config.protocol == SecurityProtocol::Ssl => settings.client_auth,
+                None => ClientAuth::None,
             };
             Some(TlsContext::new(settings, client_auth)?)
         } else {
             None
         };
-        if config.protocol.uses_sasl() && security.sasl_mechanisms.is_empty() {
+        if config.protocol.uses_sasl() && sasl_mechanisms.is_empty() {
             anyhow::bail!(
                 "listener {} is {} but no SASL mechanism is enabled: set --sasl-enabled-mechanisms",
                 config.name,
@@ -113,7 +129,7 @@ impl Listener {
             );
         }
         let oauth = if config.protocol.uses_sasl()
-            && security.sasl_mechanisms.contains(&Mechanism::OAuthBearer)
+            && sasl_mechanisms.contains(&Mechanism::OAuthBearer)
         {
             let settings = security.oauth.clone().ok_or_else(|| {
                 anyhow::anyhow!(
@@ -128,7 +144,7 @@ impl Listener {
             config,
             tls,
             oauth,
-            sasl_mechanisms: security.sasl_mechanisms.clone(),
+            sasl_mechanisms,
             principal_mapping: security.principal_mapping.clone(),
             reauth_ms: security.connections_max_reauth_ms,
         })
