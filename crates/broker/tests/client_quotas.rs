@@ -1,8 +1,9 @@
 //! DescribeClientQuotas and AlterClientQuotas over real sockets, quotas kept across a
 //! restart, and requests throttled by them: Produce and Fetch bytes, any request's handler
 //! time (`request_percentage`), `throttle_time_ms` in the response and the connection muted
-//! for that long; and topic changes charged to `controller_mutation_rate`, refused with
-//! THROTTLING_QUOTA_EXCEEDED from the versions Kafka refuses them.
+//! for that long; topic changes charged to `controller_mutation_rate`, refused with
+//! THROTTLING_QUOTA_EXCEEDED from the versions Kafka refuses them; and connections over an
+//! address's `connection_creation_rate` closed unserved.
 
 mod common;
 
@@ -473,4 +474,51 @@ async fn topic_mutations_over_the_controller_mutation_rate_are_refused_or_thrott
         .collect();
     names.sort();
     assert_eq!(names, vec!["big", "doomed", "old"]);
+}
+
+#[tokio::test]
+async fn connections_over_the_connection_creation_rate_are_closed_unserved() {
+    // Goal: KIP-612: with connection_creation_rate 2 for every address, the first ten
+    // seconds' worth of connections are served, the next is held unanswered and closed
+    // within one quota window (1 s); a second later connections are served again.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut admin = broker.client().await;
+    let r = alter(
+        &mut admin,
+        vec![set(&[("ip", None)], "connection_creation_rate", 2.0)],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    let mut served = 0;
+    let mut refused_after = None;
+    for _ in 0..30 {
+        let mut c = broker.client().await;
+        let (_, frame) = c.encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        c.send_raw(&frame).await;
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), c.read_frame())
+            .await
+            .expect("closed or answered within 5 s");
+        match answer {
+            Some(_) => served += 1,
+            None => {
+                refused_after = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    // 2 per second over the 10 s a new rate counts: 20, a little more as time passes.
+    assert!((20..=22).contains(&served), "served {served}");
+    let refused_after = refused_after.expect("a connection past the quota was closed");
+    assert!(
+        refused_after <= Duration::from_millis(1_500),
+        "closed after {refused_after:?}"
+    );
+    // One more second of the window allows more.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut c = broker.client().await;
+    let (_, frame) = c.encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    c.send_raw(&frame).await;
+    assert!(c.read_frame().await.is_some(), "served again");
 }

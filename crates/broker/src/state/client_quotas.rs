@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use weir_meta::client_quotas::{
     self, ClientQuotas, FilterComponent, QuotaAlteration, QuotaEntity, RequestEntity,
-    CONTROLLER_MUTATION_RATE, REQUEST_PERCENTAGE,
+    CONNECTION_CREATION_RATE, CONTROLLER_MUTATION_RATE, REQUEST_PERCENTAGE,
 };
 use weir_meta::MetaError;
 use weir_wire::ResponseError;
@@ -138,6 +138,28 @@ impl BrokerState {
             .rates
             .lock()
             .record_only(REQUEST_PERCENTAGE, &limit, percent_seconds, now_ms);
+    }
+
+    /// Records a new connection from `ip` at `now_ms` against its `connection_creation_rate`
+    /// quota (KIP-612) and returns how long to hold it before closing it unserved: 0 when
+    /// no quota applies or it is within it. A refused connection is not counted, and the
+    /// time is bounded by one quota window, as Kafka's `ConnectionQuotas` decides.
+    pub fn connection_throttle_ms(&self, ip: std::net::IpAddr, now_ms: i64) -> i32 {
+        let quotas = Arc::clone(&self.quotas.quotas.read());
+        if quotas.is_empty() {
+            return 0;
+        }
+        let Some(limit) = quotas.ip_limit(ip) else {
+            return 0;
+        };
+        let mut rates = self.quotas.rates.lock();
+        rates.record_only(CONNECTION_CREATION_RATE, &limit, 1.0, now_ms);
+        let throttle_ms =
+            rates.throttle_ms(CONNECTION_CREATION_RATE, &limit, now_ms, QUOTA_WINDOW_MS);
+        if throttle_ms > 0 {
+            rates.record_only(CONNECTION_CREATION_RATE, &limit, -1.0, now_ms);
+        }
+        throttle_ms
     }
 
     /// Charges `partitions` created or deleted to the `controller_mutation_rate` quota of
