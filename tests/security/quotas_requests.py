@@ -24,6 +24,14 @@ the lines must be the expected ones (the second topic, the added partitions and 
 deletion refused with THROTTLING_QUOTA_EXCEEDED and a throttle time; the retried creation
 succeeding after waiting), the same on both brokers.
 
+connection_creation_rate (KIP-612), last, since it limits every later connection from the
+test: kafka-configs gives the address 127.0.0.1 a connection_creation_rate of
+CONNECTION_RATE per second. Then CONNECTIONS_MAX connections are opened one after the other,
+each sending an ApiVersions request; the first ones are answered (a new rate allows about
+ten seconds' worth at once), until one is held unanswered and closed. Checked on each
+broker: between SERVED_MIN and SERVED_MAX connections were served, then one was closed
+unanswered within CLOSED_WITHIN_S.
+
 A run takes well under a minute per broker.
 
 Prints one PASS/FAIL line per check and "N passed, N failed"; exits non-zero on any failure.
@@ -32,6 +40,8 @@ import argparse
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -50,6 +60,10 @@ MUTATION_RATE = 2
 LOAD_TOPIC, LOAD_PARTITIONS = "req-load", 100
 LOOP_S = 15
 SLOWED_FACTOR = 0.5
+CONNECTION_RATE = 2
+CONNECTIONS_MAX = 40
+SERVED_MIN, SERVED_MAX = 15, 25  # 2 per second over the ten seconds a new rate counts: ~20
+CLOSED_WITHIN_S = 2.0
 EXPECTED_MUTATIONS = [
     "create big(30): ok",
     "create next(5): ThrottlingQuotaExceededException throttle_ms>0=true",
@@ -150,6 +164,49 @@ def check_mutation_quota(report, name, broker, show):
     return lines
 
 
+def api_versions_v0(correlation_id):
+    """An ApiVersions v0 request frame: header v1 (key 18, version 0, a client id), no body."""
+    client_id = b"conn-rate"
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    return struct.pack(">i", len(body)) + body
+
+
+def connect_and_ask(bootstrap):
+    """Opens a connection and sends ApiVersions: ("served", s) when answered, ("closed", s)
+    when the broker closed it unanswered, ("silent", s) when neither within 5 s."""
+    host, port = bootstrap.rsplit(":", 1)
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(api_versions_v0(1))
+        try:
+            data = sock.recv(4)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        except socket.timeout:
+            return "silent", time.monotonic() - started
+    return ("served" if data else "closed"), time.monotonic() - started
+
+
+def check_connection_quota(report, name, broker):
+    code, text = kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap, "--alter", "--entity-type",
+                            "ips", "--entity-name", "127.0.0.1", "--add-config",
+                            f"connection_creation_rate={CONNECTION_RATE}")
+    report.check(f"{name}: kafka-configs sets connection_creation_rate={CONNECTION_RATE} on ip 127.0.0.1",
+                 code == 0 and text == "Completed updating config for ip 127.0.0.1.", f"exit {code}: {text}")
+    time.sleep(2)
+    served, last = 0, None
+    for _ in range(CONNECTIONS_MAX):
+        last = connect_and_ask(broker.bootstrap)
+        if last[0] != "served":
+            break
+        served += 1
+    print(f"     {name}: {served} connections served, then {last[0]} after {last[1]:.2f} s", flush=True)
+    report.check(f"{name}: {SERVED_MIN} to {SERVED_MAX} connections served under connection_creation_rate="
+                 f"{CONNECTION_RATE}", SERVED_MIN <= served <= SERVED_MAX, f"{served} served")
+    report.check(f"{name}: the next connection is closed unanswered within {CLOSED_WITHIN_S} s",
+                 last[0] == "closed" and last[1] <= CLOSED_WITHIN_S, f"{last[0]} after {last[1]:.2f} s")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_broker_args(ap)
@@ -170,6 +227,7 @@ def main():
         try:
             check_request_quota(report, name, broker, args.show)
             mutation_lines[name] = check_mutation_quota(report, name, broker, args.show)
+            check_connection_quota(report, name, broker)
         finally:
             broker.stop()
             shutil.rmtree(broker.dir, ignore_errors=True)
