@@ -11,6 +11,8 @@
 //! `request_percentage` uses the same rate over handler time, recorded as percent-seconds
 //! of one thread (Kafka's `ClientRequestQuotaManager`), so the measured rate is a
 //! percentage; its throttle is bounded by one window, as Kafka bounds it.
+//! `connection_creation_rate` uses it too, one rate per address, counting connections
+//! (Kafka's `ConnectionQuotas`).
 //!
 //! `controller_mutation_rate` is a [`TokenBucket`] instead (Kafka's, for KIP-599): it holds
 //! up to `samples x window x rate` partitions, refills at the rate, and a mutation is

@@ -1,7 +1,7 @@
 //! Client quotas on [`BrokerState`]: described and altered through the catalog (on disk
-//! before a change is answered); the rates produce and fetch bytes and handler time are
-//! throttled by; and the token buckets topic and partition creation and deletion charge
-//! (`controller_mutation_rate`).
+//! before a change is answered); the rates produce and fetch bytes, handler time and new
+//! connections are throttled by; and the token buckets topic and partition creation and
+//! deletion charge (`controller_mutation_rate`).
 //!
 //! The quotas each request looks its limit up in are a copy of the catalog's, replaced
 //! after each change, so that lookup never waits on the catalog lock (held across file
