@@ -73,6 +73,8 @@ echo "== security: TLS, mTLS and SASL (PLAIN, SCRAM-SHA-256/512) with the Java c
 python3 tests/security/tls_sasl.py --broker both --weir-bin "$PWD/target/release/weir"
 echo "== client quotas: a producer_byte_rate set with kafka-configs holds a confluent-kafka producer within 10% of it while an unthrottled producer runs beside it at full speed, and a consumer_byte_rate holds a consumer; Apache Kafka and weir"
 python3 tests/security/quotas.py --broker both --weir-bin "$PWD/target/release/weir"
+echo "== request and controller-mutation quotas: a request_percentage set with kafka-configs throttles and slows a confluent-kafka admin client asking for metadata in a loop while one without a quota is not throttled, a controller_mutation_rate refuses the topic changes past its burst with THROTTLING_QUOTA_EXCEEDED to Kafka's Java admin client, and a connection_creation_rate closes the connections past its burst unserved; Apache Kafka and weir"
+python3 tests/security/quotas_requests.py --broker both --weir-bin "$PWD/target/release/weir"
 echo "== security: OAUTHBEARER tokens against a JWKS file (valid, expired, foreign, misaddressed) and re-authentication, with librdkafka; Apache Kafka and weir"
 python3 tests/security/oauthbearer.py --broker both --weir-bin "$PWD/target/release/weir"
 echo "== security: the ACL matrix, every API the Java client and Kafka's tools use, asked by principals with, without and with partial ACLs; Apache Kafka and weir with the same ACLs answer alike"

@@ -35,6 +35,7 @@ use weir_wire::WireError;
 
 use crate::config::REQUESTS_IN_FLIGHT_PER_CONNECTION_MAX;
 use crate::metrics::CloseReason;
+use crate::request_time::PollTimed;
 use crate::security::principal::Principal;
 use crate::security::session::{Admission, Session};
 use crate::security::{tls, Listener};
@@ -187,27 +188,67 @@ fn timed(state: &Arc<BrokerState>, api: ApiKey, started: Instant, reply: Reply) 
     }
 }
 
-/// Client quotas: a Produce's request bytes count against `producer_byte_rate` now, and
-/// its response carries the throttle time; a Fetch carries who sent it, so its response
-/// bytes count against `consumer_byte_rate` once built. Over a quota, the connection's mute
-/// (`muted_until_ms`) is extended.
+/// Requests Kafka never counts against a client quota: the inter-broker ones it serves
+/// (of those, weir serves WriteTxnMarkers) and the SASL exchange.
+fn quota_exempt(api: ApiKey) -> bool {
+    matches!(
+        api,
+        ApiKey::WriteTxnMarkers | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate
+    )
+}
+
+/// Client quotas, when any is set: the throttle the `request_percentage` quota asks for
+/// from the client's earlier handler time goes on the response; a Produce's request bytes
+/// count against `producer_byte_rate` now, and its response carries the larger throttle,
+/// as Kafka sends the larger. The request carries who sent it, so a Fetch's response bytes
+/// count against `consumer_byte_rate` once built and topic changes against
+/// `controller_mutation_rate`. Over a quota, the connection's mute (`muted_until_ms`) is
+/// extended. Returns the client, to record the request's handler time against.
 fn with_quota(
     state: &Arc<BrokerState>,
     mut meta: handlers::RequestMeta,
     info: &ClientInfo,
     request_bytes: usize,
     muted_until_ms: &Arc<AtomicI64>,
-) -> handlers::RequestMeta {
-    if !matches!(meta.api_key, ApiKey::Produce | ApiKey::Fetch) || !state.has_client_quotas() {
-        return meta;
+) -> (handlers::RequestMeta, Option<QuotaClient>) {
+    if !state.has_client_quotas() || quota_exempt(meta.api_key) {
+        return (meta, None);
     }
     let quota = QuotaClient::new(state, &info.principal.name, &info.client_id, muted_until_ms);
+    meta.throttle_time_ms = quota.request_throttle();
     if meta.api_key == ApiKey::Produce {
-        meta.throttle_time_ms = quota.record(PRODUCER_BYTE_RATE, request_bytes);
-    } else {
-        meta.quota = Some(quota);
+        let produce_throttle_ms = quota.record(PRODUCER_BYTE_RATE, request_bytes);
+        meta.throttle_time_ms = meta.throttle_time_ms.max(produce_throttle_ms);
     }
-    meta
+    meta.quota = Some(quota.clone());
+    (meta, Some(quota))
+}
+
+/// Records a request's handler time against its client's `request_percentage` quota once
+/// its reply is known: `spent` (the dispatch call) plus the time inside the polls of any
+/// future the reply still waits on.
+fn with_handler_time(reply: Reply, spent: Duration, quota: QuotaClient) -> Reply {
+    match reply {
+        Reply::Later(fut) => Reply::Later(
+            async move {
+                let (frame, polled) = PollTimed::new(fut).await;
+                quota.record_request_time(spent + polled);
+                frame
+            }
+            .boxed(),
+        ),
+        Reply::Gate(work) => Reply::Gate(
+            async move {
+                let (reply, polled) = PollTimed::new(work).await;
+                with_handler_time(reply, spent + polled, quota)
+            }
+            .boxed(),
+        ),
+        other => {
+            quota.record_request_time(spent);
+            other
+        }
+    }
 }
 
 /// Serves one accepted connection: the TLS handshake first on a TLS listener, then
@@ -378,8 +419,17 @@ async fn serve_stream<R, W>(
                                 listener: Arc::clone(session.listener()),
                                 principal,
                             };
-                            let meta = with_quota(&state, meta, &info, size, &muted_until_ms);
+                            let (meta, quota) = if session.is_authenticated() {
+                                with_quota(&state, meta, &info, size, &muted_until_ms)
+                            } else {
+                                (meta, None)
+                            };
+                            let dispatched = Instant::now();
                             let reply = handlers::dispatch(&state, &info, meta, request);
+                            let reply = match quota {
+                                Some(q) => with_handler_time(reply, dispatched.elapsed(), q),
+                                None => reply,
+                            };
                             timed(&state, api, started, reply)
                         }
                     }

@@ -19,6 +19,8 @@
 //!   duration and error codes, connections, bytes, fsyncs, parked fetches, start-up).
 //! - [`response_errors`]: walking the error codes of each response type, for the error
 //!   counts.
+//! - [`response_throttle`]: each response type's `throttle_time_ms`, set over a quota.
+//! - [`request_time`]: a request's handler time, for the `request_percentage` quota.
 //! - [`partition_traffic`]: each partition's records and bytes in and bytes out.
 //! - [`quota_throttle`]: the rates client quotas are measured by and the throttle time
 //!   over a quota, as Kafka decides them.
@@ -42,7 +44,9 @@ pub mod metrics;
 pub mod offsets_journal;
 pub mod partition_traffic;
 pub mod quota_throttle;
+pub mod request_time;
 pub mod response_errors;
+pub mod response_throttle;
 pub mod security;
 pub mod server;
 pub mod state;

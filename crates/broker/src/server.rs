@@ -169,6 +169,20 @@ async fn accept_loop(
                 Err(_) => return,
             },
         };
+        // Over the address's connection_creation_rate quota (KIP-612), the connection is
+        // held unserved for the throttle time and then closed, as Kafka's acceptor delays
+        // the close; it keeps its permit meanwhile, so held connections stay bounded.
+        let throttle_ms =
+            state.connection_throttle_ms(peer.ip(), crate::handlers::produce::now_ms());
+        if throttle_ms > 0 {
+            tracing::debug!(%peer, throttle_ms, "connection over its connection_creation_rate: closing it after the throttle time");
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(throttle_ms as u64)).await;
+                drop(stream);
+                drop(permit);
+            });
+            continue;
+        }
         let state = Arc::clone(&state);
         let listener = Arc::clone(&listener);
         let mut stop = stop.clone();

@@ -25,7 +25,7 @@ use crate::errors::meta_error_code;
 use crate::security::principal::Principal;
 
 mod client_quotas;
-pub use client_quotas::QuotaClient;
+pub use client_quotas::{ControllerMutationQuota, QuotaClient};
 mod scram;
 
 /// A Kafka error code with the message that goes with it.

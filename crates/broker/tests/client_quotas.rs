@@ -1,6 +1,9 @@
 //! DescribeClientQuotas and AlterClientQuotas over real sockets, quotas kept across a
-//! restart, and Produce and Fetch throttled by them: `throttle_time_ms` in the response and
-//! the connection muted for that long.
+//! restart, and requests throttled by them: Produce and Fetch bytes, any request's handler
+//! time (`request_percentage`), `throttle_time_ms` in the response and the connection muted
+//! for that long; topic changes charged to `controller_mutation_rate`, refused with
+//! THROTTLING_QUOTA_EXCEEDED from the versions Kafka refuses them; and connections over an
+//! address's `connection_creation_rate` closed unserved.
 
 mod common;
 
@@ -14,6 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 
 const INVALID_REQUEST: i16 = 42;
+const THROTTLING_QUOTA_EXCEEDED: i16 = 89;
 /// The client id the test client sends.
 const CLIENT_ID: &str = "weir-test";
 
@@ -311,4 +315,210 @@ async fn quotas_need_describe_configs_and_alter_configs_on_the_cluster() {
     .await;
     assert_eq!(r.entries[0].error_code, 0);
     assert_eq!(describe_all(&mut c).await.len(), 1);
+}
+
+#[tokio::test]
+async fn requests_over_the_request_percentage_are_throttled_and_waited() {
+    // Goal: handler time counts against request_percentage: a client sending Metadata in a
+    // loop under a tiny quota soon gets a throttle time, at most one window (1 s) as Kafka
+    // bounds it, and its next request waits it out; without the quota, none.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut c = broker.client().await;
+    assert_eq!(c.create_topic("m", 4, &[]).await, 0);
+    let metadata = MetadataRequest::default().with_topics(None);
+    for _ in 0..50 {
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata).await;
+        assert_eq!(r.throttle_time_ms, 0, "no quota, no throttle");
+    }
+    let r = alter(
+        &mut c,
+        vec![set(
+            &[("client-id", Some(CLIENT_ID))],
+            "request_percentage",
+            0.01,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    // 0.01 % of a thread over the 10 s window is 1 ms of handler time.
+    let mut throttle_ms = 0;
+    for _ in 0..5_000 {
+        let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata).await;
+        if r.throttle_time_ms > 0 {
+            throttle_ms = r.throttle_time_ms;
+            break;
+        }
+    }
+    assert!(
+        (1..=1_000).contains(&throttle_ms),
+        "throttle {throttle_ms} ms"
+    );
+    let started = Instant::now();
+    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &metadata).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis((throttle_ms as u64).saturating_sub(100)),
+        "the next request waited {waited:?} of {throttle_ms} ms"
+    );
+}
+
+fn create_topics(names: &[(&str, i32)]) -> CreateTopicsRequest {
+    CreateTopicsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(
+            names
+                .iter()
+                .map(|(name, partitions)| {
+                    create_topics_request::CreatableTopic::default()
+                        .with_name(TopicName(s(name)))
+                        .with_num_partitions(*partitions)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        )
+}
+
+#[tokio::test]
+async fn topic_mutations_over_the_controller_mutation_rate_are_refused_or_throttled() {
+    // Goal: KIP-599 with a quota of 2 partitions/s (a burst of 22): the topic that
+    // overdraws the bucket is created, the next one in debt is refused with
+    // THROTTLING_QUOTA_EXCEEDED at CreateTopics v6+ and DeleteTopics v5+, and only
+    // throttled at older versions; the response carries the throttle time.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut admin = broker.client().await;
+    assert_eq!(admin.create_topic("doomed", 3, &[]).await, 0);
+    let r = alter(
+        &mut admin,
+        vec![set(
+            &[("client-id", Some(CLIENT_ID))],
+            "controller_mutation_rate",
+            2.0,
+        )],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+
+    // 1. Strict: 30 partitions fit the full bucket (22 -> -8); the next topic does not.
+    let mut c = broker.client().await;
+    let r: CreateTopicsResponse = c
+        .call(
+            ApiKey::CreateTopics,
+            7,
+            &create_topics(&[("big", 30), ("next", 1)]),
+        )
+        .await;
+    let codes: Vec<_> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("big".to_string(), 0),
+            ("next".to_string(), THROTTLING_QUOTA_EXCEEDED)
+        ]
+    );
+    // -8 tokens at 2/s: 4 s.
+    assert!(
+        (3_500..=4_000).contains(&r.throttle_time_ms),
+        "throttle {} ms",
+        r.throttle_time_ms
+    );
+
+    // 2. Strict DeleteTopics (v6) is refused while in debt; the topic stays.
+    let mut d = broker.client().await;
+    let r: DeleteTopicsResponse = d
+        .call(
+            ApiKey::DeleteTopics,
+            6,
+            &DeleteTopicsRequest::default()
+                .with_timeout_ms(5_000)
+                .with_topics(vec![delete_topics_request::DeleteTopicState::default()
+                    .with_name(Some(TopicName(s("doomed"))))]),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, THROTTLING_QUOTA_EXCEEDED);
+    assert!(
+        r.throttle_time_ms > 3_000,
+        "throttle {}",
+        r.throttle_time_ms
+    );
+
+    // 3. Permissive CreateTopics (v5): created all the same, and throttled.
+    let mut p = broker.client().await;
+    let r: CreateTopicsResponse = p
+        .call(ApiKey::CreateTopics, 5, &create_topics(&[("old", 2)]))
+        .await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert!(
+        r.throttle_time_ms > 3_000,
+        "throttle {}",
+        r.throttle_time_ms
+    );
+
+    // 4. Exactly the accepted changes were made.
+    let meta: MetadataResponse = admin
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    let mut names: Vec<_> = meta
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["big", "doomed", "old"]);
+}
+
+#[tokio::test]
+async fn connections_over_the_connection_creation_rate_are_closed_unserved() {
+    // Goal: KIP-612: with connection_creation_rate 2 for every address, the first ten
+    // seconds' worth of connections are served, the next is held unanswered and closed
+    // within one quota window (1 s); a second later connections are served again.
+    let broker = TestBroker::start(|_| {}).await;
+    let mut admin = broker.client().await;
+    let r = alter(
+        &mut admin,
+        vec![set(&[("ip", None)], "connection_creation_rate", 2.0)],
+        false,
+    )
+    .await;
+    assert_eq!(r.entries[0].error_code, 0);
+    let mut served = 0;
+    let mut refused_after = None;
+    for _ in 0..30 {
+        let mut c = broker.client().await;
+        let (_, frame) = c.encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        c.send_raw(&frame).await;
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), c.read_frame())
+            .await
+            .expect("closed or answered within 5 s");
+        match answer {
+            Some(_) => served += 1,
+            None => {
+                refused_after = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    // 2 per second over the 10 s a new rate counts: 20, a little more as time passes.
+    assert!((20..=22).contains(&served), "served {served}");
+    let refused_after = refused_after.expect("a connection past the quota was closed");
+    assert!(
+        refused_after <= Duration::from_millis(1_500),
+        "closed after {refused_after:?}"
+    );
+    // One more second of the window allows more.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut c = broker.client().await;
+    let (_, frame) = c.encode(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    c.send_raw(&frame).await;
+    assert!(c.read_frame().await.is_some(), "served again");
 }

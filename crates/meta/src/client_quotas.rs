@@ -119,6 +119,14 @@ impl QuotaEntity {
         }
     }
 
+    pub fn ip(name: EntityName) -> QuotaEntity {
+        QuotaEntity {
+            user: None,
+            client_id: None,
+            ip: Some(name),
+        }
+    }
+
     pub fn user_client_id(user: EntityName, client_id: EntityName) -> QuotaEntity {
         QuotaEntity {
             user: Some(user),
@@ -293,6 +301,32 @@ impl ClientQuotas {
         Some(QuotaLimit {
             user_tag: user_tag.to_string(),
             client_id_tag: client_id_tag.to_string(),
+            limit,
+        })
+    }
+}
+
+impl ClientQuotas {
+    /// The `connection_creation_rate` limit on connections from `ip` (KIP-612):
+    /// `/ips/<ip>`, else `/ips/<default>`. Each address is its own rate, also under the
+    /// default, so the tag is the address. A named entity matches the address however it
+    /// was spelled (`::1` and `0:0:0:0:0:0:0:1` are one address).
+    pub fn ip_limit(&self, ip: IpAddr) -> Option<QuotaLimit> {
+        let key = CONNECTION_CREATION_RATE;
+        let named = self
+            .value(QuotaEntity::ip(EntityName::Named(ip.to_string())), key)
+            .or_else(|| {
+                self.entities.iter().find_map(|(e, q)| match &e.ip {
+                    Some(EntityName::Named(n)) if n.parse::<IpAddr>() == Ok(ip) => {
+                        q.get(key).copied()
+                    }
+                    _ => None,
+                })
+            });
+        let limit = named.or_else(|| self.value(QuotaEntity::ip(EntityName::Default), key))?;
+        Some(QuotaLimit {
+            user_tag: String::new(),
+            client_id_tag: ip.to_string(),
             limit,
         })
     }
@@ -838,5 +872,44 @@ mod tests {
             ),
             (4.0, "bob", "d")
         );
+    }
+
+    #[test]
+    fn ip_limit_prefers_the_address_then_the_default() {
+        // Goal: KIP-612's two levels; an address spelled differently still matches; another
+        // key or no entity is no limit.
+        let mut q = ClientQuotas::default();
+        let v6: IpAddr = "::1".parse().unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(q.ip_limit(v4), None);
+        alter(
+            &mut q,
+            &[set(&[(IP, None)], CONNECTION_CREATION_RATE, 5.0)],
+            false,
+        );
+        let l = q.ip_limit(v4).unwrap();
+        assert_eq!((l.limit, l.client_id_tag.as_str()), (5.0, "10.0.0.1"));
+        alter(
+            &mut q,
+            &[set(
+                &[(IP, Some("0:0:0:0:0:0:0:1"))],
+                CONNECTION_CREATION_RATE,
+                2.0,
+            )],
+            false,
+        );
+        assert_eq!(q.ip_limit(v6).unwrap().limit, 2.0);
+        assert_eq!(q.ip_limit(v4).unwrap().limit, 5.0);
+        alter(
+            &mut q,
+            &[set(
+                &[(IP, Some("10.0.0.1"))],
+                CONNECTION_CREATION_RATE,
+                1.0,
+            )],
+            false,
+        );
+        assert_eq!(q.ip_limit(v4).unwrap().limit, 1.0);
+        assert_eq!(q.limit_for(CONNECTION_CREATION_RATE, "u", "c"), None);
     }
 }

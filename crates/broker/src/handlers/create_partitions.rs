@@ -1,5 +1,10 @@
 //! CreatePartitions: grow a topic's partition count (never shrink). Needs ALTER on the
 //! topic (else TOPIC_AUTHORIZATION_FAILED).
+//!
+//! The partitions a topic gains are charged against the client's
+//! `controller_mutation_rate` quota (KIP-599) once every other check passed: from v3 a
+//! topic that does not fit is refused with THROTTLING_QUOTA_EXCEEDED; before, it grows and
+//! the response is throttled.
 
 use std::sync::Arc;
 
@@ -13,6 +18,9 @@ use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::{ApiError, BrokerState};
 
+/// The first CreatePartitions version whose `controller_mutation_rate` quota is strict.
+const STRICT_QUOTA_SINCE_VERSION: i16 = 3;
+
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
@@ -20,6 +28,7 @@ pub fn handle(
     request: CreatePartitionsRequest,
 ) -> Reply {
     let node = state.config.node_id;
+    let mutation_quota = meta.controller_mutation_quota(STRICT_QUOTA_SINCE_VERSION);
     let results = request
         .topics
         .into_iter()
@@ -57,8 +66,13 @@ pub fn handle(
                         ));
                     }
                 }
+                state.check_add_partitions(&name, t.count)?;
+                if mutation_quota.applies() {
+                    let current = state.topic(&name).map_or(t.count, |topic| topic.partitions);
+                    mutation_quota.charge(t.count - current)?;
+                }
                 if request.validate_only {
-                    state.check_add_partitions(&name, t.count)
+                    Ok(())
                 } else {
                     state.add_partitions(&name, t.count)
                 }
@@ -71,5 +85,9 @@ pub fn handle(
             }
         })
         .collect();
-    meta.reply(&CreatePartitionsResponse::default().with_results(results))
+    meta.reply(
+        &CreatePartitionsResponse::default()
+            .with_results(results)
+            .with_throttle_time_ms(mutation_quota.throttle_time_ms()),
+    )
 }

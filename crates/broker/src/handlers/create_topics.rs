@@ -4,6 +4,10 @@
 //! Creating a topic needs CREATE on the cluster or on the topic (else
 //! TOPIC_AUTHORIZATION_FAILED); the created topic's configs are returned only to a
 //! principal with DESCRIBE_CONFIGS on it, as Kafka's controller answers.
+//!
+//! Each topic that passes every check is charged its partitions against the client's
+//! `controller_mutation_rate` quota (KIP-599): from v6 a topic that does not fit is refused
+//! with THROTTLING_QUOTA_EXCEEDED; before, it is created and the response throttled.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +23,10 @@ use weir_wire::ResponseError;
 use super::{str_bytes, RequestMeta};
 use crate::authz::Access;
 use crate::connection::Reply;
-use crate::state::{ApiError, BrokerState};
+use crate::state::{ApiError, BrokerState, ControllerMutationQuota};
+
+/// The first CreateTopics version whose `controller_mutation_rate` quota is strict.
+const STRICT_QUOTA_SINCE_VERSION: i16 = 6;
 
 pub fn handle(
     state: &Arc<BrokerState>,
@@ -28,6 +35,7 @@ pub fn handle(
     request: CreateTopicsRequest,
 ) -> Reply {
     let apply = !request.validate_only;
+    let mutation_quota = meta.controller_mutation_quota(STRICT_QUOTA_SINCE_VERSION);
     let mut seen = std::collections::HashSet::new();
     let topics = request
         .topics
@@ -50,7 +58,7 @@ pub fn handle(
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                     .with_error_message(Some(str_bytes("Authorization failed.")));
             }
-            let created = create_one(state, &name, &t, apply);
+            let created = create_charged(state, &name, &t, apply, &mutation_quota);
             match created {
                 Ok(topic) => {
                     let configs = weir_meta::config::TOPIC_CONFIGS
@@ -89,7 +97,32 @@ pub fn handle(
             }
         })
         .collect();
-    meta.reply(&CreateTopicsResponse::default().with_topics(topics))
+    meta.reply(
+        &CreateTopicsResponse::default()
+            .with_topics(topics)
+            .with_throttle_time_ms(mutation_quota.throttle_time_ms()),
+    )
+}
+
+/// Checks one topic and charges its partitions to the `controller_mutation_rate` quota
+/// before, with `apply`, creating it; without a client quota, checks and creates at once.
+fn create_charged(
+    state: &BrokerState,
+    name: &str,
+    t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    apply: bool,
+    mutation_quota: &ControllerMutationQuota,
+) -> Result<weir_meta::Topic, ApiError> {
+    if !mutation_quota.applies() {
+        return create_one(state, name, t, apply);
+    }
+    let checked = create_one(state, name, t, false)?;
+    mutation_quota.charge(checked.partitions)?;
+    if apply {
+        create_one(state, name, t, true)
+    } else {
+        Ok(checked)
+    }
 }
 
 /// Checks one topic of a CreateTopics and, with `apply`, creates it; the HTTP API creates

@@ -3,6 +3,10 @@
 //! Deleting needs DELETE on the cluster or the topic. As Kafka's controller answers, a
 //! topic the principal may not describe is TOPIC_AUTHORIZATION_FAILED whether it exists or
 //! not, and one named by id keeps its name hidden unless the principal may describe it.
+//!
+//! A topic about to be deleted is charged its partitions against the client's
+//! `controller_mutation_rate` quota (KIP-599): from v5 a topic that does not fit is refused
+//! with THROTTLING_QUOTA_EXCEEDED; before, it is deleted and the response throttled.
 
 use std::sync::Arc;
 
@@ -17,12 +21,16 @@ use crate::authz::Access;
 use crate::connection::Reply;
 use crate::state::BrokerState;
 
+/// The first DeleteTopics version whose `controller_mutation_rate` quota is strict.
+const STRICT_QUOTA_SINCE_VERSION: i16 = 5;
+
 pub fn handle(
     state: &Arc<BrokerState>,
     meta: &RequestMeta,
     access: &Access,
     request: DeleteTopicsRequest,
 ) -> Reply {
+    let mutation_quota = meta.controller_mutation_quota(STRICT_QUOTA_SINCE_VERSION);
     let cluster_delete = access.cluster(Operation::Delete);
     let deletable = |name: &str| cluster_delete || access.topic(Operation::Delete, name);
     let describable = |name: &str| cluster_delete || access.topic(Operation::Describe, name);
@@ -67,6 +75,13 @@ pub fn handle(
                 };
             }
             let result = result.with_name(Some(TopicName(str_bytes(&name))));
+            if let Some(topic) = state.topic(&name) {
+                if let Err(e) = mutation_quota.charge(topic.partitions) {
+                    return result
+                        .with_error_code(e.code)
+                        .with_error_message(Some(str_bytes(&e.message)));
+                }
+            }
             match state.delete_topic(&name) {
                 Ok(topic) => result.with_topic_id(topic.id),
                 Err(e) => result
@@ -75,5 +90,9 @@ pub fn handle(
             }
         })
         .collect();
-    meta.reply(&DeleteTopicsResponse::default().with_responses(responses))
+    meta.reply(
+        &DeleteTopicsResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(mutation_quota.throttle_time_ms()),
+    )
 }

@@ -14,6 +14,7 @@ use crate::authz::Access;
 use crate::connection::{ClientInfo, Frame, Reply};
 use crate::metrics::RequestErrors;
 use crate::response_errors::ErrorCodes;
+use crate::response_throttle::ThrottleTime;
 use crate::state::BrokerState;
 
 pub mod acls;
@@ -57,18 +58,34 @@ pub struct RequestMeta {
     pub correlation_id: i32,
     pub errors: RequestErrors,
     /// The throttle time the connection decided before dispatch (a Produce over its
-    /// client quota), for the response's `throttle_time_ms`.
+    /// `producer_byte_rate`, any request over its `request_percentage`), set on the
+    /// response's `throttle_time_ms` unless the handler set a larger one.
     pub throttle_time_ms: i32,
-    /// Who sent the request, for the quotas its response counts against (a Fetch's
-    /// bytes); `None` where no quota applies.
+    /// Who sent the request, for the quotas its handling counts against (a Fetch's
+    /// bytes, topic mutations); `None` where no client quota is set.
     pub quota: Option<crate::state::QuotaClient>,
 }
 
 impl RequestMeta {
     /// Encodes `body` as this request's response frame. An encoding failure is a broker
     /// bug (a field the version cannot carry); it is logged and the connection closed.
-    pub fn frame<T: Encodable + ErrorCodes>(&self, body: &T) -> Option<Frame> {
+    pub fn frame<T: Encodable + ErrorCodes + ThrottleTime + Clone>(
+        &self,
+        body: &T,
+    ) -> Option<Frame> {
         self.errors.count(self.api_key, body);
+        if self.throttle_time_ms > 0 {
+            // Throttled responses are rare: only they pay for the copy.
+            let mut throttled = body.clone();
+            if let Some(t) = throttled.throttle_time_ms_mut() {
+                *t = (*t).max(self.throttle_time_ms);
+            }
+            return self.encode(&throttled);
+        }
+        self.encode(body)
+    }
+
+    fn encode<T: Encodable>(&self, body: &T) -> Option<Frame> {
         match weir_wire::response::encode_response(
             self.api_key,
             self.api_version,
@@ -85,7 +102,8 @@ impl RequestMeta {
 
     /// A Fetch response as chunks that carry the read records without copying them.
     /// Its size counts against the consumer's `consumer_byte_rate` quota, and over it the
-    /// response carries the throttle time (the connection is muted for that long).
+    /// response carries the throttle time (the connection is muted for that long); the
+    /// larger of that and the request quota's throttle, as Kafka sends.
     pub fn fetch_frame(&self, mut body: kafka_protocol::messages::FetchResponse) -> Option<Frame> {
         self.errors.count(self.api_key, &body);
         if let Some(quota) = &self.quota {
@@ -93,6 +111,7 @@ impl RequestMeta {
             body.throttle_time_ms =
                 quota.record(weir_meta::client_quotas::CONSUMER_BYTE_RATE, bytes);
         }
+        body.throttle_time_ms = body.throttle_time_ms.max(self.throttle_time_ms);
         match weir_wire::response::encode_fetch_response(
             self.api_version,
             self.correlation_id,
@@ -113,7 +132,20 @@ impl RequestMeta {
         }
     }
 
-    pub fn reply<T: Encodable + ErrorCodes>(&self, body: &T) -> Reply {
+    /// The `controller_mutation_rate` quota this request's topic changes are charged to:
+    /// strict from `strict_since_version` (KIP-599).
+    pub fn controller_mutation_quota(
+        &self,
+        strict_since_version: i16,
+    ) -> crate::state::ControllerMutationQuota {
+        crate::state::ControllerMutationQuota::new(
+            self.quota.clone(),
+            self.api_version,
+            strict_since_version,
+        )
+    }
+
+    pub fn reply<T: Encodable + ErrorCodes + ThrottleTime + Clone>(&self, body: &T) -> Reply {
         match self.frame(body) {
             Some(f) => Reply::Now(f),
             None => Reply::Close(None),
