@@ -629,7 +629,7 @@ impl BrokerState {
         let super_users = self.authorizer.super_users.read();
         acls.authorize(
             &super_users,
-            &principal.to_string(),
+            principal.as_str(),
             host,
             operation,
             resource_type,
@@ -653,7 +653,7 @@ impl BrokerState {
         let super_users = self.authorizer.super_users.read();
         acls.authorize_any(
             &super_users,
-            &principal.to_string(),
+            principal.as_str(),
             host,
             operation,
             resource_type,
