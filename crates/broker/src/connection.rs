@@ -214,7 +214,12 @@ fn with_quota(
     if !state.has_client_quotas() || quota_exempt(meta.api_key) {
         return (meta, None);
     }
-    let quota = QuotaClient::new(state, info.principal.name(), &info.client_id, muted_until_ms);
+    let quota = QuotaClient::new(
+        state,
+        info.principal.name(),
+        &info.client_id,
+        muted_until_ms,
+    );
     meta.throttle_time_ms = quota.request_throttle();
     if meta.api_key == ApiKey::Produce {
         let produce_throttle_ms = quota.record(PRODUCER_BYTE_RATE, request_bytes);

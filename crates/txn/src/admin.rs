@@ -79,7 +79,11 @@ pub fn list(
     }
     // v2 (KIP-1152): a regular expression the whole transactional id must match; an empty
     // or absent one filters nothing, a malformed one is INVALID_REGULAR_EXPRESSION.
-    let pattern = match r.transactional_id_pattern.as_deref().filter(|p| !p.is_empty()) {
+    let pattern = match r
+        .transactional_id_pattern
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
         None => None,
         Some(p) => match regex::Regex::new(&format!("^(?:{p})$")) {
             Ok(re) => Some(re),
@@ -95,7 +99,11 @@ pub fn list(
     let states = c
         .txns
         .values()
-        .filter(|m| pattern.as_ref().is_none_or(|re| re.is_match(&m.transactional_id)))
+        .filter(|m| {
+            pattern
+                .as_ref()
+                .is_none_or(|re| re.is_match(&m.transactional_id))
+        })
         .filter(|m| m.state != TxnState::Dead)
         .filter(|m| r.state_filters.is_empty() || wanted_states.contains(&m.state))
         .filter(|m| {

@@ -357,7 +357,11 @@ fn list_transactions_filters_by_a_pattern_the_whole_id_matches() {
         list(&mut x, Some("orders-.*")),
         (0, vec!["orders-eu".to_string(), "orders-us".to_string()])
     );
-    assert_eq!(list(&mut x, Some("orders")), (0, vec![]), "a whole-id match");
+    assert_eq!(
+        list(&mut x, Some("orders")),
+        (0, vec![]),
+        "a whole-id match"
+    );
     assert_eq!(list(&mut x, Some("")).1.len(), 3);
     assert_eq!(list(&mut x, None).1.len(), 3);
     assert_eq!(

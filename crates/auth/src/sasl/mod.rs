@@ -81,9 +81,7 @@ pub trait CredentialStore {
     fn oauth(
         &self,
         _message: &[u8],
-    ) -> Option<
-        Result<crate::oauthbearer::ValidToken, crate::oauthbearer::OAuthError>,
-    > {
+    ) -> Option<Result<crate::oauthbearer::ValidToken, crate::oauthbearer::OAuthError>> {
         None
     }
 }

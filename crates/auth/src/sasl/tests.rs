@@ -416,9 +416,7 @@ impl CredentialStore for OAuthStore {
     fn oauth(
         &self,
         message: &[u8],
-    ) -> Option<
-        Result<crate::oauthbearer::ValidToken, crate::oauthbearer::OAuthError>,
-    > {
+    ) -> Option<Result<crate::oauthbearer::ValidToken, crate::oauthbearer::OAuthError>> {
         Some(if message == b"good" {
             Ok(crate::oauthbearer::ValidToken {
                 principal_name: "alice".into(),
