@@ -11,10 +11,10 @@
 
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
+import { check, failures, freePort, waitFor } from "./support.mjs";
 
 const weirBin = path.resolve(process.argv[2] || "target/release/weir");
 const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -23,36 +23,6 @@ const ADMIN = { username: "admin", password: "admin-secret" };
 const CAROL = { username: "carol", password: "carol-secret" };
 const TOPIC = "orders";
 const GROUP = "billing";
-
-let failures = 0;
-function check(ok, what) {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures += 1;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-async function waitFor(what, probe, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await probe()) return;
-    } catch (_) {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The weir CLI as the super user over SASL_PLAINTEXT/SCRAM; returns stdout. */
 function cli(bootstrap, args, input) {
@@ -155,8 +125,8 @@ async function main() {
     weir.kill("SIGTERM");
     rmSync(dataDir, { recursive: true, force: true });
   }
-  console.log(failures === 0 ? "console login: all checks passed" : `console login: ${failures} check(s) failed`);
-  process.exit(failures === 0 ? 0 : 1);
+  console.log(failures() === 0 ? "console login: all checks passed" : `console login: ${failures()} check(s) failed`);
+  process.exit(failures() === 0 ? 0 : 1);
 }
 
 main().catch((e) => {
