@@ -10,10 +10,11 @@
 //! `WWW-Authenticate` challenge.
 //!
 //! Checking a password costs the credential's PBKDF2 iterations (4096 or more), too much
-//! for every request of a page, so a password once verified is remembered as a SHA-256
-//! digest beside the credential it was checked against: a later request with the same
-//! password is accepted while the user's credential is still that one, and a changed or
-//! deleted credential refuses it at once.
+//! for every request of a page, so a password once verified is remembered as a keyed
+//! SHA-256 digest (the key drawn at start, so the digest is of no use outside this process)
+//! beside the credential it was checked against: a later request with the same password is
+//! accepted while the user's credential is still that one, and a changed or deleted
+//! credential refuses it at once. Digests are compared in constant time.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -26,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use weir_broker::authz::Access;
 use weir_broker::security::listener::SecurityProtocol;
 use weir_broker::security::principal::Principal;
@@ -43,7 +45,7 @@ pub const VERIFIED_MAX: usize = 1_024;
 
 /// A password verified against a credential.
 struct Verified {
-    password_sha256: [u8; 32],
+    password_digest: [u8; 32],
     credential: ScramCredential,
 }
 
@@ -51,6 +53,8 @@ pub struct Login {
     broker: Arc<BrokerState>,
     required: bool,
     verified: Mutex<HashMap<String, Verified>>,
+    /// Keys the digests of verified passwords.
+    digest_key: [u8; 32],
 }
 
 impl Login {
@@ -67,6 +71,7 @@ impl Login {
             broker: Arc::clone(broker),
             required,
             verified: Mutex::new(HashMap::new()),
+            digest_key: rand::random(),
         })
     }
 
@@ -84,12 +89,16 @@ impl Login {
     /// Whether `password` is the user's, from memory when it was verified against the
     /// credential the user still has.
     async fn verify(self: &Arc<Login>, user: &str, password: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(self.digest_key)
+            .chain_update(password.as_bytes())
+            .finalize()
+            .into();
         let Some(current) = self.credential(user) else {
             return false;
         };
         if let Some(known) = self.verified.lock().get(user) {
-            if known.credential == current && known.password_sha256 == digest {
+            if known.credential == current && bool::from(known.password_digest.ct_eq(&digest)) {
                 return true;
             }
         }
@@ -108,7 +117,7 @@ impl Login {
             memory.insert(
                 user.to_string(),
                 Verified {
-                    password_sha256: digest,
+                    password_digest: digest,
                     credential: current,
                 },
             );
