@@ -32,6 +32,7 @@ use weir_broker::authz::Access;
 use weir_broker::security::listener::SecurityProtocol;
 use weir_broker::security::principal::Principal;
 use weir_broker::security::sasl::{plain, CredentialStore};
+use weir_broker::security::session::FAILED_AUTHENTICATION_DELAY;
 use weir_broker::state::BrokerState;
 use weir_meta::scram::{ScramCredential, ScramMechanism};
 
@@ -187,6 +188,8 @@ pub async fn authenticate(
             }
             Some(Ok((user, password))) => {
                 if user.is_empty() || !login.verify(&user, &password).await {
+                    // As a failed SASL login is answered late, so guessing stays slow.
+                    tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
                     return challenge("login_failed", "The user name or password is wrong.");
                 }
                 Principal::user(user)
