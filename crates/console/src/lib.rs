@@ -1,5 +1,7 @@
 //! `weir-console`: weir's HTTP side. It reads the broker's live state on each request and
-//! keeps no copy of it, but for a short in-memory history of consumer groups' lag.
+//! keeps no copy of it, but for a short in-memory history of consumer groups' lag. Once the
+//! broker's security is on, every route asks for a login and applies the ACLs to the caller
+//! as the Kafka APIs do; with `--http-tls` it serves HTTPS.
 //!
 //! Layout:
 //! - [`server`]: [`Console`], the HTTP listener and its routes.
