@@ -39,8 +39,8 @@ use weir_meta::scram::{ScramCredential, ScramMechanism};
 use crate::errors::HttpError;
 use crate::https::Peer;
 
-/// The realm browsers show in their login dialog.
-pub const REALM: &str = "weir";
+/// The challenge of a 401: HTTP Basic, with the realm browsers show in their login dialog.
+pub const CHALLENGE: &str = r#"Basic realm="weir", charset="UTF-8""#;
 /// Verified passwords remembered at once; past it the memory starts again.
 pub const VERIFIED_MAX: usize = 1_024;
 
@@ -153,7 +153,7 @@ fn challenge(code: &'static str, message: &str) -> Response {
     let mut response = HttpError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(r#"Basic realm="weir", charset="UTF-8""#),
+        HeaderValue::from_static(CHALLENGE),
     );
     response
 }
