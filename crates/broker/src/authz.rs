@@ -108,29 +108,35 @@ impl Access {
             .authorize_any(&self.principal, self.host, operation, ResourceType::Topic)
     }
 
-    /// The operations the principal may perform on a topic, as the bit field of their ACL
-    /// operation codes that Metadata and DescribeTopicPartitions report.
+    /// Of `supported`, the operations the principal may perform on the resource, as the
+    /// bit field of their ACL operation codes that authorized-operations fields report.
+    fn operations_on(
+        &self,
+        supported: &[Operation],
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
+        supported
+            .iter()
+            .filter(|op| self.allows(**op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
+    /// The operations the principal may perform on a topic (Metadata,
+    /// DescribeTopicPartitions).
     pub fn topic_operations(&self, name: &str) -> i32 {
-        TOPIC_OPERATIONS
-            .iter()
-            .filter(|op| self.topic(**op, name))
-            .fold(0, |bits, op| bits | (1 << op.code()))
+        self.operations_on(&TOPIC_OPERATIONS, ResourceType::Topic, name)
     }
 
-    /// The operations the principal may perform on a group, as a bit field.
+    /// The operations the principal may perform on a group (DescribeGroups,
+    /// ConsumerGroupDescribe).
     pub fn group_operations(&self, name: &str) -> i32 {
-        GROUP_OPERATIONS
-            .iter()
-            .filter(|op| self.group(**op, name))
-            .fold(0, |bits, op| bits | (1 << op.code()))
+        self.operations_on(&GROUP_OPERATIONS, ResourceType::Group, name)
     }
 
-    /// The operations the principal may perform on the cluster, as a bit field.
+    /// The operations the principal may perform on the cluster (DescribeCluster).
     pub fn cluster_operations(&self) -> i32 {
-        CLUSTER_OPERATIONS
-            .iter()
-            .filter(|op| self.cluster(**op))
-            .fold(0, |bits, op| bits | (1 << op.code()))
+        self.operations_on(&CLUSTER_OPERATIONS, ResourceType::Cluster, CLUSTER_NAME)
     }
 
     /// CREATE on the cluster, or on the topic itself: what creating a topic needs.

@@ -76,10 +76,6 @@ impl Login {
         })
     }
 
-    pub fn required(&self) -> bool {
-        self.required
-    }
-
     /// The user's strongest credential, the one PLAIN checks passwords against.
     fn credential(&self, user: &str) -> Option<ScramCredential> {
         [ScramMechanism::Sha512, ScramMechanism::Sha256]

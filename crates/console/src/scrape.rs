@@ -39,14 +39,8 @@ pub async fn metrics(
     State(lag_history): State<Arc<crate::lag_history::LagHistory>>,
     Extension(access): Extension<Access>,
 ) -> Response {
-    if !access.cluster(Operation::Describe) {
-        let principal = access.principal();
-        return HttpError::new(
-            StatusCode::FORBIDDEN,
-            "cluster_authorization_failed",
-            format!("{principal} may not DESCRIBE the cluster, which /metrics needs; an administrator can grant it with kafka-acls --add --allow-principal {principal} --operation Describe --cluster."),
-        )
-        .into_response();
+    if let Err(refused) = crate::api::authorize::require_cluster(&access, Operation::Describe) {
+        return refused.into_response();
     }
     let groups = GroupMetrics::read(&state, &lag_history).await;
     // Encoding takes each partition's lock in turn, which an append may hold during disk

@@ -5,6 +5,7 @@
 //! passes.
 
 use axum::http::StatusCode;
+use weir_broker::authz::Access;
 use weir_meta::acls::Operation;
 
 use super::ApiContext;
@@ -23,7 +24,7 @@ impl ApiContext {
         if self.access.topic(operation, topic) {
             Ok(())
         } else {
-            Err(self.refusal(operation, Resource::Topic(topic)))
+            Err(refusal(&self.access, operation, Resource::Topic(topic)))
         }
     }
 
@@ -32,17 +33,13 @@ impl ApiContext {
         if self.access.group(operation, group) {
             Ok(())
         } else {
-            Err(self.refusal(operation, Resource::Group(group)))
+            Err(refusal(&self.access, operation, Resource::Group(group)))
         }
     }
 
     /// Refuses unless the caller may perform `operation` on the cluster.
     pub fn require_cluster(&self, operation: Operation) -> Result<(), HttpError> {
-        if self.access.cluster(operation) {
-            Ok(())
-        } else {
-            Err(self.refusal(operation, Resource::Cluster))
-        }
+        require_cluster(&self.access, operation)
     }
 
     /// Kafka's CreateTopics check: CREATE on the cluster, or on the topic.
@@ -50,7 +47,11 @@ impl ApiContext {
         if self.access.create_topic(topic) {
             Ok(())
         } else {
-            Err(self.refusal(Operation::Create, Resource::Topic(topic)))
+            Err(refusal(
+                &self.access,
+                Operation::Create,
+                Resource::Topic(topic),
+            ))
         }
     }
 
@@ -64,36 +65,47 @@ impl ApiContext {
     pub fn may_describe_group(&self, group: &str) -> bool {
         self.access.cluster(Operation::Describe) || self.access.group(Operation::Describe, group)
     }
+}
 
-    fn refusal(&self, operation: Operation, resource: Resource<'_>) -> HttpError {
-        let principal = self.access.principal();
-        let op = operation.name();
-        let grant_op = kafka_acls_operation(operation);
-        let (code, what, flag) = match resource {
-            Resource::Topic(t) => (
-                "topic_authorization_failed",
-                format!("topic '{t}'"),
-                format!("--topic '{t}'"),
-            ),
-            Resource::Group(g) => (
-                "group_authorization_failed",
-                format!("group '{g}'"),
-                format!("--group '{g}'"),
-            ),
-            Resource::Cluster => (
-                "cluster_authorization_failed",
-                "the cluster".to_string(),
-                "--cluster".to_string(),
-            ),
-        };
-        HttpError::new(
-            StatusCode::FORBIDDEN,
-            code,
-            format!(
-                "{principal} may not {op} {what}; an administrator can grant it with kafka-acls --add --allow-principal {principal} --operation {grant_op} {flag}."
-            ),
-        )
+/// Refuses unless `access` may perform `operation` on the cluster (also `/metrics`,
+/// outside the API).
+pub fn require_cluster(access: &Access, operation: Operation) -> Result<(), HttpError> {
+    if access.cluster(operation) {
+        Ok(())
+    } else {
+        Err(refusal(access, operation, Resource::Cluster))
     }
+}
+
+/// The 403 naming the principal, what it may not do, and the grant that would allow it.
+fn refusal(access: &Access, operation: Operation, resource: Resource<'_>) -> HttpError {
+    let principal = access.principal();
+    let op = operation.name();
+    let grant_op = kafka_acls_operation(operation);
+    let (code, what, flag) = match resource {
+        Resource::Topic(t) => (
+            "topic_authorization_failed",
+            format!("topic '{t}'"),
+            format!("--topic '{t}'"),
+        ),
+        Resource::Group(g) => (
+            "group_authorization_failed",
+            format!("group '{g}'"),
+            format!("--group '{g}'"),
+        ),
+        Resource::Cluster => (
+            "cluster_authorization_failed",
+            "the cluster".to_string(),
+            "--cluster".to_string(),
+        ),
+    };
+    HttpError::new(
+        StatusCode::FORBIDDEN,
+        code,
+        format!(
+            "{principal} may not {op} {what}; an administrator can grant it with kafka-acls --add --allow-principal {principal} --operation {grant_op} {flag}."
+        ),
+    )
 }
 
 /// An operation as `kafka-acls --operation` spells it (`DescribeConfigs`).
