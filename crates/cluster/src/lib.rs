@@ -1,0 +1,10 @@
+//! `weir-cluster`: the cluster-mode storage engine, for several stateless brokers sharing
+//! one PostgreSQL database (ordering and metadata) and one S3-compatible bucket (record
+//! data).
+//!
+//! Owns: the PostgreSQL schema and its migrations, broker registration and leases, the
+//! layout of the objects that hold record batches, and (as it grows) the produce and fetch
+//! paths over them. Must not: decode Kafka requests or know about the network protocol;
+//! the broker drives it through the storage traits of `log` and `meta`.
+//!
+//! Layout: filled in as modules land.
