@@ -21,7 +21,6 @@
 //!   counts.
 //! - [`response_throttle`]: each response type's `throttle_time_ms`, set over a quota.
 //! - [`request_time`]: a request's handler time, for the `request_percentage` quota.
-//! - [`partition_traffic`]: each partition's records and bytes in and bytes out.
 //! - [`quota_throttle`]: the rates client quotas are measured by and the throttle time
 //!   over a quota, as Kafka decides them.
 //! - [`fetch_session`]: incremental fetch sessions (KIP-227).
@@ -42,7 +41,6 @@ pub mod group_runtime;
 pub mod handlers;
 pub mod metrics;
 pub mod offsets_journal;
-pub mod partition_traffic;
 pub mod quota_throttle;
 pub mod request_time;
 pub mod response_errors;

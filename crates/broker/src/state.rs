@@ -4,17 +4,16 @@
 //! Locks are `parking_lot` mutexes held only for in-memory work and short file writes,
 //! never across an `.await`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 use uuid::Uuid;
-use weir_log::{LogConfig, PartitionLog};
+use weir_log::{LocalLog, LogConfig, LogStore};
 use weir_meta::acls::{AclBinding, AclBindingFilter, Acls, Operation, ResourceType};
 use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
 use weir_meta::{Catalog, MetaError, Topic};
@@ -69,20 +68,14 @@ impl From<weir_log::LogError> for ApiError {
     }
 }
 
-pub struct PartitionHandle {
-    pub topic: String,
-    pub index: i32,
-    pub log: Mutex<PartitionLog>,
-    /// Woken on every append, so waiting fetches return the moment data arrives.
-    pub appended: Notify,
-    /// Records and bytes produced to it and bytes fetched from it, for the metrics.
-    pub traffic: crate::partition_traffic::PartitionTraffic,
-}
+/// One partition of the node: its log, the wake-up of waiting fetches, its traffic.
+pub type PartitionHandle = weir_log::LocalPartition;
 
 pub struct BrokerState {
     pub config: BrokerConfig,
     catalog: Mutex<Catalog>,
-    partitions: RwLock<HashMap<String, Vec<Arc<PartitionHandle>>>>,
+    /// Every partition's log: the local engine behind the data path's [`LogStore`].
+    logs: LocalLog,
     groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
     txns: std::sync::OnceLock<crate::txn_runtime::TxnRuntime>,
     pub fetch_sessions: crate::fetch_session::FetchSessions,
@@ -146,9 +139,6 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
     }
 }
 
-fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
-    data_dir.join(format!("{topic}-{index}"))
-}
 
 impl BrokerState {
     /// Opens the data directory: loads the catalog and recovers every partition log.
@@ -166,19 +156,19 @@ impl BrokerState {
             Err(e) => return Err(e.into()),
         };
         let metrics = crate::metrics::BrokerMetrics::default();
-        let mut partitions = HashMap::new();
+        let logs = LocalLog::new(&config.data_dir, config.fsync, metrics.fsync_observer());
         for topic in catalog.topics.values() {
-            let handles = (0..topic.partitions)
-                .map(|i| open_partition(&config.data_dir, topic, i, &metrics))
+            let opened = (0..topic.partitions)
+                .map(|i| logs.open_partition(&topic.name, i, log_config_for(topic)))
                 .collect::<Result<Vec<_>, _>>()?;
-            partitions.insert(topic.name.clone(), handles);
+            logs.add_partitions(&topic.name, opened);
         }
         let acls = Arc::new(catalog.acls.clone());
         let quotas = client_quotas::QuotaState::new(&catalog.client_quotas);
         let state = Arc::new(BrokerState {
             config,
             catalog: Mutex::new(catalog),
-            partitions: RwLock::new(partitions),
+            logs,
             groups: std::sync::OnceLock::new(),
             txns: std::sync::OnceLock::new(),
             fetch_sessions: Default::default(),
@@ -270,16 +260,16 @@ impl BrokerState {
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<PartitionHandle>> {
-        let map = self.partitions.read();
-        let list = map.get(topic)?;
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| list.get(i))
-            .cloned()
+        self.logs.partition(topic, index)
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<PartitionHandle>> {
-        self.partitions.read().values().flatten().cloned().collect()
+        self.logs.all()
+    }
+
+    /// The data path's storage engine.
+    pub fn store(&self) -> &dyn LogStore {
+        &self.logs
     }
 
     /// Checks a new topic; with `apply`, also creates it (catalog first, then the logs).
@@ -315,13 +305,13 @@ impl BrokerState {
             .clone();
         // A leftover directory of an earlier topic of the same name must not leak into this one.
         for i in 0..partitions {
-            remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
+            remove_dir_if_present(&self.logs.partition_dir(name, i))?;
         }
-        let handles = (0..partitions)
-            .map(|i| open_partition(&self.config.data_dir, &topic, i, &self.metrics))
+        let opened = (0..partitions)
+            .map(|i| self.logs.open_partition(name, i, log_config_for(&topic)))
             .collect::<Result<Vec<_>, _>>()?;
         self.persist_catalog(&catalog)?;
-        self.partitions.write().insert(name.to_string(), handles);
+        self.logs.add_partitions(name, opened);
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -336,7 +326,7 @@ impl BrokerState {
         }
         let topic = catalog.delete_topic(name)?;
         self.persist_catalog(&catalog)?;
-        let handles = self.partitions.write().remove(name).unwrap_or_default();
+        let handles = self.logs.remove_topic(name);
         for h in handles {
             // Wake fetches waiting on it so they notice the topic is gone.
             h.appended.notify_waiters();
@@ -361,17 +351,13 @@ impl BrokerState {
         let topic = catalog.topic(name).expect("checked").clone();
         let new: Vec<_> = (old..count)
             .map(|i| {
-                remove_dir_if_present(&partition_dir(&self.config.data_dir, name, i))?;
-                open_partition(&self.config.data_dir, &topic, i, &self.metrics)
+                remove_dir_if_present(&self.logs.partition_dir(name, i))?;
+                self.logs.open_partition(name, i, log_config_for(&topic))
             })
             .collect::<Result<_, _>>()?;
         catalog.set_partitions(name, count)?;
         self.persist_catalog(&catalog)?;
-        self.partitions
-            .write()
-            .entry(name.to_string())
-            .or_default()
-            .extend(new);
+        self.logs.add_partitions(name, new);
         Ok(())
     }
 
@@ -395,10 +381,8 @@ impl BrokerState {
         catalog.replace_configs(name, configs)?;
         self.persist_catalog(&catalog)?;
         let log_config = log_config_for(catalog.topic(name).expect("present"));
-        if let Some(handles) = self.partitions.read().get(name) {
-            for h in handles {
-                h.log.lock().set_config(log_config.clone());
-            }
+        for h in self.logs.topic_partitions(name) {
+            h.log.lock().set_config(log_config.clone());
         }
         Ok(())
     }
@@ -567,25 +551,6 @@ fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-fn open_partition(
-    data_dir: &Path,
-    topic: &Topic,
-    index: i32,
-    metrics: &crate::metrics::BrokerMetrics,
-) -> Result<Arc<PartitionHandle>, ApiError> {
-    let mut log = PartitionLog::open(
-        &partition_dir(data_dir, &topic.name, index),
-        log_config_for(topic),
-    )?;
-    log.set_fsync_observer(metrics.fsync_observer());
-    Ok(Arc::new(PartitionHandle {
-        topic: topic.name.clone(),
-        index,
-        log: Mutex::new(log),
-        appended: Notify::new(),
-        traffic: Default::default(),
-    }))
-}
 
 /// ACLs and the authorizer (CreateAcls, DescribeAcls, DeleteAcls, and the check dispatch
 /// makes before a handler runs).

@@ -1,4 +1,5 @@
-//! `weir-log`: one partition's log on local disk.
+//! `weir-log`: where records are stored. The boundary the broker's data path goes through
+//! ([`LogStore`]), and the single node's engine behind it: partition logs on local disk.
 //!
 //! Owns: segments of Kafka v2 record batches stored exactly as the producer sent them (the
 //! broker only writes the base offset and partition leader epoch, which the CRC does not
@@ -28,6 +29,10 @@
 //! - [`producer_snapshot`]: `.snapshot` files of producer state, written at segment rolls.
 //! - [`txn_index`]: [`AbortedTxn`] and the `.txnindex` file of one segment.
 //! - [`cleaner`]: compaction of `cleanup.policy=compact` logs.
+//! - [`store`]: [`LogStore`], the boundary the broker's data path (Produce, Fetch) goes
+//!   through, whichever engine holds the records; [`local`]: [`LocalLog`], the single
+//!   node's engine, every partition's [`PartitionLog`] under the data directory.
+//! - [`traffic`]: each partition's records and bytes in and bytes out, for the metrics.
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
 //! - [`durable`]: atomic, fsynced writes of small files; directory fsyncs.
 //! - [`error`] holds [`LogError`], the crate's one error type.
@@ -41,15 +46,21 @@ pub mod codec;
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod local;
 pub mod partition;
 pub mod producer;
 pub mod producer_snapshot;
 pub mod records;
 pub mod segment;
+pub mod store;
+pub mod traffic;
 pub mod txn_index;
 
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::LogError;
+pub use local::{LocalLog, LocalPartition};
+pub use store::LogStore;
+pub use traffic::PartitionTraffic;
 pub use partition::{AppendOutcome, CompactionReport, FsyncObserver, PartitionLog, ReadSlice};
 pub use producer::ProducerStateView;
 pub use records::{RecordHeader, StoredRecord, TimestampType};

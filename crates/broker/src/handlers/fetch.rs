@@ -1,6 +1,7 @@
-//! Fetch: stored batches straight from the segment files, with long-poll and sessions.
+//! Fetch: stored batches, as the storage engine ([`weir_log::LogStore`]) reads them, with
+//! long-poll and sessions.
 //!
-//! A fetch that finds fewer than `min_bytes` waits on the `appended` notification of every
+//! A fetch that finds fewer than `min_bytes` waits on the engine's wake-up of every
 //! partition it reads, so it returns the moment a producer appends (as Kafka's purgatory
 //! does), or when `max_wait_ms` runs out. It never sleeps and re-polls.
 //!
@@ -20,7 +21,10 @@ use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use futures::FutureExt;
+use tokio::sync::Notify;
 use uuid::Uuid;
+use weir_log::store::{PartitionRead, ReadSpec, TopicPartition};
 use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
@@ -28,7 +32,7 @@ use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
 use crate::fetch_session::{SessionError, SessionKey, SessionPartition};
-use crate::state::{BrokerState, PartitionHandle};
+use crate::state::BrokerState;
 
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: i32 = 60_000;
@@ -40,7 +44,8 @@ struct Want {
     key: SessionKey,
     fetch_offset: i64,
     partition_max_bytes: usize,
-    handle: Option<Arc<PartitionHandle>>,
+    /// The partition, when it exists and the principal may read it.
+    tp: Option<TopicPartition>,
     unknown_code: i16,
     /// For incremental responses: what the client last saw.
     last_high_watermark: i64,
@@ -71,9 +76,16 @@ fn resolve(
     };
     let name = topic.as_ref().map_or(key.0.as_str(), |t| t.name.as_str());
     let readable = (version >= 13 && topic.is_none()) || access.topic(Operation::Read, name);
-    let (handle, unknown_code) = if readable {
-        let handle = topic.as_ref().and_then(|t| state.partition(&t.name, key.2));
-        (handle, unknown_code)
+    let (tp, unknown_code) = if readable {
+        let tp = topic
+            .as_ref()
+            .filter(|t| key.2 >= 0 && key.2 < t.partitions)
+            .map(|t| TopicPartition {
+                topic: t.name.clone(),
+                topic_id: t.id,
+                partition: key.2,
+            });
+        (tp, unknown_code)
     } else {
         (None, ResponseError::TopicAuthorizationFailed.code())
     };
@@ -82,7 +94,7 @@ fn resolve(
         key,
         fetch_offset,
         partition_max_bytes: max,
-        handle,
+        tp,
         unknown_code,
         last_high_watermark: last.0,
         last_log_start_offset: last.1,
@@ -97,50 +109,50 @@ struct Collected {
     any_error: bool,
 }
 
-fn collect(wants: &[Want], max_bytes: usize) -> Collected {
+/// What to ask the storage engine: a read for each wanted partition that exists.
+fn read_specs(wants: &[Want]) -> Vec<ReadSpec> {
+    wants
+        .iter()
+        .filter_map(|w| {
+            w.tp.as_ref().map(|tp| ReadSpec {
+                tp: tp.clone(),
+                fetch_offset: w.fetch_offset,
+                partition_max_bytes: w.partition_max_bytes,
+                read_committed: w.read_committed,
+            })
+        })
+        .collect()
+}
+
+/// Puts what the engine read (one per partition in `read_specs`, in order) into each
+/// wanted partition's answer.
+fn collect(wants: &[Want], reads: Vec<Option<PartitionRead>>) -> Collected {
     let mut total = 0usize;
     let mut any_error = false;
     let mut parts = Vec::with_capacity(wants.len());
+    let mut reads = reads.into_iter();
     for (i, w) in wants.iter().enumerate() {
-        let mut data = PartitionData::default()
+        let data = PartitionData::default()
             .with_partition_index(w.key.2)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1)
             .with_preferred_read_replica(BrokerId(-1))
             .with_records(Some(Bytes::new()));
-        let Some(handle) = &w.handle else {
+        let read = match &w.tp {
+            None => None,
+            Some(_) => reads.next().expect("one read per partition asked"),
+        };
+        let Some(read) = read else {
             any_error = true;
             parts.push((i, data.with_error_code(w.unknown_code)));
             continue;
         };
-        let (slice, hw, lso, log_start, aborted) = {
-            let log = handle.log.lock();
-            let remaining = max_bytes.saturating_sub(total);
-            let limit = w.partition_max_bytes.min(remaining);
-            let lso = log.last_stable_offset();
-            let slice = if w.read_committed {
-                log.read_bounded(w.fetch_offset, limit, lso)
-            } else {
-                log.read(w.fetch_offset, limit)
-            };
-            // The aborted transactions a read_committed reader must skip in what it gets.
-            let aborted = w
-                .read_committed
-                .then(|| log.aborted_transactions(w.fetch_offset, lso));
-            (
-                slice,
-                log.high_watermark(),
-                lso,
-                log.log_start_offset(),
-                aborted,
-            )
-        };
-        data = data
-            .with_high_watermark(hw)
-            .with_last_stable_offset(lso)
-            .with_log_start_offset(log_start);
-        if let Some(aborted) = aborted {
+        let mut data = data
+            .with_high_watermark(read.high_watermark)
+            .with_last_stable_offset(read.last_stable_offset)
+            .with_log_start_offset(read.log_start_offset);
+        if let Some(aborted) = read.aborted {
             data.aborted_transactions = Some(
                 aborted
                     .into_iter()
@@ -152,25 +164,11 @@ fn collect(wants: &[Want], max_bytes: usize) -> Collected {
                     .collect(),
             );
         }
-        match slice {
-            Ok(Some(slice)) => {
-                // Only the first data of a response may exceed the byte limits.
-                if total > 0 && slice.first_batch_bytes() > max_bytes.saturating_sub(total) {
-                    parts.push((i, data));
-                    continue;
-                }
-                match slice.load() {
-                    Ok(bytes) => {
-                        total += bytes.len();
-                        parts.push((i, data.with_records(Some(bytes))));
-                    }
-                    Err(e) => {
-                        any_error = true;
-                        parts.push((i, data.with_error_code(crate::errors::log_error_code(&e))));
-                    }
-                }
+        match read.records {
+            Ok(bytes) => {
+                total += bytes.len();
+                parts.push((i, data.with_records(Some(bytes))));
             }
-            Ok(None) => parts.push((i, data)),
             Err(e) => {
                 any_error = true;
                 parts.push((i, data.with_error_code(crate::errors::log_error_code(&e))));
@@ -203,8 +201,12 @@ fn respond(
         if incremental && !has_news {
             continue;
         }
-        if let (Some(handle), Some(records)) = (&w.handle, &data.records) {
-            handle.traffic.served(records.len() as u64);
+        if let (Some(tp), Some(records)) = (&w.tp, &data.records) {
+            if !records.is_empty() {
+                if let Some(p) = state.partition(&tp.topic, tp.partition) {
+                    p.traffic.served(records.len() as u64);
+                }
+            }
         }
         if session_id != 0 {
             state.fetch_sessions.record_sent(
@@ -379,13 +381,18 @@ pub fn handle(
     };
     let min_bytes = (request.min_bytes.max(0) as usize).max(1);
     let max_wait_ms = request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX);
-    let collected = collect(&wants, max_bytes);
-    if collected.total_bytes >= min_bytes
-        || collected.any_error
-        || max_wait_ms == 0
-        || wants.is_empty()
-    {
-        return meta.fetch_reply(respond(state, &wants, collected, session_id, incremental));
+    let specs = read_specs(&wants);
+    // An engine that cannot answer at once (its reads are I/O) is asked again below, where
+    // the answer may wait.
+    if let Some(reads) = state.store().read(&specs, max_bytes).now_or_never() {
+        let collected = collect(&wants, reads);
+        if collected.total_bytes >= min_bytes
+            || collected.any_error
+            || max_wait_ms == 0
+            || wants.is_empty()
+        {
+            return meta.fetch_reply(respond(state, &wants, collected, session_id, incremental));
+        }
     }
 
     // 3. Otherwise wait for an append to any of them, or the deadline.
@@ -396,20 +403,21 @@ pub fn handle(
     Reply::Later(Box::pin(async move {
         let _parked = parked;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms as u64);
-        let handles: Vec<Arc<PartitionHandle>> =
-            wants.iter().filter_map(|w| w.handle.clone()).collect();
+        let watches: Vec<Arc<Notify>> = specs
+            .iter()
+            .filter_map(|s| state.store().watch(&s.tp))
+            .collect();
         loop {
             // Register for wake-ups first, then look: an append in between is not missed.
-            let mut waits: Vec<_> = handles
-                .iter()
-                .map(|h| Box::pin(h.appended.notified()))
-                .collect();
+            let mut waits: Vec<_> = watches.iter().map(|n| Box::pin(n.notified())).collect();
             for w in waits.iter_mut() {
                 w.as_mut().enable();
             }
-            let collected = collect(&wants, max_bytes);
+            let reads = state.store().read(&specs, max_bytes).await;
+            let collected = collect(&wants, reads);
             if collected.total_bytes >= min_bytes
                 || collected.any_error
+                || wants.is_empty()
                 || tokio::time::Instant::now() >= deadline
             {
                 return meta.fetch_frame(respond(

@@ -5,9 +5,9 @@
 //! records by index and Kafka's message (KIP-467), so clients fail exactly those records and
 //! tell the others that another record of their batch was invalid. Nothing of it is stored.
 //!
-//! With `--fsync always`, an acks=all produce is answered only after the partitions it
-//! wrote are fsynced; the fsync runs on the blocking pool, outside the partition lock, so
-//! concurrent producers share it.
+//! The batches go to the storage engine ([`weir_log::LogStore`]) together; the answer goes
+//! when the engine says they are as durable as `acks` asks (the local engine: with
+//! `--fsync always`, acks=all waits for the fsync of every partition written).
 //!
 //! A transactional batch for a partition where its producer has no open transaction yet is
 //! first checked with the transaction coordinator (KIP-890): for transactions V2 clients
@@ -28,15 +28,16 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use futures::FutureExt;
 use weir_log::batch::BatchHeader;
-use weir_log::FsyncPolicy;
+use weir_log::store::{Acks, AppendResult, BoxFuture, PartitionWrite, Refused, TopicPartition};
 use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
-use crate::state::{BrokerState, PartitionHandle};
+use crate::state::BrokerState;
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -62,17 +63,17 @@ const RECORD_ERRORS_VERSION: i16 = 8;
 /// records carries the partition's log start offset and, from v8, names each of them, as
 /// Kafka's answer does; to clients before v8 it is an error of the whole batch.
 fn refused(
-    handle: &PartitionHandle,
     api_version: i16,
     index: i32,
     e: &weir_log::LogError,
+    log_start_offset: i64,
 ) -> PartitionProduceResponse {
     let answer = partition_error(index, crate::errors::log_error_code(e), Some(e.to_string()));
     let records = e.record_errors();
     if records.is_empty() {
         return answer;
     }
-    let answer = answer.with_log_start_offset(handle.log.lock().log_start_offset());
+    let answer = answer.with_log_start_offset(log_start_offset);
     if api_version < RECORD_ERRORS_VERSION {
         return answer;
     }
@@ -275,78 +276,89 @@ fn append_all(
     if acks == 0 {
         // No answer goes back; an error is told the only way left, as Kafka tells it: the
         // connection is closed (what was appended stays).
-        let failed = appended
-            .body
-            .responses
-            .iter()
-            .flat_map(|t| &t.partition_responses)
-            .any(|p| p.error_code != 0);
-        return if failed {
-            Reply::Close(None)
-        } else {
-            Reply::Nothing
+        return match appended.ready() {
+            Some(body) => acks0_reply(&body),
+            None => Reply::Gate(Box::pin(async move { acks0_reply(&appended.answer().await) })),
         };
     }
-    if !appended.waits_for_fsync(state) {
-        return meta.reply(&appended.body);
+    if let Some(body) = appended.ready() {
+        return meta.reply(&body);
     }
     let meta = meta.clone();
-    let metrics = state.metrics.clone();
-    Reply::Later(Box::pin(async move {
-        meta.frame(&appended.durable(metrics).await)
-    }))
+    Reply::Later(Box::pin(async move { meta.frame(&appended.answer().await) }))
 }
 
-/// A Produce's answer once its batches are in the logs, and the partitions it wrote, which
-/// an acks=all produce under `--fsync always` must fsync before the answer goes.
+/// What an acks=0 produce gets back: nothing, or a closed connection if a partition failed.
+fn acks0_reply(body: &ProduceResponse) -> Reply {
+    let failed = body
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .any(|p| p.error_code != 0);
+    if failed {
+        Reply::Close(None)
+    } else {
+        Reply::Nothing
+    }
+}
+
+/// A Produce's answer: the partitions answered at once (refused before any append), and the
+/// appends the storage engine has taken, whose outcomes fill in the rest when it resolves
+/// them (at once, or after the fsync or commit that `acks` waits for).
 pub struct Appended {
     pub body: ProduceResponse,
-    acks: i16,
-    /// (topic index, partition index) in `body`, and the partition written.
-    written: Vec<(usize, usize, Arc<PartitionHandle>)>,
+    api_version: i16,
+    /// (topic index, partition index) in `body` of each write, in the order written.
+    slots: Vec<(usize, usize)>,
+    pending: Option<BoxFuture<'static, Vec<AppendResult>>>,
 }
 
 impl Appended {
-    fn waits_for_fsync(&self, state: &BrokerState) -> bool {
-        self.acks == -1 && state.config.fsync == FsyncPolicy::Always && !self.written.is_empty()
+    /// The answer, if the engine has resolved every append already.
+    fn ready(&mut self) -> Option<ProduceResponse> {
+        let results = match self.pending.as_mut() {
+            None => Vec::new(),
+            Some(pending) => pending.now_or_never()?,
+        };
+        self.pending = None;
+        Some(self.fill(results))
     }
 
-    /// The answer, after the fsync the produce waits for (none when it waits for none). A
-    /// partition whose fsync failed is answered KAFKA_STORAGE_ERROR.
-    pub async fn answer(self, state: &BrokerState) -> ProduceResponse {
-        if !self.waits_for_fsync(state) {
-            return self.body;
-        }
-        self.durable(state.metrics.clone()).await
+    /// The answer once every append is as durable as the request's `acks` asks.
+    pub async fn answer(mut self) -> ProduceResponse {
+        let results = match self.pending.take() {
+            None => Vec::new(),
+            Some(pending) => pending.await,
+        };
+        self.fill(results)
     }
 
-    /// Waits for the fsync of every partition written, timed in the fsync histogram.
-    async fn durable(self, metrics: crate::metrics::BrokerMetrics) -> ProduceResponse {
-        let Appended {
-            mut body, written, ..
-        } = self;
-        let files: Vec<_> = written
-            .iter()
-            .map(|(_, _, h)| h.log.lock().sync_handle())
-            .collect();
-        let results = tokio::task::spawn_blocking(move || {
-            metrics
-                .timed_fsync(|| weir_log::sync_data_all(&files))
-                .into_iter()
-                .map(|r| r.map_err(|e| e.to_string()))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_else(|e| vec![Err(e.to_string()); written.len()]);
-        for ((ti, pi, h), r) in written.iter().zip(results) {
-            if let Err(e) = r {
-                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
-                let p = &mut body.responses[*ti].partition_responses[*pi];
-                p.error_code = ResponseError::KafkaStorageError.code();
-                p.base_offset = -1;
-            }
+    fn fill(&mut self, results: Vec<AppendResult>) -> ProduceResponse {
+        assert_eq!(results.len(), self.slots.len(), "one result per write");
+        for (&(ti, pi), result) in self.slots.iter().zip(results) {
+            let p = &mut self.body.responses[ti].partition_responses[pi];
+            let index = p.index;
+            *p = match result {
+                Ok(acked) => PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(acked.base_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(acked.log_start_offset),
+                Err(Refused::Log {
+                    error,
+                    log_start_offset,
+                }) => {
+                    tracing::debug!(partition = index, error = %error, "produce refused");
+                    refused(self.api_version, index, &error, log_start_offset)
+                }
+                Err(Refused::UnknownPartition) => partition_error(
+                    index,
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    None,
+                ),
+            };
         }
-        body
+        std::mem::take(&mut self.body)
     }
 }
 
@@ -360,8 +372,8 @@ pub fn append(
     verdicts: &HashMap<(String, i32), i16>,
 ) -> Appended {
     let acks = request.acks;
-    let now = now_ms();
-    let mut written: Vec<(usize, usize, Arc<PartitionHandle>)> = Vec::new();
+    let mut slots = Vec::new();
+    let mut writes = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
 
     for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
@@ -387,7 +399,7 @@ pub fn append(
                 partitions.push(partition_error(p.index, code, None));
                 continue;
             }
-            if !matches!(acks, -1 | 0 | 1) {
+            if Acks::from_kafka(acks).is_none() {
                 partitions.push(partition_error(
                     p.index,
                     ResponseError::InvalidRequiredAcks.code(),
@@ -407,14 +419,14 @@ pub fn append(
                 ));
                 continue;
             }
-            let Some(handle) = state.partition(&topic.name, p.index) else {
+            if p.index < 0 || p.index >= topic.partitions {
                 partitions.push(partition_error(
                     p.index,
                     ResponseError::UnknownTopicOrPartition.code(),
                     None,
                 ));
                 continue;
-            };
+            }
             if let Some(&code) = verdicts.get(&(topic.name.clone(), p.index)) {
                 partitions.push(partition_error(
                     p.index,
@@ -448,33 +460,18 @@ pub fn append(
                     continue;
                 }
             }
-            // The broker writes the base offset into the batch, so it needs its own copy.
-            let mut batch = BytesMut::from(&records[..]);
-            let result = handle.log.lock().append(&mut batch, now);
-            match result {
-                Ok(outcome) => {
-                    let log_start = handle.log.lock().log_start_offset();
-                    if !outcome.duplicate {
-                        handle.appended.notify_waiters();
-                        let records = outcome.last_offset - outcome.base_offset + 1;
-                        handle
-                            .traffic
-                            .appended(records.max(0) as u64, batch.len() as u64);
-                    }
-                    written.push((ti, partitions.len(), Arc::clone(&handle)));
-                    partitions.push(
-                        PartitionProduceResponse::default()
-                            .with_index(p.index)
-                            .with_base_offset(outcome.base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(log_start),
-                    );
-                }
-                Err(e) => {
-                    tracing::debug!(topic = %topic.name, partition = p.index, error = %e, "produce refused");
-                    partitions.push(refused(&handle, api_version, p.index, &e));
-                }
-            }
+            // Answered once the engine has stored it. The broker writes the base offset into
+            // the batch, so the engine gets its own copy.
+            slots.push((ti, partitions.len()));
+            partitions.push(PartitionProduceResponse::default().with_index(p.index));
+            writes.push(PartitionWrite {
+                tp: TopicPartition {
+                    topic: topic.name.clone(),
+                    topic_id: topic.id,
+                    partition: p.index,
+                },
+                records: BytesMut::from(&records[..]),
+            });
         }
         responses.push(
             TopicProduceResponse::default()
@@ -488,9 +485,14 @@ pub fn append(
         );
     }
 
+    let pending = match Acks::from_kafka(acks) {
+        Some(acks) if !writes.is_empty() => Some(state.store().append(writes, acks, now_ms())),
+        _ => None,
+    };
     Appended {
         body: ProduceResponse::default().with_responses(responses),
-        acks,
-        written,
+        api_version,
+        slots,
+        pending,
     }
 }

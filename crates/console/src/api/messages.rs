@@ -449,7 +449,7 @@ pub async fn produce_message(
         ))
     })
     .await?;
-    let answer = appended.answer(&ctx.broker).await;
+    let answer = appended.answer().await;
     let p = answer
         .responses
         .first()

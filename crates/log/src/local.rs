@@ -1,0 +1,272 @@
+//! The single node's engine: one [`PartitionLog`] per partition, in directories named
+//! `<topic>-<partition>` under the data directory, behind the [`LogStore`] boundary.
+//!
+//! Appends run at once, under each partition's lock, in the caller's task: the order of a
+//! connection's requests is the order of their appends. With `--fsync always`, an acks=all
+//! append resolves only after every partition it wrote is fsynced; the fsync runs on the
+//! blocking pool, outside the locks, and the partitions of one request are fsynced together
+//! (see [`crate::sync_data_all`]), so concurrent producers share it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use crate::store::{
+    Acked, Acks, AppendResult, BoxFuture, LogStore, PartitionRead, PartitionWrite, ReadSpec,
+    Refused, TopicPartition,
+};
+use crate::traffic::PartitionTraffic;
+use crate::{FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog};
+
+/// One partition of the local engine.
+pub struct LocalPartition {
+    pub topic: String,
+    pub index: i32,
+    pub log: Mutex<PartitionLog>,
+    /// Notified on every append, so waiting fetches return the moment data arrives.
+    pub appended: Arc<Notify>,
+    /// Records and bytes produced to it and bytes fetched from it, for the metrics.
+    pub traffic: PartitionTraffic,
+}
+
+/// Every partition of the node, by topic name, then partition index.
+pub struct LocalLog {
+    data_dir: PathBuf,
+    fsync: FsyncPolicy,
+    /// Told the time of every fsync: the ones appends wait for and the ones logs make on
+    /// their own as segments roll.
+    fsync_observer: FsyncObserver,
+    partitions: RwLock<HashMap<String, Vec<Arc<LocalPartition>>>>,
+}
+
+impl LocalLog {
+    pub fn new(data_dir: &Path, fsync: FsyncPolicy, fsync_observer: FsyncObserver) -> LocalLog {
+        LocalLog {
+            data_dir: data_dir.to_path_buf(),
+            fsync,
+            fsync_observer,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Where a partition's files live.
+    pub fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    /// Opens (recovering) a partition's log. It serves nothing until added with
+    /// [`LocalLog::add_partitions`].
+    pub fn open_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        config: LogConfig,
+    ) -> Result<Arc<LocalPartition>, LogError> {
+        let mut log = PartitionLog::open(&self.partition_dir(topic, index), config)?;
+        log.set_fsync_observer(Arc::clone(&self.fsync_observer));
+        Ok(Arc::new(LocalPartition {
+            topic: topic.to_string(),
+            index,
+            log: Mutex::new(log),
+            appended: Arc::new(Notify::new()),
+            traffic: PartitionTraffic::default(),
+        }))
+    }
+
+    /// Adds opened partitions after the topic's others (their indexes must follow on).
+    pub fn add_partitions(&self, topic: &str, opened: Vec<Arc<LocalPartition>>) {
+        let mut map = self.partitions.write();
+        let list = map.entry(topic.to_string()).or_default();
+        for p in opened {
+            assert_eq!(p.index as usize, list.len(), "partitions are added in order");
+            list.push(p);
+        }
+    }
+
+    /// Takes a topic's partitions out of service and returns them (to be deleted).
+    pub fn remove_topic(&self, topic: &str) -> Vec<Arc<LocalPartition>> {
+        self.partitions.write().remove(topic).unwrap_or_default()
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<LocalPartition>> {
+        let map = self.partitions.read();
+        let list = map.get(topic)?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| list.get(i))
+            .cloned()
+    }
+
+    pub fn topic_partitions(&self, topic: &str) -> Vec<Arc<LocalPartition>> {
+        self.partitions
+            .read()
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn all(&self) -> Vec<Arc<LocalPartition>> {
+        self.partitions.read().values().flatten().cloned().collect()
+    }
+
+    /// Appends one write under its partition's lock; the file to fsync with it when the
+    /// append must wait for one.
+    fn append_one(
+        &self,
+        write: &mut PartitionWrite,
+        wait_for_fsync: bool,
+        now_ms: i64,
+    ) -> (AppendResult, Option<Arc<std::fs::File>>) {
+        let Some(p) = self.partition(&write.tp.topic, write.tp.partition) else {
+            return (Err(Refused::UnknownPartition), None);
+        };
+        let mut log = p.log.lock();
+        match log.append(&mut write.records, now_ms) {
+            Ok(outcome) => {
+                let acked = Acked {
+                    base_offset: outcome.base_offset,
+                    last_offset: outcome.last_offset,
+                    log_start_offset: log.log_start_offset(),
+                    duplicate: outcome.duplicate,
+                };
+                // A retry already stored is fsynced again too: its first answer may have
+                // been lost to a failed fsync.
+                let file = wait_for_fsync.then(|| log.sync_handle());
+                drop(log);
+                if !outcome.duplicate {
+                    p.appended.notify_waiters();
+                    let records = (outcome.last_offset - outcome.base_offset + 1).max(0) as u64;
+                    p.traffic.appended(records, write.records.len() as u64);
+                }
+                (Ok(acked), file)
+            }
+            Err(error) => (
+                Err(Refused::Log {
+                    error,
+                    log_start_offset: log.log_start_offset(),
+                }),
+                None,
+            ),
+        }
+    }
+
+    /// Reads one partition; `total_bytes` is what the reads before it took.
+    fn read_one(&self, spec: &ReadSpec, max_bytes: usize, total_bytes: &mut usize) -> Option<PartitionRead> {
+        let p = self.partition(&spec.tp.topic, spec.tp.partition)?;
+        let (slice, high_watermark, last_stable_offset, log_start_offset, aborted) = {
+            let log = p.log.lock();
+            let limit = spec
+                .partition_max_bytes
+                .min(max_bytes.saturating_sub(*total_bytes));
+            let lso = log.last_stable_offset();
+            let slice = if spec.read_committed {
+                log.read_bounded(spec.fetch_offset, limit, lso)
+            } else {
+                log.read(spec.fetch_offset, limit)
+            };
+            let aborted = spec
+                .read_committed
+                .then(|| log.aborted_transactions(spec.fetch_offset, lso));
+            (
+                slice,
+                log.high_watermark(),
+                lso,
+                log.log_start_offset(),
+                aborted,
+            )
+        };
+        // The file is read outside the lock: a slice stays valid while appends go on.
+        let records = match slice {
+            Ok(Some(slice)) => {
+                // Only the first data of a response may exceed the byte limits.
+                if *total_bytes > 0 && slice.first_batch_bytes() > max_bytes.saturating_sub(*total_bytes) {
+                    Ok(Bytes::new())
+                } else {
+                    slice.load().inspect(|bytes| *total_bytes += bytes.len())
+                }
+            }
+            Ok(None) => Ok(Bytes::new()),
+            Err(e) => Err(e),
+        };
+        Some(PartitionRead {
+            high_watermark,
+            last_stable_offset,
+            log_start_offset,
+            aborted,
+            records,
+        })
+    }
+}
+
+impl LogStore for LocalLog {
+    fn append(
+        &self,
+        writes: Vec<PartitionWrite>,
+        acks: Acks,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<AppendResult>> {
+        let wait_for_fsync = acks == Acks::All && self.fsync == FsyncPolicy::Always;
+        let mut results = Vec::with_capacity(writes.len());
+        // (index in `results`, partition, file) of each append the answer waits to fsync.
+        let mut to_sync = Vec::new();
+        for (i, mut write) in writes.into_iter().enumerate() {
+            let (result, file) = self.append_one(&mut write, wait_for_fsync, now_ms);
+            if let Some(file) = file {
+                to_sync.push((i, write.tp, file));
+            }
+            results.push(result);
+        }
+        if to_sync.is_empty() {
+            return Box::pin(std::future::ready(results));
+        }
+        let observer = Arc::clone(&self.fsync_observer);
+        Box::pin(async move {
+            let files: Vec<_> = to_sync.iter().map(|(_, _, f)| Arc::clone(f)).collect();
+            let count = files.len();
+            let outcomes = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let outcomes = crate::sync_data_all(&files);
+                observer(started.elapsed());
+                outcomes
+                    .into_iter()
+                    .map(|r| r.map_err(|e| e.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_else(|e| vec![Err(e.to_string()); count]);
+            for ((i, tp, _), outcome) in to_sync.into_iter().zip(outcomes) {
+                if let Err(e) = outcome {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "fsync failed");
+                    results[i] = Err(Refused::Log {
+                        error: LogError::Io(std::io::Error::other(format!("fsync failed: {e}"))),
+                        log_start_offset: -1,
+                    });
+                }
+            }
+            results
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        reads: &'a [ReadSpec],
+        max_bytes: usize,
+    ) -> BoxFuture<'a, Vec<Option<PartitionRead>>> {
+        let mut total_bytes = 0usize;
+        let out = reads
+            .iter()
+            .map(|spec| self.read_one(spec, max_bytes, &mut total_bytes))
+            .collect();
+        Box::pin(std::future::ready(out))
+    }
+
+    fn watch(&self, tp: &TopicPartition) -> Option<Arc<Notify>> {
+        self.partition(&tp.topic, tp.partition)
+            .map(|p| Arc::clone(&p.appended))
+    }
+}

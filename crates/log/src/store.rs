@@ -1,0 +1,143 @@
+//! The storage boundary of the data path: what Produce and Fetch ask of whichever engine
+//! holds the records. Two engines implement [`LogStore`]: [`crate::local::LocalLog`], the
+//! single node's segment files, and the cluster engine (`weir-cluster`), objects in a bucket
+//! ordered by PostgreSQL. The handlers above it do not know which one runs.
+//!
+//! The trait is narrow on purpose: appends and reads of many partitions at once (so an
+//! engine can gather a request's partitions into one fsync, or one object), and a wake-up
+//! for long-polling fetches. Everything is a future, because every call of the cluster
+//! engine is I/O; the local engine's futures are ready at once unless they wait for an
+//! fsync, and the handlers answer ready futures without leaving the request's task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{AbortedTxn, LogError};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A partition as the broker names it. The local engine finds it by name, the cluster
+/// engine by id (a topic deleted and created again under its name has a new id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+}
+
+/// How durable an append must be before it is answered: Kafka's `acks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0: nobody waits for the answer.
+    None,
+    /// acks=1.
+    Leader,
+    /// acks=all (-1).
+    All,
+}
+
+impl Acks {
+    /// Kafka's number; anything else is not a valid `acks` (INVALID_REQUIRED_ACKS).
+    pub fn from_kafka(acks: i16) -> Option<Acks> {
+        match acks {
+            0 => Some(Acks::None),
+            1 => Some(Acks::Leader),
+            -1 => Some(Acks::All),
+            _ => None,
+        }
+    }
+}
+
+/// One producer batch for one partition, as the client sent it (the engine writes its
+/// base offset, so it is a copy the engine may change).
+#[derive(Debug)]
+pub struct PartitionWrite {
+    pub tp: TopicPartition,
+    pub records: BytesMut,
+}
+
+/// A stored batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// The batch was a producer retry already stored: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// Why a batch was not stored.
+#[derive(Debug)]
+pub enum Refused {
+    /// The log refused it. The log start offset goes with the answer for refusals of single
+    /// records (KIP-467), as Kafka's answer carries it.
+    Log {
+        error: LogError,
+        log_start_offset: i64,
+    },
+    /// The engine holds no such partition (deleted meanwhile, or never created).
+    UnknownPartition,
+}
+
+pub type AppendResult = Result<Acked, Refused>;
+
+/// One partition to read from.
+#[derive(Debug, Clone)]
+pub struct ReadSpec {
+    pub tp: TopicPartition,
+    pub fetch_offset: i64,
+    /// The client's per-partition limit.
+    pub partition_max_bytes: usize,
+    /// Only records below the last stable offset, with the aborted transactions among them.
+    pub read_committed: bool,
+}
+
+/// What a read found in one partition.
+#[derive(Debug)]
+pub struct PartitionRead {
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+    /// For read_committed reads: the aborted transactions the reader must skip.
+    pub aborted: Option<Vec<AbortedTxn>>,
+    /// Whole stored batches (empty when there is nothing to send), or why none could be
+    /// read (an offset out of range, a storage error).
+    pub records: Result<Bytes, LogError>,
+}
+
+/// The data path of every engine.
+pub trait LogStore: Send + Sync + 'static {
+    /// Appends each write to its partition; the results come in the order of `writes`.
+    ///
+    /// The order of appends is fixed when this returns, not when the future resolves: a
+    /// producer's pipelined requests are appended in the order the connection handed them
+    /// over. The future resolves when each stored batch is as durable as the engine
+    /// promises for `acks` (the local engine: after the fsync `--fsync always` asks of
+    /// acks=all; the cluster engine: after the commit that assigns its offsets).
+    fn append(
+        &self,
+        writes: Vec<PartitionWrite>,
+        acks: Acks,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<AppendResult>>;
+
+    /// Reads each partition in order from its fetch offset, within its own limit and a
+    /// running total of `max_bytes` for all of them. The first batch found is sent whole
+    /// even when it exceeds the limits (as Kafka does, so a consumer can always progress);
+    /// after it, a batch that does not fit is left for the next fetch. `None` for a
+    /// partition the engine does not hold.
+    fn read<'a>(
+        &'a self,
+        reads: &'a [ReadSpec],
+        max_bytes: usize,
+    ) -> BoxFuture<'a, Vec<Option<PartitionRead>>>;
+
+    /// Notified after every append to `tp` (and when it is deleted), so a waiting fetch
+    /// looks again. `None` for a partition the engine does not hold.
+    fn watch(&self, tp: &TopicPartition) -> Option<Arc<Notify>>;
+}
