@@ -167,3 +167,55 @@ impl ObjectBuilder {
         self.chunks.last().expect("just pushed")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::Compression;
+    use uuid::Uuid;
+    use weir_log::batch::{assign_base_offset, encode_batch, NewRecord};
+
+    use super::*;
+
+    fn batch(record_count: usize, base_offset: i64) -> Vec<u8> {
+        let records: Vec<NewRecord> = (0..record_count)
+            .map(|i| NewRecord {
+                key: None,
+                value: Some(format!("v{i}").into()),
+                timestamp_ms: 1000 + i as i64,
+            })
+            .collect();
+        let mut batch = encode_batch(&records, None, Compression::None)
+            .unwrap()
+            .to_vec();
+        assign_base_offset(&mut batch, base_offset, 0);
+        batch
+    }
+
+    const KEY: PartitionKey = PartitionKey {
+        topic_id: Uuid::from_u128(7),
+        partition: 3,
+    };
+
+    #[test]
+    fn real_offsets_may_leave_gaps_but_must_increase() {
+        // Goal: a compactor's chunk keeps its offsets, gaps included; batches out of order
+        // or overlapping are refused and leave the object as it was.
+        let mut builder = ObjectBuilder::new();
+        let gapped = [batch(2, 10), batch(3, 40)].concat();
+        let entry = *builder.add_chunk_with_offsets(KEY, &gapped).unwrap();
+        assert_eq!((entry.base_offset, entry.last_offset), (10, 42));
+        assert_eq!((entry.batch_count, entry.max_timestamp), (2, 1002));
+        let size_bytes = builder.object_size_bytes();
+        for (first, second) in [(40, 10), (10, 11), (10, 10)] {
+            let bad = [batch(2, first), batch(3, second)].concat();
+            assert!(matches!(
+                builder.add_chunk_with_offsets(KEY, &bad),
+                Err(ObjectError::BadBatch { .. })
+            ));
+        }
+        assert!(builder.add_chunk_with_offsets(KEY, &batch(1, -5)).is_err());
+        assert!(builder.add_chunk(KEY, &gapped[..gapped.len() - 1]).is_err());
+        assert_eq!(builder.object_size_bytes(), size_bytes);
+        assert_eq!(builder.chunk_count(), 1);
+    }
+}

@@ -137,3 +137,96 @@ fn rewrite_checked(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::Compression;
+    use weir_log::batch::{encode_batch, NewRecord};
+
+    use super::*;
+
+    fn batch(record_count: usize) -> Vec<u8> {
+        let records: Vec<NewRecord> = (0..record_count)
+            .map(|i| NewRecord {
+                key: None,
+                value: Some(format!("v{i}").into()),
+                timestamp_ms: i as i64,
+            })
+            .collect();
+        encode_batch(&records, None, Compression::None)
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Two batches (3 and 2 records) and where the second starts.
+    fn chunk() -> (Vec<u8>, usize) {
+        let first = batch(3);
+        let second_at = first.len();
+        ([first, batch(2)].concat(), second_at)
+    }
+
+    fn base_offset_at(chunk: &[u8], position: usize) -> i64 {
+        i64::from_be_bytes(chunk[position..position + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn offsets_follow_each_batchs_last_offset_delta() {
+        // Goal: batch k starts where batch k-1's offsets end, and the next offset follows
+        // the last batch.
+        let (mut chunk, second_at) = chunk();
+        assert_eq!(patch_offsets(&mut chunk, 100).unwrap(), 105);
+        assert_eq!(base_offset_at(&chunk, 0), 100);
+        assert_eq!(base_offset_at(&chunk, second_at), 103);
+        set_leader_epoch(&mut chunk, 9).unwrap();
+        assert_eq!(chunk[second_at + 12..second_at + 16], 9i32.to_be_bytes());
+        assert_eq!(patch_offsets(&mut [], 7).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_malformed_chunk_is_refused_and_left_as_it_was() {
+        // Goal: a cut, a wrong magic, an impossible length or delta anywhere in the chunk
+        // refuses it before the first write, so no batch is half patched.
+        let (whole, second_at) = chunk();
+        let mut cases: Vec<(Vec<u8>, usize)> = vec![(whole[..whole.len() - 1].to_vec(), second_at)];
+        cases.push((whole[..second_at + 30].to_vec(), second_at));
+        let mut magic = whole.clone();
+        magic[second_at + 16] = 1;
+        cases.push((magic, second_at));
+        let mut length = whole.clone();
+        length[second_at + 8..second_at + 12].copy_from_slice(&10i32.to_be_bytes());
+        cases.push((length, second_at));
+        let mut delta = whole.clone();
+        delta[second_at + 23..second_at + 27].copy_from_slice(&(-1i32).to_be_bytes());
+        cases.push((delta, second_at));
+        for (case, (bad, position)) in cases.into_iter().enumerate() {
+            let mut patched = bad.clone();
+            let refused = patch_offsets(&mut patched, 100).unwrap_err();
+            assert!(
+                matches!(refused, ObjectError::BadBatch { position: p, .. } if p == position),
+                "case {case}: {refused:?}"
+            );
+            assert!(set_leader_epoch(&mut patched, 3).is_err(), "case {case}");
+            assert_eq!(patched, bad, "case {case}: changed though refused");
+        }
+    }
+
+    #[test]
+    fn offsets_past_i64_max_and_negative_bases_are_refused() {
+        // Goal: an offset that would wrap is an error, not a negative offset served.
+        let (mut chunk, _) = chunk();
+        let before = chunk.clone();
+        assert_eq!(
+            patch_offsets(&mut chunk, i64::MAX - 4),
+            Err(ObjectError::OffsetOverflow {
+                base_offset: i64::MAX - 4,
+                offset_count: 2
+            })
+        );
+        assert_eq!(
+            patch_offsets(&mut chunk, -1),
+            Err(ObjectError::NegativeBaseOffset { base_offset: -1 })
+        );
+        assert_eq!(chunk, before);
+        assert_eq!(patch_offsets(&mut chunk, i64::MAX - 5), Ok(i64::MAX));
+    }
+}
