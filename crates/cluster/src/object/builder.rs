@@ -34,10 +34,12 @@ impl ObjectBuilder {
     /// Whether one more chunk of `chunk_size_bytes` fits under the bounds; a batcher asks
     /// before adding, and finishes the object when it would not.
     pub fn fits(&self, chunk_size_bytes: usize) -> bool {
-        self.chunks.len() < CHUNKS_PER_OBJECT_MAX
-            && (self.body.len() + chunk_size_bytes + footer_size_bytes(self.chunks.len() + 1))
-                as u64
-                <= OBJECT_BYTES_MAX
+        let object_size_bytes = self
+            .body
+            .len()
+            .saturating_add(chunk_size_bytes)
+            .saturating_add(footer_size_bytes(self.chunks.len() + 1));
+        self.chunks.len() < CHUNKS_PER_OBJECT_MAX && object_size_bytes as u64 <= OBJECT_BYTES_MAX
     }
 
     /// Adds the batches of one partition as the producer sent them: offsets relative, each

@@ -281,6 +281,7 @@ fn the_builder_stops_at_the_bounds() {
     let room = OBJECT_BYTES_MAX as usize - footer_size_bytes(1);
     assert!(fresh.fits(room));
     assert!(!fresh.fits(room + 1));
+    assert!(!fresh.fits(usize::MAX));
     assert_eq!(
         ObjectBuilder::new().add_chunk(key(0), &[]).unwrap_err(),
         ObjectError::EmptyChunk
