@@ -8,3 +8,8 @@
 //! the broker drives it through the storage traits of `log` and `meta`.
 //!
 //! Layout: filled in as modules land.
+//! - `object`: the object format: the builder that packs chunks of record batches into one
+//!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
+//!   real offsets into a chunk's batches on the way to a consumer.
+
+pub mod object;
