@@ -1,5 +1,6 @@
 //! Mapping crate errors to Kafka error codes: one exhaustive match per crate.
 
+use weir_log::store::StoreError;
 use weir_log::LogError;
 use weir_meta::MetaError;
 use weir_wire::ResponseError;
@@ -22,6 +23,14 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Decompress(_) => ResponseError::CorruptMessage.code(),
         LogError::DecompressedTooLarge { .. } => ResponseError::TelemetryTooLarge.code(),
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
+    }
+}
+
+/// A storage engine's refusal about one partition.
+pub fn store_error_code(e: &StoreError) -> i16 {
+    match e {
+        StoreError::UnknownPartition => ResponseError::UnknownTopicOrPartition.code(),
+        StoreError::Log(e) => log_error_code(e),
     }
 }
 

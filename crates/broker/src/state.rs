@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
+use weir_log::store::{LogAdmin, TopicPartition, TxnLog};
 use weir_log::{LocalLog, LogConfig, LogStore};
 use weir_meta::acls::{AclBinding, AclBindingFilter, Acls, Operation, ResourceType};
 use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
@@ -259,6 +260,18 @@ impl BrokerState {
         self.catalog.lock().topics.values().cloned().collect()
     }
 
+    /// A partition of the catalog, named as the storage engine names it; `None` when the
+    /// topic or that partition of it does not exist.
+    pub fn topic_partition(&self, topic: &str, partition: i32) -> Option<TopicPartition> {
+        let catalog = self.catalog.lock();
+        let t = catalog.topic(topic)?;
+        (partition >= 0 && partition < t.partitions).then(|| TopicPartition {
+            topic: topic.to_string(),
+            topic_id: t.id,
+            partition,
+        })
+    }
+
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<PartitionHandle>> {
         self.logs.partition(topic, index)
     }
@@ -267,8 +280,18 @@ impl BrokerState {
         self.logs.all()
     }
 
-    /// The data path's storage engine.
+    /// The storage engine: its data path (Produce, Fetch).
     pub fn store(&self) -> &dyn LogStore {
+        &self.logs
+    }
+
+    /// The storage engine: what the admin APIs ask of partitions.
+    pub fn log_admin(&self) -> &dyn LogAdmin {
+        &self.logs
+    }
+
+    /// The storage engine: what transactions ask of partitions.
+    pub fn txn_log(&self) -> &dyn TxnLog {
         &self.logs
     }
 

@@ -17,8 +17,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::store::{
-    Acked, Acks, AppendResult, BoxFuture, LogStore, PartitionRead, PartitionWrite, ReadSpec,
-    Refused, TopicPartition,
+    Acked, Acks, AppendResult, BoxFuture, LogAdmin, LogStore, PartitionOffsets, PartitionRead,
+    PartitionWrite, ReadSpec, Refused, StoreError, TimestampedOffset, TopicPartition, TxnLog,
+    DELETE_TO_HIGH_WATERMARK,
 };
 use crate::traffic::PartitionTraffic;
 use crate::{FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog};
@@ -222,7 +223,7 @@ impl LogStore for LocalLog {
             results.push(result);
         }
         if to_sync.is_empty() {
-            return Box::pin(std::future::ready(results));
+            return ready(results);
         }
         let observer = Arc::clone(&self.fsync_observer);
         Box::pin(async move {
@@ -262,11 +263,94 @@ impl LogStore for LocalLog {
             .iter()
             .map(|spec| self.read_one(spec, max_bytes, &mut total_bytes))
             .collect();
-        Box::pin(std::future::ready(out))
+        ready(out)
     }
 
     fn watch(&self, tp: &TopicPartition) -> Option<Arc<Notify>> {
         self.partition(&tp.topic, tp.partition)
             .map(|p| Arc::clone(&p.appended))
+    }
+}
+
+impl LocalLog {
+    /// Runs `f` on a partition's log, under its lock.
+    fn with_log<T>(
+        &self,
+        tp: &TopicPartition,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>,
+    ) -> Result<T, StoreError> {
+        let p = self
+            .partition(&tp.topic, tp.partition)
+            .ok_or(StoreError::UnknownPartition)?;
+        let mut log = p.log.lock();
+        Ok(f(&mut log)?)
+    }
+}
+
+/// A ready future: the local engine answers these calls at once.
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+fn timestamped(found: Option<(i64, i64)>) -> Option<TimestampedOffset> {
+    found.map(|(offset, timestamp)| TimestampedOffset { offset, timestamp })
+}
+
+impl LogAdmin for LocalLog {
+    fn offsets(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<PartitionOffsets, StoreError>> {
+        ready(self.with_log(tp, |log| {
+            Ok(PartitionOffsets {
+                log_start_offset: log.log_start_offset(),
+                log_end_offset: log.log_end_offset(),
+                high_watermark: log.high_watermark(),
+                last_stable_offset: log.last_stable_offset(),
+            })
+        }))
+    }
+
+    fn offset_for_timestamp(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<TimestampedOffset>, StoreError>> {
+        ready(self.with_log(tp, |log| {
+            log.offset_for_timestamp(timestamp_ms).map(timestamped)
+        }))
+    }
+
+    fn max_timestamp_offset(
+        &self,
+        tp: &TopicPartition,
+    ) -> BoxFuture<'_, Result<Option<TimestampedOffset>, StoreError>> {
+        ready(self.with_log(tp, |log| log.max_timestamp_offset().map(timestamped)))
+    }
+
+    fn delete_records_before(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<i64, StoreError>> {
+        ready(self.with_log(tp, |log| {
+            let target = if offset == DELETE_TO_HIGH_WATERMARK {
+                log.high_watermark()
+            } else {
+                offset
+            };
+            log.delete_records_before(target)
+        }))
+    }
+
+    fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>> {
+        ready(self.with_log(tp, |log| Ok(log.size_bytes())))
+    }
+}
+
+impl TxnLog for LocalLog {
+    fn has_open_transaction(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        ready(self.with_log(tp, |log| Ok(log.has_open_transaction(producer_id))))
     }
 }

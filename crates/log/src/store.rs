@@ -141,3 +141,76 @@ pub trait LogStore: Send + Sync + 'static {
     /// looks again. `None` for a partition the engine does not hold.
     fn watch(&self, tp: &TopicPartition) -> Option<Arc<Notify>>;
 }
+
+/// Why a call about one partition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine holds no such partition (deleted meanwhile, or never created).
+    #[error("the engine holds no such partition")]
+    UnknownPartition,
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// Where a partition's log stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub log_start_offset: i64,
+    /// The offset after the last record stored.
+    pub log_end_offset: i64,
+    /// The offset after the last record readers may see.
+    pub high_watermark: i64,
+    /// The first offset of a transaction still open (or the high watermark): the end of
+    /// what read_committed readers may see.
+    pub last_stable_offset: i64,
+}
+
+/// An offset found for a timestamp, and that record's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// DeleteRecords' offset for "everything stored" (Kafka's -1).
+pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+
+/// What the admin APIs ask of a partition's log (ListOffsets, OffsetForLeaderEpoch,
+/// DeleteRecords, DescribeLogDirs).
+pub trait LogAdmin: Send + Sync + 'static {
+    fn offsets(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<PartitionOffsets, StoreError>>;
+
+    /// The first record at or after `timestamp_ms`, if any.
+    fn offset_for_timestamp(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<TimestampedOffset>, StoreError>>;
+
+    /// The record with the largest timestamp (the first of them on a tie), if any.
+    fn max_timestamp_offset(
+        &self,
+        tp: &TopicPartition,
+    ) -> BoxFuture<'_, Result<Option<TimestampedOffset>, StoreError>>;
+
+    /// Moves the log start offset up to `offset`, or to the high watermark for
+    /// [`DELETE_TO_HIGH_WATERMARK`]; returns the new log start offset.
+    fn delete_records_before(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<i64, StoreError>>;
+
+    /// The bytes the partition's records take in the engine.
+    fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+/// What transactions ask of a partition's log.
+pub trait TxnLog: Send + Sync + 'static {
+    /// Whether `producer_id` has a transaction open in the partition.
+    fn has_open_transaction(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+}

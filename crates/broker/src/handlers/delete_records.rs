@@ -13,6 +13,7 @@ use weir_wire::ResponseError;
 use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
+use crate::errors::store_error_code;
 use crate::state::BrokerState;
 
 pub fn handle(
@@ -21,41 +22,45 @@ pub fn handle(
     access: &Access,
     request: DeleteRecordsRequest,
 ) -> Reply {
-    let topics = request
+    let allowed: Vec<bool> = request
         .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let allowed = access.topic(Operation::Delete, &name);
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let out = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index)
-                        .with_low_watermark(-1);
-                    if !allowed {
-                        return out.with_error_code(ResponseError::TopicAuthorizationFailed.code());
-                    }
-                    let Some(handle) = state.partition(&name, p.partition_index) else {
-                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
-                    };
-                    let mut log = handle.log.lock();
-                    let target = if p.offset == -1 {
-                        log.high_watermark()
-                    } else {
-                        p.offset
-                    };
-                    match log.delete_records_before(target) {
-                        Ok(low) => out.with_low_watermark(low),
-                        Err(e) => out.with_error_code(crate::errors::log_error_code(&e)),
-                    }
-                })
-                .collect();
-            DeleteRecordsTopicResult::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
+        .iter()
+        .map(|t| access.topic(Operation::Delete, t.name.0.as_str()))
         .collect();
-    meta.reply(&DeleteRecordsResponse::default().with_topics(topics))
+    let state = Arc::clone(state);
+    meta.reply_when_ready(Box::pin(async move {
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for (t, allowed) in request.topics.into_iter().zip(allowed) {
+            let name = t.name.0.to_string();
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in t.partitions {
+                let out = DeleteRecordsPartitionResult::default()
+                    .with_partition_index(p.partition_index)
+                    .with_low_watermark(-1);
+                if !allowed {
+                    partitions
+                        .push(out.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                    continue;
+                }
+                let Some(tp) = state.topic_partition(&name, p.partition_index) else {
+                    partitions
+                        .push(out.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    continue;
+                };
+                // -1 is DELETE_TO_HIGH_WATERMARK, which the engine understands.
+                partitions.push(
+                    match state.log_admin().delete_records_before(&tp, p.offset).await {
+                        Ok(low) => out.with_low_watermark(low),
+                        Err(e) => out.with_error_code(store_error_code(&e)),
+                    },
+                );
+            }
+            topics.push(
+                DeleteRecordsTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
+        }
+        DeleteRecordsResponse::default().with_topics(topics)
+    }))
 }

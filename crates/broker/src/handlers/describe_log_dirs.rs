@@ -41,32 +41,40 @@ pub fn handle(
             .map(|t| (t.name.clone(), (0..t.partitions).collect()))
             .collect(),
     };
-    let mut topics = Vec::new();
-    for (name, partitions) in wanted {
-        let found: Vec<DescribeLogDirsPartition> = partitions
-            .iter()
-            .filter_map(|p| state.partition(&name, *p))
-            .map(|h| {
-                DescribeLogDirsPartition::default()
-                    .with_partition_index(h.index)
-                    .with_partition_size(h.log.lock().size_bytes() as i64)
-                    .with_offset_lag(0)
-            })
-            .collect();
-        if !found.is_empty() {
-            topics.push(
-                DescribeLogDirsTopic::default()
-                    .with_name(TopicName(str_bytes(&name)))
-                    .with_partitions(found),
-            );
+    let state = Arc::clone(state);
+    meta.reply_when_ready(Box::pin(async move {
+        let mut topics = Vec::new();
+        for (name, partitions) in wanted {
+            let mut found = Vec::new();
+            for p in partitions {
+                let Some(tp) = state.topic_partition(&name, p) else {
+                    continue;
+                };
+                // A partition deleted meanwhile is left out, as one never created is.
+                if let Ok(size_bytes) = state.log_admin().size_bytes(&tp).await {
+                    found.push(
+                        DescribeLogDirsPartition::default()
+                            .with_partition_index(p)
+                            .with_partition_size(size_bytes as i64)
+                            .with_offset_lag(0),
+                    );
+                }
+            }
+            if !found.is_empty() {
+                topics.push(
+                    DescribeLogDirsTopic::default()
+                        .with_name(TopicName(str_bytes(&name)))
+                        .with_partitions(found),
+                );
+            }
         }
-    }
-    let dir = std::fs::canonicalize(&state.config.data_dir)
-        .unwrap_or_else(|_| state.config.data_dir.clone());
-    let result = DescribeLogDirsResult::default()
-        .with_log_dir(str_bytes(&dir.display().to_string()))
-        .with_topics(topics)
-        .with_total_bytes(-1)
-        .with_usable_bytes(-1);
-    meta.reply(&DescribeLogDirsResponse::default().with_results(vec![result]))
+        let dir = std::fs::canonicalize(&state.config.data_dir)
+            .unwrap_or_else(|_| state.config.data_dir.clone());
+        let result = DescribeLogDirsResult::default()
+            .with_log_dir(str_bytes(&dir.display().to_string()))
+            .with_topics(topics)
+            .with_total_bytes(-1)
+            .with_usable_bytes(-1);
+        DescribeLogDirsResponse::default().with_results(vec![result])
+    }))
 }

@@ -12,13 +12,16 @@ use std::sync::Arc;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
+use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use weir_log::store::{TimestampedOffset, TopicPartition};
 use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
+use crate::errors::store_error_code;
 use crate::state::BrokerState;
 
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -40,9 +43,18 @@ pub fn handle(
         .into_iter()
         .partition(|t| access.topic(Operation::Describe, t.name.0.as_str()));
     request.topics = allowed;
-    let mut body = answer(state, meta.api_version, request);
-    body.topics.extend(denied.into_iter().map(|t| {
-        ListOffsetsTopicResponse::default()
+    let state = Arc::clone(state);
+    let version = meta.api_version;
+    meta.reply_when_ready(Box::pin(async move {
+        let mut body = answer(&state, version, request).await;
+        body.topics.extend(denied.into_iter().map(refused_topic));
+        body
+    }))
+}
+
+/// A topic the principal may not describe: every partition refused.
+fn refused_topic(t: ListOffsetsTopic) -> ListOffsetsTopicResponse {
+    ListOffsetsTopicResponse::default()
             .with_name(t.name)
             .with_partitions(
                 t.partitions
@@ -57,78 +69,79 @@ pub fn handle(
                     })
                     .collect(),
             )
-    }));
-    meta.reply(&body)
 }
 
 /// The answer to a ListOffsets at `version`; the HTTP API asks through here too.
-pub fn answer(
+pub async fn answer(
     state: &BrokerState,
     version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == 1;
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let partitions = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let out = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index)
-                        .with_timestamp(-1)
-                        .with_offset(-1)
-                        .with_leader_epoch(-1);
-                    let Some(handle) = state.partition(&name, p.partition_index) else {
-                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
-                    };
-                    let log = handle.log.lock();
-                    let visible_end = if read_committed {
-                        log.last_stable_offset()
-                    } else {
-                        log.high_watermark()
-                    };
-                    let found = match p.timestamp {
-                        LATEST_TIMESTAMP => Ok(Some((visible_end, -1))),
-                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
-                            Ok(Some((log.log_start_offset(), -1)))
-                        }
-                        MAX_TIMESTAMP => log.max_timestamp_offset(),
-                        LATEST_TIERED_TIMESTAMP => Ok(None),
-                        ts if ts >= 0 => log.offset_for_timestamp(ts),
-                        _ => {
-                            return out.with_error_code(ResponseError::InvalidRequest.code());
-                        }
-                    };
-                    let found = found.map(|f| {
-                        f.filter(|(offset, _)| {
-                            // Only lookups by timestamp are bounded: latest and earliest stand as they are.
-                            matches!(
-                                p.timestamp,
-                                LATEST_TIMESTAMP | EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP
-                            ) || *offset < visible_end
-                        })
-                    });
-                    match found {
-                        Ok(Some((offset, timestamp))) => {
-                            // The leader epoch field exists from v4.
-                            let epoch = if version >= 4 { 0 } else { -1 };
-                            out.with_offset(offset)
-                                .with_timestamp(timestamp)
-                                .with_leader_epoch(epoch)
-                        }
-                        Ok(None) => out,
-                        Err(e) => out.with_error_code(crate::errors::log_error_code(&e)),
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let out = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(-1);
+            partitions.push(match state.topic_partition(&name, p.partition_index) {
+                None => out.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                Some(tp) => match find(state, &tp, p.timestamp, read_committed).await {
+                    Ok(Some(found)) => {
+                        // The leader epoch field exists from v4.
+                        let epoch = if version >= 4 { 0 } else { -1 };
+                        out.with_offset(found.offset)
+                            .with_timestamp(found.timestamp)
+                            .with_leader_epoch(epoch)
                     }
-                })
-                .collect();
+                    Ok(None) => out,
+                    Err(code) => out.with_error_code(code),
+                },
+            });
+        }
+        topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The offset one partition's answer gives for `timestamp` (a time, or one of the special
+/// values above).
+async fn find(
+    state: &BrokerState,
+    tp: &TopicPartition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<Option<TimestampedOffset>, i16> {
+    let admin = state.log_admin();
+    let offsets = admin.offsets(tp).await.map_err(|e| store_error_code(&e))?;
+    let visible_end = if read_committed {
+        offsets.last_stable_offset
+    } else {
+        offsets.high_watermark
+    };
+    let at = |offset| Some(TimestampedOffset {
+        offset,
+        timestamp: -1,
+    });
+    let found = match timestamp {
+        // Latest and earliest stand as they are; lookups by timestamp stop short of what
+        // the reader may not see.
+        LATEST_TIMESTAMP => return Ok(at(visible_end)),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => return Ok(at(offsets.log_start_offset)),
+        LATEST_TIERED_TIMESTAMP => return Ok(None),
+        MAX_TIMESTAMP => admin.max_timestamp_offset(tp).await,
+        ts if ts >= 0 => admin.offset_for_timestamp(tp, ts).await,
+        _ => return Err(ResponseError::InvalidRequest.code()),
+    };
+    Ok(found
+        .map_err(|e| store_error_code(&e))?
+        .filter(|f| f.offset < visible_end))
 }

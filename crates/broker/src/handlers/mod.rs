@@ -5,9 +5,11 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use weir_groups::GroupRequest;
+use weir_log::store::BoxFuture;
 use weir_wire::request::{DecodedRequest, Request};
 
 use crate::authz::Access;
@@ -150,6 +152,19 @@ impl RequestMeta {
             Some(f) => Reply::Now(f),
             None => Reply::Close(None),
         }
+    }
+
+    /// Answers with `body` at once when it is ready (the local storage engine answers at
+    /// once), or when it resolves.
+    pub fn reply_when_ready<T>(&self, mut body: BoxFuture<'static, T>) -> Reply
+    where
+        T: Encodable + ErrorCodes + ThrottleTime + Clone + Send + 'static,
+    {
+        if let Some(body) = (&mut body).now_or_never() {
+            return self.reply(&body);
+        }
+        let meta = self.clone();
+        Reply::Later(Box::pin(async move { meta.frame(&body.await) }))
     }
 }
 

@@ -27,6 +27,7 @@ use super::metadata::PARTITION_LEADER_EPOCH;
 use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
+use crate::errors::store_error_code;
 use crate::state::BrokerState;
 
 /// Kafka's "no epoch" and "no offset" (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).
@@ -39,37 +40,44 @@ pub fn handle(
     access: &Access,
     request: OffsetForLeaderEpochRequest,
 ) -> Reply {
-    let topics = request
+    // A consumer needs DESCRIBE on the topic, as Kafka checks.
+    let describable: Vec<bool> = request
         .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.topic.0.to_string();
-            // A consumer needs DESCRIBE on the topic, as Kafka checks.
-            let describable = access.topic(Operation::Describe, &name);
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    if describable {
-                        end_offset(state, &name, p)
-                    } else {
-                        EpochEndOffset::default()
-                            .with_partition(p.partition)
-                            .with_leader_epoch(UNDEFINED_EPOCH)
-                            .with_end_offset(UNDEFINED_EPOCH_OFFSET)
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    }
-                })
-                .collect();
-            OffsetForLeaderTopicResult::default()
-                .with_topic(t.topic)
-                .with_partitions(partitions)
-        })
+        .iter()
+        .map(|t| access.topic(Operation::Describe, t.topic.0.as_str()))
         .collect();
-    meta.reply(&OffsetForLeaderEpochResponse::default().with_topics(topics))
+    let state = Arc::clone(state);
+    meta.reply_when_ready(Box::pin(async move {
+        let mut topics = Vec::with_capacity(request.topics.len());
+        for (t, describable) in request.topics.into_iter().zip(describable) {
+            let name = t.topic.0.to_string();
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in &t.partitions {
+                partitions.push(if describable {
+                    end_offset(&state, &name, p).await
+                } else {
+                    EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(UNDEFINED_EPOCH)
+                        .with_end_offset(UNDEFINED_EPOCH_OFFSET)
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                });
+            }
+            topics.push(
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(t.topic)
+                    .with_partitions(partitions),
+            );
+        }
+        OffsetForLeaderEpochResponse::default().with_topics(topics)
+    }))
 }
 
-fn end_offset(state: &BrokerState, topic: &str, p: &OffsetForLeaderPartition) -> EpochEndOffset {
+async fn end_offset(
+    state: &BrokerState,
+    topic: &str,
+    p: &OffsetForLeaderPartition,
+) -> EpochEndOffset {
     let answer = |epoch: i32, offset: i64| {
         EpochEndOffset::default()
             .with_partition(p.partition)
@@ -80,7 +88,7 @@ fn end_offset(state: &BrokerState, topic: &str, p: &OffsetForLeaderPartition) ->
         answer(UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET).with_error_code(e.code())
     };
     // 1. The partition must exist here.
-    let Some(handle) = state.partition(topic, p.partition) else {
+    let Some(tp) = state.topic_partition(topic, p.partition) else {
         return refuse(ResponseError::UnknownTopicOrPartition);
     };
     // 2. The asker's view of the current epoch, when it has one, must be ours.
@@ -93,11 +101,17 @@ fn end_offset(state: &BrokerState, topic: &str, p: &OffsetForLeaderPartition) ->
         }
     }
     // 3. Where the asked epoch ends, in a history of one epoch.
-    let log = handle.log.lock();
+    let offsets = match state.log_admin().offsets(&tp).await {
+        Ok(offsets) => offsets,
+        Err(e) => {
+            return answer(UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)
+                .with_error_code(store_error_code(&e))
+        }
+    };
     match p.leader_epoch {
         UNDEFINED_EPOCH => answer(UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET),
-        e if e == PARTITION_LEADER_EPOCH => answer(e, log.log_end_offset()),
+        e if e == PARTITION_LEADER_EPOCH => answer(e, offsets.log_end_offset),
         e if e > PARTITION_LEADER_EPOCH => answer(UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET),
-        e => answer(e, log.log_start_offset()),
+        e => answer(e, offsets.log_start_offset),
     }
 }

@@ -112,10 +112,18 @@ fn needing_check(
             if !header.is_transactional() || header.is_control() {
                 continue;
             }
-            let Some(handle) = state.partition(&topic.name, p.index) else {
+            let Some(tp) = state.topic_partition(&topic.name, p.index) else {
                 continue;
             };
-            if !handle.log.lock().has_open_transaction(header.producer_id) {
+            // An engine that cannot tell at once has the coordinator check: adding a
+            // partition already in the transaction changes nothing.
+            let open = state
+                .txn_log()
+                .has_open_transaction(&tp, header.producer_id)
+                .now_or_never()
+                .and_then(Result::ok)
+                .unwrap_or(false);
+            if !open {
                 out.push((
                     topic.name.clone(),
                     p.index,

@@ -201,7 +201,7 @@ fn bounded(
 
 /// The first offset at or after `timestamp_ms`, asked as a ListOffsets is; the high
 /// watermark when no record is that recent.
-fn offset_at_time(
+async fn offset_at_time(
     ctx: &ApiContext,
     topic: &str,
     partition: i32,
@@ -215,7 +215,8 @@ fn offset_at_time(
                 .with_partition_index(partition)
                 .with_timestamp(timestamp_ms)])]);
     let answer =
-        weir_broker::handlers::list_offsets::answer(&ctx.broker, LIST_OFFSETS_VERSION, request);
+        weir_broker::handlers::list_offsets::answer(&ctx.broker, LIST_OFFSETS_VERSION, request)
+            .await;
     let found = answer
         .topics
         .first()
@@ -275,6 +276,10 @@ pub async fn read_messages(
             "Give offset or timestamp_ms, not both.",
         ));
     }
+    let at_time = match (query.offset, query.timestamp_ms) {
+        (None, Some(ts)) => offset_at_time(&ctx, &topic, partition, ts).await?,
+        _ => None,
+    };
     blocking(move || {
         let handle = partition_or_404(&ctx.broker, &topic, partition)?;
         let (log_start_offset, high_watermark) = {
@@ -283,7 +288,7 @@ pub async fn read_messages(
         };
         let from = match (query.offset, query.timestamp_ms) {
             (Some(offset), _) => offset,
-            (None, Some(ts)) => offset_at_time(&ctx, &topic, partition, ts)?.unwrap_or(high_watermark),
+            (None, Some(_)) => at_time.unwrap_or(high_watermark),
             (None, None) => log_start_offset,
         };
         if from < log_start_offset || from > high_watermark {

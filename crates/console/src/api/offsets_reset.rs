@@ -238,7 +238,7 @@ fn storage_error(what: &str, e: &std::io::Error) -> HttpError {
 
 /// Offsets of one partition as ListOffsets answers them: (log start, high watermark, at
 /// the spec's time).
-fn log_offsets(
+async fn log_offsets(
     ctx: &ApiContext,
     topic: &str,
     partition: i32,
@@ -260,7 +260,8 @@ fn log_offsets(
                     .collect(),
             )]);
     let answer =
-        weir_broker::handlers::list_offsets::answer(&ctx.broker, LIST_OFFSETS_VERSION, request);
+        weir_broker::handlers::list_offsets::answer(&ctx.broker, LIST_OFFSETS_VERSION, request)
+            .await;
     let found: Vec<_> = answer
         .topics
         .into_iter()
@@ -404,7 +405,7 @@ async fn plan(
     for (topic, partitions) in &targets {
         for &partition in partitions {
             partition_or_404(&ctx.broker, topic, partition)?;
-            let (lo, hi, at_time) = log_offsets(ctx, topic, partition, timestamp_ms)?;
+            let (lo, hi, at_time) = log_offsets(ctx, topic, partition, timestamp_ms).await?;
             let current = committed.get(&(topic.clone(), partition)).copied();
             let given_offset = given.as_ref().and_then(|entries| {
                 entries
