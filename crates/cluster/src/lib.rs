@@ -7,4 +7,23 @@
 //! paths over them. Must not: decode Kafka requests or know about the network protocol;
 //! the broker drives it through the storage traits of `log` and `meta`.
 //!
-//! Layout: filled in as modules land.
+//! Layout:
+//! - `config.rs`: `ClusterConfig` (the `--cluster*` flags) and its validation.
+//! - `error.rs`: `ClusterError`, the crate's one error type, and which errors are
+//!   retriable.
+//! - `pg.rs`: connections to PostgreSQL with bounded connects; a reconnecting `Session`.
+//! - `schema/`: the SQL of each migration; `migrate.rs` applies them once per database.
+//! - `members.rs`: broker registration, its lease and renewal, reaping, the live brokers.
+//! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
+
+pub mod config;
+pub mod error;
+pub mod members;
+pub mod migrate;
+pub mod notify;
+pub mod pg;
+
+pub use config::{ClusterConfig, Endpoint};
+pub use error::ClusterError;
+pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
+pub use notify::{Listener, Signal};
