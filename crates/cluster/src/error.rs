@@ -19,7 +19,7 @@ pub enum ClusterError {
     /// A connection ended under us (the server restarted, or an operator ended it).
     #[error("{0} to PostgreSQL closed")]
     ConnectionClosed(&'static str),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// Another broker that is alive holds the node id asked for.
     #[error("node id {node_id} is held by a live broker; give --node-id another value or omit it to take the lowest free id")]
@@ -66,4 +66,13 @@ fn postgres_retriable(e: &tokio_postgres::Error) -> bool {
         || code.starts_with("40")
         || code.starts_with("53")
         || matches!(code, "57P01" | "57P02" | "57P03" | "55P03")
+}
+
+/// tokio-postgres shows a server's error as "db error"; the message and SQLSTATE are what
+/// an operator needs.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
