@@ -1,0 +1,178 @@
+//! Broker registration and leases against a real PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use weir_cluster::members::{LeaseLoss, LeaseState, Registration, LEASE_SAFETY_DIVISOR, RENEWS_PER_LEASE};
+use weir_cluster::ClusterError;
+
+/// Short, so that expiry tests take seconds; the minimum the config accepts.
+const LEASE: Duration = Duration::from_millis(1_000);
+
+async fn register(url: &str, node_id: Option<i32>, port: u16) -> Result<Registration, ClusterError> {
+    Registration::register_with(common::session(url), node_id, &common::endpoints("127.0.0.1", port), LEASE).await
+}
+
+fn node_ids(registration: &Registration) -> Vec<i32> {
+    registration.live_brokers().iter().map(|b| b.node_id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registries_see_each_other_and_a_clean_stop_leaves_at_once() {
+    // Goal: two brokers without --node-id get the lowest free ids, each sees the other
+    // with its endpoints (right away on refresh, and in its cached view after a
+    // renewal), every change bumps the generation, and a deregistered broker is gone
+    // at once, without waiting out its lease.
+    let Some(url) = common::database("two_registries").await else { return };
+    common::migrated(&url).await;
+    let a = register(&url, None, 9092).await.unwrap();
+    let b = register(&url, None, 9093).await.unwrap();
+    assert_eq!((a.node_id(), b.node_id()), (0, 1));
+
+    let seen_by_a = a.refresh().await.unwrap();
+    assert_eq!(seen_by_a.brokers.iter().map(|b| b.node_id).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(seen_by_a.brokers[1].endpoints, common::endpoints("127.0.0.1", 9093));
+    let generation_with_both = seen_by_a.generation;
+    // A's cache learns of B by itself, within a renewal or two.
+    common::wait_for("A's cached view lists B", LEASE, || async { (node_ids(&a) == [0, 1]).then_some(()) }).await;
+    assert_eq!(node_ids(&b), [0, 1]);
+    assert_eq!(a.generation(), generation_with_both);
+
+    let started = Instant::now();
+    b.deregister().await.unwrap();
+    let after = a.refresh().await.unwrap();
+    assert_eq!(after.brokers.iter().map(|b| b.node_id).collect::<Vec<_>>(), [0]);
+    assert!(after.generation > generation_with_both, "leaving bumps the generation");
+    assert!(started.elapsed() < LEASE / 2, "a clean stop does not wait for the lease");
+
+    // The freed id is the lowest free one again.
+    let c = register(&url, None, 9094).await.unwrap();
+    assert_eq!(c.node_id(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stops_renewing_is_gone_after_one_lease() {
+    // Goal: a broker that stops renewing (frozen or dead) stays listed until its lease
+    // runs out, then the others reap it: its row is deleted and the generation bumped.
+    let Some(url) = common::database("stops_renewing").await else { return };
+    common::migrated(&url).await;
+    let a = register(&url, None, 9092).await.unwrap();
+    let mut b = register(&url, None, 9093).await.unwrap();
+    common::wait_for("A sees B", LEASE, || async { (node_ids(&a) == [0, 1]).then_some(()) }).await;
+    let generation_before = a.generation();
+
+    b.stop_renewing().await;
+    let stopped = Instant::now();
+    assert_eq!(
+        a.refresh().await.unwrap().brokers.len(),
+        2,
+        "B is still listed right after it stopped: its lease has not run out"
+    );
+    common::wait_for("A's view drops B", 3 * LEASE, || async { (node_ids(&a) == [0]).then_some(()) }).await;
+    let gone_after = stopped.elapsed();
+    // B's last renewal was at most a renewal period before it stopped.
+    let earliest = LEASE - LEASE / RENEWS_PER_LEASE;
+    assert!(gone_after >= earliest - Duration::from_millis(50), "B dropped after {gone_after:?}, before its lease ran out");
+    assert!(a.generation() > generation_before, "reaping bumps the generation");
+    let check = common::connect(&url).await;
+    let rows: i64 = check.query_one("SELECT count(*) FROM brokers WHERE node_id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 0, "B's row was reaped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_node_id_is_refused_while_its_holder_is_alive() {
+    // Goal: --node-id of a live broker is refused with one sentence naming the flag (not
+    // retriable: retrying would not help), and the same id is taken over once the holder's
+    // lease has run out.
+    let Some(url) = common::database("same_node_id").await else { return };
+    common::migrated(&url).await;
+    let mut holder = register(&url, Some(7), 9092).await.unwrap();
+    let generation = holder.refresh().await.unwrap().generation;
+
+    let refused = register(&url, Some(7), 9093).await.err().expect("a second node 7 is refused");
+    assert!(matches!(refused, ClusterError::NodeIdTaken { node_id: 7 }), "{refused:?}");
+    let message = refused.to_string();
+    assert!(message.contains("--node-id") && !message.contains('\n'), "{message}");
+    assert!(!refused.retriable());
+    let after = holder.refresh().await.unwrap();
+    assert_eq!(after.generation, generation, "a refused registration changes nothing");
+    assert_eq!(after.brokers[0].endpoints, common::endpoints("127.0.0.1", 9092));
+
+    holder.stop_renewing().await;
+    let successor = common::wait_for("node 7 can be taken over", 3 * LEASE, || async {
+        register(&url, Some(7), 9093).await.ok()
+    })
+    .await;
+    assert_eq!(successor.node_id(), 7);
+    assert_ne!(successor.incarnation(), holder.incarnation());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_reports_its_lease_lost_when_its_row_is_deleted() {
+    // Goal: a broker whose row is deleted behind its back learns it at its next renewal
+    // and reports it on the lease watch, instead of carrying on as a node it no longer is.
+    let Some(url) = common::database("row_deleted").await else { return };
+    common::migrated(&url).await;
+    let holder = register(&url, None, 9092).await.unwrap();
+    let mut lease = holder.lease_state();
+    assert_eq!(*lease.borrow(), LeaseState::Held);
+    let check = common::connect(&url).await;
+    check.execute("DELETE FROM brokers WHERE node_id = $1", &[&holder.node_id()]).await.unwrap();
+    let state = tokio::time::timeout(LEASE, lease.wait_for(|s| *s != LeaseState::Held))
+        .await
+        .expect("reported within one lease")
+        .map(|s| *s)
+        .unwrap();
+    assert_eq!(state, LeaseState::Lost(LeaseLoss::RowGone));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_reports_its_lease_lost_when_its_id_is_taken_over() {
+    // Goal: a holder that stopped renewing long enough for another broker to take its
+    // node id learns, when it renews again, that it was replaced.
+    let Some(url) = common::database("id_taken_over").await else { return };
+    common::migrated(&url).await;
+    let holder = register(&url, Some(3), 9092).await.unwrap();
+    let mut lease = holder.lease_state();
+    // Simulate expiry by PostgreSQL's clock, then a successor taking the id.
+    let check = common::connect(&url).await;
+    check.execute("UPDATE brokers SET lease_expires_at = now() - interval '1 second'", &[]).await.unwrap();
+    let _successor = register(&url, Some(3), 9093).await.unwrap();
+    let state = tokio::time::timeout(LEASE, lease.wait_for(|s| *s != LeaseState::Held))
+        .await
+        .expect("reported within one lease")
+        .map(|s| *s)
+        .unwrap();
+    assert_eq!(state, LeaseState::Lost(LeaseLoss::Replaced));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_holder_gives_up_its_lease_when_postgres_stops_answering() {
+    // Goal: when PostgreSQL hangs (connections open, nothing answers), the holder reports
+    // its lease lost by its own monotonic deadline, before PostgreSQL would let another
+    // broker take its id, and not long before that either.
+    let Some(url) = common::database("postgres_hangs").await else { return };
+    common::migrated(&url).await;
+    let relay = common::Relay::start(&url).await;
+    let holder = register(&relay.url, None, 9092).await.unwrap();
+    let mut lease = holder.lease_state();
+    // Let one renewal pass through the relay first, so the deadline counts from it.
+    tokio::time::sleep(LEASE / RENEWS_PER_LEASE + Duration::from_millis(50)).await;
+    relay.freeze();
+    let frozen = Instant::now();
+    let state = tokio::time::timeout(2 * LEASE, lease.wait_for(|s| *s != LeaseState::Held))
+        .await
+        .expect("reported within two leases")
+        .map(|s| *s)
+        .unwrap();
+    let lost_after = frozen.elapsed();
+    assert_eq!(state, LeaseState::Lost(LeaseLoss::Unreachable));
+    let local_lease = LEASE - LEASE / LEASE_SAFETY_DIVISOR;
+    assert!(lost_after <= local_lease + Duration::from_millis(100), "lost only after {lost_after:?}");
+    assert!(
+        lost_after >= local_lease - LEASE / RENEWS_PER_LEASE - Duration::from_millis(100),
+        "gave up after {lost_after:?}, too early"
+    );
+    relay.thaw();
+}
