@@ -18,6 +18,9 @@ stage "cargo test"
 cargo build --release --workspace
 cargo test --release --workspace
 
+stage "cluster mode: the PostgreSQL registry, leases and migrations against a real PostgreSQL"
+python3 tests/cluster/services.py with-postgres -- cargo test --release -p weir-cluster
+
 stage "fuzzing each decoder for ${FUZZ_SECONDS}s"
 # cargo-fuzz needs a nightly toolchain. Where none is installed and rustup cannot fetch
 # one, the stable mutated-frame test above (crates/wire/tests/random_frames.rs) is what

@@ -144,7 +144,8 @@ mod tests {
     fn defaults_are_valid_and_each_bad_field_names_its_flag() {
         // Goal: the defaults pass, and every refusal is one sentence naming the flag.
         assert_eq!(valid().validate().ok(), Some(()));
-        let cases: Vec<(fn(&mut ClusterConfig), &str)> = vec![
+        type Breaks = fn(&mut ClusterConfig);
+        let cases: Vec<(Breaks, &str)> = vec![
             (|c| c.postgres_url = "mysql://x".into(), "--cluster "),
             (|c| c.postgres_url = "postgresql://h:notaport/db".into(), "--cluster "),
             (|c| c.object_store_url.clear(), "--object-store"),

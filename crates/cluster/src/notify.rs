@@ -186,7 +186,7 @@ impl ListenTask {
                 _ = ticker.tick() => {
                     let _ = self.signals.send(Signal::Poll);
                     polls = polls.wrapping_add(1);
-                    if polls % PING_EVERY_POLLS == 0 {
+                    if polls.is_multiple_of(PING_EVERY_POLLS) {
                         bounded("the LISTEN connection's ping", ping_timeout, async {
                             client.simple_query("SELECT 1").await?;
                             Ok(())
