@@ -8,6 +8,8 @@
 //! the broker drives it through the storage traits of `log` and `meta`.
 //!
 //! Layout:
+//! - `catalog.rs`: `PgCatalog`, the catalog as one compare-and-set JSON document, cached;
+//!   producer id blocks.
 //! - `config.rs`: `ClusterConfig` (the `--cluster*` flags) and its validation.
 //! - `error.rs`: `ClusterError`, the crate's one error type, and which errors are
 //!   retriable.
@@ -16,6 +18,7 @@
 //! - `members.rs`: broker registration, its lease and renewal, reaping, the live brokers.
 //! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
 
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod members;
@@ -23,6 +26,7 @@ pub mod migrate;
 pub mod notify;
 pub mod pg;
 
+pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
 pub use config::{ClusterConfig, Endpoint};
 pub use error::ClusterError;
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
