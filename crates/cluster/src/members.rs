@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::Client;
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::config::{ClusterConfig, Endpoint};
 use crate::error::ClusterError;
-use crate::notify::CHANNEL_MEMBERS;
+use crate::notify::{Signal, CHANNEL_MEMBERS};
 use crate::pg::{bounded, Connector, Session, CONNECT_TIMEOUT_MS};
 
 /// A lease is renewed this many times per lease period, so that up to three renewals in
@@ -37,7 +37,7 @@ pub struct LiveBroker {
     pub endpoints: BTreeMap<String, Endpoint>,
 }
 
-/// The brokers alive at one moment, and the generation that names that membership.
+/// The registered brokers at one moment, and the generation that names that membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembersView {
     /// `cluster.generation`: grows on every join, leave and reap; the leader epoch.
@@ -78,14 +78,17 @@ pub enum LeaseState {
     Lost(LeaseLoss),
 }
 
-/// The brokers alive by PostgreSQL's clock, with the generation, in one statement (one
-/// snapshot).
+/// The registered brokers with the generation, in one statement (one snapshot).
+///
+/// A broker whose lease has expired stays listed until it is reaped (within a renewal
+/// period of any live broker): so one generation always names one membership, and
+/// every broker that has seen a generation agrees on who leads what.
 pub async fn members_view(client: &Client) -> Result<MembersView, ClusterError> {
     let rows = client
         .query(
             "SELECT c.generation, b.node_id, b.endpoints
                FROM cluster c
-               LEFT JOIN brokers b ON b.lease_expires_at > now()
+               LEFT JOIN brokers b ON true
               ORDER BY b.node_id",
             &[],
         )
@@ -134,9 +137,11 @@ pub struct Registration {
     incarnation: Uuid,
     lease: Duration,
     session: Arc<Session>,
-    view: watch::Receiver<Arc<MembersView>>,
+    view: Arc<watch::Sender<Arc<MembersView>>>,
     lease_state: watch::Receiver<LeaseState>,
     renewer: Option<Renewer>,
+    /// The task that refreshes the view on `weir_members` notifications, if any.
+    follower: Option<JoinHandle<()>>,
 }
 
 impl Registration {
@@ -173,7 +178,7 @@ impl Registration {
 
         let client = session.client().await?;
         let view = members_view(&client).await?;
-        let (view_tx, view_rx) = watch::channel(Arc::new(view));
+        let view = Arc::new(watch::Sender::new(Arc::new(view)));
         let (lease_tx, lease_rx) = watch::channel(LeaseState::Held);
         let renewer = Renewer::spawn(RenewTask {
             session: session.clone(),
@@ -181,7 +186,7 @@ impl Registration {
             incarnation,
             lease,
             deadline: local_deadline(sent_at, lease),
-            view: view_tx,
+            view: view.clone(),
             lease_state: lease_tx,
         });
         Ok(Registration {
@@ -189,9 +194,10 @@ impl Registration {
             incarnation,
             lease,
             session,
-            view: view_rx,
+            view,
             lease_state: lease_rx,
             renewer: Some(renewer),
+            follower: None,
         })
     }
 
@@ -203,7 +209,8 @@ impl Registration {
         self.incarnation
     }
 
-    /// The live brokers as of the last renewal or [`Registration::refresh`].
+    /// The registered brokers as of the last renewal, refresh or followed notification
+    /// (one whose lease ran out stays until reaped, within a renewal period).
     pub fn live_brokers(&self) -> Arc<[LiveBroker]> {
         self.view.borrow().brokers.clone()
     }
@@ -215,7 +222,7 @@ impl Registration {
 
     /// Changes whenever the cached view does.
     pub fn view(&self) -> watch::Receiver<Arc<MembersView>> {
-        self.view.clone()
+        self.view.subscribe()
     }
 
     /// Moves to `Lost` once, when the registration is gone; the broker must then stop
@@ -224,14 +231,39 @@ impl Registration {
         self.lease_state.clone()
     }
 
-    /// Reads the membership from PostgreSQL now (after a `weir_members` notification or
-    /// when a client names an epoch above ours) and returns it.
+    /// Reads the membership from PostgreSQL now (when a client names an epoch above
+    /// ours, say), caches it if it is newer, and returns it.
     pub async fn refresh(&self) -> Result<Arc<MembersView>, ClusterError> {
-        let view = bounded("the members query", self.lease, async {
-            members_view(&*self.session.client().await?).await
-        })
-        .await?;
-        Ok(Arc::new(view))
+        refresh(&self.session, &self.view, self.lease).await
+    }
+
+    /// Refreshes the cached view whenever `signals` (from a [`crate::notify::Listener`])
+    /// bring a `weir_members` notification, a reconnection or a gap, so that joins and
+    /// leaves are seen at once rather than at the next renewal.
+    pub fn follow(&mut self, mut signals: broadcast::Receiver<Signal>) {
+        let (session, view, lease) = (self.session.clone(), self.view.clone(), self.lease);
+        let task = tokio::spawn(async move {
+            loop {
+                let newer = match signals.recv().await {
+                    Ok(Signal::Notification { channel, payload }) if &*channel == CHANNEL_MEMBERS => {
+                        payload.parse::<i64>().ok()
+                    }
+                    // The renewal refreshes every period anyway.
+                    Ok(Signal::Notification { .. } | Signal::Poll) => continue,
+                    Ok(Signal::Connected { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if newer.is_some_and(|generation| generation <= view.borrow().generation) {
+                    continue;
+                }
+                if let Err(e) = refresh(&session, &view, lease).await {
+                    tracing::warn!(error = %e, "refreshing the cluster's members failed; the next renewal tries again");
+                }
+            }
+        });
+        if let Some(old) = self.follower.replace(task) {
+            old.abort();
+        }
     }
 
     /// Stops renewing without removing the row: what a broker that froze or died looks
@@ -246,6 +278,9 @@ impl Registration {
     /// need not wait out the lease.
     pub async fn deregister(mut self) -> Result<(), ClusterError> {
         self.stop_renewing().await;
+        if let Some(follower) = self.follower.take() {
+            follower.abort();
+        }
         let (node_id, incarnation) = (self.node_id, self.incarnation);
         bounded("the broker deregistration", self.lease, async {
             let row = self
@@ -267,6 +302,15 @@ impl Registration {
             Ok(())
         })
         .await
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // The renewer stops itself when dropped; the follower must be told.
+        if let Some(follower) = self.follower.take() {
+            follower.abort();
+        }
     }
 }
 
@@ -318,6 +362,30 @@ async fn insert_registration(
     Ok((node_id, generation))
 }
 
+async fn refresh(
+    session: &Session,
+    view: &watch::Sender<Arc<MembersView>>,
+    bound: Duration,
+) -> Result<Arc<MembersView>, ClusterError> {
+    let fresh = bounded("the members query", bound, async { members_view(&*session.client().await?).await }).await?;
+    Ok(offer(view, fresh))
+}
+
+/// Caches `fresh` if its generation is newer than the cached one's; returns the newest.
+/// Reads can finish out of order, and the view must never go back.
+fn offer(view: &watch::Sender<Arc<MembersView>>, fresh: MembersView) -> Arc<MembersView> {
+    let mut newest = None;
+    view.send_if_modified(|current| {
+        let newer = fresh.generation > current.generation;
+        if newer {
+            *current = Arc::new(fresh);
+        }
+        newest = Some(current.clone());
+        newer
+    });
+    newest.expect("set in the closure")
+}
+
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).expect("lease fits in i64 milliseconds")
 }
@@ -359,7 +427,7 @@ struct RenewTask {
     lease: Duration,
     /// When this holder must consider its lease gone, by its own monotonic clock.
     deadline: Instant,
-    view: watch::Sender<Arc<MembersView>>,
+    view: Arc<watch::Sender<Arc<MembersView>>>,
     lease_state: watch::Sender<LeaseState>,
 }
 
@@ -408,13 +476,7 @@ impl RenewTask {
             .await;
             match housekeeping {
                 Ok(view) => {
-                    self.view.send_if_modified(|current| {
-                        let changed = **current != view;
-                        if changed {
-                            *current = Arc::new(view);
-                        }
-                        changed
-                    });
+                    offer(&self.view, view);
                 }
                 Err(e) => tracing::warn!(error = %e, "reading the cluster's members failed"),
             }

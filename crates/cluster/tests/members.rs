@@ -5,6 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use weir_cluster::members::{LeaseLoss, LeaseState, Registration, LEASE_SAFETY_DIVISOR, RENEWS_PER_LEASE};
+use weir_cluster::notify::{Listener, CHANNELS};
+use weir_cluster::pg::Connector;
 use weir_cluster::ClusterError;
 
 /// Short, so that expiry tests take seconds; the minimum the config accepts.
@@ -175,4 +177,33 @@ async fn the_holder_gives_up_its_lease_when_postgres_stops_answering() {
         "gave up after {lost_after:?}, too early"
     );
     relay.thaw();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_sees_joins_and_leaves_by_notification_before_its_next_renewal() {
+    // Goal: with `weir_members` followed, a broker's cached view shows a join and a
+    // clean leave within a fraction of a second, although its lease (and so its own
+    // refresh by renewal) is a minute long.
+    let Some(url) = common::database("follow_members").await else { return };
+    common::migrated(&url).await;
+    let long_lease = Duration::from_secs(60);
+    let register_long = |port| {
+        let url = url.clone();
+        async move {
+            Registration::register_with(common::session(&url), None, &common::endpoints("127.0.0.1", port), long_lease)
+                .await
+                .unwrap()
+        }
+    };
+    let listener = Listener::spawn(Connector::new(&url).unwrap(), CHANNELS, Duration::from_secs(3600));
+    let mut pid = listener.backend_pid();
+    tokio::time::timeout(Duration::from_secs(10), pid.wait_for(|p| p.is_some())).await.unwrap().unwrap();
+    let mut a = register_long(9092).await;
+    a.follow(listener.subscribe());
+
+    let within = Duration::from_millis(500);
+    let b = register_long(9093).await;
+    common::wait_for("A sees B join", within, || async { (node_ids(&a) == [0, 1]).then_some(()) }).await;
+    b.deregister().await.unwrap();
+    common::wait_for("A sees B leave", within, || async { (node_ids(&a) == [0]).then_some(()) }).await;
 }
