@@ -24,9 +24,6 @@ pub enum ClusterError {
     /// Another broker that is alive holds the node id asked for.
     #[error("node id {node_id} is held by a live broker; give --node-id another value or omit it to take the lowest free id")]
     NodeIdTaken { node_id: i32 },
-    /// This broker's registration is no longer valid: it must stop serving.
-    #[error("this broker lost its registration ({0})")]
-    LeaseLost(crate::members::LeaseLoss),
     /// The database holds a newer schema than this binary knows.
     #[error("the database's schema is at version {found}, newer than this broker's {known}; upgrade the broker")]
     SchemaTooNew { found: i32, known: i32 },
@@ -45,7 +42,6 @@ impl ClusterError {
             ClusterError::ConnectionClosed(_) => true,
             ClusterError::Postgres(e) => postgres_retriable(e),
             ClusterError::NodeIdTaken { .. } => false,
-            ClusterError::LeaseLost(_) => false,
             ClusterError::SchemaTooNew { .. } => false,
             ClusterError::Corrupt(_) => false,
         }

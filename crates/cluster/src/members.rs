@@ -176,6 +176,8 @@ impl Registration {
         .await?;
         tracing::info!(node_id, %incarnation, generation, "registered in the cluster");
 
+        // Should this fail, the row is registered but nobody renews it: it expires
+        // after one lease, like a broker that died right after starting.
         let client = session.client().await?;
         let view = members_view(&client).await?;
         let view = Arc::new(watch::Sender::new(Arc::new(view)));

@@ -111,6 +111,35 @@ async fn the_same_node_id_is_refused_while_its_holder_is_alive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_node_id_a_broker_takes_the_lowest_expired_or_unused_id() {
+    // Goal: a broker started without --node-id reuses the id of a broker whose lease
+    // has run out (even before anyone reaped it) rather than growing the ids, and never
+    // takes the id of a live one.
+    let Some(url) = common::database("lowest_free_id").await else { return };
+    common::migrated(&url).await;
+    let mut first = register(&url, None, 9092).await.unwrap();
+    let second = register(&url, None, 9093).await.unwrap();
+    assert_eq!((first.node_id(), second.node_id()), (0, 1));
+    first.stop_renewing().await;
+    second.deregister().await.unwrap();
+    // Nobody is left to reap node 0; its lease runs out by PostgreSQL's clock.
+    let check = common::connect(&url).await;
+    common::wait_for("node 0's lease runs out", 3 * LEASE, || async {
+        let expired: bool = check
+            .query_one("SELECT lease_expires_at < now() FROM brokers WHERE node_id = 0", &[])
+            .await
+            .unwrap()
+            .get(0);
+        expired.then_some(())
+    })
+    .await;
+    let third = register(&url, None, 9094).await.unwrap();
+    assert_eq!(third.node_id(), 0, "the expired id");
+    let fourth = register(&url, None, 9095).await.unwrap();
+    assert_eq!(fourth.node_id(), 1, "the unused id, not the live 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_reports_its_lease_lost_when_its_row_is_deleted() {
     // Goal: a broker whose row is deleted behind its back learns it at its next renewal
     // and reports it on the lease watch, instead of carrying on as a node it no longer is.
