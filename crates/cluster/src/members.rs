@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::config::{ClusterConfig, Endpoint};
 use crate::error::ClusterError;
 use crate::notify::{Signal, CHANNEL_MEMBERS};
-use crate::pg::{bounded, Connector, Session, CONNECT_TIMEOUT_MS};
+use crate::pg::{bounded, Connector, Session};
 
 /// A lease is renewed this many times per lease period, so that up to three renewals in
 /// a row may fail (a slow or restarting PostgreSQL) before it runs out.
@@ -164,22 +164,22 @@ impl Registration {
         let incarnation = Uuid::new_v4();
         let endpoints = serde_json::to_value(endpoints).expect("endpoints serialize");
         let lease_ms = lease_ms(lease);
-        // Taken before the statement is sent: PostgreSQL's now() is later, so a deadline
+        // A connection of its own: the transaction needs it exclusively. (The connect is
+        // bounded by the connector.)
+        let mut registering = session.connector().connect().await?;
+        // Taken before the transaction starts: PostgreSQL's now() is later, so a deadline
         // counted from here ends before the lease PostgreSQL records.
         let sent_at = Instant::now();
-        let timeout = Duration::from_millis(CONNECT_TIMEOUT_MS) + lease;
-        let (node_id, generation) = bounded("the broker registration", timeout, async {
-            // A connection of its own: the transaction needs it exclusively.
-            let mut client = session.connector().connect().await?;
-            insert_registration(&mut client, node_id, incarnation, &endpoints, lease_ms).await
+        let (node_id, generation) = bounded("the broker registration", lease, async {
+            insert_registration(&mut registering, node_id, incarnation, &endpoints, lease_ms).await
         })
         .await?;
+        drop(registering);
         tracing::info!(node_id, %incarnation, generation, "registered in the cluster");
 
         // Should this fail, the row is registered but nobody renews it: it expires
         // after one lease, like a broker that died right after starting.
-        let client = session.client().await?;
-        let view = members_view(&client).await?;
+        let view = bounded("the members query", lease, async { members_view(&*session.client().await?).await }).await?;
         let view = Arc::new(watch::Sender::new(Arc::new(view)));
         let (lease_tx, lease_rx) = watch::channel(LeaseState::Held);
         let renewer = Renewer::spawn(RenewTask {
