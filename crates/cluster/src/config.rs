@@ -93,12 +93,12 @@ impl ClusterConfig {
             }
         }
         if self.advertised.is_empty() {
-            return bad("cluster mode needs at least one listener to advertise; give --listeners (and --advertised-listeners if clients reach this broker by another name)".into());
+            return bad("cluster mode needs at least one listener to advertise; give --listen or --listeners (and --advertised-address if clients reach this broker by another name)".into());
         }
         for (name, endpoint) in &self.advertised {
             if endpoint.host.is_empty() || endpoint.port == 0 {
                 return bad(format!(
-                    "the advertised endpoint of listener {name} is {}:{}, which other brokers cannot reach; set --advertised-listeners to a host name and a port",
+                    "the advertised endpoint of listener {name} is {}:{}, which other brokers and clients cannot reach; set --advertised-address to a host name and a port",
                     endpoint.host, endpoint.port
                 ));
             }
@@ -155,7 +155,7 @@ mod tests {
             (|c| c.poll_ms = c.lease_ms + 1, "--cluster-poll-ms"),
             (|c| c.node_id = Some(-1), "--node-id"),
             (|c| c.advertised.clear(), "--listeners"),
-            (|c| c.advertised.get_mut("PLAINTEXT").unwrap().port = 0, "--advertised-listeners"),
+            (|c| c.advertised.get_mut("PLAINTEXT").unwrap().port = 0, "--advertised-address"),
         ];
         for (break_it, flag) in cases {
             let mut c = valid();

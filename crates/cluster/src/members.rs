@@ -131,7 +131,8 @@ pub async fn reap_expired(client: &Client) -> Result<Option<i64>, ClusterError> 
 }
 
 /// This broker's registration: its node id and incarnation, the renewal task, and what
-/// it last saw of the others.
+/// it last saw of the others. Dropping it stops the renewals (the row then expires after
+/// one lease, as a crashed broker's does); [`Registration::deregister`] is the clean stop.
 pub struct Registration {
     node_id: i32,
     incarnation: Uuid,
