@@ -6,6 +6,7 @@
 //! [`Signal::Poll`] (every `poll_ms`) and [`Signal::Connected`]; a lost notification
 //! then costs at most one poll period.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,11 +115,9 @@ impl ListenTask {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut backoff = Duration::from_millis(RECONNECT_BACKOFF_MS_MIN);
         loop {
-            let result = self.listen(&mut ticker, &mut backoff).await;
+            let Err(e) = self.listen(&mut ticker, &mut backoff).await;
             self.backend_pid.send_replace(None);
-            if let Err(e) = result {
-                tracing::warn!(error = %e, retry_in = ?backoff, "the LISTEN connection is down; reconnecting");
-            }
+            tracing::warn!(error = %e, retry_in = ?backoff, "the LISTEN connection is down; reconnecting");
             // Keep polling while disconnected: consumers may still reach PostgreSQL
             // through their own connections.
             let wake_at = tokio::time::Instant::now() + backoff;
@@ -132,13 +131,13 @@ impl ListenTask {
         }
     }
 
-    /// One connection's life: connect, LISTEN, forward until it fails. Never returns
-    /// `Ok` (the connection never ends on its own while we hold the client).
+    /// One connection's life: connect, LISTEN, forward until it fails (it never ends on
+    /// its own while we hold the client).
     async fn listen(
         &self,
         ticker: &mut tokio::time::Interval,
         backoff: &mut Duration,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<Infallible, ClusterError> {
         let (client, mut connection) = self.connector.connect_raw().await?;
         let (tx, mut notifications) = mpsc::channel(SIGNALS_QUEUED_MAX);
         // The connection is driven by polling it for messages; this task forwards the
