@@ -102,3 +102,28 @@ async fn polls_tick_while_connected_and_while_postgres_is_unreachable() {
     }
     assert_eq!(*listener.backend_pid().borrow(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_listen_connection_is_noticed_and_replaced() {
+    // Goal: when PostgreSQL stops answering without closing the connection (a SIGSTOPped
+    // server, a partition), the listener notices by its ping and gives the connection up
+    // rather than waiting forever for notifications; once the server answers again it
+    // listens again and notifications arrive.
+    let Some(url) = common::database("listen_hangs").await else { return };
+    let relay = common::Relay::start(&url).await;
+    let listener = Listener::spawn(Connector::new(&relay.url).unwrap(), CHANNELS, POLL);
+    let mut signals = listener.subscribe();
+    let first_pid = connected(&mut signals).await;
+    relay.freeze();
+    let mut pid = listener.backend_pid();
+    tokio::time::timeout(SIGNAL_TIMEOUT + SIGNAL_TIMEOUT, pid.wait_for(|p| p.is_none()))
+        .await
+        .expect("the hung connection is given up")
+        .unwrap();
+    relay.thaw();
+    let second_pid = connected(&mut signals).await;
+    assert_ne!(second_pid, first_pid);
+    let other = common::connect(&url).await;
+    other.batch_execute("NOTIFY weir_members, '43'").await.unwrap();
+    notified(&mut signals, CHANNEL_MEMBERS, "43").await;
+}
