@@ -4,8 +4,10 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Barrier;
 use uuid::Uuid;
 use weir_cluster::notify::{Listener, CHANNELS};
 use weir_cluster::pg::Connector;
@@ -145,4 +147,56 @@ async fn a_second_store_sees_a_commit_by_notification_and_without_one_by_polling
         .await
         .expect("seen through a poll")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_from_three_stores_all_land_once() {
+    // Goal: under real contention, compare-and-set with retry loses no update and
+    // applies none twice: 3 stores each add 5 topics at the same time; in the end all 15
+    // exist, the version counts exactly 15 commits, and every topic has its partition rows.
+    let Some(url) = common::database("catalog_contention").await else { return };
+    common::migrated(&url).await;
+    /// More than enough for 15 writers; a store that needs more is livelocked.
+    const TRIES_MAX: u32 = 50;
+    // All three read version 0 before any writes, so at least two first commits must
+    // conflict: the contention is certain, not left to scheduling.
+    let all_read = Arc::new(Barrier::new(3));
+    let mut writers = Vec::new();
+    for store_index in 0..3 {
+        let (url, all_read) = (url.clone(), all_read.clone());
+        writers.push(tokio::spawn(async move {
+            let store = store(&url).await;
+            let mut conflicts = 0;
+            let mut first = Some(store.current());
+            all_read.wait().await;
+            for topic in 0..5 {
+                let name = format!("t{store_index}_{topic}");
+                let mut base = first.take().unwrap_or_else(|| store.current());
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    assert!(tries <= TRIES_MAX, "{name}: no commit in {TRIES_MAX} tries");
+                    match store.commit(base.version, with_topic(&base, &name, 2)).await.unwrap() {
+                        CommitOutcome::Committed { .. } => break,
+                        CommitOutcome::Conflict { current } => {
+                            conflicts += 1;
+                            base = current;
+                        }
+                    }
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for writer in writers {
+        conflicts += writer.await.unwrap();
+    }
+    let end = store(&url).await.current();
+    assert_eq!(end.catalog.topics.len(), 15);
+    assert_eq!(end.version, 15, "one version per landed update ({conflicts} conflicts retried)");
+    assert!(conflicts >= 2, "only {conflicts} conflicts");
+    let check = common::connect(&url).await;
+    let rows: i64 = check.query_one("SELECT count(*) FROM partitions", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 30);
 }
