@@ -17,7 +17,7 @@ use weir_meta::Catalog;
 
 use crate::error::ClusterError;
 use crate::notify::{Signal, CHANNEL_CATALOG};
-use crate::pg::{bounded, Session};
+use crate::pg::Session;
 
 /// How long one catalog statement may take; past it the connection is dropped and the
 /// call fails retriably.
@@ -260,16 +260,11 @@ fn to_json(catalog: &Catalog) -> serde_json::Value {
     serde_json::to_value(catalog).expect("a catalog serializes")
 }
 
-/// Runs one bounded step on `session`, dropping its connection after a timeout (it may
-/// be stuck behind the statement that did not answer).
+/// Runs one bounded step on `session` (which drops a connection that failed).
 async fn statement<T>(
     session: &Session,
     what: &'static str,
     f: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
-    let result = bounded(what, Duration::from_millis(CATALOG_STATEMENT_TIMEOUT_MS), f).await;
-    if matches!(result, Err(ClusterError::StatementTimeout { .. })) {
-        session.discard().await;
-    }
-    result
+    session.bounded(what, Duration::from_millis(CATALOG_STATEMENT_TIMEOUT_MS), f).await
 }

@@ -48,6 +48,30 @@ impl ClusterError {
     }
 }
 
+impl ClusterError {
+    /// Whether the connection this error came from is unusable: the caller must drop it
+    /// and connect again. (tokio-postgres marks a client closed only once its connection
+    /// task has seen the socket end, which can be just after the error arrives.)
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            ClusterError::ConnectTimeout { .. }
+            | ClusterError::StatementTimeout { .. }
+            | ClusterError::ConnectionClosed(_) => true,
+            ClusterError::Postgres(e) => match e.as_db_error() {
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+                }
+                None => postgres_retriable(e),
+            },
+            ClusterError::Config(_)
+            | ClusterError::NodeIdTaken { .. }
+            | ClusterError::SchemaTooNew { .. }
+            | ClusterError::Corrupt(_) => false,
+        }
+    }
+}
+
 /// A closed connection or I/O failure is retriable; so are the SQLSTATE classes that mean
 /// "try again": 08 (connection exception), 40 (serialization failure, deadlock), 53
 /// (insufficient resources, e.g. too many connections), 57P01..57P03 (the server is

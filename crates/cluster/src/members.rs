@@ -180,7 +180,9 @@ impl Registration {
 
         // Should this fail, the row is registered but nobody renews it: it expires
         // after one lease, like a broker that died right after starting.
-        let view = bounded("the members query", lease, async { members_view(&*session.client().await?).await }).await?;
+        let view = session
+            .bounded("the members query", lease, async { members_view(&*session.client().await?).await })
+            .await?;
         let view = Arc::new(watch::Sender::new(Arc::new(view)));
         let (lease_tx, lease_rx) = watch::channel(LeaseState::Held);
         let renewer = Renewer::spawn(RenewTask {
@@ -285,7 +287,7 @@ impl Registration {
             follower.abort();
         }
         let (node_id, incarnation) = (self.node_id, self.incarnation);
-        bounded("the broker deregistration", self.lease, async {
+        self.session.bounded("the broker deregistration", self.lease, async {
             let row = self
                 .session
                 .client()
@@ -370,7 +372,9 @@ async fn refresh(
     view: &watch::Sender<Arc<MembersView>>,
     bound: Duration,
 ) -> Result<Arc<MembersView>, ClusterError> {
-    let fresh = bounded("the members query", bound, async { members_view(&*session.client().await?).await }).await?;
+    let fresh = session
+        .bounded("the members query", bound, async { members_view(&*session.client().await?).await })
+        .await?;
     Ok(offer(view, fresh))
 }
 
@@ -457,13 +461,12 @@ impl RenewTask {
             }
             // Bounded by the period too, so a hung connection is dropped and the next
             // tick tries a fresh one while time remains.
-            let attempt = bounded("the lease renewal", remaining.min(period), self.renew_once()).await;
+            let attempt = self.session.bounded("the lease renewal", remaining.min(period), self.renew_once()).await;
             match attempt {
                 Ok(Renewal::Renewed) => self.deadline = local_deadline(sent_at, self.lease),
                 Ok(Renewal::Lost(loss)) => return self.lose(loss),
                 Err(e) => {
                     tracing::warn!(node_id = self.node_id, error = %e, "lease renewal failed; retrying");
-                    self.session.discard().await;
                     if Instant::now() >= self.deadline {
                         return self.lose(LeaseLoss::Unreachable);
                     }
@@ -471,7 +474,7 @@ impl RenewTask {
                 }
             }
             // Housekeeping any broker may do; a failure here costs only freshness.
-            let housekeeping = bounded("the members refresh", period, async {
+            let housekeeping = self.session.bounded("the members refresh", period, async {
                 let client = self.session.client().await?;
                 reap_expired(&client).await?;
                 members_view(&client).await

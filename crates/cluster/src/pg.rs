@@ -111,6 +111,24 @@ impl Session {
         Ok(client)
     }
 
+    /// Runs `f` (which takes its connection from [`Session::client`]) within `timeout`;
+    /// an error that leaves the connection unusable drops it, so the next call connects
+    /// anew rather than failing the same way.
+    pub async fn bounded<T>(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        f: impl std::future::Future<Output = Result<T, ClusterError>>,
+    ) -> Result<T, ClusterError> {
+        let result = bounded(what, timeout, f).await;
+        if let Err(e) = &result {
+            if e.connection_lost() {
+                self.discard().await;
+            }
+        }
+        result
+    }
+
     /// Drops the connection (after a timeout: it may be stuck behind a statement that
     /// will never answer); the next call connects anew.
     pub async fn discard(&self) {
