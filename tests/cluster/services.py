@@ -538,3 +538,34 @@ class Seaweed(_Service):
         shutil.rmtree(self.root_dir, ignore_errors=True)
         if self in _open_services:
             _open_services.remove(self)
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+
+USAGE = """usage: python3 tests/cluster/services.py with-postgres -- COMMAND [ARG...]
+
+Starts a throwaway PostgreSQL, runs COMMAND with WEIR_TEST_POSTGRES_URL set to its
+`postgres` database (a superuser's: tests create their own databases there), stops the
+server and exits with COMMAND's status."""
+
+
+def with_postgres(command):
+    """Runs `command` beside a throwaway PostgreSQL; returns its exit status (128 + the
+    signal's number if a signal ended it, as a shell reports it)."""
+    with Postgres() as pg:
+        env = dict(os.environ, WEIR_TEST_POSTGRES_URL=pg.url())
+        print(f"services: PostgreSQL at {pg.url()}", file=sys.stderr, flush=True)
+        status = subprocess.run(command, env=env).returncode
+    return 128 - status if status < 0 else status
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "with-postgres" and argv[1] == "--":
+        return with_postgres(argv[2:])
+    print(USAGE, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -16,7 +16,7 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from services import Postgres, Seaweed, S3_BUCKET, curl_s3  # noqa: E402
+from services import Postgres, Seaweed, S3_BUCKET, curl_s3, postgres_bin_dir  # noqa: E402
 
 # How long a query must stay unanswered while PostgreSQL is paused, and how long it may
 # take to answer once resumed.
@@ -155,6 +155,25 @@ def cleanup_checks():
         assert not _accepts(int(s3_port)), "weed still listening"
 
 
+def with_postgres_checks():
+    @check("with-postgres: runs the command with WEIR_TEST_POSTGRES_URL, exits with its status, stops the server")
+    def _():
+        here = os.path.dirname(os.path.abspath(__file__))
+        psql = os.path.join(postgres_bin_dir(), "psql")
+        script = (f'{psql} -X -At -d "$WEIR_TEST_POSTGRES_URL" -c "SELECT 1" && '
+                  'echo "$WEIR_TEST_POSTGRES_URL" && exit 7')
+        result = subprocess.run([sys.executable, os.path.join(here, "services.py"), "with-postgres", "--",
+                                 "sh", "-c", script], stdout=subprocess.PIPE, text=True, timeout=120)
+        assert result.returncode == 7, (result.returncode, result.stdout)
+        answer, url = result.stdout.split()
+        assert answer == "1", result.stdout
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert not _accepts(port), "the server outlived the command"
+        usage = subprocess.run([sys.executable, os.path.join(here, "services.py")],
+                               stderr=subprocess.PIPE, text=True)
+        assert usage.returncode == 2 and "usage:" in usage.stderr, usage
+
+
 def _accepts(port):
     with socket.socket() as s:
         s.settimeout(1)
@@ -166,6 +185,7 @@ def main():
     with Postgres() as pg:
         print(f"postgres up in {time.monotonic() - started:.1f}s: {pg.url()}", flush=True)
         postgres_checks(pg)
+    with_postgres_checks()
     started = time.monotonic()
     with Seaweed() as s3:
         print(f"seaweedfs up in {time.monotonic() - started:.1f}s: {s3.url('')}", flush=True)

@@ -7,9 +7,31 @@
 //! paths over them. Must not: decode Kafka requests or know about the network protocol;
 //! the broker drives it through the storage traits of `log` and `meta`.
 //!
-//! Layout: filled in as modules land.
+//! Layout:
+//! - `catalog.rs`: `PgCatalog`, the catalog as one compare-and-set JSON document, cached;
+//!   producer id blocks.
+//! - `config.rs`: `ClusterConfig` (the `--cluster*` flags) and its validation.
+//! - `error.rs`: `ClusterError`, the crate's error type for PostgreSQL work, and which
+//!   errors are retriable.
+//! - `pg.rs`: connections to PostgreSQL with bounded connects; a reconnecting `Session`.
+//! - `schema/`: the SQL of each migration; `migrate.rs` applies them once per database.
+//! - `members.rs`: broker registration, its lease and renewal, reaping, the live brokers.
+//! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
 //!   real offsets into a chunk's batches on the way to a consumer.
 
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod members;
+pub mod migrate;
+pub mod notify;
 pub mod object;
+pub mod pg;
+
+pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
+pub use config::{ClusterConfig, Endpoint};
+pub use error::ClusterError;
+pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
+pub use notify::{Listener, Signal};
