@@ -140,7 +140,6 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
     }
 }
 
-
 impl BrokerState {
     /// Opens the data directory: loads the catalog and recovers every partition log.
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<BrokerState>> {
@@ -573,7 +572,6 @@ fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
         }
     }
 }
-
 
 /// ACLs and the authorizer (CreateAcls, DescribeAcls, DeleteAcls, and the check dispatch
 /// makes before a handler runs).

@@ -67,10 +67,17 @@ impl PgCatalog {
     ) -> Result<PgCatalog, ClusterError> {
         let snapshot = statement(&session, "the catalog's first read", async {
             let client = session.client().await?;
-            let row = client.query_one("SELECT cluster_id FROM cluster", &[]).await?;
+            let row = client
+                .query_one("SELECT cluster_id FROM cluster", &[])
+                .await?;
             let empty = to_json(&Catalog::new(row.get(0)));
             // Only the first broker's write lands; the others read it.
-            client.execute("UPDATE cluster SET catalog = $1 WHERE catalog IS NULL", &[&empty]).await?;
+            client
+                .execute(
+                    "UPDATE cluster SET catalog = $1 WHERE catalog IS NULL",
+                    &[&empty],
+                )
+                .await?;
             read(&client).await
         })
         .await?;
@@ -103,7 +110,11 @@ impl PgCatalog {
     /// statement keeps `partitions` in step with the topics: a row per new partition, and
     /// `deleted_at` set on the partitions of topics that are gone. Other brokers are told
     /// on `weir_catalog` when it commits.
-    pub async fn commit(&self, expected_version: u64, next: Catalog) -> Result<CommitOutcome, ClusterError> {
+    pub async fn commit(
+        &self,
+        expected_version: u64,
+        next: Catalog,
+    ) -> Result<CommitOutcome, ClusterError> {
         let inner = &self.inner;
         assert_eq!(
             next.cluster_id,
@@ -141,10 +152,15 @@ impl PgCatalog {
         match committed {
             Some(version) => {
                 let version = version as u64;
-                inner.offer(CatalogSnapshot { version, catalog: next });
+                inner.offer(CatalogSnapshot {
+                    version,
+                    catalog: next,
+                });
                 Ok(CommitOutcome::Committed { version })
             }
-            None => Ok(CommitOutcome::Conflict { current: inner.reload().await? }),
+            None => Ok(CommitOutcome::Conflict {
+                current: inner.reload().await?,
+            }),
         }
     }
 
@@ -162,7 +178,12 @@ impl PgCatalog {
         if block.end - block.start < count {
             let session = &self.inner.session;
             let n: i64 = statement(session, "the producer id block", async {
-                Ok(session.client().await?.query_one("SELECT nextval('producer_id_blocks')", &[]).await?.get(0))
+                Ok(session
+                    .client()
+                    .await?
+                    .query_one("SELECT nextval('producer_id_blocks')", &[])
+                    .await?
+                    .get(0))
             })
             .await?;
             *block = n * PRODUCER_ID_BLOCK_SIZE..(n + 1) * PRODUCER_ID_BLOCK_SIZE;
@@ -215,7 +236,12 @@ impl Inner {
             None => {
                 let session = &self.session;
                 let version: i64 = statement(session, "the catalog version", async {
-                    Ok(session.client().await?.query_one("SELECT catalog_version FROM cluster", &[]).await?.get(0))
+                    Ok(session
+                        .client()
+                        .await?
+                        .query_one("SELECT catalog_version FROM cluster", &[])
+                        .await?
+                        .get(0))
                 })
                 .await?;
                 version as u64
@@ -248,12 +274,18 @@ impl Inner {
 }
 
 async fn read(client: &tokio_postgres::Client) -> Result<CatalogSnapshot, ClusterError> {
-    let row = client.query_one("SELECT catalog_version, catalog FROM cluster", &[]).await?;
+    let row = client
+        .query_one("SELECT catalog_version, catalog FROM cluster", &[])
+        .await?;
     let version: i64 = row.get(0);
     let json: Option<serde_json::Value> = row.get(1);
     let json = json.ok_or_else(|| ClusterError::Corrupt("cluster.catalog is NULL".into()))?;
-    let catalog = serde_json::from_value(json).map_err(|e| ClusterError::Corrupt(format!("cluster.catalog: {e}")))?;
-    Ok(CatalogSnapshot { version: version as u64, catalog })
+    let catalog = serde_json::from_value(json)
+        .map_err(|e| ClusterError::Corrupt(format!("cluster.catalog: {e}")))?;
+    Ok(CatalogSnapshot {
+        version: version as u64,
+        catalog,
+    })
 }
 
 fn to_json(catalog: &Catalog) -> serde_json::Value {
@@ -266,5 +298,7 @@ async fn statement<T>(
     what: &'static str,
     f: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
-    session.bounded(what, Duration::from_millis(CATALOG_STATEMENT_TIMEOUT_MS), f).await
+    session
+        .bounded(what, Duration::from_millis(CATALOG_STATEMENT_TIMEOUT_MS), f)
+        .await
 }

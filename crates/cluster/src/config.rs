@@ -49,7 +49,10 @@ pub struct ClusterConfig {
 
 impl ClusterConfig {
     /// A config with the defaults for everything but the two URLs.
-    pub fn new(postgres_url: impl Into<String>, object_store_url: impl Into<String>) -> ClusterConfig {
+    pub fn new(
+        postgres_url: impl Into<String>,
+        object_store_url: impl Into<String>,
+    ) -> ClusterConfig {
         ClusterConfig {
             postgres_url: postgres_url.into(),
             object_store_url: object_store_url.into(),
@@ -63,7 +66,9 @@ impl ClusterConfig {
     /// Checks every field; the error is one sentence naming the flag and the fix.
     pub fn validate(&self) -> Result<(), ClusterError> {
         let bad = |s: String| Err(ClusterError::Config(s));
-        if !(self.postgres_url.starts_with("postgres://") || self.postgres_url.starts_with("postgresql://")) {
+        if !(self.postgres_url.starts_with("postgres://")
+            || self.postgres_url.starts_with("postgresql://"))
+        {
             return bad(format!(
                 "--cluster must be a PostgreSQL URL such as postgresql://user@host:5432/weir, not {:?}",
                 redact(&self.postgres_url)
@@ -89,7 +94,9 @@ impl ClusterConfig {
         }
         if let Some(id) = self.node_id {
             if !(0..=NODE_ID_MAX).contains(&id) {
-                return bad(format!("--node-id is {id} but must be 0 or more; omit it to take the lowest free id"));
+                return bad(format!(
+                    "--node-id is {id} but must be 0 or more; omit it to take the lowest free id"
+                ));
             }
         }
         if self.advertised.is_empty() {
@@ -136,7 +143,13 @@ mod tests {
 
     fn valid() -> ClusterConfig {
         let mut c = ClusterConfig::new("postgresql://weir@127.0.0.1:5432/weir", "s3://b/p");
-        c.advertised.insert("PLAINTEXT".into(), Endpoint { host: "b1".into(), port: 9092 });
+        c.advertised.insert(
+            "PLAINTEXT".into(),
+            Endpoint {
+                host: "b1".into(),
+                port: 9092,
+            },
+        );
         c
     }
 
@@ -147,7 +160,10 @@ mod tests {
         type Breaks = fn(&mut ClusterConfig);
         let cases: Vec<(Breaks, &str)> = vec![
             (|c| c.postgres_url = "mysql://x".into(), "--cluster "),
-            (|c| c.postgres_url = "postgresql://h:notaport/db".into(), "--cluster "),
+            (
+                |c| c.postgres_url = "postgresql://h:notaport/db".into(),
+                "--cluster ",
+            ),
             (|c| c.object_store_url.clear(), "--object-store"),
             (|c| c.lease_ms = 10, "--cluster-lease-ms"),
             (|c| c.lease_ms = LEASE_MS_MAX + 1, "--cluster-lease-ms"),
@@ -155,7 +171,10 @@ mod tests {
             (|c| c.poll_ms = c.lease_ms + 1, "--cluster-poll-ms"),
             (|c| c.node_id = Some(-1), "--node-id"),
             (|c| c.advertised.clear(), "--listeners"),
-            (|c| c.advertised.get_mut("PLAINTEXT").unwrap().port = 0, "--advertised-address"),
+            (
+                |c| c.advertised.get_mut("PLAINTEXT").unwrap().port = 0,
+                "--advertised-address",
+            ),
         ];
         for (break_it, flag) in cases {
             let mut c = valid();
@@ -169,7 +188,10 @@ mod tests {
     #[test]
     fn redact_drops_the_password_only() {
         // Goal: messages never show a password from the URL, and keep the rest.
-        assert_eq!(redact("postgresql://u:secret@h:5/db?x=1"), "postgresql://u@h:5/db?x=1");
+        assert_eq!(
+            redact("postgresql://u:secret@h:5/db?x=1"),
+            "postgresql://u@h:5/db?x=1"
+        );
         assert_eq!(redact("postgresql://h/db"), "postgresql://h/db");
     }
 }

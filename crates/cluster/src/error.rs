@@ -15,7 +15,10 @@ pub enum ClusterError {
     ConnectTimeout { endpoint: String, timeout: Duration },
     /// A statement did not answer within its bound.
     #[error("PostgreSQL did not answer {what} within {timeout:?}")]
-    StatementTimeout { what: &'static str, timeout: Duration },
+    StatementTimeout {
+        what: &'static str,
+        timeout: Duration,
+    },
     /// A connection ended under us (the server restarted, or an operator ended it).
     #[error("{0} to PostgreSQL closed")]
     ConnectionClosed(&'static str),
@@ -79,7 +82,8 @@ impl ClusterError {
 fn postgres_retriable(e: &tokio_postgres::Error) -> bool {
     let Some(db) = e.as_db_error() else {
         // No SQLSTATE: an I/O error, a closed connection, or a timeout.
-        return e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        return e.is_closed()
+            || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     };
     let code = db.code().code();
     code.starts_with("08")

@@ -65,7 +65,9 @@ impl fmt::Display for LeaseLoss {
             LeaseLoss::RowGone => "its row in brokers was deleted",
             LeaseLoss::Replaced => "another broker registered the same node id",
             LeaseLoss::Expired => "its lease expired before it was renewed",
-            LeaseLoss::Unreachable => "PostgreSQL did not confirm a renewal before the lease's local deadline",
+            LeaseLoss::Unreachable => {
+                "PostgreSQL did not confirm a renewal before the lease's local deadline"
+            }
         })
     }
 }
@@ -94,18 +96,25 @@ pub async fn members_view(client: &Client) -> Result<MembersView, ClusterError> 
         )
         .await?;
     let Some(first) = rows.first() else {
-        return Err(ClusterError::Corrupt("the cluster row is missing; was the schema migrated?".into()));
+        return Err(ClusterError::Corrupt(
+            "the cluster row is missing; was the schema migrated?".into(),
+        ));
     };
     let generation: i64 = first.get(0);
     let mut brokers = Vec::with_capacity(rows.len());
     for row in &rows {
-        let Some(node_id) = row.get::<_, Option<i32>>(1) else { continue };
+        let Some(node_id) = row.get::<_, Option<i32>>(1) else {
+            continue;
+        };
         let endpoints: serde_json::Value = row.get(2);
         let endpoints = serde_json::from_value(endpoints)
             .map_err(|e| ClusterError::Corrupt(format!("endpoints of node {node_id}: {e}")))?;
         brokers.push(LiveBroker { node_id, endpoints });
     }
-    Ok(MembersView { generation, brokers: brokers.into() })
+    Ok(MembersView {
+        generation,
+        brokers: brokers.into(),
+    })
 }
 
 /// Deletes every broker row whose lease has expired, bumping the generation and telling
@@ -151,7 +160,8 @@ impl Registration {
     pub async fn register(config: &ClusterConfig) -> Result<Registration, ClusterError> {
         config.validate()?;
         let session = Arc::new(Session::new(Connector::new(&config.postgres_url)?));
-        Registration::register_with(session, config.node_id, &config.advertised, config.lease()).await
+        Registration::register_with(session, config.node_id, &config.advertised, config.lease())
+            .await
     }
 
     /// Takes `node_id` (refused while a live broker holds it) or, when `None`, the lowest
@@ -181,7 +191,9 @@ impl Registration {
         // Should this fail, the row is registered but nobody renews it: it expires
         // after one lease, like a broker that died right after starting.
         let view = session
-            .bounded("the members query", lease, async { members_view(&*session.client().await?).await })
+            .bounded("the members query", lease, async {
+                members_view(&*session.client().await?).await
+            })
             .await?;
         let view = Arc::new(watch::Sender::new(Arc::new(view)));
         let (lease_tx, lease_rx) = watch::channel(LeaseState::Held);
@@ -250,12 +262,16 @@ impl Registration {
         let task = tokio::spawn(async move {
             loop {
                 let newer = match signals.recv().await {
-                    Ok(Signal::Notification { channel, payload }) if &*channel == CHANNEL_MEMBERS => {
+                    Ok(Signal::Notification { channel, payload })
+                        if &*channel == CHANNEL_MEMBERS =>
+                    {
                         payload.parse::<i64>().ok()
                     }
                     // The renewal refreshes every period anyway.
                     Ok(Signal::Notification { .. } | Signal::Poll) => continue,
-                    Ok(Signal::Connected { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => None,
+                    Ok(Signal::Connected { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        None
+                    }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 if newer.is_some_and(|generation| generation <= view.borrow().generation) {
@@ -331,7 +347,10 @@ async fn insert_registration(
 ) -> Result<(i32, i64), ClusterError> {
     let tx = client.transaction().await?;
     let generation: i64 = tx
-        .query_one("UPDATE cluster SET generation = generation + 1 RETURNING generation", &[])
+        .query_one(
+            "UPDATE cluster SET generation = generation + 1 RETURNING generation",
+            &[],
+        )
         .await?
         .get(0);
     let node_id = match node_id {
@@ -362,7 +381,11 @@ async fn insert_registration(
         // Dropping the transaction rolls it back: the generation stays as it was.
         return Err(ClusterError::NodeIdTaken { node_id });
     }
-    tx.execute("SELECT pg_notify($1, $2::bigint::text)", &[&CHANNEL_MEMBERS, &generation]).await?;
+    tx.execute(
+        "SELECT pg_notify($1, $2::bigint::text)",
+        &[&CHANNEL_MEMBERS, &generation],
+    )
+    .await?;
     tx.commit().await?;
     Ok((node_id, generation))
 }
@@ -373,7 +396,9 @@ async fn refresh(
     bound: Duration,
 ) -> Result<Arc<MembersView>, ClusterError> {
     let fresh = session
-        .bounded("the members query", bound, async { members_view(&*session.client().await?).await })
+        .bounded("the members query", bound, async {
+            members_view(&*session.client().await?).await
+        })
         .await?;
     Ok(offer(view, fresh))
 }
@@ -410,7 +435,10 @@ struct Renewer {
 impl Renewer {
     fn spawn(task: RenewTask) -> Renewer {
         let (stop, stopped) = watch::channel(false);
-        Renewer { stop, task: tokio::spawn(task.run(stopped)) }
+        Renewer {
+            stop,
+            task: tokio::spawn(task.run(stopped)),
+        }
     }
 
     /// Asks the task to stop and waits for it; a renewal in flight is bounded, so this is.
@@ -461,7 +489,14 @@ impl RenewTask {
             }
             // Bounded by the period too, so a hung connection is dropped and the next
             // tick tries a fresh one while time remains.
-            let attempt = self.session.bounded("the lease renewal", remaining.min(period), self.renew_once()).await;
+            let attempt = self
+                .session
+                .bounded(
+                    "the lease renewal",
+                    remaining.min(period),
+                    self.renew_once(),
+                )
+                .await;
             match attempt {
                 Ok(Renewal::Renewed) => self.deadline = local_deadline(sent_at, self.lease),
                 Ok(Renewal::Lost(loss)) => return self.lose(loss),
@@ -474,12 +509,14 @@ impl RenewTask {
                 }
             }
             // Housekeeping any broker may do; a failure here costs only freshness.
-            let housekeeping = self.session.bounded("the members refresh", period, async {
-                let client = self.session.client().await?;
-                reap_expired(&client).await?;
-                members_view(&client).await
-            })
-            .await;
+            let housekeeping = self
+                .session
+                .bounded("the members refresh", period, async {
+                    let client = self.session.client().await?;
+                    reap_expired(&client).await?;
+                    members_view(&client).await
+                })
+                .await;
             match housekeeping {
                 Ok(view) => {
                     offer(&self.view, view);
@@ -504,7 +541,10 @@ impl RenewTask {
         }
         // Not renewed: find out why, for the operator.
         let holder = client
-            .query_opt("SELECT incarnation FROM brokers WHERE node_id = $1", &[&self.node_id])
+            .query_opt(
+                "SELECT incarnation FROM brokers WHERE node_id = $1",
+                &[&self.node_id],
+            )
             .await?
             .map(|row| row.get::<_, Uuid>(0));
         Ok(Renewal::Lost(match holder {

@@ -33,29 +33,46 @@ pub struct Migrated {
 pub async fn migrate(client: &mut Client) -> Result<Migrated, ClusterError> {
     let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&MIGRATE_LOCK_NAME]).await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&MIGRATE_LOCK_NAME],
+    )
+    .await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS weir_schema (
            version int PRIMARY KEY,
            applied_at timestamptz NOT NULL DEFAULT now())",
     )
     .await?;
-    let row = tx.query_one("SELECT coalesce(max(version), 0) FROM weir_schema", &[]).await?;
+    let row = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM weir_schema", &[])
+        .await?;
     let current: i32 = row.get(0);
     if current > known {
-        return Err(ClusterError::SchemaTooNew { found: current, known });
+        return Err(ClusterError::SchemaTooNew {
+            found: current,
+            known,
+        });
     }
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql).await?;
-        tx.execute("INSERT INTO weir_schema (version) VALUES ($1)", &[version]).await?;
+        tx.execute("INSERT INTO weir_schema (version) VALUES ($1)", &[version])
+            .await?;
         applied.push(*version);
     }
     tx.commit().await?;
     if !applied.is_empty() {
-        tracing::info!(?applied, version = known, "applied cluster schema migrations");
+        tracing::info!(
+            ?applied,
+            version = known,
+            "applied cluster schema migrations"
+        );
     }
-    Ok(Migrated { applied, version: known })
+    Ok(Migrated {
+        applied,
+        version: known,
+    })
 }
 
 #[cfg(test)]

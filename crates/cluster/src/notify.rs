@@ -28,7 +28,12 @@ pub const CHANNEL_APPENDED: &str = "weir_appended";
 /// A coordinator or job lease changed hands.
 pub const CHANNEL_LEASES: &str = "weir_leases";
 /// Everything a broker listens to.
-pub const CHANNELS: &[&str] = &[CHANNEL_MEMBERS, CHANNEL_CATALOG, CHANNEL_APPENDED, CHANNEL_LEASES];
+pub const CHANNELS: &[&str] = &[
+    CHANNEL_MEMBERS,
+    CHANNEL_CATALOG,
+    CHANNEL_APPENDED,
+    CHANNEL_LEASES,
+];
 
 /// Signals buffered per subscriber. One that falls further behind gets `Lagged` and must
 /// re-read everything, exactly as after a poll.
@@ -47,7 +52,10 @@ const PING_TIMEOUT_MS: u64 = 5_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
     /// A `pg_notify` on one of the channels.
-    Notification { channel: Arc<str>, payload: Arc<str> },
+    Notification {
+        channel: Arc<str>,
+        payload: Arc<str>,
+    },
     /// The fallback poll tick.
     Poll,
     /// A new LISTEN connection is up (the first, or after a loss). Notifications sent in
@@ -79,9 +87,20 @@ impl Listener {
         let (signals, _) = broadcast::channel(SIGNALS_QUEUED_MAX);
         let (pid_tx, backend_pid) = watch::channel(None);
         let task = tokio::spawn(
-            ListenTask { connector, listen_sql, poll, signals: signals.clone(), backend_pid: pid_tx }.run(),
+            ListenTask {
+                connector,
+                listen_sql,
+                poll,
+                signals: signals.clone(),
+                backend_pid: pid_tx,
+            }
+            .run(),
         );
-        Listener { signals, backend_pid, task }
+        Listener {
+            signals,
+            backend_pid,
+            task,
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Signal> {
@@ -162,7 +181,10 @@ impl ListenTask {
         let ping_timeout = Duration::from_millis(PING_TIMEOUT_MS);
         let backend_pid: i32 = bounded("LISTEN", ping_timeout, async {
             client.batch_execute(&self.listen_sql).await?;
-            Ok(client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
+            Ok(client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await?
+                .get(0))
         })
         .await?;
         self.backend_pid.send_replace(Some(backend_pid));

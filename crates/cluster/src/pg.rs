@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
 use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
 
 use crate::config::redact;
 use crate::error::ClusterError;
@@ -49,7 +49,11 @@ impl Connector {
                 config.password(password);
             }
         }
-        Ok(Connector { config, endpoint: redact(url), connect_timeout })
+        Ok(Connector {
+            config,
+            endpoint: redact(url),
+            connect_timeout,
+        })
     }
 
     /// One new connection, its driving task spawned. The task ends when the connection
@@ -67,7 +71,9 @@ impl Connector {
 
     /// One new connection whose driving is left to the caller (the LISTEN connection
     /// polls it for notifications).
-    pub async fn connect_raw(&self) -> Result<(Client, Connection<Socket, NoTlsStream>), ClusterError> {
+    pub async fn connect_raw(
+        &self,
+    ) -> Result<(Client, Connection<Socket, NoTlsStream>), ClusterError> {
         // `connect_timeout` bounds each TCP attempt; this bounds the whole startup too
         // (a server that accepts but never answers, such as a SIGSTOPped one).
         match tokio::time::timeout(self.connect_timeout, self.config.connect(NoTls)).await {
@@ -94,7 +100,10 @@ pub struct Session {
 
 impl Session {
     pub fn new(connector: Connector) -> Session {
-        Session { connector, client: tokio::sync::Mutex::new(None) }
+        Session {
+            connector,
+            client: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// The open connection, or a new one if there is none or it has closed.

@@ -16,7 +16,9 @@ async fn concurrent_migrations_from_three_brokers_apply_once() {
     // Goal: three brokers starting together on an empty database apply each migration
     // exactly once between them, none fails, and all end at the same version; a later
     // start applies nothing.
-    let Some(url) = common::database("concurrent_migrations").await else { return };
+    let Some(url) = common::database("concurrent_migrations").await else {
+        return;
+    };
     let connector = Connector::new(&url).unwrap();
     // Connect first, then release all three at once, so they race on the migration and
     // not on connecting.
@@ -32,7 +34,10 @@ async fn concurrent_migrations_from_three_brokers_apply_once() {
     }
     let mut applied = Vec::new();
     for racer in racers {
-        let migrated = racer.await.unwrap().expect("every racer's migration succeeds");
+        let migrated = racer
+            .await
+            .unwrap()
+            .expect("every racer's migration succeeds");
         assert_eq!(migrated.version, MIGRATIONS.len() as i32);
         applied.extend(migrated.applied);
     }
@@ -48,11 +53,20 @@ async fn concurrent_migrations_from_three_brokers_apply_once() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(versions, all);
-    let cluster = check.query_one("SELECT count(*), min(cluster_id) FROM cluster", &[]).await.unwrap();
+    let cluster = check
+        .query_one("SELECT count(*), min(cluster_id) FROM cluster", &[])
+        .await
+        .unwrap();
     assert_eq!(cluster.get::<_, i64>(0), 1, "one cluster row");
-    assert_eq!(cluster.get::<_, String>(1).len(), 22, "a Kafka-style cluster id");
+    assert_eq!(
+        cluster.get::<_, String>(1).len(),
+        22,
+        "a Kafka-style cluster id"
+    );
 
-    let again = migrate(&mut connector.connect().await.unwrap()).await.unwrap();
+    let again = migrate(&mut connector.connect().await.unwrap())
+        .await
+        .unwrap();
     assert!(again.applied.is_empty(), "a later start applies nothing");
 }
 
@@ -60,11 +74,18 @@ async fn concurrent_migrations_from_three_brokers_apply_once() {
 async fn a_schema_newer_than_the_binary_is_refused() {
     // Goal: a broker never runs against a schema from a newer weir (it would misread it);
     // it says so in one sentence and the error is not retriable.
-    let Some(url) = common::database("newer_schema").await else { return };
+    let Some(url) = common::database("newer_schema").await else {
+        return;
+    };
     common::migrated(&url).await;
     let check = common::connect(&url).await;
-    check.execute("INSERT INTO weir_schema (version) VALUES (1000)", &[]).await.unwrap();
-    let error = migrate(&mut Connector::new(&url).unwrap().connect().await.unwrap()).await.unwrap_err();
+    check
+        .execute("INSERT INTO weir_schema (version) VALUES (1000)", &[])
+        .await
+        .unwrap();
+    let error = migrate(&mut Connector::new(&url).unwrap().connect().await.unwrap())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("upgrade the broker"), "{error}");
     assert!(!error.retriable());
 }

@@ -11,7 +11,11 @@ use weir_cluster::ClusterError;
 async fn a_refused_or_hung_connect_fails_retriably_within_the_bound() {
     // Goal: no server (refused) and a server that accepts but never answers (hung) both
     // fail within CONNECT_TIMEOUT_MS, as errors a caller may retry. Needs no PostgreSQL.
-    let refused = Connector::new("postgresql://weir@127.0.0.1:1/x").unwrap().connect().await.unwrap_err();
+    let refused = Connector::new("postgresql://weir@127.0.0.1:1/x")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_err();
     assert!(refused.retriable(), "{refused:?}");
 
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -24,11 +28,21 @@ async fn a_refused_or_hung_connect_fails_retriably_within_the_bound() {
         }
     });
     let started = Instant::now();
-    let hung = Connector::new(&format!("postgresql://weir@127.0.0.1:{port}/x")).unwrap().connect().await.unwrap_err();
+    let hung = Connector::new(&format!("postgresql://weir@127.0.0.1:{port}/x"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_err();
     let took = started.elapsed();
-    assert!(matches!(hung, ClusterError::ConnectTimeout { .. }), "{hung:?}");
+    assert!(
+        matches!(hung, ClusterError::ConnectTimeout { .. }),
+        "{hung:?}"
+    );
     assert!(hung.retriable());
-    assert!(took < Duration::from_millis(CONNECT_TIMEOUT_MS) + Duration::from_secs(1), "took {took:?}");
+    assert!(
+        took < Duration::from_millis(CONNECT_TIMEOUT_MS) + Duration::from_secs(1),
+        "took {took:?}"
+    );
     accepted.abort();
 }
 
@@ -37,7 +51,9 @@ async fn a_session_reconnects_and_errors_say_whether_to_retry() {
     // Goal: a bad statement is not retriable, leaves the connection in use and names its
     // SQLSTATE; a connection ended by the server is retriable, and the session's next
     // call has a new connection.
-    let Some(url) = common::database("session_errors").await else { return };
+    let Some(url) = common::database("session_errors").await else {
+        return;
+    };
     let session = Session::new(Connector::new(&url).unwrap());
     let client = session.client().await.unwrap();
     let bad = ClusterError::from(client.batch_execute("SELEC 1").await.unwrap_err());
@@ -45,13 +61,23 @@ async fn a_session_reconnects_and_errors_say_whether_to_retry() {
     assert!(bad.to_string().contains("42601"), "{bad}");
     assert!(!bad.connection_lost());
 
-    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let other = common::connect(&url).await;
-    other.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    other
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
     let timeout = Duration::from_secs(5);
     common::wait_for("the backend exits", timeout, || async {
         let gone: bool = other
-            .query_one("SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", &[&pid])
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+                &[&pid],
+            )
             .await
             .unwrap()
             .get(0);
@@ -72,7 +98,12 @@ async fn a_session_reconnects_and_errors_say_whether_to_retry() {
     }
     let new_pid: i32 = session
         .bounded("the pid", timeout, async {
-            Ok(session.client().await?.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
+            Ok(session
+                .client()
+                .await?
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await?
+                .get(0))
         })
         .await
         .unwrap();

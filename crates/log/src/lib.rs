@@ -59,11 +59,11 @@ pub mod txn_index;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::LogError;
 pub use local::{LocalLog, LocalPartition};
-pub use store::LogStore;
-pub use traffic::PartitionTraffic;
 pub use partition::{AppendOutcome, CompactionReport, FsyncObserver, PartitionLog, ReadSlice};
 pub use producer::ProducerStateView;
 pub use records::{RecordHeader, StoredRecord, TimestampType};
+pub use store::LogStore;
+pub use traffic::PartitionTraffic;
 pub use txn_index::AbortedTxn;
 
 /// Fsyncs (data only) every file at once and returns each result in order. Several files

@@ -84,7 +84,11 @@ impl LocalLog {
         let mut map = self.partitions.write();
         let list = map.entry(topic.to_string()).or_default();
         for p in opened {
-            assert_eq!(p.index as usize, list.len(), "partitions are added in order");
+            assert_eq!(
+                p.index as usize,
+                list.len(),
+                "partitions are added in order"
+            );
             list.push(p);
         }
     }
@@ -157,7 +161,12 @@ impl LocalLog {
     }
 
     /// Reads one partition; `total_bytes` is what the reads before it took.
-    fn read_one(&self, spec: &ReadSpec, max_bytes: usize, total_bytes: &mut usize) -> Option<PartitionRead> {
+    fn read_one(
+        &self,
+        spec: &ReadSpec,
+        max_bytes: usize,
+        total_bytes: &mut usize,
+    ) -> Option<PartitionRead> {
         let p = self.partition(&spec.tp.topic, spec.tp.partition)?;
         let (slice, high_watermark, last_stable_offset, log_start_offset, aborted) = {
             let log = p.log.lock();
@@ -185,7 +194,9 @@ impl LocalLog {
         let records = match slice {
             Ok(Some(slice)) => {
                 // Only the first data of a response may exceed the byte limits.
-                if *total_bytes > 0 && slice.first_batch_bytes() > max_bytes.saturating_sub(*total_bytes) {
+                if *total_bytes > 0
+                    && slice.first_batch_bytes() > max_bytes.saturating_sub(*total_bytes)
+                {
                     Ok(Bytes::new())
                 } else {
                     slice.load().inspect(|bytes| *total_bytes += bytes.len())

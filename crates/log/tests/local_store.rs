@@ -48,7 +48,12 @@ fn write(topic: &str, partition: i32, records: BytesMut) -> PartitionWrite {
     }
 }
 
-fn read_spec(topic: &str, partition: i32, fetch_offset: i64, partition_max_bytes: usize) -> ReadSpec {
+fn read_spec(
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+) -> ReadSpec {
     ReadSpec {
         tp: tp(topic, partition),
         fetch_offset,
@@ -88,7 +93,10 @@ fn node(
         }),
     );
     let opened = (0..partitions)
-        .map(|i| logs.open_partition(topic, i, LogConfig::default()).expect("opens"))
+        .map(|i| {
+            logs.open_partition(topic, i, LogConfig::default())
+                .expect("opens")
+        })
         .collect();
     logs.add_partitions(topic, opened);
     (logs, fsyncs)
@@ -116,7 +124,10 @@ async fn appends_answer_in_write_order_and_read_back_at_their_offsets() {
         .iter()
         .map(|r| r.as_ref().map(|a| (a.base_offset, a.last_offset)).ok())
         .collect();
-    assert_eq!(offsets, vec![Some((0, 1)), None, Some((0, 0)), Some((2, 2))]);
+    assert_eq!(
+        offsets,
+        vec![Some((0, 1)), None, Some((0, 0)), Some((2, 2))]
+    );
     assert!(matches!(first[1], Err(Refused::UnknownPartition)));
 
     let specs = vec![
@@ -132,7 +143,10 @@ async fn appends_answer_in_write_order_and_read_back_at_their_offsets() {
     let got = values(p0.records.as_ref().expect("readable"));
     assert_eq!(got, vec![(0, "a".into()), (1, "b".into()), (2, "d".into())]);
     let p1 = reads[1].as_ref().expect("t-1 exists");
-    assert_eq!(values(p1.records.as_ref().expect("readable")), vec![(0, "c".into())]);
+    assert_eq!(
+        values(p1.records.as_ref().expect("readable")),
+        vec![(0, "c".into())]
+    );
     assert!(reads[2].is_none(), "no partition 7");
 }
 
@@ -175,7 +189,9 @@ async fn acks_all_under_fsync_always_waits_for_one_shared_fsync() {
             .map(|p| write("t", p, batch(&[n], None)))
             .collect::<Vec<_>>()
     };
-    let leader = logs.append(writes("a"), Acks::Leader, now_ms()).now_or_never();
+    let leader = logs
+        .append(writes("a"), Acks::Leader, now_ms())
+        .now_or_never();
     assert!(leader.is_some(), "acks=1 is answered at once");
     assert_eq!(fsyncs.load(Ordering::Relaxed), 0);
 
@@ -185,12 +201,21 @@ async fn acks_all_under_fsync_always_waits_for_one_shared_fsync() {
         "acks=all waits for the fsync"
     );
     let results = all.await;
-    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|a| a.base_offset == 1)));
-    assert_eq!(fsyncs.load(Ordering::Relaxed), 1, "one fsync for three partitions");
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().is_ok_and(|a| a.base_offset == 1)));
+    assert_eq!(
+        fsyncs.load(Ordering::Relaxed),
+        1,
+        "one fsync for three partitions"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let (logs, fsyncs) = node(dir.path(), FsyncPolicy::Interval, "t", 3);
-    assert!(logs.append(writes("c"), Acks::All, now_ms()).now_or_never().is_some());
+    assert!(logs
+        .append(writes("c"), Acks::All, now_ms())
+        .now_or_never()
+        .is_some());
     assert_eq!(fsyncs.load(Ordering::Relaxed), 0);
 }
 
@@ -202,10 +227,18 @@ async fn a_producer_retry_is_answered_with_its_first_offsets() {
     let (logs, _) = node(dir.path(), FsyncPolicy::Never, "t", 1);
     let producer = Some((7, 0, 0));
     let first = logs
-        .append(vec![write("t", 0, batch(&["a", "b"], producer))], Acks::All, now_ms())
+        .append(
+            vec![write("t", 0, batch(&["a", "b"], producer))],
+            Acks::All,
+            now_ms(),
+        )
         .await;
     let retry = logs
-        .append(vec![write("t", 0, batch(&["a", "b"], producer))], Acks::All, now_ms())
+        .append(
+            vec![write("t", 0, batch(&["a", "b"], producer))],
+            Acks::All,
+            now_ms(),
+        )
         .await;
     let (first, retry) = (first[0].as_ref().unwrap(), retry[0].as_ref().unwrap());
     assert!(!first.duplicate);
@@ -213,7 +246,11 @@ async fn a_producer_retry_is_answered_with_its_first_offsets() {
     assert_eq!((retry.base_offset, retry.last_offset), (0, 1));
 
     let gap = logs
-        .append(vec![write("t", 0, batch(&["c"], Some((7, 0, 5))))], Acks::All, now_ms())
+        .append(
+            vec![write("t", 0, batch(&["c"], Some((7, 0, 5))))],
+            Acks::All,
+            now_ms(),
+        )
         .await;
     match &gap[0] {
         Err(Refused::Log {
@@ -237,10 +274,24 @@ async fn a_watch_wakes_on_append_and_only_for_its_partition() {
     assert!(logs.watch(&tp("t", 9)).is_none());
     let mut woken = Box::pin(watch.notified());
     woken.as_mut().enable();
-    logs.append(vec![write("t", 1, batch(&["x"], None))], Acks::Leader, now_ms())
-        .await;
-    assert!((&mut woken).now_or_never().is_none(), "t-1's append is not t-0's");
-    logs.append(vec![write("t", 0, batch(&["y"], None))], Acks::Leader, now_ms())
-        .await;
-    assert!(woken.now_or_never().is_some(), "t-0's append wakes its watch");
+    logs.append(
+        vec![write("t", 1, batch(&["x"], None))],
+        Acks::Leader,
+        now_ms(),
+    )
+    .await;
+    assert!(
+        (&mut woken).now_or_never().is_none(),
+        "t-1's append is not t-0's"
+    );
+    logs.append(
+        vec![write("t", 0, batch(&["y"], None))],
+        Acks::Leader,
+        now_ms(),
+    )
+    .await;
+    assert!(
+        woken.now_or_never().is_some(),
+        "t-0's append wakes its watch"
+    );
 }

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use indexmap::IndexMap;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use futures::FutureExt;
 use tokio::sync::Notify;
 use uuid::Uuid;
 use weir_log::store::{PartitionRead, ReadSpec, TopicPartition};

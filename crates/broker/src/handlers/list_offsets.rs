@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::list_offsets_request::ListOffsetsTopic;
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use weir_log::store::{TimestampedOffset, TopicPartition};
 use weir_meta::acls::Operation;
@@ -55,20 +55,20 @@ pub fn handle(
 /// A topic the principal may not describe: every partition refused.
 fn refused_topic(t: ListOffsetsTopic) -> ListOffsetsTopicResponse {
     ListOffsetsTopicResponse::default()
-            .with_name(t.name)
-            .with_partitions(
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        ListOffsetsPartitionResponse::default()
-                            .with_partition_index(p.partition_index)
-                            .with_timestamp(-1)
-                            .with_offset(-1)
-                            .with_leader_epoch(-1)
-                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    })
-                    .collect(),
-            )
+        .with_name(t.name)
+        .with_partitions(
+            t.partitions
+                .iter()
+                .map(|p| {
+                    ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1)
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                })
+                .collect(),
+        )
 }
 
 /// The answer to a ListOffsets at `version`; the HTTP API asks through here too.
@@ -127,10 +127,12 @@ async fn find(
     } else {
         offsets.high_watermark
     };
-    let at = |offset| Some(TimestampedOffset {
-        offset,
-        timestamp: -1,
-    });
+    let at = |offset| {
+        Some(TimestampedOffset {
+            offset,
+            timestamp: -1,
+        })
+    };
     let found = match timestamp {
         // Latest and earliest stand as they are; lookups by timestamp stop short of what
         // the reader may not see.

@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
+use futures::FutureExt;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use futures::FutureExt;
 use weir_log::batch::BatchHeader;
 use weir_log::store::{Acks, AppendResult, BoxFuture, PartitionWrite, Refused, TopicPartition};
 use weir_meta::acls::Operation;
@@ -286,14 +286,18 @@ fn append_all(
         // connection is closed (what was appended stays).
         return match appended.ready() {
             Some(body) => acks0_reply(&body),
-            None => Reply::Gate(Box::pin(async move { acks0_reply(&appended.answer().await) })),
+            None => Reply::Gate(Box::pin(
+                async move { acks0_reply(&appended.answer().await) },
+            )),
         };
     }
     if let Some(body) = appended.ready() {
         return meta.reply(&body);
     }
     let meta = meta.clone();
-    Reply::Later(Box::pin(async move { meta.frame(&appended.answer().await) }))
+    Reply::Later(Box::pin(
+        async move { meta.frame(&appended.answer().await) },
+    ))
 }
 
 /// What an acks=0 produce gets back: nothing, or a closed connection if a partition failed.
@@ -359,11 +363,9 @@ impl Appended {
                     tracing::debug!(partition = index, error = %error, "produce refused");
                     refused(self.api_version, index, &error, log_start_offset)
                 }
-                Err(Refused::UnknownPartition) => partition_error(
-                    index,
-                    ResponseError::UnknownTopicOrPartition.code(),
-                    None,
-                ),
+                Err(Refused::UnknownPartition) => {
+                    partition_error(index, ResponseError::UnknownTopicOrPartition.code(), None)
+                }
             };
         }
         std::mem::take(&mut self.body)

@@ -41,16 +41,27 @@ pub async fn database(test: &str) -> Option<String> {
         return None;
     };
     let name = format!("weir_test_{test}");
-    assert!(name.len() <= DATABASE_NAME_BYTES_MAX, "test name {test} is too long for a database name");
-    assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    assert!(
+        name.len() <= DATABASE_NAME_BYTES_MAX,
+        "test name {test} is too long for a database name"
+    );
+    assert!(name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
     let admin = connect(&server_url).await;
     // Two statements: CREATE DATABASE refuses to run in the implicit transaction of a
     // multi-statement string. Tests create databases in parallel, and PostgreSQL refuses
     // one while another copies the template, so a refusal is retried a bounded number
     // of times.
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
     for attempt in 1..=CREATE_DATABASE_TRIES_MAX {
-        match admin.batch_execute(&format!("CREATE DATABASE {name}")).await {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+        {
             Ok(()) => break,
             Err(e) if attempt < CREATE_DATABASE_TRIES_MAX => {
                 println!("creating database {name}: {e:?}; retrying");
@@ -73,7 +84,10 @@ pub fn with_database(url: &str, name: &str) -> String {
 /// A plain connection of the test's own, to look and to meddle.
 pub async fn connect(url: &str) -> Client {
     let config = tokio_postgres::Config::from_str(url).expect("a valid URL");
-    let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
     tokio::spawn(connection);
     client
 }
@@ -88,7 +102,13 @@ pub async fn migrated(url: &str) {
 }
 
 pub fn endpoints(host: &str, port: u16) -> BTreeMap<String, Endpoint> {
-    BTreeMap::from([("PLAINTEXT".to_string(), Endpoint { host: host.into(), port })])
+    BTreeMap::from([(
+        "PLAINTEXT".to_string(),
+        Endpoint {
+            host: host.into(),
+            port,
+        },
+    )])
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, or panics after `timeout`.
@@ -102,7 +122,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {timeout:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -125,19 +148,29 @@ impl Relay {
         let (frozen, frozen_rx) = watch::channel(false);
         tokio::spawn(async move {
             loop {
-                let Ok((inbound, _)) = listener.accept().await else { return };
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut frozen = frozen_rx.clone();
                 let _ = frozen.wait_for(|f| !*f).await;
-                let Ok(outbound) = TcpStream::connect(&target).await else { continue };
+                let Ok(outbound) = TcpStream::connect(&target).await else {
+                    continue;
+                };
                 let (ri, wi) = inbound.into_split();
                 let (ro, wo) = outbound.into_split();
                 tokio::spawn(pipe(ri, wo, frozen_rx.clone()));
                 tokio::spawn(pipe(ro, wi, frozen_rx.clone()));
             }
         });
-        let rest = url.split_once('@').map(|(user, rest)| (format!("{user}@"), rest)).unwrap();
+        let rest = url
+            .split_once('@')
+            .map(|(user, rest)| (format!("{user}@"), rest))
+            .unwrap();
         let path = &rest.1[rest.1.find('/').unwrap()..];
-        Relay { url: format!("{}127.0.0.1:{}{path}", rest.0, local.port()), frozen }
+        Relay {
+            url: format!("{}127.0.0.1:{}{path}", rest.0, local.port()),
+            frozen,
+        }
     }
 
     pub fn freeze(&self) {
@@ -156,7 +189,9 @@ async fn pipe(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let Ok(n) = from.read(&mut buf).await else { return };
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
         if n == 0 {
             return;
         }
