@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use weir_log::store::{MarkerWrite, StoreError};
 use weir_log::LogError;
 use weir_txn::{
     MarkerJob, ProducerIds, RequestContext, TxnConfig, TxnCoordinator, TxnError, TxnRequest,
@@ -111,21 +112,13 @@ impl Shard for TxnShard {
             let jobs = std::mem::take(&mut self.pending);
             let mut step = Step::default();
             for job in jobs {
-                let s = Arc::clone(state);
-                let j = job.clone();
-                let written = tokio::task::spawn_blocking(move || write_markers(&s, &j)).await;
-                let offsets_partitions = match written {
-                    Ok(Ok(parts)) => parts,
-                    Ok(Err(e)) => {
+                let offsets_partitions = match write_markers(state, &job).await {
+                    Ok(parts) => parts,
+                    Err(e) => {
                         tracing::warn!(transactional_id = %job.transactional_id, error = %e, "could not write transaction markers; retrying");
                         if self.retry.len() < MARKER_RETRIES_MAX {
                             self.retry.push((now_ms() + MARKER_RETRY_MS, job));
                         }
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "marker task failed");
-                        self.retry.push((now_ms() + MARKER_RETRY_MS, job));
                         continue;
                     }
                 };
@@ -151,52 +144,43 @@ impl Shard for TxnShard {
 
 /// Writes one job's marker into each of its partitions and makes them durable. Returns the
 /// `__consumer_offsets` partitions among them.
-fn write_markers(state: &BrokerState, job: &MarkerJob) -> Result<Vec<i32>, LogError> {
-    let now = now_ms();
-    let mut files = Vec::new();
+async fn write_markers(state: &BrokerState, job: &MarkerJob) -> Result<Vec<i32>, StoreError> {
+    // A partition whose topic was deleted holds nothing that needs a marker.
+    let markers: Vec<MarkerWrite> = job
+        .partitions
+        .iter()
+        .filter_map(|(topic, p)| state.topic_partition(topic, *p))
+        .map(|tp| MarkerWrite {
+            tp,
+            producer_id: job.producer_id,
+            producer_epoch: job.producer_epoch,
+            coordinator_epoch: job.coordinator_epoch,
+            commit: job.commit,
+        })
+        .collect();
+    let outcomes = state
+        .txn_log()
+        .write_markers(markers.clone(), now_ms())
+        .await;
     let mut offsets_partitions = Vec::new();
-    let mut notify = Vec::new();
-    for (topic, p) in &job.partitions {
-        // A partition whose topic was deleted holds nothing that needs a marker.
-        let Some(handle) = state.partition(topic, *p) else {
-            continue;
-        };
-        let mut log = handle.log.lock();
-        match log.append_marker(
-            job.producer_id,
-            job.producer_epoch,
-            job.coordinator_epoch,
-            job.commit,
-            now,
-        ) {
-            Ok(_) => {}
-            Err(
+    for (m, outcome) in markers.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => {
+                if m.tp.topic == OFFSETS_TOPIC {
+                    offsets_partitions.push(m.tp.partition);
+                }
+            }
+            // Deleted since it was looked up.
+            Err(StoreError::UnknownPartition) => {}
+            Err(StoreError::Log(
                 e @ (LogError::InvalidProducerEpoch { .. }
                 | LogError::TransactionCoordinatorFenced { .. }),
-            ) => {
+            )) => {
                 // A newer epoch already ended this producer's work here; nothing to add.
-                tracing::warn!(topic = %topic, partition = p, error = %e, "transaction marker not written");
-                continue;
+                tracing::warn!(topic = %m.tp.topic, partition = m.tp.partition, error = %e, "transaction marker not written");
             }
             Err(e) => return Err(e),
         }
-        if let Some(f) = log.sync_handle_if(state.config.fsync == weir_log::FsyncPolicy::Always) {
-            files.push(f);
-        }
-        drop(log);
-        if topic == OFFSETS_TOPIC {
-            offsets_partitions.push(*p);
-        }
-        notify.push(handle);
-    }
-    for r in state
-        .metrics
-        .timed_fsync(|| weir_log::sync_data_all(&files))
-    {
-        r?;
-    }
-    for h in notify {
-        h.appended.notify_waiters();
     }
     Ok(offsets_partitions)
 }

@@ -17,9 +17,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::store::{
-    Acked, Acks, AppendResult, BoxFuture, LogAdmin, LogStore, PartitionOffsets, PartitionRead,
-    PartitionWrite, ReadSpec, Refused, StoreError, TimestampedOffset, TopicPartition, TxnLog,
-    DELETE_TO_HIGH_WATERMARK,
+    Acked, Acks, AppendResult, BoxFuture, LogAdmin, LogStore, MarkerWrite, PartitionOffsets,
+    PartitionRead, PartitionWrite, ReadSpec, Refused, StoreError, TimestampedOffset,
+    TopicPartition, TxnLog, DELETE_TO_HIGH_WATERMARK,
 };
 use crate::traffic::PartitionTraffic;
 use crate::{FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog};
@@ -215,24 +215,15 @@ impl LocalLog {
     }
 }
 
-impl LogStore for LocalLog {
-    fn append(
+impl LocalLog {
+    /// `results` once every file in `to_sync` is fsynced: at once when there is none; the
+    /// result of a write whose fsync failed becomes `failed(error)`.
+    fn durable<T: Send + 'static>(
         &self,
-        writes: Vec<PartitionWrite>,
-        acks: Acks,
-        now_ms: i64,
-    ) -> BoxFuture<'static, Vec<AppendResult>> {
-        let wait_for_fsync = acks == Acks::All && self.fsync == FsyncPolicy::Always;
-        let mut results = Vec::with_capacity(writes.len());
-        // (index in `results`, partition, file) of each append the answer waits to fsync.
-        let mut to_sync = Vec::new();
-        for (i, mut write) in writes.into_iter().enumerate() {
-            let (result, file) = self.append_one(&mut write, wait_for_fsync, now_ms);
-            if let Some(file) = file {
-                to_sync.push((i, write.tp, file));
-            }
-            results.push(result);
-        }
+        mut results: Vec<T>,
+        to_sync: Vec<(usize, TopicPartition, Arc<std::fs::File>)>,
+        failed: fn(LogError) -> T,
+    ) -> BoxFuture<'static, Vec<T>> {
         if to_sync.is_empty() {
             return ready(results);
         }
@@ -254,13 +245,65 @@ impl LogStore for LocalLog {
             for ((i, tp, _), outcome) in to_sync.into_iter().zip(outcomes) {
                 if let Err(e) = outcome {
                     tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "fsync failed");
-                    results[i] = Err(Refused::Log {
-                        error: LogError::Io(std::io::Error::other(format!("fsync failed: {e}"))),
-                        log_start_offset: -1,
-                    });
+                    results[i] = failed(LogError::Io(std::io::Error::other(format!(
+                        "fsync failed: {e}"
+                    ))));
                 }
             }
             results
+        })
+    }
+
+    /// Writes one marker under its partition's lock; the file to fsync with it when
+    /// markers wait for one.
+    fn write_marker(
+        &self,
+        m: &MarkerWrite,
+        now_ms: i64,
+    ) -> (Result<(), StoreError>, Option<Arc<std::fs::File>>) {
+        let Some(p) = self.partition(&m.tp.topic, m.tp.partition) else {
+            return (Err(StoreError::UnknownPartition), None);
+        };
+        let mut log = p.log.lock();
+        if let Err(e) = log.append_marker(
+            m.producer_id,
+            m.producer_epoch,
+            m.coordinator_epoch,
+            m.commit,
+            now_ms,
+        ) {
+            return (Err(e.into()), None);
+        }
+        let file = log.sync_handle_if(self.fsync == FsyncPolicy::Always);
+        drop(log);
+        p.appended.notify_waiters();
+        (Ok(()), file)
+    }
+}
+
+impl LogStore for LocalLog {
+    fn append(
+        &self,
+        writes: Vec<PartitionWrite>,
+        acks: Acks,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<AppendResult>> {
+        let wait_for_fsync = acks == Acks::All && self.fsync == FsyncPolicy::Always;
+        let mut results = Vec::with_capacity(writes.len());
+        // (index in `results`, partition, file) of each append the answer waits to fsync.
+        let mut to_sync = Vec::new();
+        for (i, mut write) in writes.into_iter().enumerate() {
+            let (result, file) = self.append_one(&mut write, wait_for_fsync, now_ms);
+            if let Some(file) = file {
+                to_sync.push((i, write.tp, file));
+            }
+            results.push(result);
+        }
+        self.durable(results, to_sync, |error| {
+            Err(Refused::Log {
+                error,
+                log_start_offset: -1,
+            })
         })
     }
 
@@ -357,6 +400,23 @@ impl LogAdmin for LocalLog {
 }
 
 impl TxnLog for LocalLog {
+    fn write_markers(
+        &self,
+        markers: Vec<MarkerWrite>,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<Result<(), StoreError>>> {
+        let mut results = Vec::with_capacity(markers.len());
+        let mut to_sync = Vec::new();
+        for (i, m) in markers.into_iter().enumerate() {
+            let (result, file) = self.write_marker(&m, now_ms);
+            if let Some(file) = file {
+                to_sync.push((i, m.tp, file));
+            }
+            results.push(result);
+        }
+        self.durable(results, to_sync, |e| Err(StoreError::Log(e)))
+    }
+
     fn has_open_transaction(
         &self,
         tp: &TopicPartition,

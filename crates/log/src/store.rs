@@ -205,8 +205,28 @@ pub trait LogAdmin: Send + Sync + 'static {
     fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
+/// A transaction marker (a control batch that commits or aborts a producer's open
+/// transaction) to write into one partition.
+#[derive(Debug, Clone)]
+pub struct MarkerWrite {
+    pub tp: TopicPartition,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub commit: bool,
+}
+
 /// What transactions ask of a partition's log.
 pub trait TxnLog: Send + Sync + 'static {
+    /// Writes each marker; the results come in the order of `markers`. As with
+    /// [`LogStore::append`], the order is fixed when this returns; the future resolves when
+    /// the markers written are durable (the local engine: fsynced under `--fsync always`).
+    fn write_markers(
+        &self,
+        markers: Vec<MarkerWrite>,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<Result<(), StoreError>>>;
+
     /// Whether `producer_id` has a transaction open in the partition.
     fn has_open_transaction(
         &self,

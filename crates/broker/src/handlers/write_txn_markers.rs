@@ -10,61 +10,46 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use weir_log::store::MarkerWrite;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
 use crate::connection::Reply;
+use crate::errors::store_error_code;
 use crate::group_runtime::OFFSETS_TOPIC;
 use crate::handlers::produce::now_ms;
 use crate::state::BrokerState;
 
 /// Writes every marker; returns the answer and the offsets partitions that got one, with
-/// their producer and outcome.
-fn write_all(
+/// their producer and outcome. Answered once the markers written are durable.
+async fn write_all(
     state: &BrokerState,
     request: WriteTxnMarkersRequest,
 ) -> (WriteTxnMarkersResponse, Vec<(i32, i64, bool)>) {
-    let now = now_ms();
-    let mut offsets_markers = Vec::new();
-    let mut files = Vec::new();
-    let mut results = Vec::new();
-    for m in request.markers {
-        let mut topics = Vec::new();
-        for t in m.topics {
-            let mut partitions = Vec::new();
-            for p in t.partition_indexes {
-                let code = match state.partition(t.name.0.as_str(), p) {
-                    None => ResponseError::UnknownTopicOrPartition.code(),
-                    Some(handle) => {
-                        let mut log = handle.log.lock();
-                        match log.append_marker(
-                            m.producer_id.0,
-                            m.producer_epoch,
-                            m.coordinator_epoch,
-                            m.transaction_result,
-                            now,
-                        ) {
-                            Ok(_) => {
-                                if let Some(f) = log.sync_handle_if(
-                                    state.config.fsync == weir_log::FsyncPolicy::Always,
-                                ) {
-                                    files.push(f);
-                                }
-                                drop(log);
-                                handle.appended.notify_waiters();
-                                if t.name.0.as_str() == OFFSETS_TOPIC {
-                                    offsets_markers.push((
-                                        p,
-                                        m.producer_id.0,
-                                        m.transaction_result,
-                                    ));
-                                }
-                                0
-                            }
-                            Err(e) => crate::errors::log_error_code(&e),
-                        }
+    // 1. Every partition's answer, with the markers to write for those that exist.
+    let mut writes = Vec::new();
+    // (marker, topic, partition) in `results` of each write.
+    let mut slots = Vec::new();
+    let mut results = Vec::with_capacity(request.markers.len());
+    for (mi, m) in request.markers.into_iter().enumerate() {
+        let mut topics = Vec::with_capacity(m.topics.len());
+        for (ti, t) in m.topics.into_iter().enumerate() {
+            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+            for (pi, p) in t.partition_indexes.into_iter().enumerate() {
+                let mut code = 0;
+                match state.topic_partition(t.name.0.as_str(), p) {
+                    None => code = ResponseError::UnknownTopicOrPartition.code(),
+                    Some(tp) => {
+                        slots.push((mi, ti, pi));
+                        writes.push(MarkerWrite {
+                            tp,
+                            producer_id: m.producer_id.0,
+                            producer_epoch: m.producer_epoch,
+                            coordinator_epoch: m.coordinator_epoch,
+                            commit: m.transaction_result,
+                        });
                     }
-                };
+                }
                 partitions.push(
                     WritableTxnMarkerPartitionResult::default()
                         .with_partition_index(p)
@@ -83,23 +68,22 @@ fn write_all(
                 .with_topics(topics),
         );
     }
-    // Answered once durable; a failed fsync turns every written marker's answer into an error.
-    if state
-        .metrics
-        .timed_fsync(|| weir_log::sync_data_all(&files))
-        .iter()
-        .any(Result::is_err)
-    {
-        for r in &mut results {
-            for t in &mut r.topics {
-                for p in &mut t.partitions {
-                    if p.error_code == 0 {
-                        p.error_code = ResponseError::KafkaStorageError.code();
-                    }
+    // 2. Write them all; each answer says how its marker fared.
+    let outcomes = state
+        .txn_log()
+        .write_markers(writes.clone(), now_ms())
+        .await;
+    let mut offsets_markers = Vec::new();
+    for (((mi, ti, pi), outcome), w) in slots.into_iter().zip(outcomes).zip(writes) {
+        let p = &mut results[mi].topics[ti].partitions[pi];
+        match outcome {
+            Ok(()) => {
+                if w.tp.topic == OFFSETS_TOPIC {
+                    offsets_markers.push((w.tp.partition, w.producer_id, w.commit));
                 }
             }
+            Err(e) => p.error_code = store_error_code(&e),
         }
-        offsets_markers.clear();
     }
     (
         WriteTxnMarkersResponse::default().with_markers(results),
@@ -115,10 +99,7 @@ pub fn handle(
     let state = Arc::clone(state);
     let meta = meta.clone();
     Reply::Later(Box::pin(async move {
-        let s = Arc::clone(&state);
-        let (body, offsets_markers) = tokio::task::spawn_blocking(move || write_all(&s, request))
-            .await
-            .ok()?;
+        let (body, offsets_markers) = write_all(&state, request).await;
         if let Some(groups) = state.groups() {
             for (p, producer_id, commit) in offsets_markers {
                 groups.marker_written(p, producer_id, commit).await;
