@@ -135,7 +135,7 @@ impl Broker {
         cleaner_stop.store(true, Ordering::Relaxed);
         cleaner.abort();
         let _ = background.await;
-        tokio::task::spawn_blocking(move || state.sync_all()).await?;
+        state.log_admin().flush().await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -213,13 +213,11 @@ fn spawn_background(
                 _ = fsync_tick.tick() => {
                     if state.config.fsync != FsyncPolicy::Never {
                         // Under `always`, acks=0/1 appends are flushed here too.
-                        let s = Arc::clone(&state);
-                        let _ = tokio::task::spawn_blocking(move || s.sync_all()).await;
+                        state.log_admin().flush().await;
                     }
                 }
                 _ = retention_tick.tick() => {
-                    let s = Arc::clone(&state);
-                    let _ = tokio::task::spawn_blocking(move || apply_retention(&s)).await;
+                    state.log_admin().apply_retention(now_ms()).await;
                 }
             }
         }
@@ -236,69 +234,10 @@ fn spawn_cleaner(state: Arc<BrokerState>, stop: Arc<AtomicBool>) -> tokio::task:
         tick.tick().await;
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
-            let (s, flag) = (Arc::clone(&state), Arc::clone(&stop));
-            let _ = tokio::task::spawn_blocking(move || clean_compacted_logs(&s, &flag)).await;
+            state
+                .log_admin()
+                .compact_due(now_ms(), Arc::clone(&stop))
+                .await;
         }
     })
-}
-
-/// Compacts every partition whose log is due. The partition lock is held only to plan and to
-/// swap the cleaned segments in; reading and rewriting run without it.
-fn clean_compacted_logs(state: &BrokerState, stop: &AtomicBool) {
-    for h in state.all_partitions() {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let now = now_ms();
-        let Some(plan) = h.log.lock().plan_compaction(now) else {
-            continue;
-        };
-        let mut report = weir_log::CompactionReport::default();
-        let result = weir_log::cleaner::compact(
-            &plan,
-            now,
-            &|| stop.load(Ordering::Relaxed),
-            &mut |cleaned| h.log.lock().swap_cleaned(cleaned, now, &mut report),
-        )
-        .and_then(|output| {
-            let Some(output) = output else {
-                return Ok(None);
-            };
-            h.log
-                .lock()
-                .finish_compaction(&output)
-                .map(|()| Some(output))
-        });
-        match result {
-            Ok(None) => return,
-            Ok(Some(output)) => tracing::info!(
-                topic = %h.topic,
-                partition = h.index,
-                segments = report.segments_rewritten + report.segments_removed,
-                bytes_before = report.bytes_before,
-                bytes_after = report.bytes_after,
-                records_read = output.records_read,
-                records_kept = output.records_kept,
-                "compacted"
-            ),
-            Err(e) => {
-                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "compaction failed")
-            }
-        }
-    }
-}
-
-fn apply_retention(state: &BrokerState) {
-    let now = now_ms();
-    for h in state.all_partitions() {
-        match h.log.lock().apply_retention(now) {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(topic = %h.topic, partition = h.index, segments = n, "retention deleted segments")
-            }
-            Err(e) => {
-                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "retention failed")
-            }
-        }
-    }
 }

@@ -540,19 +540,6 @@ impl BrokerState {
         }
         Ok(id)
     }
-
-    /// Fsyncs every partition (clean shutdown, and the `interval` fsync policy).
-    pub fn sync_all(&self) {
-        for h in self.all_partitions() {
-            let mut log = h.log.lock();
-            if log.unsynced_bytes() == 0 {
-                continue;
-            }
-            if let Err(e) = self.metrics.timed_fsync(|| log.sync()) {
-                tracing::error!(topic = %h.topic, partition = h.index, error = %e, "fsync failed");
-            }
-        }
-    }
 }
 
 /// Removes a partition directory. Tried a few times: the log cleaner may be writing a file

@@ -31,7 +31,8 @@
 //! - [`cleaner`]: compaction of `cleanup.policy=compact` logs.
 //! - [`store`]: [`LogStore`], the boundary the broker's data path (Produce, Fetch) goes
 //!   through, whichever engine holds the records; [`local`]: [`LocalLog`], the single
-//!   node's engine, every partition's [`PartitionLog`] under the data directory.
+//!   node's engine, every partition's [`PartitionLog`] under the data directory;
+//!   [`housekeeping`]: its retention, compaction and interval fsync over every partition.
 //! - [`traffic`]: each partition's records and bytes in and bytes out, for the metrics.
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
 //! - [`durable`]: atomic, fsynced writes of small files; directory fsyncs.
@@ -46,6 +47,7 @@ pub mod codec;
 pub mod config;
 pub mod durable;
 pub mod error;
+pub mod housekeeping;
 pub mod local;
 pub mod partition;
 pub mod producer;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -396,6 +397,37 @@ impl LogAdmin for LocalLog {
 
     fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>> {
         ready(self.with_log(tp, |log| Ok(log.size_bytes())))
+    }
+
+    fn apply_retention(&self, now_ms: i64) -> BoxFuture<'static, ()> {
+        let partitions = self.all();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::housekeeping::apply_retention(&partitions, now_ms)
+            })
+            .await;
+        })
+    }
+
+    fn compact_due(&self, now_ms: i64, stop: Arc<AtomicBool>) -> BoxFuture<'static, ()> {
+        let partitions = self.all();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::housekeeping::compact_due(&partitions, now_ms, &stop)
+            })
+            .await;
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<'static, ()> {
+        let partitions = self.all();
+        let observer = Arc::clone(&self.fsync_observer);
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::housekeeping::sync_all(&partitions, &observer)
+            })
+            .await;
+        })
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -203,6 +204,17 @@ pub trait LogAdmin: Send + Sync + 'static {
 
     /// The bytes the partition's records take in the engine.
     fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Deletes what retention (`retention.ms`, `retention.bytes`) no longer keeps.
+    fn apply_retention(&self, now_ms: i64) -> BoxFuture<'static, ()>;
+
+    /// Compacts the `cleanup.policy=compact` logs that are due; a compaction in progress
+    /// gives up at its next step once `stop` is set.
+    fn compact_due(&self, now_ms: i64, stop: Arc<AtomicBool>) -> BoxFuture<'static, ()>;
+
+    /// Makes everything appended so far durable (the interval fsync policy, and a clean
+    /// stop).
+    fn flush(&self) -> BoxFuture<'static, ()>;
 }
 
 /// A transaction marker (a control batch that commits or aborts a producer's open
