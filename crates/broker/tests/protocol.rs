@@ -822,6 +822,48 @@ async fn large_fetches_at_every_version_keep_the_connection_usable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_runs_in_the_background_and_moves_the_log_start() {
+    // Goal: the broker's retention check deletes closed segments older than retention.ms on
+    // its own, and readers see the log start offset move while the high watermark stays.
+    let broker = TestBroker::start(|c| c.retention_check_interval_ms = 100).await;
+    let mut c = broker.client().await;
+    assert_eq!(
+        c.create_topic(
+            "old",
+            1,
+            &[("retention.ms", "1000"), ("segment.bytes", "300")]
+        )
+        .await,
+        0
+    );
+    // Timestamps from 1970: everything in a closed segment is past retention.
+    for n in 0..20 {
+        let (a, b) = (format!("a{n}"), format!("b{n}"));
+        let r = c
+            .produce(
+                "old",
+                0,
+                -1,
+                batch(&[&a, &b], None, Compression::None, 1000 + n),
+            )
+            .await;
+        assert_eq!((r.error_code, r.base_offset), (0, 2 * n));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log_start = 0;
+    while Instant::now() < deadline && log_start == 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let data = c.fetch("old", 0, 39, 0).await;
+        assert_eq!((data.error_code, data.high_watermark), (0, 40));
+        log_start = data.log_start_offset;
+    }
+    assert!(
+        log_start > 0 && log_start < 40,
+        "retention moved the log start to {log_start}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compacted_topics_keep_the_newest_record_per_key() {
     // Goal: with `cleanup.policy=compact`, the cleaner rewrites closed segments to the newest
     // record of each key, offsets and the high watermark unchanged; a record without a key is
