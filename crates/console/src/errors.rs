@@ -75,6 +75,18 @@ impl From<ApiError> for HttpError {
     }
 }
 
+impl From<weir_log::store::StoreError> for HttpError {
+    fn from(e: weir_log::store::StoreError) -> HttpError {
+        match e {
+            weir_log::store::StoreError::Log(e) => e.into(),
+            weir_log::store::StoreError::UnknownPartition => HttpError::not_found(
+                "unknown_partition",
+                "The partition was deleted while it was being read.",
+            ),
+        }
+    }
+}
+
 impl From<weir_log::LogError> for HttpError {
     fn from(e: weir_log::LogError) -> HttpError {
         ApiError::from(e).into()

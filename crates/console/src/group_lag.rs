@@ -298,13 +298,16 @@ fn partition_lag(
         first_unconsumed_timestamp_ms: None,
         lag_seconds: None,
     };
-    let Some(handle) = state.partition(&lag.topic, partition) else {
+    let Some(tp) = state.topic_partition(&lag.topic, partition) else {
         return lag;
     };
-    let log = handle.log.lock();
-    let high_watermark = log.high_watermark();
+    let admin = state.log_admin();
+    let Some(status) = admin.status(&tp) else {
+        return lag;
+    };
+    let high_watermark = status.offsets.high_watermark;
     let lag_records = (high_watermark - committed_offset).max(0);
-    lag.log_start_offset = Some(log.log_start_offset());
+    lag.log_start_offset = Some(status.offsets.log_start_offset);
     lag.high_watermark = Some(high_watermark);
     lag.lag_records = Some(lag_records);
     if lag_records == 0 {
@@ -315,7 +318,10 @@ fn partition_lag(
     let timestamp = match timestamps.get(&place) {
         Some(known) => *known,
         None if timestamps.len() < LAG_TIMESTAMPS_READ_MAX => {
-            let found = log.timestamp_at(committed_offset).map_err(|e| {
+            // On a blocking thread (see `GroupLagReport::read`).
+            let found = tokio::runtime::Handle::current()
+                .block_on(admin.timestamp_at(&tp, committed_offset))
+                .map_err(|e| {
                 tracing::warn!(topic = %lag.topic, partition, offset = committed_offset, error = %e,
                     "cannot read the timestamp of a group's first unconsumed record");
             });
@@ -328,7 +334,6 @@ fn partition_lag(
     let Ok(timestamp) = timestamp else {
         return lag;
     };
-    drop(log);
     lag.first_unconsumed_timestamp_ms = timestamp;
     lag.lag_seconds = Some(match timestamp {
         Some(ts) => (now_ms.saturating_sub(ts)).max(0) as f64 / 1000.0,

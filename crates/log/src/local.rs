@@ -19,11 +19,11 @@ use tokio::sync::Notify;
 
 use crate::store::{
     Acked, Acks, AppendResult, BoxFuture, LogAdmin, LogStore, MarkerWrite, PartitionOffsets,
-    PartitionRead, PartitionWrite, ReadSpec, Refused, StoreError, TimestampedOffset,
-    TopicPartition, TxnLog, DELETE_TO_HIGH_WATERMARK,
+    PartitionRead, PartitionStatus, PartitionWrite, ReadSpec, Refused, StoreError,
+    TimestampedOffset, TopicPartition, TxnLog, DELETE_TO_HIGH_WATERMARK,
 };
 use crate::traffic::PartitionTraffic;
-use crate::{FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog};
+use crate::{FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog, StoredRecord};
 
 /// One partition of the local engine.
 pub struct LocalPartition {
@@ -347,20 +347,22 @@ fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(value))
 }
 
+fn offsets_of(log: &PartitionLog) -> PartitionOffsets {
+    PartitionOffsets {
+        log_start_offset: log.log_start_offset(),
+        log_end_offset: log.log_end_offset(),
+        high_watermark: log.high_watermark(),
+        last_stable_offset: log.last_stable_offset(),
+    }
+}
+
 fn timestamped(found: Option<(i64, i64)>) -> Option<TimestampedOffset> {
     found.map(|(offset, timestamp)| TimestampedOffset { offset, timestamp })
 }
 
 impl LogAdmin for LocalLog {
     fn offsets(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<PartitionOffsets, StoreError>> {
-        ready(self.with_log(tp, |log| {
-            Ok(PartitionOffsets {
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
-                high_watermark: log.high_watermark(),
-                last_stable_offset: log.last_stable_offset(),
-            })
-        }))
+        ready(self.with_log(tp, |log| Ok(offsets_of(log))))
     }
 
     fn offset_for_timestamp(
@@ -397,6 +399,36 @@ impl LogAdmin for LocalLog {
 
     fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>> {
         ready(self.with_log(tp, |log| Ok(log.size_bytes())))
+    }
+
+    fn status(&self, tp: &TopicPartition) -> Option<PartitionStatus> {
+        let p = self.partition(&tp.topic, tp.partition)?;
+        let log = p.log.lock();
+        Some(PartitionStatus {
+            offsets: offsets_of(&log),
+            size_bytes: log.size_bytes(),
+            segment_count: log.segment_count(),
+        })
+    }
+
+    fn read_records(
+        &self,
+        tp: &TopicPartition,
+        from_offset: i64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredRecord>, StoreError>> {
+        ready(self.with_log(tp, |log| {
+            log.read_records(from_offset, max_records, max_bytes)
+        }))
+    }
+
+    fn timestamp_at(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>> {
+        ready(self.with_log(tp, |log| log.timestamp_at(offset)))
     }
 
     fn apply_retention(&self, now_ms: i64) -> BoxFuture<'static, ()> {

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{AbortedTxn, LogError};
+use crate::{AbortedTxn, LogError, StoredRecord};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -176,6 +176,17 @@ pub struct TimestampedOffset {
 /// DeleteRecords' offset for "everything stored" (Kafka's -1).
 pub const DELETE_TO_HIGH_WATERMARK: i64 = -1;
 
+/// What the engine knows of a partition at once, without waiting for I/O: for metrics and
+/// the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStatus {
+    pub offsets: PartitionOffsets,
+    /// The bytes its records take.
+    pub size_bytes: u64,
+    /// The pieces its records are kept in (the local engine: segment files).
+    pub segment_count: usize,
+}
+
 /// What the admin APIs ask of a partition's log (ListOffsets, OffsetForLeaderEpoch,
 /// DeleteRecords, DescribeLogDirs).
 pub trait LogAdmin: Send + Sync + 'static {
@@ -204,6 +215,30 @@ pub trait LogAdmin: Send + Sync + 'static {
 
     /// The bytes the partition's records take in the engine.
     fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Where the partition stands, from what the engine holds in memory; `None` for a
+    /// partition it does not hold.
+    fn status(&self, tp: &TopicPartition) -> Option<PartitionStatus>;
+
+    /// The user records from `from_offset` on, decoded, for readers that show them (the
+    /// console's message browser): at most `max_records`, and no more once their bytes
+    /// reach `max_bytes` (the first is returned whatever its size); transaction markers are
+    /// skipped. `from_offset` must lie between the log start and end offsets.
+    fn read_records(
+        &self,
+        tp: &TopicPartition,
+        from_offset: i64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredRecord>, StoreError>>;
+
+    /// The timestamp of the first user record at or after `offset` below the high
+    /// watermark, if any (a consumer group's lag in time).
+    fn timestamp_at(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
 
     /// Deletes what retention (`retention.ms`, `retention.bytes`) no longer keeps.
     fn apply_retention(&self, now_ms: i64) -> BoxFuture<'static, ()>;

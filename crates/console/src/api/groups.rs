@@ -544,8 +544,9 @@ fn partition_offsets(
         out.entry((topic.clone(), partition)).or_insert_with(|| {
             let high_watermark = ctx
                 .broker
-                .partition(&topic, partition)
-                .map(|h| h.log.lock().high_watermark());
+                .topic_partition(&topic, partition)
+                .and_then(|tp| ctx.broker.log_admin().status(&tp))
+                .map(|s| s.offsets.high_watermark);
             PartitionOffset {
                 topic,
                 partition,

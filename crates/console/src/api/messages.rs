@@ -281,11 +281,13 @@ pub async fn read_messages(
         _ => None,
     };
     blocking(move || {
-        let handle = partition_or_404(&ctx.broker, &topic, partition)?;
-        let (log_start_offset, high_watermark) = {
-            let log = handle.log.lock();
-            (log.log_start_offset(), log.high_watermark())
-        };
+        let tp = partition_or_404(&ctx.broker, &topic, partition)?;
+        let admin = ctx.broker.log_admin();
+        let offsets = admin
+            .status(&tp)
+            .ok_or(weir_log::store::StoreError::UnknownPartition)?
+            .offsets;
+        let (log_start_offset, high_watermark) = (offsets.log_start_offset, offsets.high_watermark);
         let from = match (query.offset, query.timestamp_ms) {
             (Some(offset), _) => offset,
             (None, Some(_)) => at_time.unwrap_or(high_watermark),
@@ -297,7 +299,13 @@ pub async fn read_messages(
                 format!("Offset {from} is outside partition {partition} of '{topic}', which holds offsets {log_start_offset} to {high_watermark} (its high watermark)."),
             ));
         }
-        let stored = handle.log.lock().read_records(from, max_records, max_bytes)?;
+        // On a blocking thread: the engine may read and decode stored batches.
+        let stored = tokio::runtime::Handle::current().block_on(admin.read_records(
+            &tp,
+            from,
+            max_records,
+            max_bytes,
+        ))?;
         let next_offset = stored.last().map_or(from, |r| r.offset + 1);
         let records = stored
             .iter()

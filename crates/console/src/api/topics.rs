@@ -20,7 +20,8 @@ use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use weir_broker::handlers::configs::{incremental_topic, RESOURCE_TOPIC};
-use weir_broker::state::{BrokerState, PartitionHandle};
+use weir_broker::state::BrokerState;
+use weir_log::store::{PartitionStatus, TopicPartition};
 use weir_meta::acls::Operation;
 use weir_meta::Topic;
 
@@ -162,9 +163,9 @@ pub fn partition_or_404(
     broker: &BrokerState,
     topic: &str,
     partition: i32,
-) -> Result<std::sync::Arc<PartitionHandle>, HttpError> {
+) -> Result<TopicPartition, HttpError> {
     let t = topic_or_404(broker, topic)?;
-    broker.partition(topic, partition).ok_or_else(|| {
+    broker.topic_partition(topic, partition).ok_or_else(|| {
         HttpError::not_found(
             "unknown_partition",
             format!(
@@ -175,22 +176,26 @@ pub fn partition_or_404(
     })
 }
 
-fn partition_info(h: &PartitionHandle) -> PartitionInfo {
-    let log = h.log.lock();
+fn partition_info(partition: i32, status: PartitionStatus) -> PartitionInfo {
     PartitionInfo {
-        partition: h.index,
-        log_start_offset: log.log_start_offset(),
-        high_watermark: log.high_watermark(),
-        last_stable_offset: log.last_stable_offset(),
-        size_bytes: log.size_bytes(),
-        segments: log.segment_count(),
+        partition,
+        log_start_offset: status.offsets.log_start_offset,
+        high_watermark: status.offsets.high_watermark,
+        last_stable_offset: status.offsets.last_stable_offset,
+        size_bytes: status.size_bytes,
+        segments: status.segment_count,
     }
 }
 
 fn partitions_of(broker: &BrokerState, topic: &Topic) -> Vec<PartitionInfo> {
     (0..topic.partitions)
-        .filter_map(|i| broker.partition(&topic.name, i))
-        .map(|h| partition_info(&h))
+        .filter_map(|i| {
+            let tp = broker.topic_partition(&topic.name, i)?;
+            broker
+                .log_admin()
+                .status(&tp)
+                .map(|status| partition_info(i, status))
+        })
         .collect()
 }
 
