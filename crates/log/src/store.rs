@@ -1,13 +1,15 @@
-//! The storage boundary of the data path: what Produce and Fetch ask of whichever engine
-//! holds the records. Two engines implement [`LogStore`]: [`crate::local::LocalLog`], the
+//! The storage boundary: what the broker asks of whichever engine holds the records. Two
+//! engines implement it: [`crate::local::LocalLog`], the
 //! single node's segment files, and the cluster engine (`weir-cluster`), objects in a bucket
 //! ordered by PostgreSQL. The handlers above it do not know which one runs.
 //!
-//! The trait is narrow on purpose: appends and reads of many partitions at once (so an
-//! engine can gather a request's partitions into one fsync, or one object), and a wake-up
-//! for long-polling fetches. Everything is a future, because every call of the cluster
-//! engine is I/O; the local engine's futures are ready at once unless they wait for an
-//! fsync, and the handlers answer ready futures without leaving the request's task.
+//! Three narrow traits rather than one: [`LogStore`] is the data path (appends and reads of
+//! many partitions at once, so an engine can gather a request's partitions into one fsync
+//! or one object, and a wake-up for long-polling fetches); [`LogAdmin`] answers the admin
+//! APIs and the console and runs retention and compaction; [`TxnLog`] writes transaction
+//! markers. Almost everything is a future, because every call of the cluster engine is
+//! I/O; the local engine's futures are ready at once unless they wait for an fsync, and
+//! the handlers answer ready futures without leaving the request's task.
 
 use std::future::Future;
 use std::pin::Pin;
