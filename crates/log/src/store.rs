@@ -1,7 +1,7 @@
 //! The storage boundary: what the broker asks of whichever engine holds the records. Two
-//! engines implement it: [`crate::local::LocalLog`], the
-//! single node's segment files, and the cluster engine (`weir-cluster`), objects in a bucket
-//! ordered by PostgreSQL. The handlers above it do not know which one runs.
+//! engines implement it: [`crate::local::LocalLog`], the single node's segment files, and
+//! the cluster engine (`weir-cluster`), objects in a bucket ordered by PostgreSQL. The
+//! handlers above it do not know which one runs.
 //!
 //! Three narrow traits rather than one: [`LogStore`] is the data path (appends and reads of
 //! many partitions at once, so an engine can gather a request's partitions into one fsync
