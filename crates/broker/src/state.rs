@@ -115,6 +115,16 @@ fn new_cluster_id() -> String {
         .collect()
 }
 
+/// A partition of `topic`, named as the storage engine names it; `None` when the topic has
+/// no such partition.
+pub fn partition_of(topic: &Topic, partition: i32) -> Option<TopicPartition> {
+    (partition >= 0 && partition < topic.partitions).then(|| TopicPartition {
+        topic: topic.name.clone(),
+        topic_id: topic.id,
+        partition,
+    })
+}
+
 /// Maps a topic's configs onto the settings its logs obey.
 pub fn log_config_for(topic: &Topic) -> LogConfig {
     let policy = topic.config("cleanup.policy").unwrap_or("delete");
@@ -262,13 +272,7 @@ impl BrokerState {
     /// A partition of the catalog, named as the storage engine names it; `None` when the
     /// topic or that partition of it does not exist.
     pub fn topic_partition(&self, topic: &str, partition: i32) -> Option<TopicPartition> {
-        let catalog = self.catalog.lock();
-        let t = catalog.topic(topic)?;
-        (partition >= 0 && partition < t.partitions).then(|| TopicPartition {
-            topic: topic.to_string(),
-            topic_id: t.id,
-            partition,
-        })
+        partition_of(self.catalog.lock().topic(topic)?, partition)
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<PartitionHandle>> {

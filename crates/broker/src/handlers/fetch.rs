@@ -32,7 +32,7 @@ use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
 use crate::fetch_session::{SessionError, SessionKey, SessionPartition};
-use crate::state::BrokerState;
+use crate::state::{partition_of, BrokerState};
 
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: i32 = 60_000;
@@ -77,14 +77,7 @@ fn resolve(
     let name = topic.as_ref().map_or(key.0.as_str(), |t| t.name.as_str());
     let readable = (version >= 13 && topic.is_none()) || access.topic(Operation::Read, name);
     let (tp, unknown_code) = if readable {
-        let tp = topic
-            .as_ref()
-            .filter(|t| key.2 >= 0 && key.2 < t.partitions)
-            .map(|t| TopicPartition {
-                topic: t.name.clone(),
-                topic_id: t.id,
-                partition: key.2,
-            });
+        let tp = topic.as_ref().and_then(|t| partition_of(t, key.2));
         (tp, unknown_code)
     } else {
         (None, ResponseError::TopicAuthorizationFailed.code())

@@ -30,14 +30,14 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use weir_log::batch::BatchHeader;
-use weir_log::store::{Acks, AppendResult, BoxFuture, PartitionWrite, Refused, TopicPartition};
+use weir_log::store::{Acks, AppendResult, BoxFuture, PartitionWrite, Refused};
 use weir_meta::acls::Operation;
 use weir_wire::ResponseError;
 
 use super::RequestMeta;
 use crate::authz::Access;
 use crate::connection::Reply;
-use crate::state::BrokerState;
+use crate::state::{partition_of, BrokerState};
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -112,7 +112,7 @@ fn needing_check(
             if !header.is_transactional() || header.is_control() {
                 continue;
             }
-            let Some(tp) = state.topic_partition(&topic.name, p.index) else {
+            let Some(tp) = partition_of(&topic, p.index) else {
                 continue;
             };
             // An engine that cannot tell at once has the coordinator check: adding a
@@ -429,14 +429,14 @@ pub fn append(
                 ));
                 continue;
             }
-            if p.index < 0 || p.index >= topic.partitions {
+            let Some(tp) = partition_of(topic, p.index) else {
                 partitions.push(partition_error(
                     p.index,
                     ResponseError::UnknownTopicOrPartition.code(),
                     None,
                 ));
                 continue;
-            }
+            };
             if let Some(&code) = verdicts.get(&(topic.name.clone(), p.index)) {
                 partitions.push(partition_error(
                     p.index,
@@ -475,11 +475,7 @@ pub fn append(
             slots.push((ti, partitions.len()));
             partitions.push(PartitionProduceResponse::default().with_index(p.index));
             writes.push(PartitionWrite {
-                tp: TopicPartition {
-                    topic: topic.name.clone(),
-                    topic_id: topic.id,
-                    partition: p.index,
-                },
+                tp,
                 records: BytesMut::from(&records[..]),
             });
         }
