@@ -33,6 +33,15 @@ pub enum ClusterError {
     /// Stored data does not decode (written by something else, or a bug).
     #[error("corrupt cluster data: {0}")]
     Corrupt(String),
+    /// A call to the object store failed (after the client's own retries) or did not
+    /// answer in time.
+    #[error("the object store refused {what}: {message}")]
+    ObjectStore {
+        what: &'static str,
+        /// The object does not exist: retrying will not make it appear.
+        not_found: bool,
+        message: String,
+    },
 }
 
 impl ClusterError {
@@ -47,6 +56,7 @@ impl ClusterError {
             ClusterError::NodeIdTaken { .. } => false,
             ClusterError::SchemaTooNew { .. } => false,
             ClusterError::Corrupt(_) => false,
+            ClusterError::ObjectStore { not_found, .. } => !not_found,
         }
     }
 }
@@ -70,7 +80,8 @@ impl ClusterError {
             ClusterError::Config(_)
             | ClusterError::NodeIdTaken { .. }
             | ClusterError::SchemaTooNew { .. }
-            | ClusterError::Corrupt(_) => false,
+            | ClusterError::Corrupt(_)
+            | ClusterError::ObjectStore { .. } => false,
         }
     }
 }

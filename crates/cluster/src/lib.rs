@@ -8,6 +8,8 @@
 //! the broker drives it through the storage traits of `log` and `meta`.
 //!
 //! Layout:
+//! - `bucket.rs`: `Bucket`, the object store `--object-store` names, with bounded calls, and
+//!   the key of each object.
 //! - `catalog.rs`: `PgCatalog`, the catalog as one compare-and-set JSON document, cached;
 //!   producer id blocks.
 //! - `config.rs`: `ClusterConfig` (the `--cluster*` flags) and its validation.
@@ -16,11 +18,13 @@
 //! - `pg.rs`: connections to PostgreSQL with bounded connects; a reconnecting `Session`.
 //! - `schema/`: the SQL of each migration; `migrate.rs` applies them once per database.
 //! - `members.rs`: broker registration, its lease and renewal, reaping, the live brokers.
+//! - `partitions.rs`: `PartitionIds`, the `partitions` row id of each partition, cached.
 //! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
 //!   real offsets into a chunk's batches on the way to a consumer.
 
+pub mod bucket;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -28,8 +32,10 @@ pub mod members;
 pub mod migrate;
 pub mod notify;
 pub mod object;
+pub mod partitions;
 pub mod pg;
 
+pub use bucket::Bucket;
 pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
 pub use config::{ClusterConfig, Endpoint};
 pub use error::ClusterError;
