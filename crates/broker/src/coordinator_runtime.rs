@@ -4,33 +4,31 @@
 //! One task owns a coordinator ([`Shard`]). Each request reaches it over a bounded channel
 //! with a token; the coordinator answers with responses (possibly for earlier, parked
 //! requests) and records. The records are appended to the coordinator's internal topic
-//! and, under `--fsync always`, made durable through its journal (one fsync however many
-//! partitions a step touches) *before* any response of that step is released, so a client
+//! through the storage engine ([`weir_log::CoordinatorLog`]), which resolves once they are
+//! durable (the local engine under `--fsync always`: one fsync of its journal however many
+//! partitions a step touches), *before* any response of that step is released, so a client
 //! never sees an acknowledgement the broker could forget. Then the shard's side effects run
 //! ([`Shard::after_durable`], e.g. transaction markers), whose records are made durable the
 //! same way, and only then do the responses go. Timers come back as a deadline; the task
 //! sleeps until it and then ticks the coordinator.
 //!
-//! On start, what the journal holds and a partition lacks is appended again
-//! ([`recover_journal`]), then every batch of the internal topic is replayed into the
-//! coordinator ([`replay_topic`]).
+//! On start, every batch of the internal topic is read back through the engine and replayed
+//! into the coordinator ([`replay_topic`]); the local engine has put back what its journal
+//! held by then (`LocalLog::recover_journal`, when the broker opens its state).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::BoxFuture;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use tokio::sync::{mpsc, oneshot};
-use weir_log::batch::{
-    encode_batch, encode_transactional_batch, whole_batches, BatchHeader, NewRecord,
-};
-use weir_log::FsyncPolicy;
+use weir_log::batch::{encode_batch, encode_transactional_batch, whole_batches, NewRecord};
+use weir_log::store::{PartitionWrite, ReadSpec, StoreError};
 
 use crate::handlers::produce::now_ms;
-use crate::offsets_journal::{OffsetsJournal, JOURNAL_BYTES_MAX};
-use crate::state::BrokerState;
+use crate::state::{partition_of, BrokerState};
 
 /// Requests queued for a coordinator task; senders wait when it is full.
 pub const COORDINATOR_REQUESTS_QUEUED_MAX: usize = 4096;
@@ -38,6 +36,8 @@ pub const COORDINATOR_REQUESTS_QUEUED_MAX: usize = 4096;
 pub const COORDINATOR_CALLS_PER_WRITE_MAX: usize = 512;
 /// Rounds of side effects after one write (each may lead to more records).
 pub const EFFECT_ROUNDS_MAX: usize = 4;
+/// Bytes read from an internal topic at a time when replaying it.
+pub const REPLAY_READ_BYTES_MAX: usize = 1 << 20;
 
 /// A record for a coordinator's internal topic.
 #[derive(Debug, Clone)]
@@ -107,7 +107,6 @@ pub trait Shard: Send + 'static {
 pub struct Persistence {
     pub topic: &'static str,
     pub partitions: i32,
-    pub journal: Arc<parking_lot::Mutex<OffsetsJournal>>,
     /// Creates the topic on first use (or returns it).
     pub ensure_topic: fn(&BrokerState) -> Result<weir_meta::catalog::Topic, crate::state::ApiError>,
 }
@@ -203,7 +202,7 @@ async fn run<S: Shard>(
         for _ in 0..=EFFECT_ROUNDS_MAX {
             responses.extend(std::mem::take(&mut step.responses));
             if !step.records.is_empty()
-                && !persist_async(&state, &persistence, std::mem::take(&mut step.records)).await
+                && !persist_logged(&state, &persistence, std::mem::take(&mut step.records)).await
             {
                 failed = true;
                 break;
@@ -244,29 +243,24 @@ fn handle_call<S: Shard>(
     shard.handle(now_ms(), caller, call.request)
 }
 
-/// Persists records on the blocking pool; false (logged) when that failed.
-async fn persist_async(
+/// Persists records; false (logged) when that failed.
+async fn persist_logged(
     state: &Arc<BrokerState>,
-    persistence: &Arc<Persistence>,
+    persistence: &Persistence,
     records: Vec<CoordinatorRecord>,
 ) -> bool {
-    let (s, p) = (Arc::clone(state), Arc::clone(persistence));
-    match tokio::task::spawn_blocking(move || persist(&s, &p, records)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::error!(topic = persistence.topic, error = %e, "could not persist coordinator records");
-            false
-        }
+    match persist(state, persistence, records).await {
+        Ok(()) => true,
         Err(e) => {
-            tracing::error!(topic = persistence.topic, error = %e, "coordinator persistence task failed");
+            tracing::error!(topic = persistence.topic, error = %e, "could not persist coordinator records");
             false
         }
     }
 }
 
 /// Appends records to their partitions of the internal topic (one batch per partition and
-/// producer) and, under `--fsync always`, journals them with one fsync.
-pub fn persist(
+/// producer) through the storage engine, which resolves once the step is durable.
+pub async fn persist(
     state: &BrokerState,
     p: &Persistence,
     records: Vec<CoordinatorRecord>,
@@ -288,113 +282,32 @@ pub fn persist(
                 timestamp_ms: now,
             });
     }
-    let mut written = Vec::new();
+    let mut writes = Vec::with_capacity(batches.len());
     for ((part, producer), records) in batches {
-        let handle = state
-            .partition(p.topic, part)
+        let tp = partition_of(&topic, part)
             .ok_or_else(|| anyhow::anyhow!("{}-{part} is missing", p.topic))?;
-        let mut buf = match producer {
+        let batch = match producer {
             // As Kafka's coordinators write them: transactional, without a sequence.
             Some((pid, epoch)) => {
                 encode_transactional_batch(&records, (pid, epoch, -1), Compression::None)?
             }
             None => encode_batch(&records, None, Compression::None)?,
         };
-        handle.log.lock().append_internal(&mut buf, now)?;
-        written.push((part, handle, buf));
+        writes.push(PartitionWrite {
+            tp,
+            records: BytesMut::from(&batch[..]),
+        });
     }
-    if state.config.fsync == FsyncPolicy::Always {
-        // One fsync makes the whole step durable, however many partitions it touched.
-        let mut journal = p.journal.lock();
-        let entries: Vec<(i32, &[u8])> = written
-            .iter()
-            .map(|(part, _, buf)| (*part, &buf[..]))
-            .collect();
-        state.metrics.timed_fsync(|| journal.append(&entries))?;
-        if journal.len() > JOURNAL_BYTES_MAX {
-            // Everything the journal covers goes to disk in its partitions; then it can go.
-            let files: Vec<_> = (0..partitions)
-                .filter_map(|i| state.partition(p.topic, i))
-                .map(|h| h.log.lock().sync_handle())
-                .collect();
-            for r in state
-                .metrics
-                .timed_fsync(|| weir_log::sync_data_all(&files))
-            {
-                if let Err(e) = r {
-                    // A failed fsync may not fail again: the journal stays as it is.
-                    journal.mark_failed();
-                    return Err(e.into());
-                }
-            }
-            journal.reset()?;
-        }
-    }
-    for (_, handle, _) in written {
-        handle.appended.notify_waiters();
-    }
-    Ok(())
+    state
+        .coordinator_log()
+        .append_internal(p.topic, writes, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.topic))
 }
 
-/// Opens a coordinator's journal and puts back into `topic` every journalled batch a
-/// partition lacks (lost with the page cache in a crash), at the offset it had; then fsyncs
-/// those partitions and empties the journal.
-pub fn recover_journal(
-    state: &BrokerState,
-    topic: &str,
-    path: &std::path::Path,
-) -> anyhow::Result<OffsetsJournal> {
-    let (mut journal, entries) =
-        OffsetsJournal::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if entries.is_empty() {
-        return Ok(journal);
-    }
-    let mut restored = 0usize;
-    let mut named = std::collections::BTreeSet::new();
-    for entry in entries {
-        let Some(handle) = state.partition(topic, entry.partition) else {
-            tracing::warn!(
-                partition = entry.partition,
-                "the journal names a partition {topic} lacks; skipped"
-            );
-            continue;
-        };
-        named.insert(entry.partition);
-        let Ok(header) = BatchHeader::parse(&entry.batch) else {
-            continue;
-        };
-        let mut log = handle.log.lock();
-        if header.base_offset < log.log_end_offset() {
-            continue; // the partition has it (maybe only in the page cache: synced below)
-        }
-        let mut batch = entry.batch;
-        let outcome = log.append_internal(&mut batch, now_ms())?;
-        if outcome.base_offset != header.base_offset {
-            tracing::error!(
-                partition = entry.partition,
-                journalled = header.base_offset,
-                appended = outcome.base_offset,
-                missing_offsets = header.base_offset - outcome.base_offset,
-                "a journalled batch went back at another offset: the partition lost data the journal does not hold"
-            );
-        }
-        restored += 1;
-    }
-    // Every partition the journal covers goes to disk before the journal is emptied: after a
-    // process crash its batches may still be only in the page cache.
-    for p in named {
-        if let Some(handle) = state.partition(topic, p) {
-            state.metrics.timed_fsync(|| handle.log.lock().sync())?;
-        }
-    }
-    journal.reset()?;
-    if restored > 0 {
-        tracing::info!(
-            batches = restored,
-            "restored coordinator writes to {topic} from its journal"
-        );
-    }
-    Ok(journal)
+/// Waits for an engine's future on the blocking thread a coordinator is loaded on.
+fn wait<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Handle::current().block_on(f)
 }
 
 /// One replayed item of an internal topic.
@@ -422,16 +335,37 @@ pub fn replay_topic(
     partitions: i32,
     mut apply: impl FnMut(Replayed<'_>),
 ) -> anyhow::Result<usize> {
+    let Some(catalog_topic) = state.topic(topic) else {
+        return Ok(0);
+    };
     let mut count = 0usize;
     for p in 0..partitions {
-        let Some(handle) = state.partition(topic, p) else {
+        let Some(tp) = partition_of(&catalog_topic, p) else {
             continue;
         };
-        let mut offset = handle.log.lock().log_start_offset();
+        let mut offset = match wait(state.log_admin().offsets(&tp)) {
+            Ok(offsets) => offsets.log_start_offset,
+            Err(StoreError::UnknownPartition) => continue,
+            Err(e) => return Err(anyhow::anyhow!("{topic}-{p}: {e}")),
+        };
         loop {
-            let slice = handle.log.lock().read(offset, 1 << 20)?;
-            let Some(slice) = slice else { break };
-            let bytes = slice.load()?;
+            let spec = ReadSpec {
+                tp: tp.clone(),
+                fetch_offset: offset,
+                partition_max_bytes: REPLAY_READ_BYTES_MAX,
+                read_committed: false,
+            };
+            let read = wait(
+                state
+                    .store()
+                    .read(std::slice::from_ref(&spec), REPLAY_READ_BYTES_MAX),
+            );
+            let Some(Some(read)) = read.into_iter().next() else {
+                break;
+            };
+            let bytes = read
+                .records
+                .map_err(|e| anyhow::anyhow!("{topic}-{p} at offset {offset}: {e}"))?;
             if bytes.is_empty() {
                 break;
             }

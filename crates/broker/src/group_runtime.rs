@@ -1,10 +1,10 @@
 //! The group coordinator (`weir-groups`) on the shared coordinator runtime
-//! ([`crate::coordinator_runtime`]): its records go to `__consumer_offsets`, made durable
-//! through the offsets journal (`meta/offsets-journal`).
+//! ([`crate::coordinator_runtime`]): its records go to `__consumer_offsets` through the
+//! storage engine (the local engine makes them durable through its journal,
+//! `meta/offsets-journal`).
 //!
-//! On start, what the journal holds and a partition lacks is appended again, then every
-//! record of `__consumer_offsets` is replayed into the coordinator, transactional offset
-//! commits and the markers that end them included.
+//! On start, every record of `__consumer_offsets` is replayed into the coordinator,
+//! transactional offset commits and the markers that end them included.
 //!
 //! Group configs (`consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms` of one
 //! group) are kept in the catalog, not in `__consumer_offsets`: they are handed to the
@@ -24,10 +24,9 @@ use weir_groups::{
 use weir_meta::group_config::GroupConfigOverrides;
 
 use crate::coordinator_runtime::{
-    ensure_internal_topic, recover_journal, replay_topic, Caller, CoordinatorHandle,
-    CoordinatorRecord, Persistence, Replayed, Shard, Step,
+    ensure_internal_topic, replay_topic, Caller, CoordinatorHandle, CoordinatorRecord, Persistence,
+    Replayed, Shard, Step,
 };
-use crate::offsets_journal::OffsetsJournal;
 use crate::state::{ApiError, BrokerState};
 
 /// The internal topic holding group metadata and committed offsets.
@@ -172,7 +171,6 @@ pub struct GroupRuntime {
 pub struct LoadedGroups {
     coordinator: Coordinator,
     partitions: i32,
-    journal: OffsetsJournal,
 }
 
 impl LoadedGroups {
@@ -181,7 +179,6 @@ impl LoadedGroups {
         let persistence = Persistence {
             topic: OFFSETS_TOPIC,
             partitions: self.partitions,
-            journal: Arc::new(parking_lot::Mutex::new(self.journal)),
             ensure_topic: ensure_offsets_topic,
         };
         GroupRuntime {
@@ -247,11 +244,6 @@ impl GroupRuntime {
         for (group_id, overrides) in state.all_group_configs() {
             coordinator.set_group_config(&group_id, group_config_of(overrides));
         }
-        let journal = recover_journal(
-            state,
-            OFFSETS_TOPIC,
-            &state.config.data_dir.join("meta").join("offsets-journal"),
-        )?;
         if existing.is_some() {
             let replayed = replay_topic(state, OFFSETS_TOPIC, partitions, |item| {
                 let result = match item {
@@ -285,7 +277,6 @@ impl GroupRuntime {
         Ok(LoadedGroups {
             coordinator,
             partitions,
-            journal,
         })
     }
 

@@ -13,10 +13,10 @@
 //! - [`group_runtime`]: the group coordinator on it (`__consumer_offsets`).
 //! - [`txn_runtime`]: the transaction coordinator on it (`__transaction_state`), and the
 //!   writing of transaction markers.
-//! - [`offsets_journal`]: the journal that makes each coordinator step durable with one
-//!   fsync.
 //! - [`metrics`]: the Prometheus metric families the broker counts (requests, their
 //!   duration and error codes, connections, bytes, fsyncs, parked fetches, start-up).
+//! - [`traffic`]: each partition's records and bytes in and bytes out, counted above the
+//!   storage engine, for the metrics and the console's throughput.
 //! - [`response_errors`]: walking the error codes of each response type, for the error
 //!   counts.
 //! - [`response_throttle`]: each response type's `throttle_time_ms`, set over a quota.
@@ -40,7 +40,6 @@ pub mod fetch_session;
 pub mod group_runtime;
 pub mod handlers;
 pub mod metrics;
-pub mod offsets_journal;
 pub mod quota_throttle;
 pub mod request_time;
 pub mod response_errors;
@@ -49,6 +48,7 @@ pub mod security;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod traffic;
 pub mod txn_runtime;
 
 pub use config::BrokerConfig;

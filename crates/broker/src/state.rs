@@ -1,5 +1,5 @@
 //! [`BrokerState`]: the catalog (persisted as `meta/catalog.json` in the data directory)
-//! and one [`PartitionHandle`] per partition, shared by every connection.
+//! and the storage engine that holds every partition, shared by every connection.
 //!
 //! Locks are `parking_lot` mutexes held only for in-memory work and short file writes,
 //! never across an `.await`.
@@ -7,14 +7,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use uuid::Uuid;
-use weir_log::store::{LogAdmin, TopicPartition, TxnLog};
-use weir_log::{LocalLog, LogConfig, LogStore};
+use weir_log::store::{CoordinatorLog, LogAdmin, LogLifecycle, Opening, TopicPartition, TxnLog};
+use weir_log::{Engine, LocalLog, LogConfig, LogStore};
 use weir_meta::acls::{AclBinding, AclBindingFilter, Acls, Operation, ResourceType};
 use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
 use weir_meta::{Catalog, MetaError, Topic};
@@ -60,6 +59,15 @@ impl From<std::io::Error> for ApiError {
     }
 }
 
+impl From<weir_log::store::StoreError> for ApiError {
+    fn from(e: weir_log::store::StoreError) -> ApiError {
+        ApiError {
+            code: crate::errors::store_error_code(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl From<weir_log::LogError> for ApiError {
     fn from(e: weir_log::LogError) -> ApiError {
         ApiError {
@@ -69,14 +77,11 @@ impl From<weir_log::LogError> for ApiError {
     }
 }
 
-/// One partition of the node: its log, the wake-up of waiting fetches, its traffic.
-pub type PartitionHandle = weir_log::LocalPartition;
-
 pub struct BrokerState {
     pub config: BrokerConfig,
     catalog: Mutex<Catalog>,
-    /// Every partition's log: the local engine behind the data path's [`LogStore`].
-    logs: LocalLog,
+    /// The storage engine that holds every partition (the local engine on one node).
+    logs: Arc<dyn Engine>,
     groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
     txns: std::sync::OnceLock<crate::txn_runtime::TxnRuntime>,
     pub fetch_sessions: crate::fetch_session::FetchSessions,
@@ -89,6 +94,8 @@ pub struct BrokerState {
     authorizer: AuthorizerInputs,
     /// Client quotas and the rates they are measured by.
     quotas: client_quotas::QuotaState,
+    /// What each partition took in and gave out, for the metrics.
+    pub traffic: crate::traffic::Traffic,
 }
 
 /// The authorizer's inputs. The ACLs are a copy of the catalog's, replaced after each
@@ -105,6 +112,10 @@ struct AuthorizerInputs {
 
 const CATALOG_DIR: &str = "meta";
 const CATALOG_FILE: &str = "catalog.json";
+/// The journals of the coordinators' writes (see `weir_log::CoordinatorLog`), beside the
+/// catalog.
+const OFFSETS_JOURNAL_FILE: &str = "offsets-journal";
+const TXN_JOURNAL_FILE: &str = "txn-journal";
 
 /// Kafka's cluster ids are a UUID in URL-safe base64 without padding (22 characters).
 fn new_cluster_id() -> String {
@@ -168,11 +179,25 @@ impl BrokerState {
         let metrics = crate::metrics::BrokerMetrics::default();
         let logs = LocalLog::new(&config.data_dir, config.fsync, metrics.fsync_observer());
         for topic in catalog.topics.values() {
-            let opened = (0..topic.partitions)
-                .map(|i| logs.open_partition(&topic.name, i, log_config_for(topic)))
-                .collect::<Result<Vec<_>, _>>()?;
-            logs.add_partitions(&topic.name, opened);
+            logs.open_partitions(
+                &topic.name,
+                topic.id,
+                0..topic.partitions,
+                &log_config_for(topic),
+                Opening::Existing,
+            )?;
         }
+        // What a crash took from the coordinators' internal topics comes back from their
+        // journals before anything reads them.
+        let meta_dir = config.data_dir.join(CATALOG_DIR);
+        let now = crate::handlers::produce::now_ms();
+        for (topic, journal) in [
+            (crate::group_runtime::OFFSETS_TOPIC, OFFSETS_JOURNAL_FILE),
+            (weir_txn::TRANSACTION_STATE_TOPIC, TXN_JOURNAL_FILE),
+        ] {
+            logs.recover_journal(topic, &meta_dir.join(journal), now)?;
+        }
+        let logs: Arc<dyn Engine> = Arc::new(logs);
         let acls = Arc::new(catalog.acls.clone());
         let quotas = client_quotas::QuotaState::new(&catalog.client_quotas);
         let state = Arc::new(BrokerState {
@@ -189,6 +214,7 @@ impl BrokerState {
                 ..Default::default()
             },
             quotas,
+            traffic: Default::default(),
         });
         state.persist_catalog(&state.catalog.lock())?;
         state.telemetry.set_subscriptions(state.subscriptions());
@@ -275,27 +301,29 @@ impl BrokerState {
         partition_of(self.catalog.lock().topic(topic)?, partition)
     }
 
-    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<PartitionHandle>> {
-        self.logs.partition(topic, index)
-    }
-
-    pub fn all_partitions(&self) -> Vec<Arc<PartitionHandle>> {
-        self.logs.all()
-    }
-
     /// The storage engine: its data path (Produce, Fetch).
     pub fn store(&self) -> &dyn LogStore {
-        &self.logs
+        &*self.logs
     }
 
     /// The storage engine: what the admin APIs ask of partitions.
     pub fn log_admin(&self) -> &dyn LogAdmin {
-        &self.logs
+        &*self.logs
     }
 
     /// The storage engine: what transactions ask of partitions.
     pub fn txn_log(&self) -> &dyn TxnLog {
-        &self.logs
+        &*self.logs
+    }
+
+    /// The storage engine: what the coordinators write to their internal topics.
+    pub fn coordinator_log(&self) -> &dyn CoordinatorLog {
+        &*self.logs
+    }
+
+    /// The storage engine: which partitions it serves, as the catalog changes.
+    fn lifecycle(&self) -> &dyn LogLifecycle {
+        &*self.logs
     }
 
     /// Checks a new topic; with `apply`, also creates it (catalog first, then the logs).
@@ -329,15 +357,19 @@ impl BrokerState {
                 internal,
             )?
             .clone();
-        // A leftover directory of an earlier topic of the same name must not leak into this one.
-        for i in 0..partitions {
-            remove_dir_if_present(&self.logs.partition_dir(name, i))?;
+        self.lifecycle().open_partitions(
+            name,
+            topic.id,
+            0..partitions,
+            &log_config_for(&topic),
+            Opening::New,
+        )?;
+        if let Err(e) = self.persist_catalog(&catalog) {
+            // Not in the catalog on disk: take the new logs away again.
+            let _ = catalog.delete_topic(name);
+            self.lifecycle().delete_topic(name, topic.id)?;
+            return Err(e.into());
         }
-        let opened = (0..partitions)
-            .map(|i| self.logs.open_partition(name, i, log_config_for(&topic)))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.persist_catalog(&catalog)?;
-        self.logs.add_partitions(name, opened);
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -352,16 +384,8 @@ impl BrokerState {
         }
         let topic = catalog.delete_topic(name)?;
         self.persist_catalog(&catalog)?;
-        let handles = self.logs.remove_topic(name);
-        for h in handles {
-            // Wake fetches waiting on it so they notice the topic is gone.
-            h.appended.notify_waiters();
-            // Under the log's lock, so a compaction in flight cannot swap files in meanwhile;
-            // marked deleted, so it discards its work afterwards.
-            let mut log = h.log.lock();
-            log.mark_deleted();
-            remove_dir_if_present(log.dir())?;
-        }
+        self.traffic.forget_topic(topic.id);
+        self.lifecycle().delete_topic(name, topic.id)?;
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
@@ -375,15 +399,15 @@ impl BrokerState {
         let mut catalog = self.catalog.lock();
         let old = catalog.check_partitions(name, count)?;
         let topic = catalog.topic(name).expect("checked").clone();
-        let new: Vec<_> = (old..count)
-            .map(|i| {
-                remove_dir_if_present(&self.logs.partition_dir(name, i))?;
-                self.logs.open_partition(name, i, log_config_for(&topic))
-            })
-            .collect::<Result<_, _>>()?;
         catalog.set_partitions(name, count)?;
         self.persist_catalog(&catalog)?;
-        self.logs.add_partitions(name, new);
+        self.lifecycle().open_partitions(
+            name,
+            topic.id,
+            old..count,
+            &log_config_for(&topic),
+            Opening::New,
+        )?;
         Ok(())
     }
 
@@ -406,10 +430,9 @@ impl BrokerState {
         }
         catalog.replace_configs(name, configs)?;
         self.persist_catalog(&catalog)?;
-        let log_config = log_config_for(catalog.topic(name).expect("present"));
-        for h in self.logs.topic_partitions(name) {
-            h.log.lock().set_config(log_config.clone());
-        }
+        let topic = catalog.topic(name).expect("present");
+        self.lifecycle()
+            .set_config(name, topic.id, &log_config_for(topic));
         Ok(())
     }
 
@@ -543,24 +566,6 @@ impl BrokerState {
             self.persist_catalog(&catalog)?;
         }
         Ok(id)
-    }
-}
-
-/// Removes a partition directory. Tried a few times: the log cleaner may be writing a file
-/// into it at that moment (it gives up on a deleted log at its next step).
-fn remove_dir_if_present(dir: &Path) -> std::io::Result<()> {
-    let mut tries = 0;
-    loop {
-        match fs::remove_dir_all(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if tries < 3 => {
-                tracing::debug!(dir = %dir.display(), error = %e, "removing a partition directory again");
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The transaction coordinator (`weir-txn`) on the shared coordinator runtime
-//! ([`crate::coordinator_runtime`]): its records go to `__transaction_state`, made durable
-//! through its journal (`meta/txn-journal`), and the broker itself writes each decided
+//! ([`crate::coordinator_runtime`]): its records go to `__transaction_state` through the
+//! storage engine (the local engine makes them durable through its journal,
+//! `meta/txn-journal`), and the broker itself writes each decided
 //! transaction's markers (WriteTxnMarkers, in process).
 //!
 //! Marker writing runs after the PrepareCommit/PrepareAbort record is durable: a control
@@ -21,8 +22,8 @@ use weir_txn::{
 };
 
 use crate::coordinator_runtime::{
-    ensure_internal_topic, recover_journal, replay_topic, Caller, CoordinatorHandle,
-    CoordinatorRecord, Persistence, Replayed, Shard, Step,
+    ensure_internal_topic, replay_topic, Caller, CoordinatorHandle, CoordinatorRecord, Persistence,
+    Replayed, Shard, Step,
 };
 use crate::group_runtime::OFFSETS_TOPIC;
 use crate::handlers::produce::now_ms;
@@ -220,11 +221,6 @@ impl TxnRuntime {
             ..TxnConfig::default()
         };
         let mut coordinator = TxnCoordinator::new(config);
-        let journal = recover_journal(
-            state,
-            TRANSACTION_STATE_TOPIC,
-            &state.config.data_dir.join("meta").join("txn-journal"),
-        )?;
         if existing.is_some() {
             let replayed = replay_topic(state, TRANSACTION_STATE_TOPIC, partitions, |item| {
                 if let Replayed::Record { key, value, .. } = item {
@@ -245,7 +241,6 @@ impl TxnRuntime {
         let persistence = Persistence {
             topic: TRANSACTION_STATE_TOPIC,
             partitions,
-            journal: Arc::new(parking_lot::Mutex::new(journal)),
             ensure_topic: ensure_transaction_state_topic,
         };
         // Written at the first tick, which is due at once.

@@ -1,6 +1,7 @@
-//! Per-partition metrics, read on each scrape: offsets and sizes from the partition logs,
-//! so they can never disagree with them, and the traffic counters the broker keeps with
-//! each partition (records and bytes produced, bytes fetched).
+//! Per-partition metrics, read on each scrape: offsets and sizes from what the storage
+//! engine holds in memory (`LogAdmin::status`), so they can never disagree with it, and the
+//! traffic counters the broker keeps per partition (records and bytes produced, bytes
+//! fetched).
 //!
 //! At most [`PARTITIONS_SCRAPED_MAX`] partitions are reported, in (topic, partition) order,
 //! which bounds both the time a scrape holds partition locks and the series a Prometheus
@@ -14,7 +15,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
-use weir_broker::state::BrokerState;
+use weir_broker::state::{partition_of, BrokerState};
+use weir_broker::traffic::PartitionTraffic;
 
 /// The most partitions one scrape reports.
 pub const PARTITIONS_SCRAPED_MAX: usize = 10_000;
@@ -56,31 +58,37 @@ impl PartitionMetrics {
     /// Reads the first [`PARTITIONS_SCRAPED_MAX`] partitions in (topic, partition) order,
     /// and counts the rest.
     fn read(&self) -> (Vec<PartitionReading>, usize) {
-        let mut handles = self.state.all_partitions();
-        handles.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
-        let unreported = handles.len().saturating_sub(PARTITIONS_SCRAPED_MAX);
-        handles.truncate(PARTITIONS_SCRAPED_MAX);
-        let readings = handles
+        let mut topics = self.state.topics();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        let total: usize = topics.iter().map(|t| t.partitions.max(0) as usize).sum();
+        let admin = self.state.log_admin();
+        let readings: Vec<PartitionReading> = topics
             .iter()
-            .map(|h| {
-                let log = h.log.lock();
-                PartitionReading {
+            .flat_map(|t| (0..t.partitions).filter_map(move |i| partition_of(t, i)))
+            .take(PARTITIONS_SCRAPED_MAX)
+            .filter_map(|tp| {
+                // A partition deleted since the catalog was read is left out.
+                let status = admin.status(&tp)?;
+                let traffic = self.state.traffic.get(tp.topic_id, tp.partition);
+                let counter =
+                    |read: fn(&PartitionTraffic) -> u64| traffic.as_deref().map_or(0, read);
+                Some(PartitionReading {
+                    log_start_offset: status.offsets.log_start_offset,
+                    high_watermark: status.offsets.high_watermark,
+                    last_stable_offset: status.offsets.last_stable_offset,
+                    size_bytes: i64::try_from(status.size_bytes).unwrap_or(i64::MAX),
+                    segments: i64::try_from(status.segment_count).unwrap_or(i64::MAX),
+                    records_in: counter(PartitionTraffic::records_in),
+                    bytes_in: counter(PartitionTraffic::bytes_in),
+                    bytes_out: counter(PartitionTraffic::bytes_out),
                     labels: PartitionLabels {
-                        topic: h.topic.clone(),
-                        partition: h.index,
+                        topic: tp.topic,
+                        partition: tp.partition,
                     },
-                    log_start_offset: log.log_start_offset(),
-                    high_watermark: log.high_watermark(),
-                    last_stable_offset: log.last_stable_offset(),
-                    size_bytes: i64::try_from(log.size_bytes()).unwrap_or(i64::MAX),
-                    segments: i64::try_from(log.segment_count()).unwrap_or(i64::MAX),
-                    records_in: h.traffic.records_in(),
-                    bytes_in: h.traffic.bytes_in(),
-                    bytes_out: h.traffic.bytes_out(),
-                }
+                })
             })
             .collect();
-        (readings, unreported)
+        (readings, total.saturating_sub(PARTITIONS_SCRAPED_MAX))
     }
 }
 

@@ -18,25 +18,7 @@ pub const THROUGHPUT_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 /// Rates kept: one hour at [`THROUGHPUT_SAMPLE_INTERVAL`].
 pub const THROUGHPUT_SAMPLES_MAX: usize = 360;
 
-/// The counters summed over every partition at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TrafficTotals {
-    pub records_in: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-}
-
-impl TrafficTotals {
-    pub fn read(state: &BrokerState) -> TrafficTotals {
-        let mut totals = TrafficTotals::default();
-        for handle in state.all_partitions() {
-            totals.records_in += handle.traffic.records_in();
-            totals.bytes_in += handle.traffic.bytes_in();
-            totals.bytes_out += handle.traffic.bytes_out();
-        }
-        totals
-    }
-}
+pub use weir_broker::traffic::TrafficTotals;
 
 /// The rates between two samples, stamped with the later one's time.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -99,7 +81,7 @@ impl ThroughputHistory {
         let history = Arc::clone(self);
         every(interval, move || {
             let now_ms = chrono::Utc::now().timestamp_millis();
-            history.record(now_ms, TrafficTotals::read(&state));
+            history.record(now_ms, state.traffic.totals());
             std::future::ready(())
         })
     }

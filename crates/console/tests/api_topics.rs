@@ -266,7 +266,9 @@ async fn add_partitions_grows_only() {
         .await
         .ok();
     assert_eq!(topic["partitions"].as_array().unwrap().len(), 5);
-    assert!(api.broker.state.partition("orders", 4).is_some());
+    let state = &api.broker.state;
+    let tp = state.topic_partition("orders", 4).unwrap();
+    assert!(state.log_admin().status(&tp).is_some());
     api.post("/api/v1/topics/orders/partitions", json!({"count": 3}))
         .await
         .assert_error(400, "invalid_partitions");

@@ -29,11 +29,13 @@
 //! - [`producer_snapshot`]: `.snapshot` files of producer state, written at segment rolls.
 //! - [`txn_index`]: [`AbortedTxn`] and the `.txnindex` file of one segment.
 //! - [`cleaner`]: compaction of `cleanup.policy=compact` logs.
-//! - [`store`]: [`LogStore`], the boundary the broker's data path (Produce, Fetch) goes
-//!   through, whichever engine holds the records; [`local`]: [`LocalLog`], the single
-//!   node's engine, every partition's [`PartitionLog`] under the data directory;
-//!   [`housekeeping`]: its retention, compaction and interval fsync over every partition.
-//! - [`traffic`]: each partition's records and bytes in and bytes out, for the metrics.
+//! - [`store`]: the boundary the broker goes through, whichever engine holds the records:
+//!   [`LogStore`] (Produce, Fetch), `LogAdmin`, `TxnLog`, [`CoordinatorLog`] and
+//!   [`LogLifecycle`]; [`local`]: [`LocalLog`], the single node's engine, every partition's
+//!   [`PartitionLog`] under the data directory, with `local/lifecycle.rs` (partitions
+//!   opened, made and removed as directories) and `local/journal.rs` (the journal that
+//!   makes a coordinator step durable with one fsync); [`housekeeping`]: its retention,
+//!   compaction and interval fsync over every partition.
 //! - [`config`]: [`LogConfig`], the topic-level settings a log obeys.
 //! - [`durable`]: atomic, fsynced writes of small files; directory fsyncs.
 //! - [`error`] holds [`LogError`], the crate's one error type.
@@ -55,7 +57,6 @@ pub mod producer_snapshot;
 pub mod records;
 pub mod segment;
 pub mod store;
-pub mod traffic;
 pub mod txn_index;
 
 pub use config::{FsyncPolicy, LogConfig};
@@ -64,8 +65,7 @@ pub use local::{LocalLog, LocalPartition};
 pub use partition::{AppendOutcome, CompactionReport, FsyncObserver, PartitionLog, ReadSlice};
 pub use producer::ProducerStateView;
 pub use records::{RecordHeader, StoredRecord, TimestampType};
-pub use store::LogStore;
-pub use traffic::PartitionTraffic;
+pub use store::{CoordinatorLog, Engine, LogLifecycle, LogStore, Opening};
 pub use txn_index::AbortedTxn;
 
 /// Fsyncs (data only) every file at once and returns each result in order. Several files

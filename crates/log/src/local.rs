@@ -7,6 +7,10 @@
 //! blocking pool, outside the locks, and the partitions of one request are fsynced together
 //! (see [`crate::sync_data_all`]), so concurrent producers share it.
 
+mod coordinator;
+mod journal;
+mod lifecycle;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -22,8 +26,9 @@ use crate::store::{
     PartitionRead, PartitionStatus, PartitionWrite, ReadSpec, Refused, StoreError,
     TimestampedOffset, TopicPartition, TxnLog, DELETE_TO_HIGH_WATERMARK,
 };
-use crate::traffic::PartitionTraffic;
-use crate::{FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog, StoredRecord};
+use crate::{
+    FsyncObserver, FsyncPolicy, LogConfig, LogError, PartitionLog, ProducerStateView, StoredRecord,
+};
 
 /// One partition of the local engine.
 pub struct LocalPartition {
@@ -32,8 +37,6 @@ pub struct LocalPartition {
     pub log: Mutex<PartitionLog>,
     /// Notified on every append, so waiting fetches return the moment data arrives.
     pub appended: Arc<Notify>,
-    /// Records and bytes produced to it and bytes fetched from it, for the metrics.
-    pub traffic: PartitionTraffic,
 }
 
 /// Every partition of the node, by topic name, then partition index.
@@ -44,6 +47,9 @@ pub struct LocalLog {
     /// their own as segments roll.
     fsync_observer: FsyncObserver,
     partitions: RwLock<HashMap<String, Vec<Arc<LocalPartition>>>>,
+    /// The journal of each internal topic whose coordinator writes go through one
+    /// ([`LocalLog::recover_journal`]).
+    journals: Mutex<HashMap<String, Arc<Mutex<journal::OffsetsJournal>>>>,
 }
 
 impl LocalLog {
@@ -53,17 +59,18 @@ impl LocalLog {
             fsync,
             fsync_observer,
             partitions: RwLock::new(HashMap::new()),
+            journals: Mutex::new(HashMap::new()),
         }
     }
 
     /// Where a partition's files live.
-    pub fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{index}"))
     }
 
     /// Opens (recovering) a partition's log. It serves nothing until added with
     /// [`LocalLog::add_partitions`].
-    pub fn open_partition(
+    fn open_partition(
         &self,
         topic: &str,
         index: i32,
@@ -76,12 +83,11 @@ impl LocalLog {
             index,
             log: Mutex::new(log),
             appended: Arc::new(Notify::new()),
-            traffic: PartitionTraffic::default(),
         }))
     }
 
     /// Adds opened partitions after the topic's others (their indexes must follow on).
-    pub fn add_partitions(&self, topic: &str, opened: Vec<Arc<LocalPartition>>) {
+    fn add_partitions(&self, topic: &str, opened: Vec<Arc<LocalPartition>>) {
         let mut map = self.partitions.write();
         let list = map.entry(topic.to_string()).or_default();
         for p in opened {
@@ -95,11 +101,11 @@ impl LocalLog {
     }
 
     /// Takes a topic's partitions out of service and returns them (to be deleted).
-    pub fn remove_topic(&self, topic: &str) -> Vec<Arc<LocalPartition>> {
+    fn remove_topic(&self, topic: &str) -> Vec<Arc<LocalPartition>> {
         self.partitions.write().remove(topic).unwrap_or_default()
     }
 
-    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<LocalPartition>> {
+    fn partition(&self, topic: &str, index: i32) -> Option<Arc<LocalPartition>> {
         let map = self.partitions.read();
         let list = map.get(topic)?;
         usize::try_from(index)
@@ -108,7 +114,7 @@ impl LocalLog {
             .cloned()
     }
 
-    pub fn topic_partitions(&self, topic: &str) -> Vec<Arc<LocalPartition>> {
+    fn topic_partitions(&self, topic: &str) -> Vec<Arc<LocalPartition>> {
         self.partitions
             .read()
             .get(topic)
@@ -116,7 +122,7 @@ impl LocalLog {
             .unwrap_or_default()
     }
 
-    pub fn all(&self) -> Vec<Arc<LocalPartition>> {
+    fn all(&self) -> Vec<Arc<LocalPartition>> {
         self.partitions.read().values().flatten().cloned().collect()
     }
 
@@ -146,8 +152,6 @@ impl LocalLog {
                 drop(log);
                 if !outcome.duplicate {
                     p.appended.notify_waiters();
-                    let records = (outcome.last_offset - outcome.base_offset + 1).max(0) as u64;
-                    p.traffic.appended(records, write.records.len() as u64);
                 }
                 (Ok(acked), file)
             }
@@ -487,5 +491,12 @@ impl TxnLog for LocalLog {
         producer_id: i64,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         ready(self.with_log(tp, |log| Ok(log.has_open_transaction(producer_id))))
+    }
+
+    fn producers(
+        &self,
+        tp: &TopicPartition,
+    ) -> BoxFuture<'_, Result<Vec<ProducerStateView>, StoreError>> {
+        ready(self.with_log(tp, |log| Ok(log.producer_states())))
     }
 }

@@ -3,11 +3,13 @@
 //! the cluster engine (`weir-cluster`), objects in a bucket ordered by PostgreSQL. The
 //! handlers above it do not know which one runs.
 //!
-//! Three narrow traits rather than one: [`LogStore`] is the data path (appends and reads of
+//! Five narrow traits rather than one: [`LogStore`] is the data path (appends and reads of
 //! many partitions at once, so an engine can gather a request's partitions into one fsync
 //! or one object, and a wake-up for long-polling fetches); [`LogAdmin`] answers the admin
 //! APIs and the console and runs retention and compaction; [`TxnLog`] writes transaction
-//! markers. Almost everything is a future, because every call of the cluster engine is
+//! markers and shows producers' state; [`CoordinatorLog`] takes the coordinators' writes to
+//! their internal topics; [`LogLifecycle`] opens, deletes and reconfigures partitions as
+//! the catalog changes. Almost everything is a future, because every call of the cluster engine is
 //! I/O; the local engine's futures are ready at once unless they wait for an fsync, and
 //! the handlers answer ready futures without leaving the request's task.
 
@@ -20,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::{AbortedTxn, LogError, StoredRecord};
+use crate::{AbortedTxn, LogConfig, LogError, ProducerStateView, StoredRecord};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -282,4 +284,66 @@ pub trait TxnLog: Send + Sync + 'static {
         tp: &TopicPartition,
         producer_id: i64,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// The producers the partition remembers (DescribeProducers).
+    fn producers(
+        &self,
+        tp: &TopicPartition,
+    ) -> BoxFuture<'_, Result<Vec<ProducerStateView>, StoreError>>;
 }
+
+/// What the broker's coordinators (groups, transactions) ask of their internal topics
+/// (`__consumer_offsets`, `__transaction_state`). They read them back at start through
+/// [`LogStore::read`].
+pub trait CoordinatorLog: Send + Sync + 'static {
+    /// Appends one coordinator step's batches to `topic` (each write one of its
+    /// partitions) with the coordinator's origin: no `max.message.bytes` limit, and no
+    /// sequence needed for a batch with a producer id (epochs are still fenced). Resolves
+    /// when every batch is durable (the local engine: fsynced under `--fsync always`, in
+    /// one fsync however many partitions the step touched); one failure fails the step.
+    fn append_internal(
+        &self,
+        topic: &str,
+        writes: Vec<PartitionWrite>,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Result<(), StoreError>>;
+}
+
+/// How partitions come into an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Partitions the catalog already had (the broker starting): the engine recovers what
+    /// it holds of them.
+    Existing,
+    /// New partitions (a topic created, partitions added): they start empty, and whatever
+    /// an earlier topic of the same name left behind is removed first.
+    New,
+}
+
+/// Which partitions an engine serves, and with what settings. The broker calls these as
+/// its catalog changes (and, at start, for every partition the catalog holds); the
+/// catalog, not the engine, decides what exists.
+pub trait LogLifecycle: Send + Sync + 'static {
+    /// Opens partitions `partitions` of a topic with its settings. Their indexes follow on
+    /// from the partitions of the topic the engine holds already.
+    fn open_partitions(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        partitions: std::ops::Range<i32>,
+        config: &LogConfig,
+        opening: Opening,
+    ) -> Result<(), StoreError>;
+
+    /// Takes a deleted topic's partitions out of service, wakes the fetches waiting on
+    /// them, and removes their data.
+    fn delete_topic(&self, topic: &str, topic_id: Uuid) -> Result<(), StoreError>;
+
+    /// Applies a topic's changed settings to its partitions at once.
+    fn set_config(&self, topic: &str, topic_id: Uuid, config: &LogConfig);
+}
+
+/// A whole engine: the five traits in one object, which is what the broker holds.
+pub trait Engine: LogStore + LogAdmin + TxnLog + CoordinatorLog + LogLifecycle {}
+
+impl<T: LogStore + LogAdmin + TxnLog + CoordinatorLog + LogLifecycle> Engine for T {}

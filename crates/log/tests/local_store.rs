@@ -11,7 +11,10 @@ use futures::FutureExt;
 use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use uuid::Uuid;
 use weir_log::batch::{encode_batch, NewRecord};
-use weir_log::store::{Acks, LogStore, PartitionWrite, ReadSpec, Refused, TopicPartition};
+use weir_log::store::{
+    Acks, CoordinatorLog, LogLifecycle, LogStore, Opening, PartitionWrite, ReadSpec, Refused,
+    TopicPartition,
+};
 use weir_log::{FsyncPolicy, LocalLog, LogConfig};
 
 fn now_ms() -> i64 {
@@ -92,13 +95,14 @@ fn node(
             counter.fetch_add(1, Ordering::Relaxed);
         }),
     );
-    let opened = (0..partitions)
-        .map(|i| {
-            logs.open_partition(topic, i, LogConfig::default())
-                .expect("opens")
-        })
-        .collect();
-    logs.add_partitions(topic, opened);
+    logs.open_partitions(
+        topic,
+        Uuid::nil(),
+        0..partitions,
+        &LogConfig::default(),
+        Opening::New,
+    )
+    .expect("opens");
     (logs, fsyncs)
 }
 
@@ -294,4 +298,52 @@ async fn a_watch_wakes_on_append_and_only_for_its_partition() {
         woken.now_or_never().is_some(),
         "t-0's append wakes its watch"
     );
+}
+
+#[tokio::test]
+async fn a_coordinator_step_is_durable_with_one_journal_fsync_and_comes_back_from_it() {
+    // Goal: under `fsync always`, a coordinator step touching three partitions of a
+    // journalled topic costs one fsync (the journal's), and what a crash took from the
+    // partitions comes back from the journal at the same offsets when the node opens again.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("offsets-journal");
+    let topic = "__consumer_offsets";
+    let (logs, fsyncs) = node(&dir.path().join("a"), FsyncPolicy::Always, topic, 3);
+    logs.recover_journal(topic, &journal, now_ms()).unwrap();
+    let step = (0..3)
+        .map(|p| write(topic, p, batch(&[&format!("commit-{p}")], None)))
+        .collect();
+    logs.append_internal(topic, step, now_ms())
+        .await
+        .expect("durable");
+    assert_eq!(
+        fsyncs.load(Ordering::Relaxed),
+        1,
+        "one fsync for three partitions"
+    );
+    let read = logs.read(&[read_spec(topic, 2, 0, 1 << 20)], 1 << 20).await;
+    let records = read[0].as_ref().unwrap().records.as_ref().unwrap();
+    assert_eq!(values(records), vec![(0, "commit-2".to_string())]);
+    drop(logs);
+
+    // The same journal beside partitions that lost everything (a crash before their pages
+    // reached the disk): opening puts each batch back at its offset.
+    let (reopened, _) = node(&dir.path().join("b"), FsyncPolicy::Always, topic, 3);
+    reopened.recover_journal(topic, &journal, now_ms()).unwrap();
+    for p in 0..3 {
+        let read = reopened
+            .read(&[read_spec(topic, p, 0, 1 << 20)], 1 << 20)
+            .await;
+        let records = read[0].as_ref().unwrap().records.as_ref().unwrap();
+        assert_eq!(values(records), vec![(0, format!("commit-{p}"))]);
+    }
+
+    // A step to a partition the engine does not hold fails whole.
+    let outcome = reopened
+        .append_internal(topic, vec![write(topic, 7, batch(&["x"], None))], now_ms())
+        .await;
+    assert!(matches!(
+        outcome,
+        Err(weir_log::store::StoreError::UnknownPartition)
+    ));
 }

@@ -196,9 +196,10 @@ fn respond(
         }
         if let (Some(tp), Some(records)) = (&w.tp, &data.records) {
             if !records.is_empty() {
-                if let Some(p) = state.partition(&tp.topic, tp.partition) {
-                    p.traffic.served(records.len() as u64);
-                }
+                state
+                    .traffic
+                    .of(tp.topic_id, tp.partition)
+                    .served(records.len() as u64);
             }
         }
         if session_id != 0 {

@@ -29,6 +29,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 use weir_log::batch::BatchHeader;
 use weir_log::store::{Acks, AppendResult, BoxFuture, PartitionWrite, Refused};
 use weir_meta::acls::Operation;
@@ -322,6 +323,9 @@ pub struct Appended {
     api_version: i16,
     /// (topic index, partition index) in `body` of each write, in the order written.
     slots: Vec<(usize, usize)>,
+    /// Each write's partition and size, counted in the partition's traffic once stored.
+    written: Vec<(Uuid, i32, u64)>,
+    state: Arc<BrokerState>,
     pending: Option<BoxFuture<'static, Vec<AppendResult>>>,
 }
 
@@ -347,9 +351,20 @@ impl Appended {
 
     fn fill(&mut self, results: Vec<AppendResult>) -> ProduceResponse {
         assert_eq!(results.len(), self.slots.len(), "one result per write");
-        for (&(ti, pi), result) in self.slots.iter().zip(results) {
+        for ((&(ti, pi), result), &(topic_id, partition, bytes)) in
+            self.slots.iter().zip(results).zip(&self.written)
+        {
             let p = &mut self.body.responses[ti].partition_responses[pi];
             let index = p.index;
+            if let Ok(acked) = &result {
+                if !acked.duplicate {
+                    let records = (acked.last_offset - acked.base_offset + 1).max(0) as u64;
+                    self.state
+                        .traffic
+                        .of(topic_id, partition)
+                        .appended(records, bytes);
+                }
+            }
             *p = match result {
                 Ok(acked) => PartitionProduceResponse::default()
                     .with_index(index)
@@ -384,6 +399,7 @@ pub fn append(
     let acks = request.acks;
     let mut slots = Vec::new();
     let mut writes = Vec::new();
+    let mut written = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
 
     for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
@@ -473,6 +489,7 @@ pub fn append(
             // Answered once the engine has stored it. The broker writes the base offset into
             // the batch, so the engine gets its own copy.
             slots.push((ti, partitions.len()));
+            written.push((tp.topic_id, tp.partition, records.len() as u64));
             partitions.push(PartitionProduceResponse::default().with_index(p.index));
             writes.push(PartitionWrite {
                 tp,
@@ -499,6 +516,8 @@ pub fn append(
         body: ProduceResponse::default().with_responses(responses),
         api_version,
         slots,
+        written,
+        state: Arc::clone(state),
         pending,
     }
 }

@@ -1,4 +1,5 @@
-//! The journal that makes the group coordinator's writes durable with one fsync.
+//! The journal that makes a coordinator's writes to its internal topic durable with one
+//! fsync (the local engine's side of [`crate::store::CoordinatorLog`]).
 //!
 //! Under `--fsync always` a group write (offset commits, group metadata) is acknowledged only
 //! once it is on disk. Its records go to `__consumer_offsets` partitions chosen by group, so
@@ -159,6 +160,7 @@ impl OffsetsJournal {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
