@@ -50,7 +50,12 @@ async fn setup(test: &str) -> Option<Setup> {
 impl Setup {
     /// An appender (a broker) that knows the test topic.
     fn appender(&self, settings: AppendSettings) -> Appender {
-        let session = common::session(&self.url);
+        self.appender_at(&self.url, settings)
+    }
+
+    /// An appender that reaches the database at `url` (through a relay, say).
+    fn appender_at(&self, url: &str, settings: AppendSettings) -> Appender {
+        let session = common::session(url);
         let ids = Arc::new(PartitionIds::new(Arc::clone(&session)));
         let appender = Appender::start(session, self.bucket.clone(), ids, settings);
         appender.set_topic_config(TOPIC, LogConfig::default());
@@ -596,6 +601,43 @@ async fn a_failed_commit_fails_the_flush_and_the_next_one_succeeds() {
     let ok = append(&appender, vec![write(0, batch("a", 2, Some((4, 0, 0))))]).await;
     assert_eq!(stored(&ok[0]), (0, 1, false));
     assert_eq!(appender.stats().flushes_failed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_postgresql_fails_the_flush_within_the_bound_and_the_next_one_succeeds() {
+    // Goal: when PostgreSQL stops answering (a hung server, a partitioned network), the
+    // flush fails with the storage error within the statement bound instead of waiting,
+    // and once it answers again the next flush commits after the last good one.
+    let Some(s) = setup("produce_hung_postgres").await else {
+        return;
+    };
+    let id = s.partition(0).await;
+    let relay = common::Relay::start(&s.url).await;
+    let appender = s.appender_at(
+        &relay.url,
+        AppendSettings {
+            batch_window: Duration::from_millis(5),
+            statement_timeout: Duration::from_millis(500),
+            ..AppendSettings::default()
+        },
+    );
+    let first = append(&appender, vec![write(0, batch("a", 2, None))]).await;
+    assert_eq!(stored(&first[0]), (0, 1, false));
+    relay.freeze();
+    let hung = tokio::time::timeout(
+        Duration::from_secs(5),
+        append(&appender, vec![write(0, batch("b", 2, None))]),
+    )
+    .await
+    .expect("answered within the bound");
+    let e = storage_error(&hung[0]);
+    assert!(e.contains("PostgreSQL"), "{e}");
+    relay.thaw();
+    let after = append(&appender, vec![write(0, batch("c", 1, None))]).await;
+    assert_eq!(stored(&after[0]), (2, 2, false));
+    assert_eq!(s.next_offset(id).await, 3);
+    let values: Vec<String> = s.read_back(id).await.into_iter().map(|r| r.1).collect();
+    assert_eq!(values, ["a-0", "a-1", "c-0"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
