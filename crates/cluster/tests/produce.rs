@@ -14,8 +14,10 @@ use tempfile::TempDir;
 use tokio_postgres::Client;
 use uuid::Uuid;
 use weir_cluster::bucket::Bucket;
+use weir_cluster::notify::{Listener, Signal, CHANNEL_APPENDED};
 use weir_cluster::object::patch_offsets;
 use weir_cluster::partitions::PartitionIds;
+use weir_cluster::pg::Connector;
 use weir_cluster::{AppendSettings, Appender};
 use weir_log::batch::{encode_batch, encode_transactional_batch, whole_batches, NewRecord};
 use weir_log::records::decode_batch;
@@ -256,6 +258,53 @@ async fn offsets_are_contiguous_per_partition_and_results_follow_the_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_notifies_each_partitions_next_offset() {
+    // Goal: a commit sends `object_id;partition_id:next_offset,...` on weir_appended, one
+    // pair per partition that took records, so other brokers' waiting fetches look again.
+    let Some(s) = setup("produce_notify").await else {
+        return;
+    };
+    let ids = [s.partition(0).await, s.partition(1).await];
+    let listener = Listener::spawn(
+        Connector::new(&s.url).unwrap(),
+        &[CHANNEL_APPENDED],
+        Duration::from_secs(60),
+    );
+    let mut signals = listener.subscribe();
+    loop {
+        if let Signal::Connected { .. } = signals.recv().await.unwrap() {
+            break;
+        }
+    }
+    let appender = s.appender(quick());
+    append(
+        &appender,
+        vec![write(1, batch("a", 3, None)), write(0, batch("b", 2, None))],
+    )
+    .await;
+    let payload = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Signal::Notification { channel, payload } = signals.recv().await.unwrap() {
+                assert_eq!(&*channel, CHANNEL_APPENDED);
+                return payload;
+            }
+        }
+    })
+    .await
+    .expect("a notification");
+    let object_id: i64 = s
+        .admin
+        .query_one("SELECT max(object_id) FROM objects WHERE state = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        &*payload,
+        format!("{object_id};{}:2,{}:3", ids[0], ids[1]).as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_writes_in_one_window_make_one_object_and_one_commit() {
     // Goal: fifty separate calls inside one batch window cost one PUT and one commit.
     let Some(s) = setup("produce_one_object").await else {
@@ -360,6 +409,12 @@ async fn a_retried_batch_gets_its_first_offsets_and_stores_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(size_after, size_before);
+    // The retries' objects hold nothing any chunk points at: they are left for deletion.
+    assert_eq!(
+        s.count("SELECT count(*) FROM objects WHERE state = 2 AND delete_after IS NOT NULL")
+            .await,
+        2
+    );
     // The next new batch follows on.
     let next = append(&appender, vec![write(0, batch("d", 1, Some((5, 0, 6))))]).await;
     assert_eq!(stored(&next[0]), (6, 6, false));

@@ -10,7 +10,7 @@
 //!    `ProducerStateTable`, exactly as the local engine runs them; offsets from
 //!    `next_offset`; one `chunks` row per run of accepted bytes;
 //! 4. insert the `chunks` rows, update `partitions` and `producer_state`, mark the object
-//!    live, notify `weir_appended`, commit.
+//!    live (or, when no chunk points at it, deleting), notify `weir_appended`, commit.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -457,10 +457,14 @@ pub(super) async fn run(
             )
             .await?;
     }
+    // An object no chunk points at (every write a duplicate or refused) is left for
+    // deletion at once rather than kept live with nothing in it.
     let marked = client
         .execute(
-            "UPDATE objects SET state = 1 WHERE object_id = $1 AND state = 0",
-            &[&object_id],
+            "UPDATE objects SET state = CASE WHEN $2 THEN 1 ELSE 2 END, \
+                    delete_after = CASE WHEN $2 THEN NULL ELSE now() END \
+             WHERE object_id = $1 AND state = 0",
+            &[&object_id, &!plan.chunks.is_empty()],
         )
         .await?;
     if marked != 1 {
