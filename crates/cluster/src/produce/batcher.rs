@@ -89,6 +89,10 @@ struct ReadyObject {
     object_id: i64,
 }
 
+/// The batcher: cuts a flush when its window has passed since its first write, when its
+/// bytes reach `batch_bytes_max`, or when the next write would not fit in its object; then
+/// takes one of the places in flight and starts the flush's preparation, handing it to the
+/// committer in cut order.
 async fn cut_flushes(
     context: Arc<Context>,
     mut queued: mpsc::UnboundedReceiver<PendingWrite>,
@@ -109,8 +113,10 @@ async fn cut_flushes(
         let deadline = Instant::now() + context.settings.batch_window;
         let mut closed = false;
         while flush.size_bytes < context.settings.batch_bytes_max {
+            // The deadline first: a queue that never runs dry must not stretch the window.
             tokio::select! {
                 biased;
+                _ = tokio::time::sleep_until(deadline) => break,
                 write = queued.recv() => match write {
                     Some(write) if flush.fits(&write) => flush.push(write),
                     Some(write) => {
@@ -122,7 +128,6 @@ async fn cut_flushes(
                         break;
                     }
                 },
-                _ = tokio::time::sleep_until(deadline) => break,
             }
         }
         let permit = Arc::clone(&places)
@@ -136,8 +141,8 @@ async fn cut_flushes(
     }
 }
 
-/// Step 2 of the module's opening for one flush: partition ids, the object, its pending
-/// row, the PUT.
+/// Prepares one flush: partition ids, the object, its pending row, the PUT. A failure is
+/// returned as the sentence every write of the flush will be refused with.
 async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePermit) -> Prepared {
     // 1. Partition ids (cached after the first flush that names a partition).
     let tps: Vec<_> = flush.writes.iter().map(|w| &w.tp).collect();
@@ -272,6 +277,7 @@ async fn reserve_object(context: &Context, size_bytes: usize) -> Result<i64, Clu
         .await
 }
 
+/// The committer: one flush at a time, in cut order, waiting for each one's preparation.
 async fn commit_in_order(
     context: Arc<Context>,
     mut prepared: mpsc::Receiver<JoinHandle<Prepared>>,
