@@ -340,6 +340,38 @@ async fn many_writes_in_one_window_make_one_object_and_one_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_is_cut_early_once_its_bytes_reach_the_bound() {
+    // Goal: with batch_bytes_max at two and a half writes, five writes sent at once make
+    // two objects: the first three (cut by size), then the last two (cut by the window).
+    let Some(s) = setup("produce_bytes_bound").await else {
+        return;
+    };
+    let id = s.partition(0).await;
+    let one = batch("a", 2, None);
+    let appender = s.appender(AppendSettings {
+        batch_window: Duration::from_millis(200),
+        batch_bytes_max: one.len() * 5 / 2,
+        ..AppendSettings::default()
+    });
+    let writes = (0..5).map(|_| write(0, one.clone())).collect();
+    let results = append(&appender, writes).await;
+    assert_eq!(stored(&results[4]), (8, 9, false));
+    assert_eq!(appender.stats().objects_put, 2, "{:?}", appender.stats());
+    let per_object: Vec<i64> = s
+        .admin
+        .query(
+            "SELECT batch_count::bigint FROM chunks WHERE partition_id = $1 ORDER BY base_offset",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(per_object, [3, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producers_pipelined_writes_keep_their_order_across_flushes() {
     // Goal: an idempotent producer sends requests one after another without waiting (as
     // with max.in.flight > 1); they span several flushes whose PUTs overlap, and every one is

@@ -576,6 +576,36 @@ mod tests {
     }
 
     #[test]
+    fn transactions_hold_the_first_unstable_offset_at_the_earliest() {
+        // Goal: a partition with an open transaction keeps its first unstable offset when
+        // another producer opens one later; a partition with none takes the first offset of
+        // the transaction a write opens; plain batches change neither.
+        let row = |first_unstable_offset| PartitionRow {
+            next_offset: 20,
+            log_start_offset: 0,
+            size_bytes: 0,
+            first_unstable_offset,
+        };
+        let rows = HashMap::from([(1, row(Some(12))), (2, row(None))]);
+        let txn = |pid| BatchHeader {
+            attributes: 0x10,
+            ..header((pid, 0, 0), 2, 10)
+        };
+        let writes = [
+            write(1, 0, vec![txn(5)]),
+            write(2, 10, vec![header((-1, -1, -1), 1, 10)]),
+            write(2, 20, vec![txn(6)]),
+            write(2, 30, vec![txn(7)]),
+        ];
+        let plan = plan(&writes, &rows, HashMap::new());
+        assert_eq!(plan.partitions[&1].first_unstable_offset, Some(12));
+        assert_eq!(plan.partitions[&2].first_unstable_offset, Some(21));
+        assert_eq!(plan.producers[&(2, 6)].current_txn_first_offset, Some(21));
+        assert_eq!(plan.producers[&(2, 7)].current_txn_first_offset, Some(23));
+        assert_eq!(plan.partitions[&2].next_offset, 25);
+    }
+
+    #[test]
     fn notifications_split_before_the_payload_bound() {
         // Goal: every payload starts with the object id, stays under the bound, and
         // together they name every partition once.
