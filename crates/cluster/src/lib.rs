@@ -19,6 +19,8 @@
 //! - `schema/`: the SQL of each migration; `migrate.rs` applies them once per database.
 //! - `members.rs`: broker registration, its lease and renewal, reaping, the live brokers.
 //! - `partitions.rs`: `PartitionIds`, the `partitions` row id of each partition, cached.
+//! - `produce`: `Appender`, the produce path: writes validated and gathered into one object
+//!   per flush, PUT, then offsets assigned in one PostgreSQL commit, in flush order.
 //! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
@@ -34,6 +36,7 @@ pub mod notify;
 pub mod object;
 pub mod partitions;
 pub mod pg;
+pub mod produce;
 
 pub use bucket::Bucket;
 pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
@@ -41,3 +44,4 @@ pub use config::{ClusterConfig, Endpoint};
 pub use error::ClusterError;
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 pub use notify::{Listener, Signal};
+pub use produce::{AppendSettings, AppendStats, Appender};

@@ -1,0 +1,62 @@
+//! The checks a write passes before it is queued: the first step of the local engine's
+//! `PartitionLog::append`, with the same errors, so a producer cannot tell the engines
+//! apart by what they refuse. The producer-state checks need PostgreSQL and run at commit.
+//!
+//! The local engine keeps a LogAppendTime topic's batches as the producer sent them (it
+//! refuses a producer's batch that claims LogAppendTime, and does not rewrite timestamps);
+//! this path does the same.
+
+use weir_log::batch::record_checks::{check_records, RecordRules, TimestampRule};
+use weir_log::batch::{validate_batches, AppendOrigin, BatchHeader};
+use weir_log::store::TopicPartition;
+use weir_log::{LogConfig, LogError};
+
+use super::WRITE_BYTES_MAX;
+
+/// Validates one write (one partition's batches of one request) against its topic's
+/// `config` at `now_ms`; returns the batch headers in order.
+pub(super) fn validate_write(
+    tp: &TopicPartition,
+    records: &[u8],
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Vec<BatchHeader>, LogError> {
+    // 1. Whole batches, each valid on its own.
+    let headers = validate_batches(records, config.max_message_bytes, AppendOrigin::Client)?;
+    // A write must fit in one object. Only a request of many batches can pass
+    // max.message.bytes and still be this large; Kafka's answer for a too-large write is
+    // the same error.
+    if records.len() > WRITE_BYTES_MAX {
+        return Err(LogError::RecordTooLarge {
+            size_bytes: records.len(),
+            limit_bytes: WRITE_BYTES_MAX,
+        });
+    }
+    // 2. Their records, by the topic's rules.
+    let timestamps = if config.timestamp_log_append {
+        TimestampRule::LogAppendTime
+    } else {
+        TimestampRule::CreateTime {
+            now_ms,
+            before_max_ms: config.timestamp_before_max_ms,
+            after_max_ms: config.timestamp_after_max_ms,
+        }
+    };
+    let rules = RecordRules {
+        key_required: config.cleanup_compact,
+        timestamps,
+    };
+    // As Kafka prints a topic partition ("orders-0"), like the local engine's directory.
+    let topic_partition = format!("{}-{}", tp.topic, tp.partition);
+    let mut at = 0usize;
+    for header in &headers {
+        check_records(
+            &records[at..at + header.size_bytes],
+            header,
+            &rules,
+            &topic_partition,
+        )?;
+        at += header.size_bytes;
+    }
+    Ok(headers)
+}
