@@ -25,8 +25,9 @@ use weir_log::LogError;
 
 /// How long a watcher may take to wake after a commit.
 const WOKEN_WITHIN: Duration = Duration::from_secs(5);
-/// The listener's poll period in these tests.
-const POLL: Duration = Duration::from_millis(200);
+/// The listener's poll period: longer than any wait for a watcher, so a watcher woken
+/// in time was woken by the notification, not by the refresh on the poll.
+const POLL: Duration = Duration::from_secs(30);
 /// Plenty for any read here.
 const BYTES_MAX: usize = 1 << 20;
 
@@ -378,6 +379,14 @@ async fn byte_limits_keep_whole_batches_and_send_the_first_one_whole() {
         )
         .await;
     assert_eq!((count(&reads[0]), count(&reads[1])), (2, 1));
+    // The total cuts inside a chunk of several batches.
+    let reads = reader
+        .read(
+            &[spec(&p1, 0, batch_bytes), spec(&p0, 0, BYTES_MAX)],
+            2 * batch_bytes + batch_bytes / 2,
+        )
+        .await;
+    assert_eq!((count(&reads[0]), count(&reads[1])), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,7 +443,13 @@ async fn a_caught_up_fetch_asks_nothing_and_another_brokers_commit_wakes_its_wat
         .append(&[(&tp, id, vec![sized_batch("a", 2, 10)])])
         .await;
     let listener = cluster.listener();
-    let reader = cluster.reader(Some(&listener), ReadSettings::default());
+    let reader = cluster.reader(
+        Some(&listener),
+        ReadSettings {
+            signals_silent_max: 2 * POLL,
+            ..ReadSettings::default()
+        },
+    );
     // Fresh once a read (or the refresh that follows the LISTEN connection) has seen the
     // row in the connection's generation: then reads at the end stop asking.
     common::wait_for(
@@ -634,6 +649,17 @@ async fn read_committed_stops_at_the_last_stable_offset_with_the_aborted_transac
         .map(|a| (a.producer_id, a.first_offset))
         .collect();
     assert_eq!(aborted, [(6, 2), (7, 4)]);
+    let one_batch = ReadSpec {
+        partition_max_bytes: 1,
+        ..committed(2)
+    };
+    let read = read_one(&reader, one_batch).await;
+    assert_eq!(base_offsets(records(&read)), [2]);
+    assert_eq!(
+        read.aborted.unwrap()[..].len(),
+        1,
+        "only the one overlapping offsets 2..=3"
+    );
     let read = read_one(&reader, committed(0)).await;
     assert_eq!(base_offsets(records(&read)), [0, 2, 4]);
     assert_eq!(read.aborted.unwrap().len(), 3);
