@@ -21,6 +21,11 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use weir_log::store::{PartitionOffsets, PartitionStatus, TopicPartition};
 
+/// Commits heard for partitions not cached yet, kept for the read whose statement is in
+/// flight when they arrive (its row may be older than the commit). Once full the list is
+/// dropped whole: a read then misses at most one poll period's news.
+const UNCACHED_COMMITS_KEPT_MAX: usize = 4096;
+
 /// One partition as last seen.
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionState {
@@ -76,6 +81,8 @@ struct Inner {
     by_id: HashMap<i64, PartitionState>,
     ids: HashMap<(uuid::Uuid, i32), i64>,
     watchers: HashMap<i64, Arc<Notify>>,
+    /// Next offsets by partition id, for partitions not cached when their commit was heard.
+    uncached_commits: HashMap<i64, i64>,
     /// 0 until the first `Connected` signal: nothing is fresh before LISTEN runs.
     generation: u64,
     /// The follower runs and has a LISTEN connection.
@@ -90,6 +97,7 @@ impl States {
                 by_id: HashMap::new(),
                 ids: HashMap::new(),
                 watchers: HashMap::new(),
+                uncached_commits: HashMap::new(),
                 generation: 0,
                 following: false,
                 last_signal_at: None,
@@ -181,6 +189,7 @@ impl States {
             confirmed_generation: generation,
         };
         let current = inner.generation;
+        let heard = inner.uncached_commits.remove(&row.partition_id);
         let state = inner.by_id.entry(row.partition_id).or_insert(fresh.clone());
         let moved = row.next_offset > state.next_offset;
         if row.next_offset >= state.next_offset {
@@ -190,6 +199,11 @@ impl States {
             };
         } else {
             state.log_start_offset = state.log_start_offset.max(row.log_start_offset);
+        }
+        if let Some(next_offset) = heard.filter(|&n| n > state.next_offset) {
+            // A commit heard while the row was being read, after the row's snapshot.
+            state.next_offset = next_offset;
+            state.lso_known = false;
         }
         // A row read in an older generation may miss what the lost notifications said.
         state.confirmed_generation = state.confirmed_generation.max(generation.min(current));
@@ -203,11 +217,19 @@ impl States {
     }
 
     /// A commit moved `partition_id`'s next offset to `next_offset` (a notification, or
-    /// this broker's own commit). Unknown partitions are ignored: their first read
-    /// queries their row.
+    /// this broker's own commit). For a partition not cached, it is kept for the read
+    /// that may be querying its row right now.
     pub(crate) fn committed(&self, partition_id: i64, next_offset: i64) {
         let mut inner = self.inner.lock();
         let Some(state) = inner.by_id.get_mut(&partition_id) else {
+            if inner.uncached_commits.len() >= UNCACHED_COMMITS_KEPT_MAX {
+                inner.uncached_commits.clear();
+            }
+            let heard = inner
+                .uncached_commits
+                .entry(partition_id)
+                .or_insert(next_offset);
+            *heard = (*heard).max(next_offset);
             return;
         };
         if next_offset <= state.next_offset {
@@ -273,6 +295,37 @@ pub(crate) fn parse_appended(payload: &str) -> Option<Vec<(i64, i64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(partition_id: i64, next_offset: i64) -> PartitionRow {
+        PartitionRow {
+            partition_id,
+            next_offset,
+            log_start_offset: 0,
+            first_unstable_offset: None,
+            size_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn offsets_never_move_back_and_a_commit_heard_before_the_row_counts() {
+        // Goal: a row read before a commit was heard does not undo it, whether the
+        // partition was cached when the commit was heard or not; a moved high watermark
+        // leaves the last stable offset unknown until a row says it.
+        let states = States::new(std::time::Duration::from_secs(1));
+        let tp = TopicPartition {
+            topic: "t".into(),
+            topic_id: uuid::Uuid::from_u128(1),
+            partition: 0,
+        };
+        states.committed(7, 12);
+        let merged = states.merge_row(&tp, &row(7, 10), 0);
+        assert_eq!((merged.next_offset, merged.lso_known), (12, false));
+        states.committed(7, 15);
+        let merged = states.merge_row(&tp, &row(7, 14), 0);
+        assert_eq!(merged.next_offset, 15);
+        let merged = states.merge_row(&tp, &row(7, 15), 0);
+        assert_eq!((merged.next_offset, merged.lso_known), (15, true));
+    }
 
     #[test]
     fn appended_payloads_parse_or_are_refused() {
