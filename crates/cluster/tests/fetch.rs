@@ -795,3 +795,60 @@ async fn unknown_and_deleted_partitions_are_not_held() {
     }
     assert_eq!(reader.offsets(&live).await.unwrap().high_watermark, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_postgresql_fails_the_read_in_bounded_time_with_a_storage_error() {
+    // Goal: when PostgreSQL stops answering, a read that needs it returns within the
+    // statement bound with a storage error (retriable for clients) in each partition it
+    // could not read, keeping the offsets last seen; once PostgreSQL answers again, reads
+    // succeed again with no restart.
+    let Some(mut cluster) = Cluster::start("fetch_hung_postgres").await else {
+        return;
+    };
+    let (tp, id) = cluster.partition(0).await;
+    cluster
+        .append(&[(&tp, id, vec![sized_batch("a", 2, 10)])])
+        .await;
+    let relay = common::Relay::start(&cluster.url).await;
+    let session = common::session(&relay.url);
+    let statement_timeout = Duration::from_millis(500);
+    let reader = Reader::start(
+        session.clone(),
+        cluster.bucket.clone(),
+        Arc::new(PartitionIds::new(session)),
+        None,
+        ReadSettings {
+            statement_timeout,
+            ..ReadSettings::default()
+        },
+    );
+    assert_eq!(
+        read_one(&reader, spec(&tp, 0, BYTES_MAX))
+            .await
+            .high_watermark,
+        2
+    );
+    relay.freeze();
+    let started = tokio::time::Instant::now();
+    let read = read_one(&reader, spec(&tp, 0, BYTES_MAX)).await;
+    assert!(
+        started.elapsed() < 4 * statement_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+    match &read.records {
+        Err(LogError::Io(e)) => assert!(e.to_string().contains("PostgreSQL"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(read.high_watermark, 2, "the offsets last seen");
+    relay.thaw();
+    common::wait_for(
+        "a read after PostgreSQL answers again",
+        WOKEN_WITHIN,
+        || async {
+            let read = read_one(&reader, spec(&tp, 0, BYTES_MAX)).await;
+            read.records.is_ok().then_some(())
+        },
+    )
+    .await;
+}
