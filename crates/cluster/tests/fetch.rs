@@ -852,3 +852,55 @@ async fn a_hung_postgresql_fails_the_read_in_bounded_time_with_a_storage_error()
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_offsets_are_not_trusted_once_the_signals_go_silent() {
+    // Goal: a reader whose signals have been silent longer than `signals_silent_max`
+    // (its listener hung, say) asks PostgreSQL again even for a caught-up fetch, and
+    // trusts its cache again once signals flow.
+    let Some(mut cluster) = Cluster::start("fetch_silent_signals").await else {
+        return;
+    };
+    let (tp, id) = cluster.partition(0).await;
+    cluster
+        .append(&[(&tp, id, vec![sized_batch("a", 2, 10)])])
+        .await;
+    let listener = cluster.listener();
+    let silent_max = Duration::from_secs(1);
+    let reader = cluster.reader(
+        Some(&listener),
+        ReadSettings {
+            signals_silent_max: silent_max,
+            ..ReadSettings::default()
+        },
+    );
+    let asks = |fetch_offset| {
+        let reader = &reader;
+        let tp = &tp;
+        async move {
+            let before = reader.stats().read_queries;
+            read_one(reader, spec(tp, fetch_offset, BYTES_MAX)).await;
+            reader.stats().read_queries > before
+        }
+    };
+    common::wait_for(
+        "a caught-up fetch answered from the cache",
+        WOKEN_WITHIN,
+        || async { (!asks(2).await).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(silent_max + Duration::from_millis(200)).await;
+    assert!(asks(2).await, "trusted a cache whose signals went silent");
+    cluster
+        .append(&[(&tp, id, vec![sized_batch("b", 1, 10)])])
+        .await;
+    common::wait_for("the commit's notification", WOKEN_WITHIN, || async {
+        (reader.status(&tp).unwrap().offsets.high_watermark == 3).then_some(())
+    })
+    .await;
+    assert!(
+        asks(2).await,
+        "the new batch is found through PostgreSQL's index"
+    );
+    assert!(!asks(3).await, "signals flow again: the cache answers");
+}
