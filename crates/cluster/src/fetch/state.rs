@@ -230,6 +230,10 @@ impl States {
                 .entry(partition_id)
                 .or_insert(next_offset);
             *heard = (*heard).max(next_offset);
+            // A watcher made from the id alone (known to `PartitionIds`) wakes all the same.
+            if let Some(notify) = inner.watchers.get(&partition_id) {
+                notify.notify_waiters();
+            }
             return;
         };
         if next_offset <= state.next_offset {
