@@ -21,11 +21,13 @@
 //! `records`, never a panic and never a failed request.
 //!
 //! Layout: `fetch/query.rs` (the SQL), `fetch/read.rs` (one read: plan, GETs, whole
-//! batches within the byte limits), `fetch/timestamp.rs` (ListOffsets by time),
+//! batches within the byte limits), `fetch/chunks.rs` (chunk bytes from the cache or by
+//! GETs that gather neighbouring chunks), `fetch/timestamp.rs` (ListOffsets by time),
 //! `fetch/state.rs` (the cached partition states, their freshness, the watchers),
 //! `fetch/cache.rs` (the LRU of chunk bytes).
 
 mod cache;
+mod chunks;
 mod query;
 mod read;
 mod state;

@@ -904,3 +904,52 @@ async fn cached_offsets_are_not_trusted_once_the_signals_go_silent() {
     );
     assert!(!asks(3).await, "signals flow again: the cache answers");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_written_together_are_got_together() {
+    // Goal: a fetch of several partitions whose chunks one flush wrote side by side in
+    // one object costs one ranged GET, and each partition still gets exactly its own
+    // batches.
+    let Some(mut cluster) = Cluster::start("fetch_coalesced").await else {
+        return;
+    };
+    let (p0, id0) = cluster.partition(0).await;
+    let (p1, id1) = cluster.partition(1).await;
+    let (p2, id2) = cluster.partition(2).await;
+    cluster
+        .append(&[
+            (&p0, id0, vec![batch(&[("a", "0", 1)])]),
+            (
+                &p1,
+                id1,
+                vec![batch(&[("b", "1", 1)]), batch(&[("c", "2", 1)])],
+            ),
+            (&p2, id2, vec![batch(&[("d", "3", 1)])]),
+        ])
+        .await;
+    let reader = cluster.reader(None, ReadSettings::default());
+    let reads = reader
+        .read(
+            &[
+                spec(&p2, 0, BYTES_MAX),
+                spec(&p0, 0, BYTES_MAX),
+                spec(&p1, 0, BYTES_MAX),
+            ],
+            BYTES_MAX,
+        )
+        .await;
+    let keys = |read: &Option<PartitionRead>| -> Vec<(i64, Bytes)> {
+        decoded(records(read.as_ref().unwrap()))
+            .into_iter()
+            .map(|r| (r.offset, r.key.unwrap()))
+            .collect()
+    };
+    assert_eq!(keys(&reads[0]), [(0, Bytes::from("d"))]);
+    assert_eq!(keys(&reads[1]), [(0, Bytes::from("a"))]);
+    assert_eq!(
+        keys(&reads[2]),
+        [(0, Bytes::from("b")), (1, Bytes::from("c"))]
+    );
+    let stats = reader.stats();
+    assert_eq!((stats.gets, stats.cache_misses), (1, 3));
+}

@@ -3,20 +3,17 @@
 //! and the running total.
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use std::sync::Arc;
+
 use weir_log::batch::BatchHeader;
 use weir_log::store::{PartitionRead, ReadSpec};
 use weir_log::{AbortedTxn, LogError};
 
+use super::chunks;
 use super::query::{self, AbortedRow, ChunkRow, Found, Want};
 use super::state::PartitionState;
-use super::{bump, storage_error, CacheKey, Shared, ABORTED_TXNS_PER_READ_MAX};
+use super::{bump, storage_error, Shared, ABORTED_TXNS_PER_READ_MAX};
 use crate::error::ClusterError;
-use crate::object::{patch_offsets, set_leader_epoch};
-
-/// Leader epoch written into every batch sent: cluster mode never truncates a log, so
-/// there is one epoch for ever.
-const LEADER_EPOCH: i32 = 0;
 
 pub(super) async fn read(
     shared: &Shared,
@@ -95,12 +92,7 @@ pub(super) async fn read(
         .flatten()
         .flat_map(|p| p.chunks.iter().copied())
         .collect();
-    let fetched: Vec<Result<Bytes, ClusterError>> = futures::stream::iter(wanted)
-        .map(|chunk| chunk_bytes(shared, chunk))
-        .buffered(shared.settings.gets_in_flight_max)
-        .collect()
-        .await;
-    let mut fetched = fetched.into_iter();
+    let mut fetched = chunks::fetch_all(shared, &wanted).await.into_iter();
 
     // 4. Whole batches, in order, within the limits counted exactly.
     let mut total = 0usize;
@@ -246,77 +238,13 @@ fn plan(
     plan
 }
 
-/// The chunk's batches, ready to send: from the cache, inside a whole cached object, or
-/// from the bucket (then cached).
-pub(super) async fn chunk_bytes(shared: &Shared, chunk: ChunkRow) -> Result<Bytes, ClusterError> {
-    let position = chunk.position as u64;
-    let key = CacheKey::Chunk {
-        object_id: chunk.object_id,
-        position,
-    };
-    if let Some(bytes) = shared.cache.get(&key) {
-        bump(&shared.counters.cache_hits, 1);
-        return Ok(bytes);
-    }
-    let end = position + chunk.size_bytes as u64;
-    let object = shared.cache.get(&CacheKey::Object {
-        object_id: chunk.object_id,
-    });
-    if let Some(object) = object.filter(|o| end <= o.len() as u64) {
-        bump(&shared.counters.cache_hits, 1);
-        // Not kept as a chunk too: the object holds its bytes already.
-        return ready_to_send(&chunk, &object[position as usize..end as usize]);
-    }
-    bump(&shared.counters.cache_misses, 1);
-    bump(&shared.counters.gets, 1);
-    let raw = shared
-        .bucket
-        .get_range(chunk.object_id, position..end)
-        .await?;
-    bump(&shared.counters.bytes_got, raw.len() as u64);
-    if raw.len() as u64 != end - position {
-        return Err(ClusterError::Corrupt(format!(
-            "object {} returned {} bytes for a chunk of {}",
-            chunk.object_id,
-            raw.len(),
-            chunk.size_bytes
-        )));
-    }
-    let bytes = ready_to_send(&chunk, &raw)?;
-    shared.cache.insert(key, bytes.clone());
-    Ok(bytes)
-}
-
-/// A copy of the chunk's batches with their real offsets and the leader epoch written.
-fn ready_to_send(chunk: &ChunkRow, raw: &[u8]) -> Result<Bytes, ClusterError> {
-    let corrupt = |why: String| {
-        ClusterError::Corrupt(format!(
-            "the chunk at {} of object {} (offsets {}..={}): {why}",
-            chunk.position, chunk.object_id, chunk.base_offset, chunk.last_offset
-        ))
-    };
-    let mut bytes = raw.to_vec();
-    if !chunk.offsets_in_object {
-        let next_offset =
-            patch_offsets(&mut bytes, chunk.base_offset).map_err(|e| corrupt(e.to_string()))?;
-        if next_offset != chunk.last_offset + 1 {
-            return Err(corrupt(format!(
-                "its batches end at offset {}",
-                next_offset - 1
-            )));
-        }
-    }
-    set_leader_epoch(&mut bytes, LEADER_EPOCH).map_err(|e| corrupt(e.to_string()))?;
-    Ok(Bytes::from(bytes))
-}
-
 /// The partition's answer from its fetched chunks: whole batches from the one holding the
 /// fetch offset, below the upper offset, the first whole, the others while they fit the
 /// partition's limit and what the response has left of `max_bytes`.
 fn assemble(
     spec: &ReadSpec,
     plan: Plan,
-    chunks: Vec<Result<Bytes, ClusterError>>,
+    chunks: Vec<Result<Bytes, Arc<ClusterError>>>,
     max_bytes: usize,
     total: &mut usize,
 ) -> PartitionRead {

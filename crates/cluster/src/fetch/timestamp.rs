@@ -8,8 +8,8 @@ use weir_log::records::{decode_batch, StoredRecord};
 use weir_log::store::{StoreError, TimestampedOffset, TopicPartition};
 use weir_log::LogError;
 
+use super::chunks::chunk_bytes;
 use super::query::{self, ChunkRow};
-use super::read::chunk_bytes;
 use super::state::PartitionRow;
 use super::{storage_error, Shared, TIMESTAMP_CHUNK_ROWS, TIMESTAMP_QUERIES_MAX};
 use crate::error::ClusterError;
