@@ -76,7 +76,8 @@ pub(super) async fn read(
 
     // 3. Plan each partition's chunks within its limit and the running total, taking the
     //    chunks' sizes as what they will yield (a read from inside a chunk yields less, so
-    //    a plan never takes more than the limits allow), and GET them all at once.
+    //    a plan never takes more than the limits allow), and get them all at once
+    //    (`chunks::fetch_all`: the cache first, one GET for neighbours in one object).
     let mut plans: Vec<Option<Plan>> = Vec::with_capacity(to_query.len());
     let mut planned_total = 0usize;
     for (k, &i) in to_query.iter().enumerate() {
