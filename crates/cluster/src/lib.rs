@@ -21,6 +21,9 @@
 //! - `partitions.rs`: `PartitionIds`, the `partitions` row id of each partition, cached.
 //! - `produce`: `Appender`, the produce path: writes validated and gathered into one object
 //!   per flush, PUT, then offsets assigned in one PostgreSQL commit, in flush order.
+//! - `fetch.rs`, `fetch/`: `Reader`, the fetch path: reads of chunks found in PostgreSQL and
+//!   read from the bucket through a memory cache, high watermarks followed from commit
+//!   notifications, ListOffsets by time.
 //! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
@@ -30,6 +33,7 @@ pub mod bucket;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod members;
 pub mod migrate;
 pub mod notify;
@@ -42,6 +46,7 @@ pub use bucket::Bucket;
 pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
 pub use config::{ClusterConfig, Endpoint};
 pub use error::ClusterError;
+pub use fetch::{ReadSettings, ReadStats, Reader};
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 pub use notify::{Listener, Signal};
 pub use produce::{AppendSettings, AppendStats, Appender};
