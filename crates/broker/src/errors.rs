@@ -63,5 +63,10 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::UnsupportedQuotaEntity(_) => ResponseError::UnsupportedVersion.code(),
         MetaError::TooManyClientQuotaEntities(_) => ResponseError::PolicyViolation.code(),
         MetaError::Corrupt(_) => ResponseError::UnknownServerError.code(),
+        // Both mean "try again": admin clients retry NOT_CONTROLLER after refreshing their
+        // metadata, which is what a change decided on a stale catalog needs.
+        MetaError::CatalogConflict | MetaError::CatalogUnavailable(_) => {
+            ResponseError::NotController.code()
+        }
     }
 }

@@ -5,7 +5,6 @@
 //! never across an `.await`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,13 +15,16 @@ use weir_log::store::{CoordinatorLog, LogAdmin, LogLifecycle, Opening, TopicPart
 use weir_log::{Engine, LocalLog, LogConfig, LogStore};
 use weir_meta::acls::{AclBinding, AclBindingFilter, Acls, Operation, ResourceType};
 use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
-use weir_meta::{Catalog, MetaError, Topic};
+use weir_meta::{Catalog, CatalogStore, MetaError, Topic};
 use weir_wire::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::errors::meta_error_code;
+use crate::membership::{Membership, SingleNode};
 use crate::security::principal::Principal;
+use catalog_file::CatalogFile;
 
+mod catalog_file;
 mod client_quotas;
 pub use client_quotas::{ControllerMutationQuota, QuotaClient};
 mod scram;
@@ -80,6 +82,10 @@ impl From<weir_log::LogError> for ApiError {
 pub struct BrokerState {
     pub config: BrokerConfig,
     catalog: Mutex<Catalog>,
+    /// Where the catalog is committed after each change.
+    catalog_store: Box<dyn CatalogStore>,
+    /// The brokers of the cluster and who leads what.
+    membership: Arc<dyn Membership>,
     /// The storage engine that holds every partition (the local engine on one node).
     logs: Arc<dyn Engine>,
     groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
@@ -110,8 +116,6 @@ struct AuthorizerInputs {
     acls: RwLock<Arc<Acls>>,
 }
 
-const CATALOG_DIR: &str = "meta";
-const CATALOG_FILE: &str = "catalog.json";
 /// The journals of the coordinators' writes (see `weir_log::CoordinatorLog`), beside the
 /// catalog.
 const OFFSETS_JOURNAL_FILE: &str = "offsets-journal";
@@ -164,18 +168,10 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
 impl BrokerState {
     /// Opens the data directory: loads the catalog and recovers every partition log.
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<BrokerState>> {
-        fs::create_dir_all(config.data_dir.join(CATALOG_DIR))?;
-        let catalog_path = config.data_dir.join(CATALOG_DIR).join(CATALOG_FILE);
-        let catalog = match fs::read(&catalog_path) {
-            Ok(bytes) => Catalog::from_bytes(&bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: {e}; restore it from a backup or move the data directory away",
-                    catalog_path.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Catalog::new(new_cluster_id()),
-            Err(e) => return Err(e.into()),
-        };
+        let catalog_file = CatalogFile::new(&config.data_dir);
+        let catalog = catalog_file
+            .load()?
+            .unwrap_or_else(|| Catalog::new(new_cluster_id()));
         let metrics = crate::metrics::BrokerMetrics::default();
         let logs = LocalLog::new(&config.data_dir, config.fsync, metrics.fsync_observer());
         for topic in catalog.topics.values() {
@@ -189,7 +185,7 @@ impl BrokerState {
         }
         // What a crash took from the coordinators' internal topics comes back from their
         // journals before anything reads them.
-        let meta_dir = config.data_dir.join(CATALOG_DIR);
+        let meta_dir = config.data_dir.join(catalog_file::CATALOG_DIR);
         let now = crate::handlers::produce::now_ms();
         for (topic, journal) in [
             (crate::group_runtime::OFFSETS_TOPIC, OFFSETS_JOURNAL_FILE),
@@ -197,12 +193,38 @@ impl BrokerState {
         ] {
             logs.recover_journal(topic, &meta_dir.join(journal), now)?;
         }
-        let logs: Arc<dyn Engine> = Arc::new(logs);
+        let state = BrokerState::assemble(
+            config,
+            catalog,
+            Box::new(catalog_file),
+            Arc::new(logs),
+            metrics,
+        );
+        state
+            .persist_catalog(&mut state.catalog.lock())
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        state.telemetry.set_subscriptions(state.subscriptions());
+        Ok(state)
+    }
+
+    /// A broker over a loaded catalog, the store it is committed to and a storage engine
+    /// holding the catalog's partitions.
+    fn assemble(
+        config: BrokerConfig,
+        catalog: Catalog,
+        catalog_store: Box<dyn CatalogStore>,
+        logs: Arc<dyn Engine>,
+        metrics: crate::metrics::BrokerMetrics,
+    ) -> Arc<BrokerState> {
         let acls = Arc::new(catalog.acls.clone());
         let quotas = client_quotas::QuotaState::new(&catalog.client_quotas);
-        let state = Arc::new(BrokerState {
+        Arc::new(BrokerState {
+            membership: Arc::new(SingleNode {
+                node_id: config.node_id,
+            }),
             config,
             catalog: Mutex::new(catalog),
+            catalog_store,
             logs,
             groups: std::sync::OnceLock::new(),
             txns: std::sync::OnceLock::new(),
@@ -215,19 +237,13 @@ impl BrokerState {
             },
             quotas,
             traffic: Default::default(),
-        });
-        state.persist_catalog(&state.catalog.lock())?;
-        state.telemetry.set_subscriptions(state.subscriptions());
-        Ok(state)
+        })
     }
 
-    fn persist_catalog(&self, catalog: &Catalog) -> std::io::Result<()> {
-        let dir = self.config.data_dir.join(CATALOG_DIR);
-        let tmp = dir.join(format!("{CATALOG_FILE}.tmp"));
-        fs::write(&tmp, catalog.to_bytes())?;
-        fs::File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, dir.join(CATALOG_FILE))?;
-        fs::File::open(&dir)?.sync_all()?;
+    /// Commits the changed `catalog` to its store and takes the version it was stored
+    /// under. On an error the caller puts memory back to what it was before the change.
+    fn persist_catalog(&self, catalog: &mut Catalog) -> Result<(), ApiError> {
+        catalog.version = self.catalog_store.commit(catalog)?;
         Ok(())
     }
 
@@ -301,6 +317,11 @@ impl BrokerState {
         partition_of(self.catalog.lock().topic(topic)?, partition)
     }
 
+    /// The brokers of the cluster, and which one leads each partition.
+    pub fn membership(&self) -> &dyn Membership {
+        &*self.membership
+    }
+
     /// The storage engine: its data path (Produce, Fetch).
     pub fn store(&self) -> &dyn LogStore {
         &*self.logs
@@ -364,7 +385,7 @@ impl BrokerState {
             &log_config_for(&topic),
             Opening::New,
         )?;
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             // Not in the catalog on disk: take the new logs away again.
             let _ = catalog.delete_topic(name);
             self.lifecycle().delete_topic(name, topic.id)?;
@@ -383,7 +404,7 @@ impl BrokerState {
             ));
         }
         let topic = catalog.delete_topic(name)?;
-        self.persist_catalog(&catalog)?;
+        self.persist_catalog(&mut catalog)?;
         self.traffic.forget_topic(topic.id);
         self.lifecycle().delete_topic(name, topic.id)?;
         tracing::info!(topic = name, "deleted topic");
@@ -400,7 +421,7 @@ impl BrokerState {
         let old = catalog.check_partitions(name, count)?;
         let topic = catalog.topic(name).expect("checked").clone();
         catalog.set_partitions(name, count)?;
-        self.persist_catalog(&catalog)?;
+        self.persist_catalog(&mut catalog)?;
         self.lifecycle().open_partitions(
             name,
             topic.id,
@@ -429,7 +450,7 @@ impl BrokerState {
             return Ok(());
         }
         catalog.replace_configs(name, configs)?;
-        self.persist_catalog(&catalog)?;
+        self.persist_catalog(&mut catalog)?;
         let topic = catalog.topic(name).expect("present");
         self.lifecycle()
             .set_config(name, topic.id, &log_config_for(topic));
@@ -493,7 +514,7 @@ impl BrokerState {
         }
         let before = catalog.group_configs(group_id);
         catalog.replace_group_configs(group_id, weir_meta::group_config::normalized(&overrides))?;
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             catalog
                 .replace_group_configs(group_id, before)
@@ -546,7 +567,7 @@ impl BrokerState {
             return Ok(());
         }
         catalog.replace_client_metrics(name, configs)?;
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             catalog
                 .replace_client_metrics(name, before)
@@ -563,7 +584,7 @@ impl BrokerState {
         let mut catalog = self.catalog.lock();
         let (id, new_block) = catalog.allocate_producer_id();
         if new_block {
-            self.persist_catalog(&catalog)?;
+            self.persist_catalog(&mut catalog)?;
         }
         Ok(id)
     }
@@ -668,7 +689,7 @@ impl BrokerState {
         if added.is_empty() {
             return results;
         }
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             for b in &added {
                 catalog.acls.remove(b);
@@ -699,7 +720,7 @@ impl BrokerState {
                 .map(|r| r.map_err(ApiError::from))
                 .collect();
         }
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             for b in removed {
                 catalog
                     .acls

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use weir_meta::catalog::PRODUCER_ID_BLOCK_SIZE;
-use weir_meta::Catalog;
+use weir_meta::{Catalog, CatalogStore, MetaError};
 
 use crate::error::ClusterError;
 use crate::notify::{Signal, CHANNEL_CATALOG};
@@ -152,10 +152,9 @@ impl PgCatalog {
         match committed {
             Some(version) => {
                 let version = version as u64;
-                inner.offer(CatalogSnapshot {
-                    version,
-                    catalog: next,
-                });
+                let mut catalog = next;
+                catalog.version = version;
+                inner.offer(CatalogSnapshot { version, catalog });
                 Ok(CommitOutcome::Committed { version })
             }
             None => Ok(CommitOutcome::Conflict {
@@ -280,8 +279,11 @@ async fn read(client: &tokio_postgres::Client) -> Result<CatalogSnapshot, Cluste
     let version: i64 = row.get(0);
     let json: Option<serde_json::Value> = row.get(1);
     let json = json.ok_or_else(|| ClusterError::Corrupt("cluster.catalog is NULL".into()))?;
-    let catalog = serde_json::from_value(json)
+    let mut catalog: Catalog = serde_json::from_value(json)
         .map_err(|e| ClusterError::Corrupt(format!("cluster.catalog: {e}")))?;
+    // The column is the truth; the copy inside the document is the version it was
+    // changed from.
+    catalog.version = version as u64;
     Ok(CatalogSnapshot {
         version: version as u64,
         catalog,
@@ -301,4 +303,21 @@ async fn statement<T>(
     session
         .bounded(what, Duration::from_millis(CATALOG_STATEMENT_TIMEOUT_MS), f)
         .await
+}
+
+/// The broker commits its changed catalog through this: a compare-and-set on the version
+/// the broker changed. The broker's admin paths are synchronous and rare, so the commit
+/// waits here, on a worker thread the runtime is told may block.
+impl CatalogStore for PgCatalog {
+    fn commit(&self, catalog: &Catalog) -> Result<u64, MetaError> {
+        let handle = tokio::runtime::Handle::current();
+        let outcome = tokio::task::block_in_place(|| {
+            handle.block_on(PgCatalog::commit(self, catalog.version, catalog.clone()))
+        });
+        match outcome {
+            Ok(CommitOutcome::Committed { version }) => Ok(version),
+            Ok(CommitOutcome::Conflict { .. }) => Err(MetaError::CatalogConflict),
+            Err(e) => Err(MetaError::CatalogUnavailable(e.to_string())),
+        }
+    }
 }

@@ -273,3 +273,33 @@ async fn concurrent_updates_from_three_stores_all_land_once() {
         .get(0);
     assert_eq!(rows, 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_commits_through_the_catalog_store_and_a_stale_change_is_refused() {
+    // Goal: through `CatalogStore` (what the broker calls), a change made on the stored
+    // version commits and returns the next version, while a change another broker made
+    // from the same, now stale, version is refused with CatalogConflict (NOT_CONTROLLER to
+    // the client), and nothing of it is stored.
+    let Some(url) = common::database("catalog_store_trait").await else {
+        return;
+    };
+    common::migrated(&url).await;
+    let a = store(&url).await;
+    let b = store(&url).await;
+    let stale = b.current();
+    let mut next = with_topic(&a.current(), "orders", 2);
+    let version = weir_meta::CatalogStore::commit(&a, &next).unwrap();
+    assert_eq!(version, 1);
+    next.version = version;
+    assert_eq!(
+        a.current().catalog.version,
+        1,
+        "the cache carries its version"
+    );
+
+    let refused = weir_meta::CatalogStore::commit(&b, &with_topic(&stale, "payments", 1));
+    assert_eq!(refused, Err(weir_meta::MetaError::CatalogConflict));
+    let stored = b.reload().await.unwrap();
+    assert_eq!(topic_names(&stored), ["orders"]);
+    assert_eq!(stored.catalog.version, 1);
+}

@@ -60,6 +60,10 @@ impl Topic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Catalog {
     pub cluster_id: String,
+    /// The version this catalog was committed under ([`crate::CatalogStore`]); 0 before the
+    /// first commit.
+    #[serde(default)]
+    pub version: u64,
     pub topics: BTreeMap<String, Topic>,
     /// Group id -> its group config overrides (only groups that have some), as Kafka keeps
     /// them: independent of the group itself, so they outlive its deletion.
@@ -139,6 +143,7 @@ impl Catalog {
     pub fn new(cluster_id: String) -> Catalog {
         Catalog {
             cluster_id,
+            version: 0,
             topics: BTreeMap::new(),
             group_configs: BTreeMap::new(),
             client_metrics: BTreeMap::new(),

@@ -73,4 +73,10 @@ pub enum MetaError {
     TooManyClientQuotaEntities(usize),
     #[error("catalog file is unreadable: {0}")]
     Corrupt(String),
+    /// Another broker committed a newer catalog since this change was decided.
+    #[error("the catalog changed on another broker meanwhile; retry")]
+    CatalogConflict,
+    /// The catalog could not be stored (its store unreachable or failing).
+    #[error("the catalog could not be stored: {0}")]
+    CatalogUnavailable(String),
 }

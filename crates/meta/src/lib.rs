@@ -2,12 +2,15 @@
 //! client-metrics subscriptions, SCRAM credentials, ACLs and client quotas, and where
 //! coordinator keys are placed.
 //!
-//! Pure: no files, no clock. The broker persists the catalog with [`Catalog::to_bytes`]
-//! and loads it with [`Catalog::from_bytes`].
+//! Pure: no files, no clock. The broker persists the catalog through a [`CatalogStore`]
+//! (the single node's writes [`Catalog::to_bytes`] to a file and loads it with
+//! [`Catalog::from_bytes`]).
 //!
 //! Layout:
 //! - [`acls`]: Kafka's ACLs, their filters and the authorizer's decision.
 //! - [`catalog`]: [`Catalog`] and [`Topic`], creation, deletion, partitions, producer ids.
+//! - [`catalog_store`]: [`CatalogStore`], where the broker keeps the catalog (a file, or
+//!   PostgreSQL in a cluster), committed version by version.
 //! - [`config`]: the topic configs weir knows, their defaults and validation.
 //! - [`client_quotas`]: client quotas (users, client ids, IPs): Describe/AlterClientQuotas
 //!   decided as Kafka does, and the limit a connection falls under.
@@ -20,6 +23,7 @@
 
 pub mod acls;
 pub mod catalog;
+pub mod catalog_store;
 pub mod client_metrics;
 pub mod client_quotas;
 pub mod config;
@@ -30,4 +34,5 @@ pub mod scram;
 pub mod user_scram_credentials;
 
 pub use catalog::{Catalog, Topic};
+pub use catalog_store::CatalogStore;
 pub use error::MetaError;

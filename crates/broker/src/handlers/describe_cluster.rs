@@ -20,7 +20,7 @@ pub fn handle(
     let mut body = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(&state.cluster_id()))
-        .with_controller_id(BrokerId(state.config.node_id));
+        .with_controller_id(BrokerId(state.membership().controller()));
     // Endpoint type 1 asks for brokers, 2 for controllers; weir is both.
     if !matches!(request.endpoint_type, 1 | 2) {
         body = body
@@ -34,9 +34,16 @@ pub fn handle(
         body.cluster_authorized_operations =
             crate::authz::Access::of(state, client).cluster_operations();
     }
-    body.brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(state.config.node_id))
-        .with_host(str_bytes(&client.listener.config.advertised_host))
-        .with_port(client.listener.config.advertised_port)];
+    body.brokers = state
+        .membership()
+        .brokers(&client.listener.config)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+        })
+        .collect();
     meta.reply(&body)
 }

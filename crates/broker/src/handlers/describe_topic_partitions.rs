@@ -156,9 +156,10 @@ fn describe(
     topic: &Topic,
     partitions: std::ops::Range<i32>,
 ) -> DescribeTopicPartitionsResponseTopic {
-    let node = BrokerId(state.config.node_id);
+    let membership = state.membership();
     let partitions = partitions
         .map(|i| {
+            let node = BrokerId(membership.leader(topic.id, i));
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(i)
                 .with_leader_id(node)

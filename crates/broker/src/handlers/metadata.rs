@@ -28,9 +28,10 @@ use crate::state::BrokerState;
 pub const PARTITION_LEADER_EPOCH: i32 = 0;
 
 pub fn describe_topic(state: &BrokerState, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(state.config.node_id);
+    let membership = state.membership();
     let partitions = (0..topic.partitions)
         .map(|i| {
+            let node = BrokerId(membership.leader(topic.id, i));
             MetadataResponsePartition::default()
                 .with_partition_index(i)
                 .with_leader_id(node)
@@ -61,10 +62,17 @@ pub fn handle(
     request: MetadataRequest,
 ) -> Reply {
     let v = meta.api_version;
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(state.config.node_id))
-        .with_host(str_bytes(&client.listener.config.advertised_host))
-        .with_port(client.listener.config.advertised_port);
+    let brokers: Vec<MetadataResponseBroker> = state
+        .membership()
+        .brokers(&client.listener.config)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port)
+        })
+        .collect();
 
     // v0 asks for every topic with an empty list; v1+ with a null list.
     let requested = match request.topics {
@@ -150,9 +158,9 @@ pub fn handle(
         }
     }
     let body = MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&state.cluster_id())))
-        .with_controller_id(BrokerId(state.config.node_id))
+        .with_controller_id(BrokerId(state.membership().controller()))
         .with_topics(topics);
     meta.reply(&body)
 }

@@ -66,7 +66,7 @@ impl BrokerState {
         if catalog.client_quotas == before {
             return Ok(results);
         }
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             catalog.client_quotas = before;
             return Err(e.into());

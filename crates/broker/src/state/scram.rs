@@ -42,7 +42,7 @@ impl BrokerState {
         if catalog.scram_credentials == before {
             return Ok(results);
         }
-        if let Err(e) = self.persist_catalog(&catalog) {
+        if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             catalog.scram_credentials = before;
             return Err(e.into());
@@ -77,7 +77,7 @@ impl BrokerState {
             tracing::info!(user = %entry.user, mechanism = entry.mechanism.name(), "added SCRAM credential");
         }
         if catalog.scram_credentials != before {
-            if let Err(e) = self.persist_catalog(&catalog) {
+            if let Err(e) = self.persist_catalog(&mut catalog) {
                 catalog.scram_credentials = before;
                 return Err(e.into());
             }

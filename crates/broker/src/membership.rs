@@ -1,0 +1,99 @@
+//! [`Membership`]: which brokers make up the cluster, how a client reaches each, and which
+//! one it should send a partition's requests to. Metadata, DescribeCluster,
+//! DescribeTopicPartitions and FindCoordinator answer from it.
+//!
+//! A single node is the whole cluster ([`SingleNode`]). Brokers of a cluster share their
+//! storage, so any of them can serve any partition; a partition's leader only tells
+//! clients where to go, spread evenly over the live brokers so that each takes a share of
+//! the load.
+
+use uuid::Uuid;
+
+use crate::security::listener::ListenerConfig;
+
+/// A broker as a client on one listener reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// The cluster as the broker sees it now.
+pub trait Membership: Send + Sync + 'static {
+    /// The live brokers, by node id, as a client that came in on `listener` reaches them
+    /// (brokers without a listener of that name are left out).
+    fn brokers(&self, listener: &ListenerConfig) -> Vec<BrokerEndpoint>;
+
+    /// The node clients should send `partition`'s requests to.
+    fn leader(&self, topic_id: Uuid, partition: i32) -> i32;
+
+    /// The node named as the controller (admin clients send topic changes there; every
+    /// weir broker takes them).
+    fn controller(&self) -> i32;
+}
+
+/// One broker that is the whole cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct SingleNode {
+    pub node_id: i32,
+}
+
+impl Membership for SingleNode {
+    fn brokers(&self, listener: &ListenerConfig) -> Vec<BrokerEndpoint> {
+        vec![BrokerEndpoint {
+            node_id: self.node_id,
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port,
+        }]
+    }
+
+    fn leader(&self, _topic_id: Uuid, _partition: i32) -> i32 {
+        self.node_id
+    }
+
+    fn controller(&self) -> i32 {
+        self.node_id
+    }
+}
+
+/// The leader of `partition` among `node_ids` (sorted, not empty): a topic's partitions go
+/// round the brokers from a place its id picks, so the partitions of many topics spread
+/// evenly and one topic's partitions land on different brokers.
+pub fn spread_leader(node_ids: &[i32], topic_id: Uuid, partition: i32) -> i32 {
+    assert!(!node_ids.is_empty(), "a cluster has at least this broker");
+    let (high, low) = topic_id.as_u64_pair();
+    let start = (high ^ low) % node_ids.len() as u64;
+    let index = (start + u64::from(partition.unsigned_abs())) % node_ids.len() as u64;
+    node_ids[index as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_spread_evenly_over_the_brokers() {
+        // Goal: with three brokers, every broker leads a third of a topic's partitions,
+        // the choice is the same every time, and over many topics the load is even too.
+        let nodes = [1, 2, 5];
+        let topic = Uuid::new_v4();
+        let mut counts = std::collections::BTreeMap::new();
+        for p in 0..30 {
+            let leader = spread_leader(&nodes, topic, p);
+            assert_eq!(leader, spread_leader(&nodes, topic, p));
+            *counts.entry(leader).or_insert(0) += 1;
+        }
+        assert_eq!(
+            counts.values().copied().collect::<Vec<_>>(),
+            vec![10, 10, 10]
+        );
+        let mut first = std::collections::BTreeMap::new();
+        for _ in 0..300 {
+            *first
+                .entry(spread_leader(&nodes, Uuid::new_v4(), 0))
+                .or_insert(0) += 1;
+        }
+        assert!(first.values().all(|&n| n > 60), "{first:?}");
+    }
+}
