@@ -13,8 +13,6 @@
 //! - [`group_runtime`]: the group coordinator on it (`__consumer_offsets`).
 //! - [`txn_runtime`]: the transaction coordinator on it (`__transaction_state`), and the
 //!   writing of transaction markers.
-//! - [`membership`]: which brokers make up the cluster, and which leads each partition
-//!   (a single node leads everything).
 //! - [`metrics`]: the Prometheus metric families the broker counts (requests, their
 //!   duration and error codes, connections, bytes, fsyncs, parked fetches, start-up).
 //! - [`traffic`]: each partition's records and bytes in and bytes out, counted above the
@@ -41,7 +39,6 @@ pub mod errors;
 pub mod fetch_session;
 pub mod group_runtime;
 pub mod handlers;
-pub mod membership;
 pub mod metrics;
 pub mod quota_throttle;
 pub mod request_time;

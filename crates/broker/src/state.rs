@@ -20,9 +20,9 @@ use weir_wire::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::errors::meta_error_code;
-use crate::membership::{Membership, SingleNode};
 use crate::security::principal::Principal;
 use catalog_file::CatalogFile;
+use weir_meta::membership::{BrokerEndpoint, Membership, SingleNode};
 
 mod catalog_file;
 mod client_quotas;
@@ -320,6 +320,19 @@ impl BrokerState {
     /// The brokers of the cluster, and which one leads each partition.
     pub fn membership(&self) -> &dyn Membership {
         &*self.membership
+    }
+
+    /// The live brokers as a client that came in on `listener` reaches them.
+    pub fn brokers(
+        &self,
+        listener: &crate::security::listener::ListenerConfig,
+    ) -> Vec<BrokerEndpoint> {
+        let this_broker = BrokerEndpoint {
+            node_id: self.config.node_id,
+            host: listener.advertised_host.clone(),
+            port: listener.advertised_port,
+        };
+        self.membership.brokers(&listener.name, &this_broker)
     }
 
     /// The storage engine: its data path (Produce, Fetch).

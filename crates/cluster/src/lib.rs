@@ -18,6 +18,8 @@
 //! - `pg.rs`: connections to PostgreSQL with bounded connects; a reconnecting `Session`.
 //! - `schema/`: the SQL of each migration; `migrate.rs` applies them once per database.
 //! - `members.rs`: broker registration, its lease and renewal, reaping, the live brokers.
+//! - `leaders.rs`: `ClusterMembership`, the brokers clients are told of and the leader of
+//!   each partition, spread over the live brokers.
 //! - `partitions.rs`: `PartitionIds`, the `partitions` row id of each partition, cached.
 //! - `produce`: `Appender`, the produce path: writes validated and gathered into one object
 //!   per flush, PUT, then offsets assigned in one PostgreSQL commit, in flush order.
@@ -34,6 +36,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod leaders;
 pub mod members;
 pub mod migrate;
 pub mod notify;
@@ -47,6 +50,7 @@ pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
 pub use config::{ClusterConfig, Endpoint};
 pub use error::ClusterError;
 pub use fetch::{ReadSettings, ReadStats, Reader};
+pub use leaders::ClusterMembership;
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 pub use notify::{Listener, Signal};
 pub use produce::{AppendSettings, AppendStats, Appender};

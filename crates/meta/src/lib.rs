@@ -15,6 +15,8 @@
 //! - [`client_quotas`]: client quotas (users, client ids, IPs): Describe/AlterClientQuotas
 //!   decided as Kafka does, and the limit a connection falls under.
 //! - [`client_metrics`]: client-metrics subscriptions (KIP-714), checked and typed.
+//! - [`membership`]: [`membership::Membership`], the brokers of the cluster and which one
+//!   leads each partition.
 //! - [`group_config`]: the group configs weir knows, checked against the broker's bounds.
 //! - [`scram`]: SCRAM credentials: their derivation and checks, and `--add-scram`.
 //! - [`user_scram_credentials`]: Describe/AlterUserScramCredentials decided over the catalog.
@@ -29,6 +31,7 @@ pub mod client_quotas;
 pub mod config;
 pub mod error;
 pub mod group_config;
+pub mod membership;
 pub mod placement;
 pub mod scram;
 pub mod user_scram_credentials;

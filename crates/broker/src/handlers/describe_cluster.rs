@@ -35,7 +35,6 @@ pub fn handle(
             crate::authz::Access::of(state, client).cluster_operations();
     }
     body.brokers = state
-        .membership()
         .brokers(&client.listener.config)
         .into_iter()
         .map(|b| {

@@ -63,7 +63,6 @@ pub fn handle(
 ) -> Reply {
     let v = meta.api_version;
     let brokers: Vec<MetadataResponseBroker> = state
-        .membership()
         .brokers(&client.listener.config)
         .into_iter()
         .map(|b| {

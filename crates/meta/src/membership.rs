@@ -1,15 +1,13 @@
 //! [`Membership`]: which brokers make up the cluster, how a client reaches each, and which
-//! one it should send a partition's requests to. Metadata, DescribeCluster,
-//! DescribeTopicPartitions and FindCoordinator answer from it.
+//! one it should send a partition's requests to. The broker's Metadata, DescribeCluster
+//! and DescribeTopicPartitions answer from it.
 //!
 //! A single node is the whole cluster ([`SingleNode`]). Brokers of a cluster share their
 //! storage, so any of them can serve any partition; a partition's leader only tells
-//! clients where to go, spread evenly over the live brokers so that each takes a share of
-//! the load.
+//! clients where to go, spread evenly over the live brokers ([`spread_leader`]) so that
+//! each takes a share of the load. The cluster's membership lives with the cluster engine.
 
 use uuid::Uuid;
-
-use crate::security::listener::ListenerConfig;
 
 /// A broker as a client on one listener reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +19,10 @@ pub struct BrokerEndpoint {
 
 /// The cluster as the broker sees it now.
 pub trait Membership: Send + Sync + 'static {
-    /// The live brokers, by node id, as a client that came in on `listener` reaches them
-    /// (brokers without a listener of that name are left out).
-    fn brokers(&self, listener: &ListenerConfig) -> Vec<BrokerEndpoint>;
+    /// The live brokers, by node id, as a client that came in on the listener named
+    /// `listener` reaches them (brokers without a listener of that name are left out);
+    /// `this_broker` is this broker as that client reached it.
+    fn brokers(&self, listener: &str, this_broker: &BrokerEndpoint) -> Vec<BrokerEndpoint>;
 
     /// The node clients should send `partition`'s requests to.
     fn leader(&self, topic_id: Uuid, partition: i32) -> i32;
@@ -40,12 +39,8 @@ pub struct SingleNode {
 }
 
 impl Membership for SingleNode {
-    fn brokers(&self, listener: &ListenerConfig) -> Vec<BrokerEndpoint> {
-        vec![BrokerEndpoint {
-            node_id: self.node_id,
-            host: listener.advertised_host.clone(),
-            port: listener.advertised_port,
-        }]
+    fn brokers(&self, _listener: &str, this_broker: &BrokerEndpoint) -> Vec<BrokerEndpoint> {
+        vec![this_broker.clone()]
     }
 
     fn leader(&self, _topic_id: Uuid, _partition: i32) -> i32 {
