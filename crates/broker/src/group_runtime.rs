@@ -330,6 +330,36 @@ impl GroupRuntime {
         }
     }
 
+    /// Hands the coordinator group `group_id`'s configs as the catalog holds them when the
+    /// hand-over runs (a catalog committed by another broker changed them). Runs in the
+    /// background, serialized with this broker's own changes; reading the catalog at that
+    /// moment means the last hand-over always carries the newest configs.
+    pub fn push_group_config(&self, state: &Arc<BrokerState>, group_id: String) {
+        let (state, handle, writes) = (
+            Arc::clone(state),
+            self.handle.clone(),
+            Arc::clone(&self.config_writes),
+        );
+        tokio::spawn(async move {
+            let _serialized = writes.lock().await;
+            let limits = state.group_config_limits();
+            let overrides =
+                weir_meta::group_config::validate(&state.group_configs(&group_id), &limits);
+            let overrides = match overrides {
+                Ok(overrides) => overrides,
+                Err(e) => {
+                    tracing::warn!(group = %group_id, error = %e, "group configs outside the broker's bounds are not applied");
+                    return;
+                }
+            };
+            let call = GroupCall::Configure {
+                group_id,
+                config: group_config_of(overrides),
+            };
+            let _ = handle.call(0, String::new(), String::new(), call).await;
+        });
+    }
+
     /// Overviews of the groups `query` names (or all, bounded): state, protocol, generation
     /// or epoch, members, the latest rebalances and counters by trigger. `None` if the
     /// coordinator task has stopped (shutdown). Read-only; answered in turn with the

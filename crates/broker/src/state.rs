@@ -25,6 +25,7 @@ use catalog_file::CatalogFile;
 use weir_meta::membership::{BrokerEndpoint, Membership, SingleNode};
 
 mod catalog_file;
+mod catalog_follow;
 mod client_quotas;
 pub use client_quotas::{ControllerMutationQuota, QuotaClient};
 mod scram;

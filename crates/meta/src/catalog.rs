@@ -397,6 +397,15 @@ impl Catalog {
 
     /// Hands out the next producer id. Returns the id, and whether a new block was
     /// started (the caller must persist the catalog before using the id).
+    /// Carries this broker's producer id block (the ids it has taken but not handed out,
+    /// which no catalog stores) over from `previous`, when a newer catalog committed by
+    /// another broker replaces it: blocks are disjoint, so the rest of it stays this
+    /// broker's to hand out.
+    pub fn keep_producer_id_block_of(&mut self, previous: &Catalog) {
+        self.producer_id_next = previous.producer_id_next;
+        self.producer_id_block_end = previous.producer_id_block_end;
+    }
+
     pub fn allocate_producer_id(&mut self) -> (i64, bool) {
         let mut new_block = false;
         if self.producer_id_next >= self.producer_id_block_end {

@@ -32,6 +32,12 @@ pub struct QuotaState {
 }
 
 impl QuotaState {
+    /// Replaces the quotas requests are measured against (a catalog taken from another
+    /// broker).
+    pub fn set(&self, quotas: &ClientQuotas) {
+        *self.quotas.write() = Arc::new(quotas.clone());
+    }
+
     pub fn new(quotas: &ClientQuotas) -> QuotaState {
         QuotaState {
             quotas: RwLock::new(Arc::new(quotas.clone())),
