@@ -59,7 +59,7 @@ impl Setup {
     fn appender_at(&self, url: &str, settings: AppendSettings) -> Appender {
         let session = common::session(url);
         let ids = Arc::new(PartitionIds::new(Arc::clone(&session)));
-        let appender = Appender::start(session, self.bucket.clone(), ids, settings);
+        let appender = Appender::start(session, self.bucket.clone(), ids, settings, None);
         appender.set_topic_config(TOPIC, LogConfig::default());
         appender
     }
