@@ -692,6 +692,75 @@ mod tests {
     }
 
     #[test]
+    fn markers_end_transactions_and_stale_ones_are_fenced() {
+        // Goal: a commit marker ends its producer's open transaction at the partition's
+        // next offset and marks the partition for the first-unstable-offset recompute; an
+        // abort marker adds an aborted row from the transaction's first offset to the
+        // marker; a marker of an older coordinator epoch is refused and changes nothing.
+        use weir_log::batch::ControlRecordType;
+        let rows = HashMap::from([(
+            4,
+            PartitionRow {
+                next_offset: 10,
+                log_start_offset: 0,
+                size_bytes: 0,
+                first_unstable_offset: Some(2),
+            },
+        )]);
+        let open = |first_offset| ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            coordinator_epoch: 3,
+            current_txn_first_offset: Some(first_offset),
+            last_timestamp_ms: 0,
+        };
+        let mut table = ProducerStateTable::default();
+        assert!(table.insert(1, open(2)));
+        assert!(table.insert(2, open(5)));
+        let marker = |pid, coordinator_epoch, control_type| CommitWrite {
+            marker: Some(QueuedMarker {
+                coordinator_epoch,
+                control_type,
+            }),
+            ..write(4, 0, vec![header((pid, 0, -1), 1, 70)])
+        };
+        let writes = [
+            marker(1, 2, ControlRecordType::Commit), // an older coordinator: fenced
+            marker(1, 3, ControlRecordType::Commit),
+            marker(2, 3, ControlRecordType::Abort),
+        ];
+        let plan = plan(&writes, &rows, HashMap::from([(4, table)]));
+        assert!(matches!(
+            plan.outcomes[0],
+            WriteOutcome::Refused {
+                error: LogError::TransactionCoordinatorFenced { .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            plan.outcomes[1],
+            WriteOutcome::Stored {
+                base_offset: 10,
+                last_offset: 10,
+                ..
+            }
+        ));
+        assert_eq!(plan.producers[&(4, 1)].current_txn_first_offset, None);
+        assert_eq!(plan.producers[&(4, 2)].current_txn_first_offset, None);
+        assert_eq!(
+            plan.aborted,
+            [AbortedRow {
+                partition_id: 4,
+                producer_id: 2,
+                first_offset: 5,
+                last_offset: 11,
+            }]
+        );
+        assert_eq!(plan.marked.iter().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(plan.partitions[&4].next_offset, 12);
+    }
+
+    #[test]
     fn notifications_split_before_the_payload_bound() {
         // Goal: every payload starts with the object id, stays under the bound, and
         // together they name every partition once.
