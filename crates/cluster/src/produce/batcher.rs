@@ -89,8 +89,8 @@ struct Prepared {
 /// The object of a flush, stored and registered as pending.
 struct ReadyObject {
     object_id: i64,
-    /// Its bytes, for the commit hook (a cheap clone of what was PUT).
-    bytes: Bytes,
+    /// Its bytes, kept from the PUT to the commit only when a commit hook wants them.
+    bytes: Option<Bytes>,
 }
 
 /// The batcher: cuts a flush when its window has passed since its first write, when its
@@ -228,7 +228,8 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
 
     // 4. The PUT.
     let size_bytes = object.len() as u64;
-    if let Err(e) = context.bucket.put(object_id, object.clone()).await {
+    let kept = context.on_commit.is_some().then(|| object.clone());
+    if let Err(e) = context.bucket.put(object_id, object).await {
         return Prepared {
             _permit: permit,
             outcome: Err(format!(
@@ -246,7 +247,7 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
         _permit: permit,
         outcome: Ok(Some(ReadyObject {
             object_id,
-            bytes: object,
+            bytes: kept,
         })),
         writes,
         commits,
@@ -369,11 +370,11 @@ async fn commit_flush(
         .fetch_add(plan.batches_committed, Ordering::Relaxed);
     // The hook before the answers: a producer that hears its offsets can read them back
     // from this broker at once.
-    if let Some(hook) = &context.on_commit {
+    if let (Some(hook), Some(bytes)) = (&context.on_commit, object.bytes) {
         if !plan.chunks.is_empty() {
             hook(&CommittedFlush {
                 object_id,
-                object: object.bytes,
+                object: bytes,
                 next_offsets: plan
                     .partitions
                     .iter()
