@@ -3,9 +3,10 @@
 //! data).
 //!
 //! Owns: the PostgreSQL schema and its migrations, broker registration and leases, the
-//! layout of the objects that hold record batches, and (as it grows) the produce and fetch
-//! paths over them. Must not: decode Kafka requests or know about the network protocol;
-//! the broker drives it through the storage traits of `log` and `meta`.
+//! layout of the objects that hold record batches, the produce and fetch paths over them,
+//! and the engine (`ClusterLog`) that puts both behind weir-log's storage traits. Must not:
+//! decode Kafka requests or know about the network protocol; the broker drives it through
+//! the storage traits of `log` and `meta`.
 //!
 //! Layout:
 //! - `bucket.rs`: `Bucket`, the object store `--object-store` names, with bounded calls, and
