@@ -646,3 +646,50 @@ async fn a_deleted_topic_is_unknown_and_its_watchers_wake() {
         Err(StoreError::UnknownPartition)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_settings_come_from_the_lifecycle_calls() {
+    // Goal: writes are checked by the settings the last `open_partitions` or `set_config`
+    // gave their topic, at once; a topic never opened is unknown to appends.
+    let Some(setup) = setup("engine_set_config").await else {
+        return;
+    };
+    let a = setup.broker(0, &LogConfig::default()).await;
+    let ea = a.engine();
+    let value = "v".repeat(300);
+    append(ea, plain(&[&value])).await.unwrap();
+    let strict = LogConfig {
+        max_message_bytes: 100,
+        ..LogConfig::default()
+    };
+    ea.set_config(TOPIC_NAME, TOPIC, &strict);
+    let refused = append(ea, plain(&[&value])).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Refused::Log {
+                error: LogError::RecordTooLarge { .. },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let other = TopicPartition {
+        topic: "other".into(),
+        topic_id: Uuid::from_u128(0xf00),
+        partition: 0,
+    };
+    let write = PartitionWrite {
+        tp: other,
+        records: plain(&["x"]),
+    };
+    let unknown = ea
+        .append(vec![write], Acks::All, NOW_MS)
+        .await
+        .pop()
+        .unwrap();
+    assert!(
+        matches!(unknown, Err(Refused::UnknownPartition)),
+        "{unknown:?}"
+    );
+}
