@@ -40,6 +40,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 use weir_log::store::{
     PartitionOffsets, PartitionRead, PartitionStatus, ReadSpec, StoreError, TimestampedOffset,
     TopicPartition,
@@ -250,6 +251,23 @@ impl Reader {
         self.shared
             .cache
             .insert(CacheKey::Object { object_id }, bytes);
+    }
+
+    /// Forgets a deleted topic's partitions (their states and cached ids) and wakes their
+    /// watchers; a read of them asks PostgreSQL, which no longer has their rows.
+    pub fn forget_topic(&self, topic_id: Uuid) {
+        let mut ids: Vec<i64> = self
+            .shared
+            .states
+            .cached_ids()
+            .into_iter()
+            .filter(|(_, tp)| tp.topic_id == topic_id)
+            .map(|(id, _)| id)
+            .collect();
+        ids.extend(self.shared.ids.forget_topic(topic_id));
+        for id in ids {
+            self.shared.states.forget(id);
+        }
     }
 
     pub fn stats(&self) -> ReadStats {

@@ -3,9 +3,10 @@
 //! data).
 //!
 //! Owns: the PostgreSQL schema and its migrations, broker registration and leases, the
-//! layout of the objects that hold record batches, and (as it grows) the produce and fetch
-//! paths over them. Must not: decode Kafka requests or know about the network protocol;
-//! the broker drives it through the storage traits of `log` and `meta`.
+//! layout of the objects that hold record batches, the produce and fetch paths over them,
+//! and the engine (`ClusterLog`) that puts both behind weir-log's storage traits. Must not:
+//! decode Kafka requests or know about the network protocol; the broker drives it through
+//! the storage traits of `log` and `meta`.
 //!
 //! Layout:
 //! - `bucket.rs`: `Bucket`, the object store `--object-store` names, with bounded calls, and
@@ -26,6 +27,8 @@
 //! - `fetch.rs`, `fetch/`: `Reader`, the fetch path: reads of chunks found in PostgreSQL and
 //!   read from the bucket through a memory cache, high watermarks followed from commit
 //!   notifications, ListOffsets by time.
+//! - `engine.rs`, `engine/`: `ClusterLog`, the cluster engine behind weir-log's storage
+//!   traits (`Engine`), over one `Appender` and one `Reader` that hears its commits.
 //! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
@@ -34,6 +37,7 @@
 pub mod bucket;
 pub mod catalog;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod leaders;
@@ -48,9 +52,10 @@ pub mod produce;
 pub use bucket::Bucket;
 pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
 pub use config::{ClusterConfig, Endpoint};
+pub use engine::{ClusterLog, ClusterLogSettings};
 pub use error::ClusterError;
 pub use fetch::{ReadSettings, ReadStats, Reader};
 pub use leaders::ClusterMembership;
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 pub use notify::{Listener, Signal};
-pub use produce::{AppendSettings, AppendStats, Appender};
+pub use produce::{AppendSettings, AppendStats, Appender, CommitHook, CommittedFlush};

@@ -81,8 +81,16 @@ impl PartitionIds {
         Ok(self.ids(&[tp]).await?[0])
     }
 
-    /// Drops the cached ids of a deleted topic.
-    pub fn forget_topic(&self, topic_id: Uuid) {
-        self.cache.lock().retain(|(id, _), _| *id != topic_id);
+    /// Drops the cached ids of a deleted topic; returns them.
+    pub fn forget_topic(&self, topic_id: Uuid) -> Vec<i64> {
+        let mut forgotten = Vec::new();
+        self.cache.lock().retain(|(id, _), partition_id| {
+            let keep = *id != topic_id;
+            if !keep {
+                forgotten.push(*partition_id);
+            }
+            keep
+        });
+        forgotten
     }
 }

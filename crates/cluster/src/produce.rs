@@ -18,11 +18,16 @@
 //! 3. the committer takes prepared flushes strictly in order and runs the transaction
 //!    (`commit.rs`): producer-state checks, offsets, `chunks` rows, notification.
 //!
-//! Not here yet: transaction markers (`TxnLog::write_markers`) for the cluster engine. This
-//! path opens transactions (`producer_state.txn_first_offset`,
-//! `partitions.first_unstable_offset`) but nothing closes them, so a partition written by a
-//! transactional producer keeps its last stable offset at the transaction's first offset
-//! until markers exist.
+//! Three kinds of writes share the one queue, so their offsets follow one order: a
+//! producer's batches ([`Appender::append`]), a coordinator's batches
+//! ([`Appender::append_internal`], checked as the coordinator's origin), and transaction
+//! markers ([`Appender::write_markers`]), whose commit closes the producer's open
+//! transaction, records an abort in `aborted_txns` and recomputes the partition's first
+//! unstable offset.
+//!
+//! After each commit the optional [`CommitHook`] hears what it stored (the object's bytes,
+//! the partitions' new next offsets) before any of its writes is answered, so the
+//! broker's own reader serves them at once, without a notification round trip or a GET.
 
 mod batcher;
 mod commit;
@@ -37,8 +42,12 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-use weir_log::batch::BatchHeader;
-use weir_log::store::{Acks, AppendResult, BoxFuture, PartitionWrite, Refused, TopicPartition};
+use weir_log::batch::{
+    encode_end_txn_marker, AppendOrigin, BatchHeader, ControlRecordType, EndTxnMarker,
+};
+use weir_log::store::{
+    Acks, AppendResult, BoxFuture, MarkerWrite, PartitionWrite, Refused, TopicPartition,
+};
 use weir_log::{LogConfig, LogError};
 
 use crate::bucket::Bucket;
@@ -118,6 +127,28 @@ struct Counters {
     flushes_failed: AtomicU64,
 }
 
+/// What one committed flush stored, as the [`CommitHook`] hears it.
+#[derive(Debug, Clone)]
+pub struct CommittedFlush {
+    pub object_id: i64,
+    /// The whole object, as PUT.
+    pub object: Bytes,
+    /// (partition id, next offset) of every partition the flush gave records to.
+    pub next_offsets: Vec<(i64, i64)>,
+}
+
+/// Called by the committer after each commit that stored records, before the flush's
+/// writes are answered. It runs on the committer's task, so it must not block.
+pub type CommitHook = Arc<dyn Fn(&CommittedFlush) + Send + Sync>;
+
+/// A transaction marker queued as a write: what its commit checks and records besides
+/// the batch (whose header carries the producer id and epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueuedMarker {
+    pub coordinator_epoch: i32,
+    pub control_type: ControlRecordType,
+}
+
 /// What `append`, the batcher and the committer share.
 struct Shared {
     configs: RwLock<HashMap<Uuid, LogConfig>>,
@@ -144,6 +175,8 @@ struct PendingWrite {
     tp: TopicPartition,
     records: Bytes,
     headers: Vec<BatchHeader>,
+    /// Set for a transaction marker.
+    marker: Option<QueuedMarker>,
     reply: oneshot::Sender<AppendResult>,
     _pending: PendingBytes,
 }
@@ -193,12 +226,14 @@ pub struct Appender {
 impl Appender {
     /// Starts the batcher and committer tasks. `session` serves the single statements of
     /// each flush; commits take a connection of their own from its connector, since a
-    /// transaction must not share its connection with other work.
+    /// transaction must not share its connection with other work. `on_commit` hears every
+    /// commit that stored records.
     pub fn start(
         session: Arc<Session>,
         bucket: Bucket,
         ids: Arc<PartitionIds>,
         settings: AppendSettings,
+        on_commit: Option<CommitHook>,
     ) -> Appender {
         assert!(settings.puts_in_flight_max >= 1, "puts_in_flight_max is 0");
         assert!(!settings.batch_window.is_zero(), "a zero batch window");
@@ -219,6 +254,7 @@ impl Appender {
                 bucket,
                 ids,
                 settings: settings.clone(),
+                on_commit,
             },
             queued,
         );
@@ -253,46 +289,118 @@ impl Appender {
         _acks: Acks,
         now_ms: i64,
     ) -> BoxFuture<'static, Vec<AppendResult>> {
-        let answers: Vec<Result<oneshot::Receiver<AppendResult>, Refused>> = writes
+        let answers = writes
             .into_iter()
-            .map(|write| self.enqueue(write, now_ms))
+            .map(|write| self.enqueue(write, AppendOrigin::Client, now_ms))
             .collect();
-        Box::pin(async move {
-            let mut results = Vec::with_capacity(answers.len());
-            for answer in answers {
-                results.push(match answer {
-                    Ok(receiver) => receiver.await.unwrap_or_else(|_| {
-                        // The write was dropped unanswered: its flush's task ended (the
-                        // appender stopped, or a bug panicked it). Whether it was
-                        // committed is unknown, so the producer must retry.
-                        Err(storage_error(
-                            "the cluster appender stopped before committing this write to \
-                             PostgreSQL; retry"
-                                .into(),
-                        ))
-                    }),
-                    Err(refused) => Err(refused),
-                });
-            }
-            results
-        })
+        answered(answers)
+    }
+
+    /// [`Appender::append`] for the broker's coordinators: the contract of
+    /// [`weir_log::store::CoordinatorLog::append_internal`] per write (no
+    /// `max.message.bytes`, no sequence needed with a producer id, no timestamp window;
+    /// epochs are still fenced at commit).
+    pub fn append_internal(
+        &self,
+        writes: Vec<PartitionWrite>,
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<AppendResult>> {
+        let answers = writes
+            .into_iter()
+            .map(|write| self.enqueue(write, AppendOrigin::Coordinator, now_ms))
+            .collect();
+        answered(answers)
+    }
+
+    /// Queues a control batch per marker, in order, among the other writes; each is
+    /// answered with the marker's offset once committed, or refused as the local engine's
+    /// `append_marker` refuses it (an older producer epoch, an older coordinator epoch).
+    pub fn write_markers(
+        &self,
+        markers: &[MarkerWrite],
+        now_ms: i64,
+    ) -> BoxFuture<'static, Vec<AppendResult>> {
+        let answers = markers
+            .iter()
+            .map(|marker| self.enqueue_marker(marker, now_ms))
+            .collect();
+        answered(answers)
     }
 
     /// Validates one write and queues it, or says why not.
     fn enqueue(
         &self,
         write: PartitionWrite,
+        origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<oneshot::Receiver<AppendResult>, Refused> {
         let Some(config) = self.shared.configs.read().get(&write.tp.topic_id).cloned() else {
             return Err(Refused::UnknownPartition);
         };
-        let headers = validate::validate_write(&write.tp, &write.records, &config, now_ms)
+        let headers = validate::validate_write(&write.tp, &write.records, &config, origin, now_ms)
             .map_err(|error| Refused::Log {
                 error,
                 log_start_offset: self.shared.log_start_offset(&write.tp),
             })?;
-        let size_bytes = write.records.len();
+        self.queue_write(write.tp, write.records.freeze(), headers, None)
+    }
+
+    /// Encodes one marker's control batch and queues it.
+    fn enqueue_marker(
+        &self,
+        marker: &MarkerWrite,
+        now_ms: i64,
+    ) -> Result<oneshot::Receiver<AppendResult>, Refused> {
+        if !self.shared.configs.read().contains_key(&marker.tp.topic_id) {
+            return Err(Refused::UnknownPartition);
+        }
+        let refused = |error| Refused::Log {
+            error,
+            log_start_offset: self.shared.log_start_offset(&marker.tp),
+        };
+        if marker.producer_id < 0 || marker.producer_epoch < 0 {
+            return Err(refused(LogError::InvalidRecord(format!(
+                "a transaction marker needs a producer id and epoch, not {} and {}",
+                marker.producer_id, marker.producer_epoch
+            ))));
+        }
+        let control_type = if marker.commit {
+            ControlRecordType::Commit
+        } else {
+            ControlRecordType::Abort
+        };
+        let batch = encode_end_txn_marker(
+            marker.producer_id,
+            marker.producer_epoch,
+            EndTxnMarker {
+                control_type,
+                coordinator_epoch: marker.coordinator_epoch,
+            },
+            now_ms,
+        )
+        .map_err(refused)?;
+        let header = BatchHeader::parse(&batch).map_err(refused)?;
+        self.queue_write(
+            marker.tp.clone(),
+            batch.freeze(),
+            vec![header],
+            Some(QueuedMarker {
+                coordinator_epoch: marker.coordinator_epoch,
+                control_type,
+            }),
+        )
+    }
+
+    /// Counts a checked write's bytes as pending and queues it, or refuses it when too
+    /// many bytes wait already.
+    fn queue_write(
+        &self,
+        tp: TopicPartition,
+        records: Bytes,
+        headers: Vec<BatchHeader>,
+        marker: Option<QueuedMarker>,
+    ) -> Result<oneshot::Receiver<AppendResult>, Refused> {
+        let size_bytes = records.len();
         let pending_before = self
             .shared
             .pending_bytes
@@ -311,9 +419,10 @@ impl Appender {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(PendingWrite {
-                tp: write.tp,
-                records: write.records.freeze(),
+                tp,
+                records,
                 headers,
+                marker,
                 reply,
                 _pending: pending,
             })
@@ -339,4 +448,30 @@ impl Appender {
     pub fn pending_bytes(&self) -> usize {
         self.shared.pending_bytes.load(Ordering::Acquire)
     }
+}
+
+/// Waits for each queued write's answer, in order; a refusal made before queueing is
+/// answered as it is.
+fn answered(
+    answers: Vec<Result<oneshot::Receiver<AppendResult>, Refused>>,
+) -> BoxFuture<'static, Vec<AppendResult>> {
+    Box::pin(async move {
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Ok(receiver) => receiver.await.unwrap_or_else(|_| {
+                    // The write was dropped unanswered: its flush's task ended (the
+                    // appender stopped, or a bug panicked it). Whether it was committed
+                    // is unknown, so the producer must retry.
+                    Err(storage_error(
+                        "the cluster appender stopped before committing this write to \
+                         PostgreSQL; retry"
+                            .into(),
+                    ))
+                }),
+                Err(refused) => Err(refused),
+            });
+        }
+        results
+    })
 }

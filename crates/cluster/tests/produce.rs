@@ -18,7 +18,7 @@ use weir_cluster::notify::{Listener, Signal, CHANNEL_APPENDED};
 use weir_cluster::object::patch_offsets;
 use weir_cluster::partitions::PartitionIds;
 use weir_cluster::pg::Connector;
-use weir_cluster::{AppendSettings, Appender};
+use weir_cluster::{AppendSettings, Appender, CommitHook, CommittedFlush};
 use weir_log::batch::{encode_batch, encode_transactional_batch, whole_batches, NewRecord};
 use weir_log::records::decode_batch;
 use weir_log::store::{Acks, AppendResult, PartitionWrite, Refused, TopicPartition};
@@ -59,7 +59,7 @@ impl Setup {
     fn appender_at(&self, url: &str, settings: AppendSettings) -> Appender {
         let session = common::session(url);
         let ids = Arc::new(PartitionIds::new(Arc::clone(&session)));
-        let appender = Appender::start(session, self.bucket.clone(), ids, settings);
+        let appender = Appender::start(session, self.bucket.clone(), ids, settings, None);
         appender.set_topic_config(TOPIC, LogConfig::default());
         appender
     }
@@ -783,4 +783,58 @@ async fn unknown_partitions_are_refused_and_the_others_stored() {
     appender.forget_topic(TOPIC);
     let gone = append(&appender, vec![write(0, batch("b", 1, None))]).await;
     assert!(matches!(gone[0], Err(Refused::UnknownPartition)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commit_hook_hears_each_commit_before_its_writes_are_answered() {
+    // Goal: the hook given at start hears, before the append resolves, the committed
+    // object's id, its bytes exactly as stored in the bucket, and each partition's new
+    // next offset; a flush that stored nothing (a duplicate) is not reported.
+    let Some(setup) = setup("produce_commit_hook").await else {
+        return;
+    };
+    let p0 = setup.partition(0).await;
+    let p1 = setup.partition(1).await;
+    let heard: Arc<parking_lot::Mutex<Vec<CommittedFlush>>> = Arc::default();
+    let hook: CommitHook = {
+        let heard = Arc::clone(&heard);
+        Arc::new(move |flush: &CommittedFlush| heard.lock().push(flush.clone()))
+    };
+    let session = common::session(&setup.url);
+    let ids = Arc::new(PartitionIds::new(Arc::clone(&session)));
+    let appender = Appender::start(
+        session,
+        setup.bucket.clone(),
+        ids,
+        AppendSettings::default(),
+        Some(hook),
+    );
+    appender.set_topic_config(TOPIC, LogConfig::default());
+    let idempotent = batch("i", 1, Some((3, 0, 0)));
+    let results = append(
+        &appender,
+        vec![write(0, batch("a", 3, None)), write(1, idempotent.clone())],
+    )
+    .await;
+    assert_eq!(stored(&results[0]), (0, 2, false));
+    let flushes = heard.lock().clone();
+    assert_eq!(flushes.len(), 1, "heard before the answer");
+    let flush = &flushes[0];
+    let mut next_offsets = flush.next_offsets.clone();
+    next_offsets.sort_unstable();
+    assert_eq!(next_offsets, [(p0, 3), (p1, 1)]);
+    let stored_bytes = setup
+        .bucket
+        .get_range(flush.object_id, 0..flush.object.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!(stored_bytes, flush.object);
+
+    let retry = append(&appender, vec![write(1, idempotent)]).await;
+    assert!(stored(&retry[0]).2, "a duplicate");
+    assert_eq!(
+        heard.lock().len(),
+        1,
+        "a flush that stored nothing was reported"
+    );
 }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use weir_log::store::{Acked, Refused};
 
 use super::commit::{self, CommitWrite, WriteOutcome};
-use super::{storage_error, AppendSettings, PendingWrite, Shared};
+use super::{storage_error, AppendSettings, CommitHook, CommittedFlush, PendingWrite, Shared};
 use crate::bucket::Bucket;
 use crate::error::ClusterError;
 use crate::object::{
@@ -38,6 +38,8 @@ pub(super) struct Context {
     pub bucket: Bucket,
     pub ids: Arc<PartitionIds>,
     pub settings: AppendSettings,
+    /// Hears each commit that stored records.
+    pub on_commit: Option<CommitHook>,
 }
 
 /// Starts the batcher, which starts the committer; both end once the queue is closed and
@@ -87,6 +89,8 @@ struct Prepared {
 /// The object of a flush, stored and registered as pending.
 struct ReadyObject {
     object_id: i64,
+    /// Its bytes, kept from the PUT to the commit only when a commit hook wants them.
+    bytes: Option<Bytes>,
 }
 
 /// The batcher: cuts a flush when its window has passed since its first write, when its
@@ -201,6 +205,7 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
             partition_id: *partition_id,
             headers: write.headers.clone(),
             position,
+            marker: write.marker,
         })
         .collect();
     let writes: Vec<PendingWrite> = known.into_iter().map(|(write, _)| write).collect();
@@ -223,6 +228,7 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
 
     // 4. The PUT.
     let size_bytes = object.len() as u64;
+    let kept = context.on_commit.is_some().then(|| object.clone());
     if let Err(e) = context.bucket.put(object_id, object).await {
         return Prepared {
             _permit: permit,
@@ -239,7 +245,10 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
     counters.bytes_put.fetch_add(size_bytes, Ordering::Relaxed);
     Prepared {
         _permit: permit,
-        outcome: Ok(Some(ReadyObject { object_id })),
+        outcome: Ok(Some(ReadyObject {
+            object_id,
+            bytes: kept,
+        })),
         writes,
         commits,
     }
@@ -294,9 +303,7 @@ async fn commit_in_order(
         };
         match flush.outcome {
             Ok(None) => {}
-            Ok(Some(object)) => {
-                commit_flush(&context, object.object_id, flush.writes, &flush.commits).await
-            }
+            Ok(Some(object)) => commit_flush(&context, object, flush.writes, &flush.commits).await,
             Err(sentence) => fail_flush(&context, flush.writes, &sentence),
         }
     }
@@ -317,10 +324,11 @@ fn fail_flush(context: &Context, writes: Vec<PendingWrite>, sentence: &str) {
 /// Commits one flush and answers its writes.
 async fn commit_flush(
     context: &Context,
-    object_id: i64,
+    object: ReadyObject,
     writes: Vec<PendingWrite>,
     commits: &[CommitWrite],
 ) {
+    let object_id = object.object_id;
     let session = &context.commit_session;
     let result = session
         .bounded(
@@ -360,6 +368,21 @@ async fn commit_flush(
     counters
         .batches_committed
         .fetch_add(plan.batches_committed, Ordering::Relaxed);
+    // The hook before the answers: a producer that hears its offsets can read them back
+    // from this broker at once.
+    if let (Some(hook), Some(bytes)) = (&context.on_commit, object.bytes) {
+        if !plan.chunks.is_empty() {
+            hook(&CommittedFlush {
+                object_id,
+                object: bytes,
+                next_offsets: plan
+                    .partitions
+                    .iter()
+                    .map(|(&id, row)| (id, row.next_offset))
+                    .collect(),
+            });
+        }
+    }
     let mut log_start_offsets = Vec::new();
     assert_eq!(plan.outcomes.len(), writes.len(), "one outcome per write");
     for (write, outcome) in writes.into_iter().zip(plan.outcomes) {

@@ -9,10 +9,12 @@
 //! 3. [`plan`] (no I/O): Kafka's idempotence checks per write, with weir-log's
 //!    `ProducerStateTable`, exactly as the local engine runs them; offsets from
 //!    `next_offset`; one `chunks` row per run of accepted bytes;
-//! 4. insert the `chunks` rows, update `partitions` and `producer_state`, mark the object
-//!    live (or, when no chunk points at it, deleting), notify `weir_appended`, commit.
+//! 4. insert the `chunks` rows, update `partitions` and `producer_state`, insert the
+//!    aborted transactions markers ended, recompute the first unstable offset of the
+//!    partitions that took markers, mark the object live (or, when no chunk points at it,
+//!    deleting), notify `weir_appended`, commit.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde_json::json;
 use tokio_postgres::types::ToSql;
@@ -21,6 +23,7 @@ use weir_log::batch::BatchHeader;
 use weir_log::producer::{CachedBatch, ProducerEntry, ProducerStateTable, SequenceCheck};
 use weir_log::LogError;
 
+use super::QueuedMarker;
 use crate::error::ClusterError;
 use crate::notify::CHANNEL_APPENDED;
 
@@ -34,6 +37,8 @@ pub(super) struct CommitWrite {
     pub headers: Vec<BatchHeader>,
     /// Where the write's first batch lies in the object; its batches follow one another.
     pub position: u64,
+    /// Set for a transaction marker (one control batch).
+    pub marker: Option<QueuedMarker>,
 }
 
 /// A partition's row, as locked.
@@ -84,8 +89,23 @@ pub(super) struct Plan {
     pub partitions: BTreeMap<i64, PartitionRow>,
     /// The producer states changed: (partition id, producer id) -> entry.
     pub producers: BTreeMap<(i64, i64), ProducerEntry>,
+    /// Transactions ended by abort markers: `aborted_txns` rows.
+    pub aborted: Vec<AbortedRow>,
+    /// The partitions that took markers, whose first unstable offset is recomputed from
+    /// all their producers' open transactions (the plan sees only the flush's producers).
+    pub marked: BTreeSet<i64>,
     pub records_committed: u64,
     pub batches_committed: u64,
+}
+
+/// One `aborted_txns` row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AbortedRow {
+    pub partition_id: i64,
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The abort marker's offset.
+    pub last_offset: i64,
 }
 
 /// Decides the outcome of every write in order, against the locked `rows` and the loaded
@@ -109,35 +129,69 @@ pub(super) fn plan(
             continue;
         };
         let table = states.entry(write.partition_id).or_default();
-        // As the local engine: sequence and transaction checks of all batches before any
-        // is stored; a retry of one batch gets its first offsets back.
-        let checks = match table.check_batches(&write.headers) {
-            Ok(checks) => checks,
-            Err(error) => {
+        if let Some(marker) = write.marker {
+            // As the local engine's `append_marker`: the epochs are checked, then the
+            // marker ends the producer's open transaction (if it has one) at its offset.
+            let header = &write.headers[0];
+            if let Err(error) = table.check_marker(
+                header.producer_id,
+                header.producer_epoch,
+                marker.coordinator_epoch,
+            ) {
                 plan.outcomes.push(WriteOutcome::Refused {
                     error,
                     log_start_offset: row.log_start_offset,
                 });
                 continue;
             }
-        };
-        if let [SequenceCheck::Duplicate { base_offset }] = checks[..] {
-            plan.outcomes.push(WriteOutcome::Stored {
-                base_offset,
-                last_offset: base_offset + i64::from(write.headers[0].last_offset_delta),
-                log_start_offset: row.log_start_offset,
-                duplicate: true,
-            });
-            continue;
-        }
-        if checks.iter().any(|c| *c != SequenceCheck::Append) {
-            plan.outcomes.push(WriteOutcome::Refused {
-                error: LogError::InvalidRecord(
-                    "a retried batch was sent together with other batches".into(),
-                ),
-                log_start_offset: row.log_start_offset,
-            });
-            continue;
+            let aborted = table.record_marker(
+                header.producer_id,
+                header.producer_epoch,
+                marker.coordinator_epoch,
+                marker.control_type,
+                row.next_offset,
+                header.max_timestamp,
+            );
+            if let Some(aborted) = aborted {
+                plan.aborted.push(AbortedRow {
+                    partition_id: write.partition_id,
+                    producer_id: header.producer_id,
+                    first_offset: aborted.first_offset,
+                    last_offset: aborted.last_offset,
+                });
+            }
+            plan.marked.insert(write.partition_id);
+        } else {
+            // As the local engine: sequence and transaction checks of all batches before
+            // any is stored; a retry of one batch gets its first offsets back.
+            let checks = match table.check_batches(&write.headers) {
+                Ok(checks) => checks,
+                Err(error) => {
+                    plan.outcomes.push(WriteOutcome::Refused {
+                        error,
+                        log_start_offset: row.log_start_offset,
+                    });
+                    continue;
+                }
+            };
+            if let [SequenceCheck::Duplicate { base_offset }] = checks[..] {
+                plan.outcomes.push(WriteOutcome::Stored {
+                    base_offset,
+                    last_offset: base_offset + i64::from(write.headers[0].last_offset_delta),
+                    log_start_offset: row.log_start_offset,
+                    duplicate: true,
+                });
+                continue;
+            }
+            if checks.iter().any(|c| *c != SequenceCheck::Append) {
+                plan.outcomes.push(WriteOutcome::Refused {
+                    error: LogError::InvalidRecord(
+                        "a retried batch was sent together with other batches".into(),
+                    ),
+                    log_start_offset: row.log_start_offset,
+                });
+                continue;
+            }
         }
 
         // Accepted whole: assign offsets and record the batches.
@@ -150,7 +204,10 @@ pub(super) fn plan(
                 base_offset: next,
                 ..*header
             };
-            table.record(&stored);
+            // A marker's producer state was recorded above, by `record_marker`.
+            if write.marker.is_none() {
+                table.record(&stored);
+            }
             if stored.producer_id >= 0 {
                 let entry = table
                     .entries()
@@ -457,6 +514,34 @@ pub(super) async fn run(
             )
             .await?;
     }
+    if !plan.aborted.is_empty() {
+        let a = &plan.aborted;
+        let partition_id: Vec<i64> = a.iter().map(|r| r.partition_id).collect();
+        let producer_id: Vec<i64> = a.iter().map(|r| r.producer_id).collect();
+        let first_offset: Vec<i64> = a.iter().map(|r| r.first_offset).collect();
+        let last_offset: Vec<i64> = a.iter().map(|r| r.last_offset).collect();
+        client
+            .execute(
+                "INSERT INTO aborted_txns (partition_id, producer_id, first_offset, last_offset) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])",
+                &[&partition_id, &producer_id, &first_offset, &last_offset],
+            )
+            .await?;
+    }
+    if !plan.marked.is_empty() {
+        // After the producer states above: the earliest transaction still open among all
+        // of each partition's producers, or none.
+        let partition_id: Vec<i64> = plan.marked.iter().copied().collect();
+        client
+            .execute(
+                "UPDATE partitions p SET first_unstable_offset = \
+                   (SELECT min(s.txn_first_offset) FROM producer_state s \
+                    WHERE s.partition_id = p.partition_id) \
+                 WHERE p.partition_id = ANY($1)",
+                &[&partition_id],
+            )
+            .await?;
+    }
     // An object no chunk points at (every write a duplicate or refused) is left for
     // deletion at once rather than kept live with nothing in it.
     let marked = client
@@ -512,6 +597,7 @@ mod tests {
             partition_id,
             headers,
             position,
+            marker: None,
         }
     }
 
@@ -603,6 +689,75 @@ mod tests {
         assert_eq!(plan.producers[&(2, 6)].current_txn_first_offset, Some(21));
         assert_eq!(plan.producers[&(2, 7)].current_txn_first_offset, Some(23));
         assert_eq!(plan.partitions[&2].next_offset, 25);
+    }
+
+    #[test]
+    fn markers_end_transactions_and_stale_ones_are_fenced() {
+        // Goal: a commit marker ends its producer's open transaction at the partition's
+        // next offset and marks the partition for the first-unstable-offset recompute; an
+        // abort marker adds an aborted row from the transaction's first offset to the
+        // marker; a marker of an older coordinator epoch is refused and changes nothing.
+        use weir_log::batch::ControlRecordType;
+        let rows = HashMap::from([(
+            4,
+            PartitionRow {
+                next_offset: 10,
+                log_start_offset: 0,
+                size_bytes: 0,
+                first_unstable_offset: Some(2),
+            },
+        )]);
+        let open = |first_offset| ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            coordinator_epoch: 3,
+            current_txn_first_offset: Some(first_offset),
+            last_timestamp_ms: 0,
+        };
+        let mut table = ProducerStateTable::default();
+        assert!(table.insert(1, open(2)));
+        assert!(table.insert(2, open(5)));
+        let marker = |pid, coordinator_epoch, control_type| CommitWrite {
+            marker: Some(QueuedMarker {
+                coordinator_epoch,
+                control_type,
+            }),
+            ..write(4, 0, vec![header((pid, 0, -1), 1, 70)])
+        };
+        let writes = [
+            marker(1, 2, ControlRecordType::Commit), // an older coordinator: fenced
+            marker(1, 3, ControlRecordType::Commit),
+            marker(2, 3, ControlRecordType::Abort),
+        ];
+        let plan = plan(&writes, &rows, HashMap::from([(4, table)]));
+        assert!(matches!(
+            plan.outcomes[0],
+            WriteOutcome::Refused {
+                error: LogError::TransactionCoordinatorFenced { .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            plan.outcomes[1],
+            WriteOutcome::Stored {
+                base_offset: 10,
+                last_offset: 10,
+                ..
+            }
+        ));
+        assert_eq!(plan.producers[&(4, 1)].current_txn_first_offset, None);
+        assert_eq!(plan.producers[&(4, 2)].current_txn_first_offset, None);
+        assert_eq!(
+            plan.aborted,
+            [AbortedRow {
+                partition_id: 4,
+                producer_id: 2,
+                first_offset: 5,
+                last_offset: 11,
+            }]
+        );
+        assert_eq!(plan.marked.iter().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(plan.partitions[&4].next_offset, 12);
     }
 
     #[test]

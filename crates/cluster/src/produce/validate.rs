@@ -14,15 +14,23 @@ use weir_log::{LogConfig, LogError};
 use super::WRITE_BYTES_MAX;
 
 /// Validates one write (one partition's batches of one request) against its topic's
-/// `config` at `now_ms`; returns the batch headers in order.
+/// `config` at `now_ms`; returns the batch headers in order. A coordinator's write
+/// ([`AppendOrigin::Coordinator`]) is checked as the local engine's `append_internal`
+/// checks it: no `max.message.bytes`, no sequence needed for a batch with a producer id,
+/// and no timestamp window (the coordinator stamps its records itself).
 pub(super) fn validate_write(
     tp: &TopicPartition,
     records: &[u8],
     config: &LogConfig,
+    origin: AppendOrigin,
     now_ms: i64,
 ) -> Result<Vec<BatchHeader>, LogError> {
     // 1. Whole batches, each valid on its own.
-    let headers = validate_batches(records, config.max_message_bytes, AppendOrigin::Client)?;
+    let max_message_bytes = match origin {
+        AppendOrigin::Client => config.max_message_bytes,
+        AppendOrigin::Coordinator => usize::MAX,
+    };
+    let headers = validate_batches(records, max_message_bytes, origin)?;
     // A write must fit in one object. Only a request of many batches can pass
     // max.message.bytes and still be this large; Kafka's answer for a too-large write is
     // the same error.
@@ -33,7 +41,9 @@ pub(super) fn validate_write(
         });
     }
     // 2. Their records, by the topic's rules.
-    let timestamps = if config.timestamp_log_append {
+    let timestamps = if origin == AppendOrigin::Coordinator {
+        TimestampRule::Unchecked
+    } else if config.timestamp_log_append {
         TimestampRule::LogAppendTime
     } else {
         TimestampRule::CreateTime {
