@@ -28,12 +28,16 @@
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
 //!   real offsets into a chunk's batches on the way to a consumer.
+//! - `janitor.rs`, `janitor/`: `Janitor`, the background work one broker at a time runs
+//!   under the `janitor` lease: retention, deleted topics' rows, and objects deleted from
+//!   the bucket once no chunk points at them and a grace period has passed.
 
 pub mod bucket;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod fetch;
+pub mod janitor;
 pub mod members;
 pub mod migrate;
 pub mod notify;
@@ -47,6 +51,7 @@ pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
 pub use config::{ClusterConfig, Endpoint};
 pub use error::ClusterError;
 pub use fetch::{ReadSettings, ReadStats, Reader};
+pub use janitor::{Janitor, JanitorSettings, JanitorStats, PassReport, TopicConfigs};
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 pub use notify::{Listener, Signal};
 pub use produce::{AppendSettings, AppendStats, Appender};
