@@ -30,6 +30,11 @@
 //! it is logged, counted, and the step runs again next pass. Nothing here panics on what
 //! PostgreSQL or the bucket return.
 //!
+//! Not here yet: compaction (`compaction_jobs`, `clean_through`); a `weir_leases`
+//! notification when the lease changes hands (others find out at their next pass); and a
+//! bound of retention by the last stable offset: like Kafka's, retention here may move
+//! the log start past an open transaction's first offset.
+//!
 //! Layout: `janitor/lease.rs` (taking, renewing and giving up the lease),
 //! `janitor/retention.rs` (which chunks go, and the transaction that deletes them),
 //! `janitor/objects.rs` (marking and deleting objects), `janitor/dropped.rs` (deleted
