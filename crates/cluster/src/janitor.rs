@@ -32,7 +32,7 @@
 //!
 //! Not here yet: compaction (`compaction_jobs`, `clean_through`); a `weir_leases`
 //! notification when the lease changes hands (others find out at their next pass); and a
-//! bound of retention by the last stable offset: like Kafka's, retention here may move
+//! bound of retention by the last stable offset: retention here may move
 //! the log start past an open transaction's first offset.
 //!
 //! Layout: `janitor/lease.rs` (taking, renewing and giving up the lease),
