@@ -95,11 +95,9 @@ impl Lease {
                 }
                 Ok(false)
             }
-            Err(e) => {
-                // Whether PostgreSQL renewed it is unknown; the old deadline still holds,
-                // and work stops when it passes.
-                Err(e)
-            }
+            // Whether PostgreSQL renewed it is unknown; the old deadline still holds, so
+            // work under it stops when it passes.
+            Err(e) => Err(e),
         }
     }
 
