@@ -33,6 +33,9 @@
 //! - `object`: the object format: the builder that packs chunks of record batches into one
 //!   object, the footer that indexes them and its parser, and `patch_offsets`, which writes
 //!   real offsets into a chunk's batches on the way to a consumer.
+//! - `janitor.rs`, `janitor/`: `Janitor`, the background work one broker at a time runs
+//!   under the `janitor` lease: retention, deleted topics' rows, and objects deleted from
+//!   the bucket once no chunk points at them and a grace period has passed.
 
 pub mod bucket;
 pub mod catalog;
@@ -40,6 +43,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fetch;
+pub mod janitor;
 pub mod leaders;
 pub mod members;
 pub mod migrate;
@@ -55,6 +59,7 @@ pub use config::{ClusterConfig, Endpoint};
 pub use engine::{ClusterLog, ClusterLogSettings};
 pub use error::ClusterError;
 pub use fetch::{ReadSettings, ReadStats, Reader};
+pub use janitor::{Janitor, JanitorSettings, JanitorStats, PassReport, TopicConfigs};
 pub use leaders::ClusterMembership;
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 pub use notify::{Listener, Signal};
