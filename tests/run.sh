@@ -16,12 +16,13 @@ bash tests/compat/install.sh --quick
 
 stage "cargo test"
 cargo build --release --workspace
-# weir-cluster's tests need a PostgreSQL (under CI=true they fail without one): the next
-# stage runs them beside a throwaway server.
+# weir-cluster's tests need a PostgreSQL and an S3 server (under CI=true they fail without
+# them): the next stage runs them beside throwaway ones.
 cargo test --release --workspace --exclude weir-cluster
 
-stage "cluster mode: the PostgreSQL registry, leases and migrations against a real PostgreSQL"
-python3 tests/cluster/services.py with-postgres -- cargo test --release -p weir-cluster
+stage "cluster mode: the engine against a real PostgreSQL and a real S3 server (SeaweedFS, built once into the cache)"
+bash tests/cluster/install.sh
+python3 tests/cluster/services.py with-services -- cargo test --release -p weir-cluster
 
 stage "fuzzing each decoder for ${FUZZ_SECONDS}s"
 # cargo-fuzz needs a nightly toolchain. Where none is installed and rustup cannot fetch

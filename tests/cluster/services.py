@@ -544,10 +544,13 @@ class Seaweed(_Service):
 # Command line
 
 USAGE = """usage: python3 tests/cluster/services.py with-postgres -- COMMAND [ARG...]
+       python3 tests/cluster/services.py with-services -- COMMAND [ARG...]
 
 Starts a throwaway PostgreSQL, runs COMMAND with WEIR_TEST_POSTGRES_URL set to its
 `postgres` database (a superuser's: tests create their own databases there), stops the
-server and exits with COMMAND's status."""
+server and exits with COMMAND's status. `with-services` also starts SeaweedFS and sets
+WEIR_TEST_S3_URL (a prefix in its bucket, for tests to put their own prefixes under) and
+the AWS credentials it takes."""
 
 
 def with_postgres(command):
@@ -560,9 +563,23 @@ def with_postgres(command):
     return 128 - status if status < 0 else status
 
 
+def with_services(command):
+    """Runs `command` beside a throwaway PostgreSQL and SeaweedFS; returns its exit
+    status as `with_postgres` does."""
+    with Postgres() as pg, Seaweed() as s3:
+        env = dict(os.environ, WEIR_TEST_POSTGRES_URL=pg.url(),
+                   WEIR_TEST_S3_URL=s3.url("cargo-tests"), **s3.env())
+        print(f"services: PostgreSQL at {pg.url()}, S3 at {s3.endpoint()}", file=sys.stderr,
+              flush=True)
+        status = subprocess.run(command, env=env).returncode
+    return 128 - status if status < 0 else status
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "with-postgres" and argv[1] == "--":
         return with_postgres(argv[2:])
+    if len(argv) >= 3 and argv[0] == "with-services" and argv[1] == "--":
+        return with_services(argv[2:])
     print(USAGE, file=sys.stderr)
     return 2
 

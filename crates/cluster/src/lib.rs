@@ -8,6 +8,9 @@
 //! decode Kafka requests or know about the network protocol; the broker drives it through
 //! the storage traits of `log` and `meta`.
 //!
+//! Everything but the object format sits behind the default `engine` feature (PostgreSQL,
+//! the bucket); the fuzz targets build the object format without it.
+//!
 //! Layout:
 //! - `bucket.rs`: `Bucket`, the object store `--object-store` names, with bounded calls, and
 //!   the key of each object.
@@ -37,30 +40,55 @@
 //!   under the `janitor` lease: retention, deleted topics' rows, and objects deleted from
 //!   the bucket once no chunk points at them and a grace period has passed.
 
+#[cfg(feature = "engine")]
 pub mod bucket;
+#[cfg(feature = "engine")]
 pub mod catalog;
+#[cfg(feature = "engine")]
 pub mod config;
+#[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "engine")]
 pub mod error;
+#[cfg(feature = "engine")]
 pub mod fetch;
+#[cfg(feature = "engine")]
 pub mod janitor;
+#[cfg(feature = "engine")]
 pub mod leaders;
+#[cfg(feature = "engine")]
 pub mod members;
+#[cfg(feature = "engine")]
 pub mod migrate;
+#[cfg(feature = "engine")]
 pub mod notify;
 pub mod object;
+#[cfg(feature = "engine")]
 pub mod partitions;
+#[cfg(feature = "engine")]
 pub mod pg;
+#[cfg(feature = "engine")]
 pub mod produce;
 
+#[cfg(feature = "engine")]
 pub use bucket::Bucket;
+#[cfg(feature = "engine")]
 pub use catalog::{CatalogSnapshot, CommitOutcome, PgCatalog};
+#[cfg(feature = "engine")]
 pub use config::{ClusterConfig, Endpoint};
+#[cfg(feature = "engine")]
 pub use engine::{ClusterLog, ClusterLogSettings};
+#[cfg(feature = "engine")]
 pub use error::ClusterError;
+#[cfg(feature = "engine")]
 pub use fetch::{ReadSettings, ReadStats, Reader};
+#[cfg(feature = "engine")]
 pub use janitor::{Janitor, JanitorSettings, JanitorStats, PassReport, TopicConfigs};
+#[cfg(feature = "engine")]
 pub use leaders::ClusterMembership;
+#[cfg(feature = "engine")]
 pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
+#[cfg(feature = "engine")]
 pub use notify::{Listener, Signal};
+#[cfg(feature = "engine")]
 pub use produce::{AppendSettings, AppendStats, Appender, CommitHook, CommittedFlush};

@@ -58,7 +58,7 @@ async fn setup(test: &str) -> Option<Setup> {
     let url = common::database(test).await?;
     common::migrated(&url).await;
     let dir = tempfile::tempdir().unwrap();
-    let bucket = Bucket::from_url(&format!("file://{}", dir.path().display())).unwrap();
+    let bucket = common::bucket(test, dir.path());
     let admin = common::connect(&url).await;
     // As the catalog commit that creates the topic makes it.
     admin

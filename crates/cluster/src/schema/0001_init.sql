@@ -1,7 +1,7 @@
 -- weir cluster mode, schema version 1. Applied once by migrate.rs under an advisory lock.
 -- All times are PostgreSQL's now(): one clock for every broker's leases.
 --
--- Differences from the plan (notes/cluster-plan.md §2), and why:
+-- Choices worth knowing, and why:
 -- * cluster.catalog is nullable: the catalog document is written by the first broker
 --   that opens it (PgCatalog), which knows the Catalog type; SQL here does not.
 -- * cluster.cluster_id is made here, in Kafka's form (a random UUID in URL-safe base64
