@@ -270,3 +270,94 @@ pub fn decode_batch(batch: &[u8]) -> Result<Vec<StoredRecord>, LogError> {
     }
     Ok(out)
 }
+
+/// Where a [`RecordCollector`] stands after one read's batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collected {
+    /// The limits are reached: the records gathered are the answer.
+    Full,
+    /// Whole batches were walked; read again from [`RecordCollector::next_offset`].
+    Moved,
+    /// The read held no whole batch (the log ends in a torn tail, or it was empty).
+    Stuck,
+}
+
+/// Gathers decoded user records from successive reads of whole stored batches, for
+/// readers that show records (the message browser, the lag in time): records from
+/// `from_offset` up to the high watermark, at most `max_records`, and no more once their
+/// sizes reach `max_bytes` (the first is taken whatever its size). Control batches are
+/// skipped. Both engines read the batches their own way and hand them here.
+#[derive(Debug)]
+pub struct RecordCollector {
+    from_offset: i64,
+    high_watermark: i64,
+    max_records: usize,
+    max_bytes: usize,
+    next_offset: i64,
+    bytes: usize,
+    records: Vec<StoredRecord>,
+}
+
+impl RecordCollector {
+    pub fn new(
+        from_offset: i64,
+        high_watermark: i64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> RecordCollector {
+        RecordCollector {
+            from_offset,
+            high_watermark,
+            max_records,
+            max_bytes,
+            next_offset: from_offset,
+            bytes: 0,
+            records: Vec::new(),
+        }
+    }
+
+    /// The offset to read from next: past every batch walked so far.
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    /// Whether there is nothing more to gather: the high watermark is reached, or the
+    /// record limit.
+    pub fn done(&self) -> bool {
+        self.next_offset >= self.high_watermark || self.records.len() >= self.max_records
+    }
+
+    /// Walks one read's whole batches.
+    pub fn take(&mut self, batches: bytes::Bytes) -> Result<Collected, LogError> {
+        let mut moved = false;
+        for batch in crate::batch::whole_batches(batches) {
+            let (header, batch) = batch?;
+            self.next_offset = self.next_offset.max(header.last_offset() + 1);
+            moved = true;
+            if header.is_control() {
+                continue;
+            }
+            for record in decode_batch(&batch)? {
+                if record.offset < self.from_offset || record.offset >= self.high_watermark {
+                    continue;
+                }
+                if self.records.len() >= self.max_records
+                    || (!self.records.is_empty() && self.bytes >= self.max_bytes)
+                {
+                    return Ok(Collected::Full);
+                }
+                self.bytes += record.size_bytes();
+                self.records.push(record);
+            }
+        }
+        Ok(if moved {
+            Collected::Moved
+        } else {
+            Collected::Stuck
+        })
+    }
+
+    pub fn into_records(self) -> Vec<StoredRecord> {
+        self.records
+    }
+}

@@ -4,8 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use weir_log::batch::whole_batches;
-use weir_log::records::decode_batch;
+use weir_log::records::{Collected, RecordCollector};
 use weir_log::store::{
     BoxFuture, LogAdmin, PartitionOffsets, PartitionStatus, ReadSpec, StoreError,
     TimestampedOffset, TopicPartition, DELETE_TO_HIGH_WATERMARK,
@@ -48,15 +47,15 @@ impl ClusterLog {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
-        let mut out: Vec<StoredRecord> = Vec::new();
-        let mut bytes = 0usize;
-        let mut next = from_offset;
-        let mut high_watermark: Option<i64> = None;
-        // Every pass moves `next` past at least one whole batch, or ends the read.
+        // Made at the first read, which fixes the high watermark the records stop at.
+        let mut collector: Option<RecordCollector> = None;
+        // Every pass moves past at least one whole batch, or ends the read.
         loop {
             let spec = ReadSpec {
                 tp: tp.clone(),
-                fetch_offset: next,
+                fetch_offset: collector
+                    .as_ref()
+                    .map_or(from_offset, RecordCollector::next_offset),
                 partition_max_bytes: READ_RECORDS_BYTES_PER_READ,
                 read_committed: false,
             };
@@ -67,28 +66,14 @@ impl ClusterLog {
                 .pop()
                 .flatten()
                 .ok_or(StoreError::UnknownPartition)?;
-            let high_watermark = *high_watermark.get_or_insert(read.high_watermark);
-            let mut moved = false;
-            for batch in whole_batches(read.records?) {
-                let (header, batch) = batch?;
-                next = next.max(header.last_offset() + 1);
-                moved = true;
-                if header.is_control() {
-                    continue;
-                }
-                for record in decode_batch(&batch)? {
-                    if record.offset < from_offset || record.offset >= high_watermark {
-                        continue;
-                    }
-                    if out.len() >= max_records || (!out.is_empty() && bytes >= max_bytes) {
-                        return Ok(out);
-                    }
-                    bytes += record.size_bytes();
-                    out.push(record);
-                }
-            }
-            if !moved || next >= high_watermark || out.len() >= max_records {
-                return Ok(out);
+            let c = collector.get_or_insert_with(|| {
+                RecordCollector::new(from_offset, read.high_watermark, max_records, max_bytes)
+            });
+            let collected = c.take(read.records?)?;
+            if collected != Collected::Moved || c.done() {
+                return Ok(collector
+                    .map(RecordCollector::into_records)
+                    .unwrap_or_default());
             }
         }
     }

@@ -3,8 +3,7 @@
 //! timestamp of the first record it has not consumed.
 
 use super::PartitionLog;
-use crate::batch::whole_batches;
-use crate::records::{decode_batch, StoredRecord};
+use crate::records::{Collected, RecordCollector, StoredRecord};
 use crate::LogError;
 
 /// Bytes planned per read of stored batches while looking for records; a batch larger than
@@ -39,41 +38,20 @@ impl PartitionLog {
                 log_end_offset,
             });
         }
-        let high_watermark = self.high_watermark();
-        let mut out: Vec<StoredRecord> = Vec::new();
-        let mut bytes = 0usize;
-        let mut next = from_offset;
-        // Every pass moves `next` past at least one whole batch, or ends the read.
-        while next < high_watermark && out.len() < max_records {
-            let Some(slice) = self.read(next, READ_CHUNK_BYTES)? else {
+        let mut collector =
+            RecordCollector::new(from_offset, self.high_watermark(), max_records, max_bytes);
+        // Every pass moves past at least one whole batch, or ends the read.
+        while !collector.done() {
+            let Some(slice) = self.read(collector.next_offset(), READ_CHUNK_BYTES)? else {
                 break;
             };
-            let loaded = slice.load()?;
-            let mut moved = false;
-            for batch in whole_batches(loaded) {
-                let (header, batch) = batch?;
-                next = next.max(header.last_offset() + 1);
-                moved = true;
-                if header.is_control() {
-                    continue;
-                }
-                for record in decode_batch(&batch)? {
-                    if record.offset < from_offset || record.offset >= high_watermark {
-                        continue;
-                    }
-                    if out.len() >= max_records || (!out.is_empty() && bytes >= max_bytes) {
-                        return Ok(out);
-                    }
-                    bytes += record.size_bytes();
-                    out.push(record);
-                }
-            }
-            if !moved {
-                // A read that holds no whole batch: the log ends in a torn tail.
-                break;
+            match collector.take(slice.load()?)? {
+                Collected::Moved => {}
+                // Stuck: a read that holds no whole batch, the log ends in a torn tail.
+                Collected::Full | Collected::Stuck => break,
             }
         }
-        Ok(out)
+        Ok(collector.into_records())
     }
 
     /// The timestamp of the first user record at or after `offset` and below the high
