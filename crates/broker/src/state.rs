@@ -403,7 +403,7 @@ impl BrokerState {
             // Not in the catalog on disk: take the new logs away again.
             let _ = catalog.delete_topic(name);
             self.lifecycle().delete_topic(name, topic.id)?;
-            return Err(e.into());
+            return Err(e);
         }
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
@@ -533,7 +533,7 @@ impl BrokerState {
             catalog
                 .replace_group_configs(group_id, before)
                 .expect("the group had these configs a moment ago");
-            return Err(e.into());
+            return Err(e);
         }
         Ok(overrides)
     }
@@ -586,7 +586,7 @@ impl BrokerState {
             catalog
                 .replace_client_metrics(name, before)
                 .expect("the subscription had these configs a moment ago");
-            return Err(e.into());
+            return Err(e);
         }
         drop(catalog);
         self.telemetry.set_subscriptions(self.subscriptions());
@@ -708,7 +708,6 @@ impl BrokerState {
             for b in &added {
                 catalog.acls.remove(b);
             }
-            let e = ApiError::from(e);
             tracing::error!(error = %e, "ACLs not created: the catalog could not be written");
             results = results.into_iter().map(|_| Err(e.clone())).collect();
             return results;
@@ -741,7 +740,6 @@ impl BrokerState {
                     .create(b.clone())
                     .expect("a binding removed a moment ago fits back");
             }
-            let e = ApiError::from(e);
             tracing::error!(error = %e, "ACLs not deleted: the catalog could not be written");
             return results.iter().map(|_| Err(e.clone())).collect();
         }

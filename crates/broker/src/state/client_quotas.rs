@@ -75,7 +75,7 @@ impl BrokerState {
         if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             catalog.client_quotas = before;
-            return Err(e.into());
+            return Err(e);
         }
         *self.quotas.quotas.write() = Arc::new(catalog.client_quotas.clone());
         let changed = results.iter().filter(|(_, r)| r.is_ok()).count();

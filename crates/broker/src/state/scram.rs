@@ -45,7 +45,7 @@ impl BrokerState {
         if let Err(e) = self.persist_catalog(&mut catalog) {
             // Memory stays what the disk holds.
             catalog.scram_credentials = before;
-            return Err(e.into());
+            return Err(e);
         }
         let changed = results.iter().filter(|(_, r)| r.is_ok()).count();
         tracing::info!(users = changed, "altered SCRAM credentials");
