@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{Client, Config, Connection, NoTls, Socket};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Connection, NoTls, Row, Socket};
 
 use crate::config::redact;
 use crate::error::ClusterError;
@@ -136,6 +137,34 @@ impl Session {
             }
         }
         result
+    }
+
+    /// One statement's rows, within `timeout` (as [`Session::bounded`]).
+    pub async fn query(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, ClusterError> {
+        self.bounded(what, timeout, async {
+            Ok(self.client().await?.query(sql, params).await?)
+        })
+        .await
+    }
+
+    /// One statement's count of rows changed, within `timeout` (as [`Session::bounded`]).
+    pub async fn execute(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, ClusterError> {
+        self.bounded(what, timeout, async {
+            Ok(self.client().await?.execute(sql, params).await?)
+        })
+        .await
     }
 
     /// Drops the connection (after a timeout: it may be stuck behind a statement that

@@ -32,20 +32,12 @@ struct Cleaned {
 pub(super) async fn clean(context: &Context, lease: &Lease, report: &mut PassReport) {
     let session = &context.session;
     let ids = session
-        .bounded(
+        .query(
             "the query of deleted partitions",
             context.settings.statement_timeout,
-            async {
-                Ok(session
-                    .client()
-                    .await?
-                    .query(
-                        "SELECT partition_id FROM partitions WHERE deleted_at IS NOT NULL \
+            "SELECT partition_id FROM partitions WHERE deleted_at IS NOT NULL \
                          ORDER BY partition_id LIMIT $1",
-                        &[&DROPPED_PARTITIONS_PER_PASS_MAX],
-                    )
-                    .await?)
-            },
+            &[&DROPPED_PARTITIONS_PER_PASS_MAX],
         )
         .await;
     let ids: Vec<i64> = match ids {

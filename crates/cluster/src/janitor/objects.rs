@@ -68,26 +68,13 @@ pub(super) async fn mark_unreferenced(
 pub(super) async fn mark_stale_pending(context: &Context, report: &mut PassReport) {
     let session = &context.session;
     let pending_max_ms = millis(context.settings.pending_max);
-    let result = session
-        .bounded(
-            "marking stale pending objects",
-            context.settings.statement_timeout,
-            async {
-                Ok(session
-                    .client()
-                    .await?
-                    .execute(
-                        "UPDATE objects SET state = 2, delete_after = now() \
+    let result = session.execute("marking stale pending objects", context.settings.statement_timeout, "UPDATE objects SET state = 2, delete_after = now() \
                          WHERE object_id IN (SELECT object_id FROM objects \
                                               WHERE state = 0 \
                                                 AND created_at < now() - $1::bigint * interval '1 millisecond' \
                                               ORDER BY object_id LIMIT $2) \
                            AND state = 0",
-                        &[&pending_max_ms, &OBJECTS_DELETED_PER_PASS_MAX],
-                    )
-                    .await?)
-            },
-        )
+                        &[&pending_max_ms, &OBJECTS_DELETED_PER_PASS_MAX])
         .await;
     match result {
         Ok(0) => {}
@@ -108,24 +95,11 @@ pub(super) async fn mark_stale_pending(context: &Context, report: &mut PassRepor
 /// lost with a janitor that died between two statements). Returns the next cursor.
 pub(super) async fn sweep(context: &Context, cursor: i64, report: &mut PassReport) -> i64 {
     let session = &context.session;
-    let rows = session
-        .bounded(
-            "the sweep of live objects",
-            context.settings.statement_timeout,
-            async {
-                Ok(session
-                    .client()
-                    .await?
-                    .query(
-                        "SELECT o.object_id, \
+    let rows = session.query("the sweep of live objects", context.settings.statement_timeout, "SELECT o.object_id, \
                                 NOT EXISTS (SELECT 1 FROM chunks c WHERE c.object_id = o.object_id) \
                          FROM objects o WHERE o.state = 1 AND o.object_id > $1 \
                          ORDER BY o.object_id LIMIT $2",
-                        &[&cursor, &OBJECTS_SWEPT_PER_PASS_MAX],
-                    )
-                    .await?)
-            },
-        )
+                        &[&cursor, &OBJECTS_SWEPT_PER_PASS_MAX])
         .await;
     let rows = match rows {
         Ok(rows) => rows,
@@ -171,24 +145,15 @@ pub(super) async fn sweep(context: &Context, cursor: i64, report: &mut PassRepor
 pub(super) async fn delete_due(context: &Context, report: &mut PassReport) {
     let session = &context.session;
     let due = session
-        .bounded(
+        .query(
             "the query of objects due for deletion",
-            context.settings.statement_timeout,
-            async {
-                Ok(session
-                    .client()
-                    .await?
-                    .query(
-                        // A chunk pointing at an object marked deleting would be a bug
-                        // elsewhere; its bytes are kept rather than lost.
-                        "SELECT o.object_id FROM objects o \
+            context.settings.statement_timeout, // A chunk pointing at an object marked deleting would be a bug
+            // elsewhere; its bytes are kept rather than lost.
+            "SELECT o.object_id FROM objects o \
                          WHERE o.state = 2 AND o.delete_after <= now() \
                            AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.object_id = o.object_id) \
                          ORDER BY o.delete_after LIMIT $1",
-                        &[&OBJECTS_DELETED_PER_PASS_MAX],
-                    )
-                    .await?)
-            },
+            &[&OBJECTS_DELETED_PER_PASS_MAX],
         )
         .await;
     let due: Vec<i64> = match due {
@@ -218,20 +183,12 @@ pub(super) async fn delete_due(context: &Context, report: &mut PassReport) {
         return;
     }
     let removed = session
-        .bounded(
+        .execute(
             "the removal of deleted objects' rows",
             context.settings.statement_timeout,
-            async {
-                Ok(session
-                    .client()
-                    .await?
-                    .execute(
-                        "DELETE FROM objects o WHERE o.object_id = ANY($1) AND o.state = 2 \
+            "DELETE FROM objects o WHERE o.object_id = ANY($1) AND o.state = 2 \
                            AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.object_id = o.object_id)",
-                        &[&gone],
-                    )
-                    .await?)
-            },
+            &[&gone],
         )
         .await;
     match removed {

@@ -151,15 +151,10 @@ pub(super) async fn apply(
 async fn candidates(context: &Context, cursor: i64) -> Result<Vec<Candidate>, ClusterError> {
     let session = &context.session;
     let rows = session
-        .bounded(
+        .query(
             "retention's partition query",
             context.settings.statement_timeout,
-            async {
-                Ok(session
-                    .client()
-                    .await?
-                    .query(
-                        "SELECT p.partition_id, p.topic_id, p.log_start_offset, p.size_bytes, \
+            "SELECT p.partition_id, p.topic_id, p.log_start_offset, p.size_bytes, \
                                 o.base_offset, o.last_offset, o.size_bytes, o.max_timestamp, \
                                 (SELECT max(n.base_offset) FROM chunks n \
                                   WHERE n.partition_id = p.partition_id) \
@@ -170,10 +165,7 @@ async fn candidates(context: &Context, cursor: i64) -> Result<Vec<Candidate>, Cl
                                             ORDER BY c.base_offset LIMIT 1) o ON true \
                          WHERE p.deleted_at IS NULL AND p.partition_id > $1 \
                          ORDER BY p.partition_id LIMIT $2",
-                        &[&cursor, &PARTITIONS_PER_PASS_MAX],
-                    )
-                    .await?)
-            },
+            &[&cursor, &PARTITIONS_PER_PASS_MAX],
         )
         .await?;
     Ok(rows
