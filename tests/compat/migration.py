@@ -94,10 +94,12 @@ def group_type(bootstrap, group):
 
 
 def settled(members):
-    """The live members own every partition exactly once, each owns one or more, and each
-    has read something since its assignment last changed."""
+    """The live members own every partition exactly once and evenly (no member owns two
+    more than another: a member of the consumer protocol may still be giving one up to a
+    newcomer while every partition is owned once)."""
     owned = sorted(p for m in members for p in (m.assignment or []))
-    return owned == list(range(PARTITIONS)) and all(m.assignment for m in members)
+    sizes = [len(m.assignment or []) for m in members]
+    return owned == list(range(PARTITIONS)) and min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
 
 
 def read_since(members, marks):
