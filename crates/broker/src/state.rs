@@ -28,6 +28,8 @@ mod catalog_file;
 mod catalog_follow;
 mod client_quotas;
 pub use client_quotas::{ControllerMutationQuota, QuotaClient};
+#[cfg(test)]
+mod restore_tests;
 mod scram;
 
 /// A Kafka error code with the message that goes with it.
@@ -248,6 +250,13 @@ impl BrokerState {
         Ok(())
     }
 
+    /// Commits the changed `catalog`; when that fails, puts it back to `before` (what the
+    /// store still holds), so memory never runs ahead of the stored catalog.
+    fn persist_or_restore(&self, catalog: &mut Catalog, before: Catalog) -> Result<(), ApiError> {
+        self.persist_catalog(catalog)
+            .inspect_err(|_| *catalog = before)
+    }
+
     /// The group coordinator runtime, once started.
     pub fn groups(&self) -> Option<&crate::group_runtime::GroupRuntime> {
         self.groups.get()
@@ -417,8 +426,9 @@ impl BrokerState {
                 format!("topic '{name}' is internal and cannot be deleted"),
             ));
         }
+        let before = catalog.clone();
         let topic = catalog.delete_topic(name)?;
-        self.persist_catalog(&mut catalog)?;
+        self.persist_or_restore(&mut catalog, before)?;
         self.traffic.forget_topic(topic.id);
         self.lifecycle().delete_topic(name, topic.id)?;
         tracing::info!(topic = name, "deleted topic");
@@ -434,8 +444,9 @@ impl BrokerState {
         let mut catalog = self.catalog.lock();
         let old = catalog.check_partitions(name, count)?;
         let topic = catalog.topic(name).expect("checked").clone();
+        let before = catalog.clone();
         catalog.set_partitions(name, count)?;
-        self.persist_catalog(&mut catalog)?;
+        self.persist_or_restore(&mut catalog, before)?;
         self.lifecycle().open_partitions(
             name,
             topic.id,
@@ -463,8 +474,9 @@ impl BrokerState {
         if !apply {
             return Ok(());
         }
+        let before = catalog.clone();
         catalog.replace_configs(name, configs)?;
-        self.persist_catalog(&mut catalog)?;
+        self.persist_or_restore(&mut catalog, before)?;
         let topic = catalog.topic(name).expect("present");
         self.lifecycle()
             .set_config(name, topic.id, &log_config_for(topic));
@@ -596,9 +608,12 @@ impl BrokerState {
     /// A new producer id for InitProducerId; the catalog is persisted when a new block starts.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
         let mut catalog = self.catalog.lock();
+        let before = catalog.clone();
         let (id, new_block) = catalog.allocate_producer_id();
         if new_block {
-            self.persist_catalog(&mut catalog)?;
+            // Not handed out unless the new block is stored: a restart (or another broker)
+            // could otherwise give the same id again.
+            self.persist_or_restore(&mut catalog, before)?;
         }
         Ok(id)
     }
