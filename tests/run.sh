@@ -14,17 +14,14 @@ stage() {
 stage "installing test clients"
 bash tests/compat/install.sh --quick
 
-stage "cargo test"
-cargo build --release --workspace
-# weir-cluster's tests need a PostgreSQL (under CI=true they fail without one): the next
-# stage runs them beside a throwaway server.
-cargo test --release --workspace --exclude weir-cluster
-
-stage "cluster mode: the engine against a real PostgreSQL, its bucket a directory"
-# The same tests against a real S3 server (SeaweedFS, whose build takes minutes on a fresh
-# machine) run on demand: bash tests/cluster/install.sh, then
+stage "cargo test, beside a throwaway PostgreSQL for weir-cluster's tests (their buckets directories)"
+# One build of every target (the binary and the tests, with one set of features), so the
+# test run below compiles nothing more. The same cluster tests against a real S3 server
+# (SeaweedFS, whose build takes minutes on a fresh machine) run on demand:
+# bash tests/cluster/install.sh, then
 # python3 tests/cluster/services.py with-services -- cargo test --release -p weir-cluster
-python3 tests/cluster/services.py with-postgres -- cargo test --release -p weir-cluster
+cargo build --release --workspace --all-targets
+python3 tests/cluster/services.py with-postgres -- cargo test --release --workspace
 
 stage "fuzzing each decoder for ${FUZZ_SECONDS}s"
 # cargo-fuzz needs a nightly toolchain. Where none is installed and rustup cannot fetch

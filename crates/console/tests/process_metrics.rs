@@ -1,8 +1,9 @@
 //! The `process_` families in `GET /metrics`, against this test process. Alone in its
 //! test binary: other tests running at the same time would open and close descriptors.
 
-#[path = "../../broker/tests/common/mod.rs"]
+#[path = "../../broker/tests/integration/common/mod.rs"]
 mod common;
+#[path = "integration/scrape/mod.rs"]
 mod scrape;
 
 use std::time::{SystemTime, UNIX_EPOCH};
