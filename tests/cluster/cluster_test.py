@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Cluster mode with real clients: three `weir serve --cluster` processes on one
+PostgreSQL and one bucket.
+
+Scenarios (all by default, or --scenarios a,b):
+  clients   The Java client, librdkafka (confluent-kafka) and franz-go produce and consume
+            through each broker in turn (the compat runner's basic and group scenarios,
+            bootstrapped at that broker alone), and a group of three members, each
+            bootstrapped at a different broker, splits a topic's partitions while every
+            broker serves part of the fetches.
+  failover  Idempotent acks=all producers and a consumer group run while one broker after
+            another is killed with SIGKILL and started again (--rounds, 5 by default).
+            Afterwards every acknowledged record is in the log exactly once and in order per
+            partition, and the group read every one of them (from its committed offsets on,
+            so repeats around a failover are allowed, gaps are not).
+  outages   PostgreSQL, then (with --s3) the object store, stopped for a few seconds under
+            load: a produce meanwhile fails with a retriable error, every broker stays up,
+            service resumes by itself, and nothing acknowledged is lost.
+
+Usage: cluster_test.py WEIR_BIN [--scenarios clients,failover] [--rounds N] [--s3]
+Starts its own PostgreSQL (services.py), and with --s3 its own SeaweedFS for the bucket
+(tests/cluster/install.sh builds it); without, the bucket is a directory. Prints PASS/FAIL
+lines and ends with "N passed, M failed".
+"""
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from brokers import Brokers  # noqa: E402
+import services  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(HERE))
+LEASE_MS = 3000
+PARTITIONS = 6
+OUTAGE_S = 4
+OUTAGE_LEASE_MS = 15000
+
+
+class Report:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        return ok
+
+
+def wait_until(cond, timeout_s, poll_s=0.2):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(poll_s)
+    return cond()
+
+
+def create_topic(bootstrap, topic, partitions):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=30).values():
+        future.result(60)
+
+
+def live_brokers(bootstrap):
+    """The node ids Metadata names, asked of `bootstrap`."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return sorted(admin.list_topics(timeout=10).brokers)
+
+
+def leaders(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    md = admin.list_topics(topic, timeout=10)
+    return {p: pm.leader for p, pm in md.topics[topic].partitions.items()}
+
+
+def read_all(bootstrap, topic, partitions, timeout_s=60):
+    """Every record of `topic` by partition, from the start to the end offsets seen now."""
+    from confluent_kafka import TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0})
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out = {p: [] for p in range(partitions)}
+    done = {p for p, end in ends.items() if end == 0}
+    deadline = time.time() + timeout_s
+    while len(done) < partitions and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() != KafkaError._PARTITION_EOF:
+                print(f"  read error: {m.error()}", flush=True)
+            continue
+        out[m.partition()].append(m.value().decode())
+        if m.offset() + 1 >= ends[m.partition()]:
+            done.add(m.partition())
+    c.close()
+    return out, ends, len(done) == partitions
+
+
+def run_compat(report, weir_bin, bootstrap, client, node_id):
+    """The compat runner's basic and group scenarios for one client, at one broker."""
+    cmd = [sys.executable, os.path.join(ROOT, "tests", "compat", "run.py"), "--broker", "weir",
+           "--bootstrap", bootstrap, "--weir-bin", weir_bin, "--clients", client,
+           "--scenarios", "basic,group", "--records", "2000", "--group-records", "6000"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    tail = [line for line in r.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    for line in tail:
+        print(f"  {line}", flush=True)
+    report.check(f"clients: {client} through broker {node_id} alone", r.returncode == 0 and tail
+                 and all(line.startswith("PASS") for line in tail),
+                 f"exit {r.returncode}" + ("" if r.returncode == 0 else f"; {r.stdout[-2000:]}{r.stderr[-2000:]}"))
+
+
+class GroupMember:
+    """A confluent-kafka group member in a thread, remembering every value it read."""
+
+    def __init__(self, bootstrap, topic, group, commit_every_s=0.5):
+        self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                           "enable.auto.commit": True, "auto.commit.interval.ms": int(commit_every_s * 1000),
+                           "session.timeout.ms": 10000, "heartbeat.interval.ms": 1000, "log_level": 0,
+                           "partition.assignment.strategy": "cooperative-sticky"})
+        self.values = set()
+        self.assignment = []
+        self.errors = 0
+        self.stopping = threading.Event()
+        self.c.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _assigned(self, consumer, partitions):
+        self.assignment = sorted(set(self.assignment) | {p.partition for p in partitions})
+
+    def _revoked(self, consumer, partitions):
+        self.assignment = sorted(set(self.assignment) - {p.partition for p in partitions})
+
+    def _run(self):
+        while not self.stopping.is_set():
+            m = self.c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                self.errors += 1
+                continue
+            self.values.add(m.value().decode())
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(30)
+        self.c.close()
+
+
+class Producing:
+    """An idempotent acks=all producer in a thread: values `p:seq`, each partition's sequence
+    in order, remembering what was acknowledged and when the last acknowledgement came."""
+
+    def __init__(self, bootstrap, topic, partitions, interval_s=0.002):
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                           "linger.ms": 5, "message.timeout.ms": 120000, "log_level": 0})
+        self.topic, self.partitions, self.interval_s = topic, partitions, interval_s
+        self.acked = set()
+        self.failed = []
+        self.last_ack = time.time()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _delivered(self, err, msg):
+        if err is None:
+            self.acked.add(msg.value().decode())
+            self.last_ack = time.time()
+        else:
+            self.failed.append(str(err))
+
+    def _run(self):
+        seq = {p: 0 for p in range(self.partitions)}
+        n = 0
+        while not self.stopping.is_set():
+            p = n % self.partitions
+            try:
+                self.p.produce(self.topic, value=f"{p}:{seq[p]}", partition=p, on_delivery=self._delivered)
+                seq[p] += 1
+                n += 1
+            except BufferError:
+                self.p.poll(0.05)
+            self.p.poll(0)
+            time.sleep(self.interval_s)
+        self.p.flush(180)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(240)
+
+
+def check_log(report, name, bootstrap, topic, acked):
+    """Every acknowledged value is in the log once, and each partition's values in order."""
+    log, ends, complete = read_all(bootstrap, topic, PARTITIONS)
+    values = [v for vs in log.values() for v in vs]
+    duplicates = len(values) - len(set(values))
+    missing = acked - set(values)
+    out_of_order = 0
+    for p, vs in log.items():
+        seqs = [int(v.split(":")[1]) for v in vs]
+        out_of_order += sum(1 for a, b in zip(seqs, seqs[1:]) if b <= a)
+    report.check(name, complete and not missing and duplicates == 0 and out_of_order == 0,
+                 f"{len(acked)} acknowledged, {len(values)} in the log (ends {sum(ends.values())}), "
+                 f"{len(missing)} missing, {duplicates} duplicated, {out_of_order} out of order"
+                 + ("" if complete else ", the log could not be read to its end"))
+    return set(values)
+
+
+def scenario_clients(report, args, brokers):
+    for node_id in (1, 2, 3):
+        live = live_brokers(brokers.address(node_id))
+        report.check(f"clients: Metadata from broker {node_id} names every broker", live == [1, 2, 3], f"{live}")
+    for client in args.clients.split(","):
+        node_id = {"java": 1, "confluent-kafka": 2, "franz-go": 3}.get(client, 1)
+        run_compat(report, args.weir_bin, brokers.address(node_id), client, node_id)
+
+    # One group, its members bootstrapped at different brokers.
+    topic, group = f"spread-{uuid.uuid4().hex[:8]}", f"spread-{uuid.uuid4().hex[:8]}"
+    create_topic(brokers.address(1), topic, PARTITIONS)
+    led_by = sorted(set(leaders(brokers.address(2), topic).values()))
+    report.check("clients: partition leadership is spread over the three brokers", led_by == [1, 2, 3], f"{led_by}")
+    before = {n: brokers.metric_sum(n, "weir_partition_bytes_out", f'topic="{topic}"') for n in (1, 2, 3)}
+    members = [GroupMember(brokers.address(n), topic, group) for n in (1, 2, 3)]
+    producer = Producing(brokers.address(2), topic, PARTITIONS, interval_s=0.001)
+    settled = wait_until(lambda: sorted(p for m in members for p in m.assignment) == list(range(PARTITIONS))
+                         and all(m.assignment for m in members), 60)
+    time.sleep(3)
+    producer.stop()
+    read_everything = wait_until(lambda: producer.acked <= set().union(*(m.values for m in members)), 60)
+    after = {n: brokers.metric_sum(n, "weir_partition_bytes_out", f'topic="{topic}"') for n in (1, 2, 3)}
+    served = {n: after[n] - before[n] for n in (1, 2, 3)}
+    report.check("clients: a group of three, bootstrapped at different brokers, shares the partitions",
+                 settled, f"assignments {[m.assignment for m in members]}")
+    report.check("clients: the group read every acknowledged record, each broker serving fetches",
+                 read_everything and all(v > 0 for v in served.values()),
+                 f"{len(producer.acked)} acknowledged; bytes served by broker {served}")
+    for m in members:
+        m.stop()
+
+
+def scenario_failover(report, args, brokers):
+    rng = random.Random(args.seed)
+    topic, group = f"failover-{uuid.uuid4().hex[:8]}", f"failover-{uuid.uuid4().hex[:8]}"
+    create_topic(brokers.bootstrap(), topic, PARTITIONS)
+    everyone = brokers.bootstrap([1, 2, 3])
+    producers = [Producing(everyone, topic, PARTITIONS) for _ in range(1)]
+    members = [GroupMember(everyone, topic, group) for _ in range(2)]
+    wait_until(lambda: all(m.values for m in members), 60)
+    stalls = []
+    for rnd in range(1, args.rounds + 1):
+        time.sleep(rng.uniform(2, 4))
+        victim = rng.choice([1, 2, 3])
+        acked_before = sum(len(p.acked) for p in producers)
+        killed_at = time.time()
+        brokers.kill(victim)
+        # The producers carry on through the others within the lease timeout (and some
+        # slack for the clients' own retry backoff and metadata refresh).
+        resumed = wait_until(lambda: sum(len(p.acked) for p in producers) > acked_before + 50
+                             and all(p.last_ack > killed_at for p in producers), LEASE_MS / 1000 + 20)
+        stall = max(0.0, min(p.last_ack for p in producers) - killed_at)
+        stalls.append(stall)
+        report.check(f"failover round {rnd}: broker {victim} killed, producers carry on",
+                     resumed, f"first acknowledgement after the kill within {stall:.1f}s")
+        brokers.start(victim)
+    time.sleep(3)
+    for p in producers:
+        p.stop()
+    acked = set().union(*(p.acked for p in producers))
+    failed = sum(len(p.failed) for p in producers)
+    report.check("failover: no produce failed for good", failed == 0,
+                 f"{failed} failed deliveries: {[f for p in producers for f in p.failed][:3]}")
+    check_log(report, "failover: every acknowledged record is in the log once, in order per partition",
+              brokers.bootstrap(), topic, acked)
+    read = wait_until(lambda: acked <= set().union(*(m.values for m in members)), 90)
+    seen = set().union(*(m.values for m in members))
+    report.check("failover: the group read every acknowledged record (resuming from its commits)", read,
+                 f"{len(acked - seen)} of {len(acked)} never read")
+    for m in members:
+        m.stop()
+
+
+def probe_produce(bootstrap, topic):
+    """One record from a producer that does not retry: None when it was acknowledged, else
+    the error."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0, "enable.idempotence": False,
+                  "message.timeout.ms": 30000, "request.timeout.ms": 25000, "log_level": 0})
+    result = []
+    p.produce(topic, value=b"probe", partition=0, on_delivery=lambda err, msg: result.append(err))
+    p.flush(40)
+    return result[0] if result else "no answer within 40s"
+
+
+def scenario_outages(report, args, brokers):
+    """PostgreSQL, then the object store, stopped for a few seconds under load. The lease
+    is made longer than the outage first: a broker that cannot renew its lease for a whole
+    lease period leaves the cluster (and exits), as it must."""
+    pg, s3 = args.services
+    brokers.lease_ms = OUTAGE_LEASE_MS
+    for n in brokers.running():
+        brokers.stop(n)
+        brokers.start(n)
+    topic = f"outage-{uuid.uuid4().hex[:8]}"
+    create_topic(brokers.bootstrap(), topic, PARTITIONS)
+    producer = Producing(brokers.bootstrap(), topic, PARTITIONS)
+    wait_until(lambda: len(producer.acked) > 200, 30)
+    outages = [("PostgreSQL", pg.stop, pg.start)]
+    if s3:
+        outages.append(("the object store", s3.stop, s3.start))
+    for what, stop, start in outages:
+        stop()
+        stopped_at = time.time()
+        time.sleep(1)
+        error = probe_produce(brokers.bootstrap(), topic)
+        retriable = error is not None and not isinstance(error, str) and error.retriable()
+        time.sleep(max(0.0, OUTAGE_S - (time.time() - stopped_at)))
+        acked_before = len(producer.acked)
+        start()
+        resumed = wait_until(lambda: len(producer.acked) > acked_before + 100, 60)
+        report.check(f"outages: {what} stopped for {OUTAGE_S}s: produce fails with a retriable error",
+                     retriable, f"the probe's answer: {error}")
+        report.check(f"outages: {what} back: service resumes by itself", resumed,
+                     f"{len(producer.acked) - acked_before} acknowledged since")
+        report.check(f"outages: every broker outlived the {what} outage", brokers.running() == [1, 2, 3],
+                     f"running {brokers.running()}")
+    producer.stop()
+    report.check("outages: no produce failed for good", not producer.failed, f"{producer.failed[:3]}")
+    check_log(report, "outages: every acknowledged record is in the log once, in order per partition",
+              brokers.bootstrap(), topic, producer.acked)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("weir_bin")
+    ap.add_argument("--scenarios", default="clients,failover,outages")
+    ap.add_argument("--clients", default="java,confluent-kafka,franz-go")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--s3", action="store_true", help="the bucket in a SeaweedFS server, not a directory")
+    args = ap.parse_args()
+    print(f"seed {args.seed}", flush=True)
+    report = Report()
+    workdir = tempfile.mkdtemp(prefix="weir-cluster-")
+    pg = services.Postgres()
+    s3 = services.Seaweed() if args.s3 else None
+    if s3:
+        bucket, env = s3.url(f"cluster-{uuid.uuid4().hex[:8]}"), s3.env()
+    else:
+        bucket, env = f"file://{workdir}/bucket", {}
+        os.makedirs(f"{workdir}/bucket")
+    brokers = Brokers(os.path.abspath(args.weir_bin), pg.url(), bucket, workdir, env=env, lease_ms=LEASE_MS)
+    args.services = (pg, s3)
+    try:
+        for n in (1, 2, 3):
+            brokers.start(n)
+        for scenario in args.scenarios.split(","):
+            print(f"== {scenario}", flush=True)
+            {"clients": scenario_clients, "failover": scenario_failover,
+             "outages": scenario_outages}[scenario](report, args, brokers)
+    except Exception as e:  # A harness failure is a failed check, with the brokers' logs.
+        report.check("harness", False, f"{type(e).__name__}: {e}; logs in {workdir}")
+    finally:
+        brokers.close()
+        pg.close()
+        if s3:
+            s3.close()
+    print(f"{report.passed} passed, {report.failed} failed", flush=True)
+    sys.exit(1 if report.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
