@@ -3,9 +3,9 @@
 //! Background tasks: the `interval` fsync policy's flusher; retention, which deletes old
 //! segments every `retention_check_interval_ms`; and, on a task of its own, the log cleaner,
 //! which compacts the closed segments of `cleanup.policy=compact` topics every
-//! `log_cleaner_interval_ms`; and the follower of the controller, which starts and stops the
-//! coordinators ([`crate::coordinator_role`]). Shutdown stops accepting, waits briefly for connections to
-//! finish, then fsyncs every partition.
+//! `log_cleaner_interval_ms`; and the follower of the controller, which starts and stops
+//! the coordinators ([`crate::coordinator_role`]). Shutdown stops accepting, waits briefly
+//! for connections to finish, then fsyncs every partition.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
