@@ -14,7 +14,9 @@
 //!
 //! On start, every batch of the internal topic is read back through the engine and replayed
 //! into the coordinator ([`replay_topic`]); the local engine has put back what its journal
-//! held by then (`LocalLog::recover_journal`, when the broker opens its state).
+//! held by then (`LocalLog::recover_journal`, when the broker opens its state). A task runs
+//! until [`CoordinatorHandle::stop`] (this broker is no longer the coordinator, see
+//! [`crate::coordinator_role`]) or until every handle is gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -122,12 +124,15 @@ struct Call<S: Shard> {
 /// A handle for connections to reach a coordinator task.
 pub struct CoordinatorHandle<S: Shard> {
     tx: mpsc::Sender<Call<S>>,
+    /// Ends the task between two steps ([`CoordinatorHandle::stop`]).
+    stop: Arc<tokio::sync::Notify>,
 }
 
 impl<S: Shard> Clone for CoordinatorHandle<S> {
     fn clone(&self) -> Self {
         CoordinatorHandle {
             tx: self.tx.clone(),
+            stop: Arc::clone(&self.stop),
         }
     }
 }
@@ -140,8 +145,23 @@ impl<S: Shard> CoordinatorHandle<S> {
         persistence: Persistence,
     ) -> CoordinatorHandle<S> {
         let (tx, rx) = mpsc::channel(COORDINATOR_REQUESTS_QUEUED_MAX);
-        tokio::spawn(run(Arc::clone(state), shard, rx, Arc::new(persistence)));
-        CoordinatorHandle { tx }
+        let stop = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(run(
+            Arc::clone(state),
+            shard,
+            rx,
+            Arc::new(persistence),
+            Arc::clone(&stop),
+        ));
+        CoordinatorHandle { tx, stop }
+    }
+
+    /// Ends the task once its current step is written (this broker stopped being the
+    /// coordinator). Requests queued or parked then get no answer (`call` returns `None`),
+    /// as from a coordinator that went away.
+    pub fn stop(&self) {
+        // A stored permit: the task sees it even when it is not waiting right now.
+        self.stop.notify_one();
     }
 
     /// Sends one request and waits for its response. `None` if the task has stopped
@@ -173,6 +193,7 @@ async fn run<S: Shard>(
     mut shard: S,
     mut rx: mpsc::Receiver<Call<S>>,
     persistence: Arc<Persistence>,
+    stop: Arc<tokio::sync::Notify>,
 ) {
     let mut parked: HashMap<u64, oneshot::Sender<S::Response>> = HashMap::new();
     let mut next_token: u64 = 0;
@@ -185,6 +206,7 @@ async fn run<S: Shard>(
             // Requests already queued go before a due timer, so a join phase that ends now
             // still takes in the joins that arrived with it.
             biased;
+            _ = stop.notified() => return,
             call = rx.recv() => {
                 let Some(call) = call else { return };
                 handle_call(&mut shard, &mut parked, &mut next_token, call)

@@ -23,6 +23,7 @@ pub fn log_error_code(e: &LogError) -> i16 {
         LogError::Decompress(_) => ResponseError::CorruptMessage.code(),
         LogError::DecompressedTooLarge { .. } => ResponseError::TelemetryTooLarge.code(),
         LogError::Io(_) => ResponseError::KafkaStorageError.code(),
+        LogError::NotCoordinator(_) => ResponseError::NotCoordinator.code(),
     }
 }
 

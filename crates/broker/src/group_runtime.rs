@@ -384,6 +384,11 @@ impl GroupRuntime {
         }
     }
 
+    /// Ends the coordinator task (this broker is no longer the coordinator).
+    pub fn stop(&self) {
+        self.handle.stop();
+    }
+
     /// Tells the coordinator a transaction's marker is durable in an offsets partition.
     pub async fn marker_written(
         &self,

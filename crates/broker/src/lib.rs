@@ -13,6 +13,8 @@
 //! - [`group_runtime`]: the group coordinator on it (`__consumer_offsets`).
 //! - [`txn_runtime`]: the transaction coordinator on it (`__transaction_state`), and the
 //!   writing of transaction markers.
+//! - [`coordinator_role`]: the coordinators run on the controller only; starting them when
+//!   this broker becomes controller, stopping them when it no longer is.
 //! - [`metrics`]: the Prometheus metric families the broker counts (requests, their
 //!   duration and error codes, connections, bytes, fsyncs, parked fetches, start-up).
 //! - [`traffic`]: each partition's records and bytes in and bytes out, counted above the
@@ -34,6 +36,7 @@
 pub mod authz;
 pub mod config;
 pub mod connection;
+pub mod coordinator_role;
 pub mod coordinator_runtime;
 pub mod errors;
 pub mod fetch_session;

@@ -3,8 +3,9 @@
 //! Background tasks: the `interval` fsync policy's flusher; retention, which deletes old
 //! segments every `retention_check_interval_ms`; and, on a task of its own, the log cleaner,
 //! which compacts the closed segments of `cleanup.policy=compact` topics every
-//! `log_cleaner_interval_ms`. Shutdown stops accepting, waits briefly for connections to
-//! finish, then fsyncs every partition.
+//! `log_cleaner_interval_ms`; and the follower of the controller, which starts and stops
+//! the coordinators ([`crate::coordinator_role`]). Shutdown stops accepting, waits briefly
+//! for connections to finish, then fsyncs every partition.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,17 +76,8 @@ impl Broker {
             let s = Arc::clone(&state);
             tokio::task::spawn_blocking(move || s.add_scram_bootstrap(&add_scram)).await??;
         }
-        let s = Arc::clone(&state);
-        let groups = tokio::task::spawn_blocking(move || {
-            crate::group_runtime::GroupRuntime::start_blocking(&s)
-        })
-        .await??;
-        state.set_groups(groups.spawn(&state));
-        let s = Arc::clone(&state);
-        let txns =
-            tokio::task::spawn_blocking(move || crate::txn_runtime::TxnRuntime::start_blocking(&s))
-                .await??;
-        state.set_txns(txns.spawn(&state));
+        // On a single node this broker is the controller: the coordinators load here.
+        crate::coordinator_role::reconcile(&state).await?;
         let recovery = recovery_started.elapsed();
         state.metrics.startup_recovered(recovery);
         tracing::info!(
@@ -109,6 +101,7 @@ impl Broker {
         let Broker { state, listeners } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let background = spawn_background(Arc::clone(&state), stop_rx.clone());
+        let coordinators = crate::coordinator_role::follow(Arc::clone(&state), stop_rx.clone());
         let cleaner_stop = Arc::new(AtomicBool::new(false));
         let cleaner = spawn_cleaner(Arc::clone(&state), Arc::clone(&cleaner_stop));
         let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -135,6 +128,7 @@ impl Broker {
         cleaner_stop.store(true, Ordering::Relaxed);
         cleaner.abort();
         let _ = background.await;
+        let _ = coordinators.await;
         state.log_admin().flush().await;
         tracing::info!("stopped");
         Ok(())

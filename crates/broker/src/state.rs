@@ -91,8 +91,10 @@ pub struct BrokerState {
     membership: Arc<dyn Membership>,
     /// The storage engine that holds every partition (the local engine on one node).
     logs: Arc<dyn Engine>,
-    groups: std::sync::OnceLock<crate::group_runtime::GroupRuntime>,
-    txns: std::sync::OnceLock<crate::txn_runtime::TxnRuntime>,
+    /// The coordinators, while this broker is the controller and has loaded them (see
+    /// [`crate::coordinator_role`]).
+    groups: RwLock<Option<crate::group_runtime::GroupRuntime>>,
+    txns: RwLock<Option<crate::txn_runtime::TxnRuntime>>,
     pub fetch_sessions: crate::fetch_session::FetchSessions,
     /// Client telemetry (KIP-714): instances, their subscriptions, what they pushed.
     pub telemetry: crate::telemetry::Telemetry,
@@ -196,12 +198,16 @@ impl BrokerState {
         ] {
             logs.recover_journal(topic, &meta_dir.join(journal), now)?;
         }
+        let membership = Arc::new(SingleNode {
+            node_id: config.node_id,
+        });
         let state = BrokerState::assemble(
             config,
             catalog,
             Box::new(catalog_file),
             Arc::new(logs),
             metrics,
+            membership,
         );
         state
             .persist_catalog(&mut state.catalog.lock())
@@ -218,19 +224,18 @@ impl BrokerState {
         catalog_store: Box<dyn CatalogStore>,
         logs: Arc<dyn Engine>,
         metrics: crate::metrics::BrokerMetrics,
+        membership: Arc<dyn Membership>,
     ) -> Arc<BrokerState> {
         let acls = Arc::new(catalog.acls.clone());
         let quotas = client_quotas::QuotaState::new(&catalog.client_quotas);
         Arc::new(BrokerState {
-            membership: Arc::new(SingleNode {
-                node_id: config.node_id,
-            }),
+            membership,
             config,
             catalog: Mutex::new(catalog),
             catalog_store,
             logs,
-            groups: std::sync::OnceLock::new(),
-            txns: std::sync::OnceLock::new(),
+            groups: RwLock::new(None),
+            txns: RwLock::new(None),
             fetch_sessions: Default::default(),
             telemetry: Default::default(),
             metrics,
@@ -241,6 +246,29 @@ impl BrokerState {
             quotas,
             traffic: Default::default(),
         })
+    }
+
+    /// A broker over the data directory's catalog and a storage engine another broker may
+    /// share, under `membership`: two brokers of one cluster in one process, for tests.
+    #[cfg(test)]
+    pub(crate) fn open_shared(
+        config: BrokerConfig,
+        logs: Arc<LocalLog>,
+        membership: Arc<dyn Membership>,
+    ) -> Arc<BrokerState> {
+        let catalog_file = CatalogFile::new(&config.data_dir);
+        let catalog = catalog_file
+            .load()
+            .expect("a readable catalog")
+            .unwrap_or_else(|| Catalog::new(new_cluster_id()));
+        BrokerState::assemble(
+            config,
+            catalog,
+            Box::new(catalog_file),
+            logs,
+            crate::metrics::BrokerMetrics::default(),
+            membership,
+        )
     }
 
     /// Commits the changed `catalog` to its store and takes the version it was stored
@@ -257,22 +285,49 @@ impl BrokerState {
             .inspect_err(|_| *catalog = before)
     }
 
-    /// The group coordinator runtime, once started.
-    pub fn groups(&self) -> Option<&crate::group_runtime::GroupRuntime> {
-        self.groups.get()
+    /// The group coordinator runtime, while this broker runs it.
+    pub fn groups(&self) -> Option<crate::group_runtime::GroupRuntime> {
+        self.groups.read().clone()
     }
 
-    pub fn set_groups(&self, runtime: crate::group_runtime::GroupRuntime) {
-        let _ = self.groups.set(runtime);
+    /// Installs the group coordinator runtime; returns the one it replaces.
+    pub fn set_groups(
+        &self,
+        runtime: Option<crate::group_runtime::GroupRuntime>,
+    ) -> Option<crate::group_runtime::GroupRuntime> {
+        std::mem::replace(&mut *self.groups.write(), runtime)
     }
 
-    /// The transaction coordinator runtime, once started.
-    pub fn txns(&self) -> Option<&crate::txn_runtime::TxnRuntime> {
-        self.txns.get()
+    /// The transaction coordinator runtime, while this broker runs it.
+    pub fn txns(&self) -> Option<crate::txn_runtime::TxnRuntime> {
+        self.txns.read().clone()
     }
 
-    pub fn set_txns(&self, runtime: crate::txn_runtime::TxnRuntime) {
-        let _ = self.txns.set(runtime);
+    /// Installs the transaction coordinator runtime; returns the one it replaces.
+    pub fn set_txns(
+        &self,
+        runtime: Option<crate::txn_runtime::TxnRuntime>,
+    ) -> Option<crate::txn_runtime::TxnRuntime> {
+        std::mem::replace(&mut *self.txns.write(), runtime)
+    }
+
+    /// Whether the membership names this broker the controller, which runs the group and
+    /// transaction coordinators.
+    pub fn is_controller(&self) -> bool {
+        self.membership.controller() == self.config.node_id
+    }
+
+    /// Why the coordinators' APIs cannot be served here now: NOT_COORDINATOR on a broker
+    /// that is not the controller, COORDINATOR_LOAD_IN_PROGRESS on the controller until
+    /// both coordinators have replayed their internal topics.
+    pub fn coordinator_refusal(&self) -> Option<ResponseError> {
+        if !self.is_controller() {
+            Some(ResponseError::NotCoordinator)
+        } else if self.groups.read().is_none() || self.txns.read().is_none() {
+            Some(ResponseError::CoordinatorLoadInProgress)
+        } else {
+            None
+        }
     }
 
     pub fn cluster_id(&self) -> String {

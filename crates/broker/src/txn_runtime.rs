@@ -256,6 +256,11 @@ impl TxnRuntime {
         })
     }
 
+    /// Ends the coordinator task (this broker is no longer the coordinator).
+    pub fn stop(&self) {
+        self.handle.stop();
+    }
+
     /// Sends one request to the coordinator and waits for its response. `None` if the
     /// coordinator task has stopped (shutdown) or its write failed.
     pub async fn call(

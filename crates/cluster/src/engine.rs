@@ -106,6 +106,13 @@ impl ClusterLog {
         }
     }
 
+    /// Fences the coordinators' writes ([`CoordinatorLog::append_internal`]) to this broker
+    /// as registered: from now on they commit only while it is the controller by
+    /// PostgreSQL's view, and are refused with NOT_COORDINATOR otherwise.
+    pub fn set_coordinator_fence(&self, fence: crate::CoordinatorFence) {
+        self.appender.set_coordinator_fence(fence);
+    }
+
     /// What the produce path has done since start.
     pub fn append_stats(&self) -> AppendStats {
         self.appender.stats()

@@ -91,4 +91,6 @@ pub use members::{LeaseLoss, LeaseState, LiveBroker, MembersView, Registration};
 #[cfg(feature = "engine")]
 pub use notify::{Listener, Signal};
 #[cfg(feature = "engine")]
-pub use produce::{AppendSettings, AppendStats, Appender, CommitHook, CommittedFlush};
+pub use produce::{
+    AppendSettings, AppendStats, Appender, CommitHook, CommittedFlush, CoordinatorFence,
+};

@@ -149,9 +149,21 @@ pub(crate) struct QueuedMarker {
     pub control_type: ControlRecordType,
 }
 
+/// Who this broker is in `brokers`: a coordinator's write commits only while this broker
+/// is the controller by PostgreSQL's view, the live broker (lease not expired by
+/// PostgreSQL's clock) with the smallest node id, registered under this incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoordinatorFence {
+    pub node_id: i32,
+    pub incarnation: Uuid,
+}
+
 /// What `append`, the batcher and the committer share.
 struct Shared {
     configs: RwLock<HashMap<Uuid, LogConfig>>,
+    /// Unset, coordinators' writes are not checked (an engine no broker registration
+    /// stands behind, as in tools and tests of the engine alone).
+    coordinator_fence: RwLock<Option<CoordinatorFence>>,
     /// The log start offset each partition had at its last commit here, for refusals made
     /// before any I/O (Kafka answers them with it).
     log_start_offsets: Mutex<HashMap<(Uuid, i32), i64>>,
@@ -177,6 +189,8 @@ struct PendingWrite {
     headers: Vec<BatchHeader>,
     /// Set for a transaction marker.
     marker: Option<QueuedMarker>,
+    /// A coordinator's write ([`Appender::append_internal`]), fenced at commit.
+    coordinator: bool,
     reply: oneshot::Sender<AppendResult>,
     _pending: PendingBytes,
 }
@@ -240,6 +254,7 @@ impl Appender {
         assert!(settings.batch_bytes_max >= 1, "batch_bytes_max is 0");
         let shared = Arc::new(Shared {
             configs: RwLock::new(HashMap::new()),
+            coordinator_fence: RwLock::new(None),
             log_start_offsets: Mutex::new(HashMap::new()),
             pending_bytes: AtomicUsize::new(0),
             counters: Counters::default(),
@@ -268,6 +283,14 @@ impl Appender {
     /// The rules a topic's writes are validated by; a topic without them is unknown.
     pub fn set_topic_config(&self, topic_id: Uuid, config: LogConfig) {
         self.shared.configs.write().insert(topic_id, config);
+    }
+
+    /// From now on, a coordinator's write commits only while this broker, registered as
+    /// `fence`, is the controller by PostgreSQL's view; otherwise it is refused with
+    /// NOT_COORDINATOR, so a broker that lost the role unnoticed (paused past its lease)
+    /// cannot write stale group or transaction state.
+    pub fn set_coordinator_fence(&self, fence: CoordinatorFence) {
+        *self.shared.coordinator_fence.write() = Some(fence);
     }
 
     /// Forgets a deleted topic: its writes are refused as unknown from now on.
@@ -342,7 +365,8 @@ impl Appender {
                 error,
                 log_start_offset: self.shared.log_start_offset(&write.tp),
             })?;
-        self.queue_write(write.tp, write.records.freeze(), headers, None)
+        let coordinator = origin == AppendOrigin::Coordinator;
+        self.queue_write(write.tp, write.records.freeze(), headers, None, coordinator)
     }
 
     /// Encodes one marker's control batch and queues it.
@@ -388,6 +412,7 @@ impl Appender {
                 coordinator_epoch: marker.coordinator_epoch,
                 control_type,
             }),
+            false,
         )
     }
 
@@ -399,6 +424,7 @@ impl Appender {
         records: Bytes,
         headers: Vec<BatchHeader>,
         marker: Option<QueuedMarker>,
+        coordinator: bool,
     ) -> Result<oneshot::Receiver<AppendResult>, Refused> {
         let size_bytes = records.len();
         let pending_before = self
@@ -423,6 +449,7 @@ impl Appender {
                 records,
                 headers,
                 marker,
+                coordinator,
                 reply,
                 _pending: pending,
             })

@@ -25,6 +25,8 @@
 //! - [`offsets`]: OffsetCommit, OffsetFetch, OffsetDelete, offset retention.
 //! - [`txn_offsets`]: TxnOffsetCommit, and pending offsets made visible by a commit marker.
 //! - [`admin`]: ListGroups, DescribeGroups, DeleteGroups.
+//! - [`refusal`]: any group API answered with one error (NOT_COORDINATOR on a broker that
+//!   is not the coordinator, COORDINATOR_LOAD_IN_PROGRESS while it loads).
 //!
 //! The consumer protocol (KIP-848), a protocol of its own next to the classic one:
 //! - [`consumer_records`]: Kafka's key/value schemas for consumer groups.
@@ -64,6 +66,7 @@ pub mod offsets;
 pub mod rebalances;
 pub mod reconcile;
 pub mod records;
+pub mod refusal;
 pub mod topics;
 pub mod txn_offsets;
 

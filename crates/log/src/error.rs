@@ -62,6 +62,10 @@ pub enum LogError {
     },
     #[error("storage error: {0}")]
     Io(#[from] std::io::Error),
+    /// Kafka's NOT_COORDINATOR: a coordinator's write from a broker that is no longer the
+    /// one running the coordinators (a shared engine checks this at commit).
+    #[error("not the coordinator: {0}")]
+    NotCoordinator(String),
 }
 
 impl LogError {
@@ -80,7 +84,8 @@ impl LogError {
             | LogError::UnknownCompression(_)
             | LogError::Decompress(_)
             | LogError::DecompressedTooLarge { .. }
-            | LogError::Io(_) => &[],
+            | LogError::Io(_)
+            | LogError::NotCoordinator(_) => &[],
         }
     }
 }

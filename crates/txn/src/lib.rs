@@ -28,6 +28,8 @@
 //! - [`add_partitions`]: AddPartitionsToTxn (client and broker forms), AddOffsetsToTxn.
 //! - [`end_txn`]: EndTxn, timeouts, and the completion once markers are written.
 //! - [`admin`]: DescribeTransactions, ListTransactions.
+//! - [`refusal`]: any transaction API answered with one error (NOT_COORDINATOR on a broker
+//!   that is not the coordinator, COORDINATOR_LOAD_IN_PROGRESS while it loads).
 
 pub mod add_partitions;
 pub mod admin;
@@ -36,6 +38,7 @@ pub mod end_txn;
 pub mod init_producer_id;
 pub mod metadata;
 pub mod records;
+pub mod refusal;
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;

@@ -471,7 +471,6 @@ async fn alter_group(
     match state.groups() {
         Some(runtime) => {
             runtime
-                .clone()
                 .alter_group_configs(state, group_id, apply, change)
                 .await
         }

@@ -1,6 +1,9 @@
-//! FindCoordinator: this broker coordinates every group and every transactional id.
-//! Finding a group's coordinator needs DESCRIBE on the group, a transaction's DESCRIBE on
-//! the transactional id, checked first as Kafka does.
+//! FindCoordinator: the controller coordinates every group and every transactional id
+//! ([`crate::coordinator_role`]); the answer names it with its endpoint on the listener the
+//! client came in on. While no live broker reaches the client there, the answer is
+//! COORDINATOR_NOT_AVAILABLE, which clients retry. Finding a group's coordinator needs
+//! DESCRIBE on the group, a transaction's DESCRIBE on the transactional id, checked first
+//! as Kafka does.
 
 use std::sync::Arc;
 
@@ -25,9 +28,11 @@ pub fn handle(
     access: &Access,
     request: FindCoordinatorRequest,
 ) -> Reply {
-    let node = BrokerId(state.config.node_id);
-    let host = str_bytes(&client.listener.config.advertised_host);
-    let port = client.listener.config.advertised_port;
+    let controller = state.membership().controller();
+    let coordinator = state
+        .brokers(&client.listener.config)
+        .into_iter()
+        .find(|b| b.node_id == controller);
     let answer = |key: StrBytes| -> Coordinator {
         if request.key_type != KEY_TYPE_GROUP && request.key_type != KEY_TYPE_TRANSACTION {
             return Coordinator::default()
@@ -66,11 +71,18 @@ pub fn handle(
                 .with_port(-1)
                 .with_error_code(code.code());
         }
-        Coordinator::default()
-            .with_key(key)
-            .with_node_id(node)
-            .with_host(host.clone())
-            .with_port(port)
+        match &coordinator {
+            Some(b) => Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port),
+            None => Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+        }
     };
     // v4+ batches keys; earlier versions carry one key and answer at the top level.
     let body = if meta.api_version >= 4 {

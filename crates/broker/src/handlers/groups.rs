@@ -1,6 +1,8 @@
 //! The classic consumer group APIs: each is handed to the coordinator task
 //! ([`crate::group_runtime`]) and answered when the coordinator releases its response.
-//! The ACL checks come first ([`super::group_access`]).
+//! The ACL checks come first ([`super::group_access`]). On a broker that is not the
+//! coordinator (not the controller), or before the coordinator has loaded, the request is
+//! refused whole with NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS.
 
 use std::sync::Arc;
 
@@ -23,9 +25,6 @@ pub fn handle(
     access: &Access,
     mut request: GroupRequest,
 ) -> Reply {
-    let Some(runtime) = state.groups() else {
-        return Reply::Close(None);
-    };
     let mut after = match group_access::check(access, meta, &mut request) {
         Ok(after) => after,
         Err(reply) => return reply,
@@ -79,39 +78,77 @@ pub fn handle(
             "JoinGroup"
         );
     }
-    let runtime = runtime.clone();
+    // Not the coordinator, or not loaded yet: refused as a whole, after the ACL checks.
+    let runtime = match (state.coordinator_refusal(), state.groups()) {
+        (None, Some(runtime)) => runtime,
+        (refusal, _) => {
+            let code = refusal.unwrap_or(ResponseError::CoordinatorLoadInProgress);
+            let mut response = request.refused(meta.api_version, code);
+            after.apply(&mut response);
+            return match frame_of(meta, response, unknown) {
+                Some(f) => Reply::Now(f),
+                None => Reply::Close(None),
+            };
+        }
+    };
+    // The requests a coordinator parks (joins, syncs, heartbeats) hear NOT_COORDINATOR when
+    // it stops or its write fails before answering, as from Kafka, so their clients find
+    // the coordinator again at once instead of after their request timeout. Their answer
+    // is small whatever the request, so it is made up front.
+    let on_failure = matches!(
+        request,
+        GroupRequest::JoinGroup(..)
+            | GroupRequest::SyncGroup(..)
+            | GroupRequest::Heartbeat(_)
+            | GroupRequest::LeaveGroup(_)
+            | GroupRequest::ConsumerGroupHeartbeat(..)
+    )
+    .then(|| request.refused(meta.api_version, ResponseError::NotCoordinator));
     let meta = meta.clone();
     let client_id = client.client_id.clone();
     // Kafka reports a member's host as "/" followed by its address.
     let client_host = format!("/{}", client.peer.ip());
     Reply::Later(Box::pin(async move {
-        let mut response = runtime
+        let mut response = match runtime
             .call(meta.api_version, client_id, client_host, request)
-            .await?;
+            .await
+        {
+            Some(response) => response,
+            None => on_failure?,
+        };
         after.apply(&mut response);
-        match response {
-            GroupResponse::JoinGroup(b) => meta.frame(&b),
-            GroupResponse::SyncGroup(b) => meta.frame(&b),
-            GroupResponse::Heartbeat(b) => meta.frame(&b),
-            GroupResponse::LeaveGroup(b) => meta.frame(&b),
-            GroupResponse::OffsetCommit(mut b) => {
-                // Refused partitions join their topic's entry, or come as one of their own.
-                for t in unknown {
-                    match b.topics.iter_mut().find(|x| x.name == t.name) {
-                        Some(x) => x.partitions.extend(t.partitions),
-                        None => b.topics.push(t),
-                    }
-                }
-                meta.frame(&b)
-            }
-            GroupResponse::OffsetFetch(b) => meta.frame(&b),
-            GroupResponse::OffsetDelete(b) => meta.frame(&b),
-            GroupResponse::ListGroups(b) => meta.frame(&b),
-            GroupResponse::DescribeGroups(b) => meta.frame(&b),
-            GroupResponse::DeleteGroups(b) => meta.frame(&b),
-            GroupResponse::TxnOffsetCommit(b) => meta.frame(&b),
-            GroupResponse::ConsumerGroupHeartbeat(b) => meta.frame(&b),
-            GroupResponse::ConsumerGroupDescribe(b) => meta.frame(&b),
-        }
+        frame_of(&meta, response, unknown)
     }))
+}
+
+/// Encodes the coordinator's answer; `unknown` are OffsetCommit partitions refused before.
+fn frame_of(
+    meta: &RequestMeta,
+    response: GroupResponse,
+    unknown: Vec<OffsetCommitResponseTopic>,
+) -> Option<crate::connection::Frame> {
+    match response {
+        GroupResponse::JoinGroup(b) => meta.frame(&b),
+        GroupResponse::SyncGroup(b) => meta.frame(&b),
+        GroupResponse::Heartbeat(b) => meta.frame(&b),
+        GroupResponse::LeaveGroup(b) => meta.frame(&b),
+        GroupResponse::OffsetCommit(mut b) => {
+            // Refused partitions join their topic's entry, or come as one of their own.
+            for t in unknown {
+                match b.topics.iter_mut().find(|x| x.name == t.name) {
+                    Some(x) => x.partitions.extend(t.partitions),
+                    None => b.topics.push(t),
+                }
+            }
+            meta.frame(&b)
+        }
+        GroupResponse::OffsetFetch(b) => meta.frame(&b),
+        GroupResponse::OffsetDelete(b) => meta.frame(&b),
+        GroupResponse::ListGroups(b) => meta.frame(&b),
+        GroupResponse::DescribeGroups(b) => meta.frame(&b),
+        GroupResponse::DeleteGroups(b) => meta.frame(&b),
+        GroupResponse::TxnOffsetCommit(b) => meta.frame(&b),
+        GroupResponse::ConsumerGroupHeartbeat(b) => meta.frame(&b),
+        GroupResponse::ConsumerGroupDescribe(b) => meta.frame(&b),
+    }
 }

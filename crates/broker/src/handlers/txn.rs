@@ -8,6 +8,10 @@
 //! AddOffsetsToTxn and TxnOffsetCommit READ on the group, TxnOffsetCommit READ on each
 //! topic. DescribeTransactions needs DESCRIBE on each id and shows only the partitions of
 //! topics the principal may describe; ListTransactions lists the ids it may describe.
+//!
+//! On a broker that is not the coordinator (not the controller), or before the coordinator
+//! has loaded, a request is refused whole with NOT_COORDINATOR or
+//! COORDINATOR_LOAD_IN_PROGRESS, after the ACL checks.
 
 use std::sync::Arc;
 
@@ -67,13 +71,33 @@ fn handle_then(
     request: TxnRequest,
     then: impl FnOnce(&mut TxnResponse) + Send + 'static,
 ) -> Reply {
-    let Some(runtime) = state.txns().cloned() else {
-        return Reply::Close(None);
+    let runtime = match (state.coordinator_refusal(), state.txns()) {
+        (None, Some(runtime)) => runtime,
+        (refusal, _) => {
+            let code = refusal.unwrap_or(ResponseError::CoordinatorLoadInProgress);
+            let mut response = request.refused(meta.api_version, code);
+            then(&mut response);
+            return match frame_of(meta, response) {
+                Some(f) => Reply::Now(f),
+                None => Reply::Close(None),
+            };
+        }
     };
+    // The requests of one producer's transaction hear NOT_COORDINATOR when the coordinator
+    // stops or its write fails before answering, as from Kafka, so the producer finds the
+    // coordinator again at once. Their answer is small, so it is made up front.
+    let on_failure = matches!(
+        request,
+        TxnRequest::InitProducerId(_) | TxnRequest::AddOffsetsToTxn { .. } | TxnRequest::EndTxn(_)
+    )
+    .then(|| request.refused(meta.api_version, ResponseError::NotCoordinator));
     let meta = meta.clone();
     let client_id = client.client_id.clone();
     Reply::Later(Box::pin(async move {
-        let mut response = runtime.call(meta.api_version, client_id, request).await?;
+        let mut response = match runtime.call(meta.api_version, client_id, request).await {
+            Some(response) => response,
+            None => on_failure?,
+        };
         then(&mut response);
         frame_of(&meta, response)
     }))
@@ -305,8 +329,12 @@ pub async fn verify_or_add(
     partitions: &[(String, i32)],
     verify_only: bool,
 ) -> Vec<i16> {
-    let Some(runtime) = state.txns().cloned() else {
-        return vec![ResponseError::CoordinatorNotAvailable.code(); partitions.len()];
+    let runtime = match (state.coordinator_refusal(), state.txns()) {
+        (None, Some(runtime)) => runtime,
+        (refusal, _) => {
+            let code = refusal.unwrap_or(ResponseError::CoordinatorLoadInProgress);
+            return vec![code.code(); partitions.len()];
+        }
     };
     let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
     for (t, p) in partitions {
@@ -355,9 +383,6 @@ pub fn txn_offset_commit(
     access: &Access,
     mut r: TxnOffsetCommitRequest,
 ) -> Reply {
-    let Some(groups) = state.groups().cloned() else {
-        return Reply::Close(None);
-    };
     let whole = if !access.transactional_id(Operation::Write, r.transactional_id.0.as_str()) {
         Some(ResponseError::TransactionalIdAuthorizationFailed)
     } else if !access.group(Operation::Read, r.group_id.0.as_str()) {
@@ -368,6 +393,13 @@ pub fn txn_offset_commit(
     if let Some(code) = whole {
         return meta.reply(&txn_offset_commit_refused(&r.topics, code.code()));
     }
+    let groups = match (state.coordinator_refusal(), state.groups()) {
+        (None, Some(groups)) => groups,
+        (refusal, _) => {
+            let code = refusal.unwrap_or(ResponseError::CoordinatorLoadInProgress);
+            return meta.reply(&txn_offset_commit_refused(&r.topics, code.code()));
+        }
+    };
     let (allowed, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut r.topics)
         .into_iter()
         .partition(|t| access.topic(Operation::Read, t.name.0.as_str()));

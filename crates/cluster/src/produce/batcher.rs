@@ -206,6 +206,7 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
             headers: write.headers.clone(),
             position,
             marker: write.marker,
+            coordinator: write.coordinator,
         })
         .collect();
     let writes: Vec<PendingWrite> = known.into_iter().map(|(write, _)| write).collect();
@@ -336,7 +337,8 @@ async fn commit_flush(
             context.settings.statement_timeout,
             async {
                 let client = session.client().await?;
-                let result = commit::run(&client, object_id, commits).await;
+                let fence = *context.shared.coordinator_fence.read();
+                let result = commit::run(&client, object_id, commits, fence).await;
                 if result.is_err() && !client.is_closed() {
                     // Leave the connection clean for the next flush; if even this fails,
                     // the connection is dropped below.

@@ -3,6 +3,10 @@
 //! and records the outcome.
 //!
 //! Steps:
+//! 0. when the flush holds coordinators' writes and the engine is fenced
+//!    ([`super::CoordinatorFence`]), ask whether this broker is the controller by
+//!    PostgreSQL's view: the live broker with the smallest node id, under this broker's
+//!    incarnation; if not, those writes are refused with NOT_COORDINATOR (the others go on);
 //! 1. lock the flush's `partitions` rows, in `partition_id` order so that two brokers
 //!    committing the same partitions cannot deadlock;
 //! 2. load the `producer_state` rows of the producers the flush names;
@@ -23,7 +27,7 @@ use weir_log::batch::BatchHeader;
 use weir_log::producer::{CachedBatch, ProducerEntry, ProducerStateTable, SequenceCheck};
 use weir_log::LogError;
 
-use super::QueuedMarker;
+use super::{CoordinatorFence, QueuedMarker};
 use crate::error::ClusterError;
 use crate::notify::CHANNEL_APPENDED;
 
@@ -39,6 +43,8 @@ pub(super) struct CommitWrite {
     pub position: u64,
     /// Set for a transaction marker (one control batch).
     pub marker: Option<QueuedMarker>,
+    /// A coordinator's write, refused unless this broker is the controller.
+    pub coordinator: bool,
 }
 
 /// A partition's row, as locked.
@@ -109,11 +115,13 @@ pub(super) struct AbortedRow {
 }
 
 /// Decides the outcome of every write in order, against the locked `rows` and the loaded
-/// producer `states` (one table per partition). Pure: the transaction writes what it says.
+/// producer `states` (one table per partition). `not_controller` says why coordinators'
+/// writes are refused, when they are. Pure: the transaction writes what it says.
 pub(super) fn plan(
     writes: &[CommitWrite],
     rows: &HashMap<i64, PartitionRow>,
     mut states: HashMap<i64, ProducerStateTable>,
+    not_controller: Option<&str>,
 ) -> Plan {
     let mut plan = Plan::default();
     // The chunk row each partition's last accepted run went into, to extend.
@@ -128,6 +136,13 @@ pub(super) fn plan(
             plan.outcomes.push(WriteOutcome::UnknownPartition);
             continue;
         };
+        if let Some(why) = not_controller.filter(|_| write.coordinator) {
+            plan.outcomes.push(WriteOutcome::Refused {
+                error: LogError::NotCoordinator(why.to_string()),
+                log_start_offset: row.log_start_offset,
+            });
+            continue;
+        }
         let table = states.entry(write.partition_id).or_default();
         if let Some(marker) = write.marker {
             // As the local engine's `append_marker`: the epochs are checked, then the
@@ -340,14 +355,58 @@ pub(super) fn notify_payloads(object_id: i64, next_offsets: &[(i64, i64)]) -> Ve
     payloads
 }
 
+/// Why this broker is not the controller by PostgreSQL's view now (the live broker with the
+/// smallest node id), or `None` when it is, registered under `fence`'s incarnation.
+async fn controller_refusal(
+    client: &Client,
+    fence: CoordinatorFence,
+) -> Result<Option<String>, ClusterError> {
+    let controller = client
+        .query_opt(
+            "SELECT node_id, incarnation FROM brokers WHERE lease_expires_at > now() \
+             ORDER BY node_id LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|row| (row.get::<_, i32>(0), row.get::<_, uuid::Uuid>(1)));
+    Ok(match controller {
+        Some((node_id, incarnation))
+            if node_id == fence.node_id && incarnation == fence.incarnation =>
+        {
+            None
+        }
+        Some((node_id, _)) if node_id == fence.node_id => Some(format!(
+            "broker {node_id} registered again since this one did; find the coordinator again"
+        )),
+        Some((node_id, _)) => Some(format!(
+            "broker {node_id} is the controller, not broker {}; find the coordinator again",
+            fence.node_id
+        )),
+        None => Some(format!(
+            "no broker holds a live lease, broker {} included; find the coordinator again",
+            fence.node_id
+        )),
+    })
+}
+
 /// Runs the transaction on `client` (a connection used by nothing else) and returns the
 /// plan it committed. On an error the caller rolls back or drops the connection.
 pub(super) async fn run(
     client: &Client,
     object_id: i64,
     writes: &[CommitWrite],
+    fence: Option<CoordinatorFence>,
 ) -> Result<Plan, ClusterError> {
     client.batch_execute("BEGIN").await?;
+
+    // 0. Coordinators' writes need this broker to be the controller, by PostgreSQL's view
+    // and clock, within this transaction.
+    let not_controller = match fence {
+        Some(fence) if writes.iter().any(|w| w.coordinator) => {
+            controller_refusal(client, fence).await?
+        }
+        _ => None,
+    };
 
     // 1. Lock the partitions, in id order.
     let mut partition_ids: Vec<i64> = writes.iter().map(|w| w.partition_id).collect();
@@ -424,7 +483,7 @@ pub(super) async fn run(
     }
 
     // 3. Decide.
-    let plan = plan(writes, &rows, states);
+    let plan = plan(writes, &rows, states, not_controller.as_deref());
 
     // 4. Write it down.
     if !plan.chunks.is_empty() {
@@ -598,7 +657,55 @@ mod tests {
             headers,
             position,
             marker: None,
+            coordinator: false,
         }
+    }
+
+    #[test]
+    fn coordinators_writes_are_refused_off_the_controller_and_others_go_on() {
+        // Goal: on a broker that is not the controller, a coordinator's write is refused
+        // with NOT_COORDINATOR and takes no offsets, while a producer's write in the same
+        // flush is stored; on the controller both are.
+        let rows = HashMap::from([(
+            7,
+            PartitionRow {
+                next_offset: 10,
+                log_start_offset: 0,
+                size_bytes: 0,
+                first_unstable_offset: None,
+            },
+        )]);
+        let writes = [
+            CommitWrite {
+                coordinator: true,
+                ..write(7, 0, vec![header((-1, -1, -1), 2, 80)])
+            },
+            write(7, 80, vec![header((-1, -1, -1), 3, 90)]),
+        ];
+        let fenced = plan(&writes, &rows, HashMap::new(), Some("broker 0 is"));
+        assert!(matches!(
+            fenced.outcomes[0],
+            WriteOutcome::Refused {
+                error: LogError::NotCoordinator(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            fenced.outcomes[1],
+            WriteOutcome::Stored {
+                base_offset: 10,
+                last_offset: 12,
+                ..
+            }
+        ));
+        let served = plan(&writes, &rows, HashMap::new(), None);
+        assert!(matches!(
+            served.outcomes[0],
+            WriteOutcome::Stored {
+                base_offset: 10,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -621,7 +728,7 @@ mod tests {
             write(7, 150, vec![header((1, 0, 9), 1, 40)]), // a gap: refused
             write(7, 190, vec![header((1, 0, 5), 1, 30)]),
         ];
-        let plan = plan(&writes, &rows, HashMap::new());
+        let plan = plan(&writes, &rows, HashMap::new(), None);
         assert!(matches!(
             plan.outcomes[2],
             WriteOutcome::Refused {
@@ -683,7 +790,7 @@ mod tests {
             write(2, 20, vec![txn(6)]),
             write(2, 30, vec![txn(7)]),
         ];
-        let plan = plan(&writes, &rows, HashMap::new());
+        let plan = plan(&writes, &rows, HashMap::new(), None);
         assert_eq!(plan.partitions[&1].first_unstable_offset, Some(12));
         assert_eq!(plan.partitions[&2].first_unstable_offset, Some(21));
         assert_eq!(plan.producers[&(2, 6)].current_txn_first_offset, Some(21));
@@ -729,7 +836,7 @@ mod tests {
             marker(1, 3, ControlRecordType::Commit),
             marker(2, 3, ControlRecordType::Abort),
         ];
-        let plan = plan(&writes, &rows, HashMap::from([(4, table)]));
+        let plan = plan(&writes, &rows, HashMap::from([(4, table)]), None);
         assert!(matches!(
             plan.outcomes[0],
             WriteOutcome::Refused {

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod common;
+mod coordinator_fence;
 mod engine;
 mod fetch;
 mod janitor;
