@@ -280,3 +280,61 @@ async fn follow_catalog(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    }
+
+    fn settings(args: &[&str]) -> anyhow::Result<Option<ClusterSettings>> {
+        let mut argv = vec!["serve"];
+        argv.extend_from_slice(args);
+        Serve::try_parse_from(argv).unwrap().cluster.settings(None)
+    }
+
+    #[test]
+    fn cluster_mode_needs_both_urls_and_names_the_flag_it_lacks() {
+        // Goal: no cluster flag is the single node; --cluster and --object-store come
+        // together, and a missing or bad one is refused in one sentence naming the flag.
+        assert!(settings(&[]).unwrap().is_none());
+        let both = settings(&[
+            "--cluster",
+            "postgresql://weir@db/weir",
+            "--object-store",
+            "file:///b",
+        ])
+        .unwrap()
+        .expect("cluster mode");
+        assert_eq!(both.batch_window, Duration::from_millis(BATCH_MS_DEFAULT));
+        assert_eq!(both.config.lease_ms, LEASE_MS_DEFAULT);
+        for (args, flag) in [
+            (
+                &["--cluster", "postgresql://weir@db/weir"][..],
+                "--object-store",
+            ),
+            (&["--object-store", "file:///b"][..], "--cluster"),
+            (
+                &[
+                    "--cluster",
+                    "postgresql://weir@db/weir",
+                    "--object-store",
+                    "file:///b",
+                    "--cluster-batch-ms",
+                    "0",
+                ][..],
+                "--cluster-batch-ms",
+            ),
+        ] {
+            let message = settings(args).err().expect("refused").to_string();
+            assert!(message.contains(flag), "{message:?} does not name {flag}");
+            assert!(!message.contains('\n'), "{message:?} is not one line");
+        }
+    }
+}
