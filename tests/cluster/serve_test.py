@@ -15,6 +15,7 @@ Usage (beside a throwaway PostgreSQL, which sets WEIR_TEST_POSTGRES_URL):
         python3 tests/cluster/serve_test.py target/release/weir
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -226,6 +227,7 @@ def main(bin_path):
             assert "deregistered" in f.read(), "broker 1 did not deregister"
         print("ok: broker 1 stopped cleanly and deregistered")
         print("PASS")
+        shutil.rmtree(work, ignore_errors=True)
         return 0
     except BaseException:
         for b in (b1, b2):
