@@ -69,5 +69,7 @@ pub fn meta_error_code(e: &MetaError) -> i16 {
         MetaError::CatalogConflict | MetaError::CatalogUnavailable(_) => {
             ResponseError::NotController.code()
         }
+        // Kafka's answer while its producer id manager waits for a block: retriable.
+        MetaError::ProducerIdsUnavailable(_) => ResponseError::CoordinatorLoadInProgress.code(),
     }
 }

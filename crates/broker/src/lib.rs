@@ -3,9 +3,12 @@
 //!
 //! Layout:
 //! - [`config`]: [`BrokerConfig`], every knob of `weir serve`.
-//! - [`state`]: [`state::BrokerState`], the open partitions and the catalog on disk.
+//! - [`state`]: [`state::BrokerState`], the open partitions and the catalog on disk, or
+//!   over [`state::BrokerParts`] given by the caller (a cluster's catalog store, engine,
+//!   membership and producer ids, as trait objects: the broker knows no engine).
 //! - [`server`]: the listener, background tasks (fsync interval, retention, the log
-//!   cleaner) and shutdown.
+//!   cleaner) and shutdown; [`server::Listening`], the listeners bound before the state
+//!   opens.
 //! - [`connection`]: one client connection: frames in, ordered responses out.
 //! - [`coordinator_runtime`]: the one runtime that drives the pure coordinators: a task
 //!   each, their records persisted to their internal topic before responses go, timers,

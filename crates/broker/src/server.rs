@@ -1,5 +1,10 @@
 //! The listeners, the background tasks, and shutdown.
 //!
+//! Start-up: [`Broker::listen`] binds the listeners (so the ports clients are told of are
+//! known), then [`Listening::open`] recovers a single node's data directory, or
+//! [`Listening::open_with`] takes the parts a cluster's broker was given; either way the
+//! coordinators start before serving. [`Broker::bind`] and [`Broker::bind_with`] do both.
+//!
 //! Background tasks: the `interval` fsync policy's flusher; retention, which deletes old
 //! segments every `retention_check_interval_ms`; and, on a task of its own, the log cleaner,
 //! which compacts the closed segments of `cleanup.policy=compact` topics every
@@ -19,17 +24,35 @@ use weir_log::FsyncPolicy;
 use crate::config::{BrokerConfig, CONNECTIONS_MAX};
 use crate::handlers::produce::now_ms;
 use crate::security::Listener;
-use crate::state::BrokerState;
+use crate::state::{BrokerParts, BrokerState};
 
 pub struct Broker {
     state: Arc<BrokerState>,
     listeners: Vec<(TcpListener, Arc<Listener>)>,
 }
 
+/// A broker's listeners, bound (so the ports clients are told of are known) before any
+/// state is opened: a cluster's broker registers with them first.
+pub struct Listening {
+    config: BrokerConfig,
+    listeners: Vec<(TcpListener, Arc<Listener>)>,
+    add_scram: Vec<weir_meta::scram::ScramBootstrap>,
+}
+
 impl Broker {
     /// Recovers the data directory and binds the listeners; serving starts with
     /// [`Broker::run`].
     pub async fn bind(config: BrokerConfig) -> anyhow::Result<Broker> {
+        Broker::listen(config).await?.open().await
+    }
+
+    /// Binds the listeners over `parts` (a cluster's); serving starts with [`Broker::run`].
+    pub async fn bind_with(config: BrokerConfig, parts: BrokerParts) -> anyhow::Result<Broker> {
+        Broker::listen(config).await?.open_with(parts).await
+    }
+
+    /// Binds the listeners, and checks the settings they need, without opening anything.
+    pub async fn listen(config: BrokerConfig) -> anyhow::Result<Listening> {
         let mut config = config;
         anyhow::ensure!(!config.listeners.is_empty(), "no listener is configured");
         let mut sockets = Vec::with_capacity(config.listeners.len());
@@ -64,10 +87,58 @@ impl Broker {
                 Arc::new(Listener::new(listener.clone(), &config.security)?),
             ));
         }
+        Ok(Listening {
+            config,
+            listeners,
+            add_scram,
+        })
+    }
+}
+
+impl Listening {
+    /// The config with each listener's bound address and advertised port filled in.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// This broker's node id, when it is known only after binding (a cluster hands one
+    /// out at registration).
+    pub fn set_node_id(&mut self, node_id: i32) {
+        self.config.node_id = node_id;
+    }
+
+    /// The single node: recovers the data directory.
+    pub async fn open(self) -> anyhow::Result<Broker> {
+        let config = self.config.clone();
+        self.start(move || BrokerState::open(config), true).await
+    }
+
+    /// A broker over `parts`.
+    pub async fn open_with(self, parts: BrokerParts) -> anyhow::Result<Broker> {
+        let config = self.config.clone();
+        self.start(move || BrokerState::open_with(config, parts), false)
+            .await
+    }
+
+    /// Opens the state with `open`, applies the security settings, and starts the
+    /// coordinators if this broker is the controller. With `coordinators_required` (the
+    /// single node), failing to load them fails the start; in a cluster the controller
+    /// follower tries again while the broker serves (another broker may, for instance,
+    /// have created an internal topic at the same moment).
+    async fn start(
+        self,
+        open: impl FnOnce() -> anyhow::Result<Arc<BrokerState>> + Send + 'static,
+        coordinators_required: bool,
+    ) -> anyhow::Result<Broker> {
+        let Listening {
+            config: _,
+            listeners,
+            add_scram,
+        } = self;
         // Start-up recovery: opening (and recovering) every partition log, then replaying
         // the coordinators' internal topics.
         let recovery_started = std::time::Instant::now();
-        let state = tokio::task::spawn_blocking(move || BrokerState::open(config)).await??;
+        let state = tokio::task::spawn_blocking(open).await??;
         let security = &state.config.security;
         state.set_super_users(security.super_users.clone());
         state.set_allow_everyone_if_no_acl_found(security.allow_everyone_if_no_acl_found);
@@ -77,7 +148,12 @@ impl Broker {
             tokio::task::spawn_blocking(move || s.add_scram_bootstrap(&add_scram)).await??;
         }
         // On a single node this broker is the controller: the coordinators load here.
-        crate::coordinator_role::reconcile(&state).await?;
+        if let Err(e) = crate::coordinator_role::reconcile(&state).await {
+            if coordinators_required {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "loading the coordinators failed; trying again while serving");
+        }
         let recovery = recovery_started.elapsed();
         state.metrics.startup_recovered(recovery);
         tracing::info!(
@@ -86,7 +162,9 @@ impl Broker {
         );
         Ok(Broker { state, listeners })
     }
+}
 
+impl Broker {
     /// The first listener's bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listeners[0].1.config.bind

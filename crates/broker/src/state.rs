@@ -1,5 +1,7 @@
-//! [`BrokerState`]: the catalog (persisted as `meta/catalog.json` in the data directory)
-//! and the storage engine that holds every partition, shared by every connection.
+//! [`BrokerState`]: the catalog (persisted as `meta/catalog.json` in the data directory,
+//! or in the cluster's store) and the storage engine that holds every partition, shared by
+//! every connection. [`BrokerState::open`] opens a single node's data directory;
+//! [`BrokerState::open_with`] runs over [`BrokerParts`] its caller assembled (a cluster's).
 //!
 //! Locks are `parking_lot` mutexes held only for in-memory work and short file writes,
 //! never across an `.await`.
@@ -15,7 +17,7 @@ use weir_log::store::{CoordinatorLog, LogAdmin, LogLifecycle, Opening, TopicPart
 use weir_log::{Engine, LocalLog, LogConfig, LogStore};
 use weir_meta::acls::{AclBinding, AclBindingFilter, Acls, Operation, ResourceType};
 use weir_meta::group_config::{GroupConfigLimits, GroupConfigOverrides};
-use weir_meta::{Catalog, CatalogStore, MetaError, Topic};
+use weir_meta::{Catalog, CatalogStore, MetaError, ProducerIdSource, Topic};
 use weir_wire::ResponseError;
 
 use crate::config::BrokerConfig;
@@ -87,6 +89,8 @@ pub struct BrokerState {
     catalog: Mutex<Catalog>,
     /// Where the catalog is committed after each change.
     catalog_store: Box<dyn CatalogStore>,
+    /// Where new producer ids come from.
+    producer_ids: ProducerIds,
     /// The brokers of the cluster and who leads what.
     membership: Arc<dyn Membership>,
     /// The storage engine that holds every partition (the local engine on one node).
@@ -170,6 +174,41 @@ pub fn log_config_for(topic: &Topic) -> LogConfig {
     }
 }
 
+/// Where a broker takes new producer ids from.
+pub enum ProducerIds {
+    /// Blocks recorded in the catalog and committed with it: right when this broker alone
+    /// writes its catalog (the single node).
+    CatalogBlocks,
+    /// A source shared by the brokers of a cluster.
+    Source(Box<dyn ProducerIdSource>),
+}
+
+/// What a broker runs over besides its config: the catalog as loaded, the store it is
+/// committed to, the storage engine, the cluster's membership and the producer ids. The
+/// single node's come from its data directory ([`BrokerState::open`]); a cluster's are
+/// assembled by the caller ([`BrokerState::open_with`]).
+pub struct BrokerParts {
+    pub catalog: Catalog,
+    pub catalog_store: Box<dyn CatalogStore>,
+    pub engine: Arc<dyn Engine>,
+    pub membership: Arc<dyn Membership>,
+    pub producer_ids: ProducerIds,
+}
+
+/// Tells `engine` of every partition of `catalog`'s topics, with their configs.
+fn open_catalog_partitions(engine: &dyn LogLifecycle, catalog: &Catalog) -> anyhow::Result<()> {
+    for topic in catalog.topics.values() {
+        engine.open_partitions(
+            &topic.name,
+            topic.id,
+            0..topic.partitions,
+            &log_config_for(topic),
+            Opening::Existing,
+        )?;
+    }
+    Ok(())
+}
+
 impl BrokerState {
     /// Opens the data directory: loads the catalog and recovers every partition log.
     pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<BrokerState>> {
@@ -179,15 +218,7 @@ impl BrokerState {
             .unwrap_or_else(|| Catalog::new(new_cluster_id()));
         let metrics = crate::metrics::BrokerMetrics::default();
         let logs = LocalLog::new(&config.data_dir, config.fsync, metrics.fsync_observer());
-        for topic in catalog.topics.values() {
-            logs.open_partitions(
-                &topic.name,
-                topic.id,
-                0..topic.partitions,
-                &log_config_for(topic),
-                Opening::Existing,
-            )?;
-        }
+        open_catalog_partitions(&logs, &catalog)?;
         // What a crash took from the coordinators' internal topics comes back from their
         // journals before anything reads them.
         let meta_dir = config.data_dir.join(catalog_file::CATALOG_DIR);
@@ -198,17 +229,16 @@ impl BrokerState {
         ] {
             logs.recover_journal(topic, &meta_dir.join(journal), now)?;
         }
-        let membership = Arc::new(SingleNode {
-            node_id: config.node_id,
-        });
-        let state = BrokerState::assemble(
-            config,
+        let parts = BrokerParts {
             catalog,
-            Box::new(catalog_file),
-            Arc::new(logs),
-            metrics,
-            membership,
-        );
+            catalog_store: Box::new(catalog_file),
+            engine: Arc::new(logs),
+            membership: Arc::new(SingleNode {
+                node_id: config.node_id,
+            }),
+            producer_ids: ProducerIds::CatalogBlocks,
+        };
+        let state = BrokerState::assemble(config, parts, metrics);
         state
             .persist_catalog(&mut state.catalog.lock())
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -216,16 +246,29 @@ impl BrokerState {
         Ok(state)
     }
 
-    /// A broker over a loaded catalog, the store it is committed to and a storage engine
-    /// holding the catalog's partitions.
+    /// A broker over `parts` (a cluster's): the engine is told of the catalog's
+    /// partitions; the catalog is taken as loaded, not committed again.
+    pub fn open_with(config: BrokerConfig, parts: BrokerParts) -> anyhow::Result<Arc<BrokerState>> {
+        open_catalog_partitions(&*parts.engine, &parts.catalog)?;
+        let state = BrokerState::assemble(config, parts, crate::metrics::BrokerMetrics::default());
+        state.telemetry.set_subscriptions(state.subscriptions());
+        Ok(state)
+    }
+
+    /// A broker over a loaded catalog, the store it is committed to, a storage engine
+    /// holding the catalog's partitions, the membership and the producer ids.
     fn assemble(
         config: BrokerConfig,
-        catalog: Catalog,
-        catalog_store: Box<dyn CatalogStore>,
-        logs: Arc<dyn Engine>,
+        parts: BrokerParts,
         metrics: crate::metrics::BrokerMetrics,
-        membership: Arc<dyn Membership>,
     ) -> Arc<BrokerState> {
+        let BrokerParts {
+            catalog,
+            catalog_store,
+            engine,
+            membership,
+            producer_ids,
+        } = parts;
         let acls = Arc::new(catalog.acls.clone());
         let quotas = client_quotas::QuotaState::new(&catalog.client_quotas);
         Arc::new(BrokerState {
@@ -233,7 +276,8 @@ impl BrokerState {
             config,
             catalog: Mutex::new(catalog),
             catalog_store,
-            logs,
+            producer_ids,
+            logs: engine,
             groups: RwLock::new(None),
             txns: RwLock::new(None),
             fetch_sessions: Default::default(),
@@ -261,14 +305,14 @@ impl BrokerState {
             .load()
             .expect("a readable catalog")
             .unwrap_or_else(|| Catalog::new(new_cluster_id()));
-        BrokerState::assemble(
-            config,
+        let parts = BrokerParts {
             catalog,
-            Box::new(catalog_file),
-            logs,
-            crate::metrics::BrokerMetrics::default(),
+            catalog_store: Box::new(catalog_file),
+            engine: logs,
             membership,
-        )
+            producer_ids: ProducerIds::CatalogBlocks,
+        };
+        BrokerState::assemble(config, parts, crate::metrics::BrokerMetrics::default())
     }
 
     /// Commits the changed `catalog` to its store and takes the version it was stored
@@ -660,8 +704,12 @@ impl BrokerState {
         Ok(())
     }
 
-    /// A new producer id for InitProducerId; the catalog is persisted when a new block starts.
+    /// A new producer id for InitProducerId: from the shared source in a cluster, else
+    /// from the catalog's block, which is persisted when a new block starts.
     pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        if let ProducerIds::Source(source) = &self.producer_ids {
+            return Ok(source.next_producer_id()?);
+        }
         let mut catalog = self.catalog.lock();
         let before = catalog.clone();
         let (id, new_block) = catalog.allocate_producer_id();

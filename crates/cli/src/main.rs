@@ -1,6 +1,10 @@
 //! `weir`: the single binary. `weir serve` runs the broker; `weir topics`, `weir groups`,
 //! `weir produce` and `weir consume` manage and use any Kafka-protocol broker; `weir bench`
 //! measures one.
+//!
+//! `weir serve` runs a single node by default, its records in `--data-dir`; with
+//! `--cluster` and `--object-store` it is one broker of a cluster over PostgreSQL and a
+//! bucket (`serve_cluster.rs` assembles it).
 
 mod bench;
 mod client;
@@ -11,6 +15,7 @@ mod data;
 mod groups;
 mod output;
 mod profile;
+mod serve_cluster;
 mod serve_security;
 mod topics;
 mod transactions;
@@ -63,6 +68,12 @@ enum Command {
     ///   weir serve --listeners SASL_SSL://0.0.0.0:9094 \
     ///       --ssl-certificate-location broker.pem --ssl-key-location broker-key.pem \
     ///       --add-scram 'SCRAM-SHA-512=[name=admin,password=admin-secret]'
+    ///
+    /// A broker of a cluster (records in the bucket, order and metadata in PostgreSQL;
+    /// start as many as you like, each with its own address):
+    ///   weir serve --listen 0.0.0.0:9092 --advertised-address broker1.example.com:9092 \
+    ///       --cluster postgresql://weir@db.example.com:5432/weir \
+    ///       --object-store 's3://weir-data/prod?endpoint=https://s3.example.com&region=eu-1'
     Serve(ServeArgs),
     /// Create, list, describe, delete and configure topics.
     #[command(subcommand)]
@@ -127,9 +138,16 @@ struct ServeArgs {
     /// host:port clients are told to connect to; defaults to the listen address.
     #[arg(long, env = "WEIR_ADVERTISED_ADDRESS")]
     advertised_address: Option<String>,
-    /// Directory holding topics, segments and metadata.
+    /// Directory holding topics, segments and metadata. Not used in cluster mode (records
+    /// and metadata live in --object-store and --cluster).
     #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
     data_dir: PathBuf,
+    /// This broker's node id (Kafka's node.id). A single node is 0 unless given; a broker
+    /// of a cluster without one takes the lowest id no live broker holds.
+    #[arg(long, env = "WEIR_NODE_ID")]
+    node_id: Option<i32>,
+    #[command(flatten)]
+    cluster: serve_cluster::ClusterArgs,
     /// When appended records are forced to disk.
     #[arg(long, env = "WEIR_FSYNC", value_enum, default_value = "always")]
     fsync: Fsync,
@@ -288,7 +306,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.http_tls && http_listen.is_none() {
         anyhow::bail!("--http-tls needs the HTTP listener: give --http-listen an address, or leave out --http-tls");
     }
+    let cluster = args.cluster.settings(args.node_id)?;
     let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
+    if let Some(node_id) = args.node_id {
+        if node_id < 0 {
+            anyhow::bail!("--node-id is {node_id} but must be 0 or more");
+        }
+        config.node_id = node_id;
+    }
     let advertised = match &args.advertised_address {
         Some(adv) => Some(parse_advertised(adv).map_err(anyhow::Error::msg)?),
         None => None,
@@ -339,7 +364,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.transaction_state_partitions = args.transaction_state_partitions;
 
-    let broker = Broker::bind(config.clone()).await?;
+    let (broker, cluster) = match cluster {
+        None => (Broker::bind(config).await?, None),
+        Some(settings) => {
+            let (broker, node) =
+                serve_cluster::start(Broker::listen(config).await?, settings).await?;
+            (broker, Some(node))
+        }
+    };
     let listening: Vec<String> = broker
         .state()
         .config
@@ -352,16 +384,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
-    tracing::info!(
-        "weir listening on {} (data in {}, fsync {})",
-        listening.join(", "),
-        args.data_dir.display(),
-        match args.fsync {
-            Fsync::Always => "always",
-            Fsync::Interval => "interval",
-            Fsync::Never => "never",
-        }
-    );
+    if cluster.is_some() {
+        tracing::info!(
+            "weir listening on {} (node {} of a cluster)",
+            listening.join(", "),
+            broker.state().config.node_id
+        );
+    } else {
+        tracing::info!(
+            "weir listening on {} (data in {}, fsync {})",
+            listening.join(", "),
+            args.data_dir.display(),
+            match args.fsync {
+                Fsync::Always => "always",
+                Fsync::Interval => "interval",
+                Fsync::Never => "never",
+            }
+        );
+    }
     let console = match http_listen {
         Some(addr) => {
             let console =
@@ -379,10 +419,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let result = broker.run(shutdown_signal()).await;
+    let Some(node) = cluster else {
+        let result = broker.run(shutdown_signal()).await;
+        if let Some(console) = console {
+            console.abort();
+        }
+        return result;
+    };
+    // A broker of a cluster also stops when it loses its registration.
+    let lost = std::sync::OnceLock::new();
+    let stopping = async {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            loss = node.lease_lost() => { let _ = lost.set(loss); }
+        }
+    };
+    let result = broker.run(stopping).await;
     if let Some(console) = console {
         console.abort();
     }
+    if let Some(loss) = lost.get() {
+        anyhow::bail!(
+            "stopped serving: this broker lost its registration in the cluster ({loss}), and another broker may now hold its node id; start it again to rejoin"
+        );
+    }
+    node.stop().await;
     result
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use weir_meta::catalog::PRODUCER_ID_BLOCK_SIZE;
-use weir_meta::{Catalog, CatalogStore, MetaError};
+use weir_meta::{Catalog, CatalogStore, MetaError, ProducerIdSource};
 
 use crate::error::ClusterError;
 use crate::notify::{Signal, CHANNEL_CATALOG};
@@ -319,5 +319,17 @@ impl CatalogStore for PgCatalog {
             Ok(CommitOutcome::Conflict { .. }) => Err(MetaError::CatalogConflict),
             Err(e) => Err(MetaError::CatalogUnavailable(e.to_string())),
         }
+    }
+}
+
+/// The broker takes producer ids one at a time; the block behind them is this broker's
+/// (`allocate_producer_ids`), so only the first id of each block waits on PostgreSQL, on
+/// a worker thread the runtime is told may block, as catalog commits do.
+impl ProducerIdSource for PgCatalog {
+    fn next_producer_id(&self) -> Result<i64, MetaError> {
+        let handle = tokio::runtime::Handle::current();
+        let ids = tokio::task::block_in_place(|| handle.block_on(self.allocate_producer_ids(1)));
+        ids.map(|ids| ids.start)
+            .map_err(|e| MetaError::ProducerIdsUnavailable(e.to_string()))
     }
 }

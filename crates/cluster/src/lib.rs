@@ -15,7 +15,9 @@
 //! - `bucket.rs`: `Bucket`, the object store `--object-store` names, with bounded calls, and
 //!   the key of each object.
 //! - `catalog.rs`: `PgCatalog`, the catalog as one compare-and-set JSON document, cached;
-//!   producer id blocks.
+//!   producer id blocks. It is the broker's `CatalogStore` and `ProducerIdSource` (weir-meta)
+//!   in cluster mode; `weir serve --cluster` (the CLI's `serve_cluster.rs`) assembles a
+//!   broker from these parts.
 //! - `config.rs`: `ClusterConfig` (the `--cluster*` flags) and its validation.
 //! - `error.rs`: `ClusterError`, the crate's error type for PostgreSQL work, and which
 //!   errors are retriable.

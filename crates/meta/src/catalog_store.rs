@@ -20,3 +20,10 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// when the store cannot be reached or written.
     fn commit(&self, catalog: &Catalog) -> Result<u64, MetaError>;
 }
+
+/// One store shared with others that read it (a cluster's broker follows its commits too).
+impl<T: CatalogStore + ?Sized> CatalogStore for std::sync::Arc<T> {
+    fn commit(&self, catalog: &Catalog) -> Result<u64, MetaError> {
+        (**self).commit(catalog)
+    }
+}

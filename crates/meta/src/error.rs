@@ -79,4 +79,7 @@ pub enum MetaError {
     /// The catalog could not be stored (its store unreachable or failing).
     #[error("the catalog could not be stored: {0}")]
     CatalogUnavailable(String),
+    /// No producer id could be taken (the cluster's sequence unreachable).
+    #[error("no producer id could be allocated: {0}")]
+    ProducerIdsUnavailable(String),
 }

@@ -21,6 +21,8 @@
 //! - [`scram`]: SCRAM credentials: their derivation and checks, and `--add-scram`.
 //! - [`user_scram_credentials`]: Describe/AlterUserScramCredentials decided over the catalog.
 //! - [`placement`]: which internal-topic partition holds a group or transactional id.
+//! - [`producer_ids`]: [`ProducerIdSource`], new producer ids from outside the catalog (a
+//!   cluster's shared sequence).
 //! - [`error`]: [`MetaError`].
 
 pub mod acls;
@@ -33,9 +35,11 @@ pub mod error;
 pub mod group_config;
 pub mod membership;
 pub mod placement;
+pub mod producer_ids;
 pub mod scram;
 pub mod user_scram_credentials;
 
 pub use catalog::{Catalog, Topic};
 pub use catalog_store::CatalogStore;
 pub use error::MetaError;
+pub use producer_ids::ProducerIdSource;

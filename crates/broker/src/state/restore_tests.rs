@@ -38,13 +38,17 @@ fn a_refused_commit_leaves_topics_configs_and_producer_ids_as_they_were() {
     let store = Switchable {
         refuse: refuse.clone(),
     };
-    let state = BrokerState::assemble(
-        config,
-        Catalog::new("restore-test".into()),
-        Box::new(store),
-        Arc::new(logs),
-        metrics,
-    );
+    let membership = Arc::new(SingleNode {
+        node_id: config.node_id,
+    });
+    let parts = BrokerParts {
+        catalog: Catalog::new("restore-test".into()),
+        catalog_store: Box::new(store),
+        engine: Arc::new(logs),
+        membership,
+        producer_ids: ProducerIds::CatalogBlocks,
+    };
+    let state = BrokerState::assemble(config, parts, metrics);
     let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
     state
         .create_topic("orders", 2, 1, configs.clone(), false, true)
