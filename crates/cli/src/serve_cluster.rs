@@ -27,9 +27,9 @@ use weir_cluster::config::{redact, LEASE_MS_DEFAULT, POLL_MS_DEFAULT};
 use weir_cluster::notify::CHANNELS;
 use weir_cluster::pg::{Connector, Session};
 use weir_cluster::{
-    AppendSettings, Bucket, CatalogSnapshot, ClusterConfig, ClusterLog, ClusterLogSettings,
-    ClusterMembership, CoordinatorFence, Endpoint, Janitor, JanitorSettings, LeaseLoss, LeaseState,
-    Listener, PgCatalog, Registration,
+    AppendSettings, Bucket, CatalogSnapshot, ClusterConfig, ClusterError, ClusterLog,
+    ClusterLogSettings, ClusterMembership, CoordinatorFence, Endpoint, Janitor, JanitorSettings,
+    LeaseLoss, LeaseState, Listener, PgCatalog, Registration,
 };
 
 /// The Appender's flush window by default: writes gathered this long share one object
@@ -133,7 +133,7 @@ pub async fn start(
     let migrated = weir_cluster::migrate::migrate(&mut client).await?;
     drop(client);
     tracing::info!(version = migrated.version, applied = ?migrated.applied, "the cluster's schema is current");
-    let mut registration = Registration::register(&config).await?;
+    let mut registration = register(&config).await?;
     let node_id = registration.node_id();
     listening.set_node_id(node_id);
 
@@ -231,6 +231,35 @@ impl ClusterNode {
         }
     }
 }
+
+/// Registers this broker. A node id asked for that a registration still holds may be
+/// this broker's own previous run (killed before it could leave): its lease runs out
+/// within one lease period, so registering is retried for a little longer than that
+/// before the node id is taken to belong to another live broker.
+async fn register(config: &ClusterConfig) -> anyhow::Result<Registration> {
+    let deadline = tokio::time::Instant::now() + config.lease() * 2;
+    let mut told = false;
+    loop {
+        match Registration::register(config).await {
+            Err(ClusterError::NodeIdTaken { node_id })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                if !told {
+                    tracing::info!(
+                        node_id,
+                        "node id {node_id} is still registered (a previous run of this broker?); waiting for its lease to run out"
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(REGISTER_RETRY_MS)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// How often registering is retried while the node id asked for is still held.
+const REGISTER_RETRY_MS: u64 = 250;
 
 /// Where other brokers and clients reach this one, per listener: the advertised host and
 /// the port bound (or advertised).

@@ -320,6 +320,13 @@ impl CatalogStore for PgCatalog {
             Err(e) => Err(MetaError::CatalogUnavailable(e.to_string())),
         }
     }
+
+    fn latest(&self) -> Result<Option<Catalog>, MetaError> {
+        let handle = tokio::runtime::Handle::current();
+        let snapshot = tokio::task::block_in_place(|| handle.block_on(self.reload()))
+            .map_err(|e| MetaError::CatalogUnavailable(e.to_string()))?;
+        Ok(Some(snapshot.catalog.clone()))
+    }
 }
 
 /// The broker takes producer ids one at a time; the block behind them is this broker's

@@ -19,11 +19,23 @@ pub trait CatalogStore: Send + Sync + 'static {
     /// version is no longer `catalog.version`, and with [`MetaError::CatalogUnavailable`]
     /// when the store cannot be reached or written.
     fn commit(&self, catalog: &Catalog) -> Result<u64, MetaError>;
+
+    /// The stored catalog read afresh, when other brokers may have committed since this
+    /// one's copy (a shared store); `None` for a store only this broker writes. A broker
+    /// asks when a client names a topic it does not know, which another broker may have
+    /// just created.
+    fn latest(&self) -> Result<Option<Catalog>, MetaError> {
+        Ok(None)
+    }
 }
 
 /// One store shared with others that read it (a cluster's broker follows its commits too).
 impl<T: CatalogStore + ?Sized> CatalogStore for std::sync::Arc<T> {
     fn commit(&self, catalog: &Catalog) -> Result<u64, MetaError> {
         (**self).commit(catalog)
+    }
+
+    fn latest(&self) -> Result<Option<Catalog>, MetaError> {
+        (**self).latest()
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -99,6 +100,15 @@ pub fn handle(
             // As in Kafka, a request naming any topic id is answered by id, whatever names it
             // carries: the Java consumer resolves the ids of its assignment with empty names.
             let by_id = list.iter().any(|t| !t.topic_id.is_nil());
+            // A topic another broker of a cluster has just created may not have reached
+            // this one yet: read the stored catalog before answering that it is unknown.
+            let unknown = |t: &MetadataRequestTopic| match t.name.as_ref().filter(|_| !by_id) {
+                Some(name) => state.topic(&name.0).is_none(),
+                None => state.topic_by_id(t.topic_id).is_none(),
+            };
+            if list.iter().any(unknown) {
+                state.catch_up_catalog();
+            }
             list
             .into_iter()
             .map(|t| {

@@ -17,6 +17,21 @@ impl BrokerState {
     /// Takes `next` if it is newer than the catalog this broker holds; returns whether it
     /// did. An engine refusing a change fails the call, leaving the older catalog in place
     /// (the next newer version tries again).
+    /// Reads the stored catalog afresh and takes it if it is newer (a shared store only):
+    /// for a client naming a topic this broker does not know yet, which another broker may
+    /// have just created. Failures leave the catalog as it is; the follower catches up.
+    pub fn catch_up_catalog(self: &Arc<Self>) {
+        match self.catalog_store.latest() {
+            Ok(Some(latest)) => {
+                if let Err(e) = self.adopt_catalog(latest) {
+                    tracing::warn!(error = %e.message, "taking the stored catalog failed");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "reading the stored catalog failed"),
+        }
+    }
+
     pub fn adopt_catalog(self: &Arc<Self>, mut next: Catalog) -> Result<bool, ApiError> {
         let mut catalog = self.catalog.lock();
         if next.version <= catalog.version {
