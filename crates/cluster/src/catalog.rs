@@ -46,10 +46,17 @@ pub enum CommitOutcome {
 pub struct PgCatalog {
     inner: Arc<Inner>,
     refresher: Option<JoinHandle<()>>,
+    /// Where the broker's blocking calls (`CatalogStore`, `ProducerIdSource`) run, with a
+    /// connection of their own: the broker holds its catalog lock across a commit, and
+    /// its async workers may all be waiting on that lock, so a commit must not need them
+    /// to make progress.
+    own_runtime: Option<tokio::runtime::Runtime>,
 }
 
 struct Inner {
     session: Arc<Session>,
+    /// The connection of the blocking calls, driven by `own_runtime`.
+    blocking_session: Arc<Session>,
     current: watch::Sender<Arc<CatalogSnapshot>>,
     /// The rest of this broker's producer id block: ids handed out one range at a time
     /// without a round trip.
@@ -82,13 +89,26 @@ impl PgCatalog {
         })
         .await?;
         let (current, _) = watch::channel(Arc::new(snapshot));
+        let own_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weir-catalog")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                ClusterError::Config(format!("cannot start the catalog's runtime: {e}"))
+            })?;
         let inner = Arc::new(Inner {
+            blocking_session: Arc::new(Session::new(session.connector().clone())),
             session,
             current,
             producer_ids: tokio::sync::Mutex::new(0..0),
         });
         let refresher = signals.map(|signals| tokio::spawn(inner.clone().follow(signals)));
-        Ok(PgCatalog { inner, refresher })
+        Ok(PgCatalog {
+            inner,
+            refresher,
+            own_runtime: Some(own_runtime),
+        })
     }
 
     /// The newest catalog this broker knows; no I/O.
@@ -103,7 +123,7 @@ impl PgCatalog {
 
     /// Reads the stored catalog now and caches it if it is newer.
     pub async fn reload(&self) -> Result<Arc<CatalogSnapshot>, ClusterError> {
-        self.inner.reload().await
+        self.inner.reload(&self.inner.session).await
     }
 
     /// Stores `next` iff the stored version is still `expected_version`, and in the same
@@ -112,6 +132,16 @@ impl PgCatalog {
     /// on `weir_catalog` when it commits.
     pub async fn commit(
         &self,
+        expected_version: u64,
+        next: Catalog,
+    ) -> Result<CommitOutcome, ClusterError> {
+        self.commit_on(&self.inner.session, expected_version, next)
+            .await
+    }
+
+    async fn commit_on(
+        &self,
+        session: &Session,
         expected_version: u64,
         next: Catalog,
     ) -> Result<CommitOutcome, ClusterError> {
@@ -125,8 +155,8 @@ impl PgCatalog {
         let (topic_ids, partition_counts): (Vec<Uuid>, Vec<i32>) =
             next.topics.values().map(|t| (t.id, t.partitions)).unzip();
         let expected = i64::try_from(expected_version).expect("catalog versions fit in bigint");
-        let committed = statement(&inner.session, "the catalog commit", async {
-            let client = inner.session.client().await?;
+        let committed = statement(session, "the catalog commit", async {
+            let client = session.client().await?;
             let row = client
                 .query_opt(
                     "WITH updated AS (
@@ -158,7 +188,7 @@ impl PgCatalog {
                 Ok(CommitOutcome::Committed { version })
             }
             None => Ok(CommitOutcome::Conflict {
-                current: inner.reload().await?,
+                current: inner.reload(session).await?,
             }),
         }
     }
@@ -168,6 +198,15 @@ impl PgCatalog {
     /// sequence when the rest of the current one is too short (the rest is then skipped;
     /// ids are plentiful).
     pub async fn allocate_producer_ids(&self, count: u32) -> Result<Range<i64>, ClusterError> {
+        self.allocate_producer_ids_on(&self.inner.session, count)
+            .await
+    }
+
+    async fn allocate_producer_ids_on(
+        &self,
+        session: &Session,
+        count: u32,
+    ) -> Result<Range<i64>, ClusterError> {
         assert!(
             count >= 1 && i64::from(count) <= PRODUCER_ID_BLOCK_SIZE,
             "{count} producer ids at once"
@@ -175,7 +214,6 @@ impl PgCatalog {
         let count = i64::from(count);
         let mut block = self.inner.producer_ids.lock().await;
         if block.end - block.start < count {
-            let session = &self.inner.session;
             let n: i64 = statement(session, "the producer id block", async {
                 Ok(session
                     .client()
@@ -193,10 +231,28 @@ impl PgCatalog {
     }
 }
 
+impl PgCatalog {
+    /// Runs `f` to its end on the catalog's own runtime, blocking this thread (a worker of
+    /// the broker's runtime is told it blocks).
+    fn on_own_runtime<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        let handle = self
+            .own_runtime
+            .as_ref()
+            .expect("the runtime lives until the catalog is dropped")
+            .handle()
+            .clone();
+        tokio::task::block_in_place(|| handle.block_on(f))
+    }
+}
+
 impl Drop for PgCatalog {
     fn drop(&mut self) {
         if let Some(task) = &self.refresher {
             task.abort();
+        }
+        if let Some(runtime) = self.own_runtime.take() {
+            // Dropped on an async worker, a runtime may not wait for its tasks.
+            runtime.shutdown_background();
         }
     }
 }
@@ -219,9 +275,9 @@ impl Inner {
         newest.expect("set in the closure")
     }
 
-    async fn reload(&self) -> Result<Arc<CatalogSnapshot>, ClusterError> {
-        let snapshot = statement(&self.session, "the catalog read", async {
-            read(&*self.session.client().await?).await
+    async fn reload(&self, session: &Session) -> Result<Arc<CatalogSnapshot>, ClusterError> {
+        let snapshot = statement(session, "the catalog read", async {
+            read(&*session.client().await?).await
         })
         .await?;
         Ok(self.offer(snapshot))
@@ -247,7 +303,7 @@ impl Inner {
             }
         };
         if stored > cached {
-            self.reload().await?;
+            self.reload(&self.session).await?;
         }
         Ok(())
     }
@@ -310,10 +366,11 @@ async fn statement<T>(
 /// waits here, on a worker thread the runtime is told may block.
 impl CatalogStore for PgCatalog {
     fn commit(&self, catalog: &Catalog) -> Result<u64, MetaError> {
-        let handle = tokio::runtime::Handle::current();
-        let outcome = tokio::task::block_in_place(|| {
-            handle.block_on(PgCatalog::commit(self, catalog.version, catalog.clone()))
-        });
+        let outcome = self.on_own_runtime(self.commit_on(
+            &self.inner.blocking_session,
+            catalog.version,
+            catalog.clone(),
+        ));
         match outcome {
             Ok(CommitOutcome::Committed { version }) => Ok(version),
             Ok(CommitOutcome::Conflict { .. }) => Err(MetaError::CatalogConflict),
@@ -322,8 +379,8 @@ impl CatalogStore for PgCatalog {
     }
 
     fn latest(&self) -> Result<Option<Catalog>, MetaError> {
-        let handle = tokio::runtime::Handle::current();
-        let snapshot = tokio::task::block_in_place(|| handle.block_on(self.reload()))
+        let snapshot = self
+            .on_own_runtime(self.inner.reload(&self.inner.blocking_session))
             .map_err(|e| MetaError::CatalogUnavailable(e.to_string()))?;
         Ok(Some(snapshot.catalog.clone()))
     }
@@ -334,8 +391,8 @@ impl CatalogStore for PgCatalog {
 /// a worker thread the runtime is told may block, as catalog commits do.
 impl ProducerIdSource for PgCatalog {
     fn next_producer_id(&self) -> Result<i64, MetaError> {
-        let handle = tokio::runtime::Handle::current();
-        let ids = tokio::task::block_in_place(|| handle.block_on(self.allocate_producer_ids(1)));
+        let ids =
+            self.on_own_runtime(self.allocate_producer_ids_on(&self.inner.blocking_session, 1));
         ids.map(|ids| ids.start)
             .map_err(|e| MetaError::ProducerIdsUnavailable(e.to_string()))
     }

@@ -303,3 +303,56 @@ async fn the_broker_commits_through_the_catalog_store_and_a_stale_change_is_refu
     assert_eq!(topic_names(&stored), ["orders"]);
     assert_eq!(stored.catalog.version, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_completes_while_every_worker_waits_on_the_brokers_catalog_lock() {
+    // Goal: the broker holds its catalog lock across a commit, and its request handlers
+    // block on that lock; with every async worker so blocked, the commit (and the reads
+    // and producer ids the broker takes the same way) still completes, because it needs no
+    // worker of the broker's runtime. Without its own runtime and connection, the commit
+    // waited for a worker to drive its connection, and the broker hung.
+    let Some(url) = common::database("catalog_store_starved").await else {
+        return;
+    };
+    common::migrated(&url).await;
+    let catalog = Arc::new(store(&url).await);
+    // Warm the shared connection first, as a running broker has.
+    catalog.reload().await.unwrap();
+    let lock = Arc::new(std::sync::Mutex::new(()));
+    let held = lock.lock().unwrap();
+    // Two tasks block both workers on the lock (as handlers calling `state.topic()`).
+    let (blocked_tx, mut blocked_rx) = tokio::sync::mpsc::channel(2);
+    for _ in 0..2 {
+        let lock = Arc::clone(&lock);
+        let blocked_tx = blocked_tx.clone();
+        tokio::spawn(async move {
+            blocked_tx.send(()).await.unwrap();
+            drop(lock.lock().unwrap());
+        });
+    }
+    blocked_rx.recv().await.unwrap();
+    blocked_rx.recv().await.unwrap();
+    // The lock holder commits from a thread of its own (the broker's holder is a worker
+    // in `block_in_place`, which hands its tasks to a new worker that then blocks too).
+    let committer = Arc::clone(&catalog);
+    let handle = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _entered = handle.enter();
+        let next = with_topic(&committer.current(), "orders", 1);
+        let version = weir_meta::CatalogStore::commit(&*committer, &next);
+        let latest = weir_meta::CatalogStore::latest(&*committer);
+        let id = weir_meta::ProducerIdSource::next_producer_id(&*committer);
+        let _ = done_tx.send((version, latest, id));
+    });
+    let outcome = done_rx.recv_timeout(Duration::from_secs(20));
+    drop(held);
+    let (version, latest, id) =
+        outcome.expect("the commit completed while every worker was blocked");
+    assert_eq!(version, Ok(1));
+    let latest = latest
+        .unwrap()
+        .expect("a shared store reads the stored catalog");
+    assert!(latest.topics.contains_key("orders"));
+    assert!(id.unwrap() >= 0);
+}
