@@ -53,6 +53,14 @@ python3 tests/durability/txn_crash.py "$PWD/target/release/weir" "${WEIR_TXN_CRA
 stage "durability: SCRAM credentials set by Kafka's kafka-configs across kill -9, 3 rounds"
 python3 tests/durability/scram_crash.py "$PWD/target/release/weir" 3
 
+stage "cluster mode: two brokers sharing one catalog, membership and log; a killed broker leaves after its lease, a frozen one stops serving"
+python3 tests/cluster/services.py with-postgres -- python3 tests/cluster/serve_test.py "$PWD/target/release/weir"
+
+stage "cluster mode: three brokers on one PostgreSQL (the bucket a directory): the Java client, librdkafka and franz-go through each; ${WEIR_CLUSTER_ROUNDS:-5} kill -9 failover rounds under idempotent acks=all producers and a consumer group; PostgreSQL stopped under load"
+# With --s3 (a SeaweedFS built by tests/cluster/install.sh) the bucket is S3 and the
+# object store is stopped too.
+python3 tests/cluster/cluster_test.py "$PWD/target/release/weir" --rounds "${WEIR_CLUSTER_ROUNDS:-5}"
+
 stage "compatibility: real clients against weir (the quick subset; tests/compat/run.py runs all, against Apache Kafka too)"
 python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \
     --clients "${WEIR_COMPAT_CLIENTS:-kcat,confluent-kafka,java,franz-go,sarama,kafka-python,aiokafka,kafkajs}" \
