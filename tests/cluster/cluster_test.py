@@ -342,7 +342,7 @@ def scenario_outages(report, args, brokers):
                      retriable, f"the probe's answer: {error}")
         report.check(f"outages: {what} back: service resumes by itself", resumed,
                      f"{len(producer.acked) - acked_before} acknowledged since")
-        report.check(f"outages: every broker outlived the {what} outage", brokers.running() == [1, 2, 3],
+        report.check(f"outages: every broker outlived the outage of {what}", brokers.running() == [1, 2, 3],
                      f"running {brokers.running()}")
     producer.stop()
     report.check("outages: no produce failed for good", not producer.failed, f"{producer.failed[:3]}")
