@@ -53,6 +53,7 @@ class Brokers:
         self.extra_args = list(extra_args)
         self.ports = {}  # node id -> (kafka port, http port)
         self.procs = {}  # node id -> Popen, while running
+        self.log_offsets = {}  # node id -> where the current run's log starts
         _all.append(self)
 
     def log_path(self, node_id):
@@ -65,6 +66,7 @@ class Brokers:
         data_dir = os.path.join(self.workdir, f"data-{node_id}")
         os.makedirs(data_dir, exist_ok=True)
         log = open(self.log_path(node_id), "ab")
+        self.log_offsets[node_id] = log.tell()
         args = [self.weir_bin, "serve", "--cluster", self.cluster_url, "--object-store", self.bucket_url,
                 "--node-id", str(node_id), "--listen", f"127.0.0.1:{kafka_port}",
                 "--http-listen", f"127.0.0.1:{http_port}", "--data-dir", data_dir,
@@ -77,18 +79,26 @@ class Brokers:
         return self.procs[node_id]
 
     def wait_listening(self, node_id):
-        kafka_port = self.ports[node_id][0]
+        """Until this run of the broker logs that it serves. Its port is bound before it
+        registers, so a connection alone would come too early."""
         proc = self.procs[node_id]
-        deadline = time.time() + START_TIMEOUT_S
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"broker {node_id} exited with {proc.returncode}; see {self.log_path(node_id)}")
-            try:
-                socket.create_connection(("127.0.0.1", kafka_port), timeout=0.2).close()
-                return
-            except OSError:
+        path = self.log_path(node_id)
+        with open(path, "rb") as f:
+            f.seek(self.log_offsets[node_id])
+            seen = b""
+            deadline = time.time() + START_TIMEOUT_S
+            while time.time() < deadline:
+                seen += f.read()
+                if b"weir listening on" in seen:
+                    return
+                if proc.poll() is not None:
+                    raise RuntimeError(f"broker {node_id} exited with {proc.returncode}:\n{self.tail(node_id)}")
                 time.sleep(0.05)
-        raise RuntimeError(f"broker {node_id} did not listen within {START_TIMEOUT_S}s; see {self.log_path(node_id)}")
+        raise RuntimeError(f"broker {node_id} did not start within {START_TIMEOUT_S}s:\n{self.tail(node_id)}")
+
+    def tail(self, node_id, lines=30):
+        with open(self.log_path(node_id), errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
 
     def running(self):
         return sorted(n for n, p in self.procs.items() if p.poll() is None)

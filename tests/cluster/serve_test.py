@@ -17,7 +17,6 @@ Usage (beside a throwaway PostgreSQL, which sets WEIR_TEST_POSTGRES_URL):
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,48 +25,16 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from brokers import Brokers  # noqa: E402
+
 PARTITIONS = 6
 RECORDS = 600
 KEYS = 40
 LEASE_MS = 3000
-START_TIMEOUT_S = 60
 # The lease, a renewal period for the reaping, and slack for a loaded machine.
 GONE_TIMEOUT_S = 3 * LEASE_MS / 1000 + 10
 TOPIC = "orders"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(bin_path, node_id, port, pg_url, bucket_dir, work_dir):
-    log_path = os.path.join(work_dir, f"broker{node_id}.log")
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [bin_path, "serve", "--listen", f"127.0.0.1:{port}", "--http-listen", "off",
-         "--data-dir", os.path.join(work_dir, f"data{node_id}"), "--node-id", str(node_id),
-         "--cluster", pg_url, "--object-store", f"file://{bucket_dir}",
-         "--cluster-lease-ms", str(LEASE_MS), "--cluster-batch-ms", "5"],
-        stdout=log, stderr=subprocess.STDOUT)
-    proc.log_path = log_path
-    deadline = time.time() + START_TIMEOUT_S
-    # The port is bound before registration; the log line says the broker serves.
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"broker {node_id} exited with {proc.returncode}:\n{tail(log_path)}")
-        with open(log_path) as f:
-            if "weir listening on" in f.read():
-                return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"broker {node_id} did not start in time:\n{tail(log_path)}")
-
-
-def tail(path, lines=30):
-    with open(path) as f:
-        return "".join(f.readlines()[-lines:])
 
 
 def metadata(bootstrap):
@@ -159,12 +126,11 @@ def main(bin_path):
     work = tempfile.mkdtemp(prefix="weir-serve-test-")
     bucket = os.path.join(work, "bucket")
     os.makedirs(bucket)
-    port1, port2 = free_port(), free_port()
-    b1 = b2 = None
+    brokers = Brokers(os.path.abspath(bin_path), pg_url, f"file://{bucket}", work, lease_ms=LEASE_MS, batch_ms=5)
     try:
-        b1 = start(bin_path, 1, port1, pg_url, bucket, work)
-        b2 = start(bin_path, 2, port2, pg_url, bucket, work)
-        boot1, boot2 = f"127.0.0.1:{port1}", f"127.0.0.1:{port2}"
+        brokers.start(1)
+        brokers.start(2)
+        boot1, boot2 = brokers.address(1), brokers.address(2)
 
         # 1. A topic created through broker 1 is seen by broker 2, led by both.
         admin = AdminClient({"bootstrap.servers": boot1, "log_level": 0})
@@ -185,8 +151,7 @@ def main(bin_path):
         print(f"ok: {RECORDS} records produced via broker 2 read back in order via broker 1")
 
         # 3. Broker 2 dies; after its lease broker 1 is the whole cluster.
-        b2.send_signal(signal.SIGKILL)
-        b2.wait()
+        brokers.kill(2)
         killed_at = time.time()
 
         def only_one():
@@ -199,12 +164,11 @@ def main(bin_path):
             acked.setdefault(partition, []).extend(records)
         consume(boot1, acked)
         print(f"ok: produce and consume through broker 1 alone ({RECORDS + RECORDS // 2} records)")
-        assert b1.poll() is None, "broker 1 exited"
+        assert brokers.running() == [1], "broker 1 exited"
 
         # 4. A broker frozen past its lease finds its registration gone when it wakes, and
         #    stops serving with an error rather than act as a member.
-        port3 = free_port()
-        b3 = start(bin_path, 3, port3, pg_url, bucket, work)
+        b3 = brokers.start(3)
         wait_for("broker 1 lists broker 3", lambda: metadata(boot1)[0] == [1, 3] or metadata(boot1), 30)
         b3.send_signal(signal.SIGSTOP)
         wait_for("broker 1 drops the frozen broker 3", lambda: metadata(boot1)[0] == [1] or metadata(boot1),
@@ -214,31 +178,27 @@ def main(bin_path):
             code = b3.wait(30)
         except subprocess.TimeoutExpired:
             b3.kill()
-            raise AssertionError(f"broker 3 kept running after losing its lease:\n{tail(b3.log_path)}")
-        with open(b3.log_path) as f:
+            raise AssertionError(f"broker 3 kept running after losing its lease:\n{brokers.tail(3)}")
+        with open(brokers.log_path(3)) as f:
             log = f.read()
-        assert code != 0 and "lost its registration" in log, f"broker 3 exited with {code}:\n{tail(b3.log_path)}"
+        assert code != 0 and "lost its registration" in log, f"broker 3 exited with {code}:\n{brokers.tail(3)}"
         print(f"ok: broker 3, frozen past its lease, stopped serving (exit {code})")
 
         # 5. A clean stop deregisters and exits 0.
-        b1.send_signal(signal.SIGTERM)
-        assert b1.wait(30) == 0, f"broker 1 exited with {b1.returncode}"
-        with open(b1.log_path) as f:
+        code = brokers.stop(1)
+        assert code == 0, f"broker 1 exited with {code}"
+        with open(brokers.log_path(1)) as f:
             assert "deregistered" in f.read(), "broker 1 did not deregister"
         print("ok: broker 1 stopped cleanly and deregistered")
         print("PASS")
         shutil.rmtree(work, ignore_errors=True)
         return 0
     except BaseException:
-        for b in (b1, b2):
-            if b is not None:
-                print(f"--- {b.log_path}\n{tail(b.log_path)}", file=sys.stderr)
+        for node_id in sorted(brokers.ports):
+            print(f"--- {brokers.log_path(node_id)}\n{brokers.tail(node_id)}", file=sys.stderr)
         raise
     finally:
-        for b in (b1, b2):
-            if b is not None and b.poll() is None:
-                b.kill()
-                b.wait()
+        brokers.close()
 
 
 if __name__ == "__main__":
