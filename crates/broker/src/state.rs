@@ -469,6 +469,11 @@ impl BrokerState {
         &*self.logs
     }
 
+    /// The storage engine's running totals of its own work, for the metrics endpoint.
+    pub fn engine_counters(&self) -> Vec<weir_log::store::EngineCounter> {
+        self.logs.counters()
+    }
+
     /// Checks a new topic; with `apply`, also creates it (catalog first, then the logs).
     pub fn create_topic(
         &self,

@@ -25,7 +25,7 @@ mod txn;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Produce throughput and ack latency.
+    /// Produce throughput and ack latency, each partition written at its leader.
     ///
     /// Example: weir bench produce --records 1000000 --size 100 --partitions 3 --acks 1
     Produce(ProduceArgs),
@@ -76,10 +76,10 @@ pub struct ProduceArgs {
     /// Bytes per partition batch.
     #[arg(long, default_value_t = 65_536)]
     batch_bytes: usize,
-    /// Produce requests in flight per producer.
+    /// Produce requests in flight per producer and partition leader.
     #[arg(long, default_value_t = 5)]
     in_flight: usize,
-    /// Producers, each on its own connection.
+    /// Producers, each with its own connection to every partition leader.
     #[arg(long, default_value_t = 1)]
     producers: usize,
 }
@@ -214,9 +214,142 @@ async fn ensure_topic(conn: &mut Connection, topic: &str, partitions: i32) -> an
     bail!("topic '{topic}' did not become available")
 }
 
+/// The address of each partition's leader, by partition index.
+pub(crate) async fn leaders(
+    conn: &mut Connection,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<Vec<String>> {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic)))),
+    ]));
+    let (meta, _) = conn.call(&req).await?;
+    let brokers: BTreeMap<i32, String> = meta
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let t = meta
+        .topics
+        .first()
+        .ok_or_else(|| anyhow!("no metadata for topic '{topic}'"))?;
+    let mut out = Vec::with_capacity(partitions as usize);
+    for p in 0..partitions {
+        let part = t
+            .partitions
+            .iter()
+            .find(|x| x.partition_index == p)
+            .ok_or_else(|| anyhow!("topic '{topic}' has no partition {p}"))?;
+        let address = brokers.get(&part.leader_id.0).ok_or_else(|| anyhow!("partition {p} of '{topic}' has no leader the broker names; try again once the topic settles"))?;
+        out.push(address.clone());
+    }
+    Ok(out)
+}
+
 fn progress(label: &str, done: u64, total: u64, started: Instant) {
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     eprint!("\r{label}: {done}/{total} ({:.0}/s)   ", done as f64 / secs);
+}
+
+/// One producer's connection to one partition leader, writing the same batch to each of
+/// the leader's partitions per request.
+struct LeaderWriter {
+    address: String,
+    topic: String,
+    partitions: Vec<i32>,
+    batch: Bytes,
+    per_batch: u64,
+    acks: i16,
+    in_flight: usize,
+}
+
+impl LeaderWriter {
+    /// Sends requests until `records` are written, `in_flight` at a time; the latency of
+    /// each acknowledged request, in microseconds.
+    async fn run(self, records: u64, sent: Arc<AtomicU64>) -> anyhow::Result<Vec<u64>> {
+        let LeaderWriter {
+            address,
+            topic,
+            partitions,
+            batch,
+            per_batch,
+            acks,
+            in_flight,
+        } = self;
+        let mut conn = Connection::connect(&address).await?;
+        let version = conn.version::<ProduceRequest>()?.min(12);
+        let request = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(sb(&topic)))
+                .with_partition_data(
+                    partitions
+                        .iter()
+                        .map(|p| {
+                            produce_request::PartitionProduceData::default()
+                                .with_index(*p)
+                                .with_records(Some(batch.clone()))
+                        })
+                        .collect(),
+                )]);
+        // A new topic may not be writable at once (Kafka answers NOT_LEADER_OR_FOLLOWER
+        // until its metadata settles): send one request until it is accepted, as
+        // clients retry. Those records are not counted.
+        if acks != 0 {
+            let mut tries = 0;
+            loop {
+                let resp: ProduceResponse = conn.call_at(&request, version).await?;
+                let retriable = resp
+                    .responses
+                    .iter()
+                    .flat_map(|t| t.partition_responses.iter())
+                    .any(|p| p.error_code != 0);
+                if !retriable {
+                    break;
+                }
+                tries += 1;
+                if tries > 100 {
+                    bail!("topic '{topic}' does not accept writes at {address} after 10 s");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let per_request = per_batch * partitions.len() as u64;
+        let mut latencies = Vec::new();
+        let mut sent_at = std::collections::VecDeque::new();
+        let mut done = 0u64;
+        while done < records || !sent_at.is_empty() {
+            while done < records && sent_at.len() < in_flight {
+                conn.send_at(&request, version).await?;
+                done += per_request;
+                if acks == 0 {
+                    sent.fetch_add(per_request, Ordering::Relaxed);
+                } else {
+                    sent_at.push_back(Instant::now());
+                }
+            }
+            if let Some(t) = sent_at.pop_front() {
+                let resp: ProduceResponse = conn.recv().await?;
+                latencies.push(t.elapsed().as_micros() as u64);
+                for p in resp
+                    .responses
+                    .iter()
+                    .flat_map(|t| t.partition_responses.iter())
+                {
+                    if p.error_code != 0 {
+                        bail!(
+                            "partition {} refused a batch at {address}: error {}",
+                            p.index,
+                            p.error_code
+                        );
+                    }
+                }
+                sent.fetch_add(per_request, Ordering::Relaxed);
+            }
+        }
+        Ok(latencies)
+    }
 }
 
 async fn produce(bootstrap: &str, a: ProduceArgs) -> anyhow::Result<()> {
@@ -229,92 +362,34 @@ async fn produce(bootstrap: &str, a: ProduceArgs) -> anyhow::Result<()> {
     let per_batch = (a.batch_bytes / a.size.max(1)).max(1) as u64;
     let value = Bytes::from(vec![b'x'; a.size]);
     let batch = encode_batch(&vec![value; per_batch as usize], compression)?;
+    // Each partition is written at its leader, as clients do: on one broker that is the
+    // bootstrap broker, in a cluster each leader gets the requests for its partitions.
+    let mut by_leader: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (p, address) in leaders(&mut admin, &a.topic, partitions)
+        .await?
+        .into_iter()
+        .enumerate()
+    {
+        by_leader.entry(address).or_default().push(p as i32);
+    }
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let per_producer = a.records / a.producers as u64;
     let mut tasks = Vec::new();
     for _ in 0..a.producers {
-        let (bootstrap, topic, batch, sent) = (
-            bootstrap.to_string(),
-            a.topic.clone(),
-            batch.clone(),
-            Arc::clone(&sent),
-        );
-        let (acks, in_flight) = (a.acks, a.in_flight.max(1));
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Connection::connect(&bootstrap).await?;
-            let version = conn.version::<ProduceRequest>()?.min(12);
-            let request = ProduceRequest::default()
-                .with_acks(acks)
-                .with_timeout_ms(30_000)
-                .with_topic_data(vec![produce_request::TopicProduceData::default()
-                    .with_name(TopicName(sb(&topic)))
-                    .with_partition_data(
-                        (0..partitions)
-                            .map(|p| {
-                                produce_request::PartitionProduceData::default()
-                                    .with_index(p)
-                                    .with_records(Some(batch.clone()))
-                            })
-                            .collect(),
-                    )]);
-            // A new topic may not be writable at once (Kafka answers NOT_LEADER_OR_FOLLOWER
-            // until its metadata settles): send one request until it is accepted, as
-            // clients retry. Those records are not counted.
-            if acks != 0 {
-                let mut tries = 0;
-                loop {
-                    let resp: ProduceResponse = conn.call_at(&request, version).await?;
-                    let retriable = resp
-                        .responses
-                        .iter()
-                        .flat_map(|t| t.partition_responses.iter())
-                        .any(|p| p.error_code != 0);
-                    if !retriable {
-                        break;
-                    }
-                    tries += 1;
-                    if tries > 100 {
-                        bail!("topic '{topic}' does not accept writes after 10 s");
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-            let per_request = per_batch * partitions as u64;
-            let mut latencies = Vec::new();
-            let mut sent_at = std::collections::VecDeque::new();
-            let mut done = 0u64;
-            while done < per_producer || !sent_at.is_empty() {
-                while done < per_producer && sent_at.len() < in_flight {
-                    conn.send_at(&request, version).await?;
-                    done += per_request;
-                    if acks == 0 {
-                        sent.fetch_add(per_request, Ordering::Relaxed);
-                    } else {
-                        sent_at.push_back(Instant::now());
-                    }
-                }
-                if let Some(t) = sent_at.pop_front() {
-                    let resp: ProduceResponse = conn.recv().await?;
-                    latencies.push(t.elapsed().as_micros() as u64);
-                    for p in resp
-                        .responses
-                        .iter()
-                        .flat_map(|t| t.partition_responses.iter())
-                    {
-                        if p.error_code != 0 {
-                            bail!(
-                                "partition {} refused a batch: error {}",
-                                p.index,
-                                p.error_code
-                            );
-                        }
-                    }
-                    sent.fetch_add(per_request, Ordering::Relaxed);
-                }
-            }
-            Ok::<_, anyhow::Error>(latencies)
-        }));
+        for (address, parts) in &by_leader {
+            let records = per_producer * parts.len() as u64 / partitions as u64;
+            let writer = LeaderWriter {
+                address: address.clone(),
+                topic: a.topic.clone(),
+                partitions: parts.clone(),
+                batch: batch.clone(),
+                per_batch,
+                acks: a.acks,
+                in_flight: a.in_flight.max(1),
+            };
+            tasks.push(tokio::spawn(writer.run(records, Arc::clone(&sent))));
+        }
     }
     let ticker = {
         let sent = Arc::clone(&sent);

@@ -27,8 +27,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 use uuid::Uuid;
 use weir_log::store::{
-    Acks, AppendResult, BoxFuture, CoordinatorLog, LogLifecycle, LogStore, Opening, PartitionRead,
-    PartitionWrite, ReadSpec, Refused, StoreError, TopicPartition,
+    Acks, AppendResult, BoxFuture, CoordinatorLog, EngineCounter, LogLifecycle, LogStore, Opening,
+    PartitionRead, PartitionWrite, ReadSpec, Refused, StoreError, TopicPartition,
 };
 use weir_log::{LogConfig, LogError};
 
@@ -237,5 +237,73 @@ impl LogLifecycle for ClusterLog {
 
     fn set_config(&self, _topic: &str, topic_id: Uuid, config: &LogConfig) {
         self.appender.set_topic_config(topic_id, config.clone());
+    }
+
+    /// The object-store requests and PostgreSQL commits behind produce and fetch: what a
+    /// cluster costs per megabyte.
+    fn counters(&self) -> Vec<EngineCounter> {
+        let (a, r) = (self.append_stats(), self.read_stats());
+        let counter = |name, help, bytes, value| EngineCounter {
+            name,
+            help,
+            bytes,
+            value,
+        };
+        vec![
+            counter(
+                "cluster_object_puts",
+                "Objects written to the bucket (one PUT each).",
+                false,
+                a.objects_put,
+            ),
+            counter(
+                "cluster_object_put",
+                "Bytes written to the bucket.",
+                true,
+                a.bytes_put,
+            ),
+            counter(
+                "cluster_flush_commits",
+                "PostgreSQL transactions that gave a flush's batches their offsets.",
+                false,
+                a.commits,
+            ),
+            counter(
+                "cluster_flushes_failed",
+                "Flushes failed by the bucket or PostgreSQL.",
+                false,
+                a.flushes_failed,
+            ),
+            counter(
+                "cluster_object_gets",
+                "Ranged GETs from the bucket.",
+                false,
+                r.gets,
+            ),
+            counter(
+                "cluster_object_get",
+                "Bytes read from the bucket.",
+                true,
+                r.bytes_got,
+            ),
+            counter(
+                "cluster_read_queries",
+                "PostgreSQL reads of the object index for fetches the cache could not answer.",
+                false,
+                r.read_queries,
+            ),
+            counter(
+                "cluster_cache_hits",
+                "Chunks of records found in the memory cache.",
+                false,
+                r.cache_hits,
+            ),
+            counter(
+                "cluster_cache_misses",
+                "Chunks of records not in the memory cache.",
+                false,
+                r.cache_misses,
+            ),
+        ]
     }
 }

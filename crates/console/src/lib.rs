@@ -33,6 +33,7 @@
 //!   to HTTP statuses.
 
 pub mod api;
+pub mod engine_metrics;
 pub mod errors;
 pub mod group_lag;
 pub mod group_metrics;

@@ -1,5 +1,6 @@
 //! `GET /metrics`: the broker's counters, the partitions' offsets and traffic, the groups'
-//! committed offsets and lag, and the process's memory, CPU and descriptors, encoded in
+//! committed offsets and lag, the process's memory, CPU and descriptors, and the storage
+//! engine's own counters (a cluster's object-store requests), encoded in
 //! OpenMetrics text on each scrape.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use weir_broker::authz::Access;
 use weir_broker::state::BrokerState;
 use weir_meta::acls::Operation;
 
+use crate::engine_metrics::EngineMetrics;
 use crate::errors::HttpError;
 use crate::group_metrics::GroupMetrics;
 use crate::partition_metrics::PartitionMetrics;
@@ -29,6 +31,7 @@ fn registry(state: &Arc<BrokerState>, groups: GroupMetrics) -> Registry {
     registry.register_collector(Box::new(PartitionMetrics::new(Arc::clone(state))));
     registry.register_collector(Box::new(groups));
     registry.register_collector(Box::new(ProcessMetrics));
+    registry.register_collector(Box::new(EngineMetrics::read(state)));
     registry
 }
 

@@ -341,6 +341,24 @@ pub trait LogLifecycle: Send + Sync + 'static {
 
     /// Applies a topic's changed settings to its partitions at once.
     fn set_config(&self, topic: &str, topic_id: Uuid, config: &LogConfig);
+
+    /// Running totals of the engine's own work that the metrics endpoint publishes as
+    /// counters (a cluster engine's object-store requests and commits). None by default:
+    /// the local engine's work shows in the partitions' own metrics.
+    fn counters(&self) -> Vec<EngineCounter> {
+        Vec::new()
+    }
+}
+
+/// One running total of an engine's work, published as `weir_<name>_total` (with the
+/// unit before `_total` when there is one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineCounter {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// `true` when the count is of bytes.
+    pub bytes: bool,
+    pub value: u64,
 }
 
 /// A whole engine: the five traits in one object, which is what the broker holds.

@@ -318,38 +318,6 @@ async fn offer_of(conn: &mut Connection) -> anyhow::Result<Offer> {
     })
 }
 
-/// The address of each partition's leader, by partition index.
-async fn leaders(
-    conn: &mut Connection,
-    topic: &str,
-    partitions: i32,
-) -> anyhow::Result<Vec<String>> {
-    let req = MetadataRequest::default().with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic)))),
-    ]));
-    let (meta, _) = conn.call(&req).await?;
-    let brokers: BTreeMap<i32, String> = meta
-        .brokers
-        .iter()
-        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
-        .collect();
-    let t = meta
-        .topics
-        .first()
-        .ok_or_else(|| anyhow!("no metadata for topic '{topic}'"))?;
-    let mut out = Vec::with_capacity(partitions as usize);
-    for p in 0..partitions {
-        let part = t
-            .partitions
-            .iter()
-            .find(|x| x.partition_index == p)
-            .ok_or_else(|| anyhow!("topic '{topic}' has no partition {p}"))?;
-        let address = brokers.get(&part.leader_id.0).ok_or_else(|| anyhow!("partition {p} of '{topic}' has no leader the broker names; try again once the topic settles"))?;
-        out.push(address.clone());
-    }
-    Ok(out)
-}
-
 impl TxnProducer {
     /// 1. The leaders of the topic's partitions. 2. The coordinator of `transactional_id`.
     /// 3. A producer id and epoch.
@@ -363,7 +331,7 @@ impl TxnProducer {
         let retry_backoff = Duration::from_millis(a.retry_backoff_ms);
         // 1.
         let mut leader = Vec::with_capacity(a.partitions as usize);
-        for address in leaders(&mut conns[0], &a.topic, a.partitions).await? {
+        for address in super::leaders(&mut conns[0], &a.topic, a.partitions).await? {
             leader.push(conn_to(&mut conns, &address).await?);
         }
         let produce_version = match protocol {
@@ -686,7 +654,7 @@ impl TxnProducer {
             // A partition without a leader yet keeps its old one until the next try.
             if refresh_leaders {
                 if let Ok(addresses) =
-                    leaders(&mut self.conns[0], &self.topic, self.partitions).await
+                    super::leaders(&mut self.conns[0], &self.topic, self.partitions).await
                 {
                     for (p, address) in addresses.iter().enumerate() {
                         self.leader[p] = conn_to(&mut self.conns, address).await?;
