@@ -13,6 +13,10 @@ Scenarios (all by default, or --scenarios a,b):
             Afterwards every acknowledged record is in the log exactly once and in order per
             partition, and the group read every one of them (from its committed offsets on,
             so repeats around a failover are allowed, gaps are not).
+  scale     A fourth broker joins under load and leaves again (SIGTERM): it takes a share of
+            the partitions' leadership and of the writes, nothing acknowledged is lost, the
+            group reads everything, and `weir bench produce` throughput with 3 and with 4
+            brokers is printed (recorded, not asserted: bench/cluster.py measures it).
   outages   PostgreSQL, then (with --s3) the object store, stopped for a few seconds under
             load: a produce meanwhile fails with a retriable error, every broker stays up,
             service resumes by itself, and nothing acknowledged is lost.
@@ -24,6 +28,7 @@ lines and ends with "N passed, M failed".
 """
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -301,6 +306,62 @@ def scenario_failover(report, args, brokers):
         m.stop()
 
 
+def bench_produce(weir_bin, bootstrap, topic, records):
+    """records/s of `weir bench produce` (acks=all, 1 KiB, every partition at its leader)."""
+    out = subprocess.run([weir_bin, "bench", "-b", bootstrap, "-o", "json", "produce", "--topic", topic,
+                          "--records", str(records), "--size", "1024", "--partitions", str(PARTITIONS),
+                          "--acks", "-1", "--producers", "2"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError(f"weir bench produce failed: {out.stderr.strip()[-500:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["records_per_s"]
+
+
+def scenario_scale(report, args, brokers):
+    topic, group = f"scale-{uuid.uuid4().hex[:8]}", f"scale-{uuid.uuid4().hex[:8]}"
+    create_topic(brokers.bootstrap(), topic, PARTITIONS)
+    producer = Producing(brokers.bootstrap([1, 2, 3]), topic, PARTITIONS)
+    members = [GroupMember(brokers.bootstrap([1, 2, 3]), topic, group) for _ in range(2)]
+    wait_until(lambda: all(m.values for m in members), 60)
+    with_three = bench_produce(args.weir_bin, brokers.address(1), f"{topic}-bench", args.scale_records)
+
+    brokers.start(4)
+    joined = wait_until(lambda: all(live_brokers(brokers.address(n)) == [1, 2, 3, 4]
+                                    and 4 in leaders(brokers.address(n), f"{topic}-bench").values()
+                                    for n in (1, 2, 3, 4)), 30)
+    report.check("scale: a fourth broker joins and leads a share of the partitions", joined,
+                 f"live {live_brokers(brokers.address(1))}, leaders {leaders(brokers.address(1), f'{topic}-bench')}")
+    bytes_before = brokers.metric_sum(4, "weir_cluster_object_put_bytes")
+    with_four = bench_produce(args.weir_bin, brokers.address(1), f"{topic}-bench", args.scale_records)
+    took = brokers.metric_sum(4, "weir_cluster_object_put_bytes") - bytes_before
+    report.check("scale: the fourth broker takes writes for the partitions it leads", took > 0,
+                 f"{took:.0f} bytes stored in the bucket by broker 4")
+    print(f"INFO scale: weir bench produce (acks=all, 1 KiB, {PARTITIONS} partitions): "
+          f"{with_three:,.0f} records/s with 3 brokers, {with_four:,.0f} with 4 "
+          f"({with_four / with_three:.2f}x; one noisy run, see bench/cluster.py)", flush=True)
+
+    acked_before = len(producer.acked)
+    code = brokers.stop(4)
+    left = wait_until(lambda: live_brokers(brokers.address(1)) == [1, 2, 3]
+                      and 4 not in leaders(brokers.address(2), topic).values(), 30)
+    report.check("scale: the fourth broker leaves on SIGTERM and its partitions return to the others",
+                 left and code == 0, f"exit {code}, live {live_brokers(brokers.address(1))}")
+    resumed_at = time.time()
+    carried_on = wait_until(lambda: all(t > resumed_at for t in producer.last_ack_of.values()), 30)
+    report.check("scale: every partition takes writes after the fourth broker left", carried_on,
+                 f"{len(producer.acked) - acked_before} acknowledged since it left")
+    producer.stop()
+    report.check("scale: no produce failed for good", not producer.failed, f"{producer.failed[:3]}")
+    check_log(report, "scale: every acknowledged record is in the log once, in order per partition",
+              brokers.bootstrap(), topic, producer.acked)
+    read = wait_until(lambda: producer.acked <= set().union(*(m.values for m in members)), 90)
+    seen = set().union(*(m.values for m in members))
+    report.check("scale: the group read every acknowledged record", read,
+                 f"{len(producer.acked - seen)} of {len(producer.acked)} never read")
+    for m in members:
+        m.stop()
+
+
 def probe_produce(bootstrap, topic):
     """One record from a producer that does not retry: None when it was acknowledged, else
     the error."""
@@ -353,10 +414,12 @@ def scenario_outages(report, args, brokers):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("weir_bin")
-    ap.add_argument("--scenarios", default="clients,failover,outages")
+    ap.add_argument("--scenarios", default="clients,failover,scale,outages")
     ap.add_argument("--clients", default="java,confluent-kafka,franz-go")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--scale-records", type=int, default=30000,
+                    help="records of each `weir bench produce` run in the scale scenario")
     ap.add_argument("--s3", action="store_true", help="the bucket in a SeaweedFS server, not a directory")
     args = ap.parse_args()
     print(f"seed {args.seed}", flush=True)
@@ -377,7 +440,7 @@ def main():
         for scenario in args.scenarios.split(","):
             print(f"== {scenario}", flush=True)
             {"clients": scenario_clients, "failover": scenario_failover,
-             "outages": scenario_outages}[scenario](report, args, brokers)
+             "scale": scenario_scale, "outages": scenario_outages}[scenario](report, args, brokers)
     except Exception as e:  # A harness failure is a failed check, with the brokers' logs.
         report.check("harness", False, f"{type(e).__name__}: {e}; logs in {workdir}")
     finally:
