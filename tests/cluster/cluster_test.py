@@ -4,7 +4,7 @@ PostgreSQL and one bucket.
 
 Scenarios (all by default, or --scenarios a,b):
   clients   The Java client, librdkafka (confluent-kafka) and franz-go produce and consume
-            through each broker in turn (the compat runner's basic and group scenarios,
+            through each broker in turn (the compat runner's basic, group and txn scenarios,
             bootstrapped at that broker alone), and a group of three members, each
             bootstrapped at a different broker, splits a topic's partitions while every
             broker serves part of the fetches.
@@ -124,10 +124,11 @@ def read_all(bootstrap, topic, partitions, timeout_s=60):
 
 
 def run_compat(report, weir_bin, bootstrap, client, node_id):
-    """The compat runner's basic and group scenarios for one client, at one broker."""
+    """The compat runner's basic, group and transaction scenarios for one client, at one
+    broker (whose transaction checks go to the controller unless it is the controller)."""
     cmd = [sys.executable, os.path.join(ROOT, "tests", "compat", "run.py"), "--broker", "weir",
            "--bootstrap", bootstrap, "--weir-bin", weir_bin, "--clients", client,
-           "--scenarios", "basic,group", "--records", "2000", "--group-records", "6000"]
+           "--scenarios", "basic,group,txn", "--records", "2000", "--group-records", "6000"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     tail = [line for line in r.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     for line in tail:
@@ -240,7 +241,7 @@ def scenario_clients(report, args, brokers):
         live = live_brokers(brokers.address(node_id))
         report.check(f"clients: Metadata from broker {node_id} names every broker", live == [1, 2, 3], f"{live}")
     for client in args.clients.split(","):
-        node_id = {"java": 1, "confluent-kafka": 2, "franz-go": 3}.get(client, 1)
+        node_id = {"java": 2, "confluent-kafka": 3, "franz-go": 1}.get(client, 1)
         run_compat(report, args.weir_bin, brokers.address(node_id), client, node_id)
 
     # One group, its members bootstrapped at different brokers.

@@ -18,6 +18,8 @@
 //!   writing of transaction markers.
 //! - [`coordinator_role`]: the coordinators run on the controller only; starting them when
 //!   this broker becomes controller, stopping them when it no longer is.
+//! - [`peer`]: requests to another broker of the cluster: a produce's transaction check,
+//!   sent to the controller when this broker is not it.
 //! - [`metrics`]: the Prometheus metric families the broker counts (requests, their
 //!   duration and error codes, connections, bytes, fsyncs, parked fetches, start-up).
 //! - [`traffic`]: each partition's records and bytes in and bytes out, counted above the
@@ -46,6 +48,7 @@ pub mod fetch_session;
 pub mod group_runtime;
 pub mod handlers;
 pub mod metrics;
+pub mod peer;
 pub mod quota_throttle;
 pub mod request_time;
 pub mod response_errors;

@@ -111,6 +111,8 @@ pub struct BrokerState {
     quotas: client_quotas::QuotaState,
     /// What each partition took in and gave out, for the metrics.
     pub traffic: crate::traffic::Traffic,
+    /// Connections to the other brokers of a cluster (a produce's transaction check).
+    pub peers: crate::peer::Peers,
 }
 
 /// The authorizer's inputs. The ACLs are a copy of the catalog's, replaced after each
@@ -289,6 +291,7 @@ impl BrokerState {
             },
             quotas,
             traffic: Default::default(),
+            peers: Default::default(),
         })
     }
 

@@ -92,11 +92,7 @@ fn refused(
 
 /// The transactional partitions of a request that the coordinator must check first:
 /// (topic, partition, producer id, epoch) where the producer has no open transaction.
-fn needing_check(
-    state: &BrokerState,
-    meta: &RequestMeta,
-    request: &ProduceRequest,
-) -> Vec<(String, i32, i64, i16)> {
+fn needing_check(state: &BrokerState, meta: &RequestMeta, request: &ProduceRequest) -> Vec<Check> {
     let mut out = Vec::new();
     for t in &request.topic_data {
         let topic = if meta.api_version >= 13 {
@@ -116,23 +112,55 @@ fn needing_check(
             let Some(tp) = partition_of(&topic, p.index) else {
                 continue;
             };
-            // An engine that cannot tell at once has the coordinator check: adding a
-            // partition already in the transaction changes nothing.
+            // A partition already in the producer's open transaction needs no check. An
+            // engine that answers from memory tells at once; one that must look (a
+            // cluster's) is asked before the check, in the request's gate.
             let open = state
                 .txn_log()
                 .has_open_transaction(&tp, header.producer_id)
-                .now_or_never()
-                .and_then(Result::ok)
-                .unwrap_or(false);
-            if !open {
-                out.push((
-                    topic.name.clone(),
-                    p.index,
-                    header.producer_id,
-                    header.producer_epoch,
-                ));
+                .now_or_never();
+            let unknown = match open {
+                Some(Ok(true)) => continue,
+                Some(_) => None,
+                None => Some(tp),
+            };
+            out.push(Check {
+                topic: topic.name.clone(),
+                partition: p.index,
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+                unknown,
+            });
+        }
+    }
+    out
+}
+
+/// A transactional batch of a partition not known to be in its producer's transaction.
+struct Check {
+    topic: String,
+    partition: i32,
+    producer_id: i64,
+    producer_epoch: i16,
+    /// The partition, when whether its transaction is open is still to be asked.
+    unknown: Option<weir_log::store::TopicPartition>,
+}
+
+/// The checks left once the engine has said which partitions are in an open transaction
+/// already (those need no coordinator).
+async fn still_needing_check(state: &BrokerState, checks: Vec<Check>) -> Vec<Check> {
+    let mut out = Vec::with_capacity(checks.len());
+    for c in checks {
+        if let Some(tp) = &c.unknown {
+            let open = state
+                .txn_log()
+                .has_open_transaction(tp, c.producer_id)
+                .await;
+            if matches!(open, Ok(true)) {
+                continue;
             }
         }
+        out.push(c);
     }
     out
 }
@@ -144,6 +172,7 @@ fn produce_code(code: i16, api_version: i16) -> i16 {
         ResponseError::CoordinatorNotAvailable.code(),
         ResponseError::NotCoordinator.code(),
         ResponseError::CoordinatorLoadInProgress.code(),
+        ResponseError::NetworkException.code(),
     ];
     if retriable.contains(&code) {
         ResponseError::NotEnoughReplicas.code()
@@ -242,26 +271,34 @@ pub fn handle(
         );
     }
     let mut verdicts = write_denied(state, access, meta, &request);
-    let checks: Vec<_> = needing_check(state, meta, &request)
+    let checks: Vec<Check> = needing_check(state, meta, &request)
         .into_iter()
-        .filter(|(t, _, _, _)| !verdicts.contains_key(&(t.clone(), WHOLE_TOPIC)))
+        .filter(|c| !verdicts.contains_key(&(c.topic.clone(), WHOLE_TOPIC)))
         .collect();
     if checks.is_empty() {
         return append_all(state, meta, request, &verdicts);
     }
     let Some(tid) = request.transactional_id.as_ref().map(|t| t.0.to_string()) else {
-        for (t, p, _, _) in &checks {
-            verdicts.insert((t.clone(), *p), ResponseError::InvalidTxnState.code());
+        for c in &checks {
+            verdicts.insert(
+                (c.topic.clone(), c.partition),
+                ResponseError::InvalidTxnState.code(),
+            );
         }
         return append_all(state, meta, request, &verdicts);
     };
     let state = Arc::clone(state);
     let meta = meta.clone();
     Reply::Gate(Box::pin(async move {
+        let checks = still_needing_check(&state, checks).await;
+        if checks.is_empty() {
+            return append_all(&state, &meta, request, &verdicts);
+        }
         let verify_only = meta.api_version < super::txn::PRODUCE_TXN_V2_VERSION;
         // One producer per request; check its partitions together.
-        let (pid, epoch) = (checks[0].2, checks[0].3);
-        let parts: Vec<(String, i32)> = checks.iter().map(|(t, p, _, _)| (t.clone(), *p)).collect();
+        let (pid, epoch) = (checks[0].producer_id, checks[0].producer_epoch);
+        let parts: Vec<(String, i32)> =
+            checks.into_iter().map(|c| (c.topic, c.partition)).collect();
         let codes = super::txn::verify_or_add(&state, &tid, pid, epoch, &parts, verify_only).await;
         for (part, code) in parts.into_iter().zip(codes) {
             if code != 0 {

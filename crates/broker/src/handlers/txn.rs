@@ -329,13 +329,6 @@ pub async fn verify_or_add(
     partitions: &[(String, i32)],
     verify_only: bool,
 ) -> Vec<i16> {
-    let runtime = match (state.coordinator_refusal(), state.txns()) {
-        (None, Some(runtime)) => runtime,
-        (refusal, _) => {
-            let code = refusal.unwrap_or(ResponseError::CoordinatorLoadInProgress);
-            return vec![code.code(); partitions.len()];
-        }
-    };
     let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
     for (t, p) in partitions {
         if topics.last().is_none_or(|x| x.name.0.as_str() != t) {
@@ -352,11 +345,35 @@ pub async fn verify_or_add(
             .with_verify_only(verify_only)
             .with_topics(topics),
     ]);
-    let Some(TxnResponse::AddPartitionsToTxn(body)) = runtime
-        .call(5, String::new(), TxnRequest::AddPartitionsToTxn(request))
-        .await
-    else {
-        return vec![ResponseError::CoordinatorNotAvailable.code(); partitions.len()];
+    let body = match (state.coordinator_refusal(), state.txns()) {
+        (None, Some(runtime)) => match runtime
+            .call(5, String::new(), TxnRequest::AddPartitionsToTxn(request))
+            .await
+        {
+            Some(TxnResponse::AddPartitionsToTxn(body)) => body,
+            _ => return vec![ResponseError::CoordinatorNotAvailable.code(); partitions.len()],
+        },
+        // Another broker is the controller: it runs the coordinator, so it is asked, as a
+        // partition leader asks the coordinator in Kafka.
+        (Some(ResponseError::NotCoordinator), _) => {
+            let controller = state.membership().controller();
+            match state
+                .peers
+                .add_partitions_to_txn(state, controller, &request)
+                .await
+            {
+                Ok(body) if body.error_code == 0 => body,
+                Ok(body) => return vec![forwarded_refusal(body.error_code); partitions.len()],
+                Err(e) => {
+                    tracing::info!(transactional_id, error = %e, "cannot check a transaction with the controller");
+                    return vec![ResponseError::NetworkException.code(); partitions.len()];
+                }
+            }
+        }
+        (refusal, _) => {
+            let code = refusal.unwrap_or(ResponseError::CoordinatorLoadInProgress);
+            return vec![code.code(); partitions.len()];
+        }
     };
     partitions
         .iter()
@@ -372,6 +389,17 @@ pub async fn verify_or_add(
                 })
         })
         .collect()
+}
+
+/// A whole-request error from the controller, as a partition's answer: a refused
+/// broker-to-broker call means the transaction could not be checked (Kafka answers
+/// INVALID_TXN_STATE for a refused cluster action); anything else is passed on.
+fn forwarded_refusal(code: i16) -> i16 {
+    if code == ResponseError::ClusterAuthorizationFailed.code() {
+        ResponseError::InvalidTxnState.code()
+    } else {
+        code
+    }
 }
 
 /// TxnOffsetCommit: the group's offsets partition must be in the transaction (checked for
