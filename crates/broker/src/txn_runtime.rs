@@ -115,6 +115,12 @@ impl Shard for TxnShard {
             for job in jobs {
                 let offsets_partitions = match write_markers(state, &job).await {
                     Ok(parts) => parts,
+                    // This broker no longer runs the coordinators (a cluster's controller
+                    // moved): the new controller replays the decision and writes them.
+                    Err(StoreError::Log(LogError::NotCoordinator(why))) => {
+                        tracing::info!(transactional_id = %job.transactional_id, %why, "transaction markers left to the new controller");
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(transactional_id = %job.transactional_id, error = %e, "could not write transaction markers; retrying");
                         if self.retry.len() < MARKER_RETRIES_MAX {
@@ -157,6 +163,7 @@ async fn write_markers(state: &BrokerState, job: &MarkerJob) -> Result<Vec<i32>,
             producer_epoch: job.producer_epoch,
             coordinator_epoch: job.coordinator_epoch,
             commit: job.commit,
+            from_coordinator: true,
         })
         .collect();
     let outcomes = state

@@ -412,7 +412,7 @@ impl Appender {
                 coordinator_epoch: marker.coordinator_epoch,
                 control_type,
             }),
-            false,
+            marker.from_coordinator,
         )
     }
 

@@ -265,6 +265,11 @@ pub struct MarkerWrite {
     pub producer_epoch: i16,
     pub coordinator_epoch: i32,
     pub commit: bool,
+    /// Written by this broker's own transaction coordinator, not asked for by an admin tool
+    /// (WriteTxnMarkers). An engine shared by brokers commits the coordinator's markers
+    /// only while this broker runs the coordinators, as it does the coordinators' other
+    /// writes ([`CoordinatorLog::append_internal`]).
+    pub from_coordinator: bool,
 }
 
 /// What transactions ask of a partition's log.

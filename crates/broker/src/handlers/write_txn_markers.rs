@@ -47,6 +47,7 @@ async fn write_all(
                             producer_epoch: m.producer_epoch,
                             coordinator_epoch: m.coordinator_epoch,
                             commit: m.transaction_result,
+                            from_coordinator: false,
                         });
                     }
                 }

@@ -1,7 +1,9 @@
 //! The fence on coordinators' writes: with two brokers registered on one database, only
 //! the controller by PostgreSQL's view (the live broker with the smallest node id, under
 //! its current incarnation) commits writes to the coordinators' internal topics; a broker
-//! that is not, or no longer is, gets NOT_COORDINATOR.
+//! that is not, or no longer is, gets NOT_COORDINATOR. The same holds for the transaction
+//! markers the coordinator writes; an admin tool's markers (WriteTxnMarkers) any broker
+//! writes.
 
 use crate::common;
 
@@ -14,8 +16,8 @@ use weir_cluster::members::Registration;
 use weir_cluster::{AppendSettings, ClusterLog, ClusterLogSettings, CoordinatorFence};
 use weir_log::batch::{encode_batch, NewRecord};
 use weir_log::store::{
-    Acks, CoordinatorLog, LogLifecycle, LogStore, Opening, PartitionWrite, StoreError,
-    TopicPartition,
+    Acks, CoordinatorLog, LogLifecycle, LogStore, MarkerWrite, Opening, PartitionWrite, StoreError,
+    TopicPartition, TxnLog,
 };
 use weir_log::{LogConfig, LogError};
 
@@ -152,5 +154,78 @@ async fn only_the_controller_commits_coordinator_writes() {
     taken_over.unwrap();
     let stale = coordinator_write(&ea, "from the former controller").await;
     assert!(is_not_coordinator(&stale), "{stale:?}");
+    b.deregister().await.unwrap();
+}
+
+/// An abort marker for a producer with no open transaction here (it only adds a control
+/// batch), from the coordinator or from an admin tool.
+async fn abort_marker(engine: &ClusterLog, from_coordinator: bool) -> Result<(), StoreError> {
+    let marker = MarkerWrite {
+        tp: write("").tp,
+        producer_id: 7,
+        producer_epoch: 0,
+        coordinator_epoch: 0,
+        commit: false,
+        from_coordinator,
+    };
+    engine
+        .write_markers(vec![marker], NOW_MS)
+        .await
+        .pop()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_controller_commits_the_coordinators_markers() {
+    // Goal: of two registered brokers, the coordinator's marker commits at the lower id
+    // and is refused with NOT_COORDINATOR at the higher one, taking no offset; a marker an
+    // admin tool asked for commits at either.
+    let Some(url) = common::database("coordinator_fence_markers").await else {
+        return;
+    };
+    common::migrated(&url).await;
+    let admin = common::connect(&url).await;
+    admin
+        .execute(
+            "INSERT INTO partitions (topic_id, partition) VALUES ($1, 0)",
+            &[&TOPIC],
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = common::bucket("coordinator_fence_markers", dir.path());
+    let a = Registration::register_with(
+        common::session(&url),
+        Some(1),
+        &common::endpoints("127.0.0.1", 9092),
+        LEASE,
+    )
+    .await
+    .unwrap();
+    let b = Registration::register_with(
+        common::session(&url),
+        Some(2),
+        &common::endpoints("127.0.0.1", 9093),
+        LEASE,
+    )
+    .await
+    .unwrap();
+    let ea = engine(&url, &bucket, &a);
+    let eb = engine(&url, &bucket, &b);
+
+    abort_marker(&ea, true).await.unwrap();
+    let refused = abort_marker(&eb, true).await;
+    assert!(is_not_coordinator(&refused), "{refused:?}");
+    abort_marker(&eb, false).await.unwrap();
+    let next_offset: i64 = admin
+        .query_one(
+            "SELECT next_offset FROM partitions WHERE topic_id = $1",
+            &[&TOPIC],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next_offset, 2, "the refused marker took no offset");
+    a.deregister().await.unwrap();
     b.deregister().await.unwrap();
 }

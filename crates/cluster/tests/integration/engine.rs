@@ -209,6 +209,7 @@ fn marker(producer: (i64, i16), coordinator_epoch: i32, commit: bool) -> MarkerW
         producer_epoch: producer.1,
         coordinator_epoch,
         commit,
+        from_coordinator: false,
     }
 }
 
