@@ -145,6 +145,18 @@ def main(bin_path):
         wait_for("broker 2 lists both brokers and spreads the leaders", both_listed, 30)
         print("ok: broker 2 lists brokers [1, 2] and leaders on both")
 
+        # 1b. The same new topic created at both brokers at once: one creates it, the
+        #     other answers TOPIC_ALREADY_EXISTS (not a retriable NOT_CONTROLLER), as Kafka.
+        for i in range(5):
+            name = f"both-at-once-{i}"
+            runs = [subprocess.Popen([brokers.weir_bin, "topics", "-b", boot, "create", name, "--partitions", "2"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                    for boot in (boot1, boot2)]
+            answers = sorted((r.wait(30), r.stdout.read().strip()) for r in runs)
+            assert answers[0][0] == 0 and answers[1][0] != 0 and "already exists" in answers[1][1], \
+                f"creating '{name}' at both brokers at once: {answers}"
+        print("ok: a topic created at both brokers at once is created once; the other hears it exists")
+
         # 2. Produced through broker 2, read through broker 1.
         acked = produce(boot2, 0, RECORDS)
         consume(boot1, acked)

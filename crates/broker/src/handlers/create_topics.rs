@@ -58,7 +58,18 @@ pub fn handle(
                     .with_error_code(ResponseError::TopicAuthorizationFailed.code())
                     .with_error_message(Some(str_bytes("Authorization failed.")));
             }
-            let created = create_charged(state, &name, &t, apply, &mutation_quota);
+            let mut created = create_charged(state, &name, &t, apply, &mutation_quota);
+            // This broker's catalog was behind the stored one (another broker of the
+            // cluster changed it a moment ago): take the stored catalog and decide again,
+            // so a topic just created elsewhere is TOPIC_ALREADY_EXISTS, as in Kafka.
+            let stale = |r: &Result<_, ApiError>| {
+                r.as_ref()
+                    .is_err_and(|e| e.code == ResponseError::NotController.code())
+            };
+            if apply && stale(&created) {
+                state.catch_up_catalog();
+                created = create_charged(state, &name, &t, apply, &mutation_quota);
+            }
             match created {
                 Ok(topic) => {
                     let configs = weir_meta::config::TOPIC_CONFIGS
