@@ -14,10 +14,11 @@ Sections (each reported on its own; one that fails is reported and the others st
   4. scale-out  The same concurrent produce on 3 brokers, then 4, at the default window.
 
 Load comes from `weir bench produce` and `weir bench consume` (-o json). Unless `weir bench
-produce` follows partition leaders, a cluster of N brokers is driven by N processes run at
-once, each bootstrapped at its own broker and writing its own topic (any broker serves any
-partition in cluster mode); their throughput is all records over the longest process's time,
-their latency the worst of their percentiles.
+produce` follows partition leaders (then one process bootstrapped at broker 1 writes each
+partition at its leader), a cluster of N brokers is driven by N processes run at once, each
+bootstrapped at its own broker and writing its own topic (any broker serves any partition in
+cluster mode); their throughput is all records over the longest process's time, their
+latency the worst of their percentiles.
 
 Usage: bench/cluster.py WEIR_BIN [--quick] [--out bench/last-run-cluster.md]
 Needs PostgreSQL and SeaweedFS as tests/cluster/install.sh installs them, and Apache Kafka's
@@ -61,10 +62,11 @@ MEMBERSHIP_TIMEOUT_S = 30
 BENCH_TIMEOUT_S = 600
 
 # Records per produce run (all processes of a run together) and in the fetch section's
-# topic. Sized on this 2-core machine, where one cluster broker takes 15,000-35,000 x 1 KiB
-# records/s (by window) and single-node weir ~150,000: a full cluster run lasts 15-30 s, a
-# quick one a quarter of that. The fetch topic stays below a broker's memory cache (256 MiB).
-RECORDS_FULL, RECORDS_QUICK = 480_000, 120_000
+# topic. Sized on this 2-core machine, where a cluster takes 20,000-60,000 x 1 KiB records/s
+# (by window and broker count) and single-node weir ~190,000: a full cluster run lasts
+# 8-25 s, a quick one a third of that. Every run's records stay in the bucket until the end
+# (~5 GB in a full run). The fetch topic stays below a broker's memory cache (256 MiB).
+RECORDS_FULL, RECORDS_QUICK = 480_000, 180_000
 FILL_RECORDS_FULL, FILL_RECORDS_QUICK = 200_000, 50_000
 
 # The cluster's cost counters (each a counter, summed over its labels). A binary without
@@ -156,8 +158,9 @@ def produce(args, addresses, topic, records):
     broker unless `weir bench produce` follows leaders. Throughput is every record over
     the longest process's time; latency the worst process's percentile."""
     if args.leader_aware or len(addresses) == 1:
+        # The tool takes one bootstrap address and finds the other leaders from there.
         topics = [topic]
-        jobs = [(",".join(addresses), produce_args(args, topic, records))]
+        jobs = [(addresses[0], produce_args(args, topic, records))]
     else:
         topics = [f"{topic}-{i + 1}" for i in range(len(addresses))]
         jobs = [(a, produce_args(args, t, records // len(addresses))) for a, t in zip(addresses, topics)]
@@ -404,9 +407,12 @@ def header(args, started):
     version = subprocess.run([args.weir_bin, "--version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(args.weir_bin), datetime.timezone.utc)
     pg_version = subprocess.run([os.path.join(services.postgres_bin_dir(), "postgres"), "--version"],
                                 capture_output=True, text=True).stdout.strip()
-    driven = ("one `weir bench produce` bootstrapped at every broker (it follows partition leaders)"
+    driven = ("one `weir bench produce` process, bootstrapped at broker 1, which writes each partition at its "
+              "leader (its producers each hold a connection to every leader, with that many requests in flight "
+              "on each)"
               if args.leader_aware else
               "one `weir bench produce` process per broker, run at once, each bootstrapped at its own broker "
               "and writing its own topic; throughput is all their records over the longest process's time, "
@@ -416,7 +422,8 @@ def header(args, started):
         "",
         f"    {shown_command(sys.argv)}",
         "",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC. {version or 'weir'} (checkout {commit}).",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC. {version or 'weir'}, the binary built {built:%Y-%m-%d %H:%M} UTC; "
+        f"harness at commit {commit}.",
         f"- Machine: {machine_note()}. PostgreSQL, SeaweedFS, every broker, Apache Kafka (when it runs) "
         f"and the load clients all share this one machine and its {os.cpu_count()} cores: absolute figures "
         "are low, and the ratios within this run are what counts.",
@@ -471,7 +478,7 @@ def main():
     }
     notes = {
         "produce": ("Cluster rows with 3 brokers: " + (
-            "one process bootstrapped at every broker." if args.leader_aware else
+            "one process, writing each partition at its leader." if args.leader_aware else
             "3 processes at once, one per broker; records/s over the slowest process's time, latency the max of "
             "their p50s and p99s.") + " The ÷ columns divide by the single-node rows of this run. Every "
             "process keeps its producers' requests in flight all the time, so these latencies are at "
@@ -481,8 +488,9 @@ def main():
                   f"through broker 1 with 3 brokers running; `weir bench consume --members {CONSUME_MEMBERS}` "
                   "fetches every partition from the broker it is bootstrapped at, so GETs and cache figures are that "
                   "broker's. records/s counts from the start, group join included."),
-        "scale-out": ("One process per broker at once; on this 2-core machine the fourth broker adds processes, "
-                      "not cores, so this shows the cost of spreading rather than a gain."),
+        "scale-out": (("One process writing each partition at its leader" if args.leader_aware else
+                       "One process per broker at once") + "; on this 2-core machine the fourth broker adds "
+                      "processes, not cores, so this shows the cost of spreading rather than a gain."),
     }
     sections = {"produce": lambda: section_produce(args, brokers, costs, cp),
                 "fetch": lambda: section_fetch(args, brokers, costs),
