@@ -249,7 +249,7 @@ class Costs:
 
 
 def section_produce(args, brokers, costs, cp):
-    rows = []
+    runs = []  # (label, window, result or the error), in the table's order
     reference = {}
     for kind in ("kafka", "weir"):
         label = {"kafka": "Apache Kafka, single node", "weir": "weir, single node"}[kind]
@@ -259,11 +259,11 @@ def section_produce(args, brokers, costs, cp):
                 r = produce(args, [b.bootstrap], f"ref-{uuid.uuid4().hex[:6]}", args.records)
             reference[kind] = r
             log(f"  {r['records_per_s']:,.0f} records/s, p99 {r['p99_ms']:.0f} ms")
-            rows.append(produce_row(label, "-", r, reference))
+            runs.append((label, "-", r))
         except Exception as e:
             failures.append(e)
             log(f"  failed: {e}")
-            rows.append([label, "-", f"failed: {one_line(e)}", "", "", "", "", ""])
+            runs.append((label, "-", e))
     for window_ms in BATCH_WINDOWS_MS:
         for count in (1, 3):
             label = f"cluster, {count} broker{'s' if count > 1 else ''}"
@@ -282,11 +282,13 @@ def section_produce(args, brokers, costs, cp):
                 after = scrape_all(brokers, nodes)
                 costs.add(f"{label}, window {window_ms} ms", before, after, r)
                 log(f"  {r['records_per_s']:,.0f} records/s, p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms")
-                rows.append(produce_row(label, window_ms, r, reference))
+                runs.append((label, window_ms, r))
             except Exception as e:
                 failures.append(e)
                 log(f"  failed: {e}")
-                rows.append([label, str(window_ms), f"failed: {one_line(e)}", "", "", "", "", ""])
+                runs.append((label, window_ms, e))
+    rows = [produce_row(label, window, r, reference) if isinstance(r, dict)
+            else [label, str(window), f"failed: {one_line(r)}", "", "", "", "", ""] for label, window, r in runs]
     head = ["setup", "batch window (ms)", "records/s", "MB/s", "p50 ack (ms)", "p99 ack (ms)",
             "records/s ÷ single-node weir", "records/s ÷ Kafka"]
     return md_table(head, rows, "lrrrrrrr")
@@ -407,9 +409,13 @@ def header(args, started):
     version = subprocess.run([args.weir_bin, "--version"], capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    if subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "bench/cluster.py"], capture_output=True,
+                      text=True).stdout.strip():
+        commit += " with local changes"
     built = datetime.datetime.fromtimestamp(os.path.getmtime(args.weir_bin), datetime.timezone.utc)
     pg_version = subprocess.run([os.path.join(services.postgres_bin_dir(), "postgres"), "--version"],
-                                capture_output=True, text=True).stdout.strip()
+                                capture_output=True, text=True).stdout.split()
+    pg_version = f"PostgreSQL {pg_version[2]}" if len(pg_version) > 2 else "PostgreSQL"
     driven = ("one `weir bench produce` process, bootstrapped at broker 1, which writes each partition at its "
               "leader (its producers each hold a connection to every leader, with that many requests in flight "
               "on each)"
@@ -430,7 +436,7 @@ def header(args, started):
         f"- Cluster: `weir serve --cluster` brokers, lease {LEASE_MS} ms (`--cluster-lease-ms`), batch window "
         f"`--cluster-batch-ms` as each table says (default {DEFAULT_BATCH_MS} ms), "
         "`--group-initial-rebalance-delay-ms 0`; restarted between windows, each run on fresh topics. "
-        f"One throwaway {pg_version or 'PostgreSQL'} (tests/cluster/services.py: `fsync=off`) and one "
+        f"One throwaway {pg_version} (tests/cluster/services.py: `fsync=off`) and one "
         "SeaweedFS (`weed mini`, local disk) holding the bucket.",
         f"- Workload: `weir bench produce`, {RECORD_BYTES} B records, {PARTITIONS} partitions, acks=all, "
         f"{args.producers} producers per process with {args.in_flight} requests in flight each, "
@@ -480,10 +486,14 @@ def main():
         "produce": ("Cluster rows with 3 brokers: " + (
             "one process, writing each partition at its leader." if args.leader_aware else
             "3 processes at once, one per broker; records/s over the slowest process's time, latency the max of "
-            "their p50s and p99s.") + " The ÷ columns divide by the single-node rows of this run. Every "
-            "process keeps its producers' requests in flight all the time, so these latencies are at "
-            "saturation: beyond the window, PUT and commit, they hold the queueing of "
-            f"{args.producers} x {args.in_flight} requests per process (data in flight / throughput)."),
+            "their p50s and p99s.") + " The ÷ columns divide by the single-node rows of this run.\n\n"
+            f"The load is a closed loop: each producer keeps {args.in_flight} requests outstanding"
+            + (" at each leader" if args.leader_aware else "") + f" ({args.producers} producers per process), "
+            "a broker gathers what arrived during a window into one object, and a request is answered after its "
+            "object's PUT and PostgreSQL commit. Throughput is therefore about the data in flight over "
+            "(window + PUT + commit): a longer window lowers it unless `--in-flight` is raised, and the "
+            "latencies are those of a saturated pipeline. A request carries 64 records of each partition it "
+            "writes, so a run has only a few thousand requests and p99 sits close to the maximum."),
         "fetch": (f"The topic ({args.fill_records:,} x {RECORD_BYTES} B, {PARTITIONS} partitions) was written "
                   f"through broker 1 with 3 brokers running; `weir bench consume --members {CONSUME_MEMBERS}` "
                   "fetches every partition from the broker it is bootstrapped at, so GETs and cache figures are that "
@@ -520,7 +530,9 @@ def main():
             parts += ["## 2. Object-store requests and PostgreSQL commits per produce run", "",
                       "From the brokers' /metrics, before and after each run, summed over the brokers that ran "
                       "(n/a: the binary exports no such counter). MB written counts the records' values; PG flush "
-                      "commits are the PostgreSQL transactions that committed a flush.", "", costs.table(), ""]
+                      "commits are the PostgreSQL transactions that committed a flush. MB PUT / PUTs is the mean object "
+                      "size; with the closed loop of section 1 a flush holds what the producers had in flight.", "",
+                      costs.table(), ""]
             continue
         if name not in out:
             continue
