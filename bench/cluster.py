@@ -8,17 +8,16 @@ Sections (each reported on its own; one that fails is reported and the others st
   2. cost       Object-store requests and PostgreSQL flush commits of every produce run,
                 from the brokers' /metrics before and after: PUTs per MB written, PG
                 commits per second.
-  3. fetch      A topic filled through broker 1, read by a group of 3 through broker 1
-                (objects it just wrote), through broker 2 just restarted (empty cache: the
+  3. fetch      A topic filled by broker 1 alone, read by a group of 3 through broker 1
+                (objects it just wrote), through broker 2 just started (empty cache: the
                 store), and through broker 2 again (its cache): records/s, GETs, cache hits.
-  4. scale-out  The same concurrent produce on 3 brokers, then 4, at the default window.
+  4. scale-out  The saturating produce of section 1 on 3 brokers, then 4, at the default
+                window: as they are (sharing this machine's cores), and with each broker held
+                to a fixed share of a core by a cgroup, standing in for one machine per
+                broker (--broker-cpu; needs root and the cgroup v1 cpu controller).
 
-Load comes from `weir bench produce` and `weir bench consume` (-o json). Unless `weir bench
-produce` follows partition leaders (then one process bootstrapped at broker 1 writes each
-partition at its leader), a cluster of N brokers is driven by N processes run at once, each
-bootstrapped at its own broker and writing its own topic (any broker serves any partition in
-cluster mode); their throughput is all records over the longest process's time, their
-latency the worst of their percentiles.
+Load comes from `weir bench produce` and `weir bench consume` (-o json): one process,
+bootstrapped at broker 1, writing each partition at its leader as clients do.
 
 Usage: bench/cluster.py WEIR_BIN [--quick] [--out bench/last-run-cluster.md]
 Needs PostgreSQL and SeaweedFS as tests/cluster/install.sh installs them, and Apache Kafka's
@@ -51,6 +50,9 @@ failures = []
 
 RECORD_BYTES = 1024
 PARTITIONS = 6
+# The scale-out section's topics: 12 partitions are led 4 + 4 + 4 by 3 brokers and 3 + 3 + 3
+# + 3 by 4, so no broker carries more than its share (6 would be led 2 + 2 + 1 + 1).
+SCALE_PARTITIONS = 12
 ACKS = -1
 BATCH_WINDOWS_MS = (10, 50, 100, 250)
 # weir serve's --cluster-batch-ms and --cluster-lease-ms defaults.
@@ -119,14 +121,9 @@ def delta(before, after, family, node_ids=None):
 # Load
 
 
-def bench_produce_is_leader_aware(weir_bin):
-    out = subprocess.run([weir_bin, "bench", "produce", "--help"], capture_output=True, text=True)
-    return "leader" in out.stdout.lower()
-
-
-def produce_args(args, topic, records):
+def produce_args(args, topic, records, partitions=PARTITIONS):
     return ["produce", "-o", "json", "--topic", topic, "--records", records, "--size", RECORD_BYTES,
-            "--partitions", PARTITIONS, "--acks", ACKS, "--producers", args.producers,
+            "--partitions", partitions, "--acks", ACKS, "--producers", args.producers,
             "--in-flight", args.in_flight, "--batch-bytes", args.batch_bytes]
 
 
@@ -153,32 +150,21 @@ def run_bench_processes(weir_bin, jobs):
                 p.wait()
 
 
-def produce(args, addresses, topic, records):
-    """Produces `records` in total through the brokers at `addresses`, one process per
-    broker unless `weir bench produce` follows leaders. Throughput is every record over
-    the longest process's time; latency the worst process's percentile."""
-    if args.leader_aware or len(addresses) == 1:
-        # The tool takes one bootstrap address and finds the other leaders from there.
-        topics = [topic]
-        jobs = [(addresses[0], produce_args(args, topic, records))]
-    else:
-        topics = [f"{topic}-{i + 1}" for i in range(len(addresses))]
-        jobs = [(a, produce_args(args, t, records // len(addresses))) for a, t in zip(addresses, topics)]
-    create_topics(",".join(addresses), topics)
-    results = run_bench_processes(args.weir_bin, jobs)
-    total = sum(r["records"] for r in results)
-    secs = max(r["records"] / r["records_per_s"] for r in results)
-    return {"records": total, "secs": secs, "records_per_s": total / secs,
-            "mb_per_s": total * RECORD_BYTES / secs / 1e6, "processes": len(results),
-            "p50_ms": max(r["p50_ms"] for r in results), "p99_ms": max(r["p99_ms"] for r in results)}
+def produce(args, addresses, topic, records, partitions=PARTITIONS):
+    """Produces `records` with one `weir bench produce` bootstrapped at the first of
+    `addresses`, which writes each partition at its leader."""
+    create_topics(",".join(addresses), [topic], partitions)
+    r = run_bench_processes(args.weir_bin, [(addresses[0], produce_args(args, topic, records, partitions))])[0]
+    r["secs"] = r["records"] / r["records_per_s"]
+    return r
 
 
-def create_topics(bootstrap, topics):
+def create_topics(bootstrap, topics, partitions=PARTITIONS):
     """Creates `topics` ahead of `weir bench produce`: a cluster's topics are created by its
     controller, which the admin client finds and the bench tool does not look for."""
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    futures = admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics], request_timeout=30)
+    futures = admin.create_topics([NewTopic(t, partitions, 1) for t in topics], request_timeout=30)
     for future in futures.values():
         future.result(60)
 
@@ -303,26 +289,24 @@ def produce_row(label, window, r, reference):
 
 
 def section_fetch(args, brokers, costs):
-    log(f"fetch: filling a topic with {args.fill_records:,} records through broker 1")
-    restart_cluster(brokers, [1, 2, 3], DEFAULT_BATCH_MS)
+    log(f"fetch: filling a topic with {args.fill_records:,} records through broker 1 alone")
+    restart_cluster(brokers, [1], DEFAULT_BATCH_MS)
     topic = f"fetch-{uuid.uuid4().hex[:6]}"
-    nodes = [1, 2, 3]
-    before = scrape_all(brokers, nodes)
+    before = scrape_all(brokers, [1])
     r = produce(args, [brokers.address(1)], topic, args.fill_records)
-    costs.add(f"fetch section's fill, 3 brokers, through broker 1, window {DEFAULT_BATCH_MS} ms",
-              before, scrape_all(brokers, nodes), r)
+    costs.add(f"fetch section's fill, 1 broker, window {DEFAULT_BATCH_MS} ms", before, scrape_all(brokers, [1]), r)
     log(f"  {r['records_per_s']:,.0f} records/s")
+    nodes = [1, 2, 3]
+    for n in nodes[1:]:
+        brokers.start(n)
+    wait_membership(brokers, nodes)
     rows = []
-    runs = (("through broker 1, which wrote the objects", 1, False),
-            ("through broker 2, just restarted (empty cache)", 2, True),
-            ("through broker 2 again", 2, False))
-    for label, node, restart in runs:
+    runs = (("through broker 1, which wrote every object", 1),
+            ("through broker 2, just started (empty cache)", 2),
+            ("through broker 2 again", 2))
+    for label, node in runs:
         log(f"fetch: a group of {CONSUME_MEMBERS} {label}")
         try:
-            if restart:
-                brokers.stop(node)
-                brokers.start(node)
-                wait_membership(brokers, nodes)
             before = scrape_all(brokers, [node])
             c = consume(args, brokers.address(node), topic)
             after = scrape_all(brokers, [node])
@@ -342,28 +326,79 @@ def section_fetch(args, brokers, costs):
     return md_table(head, rows, "lrrrrrrrr")
 
 
+CGROUP_CPU = "/sys/fs/cgroup/cpu"
+
+
+class CpuLimits:
+    """One cgroup (v1 cpu controller) per broker, holding it to `cpus` of a core."""
+
+    def __init__(self, cpus):
+        self.cpus = cpus
+        self.dirs = []
+
+    def apply(self, brokers, node_ids):
+        period_us = 100_000
+        for n in node_ids:
+            path = os.path.join(CGROUP_CPU, f"weir-bench-{os.getpid()}-{n}")
+            os.makedirs(path, exist_ok=True)
+            if path not in self.dirs:
+                self.dirs.append(path)
+            with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                f.write(str(period_us))
+            with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(int(period_us * self.cpus)))
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(brokers.procs[n].pid))
+
+    def close(self):
+        for path in self.dirs:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
 def section_scale_out(args, brokers, costs):
-    results = {}
+    saturating = f"{args.producers} producers, {args.in_flight} in flight per leader"
+    loads = [(f"{saturating}; brokers share the machine", None)]
+    if os.access(os.path.join(CGROUP_CPU, "cgroup.procs"), os.W_OK):
+        loads.append((f"{saturating}; each broker held to {args.broker_cpu} of a core", CpuLimits(args.broker_cpu)))
+    else:
+        log(f"scale-out: no writable {CGROUP_CPU}: the run with brokers held to a share of a core is left out")
     rows = []
-    for count in (3, 4):
-        log(f"scale-out: {count} brokers, batch window {DEFAULT_BATCH_MS} ms")
-        try:
+    for name, limits in loads:
+        for count in (3, 4):
             nodes = list(range(1, count + 1))
-            restart_cluster(brokers, nodes, DEFAULT_BATCH_MS)
-            before = scrape_all(brokers, nodes)
-            r = produce(args, [brokers.address(n) for n in nodes], f"scale{count}-{uuid.uuid4().hex[:6]}", args.records)
-            costs.add(f"scale-out, {count} brokers, window {DEFAULT_BATCH_MS} ms", before, scrape_all(brokers, nodes), r)
-            results[count] = r
-            log(f"  {r['records_per_s']:,.0f} records/s")
-            ratio = f"{r['records_per_s'] / results[3]['records_per_s']:.2f}" if 3 in results else "n/a"
-            rows.append([str(count), str(r["processes"]), f"{r['records_per_s']:,.0f}", f"{r['mb_per_s']:,.1f}",
-                         f"{r['p50_ms']:,.1f}", f"{r['p99_ms']:,.1f}", ratio])
-        except Exception as e:
-            failures.append(e)
-            log(f"  failed: {e}")
-            rows.append([str(count), f"failed: {one_line(e)}", "", "", "", "", ""])
-    head = ["brokers", "bench processes", "records/s", "MB/s", "p50 ack (ms)", "p99 ack (ms)", "÷ 3 brokers"]
-    return md_table(head, rows, "rrrrrrr")
+            log(f"scale-out: {count} brokers, {name}")
+            try:
+                restart_cluster(brokers, nodes, DEFAULT_BATCH_MS)
+                if limits:
+                    limits.apply(brokers, nodes)
+                before = scrape_all(brokers, nodes)
+                r = produce(args, [brokers.address(n) for n in nodes], f"scale{count}-{uuid.uuid4().hex[:6]}",
+                            args.records, SCALE_PARTITIONS)
+                costs.add(f"scale-out, {count} brokers, {name}", before, scrape_all(brokers, nodes), r)
+                log(f"  {r['records_per_s']:,.0f} records/s")
+                rows.append((name, count, r))
+            except Exception as e:
+                failures.append(e)
+                log(f"  failed: {e}")
+                rows.append((name, count, e))
+        if limits:
+            for n in brokers.running():
+                brokers.stop(n)
+            limits.close()
+    out = []
+    for name, count, r in rows:
+        if not isinstance(r, dict):
+            out.append([name, str(count), f"failed: {one_line(r)}", "", "", "", ""])
+            continue
+        three = next((x for n, c, x in rows if n == name and c == 3 and isinstance(x, dict)), None)
+        ratio = f"{r['records_per_s'] / three['records_per_s']:.2f}" if three else "n/a"
+        out.append([name, str(count), f"{r['records_per_s']:,.0f}", f"{r['mb_per_s']:,.1f}", f"{r['p50_ms']:,.1f}",
+                    f"{r['p99_ms']:,.1f}", ratio])
+    head = ["load", "brokers", "records/s", "MB/s", "p50 ack (ms)", "p99 ack (ms)", "÷ 3 brokers"]
+    return md_table(head, out, "lrrrrrr")
 
 
 # ---------------------------------------------------------------------------------------
@@ -416,13 +451,12 @@ def header(args, started):
     pg_version = subprocess.run([os.path.join(services.postgres_bin_dir(), "postgres"), "--version"],
                                 capture_output=True, text=True).stdout.split()
     pg_version = f"PostgreSQL {pg_version[2]}" if len(pg_version) > 2 else "PostgreSQL"
+    bucket_note = ("one SeaweedFS server (`weed mini`, local disk)" if args.bucket == "seaweedfs" else
+                   "a local directory (`file://`; the object_store crate writes each object to a file and renames "
+                   "it, without fsync), which leaves out an S3 server's cost")
     driven = ("one `weir bench produce` process, bootstrapped at broker 1, which writes each partition at its "
               "leader (its producers each hold a connection to every leader, with that many requests in flight "
-              "on each)"
-              if args.leader_aware else
-              "one `weir bench produce` process per broker, run at once, each bootstrapped at its own broker "
-              "and writing its own topic; throughput is all their records over the longest process's time, "
-              "latency the worst of their percentiles")
+              "on each)")
     return "\n".join([
         "# weir cluster mode: produce, object-store cost, fetch, scale-out",
         "",
@@ -430,14 +464,13 @@ def header(args, started):
         "",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC. {version or 'weir'}, the binary built {built:%Y-%m-%d %H:%M} UTC; "
         f"harness at commit {commit}.",
-        f"- Machine: {machine_note()}. PostgreSQL, SeaweedFS, every broker, Apache Kafka (when it runs) "
+        f"- Machine: {machine_note()}. PostgreSQL, {bucket_note}, every broker, Apache Kafka (when it runs) "
         f"and the load clients all share this one machine and its {os.cpu_count()} cores: absolute figures "
         "are low, and the ratios within this run are what counts.",
         f"- Cluster: `weir serve --cluster` brokers, lease {LEASE_MS} ms (`--cluster-lease-ms`), batch window "
         f"`--cluster-batch-ms` as each table says (default {DEFAULT_BATCH_MS} ms), "
         "`--group-initial-rebalance-delay-ms 0`; restarted between windows, each run on fresh topics. "
-        f"One throwaway {pg_version} (tests/cluster/services.py: `fsync=off`) and one "
-        "SeaweedFS (`weed mini`, local disk) holding the bucket.",
+        f"One throwaway {pg_version} with fsync on (tests/cluster/services.py); the bucket: {bucket_note}.",
         f"- Workload: `weir bench produce`, {RECORD_BYTES} B records, {PARTITIONS} partitions, acks=all, "
         f"{args.producers} producers per process with {args.in_flight} requests in flight each, "
         f"{args.batch_bytes} bytes per partition batch, {args.records:,} records per run; {driven}.",
@@ -456,24 +489,32 @@ def main():
     ap.add_argument("--in-flight", type=int, default=5)
     ap.add_argument("--batch-bytes", type=int, default=65536)
     ap.add_argument("--sections", default="produce,fetch,scale-out")
+    ap.add_argument("--bucket", choices=("seaweedfs", "directory"), default="seaweedfs",
+                    help="the bucket in a SeaweedFS server on this machine, or in a directory (file://)")
+    ap.add_argument("--broker-cpu", type=float, default=0.15,
+                    help="the share of a core each broker is held to in the scale-out section's second pair of runs")
     args = ap.parse_args()
     args.weir_bin = os.path.abspath(args.weir_bin)
     args.records = RECORDS_QUICK if args.quick else RECORDS_FULL
     args.fill_records = FILL_RECORDS_QUICK if args.quick else FILL_RECORDS_FULL
-    args.leader_aware = bench_produce_is_leader_aware(args.weir_bin)
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.time()
-    log(f"weir bench produce follows leaders: {args.leader_aware}")
 
     cp = compare.classpath()
     workdir = tempfile.mkdtemp(prefix="weir-bench-cluster-")
     # A private copy, so that a rebuild during the run does not mix two binaries.
     shutil.copy2(args.weir_bin, os.path.join(workdir, "weir"))
     args.weir_bin = os.path.join(workdir, "weir")
-    log("starting PostgreSQL and SeaweedFS")
-    pg = services.Postgres()
-    s3 = services.Seaweed()
-    brokers = Brokers(args.weir_bin, pg.url(), s3.url(f"bench-{uuid.uuid4().hex[:8]}"), workdir, env=s3.env(),
+    log(f"starting PostgreSQL{' and SeaweedFS' if args.bucket == 'seaweedfs' else ''}")
+    pg = services.Postgres(durable=True)
+    if args.bucket == "seaweedfs":
+        s3 = services.Seaweed()
+        bucket_url, env = s3.url(f"bench-{uuid.uuid4().hex[:8]}"), s3.env()
+    else:
+        s3 = None
+        os.makedirs(os.path.join(workdir, "bucket"))
+        bucket_url, env = f"file://{workdir}/bucket", {}
+    brokers = Brokers(args.weir_bin, pg.url(), bucket_url, workdir, env=env,
                       lease_ms=LEASE_MS, batch_ms=DEFAULT_BATCH_MS,
                       extra_args=["--group-initial-rebalance-delay-ms", "0"])
     costs = Costs()
@@ -483,24 +524,26 @@ def main():
         "scale-out": f"## 4. Scale-out: 3 brokers against 4 (batch window {DEFAULT_BATCH_MS} ms)",
     }
     notes = {
-        "produce": ("Cluster rows with 3 brokers: " + (
-            "one process, writing each partition at its leader." if args.leader_aware else
-            "3 processes at once, one per broker; records/s over the slowest process's time, latency the max of "
-            "their p50s and p99s.") + " The ÷ columns divide by the single-node rows of this run.\n\n"
+        "produce": ("Cluster rows with 3 brokers: one process, writing each partition at its leader. "
+            "The ÷ columns divide by the single-node rows of this run.\n\n"
             f"The load is a closed loop: each producer keeps {args.in_flight} requests outstanding"
-            + (" at each leader" if args.leader_aware else "") + f" ({args.producers} producers per process), "
+            f" at each leader ({args.producers} producers), "
             "a broker gathers what arrived during a window into one object, and a request is answered after its "
             "object's PUT and PostgreSQL commit. Throughput is therefore about the data in flight over "
             "(window + PUT + commit): a longer window lowers it unless `--in-flight` is raised, and the "
             "latencies are those of a saturated pipeline. A request carries 64 records of each partition it "
             "writes, so a run has only a few thousand requests and p99 sits close to the maximum."),
         "fetch": (f"The topic ({args.fill_records:,} x {RECORD_BYTES} B, {PARTITIONS} partitions) was written "
-                  f"through broker 1 with 3 brokers running; `weir bench consume --members {CONSUME_MEMBERS}` "
+                  f"by broker 1 alone, then brokers 2 and 3 started; `weir bench consume --members {CONSUME_MEMBERS}` "
                   "fetches every partition from the broker it is bootstrapped at, so GETs and cache figures are that "
                   "broker's. records/s counts from the start, group join included."),
-        "scale-out": (("One process writing each partition at its leader" if args.leader_aware else
-                       "One process per broker at once") + "; on this 2-core machine the fourth broker adds "
-                      "processes, not cores, so this shows the cost of spreading rather than a gain."),
+        "scale-out": (f"One process writing each partition at its leader, the load of section 1 on topics of "
+                      f"{SCALE_PARTITIONS} partitions (an equal share for each of 3 or 4 brokers). As they are, "
+                      "the brokers share this machine's 2 cores with PostgreSQL, the bucket and the client: a "
+                      "fourth broker adds a process, not cores, so it cannot gain there. In the second pair of "
+                      f"runs each broker is held to {args.broker_cpu} of a core by a cgroup, as if each had a "
+                      "small machine of its own: then the brokers are what limits throughput, and a fourth adds "
+                      "capacity, as a fourth machine would."),
     }
     sections = {"produce": lambda: section_produce(args, brokers, costs, cp),
                 "fetch": lambda: section_fetch(args, brokers, costs),
@@ -519,7 +562,8 @@ def main():
             log(f"{name}: {time.time() - section_t0:.0f} s")
     finally:
         brokers.close()
-        s3.close()
+        if s3:
+            s3.close()
         pg.close()
 
     parts = [header(args, started)]

@@ -170,7 +170,10 @@ class Postgres(_Service):
 
     USER = "weir"
 
-    def __init__(self, start=True):
+    def __init__(self, start=True, durable=False):
+        """`durable`: commits are fsynced, as in production (benchmarks); tests run with
+        fsync off, since they never crash the machine PostgreSQL runs on."""
+        self.durable = durable
         self.bin_dir = postgres_bin_dir()
         self.as_root = os.geteuid() == 0
         self.root_dir = tempfile.mkdtemp(prefix="weir-pg-")
@@ -218,7 +221,7 @@ class Postgres(_Service):
                     "-D", self.data_dir, "-p", str(port), "-k", self.root_dir,
                     "-c", "listen_addresses=127.0.0.1",
                     # Tests never crash PostgreSQL's host; a clean stop still flushes.
-                    "-c", "fsync=off", "-c", "max_connections=200"]),
+                    "-c", f"fsync={'on' if self.durable else 'off'}", "-c", "max_connections=200"]),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
             try:
