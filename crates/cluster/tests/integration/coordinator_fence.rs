@@ -84,15 +84,19 @@ fn is_not_coordinator(result: &Result<(), StoreError>) -> bool {
     matches!(result, Err(StoreError::Log(LogError::NotCoordinator(_))))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_controller_commits_coordinator_writes() {
-    // Goal: of two registered brokers, the lower id's coordinator write commits and the
-    // higher id's is refused with NOT_COORDINATOR (its producers' writes still commit);
-    // once the lower one's lease has expired by PostgreSQL's clock, the higher one's
-    // coordinator writes commit and the former controller's are refused.
-    let Some(url) = common::database("coordinator_fence").await else {
-        return;
-    };
+/// Two brokers registered on a fresh database (ids 1 and 2), each with its fenced engine,
+/// and one partition of the coordinators' topic; `None` without a test database.
+struct TwoBrokers {
+    admin: tokio_postgres::Client,
+    a: Registration,
+    b: Registration,
+    ea: ClusterLog,
+    eb: ClusterLog,
+    _dir: tempfile::TempDir,
+}
+
+async fn two_brokers(name: &str) -> Option<TwoBrokers> {
+    let url = common::database(name).await?;
     common::migrated(&url).await;
     let admin = common::connect(&url).await;
     admin
@@ -103,25 +107,46 @@ async fn only_the_controller_commits_coordinator_writes() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let bucket = common::bucket("coordinator_fence", dir.path());
-    let mut a = Registration::register_with(
-        common::session(&url),
-        Some(1),
-        &common::endpoints("127.0.0.1", 9092),
-        LEASE,
-    )
-    .await
-    .unwrap();
-    let b = Registration::register_with(
-        common::session(&url),
-        Some(2),
-        &common::endpoints("127.0.0.1", 9093),
-        LEASE,
-    )
-    .await
-    .unwrap();
+    let bucket = common::bucket(name, dir.path());
+    let mut registrations = Vec::new();
+    for (node_id, port) in [(1, 9092), (2, 9093)] {
+        let endpoints = common::endpoints("127.0.0.1", port);
+        registrations.push(
+            Registration::register_with(common::session(&url), Some(node_id), &endpoints, LEASE)
+                .await
+                .unwrap(),
+        );
+    }
+    let (b, a) = (registrations.pop().unwrap(), registrations.pop().unwrap());
     let ea = engine(&url, &bucket, &a);
     let eb = engine(&url, &bucket, &b);
+    Some(TwoBrokers {
+        admin,
+        a,
+        b,
+        ea,
+        eb,
+        _dir: dir,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_controller_commits_coordinator_writes() {
+    // Goal: of two registered brokers, the lower id's coordinator write commits and the
+    // higher id's is refused with NOT_COORDINATOR (its producers' writes still commit);
+    // once the lower one's lease has expired by PostgreSQL's clock, the higher one's
+    // coordinator writes commit and the former controller's are refused.
+    let Some(TwoBrokers {
+        admin,
+        mut a,
+        b,
+        ea,
+        eb,
+        _dir,
+    }) = two_brokers("coordinator_fence").await
+    else {
+        return;
+    };
 
     coordinator_write(&ea, "from the controller").await.unwrap();
     let refused = coordinator_write(&eb, "from another broker").await;
@@ -180,38 +205,17 @@ async fn only_the_controller_commits_the_coordinators_markers() {
     // Goal: of two registered brokers, the coordinator's marker commits at the lower id
     // and is refused with NOT_COORDINATOR at the higher one, taking no offset; a marker an
     // admin tool asked for commits at either.
-    let Some(url) = common::database("coordinator_fence_markers").await else {
+    let Some(TwoBrokers {
+        admin,
+        a,
+        b,
+        ea,
+        eb,
+        _dir,
+    }) = two_brokers("coordinator_fence_markers").await
+    else {
         return;
     };
-    common::migrated(&url).await;
-    let admin = common::connect(&url).await;
-    admin
-        .execute(
-            "INSERT INTO partitions (topic_id, partition) VALUES ($1, 0)",
-            &[&TOPIC],
-        )
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let bucket = common::bucket("coordinator_fence_markers", dir.path());
-    let a = Registration::register_with(
-        common::session(&url),
-        Some(1),
-        &common::endpoints("127.0.0.1", 9092),
-        LEASE,
-    )
-    .await
-    .unwrap();
-    let b = Registration::register_with(
-        common::session(&url),
-        Some(2),
-        &common::endpoints("127.0.0.1", 9093),
-        LEASE,
-    )
-    .await
-    .unwrap();
-    let ea = engine(&url, &bucket, &a);
-    let eb = engine(&url, &bucket, &b);
 
     abort_marker(&ea, true).await.unwrap();
     let refused = abort_marker(&eb, true).await;
