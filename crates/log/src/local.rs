@@ -489,8 +489,11 @@ impl TxnLog for LocalLog {
         &self,
         tp: &TopicPartition,
         producer_id: i64,
+        producer_epoch: i16,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
-        ready(self.with_log(tp, |log| Ok(log.has_open_transaction(producer_id))))
+        ready(self.with_log(tp, |log| {
+            Ok(log.has_open_transaction(producer_id, producer_epoch))
+        }))
     }
 
     fn producers(

@@ -305,6 +305,14 @@ impl ProducerStateTable {
             .and_then(|e| e.current_txn_first_offset)
     }
 
+    /// Whether the producer has a transaction open here under `producer_epoch` (its epoch
+    /// now), not one of an earlier epoch whose marker is still to come.
+    pub fn has_open_transaction_at(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.epoch == producer_epoch)
+    }
+
     /// First offset of the earliest open transaction.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.open_txns.keys().next().copied()

@@ -283,11 +283,13 @@ pub trait TxnLog: Send + Sync + 'static {
         now_ms: i64,
     ) -> BoxFuture<'static, Vec<Result<(), StoreError>>>;
 
-    /// Whether `producer_id` has a transaction open in the partition.
+    /// Whether `producer_id` has a transaction open in the partition under
+    /// `producer_epoch` (not one of an earlier epoch whose marker is still to come).
     fn has_open_transaction(
         &self,
         tp: &TopicPartition,
         producer_id: i64,
+        producer_epoch: i16,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
 
     /// The producers the partition remembers (DescribeProducers).

@@ -117,7 +117,7 @@ fn needing_check(state: &BrokerState, meta: &RequestMeta, request: &ProduceReque
             // cluster's) is asked before the check, in the request's gate.
             let open = state
                 .txn_log()
-                .has_open_transaction(&tp, header.producer_id)
+                .has_open_transaction(&tp, header.producer_id, header.producer_epoch)
                 .now_or_never();
             let unknown = match open {
                 Some(Ok(true)) => continue,
@@ -154,7 +154,7 @@ async fn still_needing_check(state: &BrokerState, checks: Vec<Check>) -> Vec<Che
         if let Some(tp) = &c.unknown {
             let open = state
                 .txn_log()
-                .has_open_transaction(tp, c.producer_id)
+                .has_open_transaction(tp, c.producer_id, c.producer_epoch)
                 .await;
             if matches!(open, Ok(true)) {
                 continue;

@@ -27,6 +27,7 @@ impl TxnLog for ClusterLog {
         &self,
         tp: &TopicPartition,
         producer_id: i64,
+        producer_epoch: i16,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         let tp = tp.clone();
         Box::pin(async move {
@@ -37,8 +38,8 @@ impl TxnLog for ClusterLog {
                     .query_one(
                         "SELECT EXISTS (SELECT 1 FROM producer_state \
                          WHERE partition_id = $1 AND producer_id = $2 \
-                           AND txn_first_offset IS NOT NULL)",
-                        &[&partition_id, &producer_id],
+                           AND producer_epoch = $3 AND txn_first_offset IS NOT NULL)",
+                        &[&partition_id, &producer_id, &producer_epoch],
                     )
                     .await?
                     .get(0))

@@ -488,7 +488,11 @@ async fn a_coordinator_writes_what_a_producer_may_not() {
         .unwrap();
     let got = read(ea, 0, false).await.unwrap();
     assert_eq!(values(&got), [(0, value.clone()), (1, "small".into())]);
-    assert!(ea.has_open_transaction(&tp(), 9).await.unwrap());
+    assert!(ea.has_open_transaction(&tp(), 9, 1).await.unwrap());
+    assert!(
+        !ea.has_open_transaction(&tp(), 9, 2).await.unwrap(),
+        "the next epoch's batch is not part of this transaction"
+    );
 
     // An older epoch of the same producer is fenced, and fails the whole step.
     let stale = PartitionWrite {
@@ -504,7 +508,7 @@ async fn a_coordinator_writes_what_a_producer_may_not() {
         "{failed:?}"
     );
     write_marker(ea, marker((9, 1), 0, true)).await.unwrap();
-    assert!(!ea.has_open_transaction(&tp(), 9).await.unwrap());
+    assert!(!ea.has_open_transaction(&tp(), 9, 1).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,8 +534,8 @@ async fn markers_end_transactions_for_read_committed_readers() {
     let hidden = read(eb, 0, true).await.unwrap();
     assert_eq!((hidden.last_stable_offset, hidden.high_watermark), (0, 3));
     assert!(values(&hidden).is_empty());
-    assert!(eb.has_open_transaction(&tp(), 11).await.unwrap());
-    assert!(!eb.has_open_transaction(&tp(), 12).await.unwrap());
+    assert!(eb.has_open_transaction(&tp(), 11, 0).await.unwrap());
+    assert!(!eb.has_open_transaction(&tp(), 12, 0).await.unwrap());
     let producers = eb.producers(&tp()).await.unwrap();
     assert_eq!(
         producers
@@ -550,7 +554,7 @@ async fn markers_end_transactions_for_read_committed_readers() {
         [(0, "t1".into()), (1, "t2".into()), (2, "p".into())]
     );
     assert_eq!(shown.aborted.as_deref(), Some(&[][..]));
-    assert!(!ea.has_open_transaction(&tp(), 11).await.unwrap());
+    assert!(!ea.has_open_transaction(&tp(), 11, 0).await.unwrap());
     let producer = eb.producers(&tp()).await.unwrap()[0];
     assert_eq!(
         (

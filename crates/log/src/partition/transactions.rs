@@ -121,10 +121,15 @@ impl PartitionLog {
         out
     }
 
-    /// Whether `producer_id` has a transaction open in this partition (a transactional
-    /// produce to a partition without one is checked with the coordinator first, KIP-890).
-    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
-        self.producers.open_transaction_of(producer_id).is_some()
+    /// Whether `producer_id` has a transaction open in this partition under
+    /// `producer_epoch` (a transactional produce to a partition without one is checked with
+    /// the coordinator first, KIP-890). A transaction of an earlier epoch, whose marker is
+    /// still to come, does not count: the batch of a producer's next transaction (epoch
+    /// bumped, transactions V2) must wait for that marker, which the coordinator's check
+    /// makes it do (CONCURRENT_TRANSACTIONS), or it would join the earlier transaction.
+    pub fn has_open_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .has_open_transaction_at(producer_id, producer_epoch)
     }
 
     /// Every producer this partition has state for, by producer id (DescribeProducers).
@@ -540,23 +545,27 @@ mod tests {
             log.append(&mut offsets(), 0),
             Err(LogError::InvalidRecord(_))
         ));
-        assert!(!log.has_open_transaction(9));
+        assert!(!log.has_open_transaction(9, 1));
         log.append(&mut plain(1), 0).unwrap();
         assert_eq!(
             log.append_internal(&mut offsets(), 0).unwrap().base_offset,
             1
         );
-        assert!(log.has_open_transaction(9));
+        assert!(log.has_open_transaction(9, 1));
+        assert!(
+            !log.has_open_transaction(9, 2),
+            "the next epoch's batch is not part of this transaction"
+        );
         assert_eq!(log.last_stable_offset(), 1);
         drop(log);
         let mut log = open(dir.path(), 1 << 20);
-        assert!(log.has_open_transaction(9), "replayed");
+        assert!(log.has_open_transaction(9, 1), "replayed");
         assert!(matches!(
             log.append_internal(&mut txn(9, 0, -1, 1), 0),
             Err(LogError::InvalidProducerEpoch { .. })
         ));
         log.append_marker(9, 1, 0, true, 0).unwrap();
-        assert!(!log.has_open_transaction(9));
+        assert!(!log.has_open_transaction(9, 1));
         assert_eq!(log.last_stable_offset(), 4);
     }
 
