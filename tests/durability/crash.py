@@ -126,9 +126,10 @@ def round_once(bin_path, rng, n):
         t.start()
         committer = threading.Thread(target=commit_until_killed, args=(bootstrap, topic, acked_commits, stop))
         committer.start()
-        # Kill at a random moment once production is flowing.
+        # Kill at a random moment once production is flowing and a commit was acknowledged
+        # (on a busy machine the group's first commit can take longer than the first record).
         flowing_by = time.time() + 20
-        while not acked and time.time() < flowing_by:
+        while not (acked and acked_commits) and time.time() < flowing_by:
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 1.5))
         snapshot = list(acked)  # acknowledged before the kill is sent
