@@ -17,7 +17,7 @@ use weir_cluster::{AppendSettings, ClusterLog, ClusterLogSettings, CoordinatorFe
 use weir_log::batch::{encode_batch, NewRecord};
 use weir_log::store::{
     Acks, CoordinatorLog, LogLifecycle, LogStore, MarkerWrite, Opening, PartitionWrite, StoreError,
-    TopicPartition, TxnLog,
+    TopicPartition,
 };
 use weir_log::{LogConfig, LogError};
 
@@ -82,6 +82,18 @@ async fn coordinator_write(engine: &ClusterLog, value: &str) -> Result<(), Store
 
 fn is_not_coordinator(result: &Result<(), StoreError>) -> bool {
     matches!(result, Err(StoreError::Log(LogError::NotCoordinator(_))))
+}
+
+/// The partition's next offset, as PostgreSQL holds it.
+async fn next_offset(admin: &tokio_postgres::Client) -> i64 {
+    admin
+        .query_one(
+            "SELECT next_offset FROM partitions WHERE topic_id = $1",
+            &[&TOPIC],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// Two brokers registered on a fresh database (ids 1 and 2), each with its fenced engine,
@@ -155,14 +167,7 @@ async fn only_the_controller_commits_coordinator_writes() {
         .append(vec![write("a producer's")], Acks::All, NOW_MS)
         .await;
     assert!(produced[0].is_ok(), "{produced:?}");
-    let next_offset: i64 = admin
-        .query_one(
-            "SELECT next_offset FROM partitions WHERE topic_id = $1",
-            &[&TOPIC],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next_offset = next_offset(&admin).await;
     assert_eq!(next_offset, 2, "the refused write took no offset");
 
     // Broker 1 freezes: its lease runs out, and broker 2 becomes the controller.
@@ -193,11 +198,7 @@ async fn abort_marker(engine: &ClusterLog, from_coordinator: bool) -> Result<(),
         commit: false,
         from_coordinator,
     };
-    engine
-        .write_markers(vec![marker], NOW_MS)
-        .await
-        .pop()
-        .unwrap()
+    common::write_marker(engine, marker, NOW_MS).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,14 +222,7 @@ async fn only_the_controller_commits_the_coordinators_markers() {
     let refused = abort_marker(&eb, true).await;
     assert!(is_not_coordinator(&refused), "{refused:?}");
     abort_marker(&eb, false).await.unwrap();
-    let next_offset: i64 = admin
-        .query_one(
-            "SELECT next_offset FROM partitions WHERE topic_id = $1",
-            &[&TOPIC],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let next_offset = next_offset(&admin).await;
     assert_eq!(next_offset, 2, "the refused marker took no offset");
     a.deregister().await.unwrap();
     b.deregister().await.unwrap();

@@ -214,11 +214,7 @@ fn marker(producer: (i64, i16), coordinator_epoch: i32, commit: bool) -> MarkerW
 }
 
 async fn write_marker(engine: &dyn Engine, marker: MarkerWrite) -> Result<(), StoreError> {
-    engine
-        .write_markers(vec![marker], NOW_MS)
-        .await
-        .pop()
-        .unwrap()
+    common::write_marker(engine, marker, NOW_MS).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,3 +220,16 @@ pub fn bucket(test: &str, dir: &std::path::Path) -> weir_cluster::Bucket {
     };
     weir_cluster::Bucket::from_url(&url).unwrap()
 }
+
+/// Writes one transaction marker through `engine` and returns its outcome.
+pub async fn write_marker(
+    engine: &dyn weir_log::store::TxnLog,
+    marker: weir_log::store::MarkerWrite,
+    now_ms: i64,
+) -> Result<(), weir_log::store::StoreError> {
+    engine
+        .write_markers(vec![marker], now_ms)
+        .await
+        .pop()
+        .unwrap()
+}
