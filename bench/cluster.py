@@ -127,51 +127,38 @@ def produce_args(args, topic, records, partitions=PARTITIONS):
             "--in-flight", args.in_flight, "--batch-bytes", args.batch_bytes]
 
 
-def run_bench_processes(weir_bin, jobs):
-    """Runs one `weir bench` per (bootstrap, args) in `jobs` at once; their JSON lines."""
-    procs = []
+def run_bench(weir_bin, bootstrap, bench_args):
+    """Runs one `weir bench` bootstrapped at `bootstrap`; its JSON line."""
+    cmd = [weir_bin, "bench", "--bootstrap", bootstrap] + [str(a) for a in bench_args]
     try:
-        for bootstrap, bench_args in jobs:
-            cmd = [weir_bin, "bench", "--bootstrap", bootstrap] + [str(a) for a in bench_args]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        results = []
-        deadline = time.time() + BENCH_TIMEOUT_S
-        for p in procs:
-            out, err = p.communicate(timeout=max(1, deadline - time.time()))
-            lines = [line for line in out.splitlines() if line.startswith("{")]
-            if p.returncode != 0 or not lines:
-                raise RuntimeError(f"weir bench exited with {p.returncode}: {err.strip()[-300:]}")
-            results.append(json.loads(lines[-1]))
-        return results
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"weir bench did not finish within {BENCH_TIMEOUT_S}s") from None
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise RuntimeError(f"weir bench exited with {p.returncode}: {p.stderr.strip()[-300:]}")
+    return json.loads(lines[-1])
 
 
 def produce(args, addresses, topic, records, partitions=PARTITIONS):
     """Produces `records` with one `weir bench produce` bootstrapped at the first of
     `addresses`, which writes each partition at its leader."""
-    create_topics(",".join(addresses), [topic], partitions)
-    r = run_bench_processes(args.weir_bin, [(addresses[0], produce_args(args, topic, records, partitions))])[0]
+    create_topic(",".join(addresses), topic, partitions)
+    r = run_bench(args.weir_bin, addresses[0], produce_args(args, topic, records, partitions))
     r["secs"] = r["records"] / r["records_per_s"]
     return r
 
 
-def create_topics(bootstrap, topics, partitions=PARTITIONS):
-    """Creates `topics` ahead of `weir bench produce`: a cluster's topics are created by its
-    controller, which the admin client finds and the bench tool does not look for."""
+def create_topic(bootstrap, topic, partitions=PARTITIONS):
+    """Creates `topic` with the admin client before the timed run, so that its creation is
+    not part of what `weir bench produce` measures."""
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    futures = admin.create_topics([NewTopic(t, partitions, 1) for t in topics], request_timeout=30)
-    for future in futures.values():
-        future.result(60)
+    admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=30)[topic].result(60)
 
 
 def consume(args, address, topic):
-    r = run_bench_processes(args.weir_bin, [(address, ["consume", "-o", "json", "--topic", topic,
-                                                       "--members", CONSUME_MEMBERS])])[0]
+    r = run_bench(args.weir_bin, address, ["consume", "-o", "json", "--topic", topic, "--members", CONSUME_MEMBERS])
     r["secs"] = r["records"] / r["records_per_s"] if r["records_per_s"] else float("nan")
     return r
 
