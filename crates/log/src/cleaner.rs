@@ -38,22 +38,23 @@
 //! decided: not aborted means committed, compacted like any other batch. (Should one at or
 //! past the plan's LSO turn up all the same, it is copied unchanged and kept out of the key
 //! map, as a transaction that may still abort.)
+//!
+//! The rules on a batch's bytes (its fate, the key map, one batch cleaned) are in
+//! `cleaner/batches.rs`, with no file behind them: the cluster engine's compactor runs the
+//! same ones over chunks in its bucket.
 
-use std::collections::HashMap;
+mod batches;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+pub use batches::{clean_batch, AbortedRanges, BatchFate, CleanedBatch, KeyMap};
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
-use crate::records::{
-    records_payload, walk_records, RawRecord, BATCH_DECOMPRESSED_BYTES_MAX, CODEC_MASK,
-    TIMESTAMP_TYPE_LOG_APPEND,
-};
+use crate::records::{records_payload, walk_records, BATCH_DECOMPRESSED_BYTES_MAX};
 use crate::segment::file_stem;
 use crate::txn_index::AbortedTxn;
 use crate::LogError;
@@ -62,8 +63,6 @@ use crate::LogError;
 pub const CLEANED_SUFFIX: &str = ".log.cleaned";
 /// Bound on the key bytes (plus a per-entry allowance) one pass holds in memory.
 pub const KEY_MAP_BYTES_MAX: usize = 128 << 20;
-/// Memory counted per map entry beyond the key bytes.
-const KEY_MAP_ENTRY_OVERHEAD: usize = 64;
 
 /// One closed segment chosen for cleaning.
 #[derive(Debug, Clone)]
@@ -91,58 +90,6 @@ pub struct CompactionPlan {
     /// The partition's last stable offset when planned: transactional batches from here on
     /// may still be undecided.
     pub(crate) last_stable_offset: i64,
-}
-
-/// What the cleaner does with one batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BatchFate {
-    /// Plain data, or a committed transaction's: compacted by key.
-    Compact,
-    /// A marker, or a transaction that may be open: copied as it is, its keys unused.
-    Keep,
-    /// An aborted transaction's data: left out.
-    Drop,
-}
-
-/// The aborted transactions of a plan, per producer id as (first offset, last offset) by
-/// first offset; one producer's transactions never overlap.
-struct AbortedRanges(HashMap<i64, Vec<(i64, i64)>>);
-
-impl AbortedRanges {
-    fn new(aborted: &[AbortedTxn]) -> AbortedRanges {
-        let mut map: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-        for a in aborted {
-            map.entry(a.producer_id)
-                .or_default()
-                .push((a.first_offset, a.last_offset));
-        }
-        for ranges in map.values_mut() {
-            ranges.sort_unstable();
-        }
-        AbortedRanges(map)
-    }
-
-    fn contains(&self, producer_id: i64, offset: i64) -> bool {
-        let Some(ranges) = self.0.get(&producer_id) else {
-            return false;
-        };
-        let slot = ranges.partition_point(|&(first, _)| first <= offset);
-        slot > 0 && offset <= ranges[slot - 1].1
-    }
-
-    fn fate(&self, header: &BatchHeader, last_stable_offset: i64) -> BatchFate {
-        if header.is_control() {
-            BatchFate::Keep
-        } else if !header.is_transactional() {
-            BatchFate::Compact
-        } else if self.contains(header.producer_id, header.base_offset) {
-            BatchFate::Drop
-        } else if header.base_offset >= last_stable_offset {
-            BatchFate::Keep
-        } else {
-            BatchFate::Compact
-        }
-    }
 }
 
 impl CompactionPlan {
@@ -194,8 +141,7 @@ pub fn compact(
     // map has room (at least one segment). The segments before them are already clean: each
     // of their keys appears once, and is superseded only by a record in the map.
     let aborted = AbortedRanges::new(&plan.aborted);
-    let mut newest: HashMap<Bytes, i64> = HashMap::new();
-    let mut map_bytes = 0usize;
+    let mut keys = KeyMap::new();
     let mut records_read = 0u64;
     let mut covered = 0usize;
     let mut dirty_covered = 0usize;
@@ -204,29 +150,15 @@ pub fn compact(
             covered += 1;
             continue;
         }
-        if dirty_covered > 0 && map_bytes >= plan.key_map_bytes_max {
+        if dirty_covered > 0 && keys.bytes() >= plan.key_map_bytes_max {
             break;
         }
         if stop() {
             return Ok(None);
         }
         for_each_batch(seg, |header, batch| {
-            if aborted.fate(header, plan.last_stable_offset) != BatchFate::Compact {
-                return Ok(());
-            }
-            let payload = records_payload(header, batch, BATCH_DECOMPRESSED_BYTES_MAX)?;
-            for r in walk_records(header, &payload)? {
-                records_read += 1;
-                if let Some(key) = &r.key {
-                    let key = &payload[key.clone()];
-                    match newest.get_mut(key) {
-                        Some(offset) => *offset = r.offset,
-                        None => {
-                            map_bytes += key.len() + KEY_MAP_ENTRY_OVERHEAD;
-                            newest.insert(Bytes::copy_from_slice(key), r.offset);
-                        }
-                    }
-                }
+            if aborted.fate(header, plan.last_stable_offset) == BatchFate::Compact {
+                records_read += keys.add_batch(header, batch)?;
             }
             Ok(())
         })?;
@@ -270,29 +202,19 @@ pub fn compact(
                     return Ok(());
                 }
             }
-            let payload = records_payload(header, batch, BATCH_DECOMPRESSED_BYTES_MAX)?;
-            let records = walk_records(header, &payload)?;
-            let kept: Vec<&RawRecord> = records
-                .iter()
-                .filter(|r| {
-                    r.key.as_ref().is_some_and(|k| {
-                        newest
-                            .get(&payload[k.clone()])
-                            .is_none_or(|&o| o == r.offset)
-                    }) && (r.has_value() || keep_tombstones)
-                })
-                .collect();
-            out.records_kept += kept.len() as u64;
-            if kept.len() == records.len() {
-                writer.write_all(batch)?;
-                size_bytes += batch.len() as u64;
-            } else {
-                changed = true;
-                if !kept.is_empty() {
-                    let rewritten = rebuild_batch(header, batch, &payload, &kept)?;
+            let (cleaned, kept) = clean_batch(header, batch, &keys, keep_tombstones)?;
+            out.records_kept += kept;
+            match cleaned {
+                CleanedBatch::Whole => {
+                    writer.write_all(batch)?;
+                    size_bytes += batch.len() as u64;
+                }
+                CleanedBatch::Rewritten(rewritten) => {
+                    changed = true;
                     writer.write_all(&rewritten)?;
                     size_bytes += rewritten.len() as u64;
                 }
+                CleanedBatch::Empty => changed = true,
             }
             Ok(())
         })?;
@@ -384,68 +306,4 @@ pub fn keyless_records(batch: &[u8]) -> Result<usize, LogError> {
         .iter()
         .filter(|r| r.key.is_none())
         .count())
-}
-
-/// Compresses a records payload with the codec of `header`.
-fn compress_payload(header: &BatchHeader, raw: &[u8]) -> Result<Vec<u8>, LogError> {
-    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
-    let put_all = |b: &mut BytesMut| {
-        b.extend_from_slice(raw);
-        Ok(())
-    };
-    let result = match header.attributes & CODEC_MASK {
-        0 => {
-            out.extend_from_slice(raw);
-            Ok(())
-        }
-        1 => <Gzip as Compressor<Vec<u8>>>::compress(&mut out, put_all),
-        2 => <Snappy as Compressor<Vec<u8>>>::compress(&mut out, put_all),
-        3 => <Lz4 as Compressor<Vec<u8>>>::compress(&mut out, put_all),
-        4 => <Zstd as Compressor<Vec<u8>>>::compress(&mut out, put_all),
-        codec => {
-            return Err(LogError::CorruptMessage(format!(
-                "unknown compression codec {codec}"
-            )))
-        }
-    };
-    result.map_err(|e| {
-        LogError::InvalidRecord(format!(
-            "cannot compress the cleaned batch at offset {}: {e}",
-            header.base_offset
-        ))
-    })?;
-    Ok(out)
-}
-
-/// A batch holding only the `kept` records of `batch`: the same header but for the length,
-/// record count, max timestamp and CRC; the records' bytes unchanged (their offset and
-/// timestamp deltas still count from the original base), recompressed with the same codec.
-fn rebuild_batch(
-    header: &BatchHeader,
-    batch: &[u8],
-    payload: &[u8],
-    kept: &[&RawRecord],
-) -> Result<Vec<u8>, LogError> {
-    let mut raw = Vec::with_capacity(kept.iter().map(|r| r.range.len()).sum());
-    for r in kept {
-        raw.extend_from_slice(&payload[r.range.clone()]);
-    }
-    let records = compress_payload(header, &raw)?;
-    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len());
-    out.extend_from_slice(&batch[..BATCH_HEADER_BYTES]);
-    out.extend_from_slice(&records);
-    let batch_length = (out.len() - crate::batch::LOG_OVERHEAD_BYTES) as i32;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    if header.attributes & TIMESTAMP_TYPE_LOG_APPEND == 0 {
-        let max_timestamp = kept
-            .iter()
-            .map(|r| r.timestamp)
-            .max()
-            .unwrap_or(header.max_timestamp);
-        out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    }
-    out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
-    Ok(out)
 }
