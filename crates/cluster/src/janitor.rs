@@ -21,6 +21,10 @@
 //!    `pending_max` is marked deleting at once; objects past `delete_after` are deleted
 //!    from the bucket, then their rows.
 //!
+//! Compaction (`compaction.rs`) runs after these on every broker, lease or not: each job
+//! is one partition's, claimed in `compaction_jobs`, so one broker at a time cleans a
+//! partition while several clean different ones.
+//!
 //! Topic configs come from the caller as [`TopicConfigs`], a function from topic id to the
 //! topic's [`LogConfig`] (the broker answers it from its catalog cache); a topic it does not
 //! know keeps its data, except below its log start offset.
@@ -30,16 +34,17 @@
 //! it is logged, counted, and the step runs again next pass. Nothing here panics on what
 //! PostgreSQL or the bucket return.
 //!
-//! Not here yet: compaction (`compaction_jobs`, `clean_through`); a `weir_leases`
-//! notification when the lease changes hands (others find out at their next pass); and a
-//! bound of retention by the last stable offset: retention here may move
-//! the log start past an open transaction's first offset.
+//! Not here yet: a `weir_leases` notification when the lease changes hands (others find
+//! out at their next pass), and a bound of retention by the last stable offset: retention
+//! here may move the log start past an open transaction's first offset.
 //!
-//! Layout: `janitor/lease.rs` (taking, renewing and giving up the lease),
+//! Layout: `janitor/compaction.rs` and `janitor/compaction/` (compaction's jobs, plans
+//! and cleaning), `janitor/lease.rs` (taking, renewing and giving up the lease),
 //! `janitor/retention.rs` (which chunks go, and the transaction that deletes them),
 //! `janitor/objects.rs` (marking and deleting objects), `janitor/dropped.rs` (deleted
 //! topics), `janitor/transaction.rs` (one transaction on a connection of its own).
 
+mod compaction;
 mod dropped;
 mod lease;
 mod objects;
@@ -144,6 +149,9 @@ pub struct JanitorStats {
     pub objects_deleted: u64,
     /// Deleted partitions whose rows are gone.
     pub partitions_dropped: u64,
+    /// Compactions finished, and the bytes they took off their partitions.
+    pub partitions_compacted: u64,
+    pub compaction_bytes_removed: u64,
     /// Steps that failed (each is retried next pass).
     pub errors: u64,
     /// Whether this broker held the lease at its last pass.
@@ -160,6 +168,9 @@ pub struct PassReport {
     pub objects_marked: u64,
     pub objects_deleted: u64,
     pub partitions_dropped: u64,
+    /// Partitions whose compaction finished, and the bytes it took off them.
+    pub partitions_compacted: u64,
+    pub compaction_bytes_removed: u64,
     pub errors: u64,
 }
 
@@ -171,6 +182,8 @@ struct Counters {
     objects_marked: AtomicU64,
     objects_deleted: AtomicU64,
     partitions_dropped: AtomicU64,
+    partitions_compacted: AtomicU64,
+    compaction_bytes_removed: AtomicU64,
     errors: AtomicU64,
     lease_held: AtomicBool,
     lease_epoch: AtomicI64,
@@ -183,6 +196,8 @@ struct PassState {
     partition_cursor: i64,
     /// The sweep of live objects goes on after this object id; 0 starts over.
     object_cursor: i64,
+    /// Compaction goes on after this partition id; 0 starts over.
+    compaction_cursor: i64,
 }
 
 /// Everything a pass reads.
@@ -193,6 +208,8 @@ struct Context {
     /// with other work.
     transactions: Session,
     bucket: Bucket,
+    /// This broker, as compaction claims name it.
+    node_id: i32,
     settings: JanitorSettings,
     configs: TopicConfigs,
     counters: Counters,
@@ -239,12 +256,14 @@ impl Janitor {
             session,
             transactions,
             bucket,
+            node_id,
             configs,
             counters: Counters::default(),
             state: tokio::sync::Mutex::new(PassState {
                 lease: Lease::new(node_id, incarnation, settings.lease),
                 partition_cursor: 0,
                 object_cursor: 0,
+                compaction_cursor: 0,
             }),
             settings,
         });
@@ -273,6 +292,8 @@ impl Janitor {
             objects_marked: c.objects_marked.load(Ordering::Relaxed),
             objects_deleted: c.objects_deleted.load(Ordering::Relaxed),
             partitions_dropped: c.partitions_dropped.load(Ordering::Relaxed),
+            partitions_compacted: c.partitions_compacted.load(Ordering::Relaxed),
+            compaction_bytes_removed: c.compaction_bytes_removed.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             lease_held: c.lease_held.load(Ordering::Relaxed),
             lease_epoch: c.lease_epoch.load(Ordering::Relaxed),
@@ -347,6 +368,10 @@ async fn pass(context: &Context, now_ms: i64) -> PassReport {
             .store(state.lease.epoch(), Ordering::Relaxed);
         work(context, &mut state, now_ms, &mut report).await;
     }
+    // Compaction, on every broker: each job is claimed per partition.
+    let cursor = state.compaction_cursor;
+    state.compaction_cursor =
+        compaction::apply(context, context.node_id, cursor, now_ms, &mut report).await;
     counters
         .chunks_deleted
         .fetch_add(report.chunks_deleted, Ordering::Relaxed);
@@ -359,6 +384,12 @@ async fn pass(context: &Context, now_ms: i64) -> PassReport {
     counters
         .partitions_dropped
         .fetch_add(report.partitions_dropped, Ordering::Relaxed);
+    counters
+        .partitions_compacted
+        .fetch_add(report.partitions_compacted, Ordering::Relaxed);
+    counters
+        .compaction_bytes_removed
+        .fetch_add(report.compaction_bytes_removed, Ordering::Relaxed);
     counters.errors.fetch_add(report.errors, Ordering::Relaxed);
     report
 }

@@ -40,7 +40,8 @@
 //!   real offsets into a chunk's batches on the way to a consumer.
 //! - `janitor.rs`, `janitor/`: `Janitor`, the background work one broker at a time runs
 //!   under the `janitor` lease: retention, deleted topics' rows, and objects deleted from
-//!   the bucket once no chunk points at them and a grace period has passed.
+//!   the bucket once no chunk points at them and a grace period has passed; and
+//!   compaction, which every broker's janitor runs on the partitions it claims.
 
 #[cfg(feature = "engine")]
 pub mod bucket;

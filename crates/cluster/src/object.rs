@@ -42,6 +42,7 @@ mod patch;
 pub use builder::ObjectBuilder;
 pub use error::ObjectError;
 pub use footer::Footer;
+pub(crate) use patch::batches;
 pub use patch::{patch_offsets, set_leader_epoch};
 use uuid::Uuid;
 

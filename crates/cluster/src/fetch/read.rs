@@ -198,11 +198,7 @@ fn plan(
         });
         return plan;
     }
-    let first_below_upper = found
-        .chunks
-        .first()
-        .is_some_and(|c| c.base_offset < upper_offset);
-    if !first_below_upper && spec.fetch_offset < upper_offset {
+    if found.chunks.is_empty() && spec.fetch_offset < upper_offset {
         // The commit that moves the high watermark inserts the chunks below it.
         plan.refused = Some(LogError::Io(std::io::Error::other(format!(
             "the partition index has no chunk holding offset {} below offset {upper_offset}",
@@ -210,7 +206,13 @@ fn plan(
         ))));
         return plan;
     }
-    if spec.fetch_offset >= upper_offset {
+    // A compaction leaves gaps: the next chunk may start past the fetch offset, and
+    // (read_committed) past the last stable offset too, with nothing to send before it.
+    let first_below_upper = found
+        .chunks
+        .first()
+        .is_some_and(|c| c.base_offset < upper_offset);
+    if spec.fetch_offset >= upper_offset || !first_below_upper {
         // At the end, or (read_committed) at the last stable offset: nothing to send.
         return plan;
     }

@@ -1,0 +1,245 @@
+//! Which chunks of a partition one compaction covers, and whether it is due ([`plan`], no
+//! I/O).
+//!
+//! Kafka's rules, with chunks for segments (the chunks below `clean_through` are the
+//! clean ones, those at or above it dirty):
+//! - the partition's newest chunk is never cleaned (Kafka never cleans the active
+//!   segment), nor any chunk reaching the last stable offset (a transaction there may
+//!   still abort, and a record there may not yet supersede an older one that
+//!   read_committed readers still see as the newest), nor, with `min.compaction.lag.ms`
+//!   above 0, a dirty chunk holding records younger than that, nor any after it;
+//! - the clean is due when the dirty chunks hold at least `min.cleanable.dirty.ratio` of
+//!   the covered bytes, or when a dirty chunk's newest record is older than
+//!   `max.compaction.lag.ms` (Kafka looks at the segment's first record; a chunk keeps
+//!   only its newest timestamp, so this is due a little later than in Kafka);
+//! - the dirty chunks taken stop once they hold [`DIRTY_BYTES_PER_JOB_MAX`] (at least
+//!   one is taken): their records are held in memory while the key map is built.
+
+use weir_log::LogConfig;
+
+/// Bytes of dirty chunks one compaction reads and holds; a partition with more is
+/// cleaned over several jobs, oldest first.
+pub const DIRTY_BYTES_PER_JOB_MAX: i64 = 32 * 1024 * 1024;
+
+/// One `chunks` row as the compactor reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub object_id: i64,
+    pub position: i64,
+    pub size_bytes: i32,
+    pub max_timestamp: i64,
+    /// A compactor's output: its batches carry their real offsets.
+    pub offsets_in_object: bool,
+    /// When the object holding it was made, in milliseconds since the epoch: for a
+    /// compactor's output, when it was last cleaned.
+    pub made_ms: i64,
+}
+
+/// The partition's row, as far as a plan needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionView {
+    pub log_start_offset: i64,
+    /// `coalesce(first_unstable_offset, next_offset)`.
+    pub last_stable_offset: i64,
+    pub clean_through: i64,
+}
+
+/// What one compaction covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The chunks, in offset order: the clean ones first, then the dirty ones.
+    pub chunks: Vec<ChunkInfo>,
+    /// The index in `chunks` of the first dirty chunk.
+    pub first_dirty: usize,
+    /// One past the last covered offset: the partition is clean below it once done.
+    pub clean_through: i64,
+}
+
+impl Plan {
+    pub fn clean(&self) -> &[ChunkInfo] {
+        &self.chunks[..self.first_dirty]
+    }
+
+    pub fn dirty(&self) -> &[ChunkInfo] {
+        &self.chunks[self.first_dirty..]
+    }
+}
+
+/// The plan for a partition whose chunks (every one at or above the log start, in offset
+/// order, the newest included) are `chunks`; `None` when its topic is not compacted or no
+/// clean is due.
+pub fn plan(
+    chunks: &[ChunkInfo],
+    view: PartitionView,
+    config: &LogConfig,
+    now_ms: i64,
+) -> Option<Plan> {
+    if !config.cleanup_compact || chunks.len() < 2 {
+        return None;
+    }
+    let lag = config.min_compaction_lag_ms;
+    let mut taken: Vec<ChunkInfo> = Vec::new();
+    let mut first_dirty = None;
+    let mut dirty_bytes = 0i64;
+    for chunk in &chunks[..chunks.len() - 1] {
+        if chunk.last_offset < view.log_start_offset {
+            continue;
+        }
+        if chunk.last_offset >= view.last_stable_offset {
+            break;
+        }
+        let dirty = chunk.last_offset >= view.clean_through;
+        if dirty {
+            let young = lag > 0 && chunk.max_timestamp > now_ms.saturating_sub(lag);
+            if young || (dirty_bytes > 0 && dirty_bytes >= DIRTY_BYTES_PER_JOB_MAX) {
+                break;
+            }
+            first_dirty.get_or_insert(taken.len());
+            dirty_bytes += i64::from(chunk.size_bytes);
+        }
+        taken.push(*chunk);
+    }
+    let first_dirty = first_dirty?;
+    let total: i64 = taken.iter().map(|c| i64::from(c.size_bytes)).sum();
+    let due_by_ratio = dirty_bytes as f64 >= config.min_cleanable_dirty_ratio * total as f64;
+    let max_lag = config.max_compaction_lag_ms;
+    let due_by_max_lag = taken[first_dirty..]
+        .iter()
+        .any(|c| c.max_timestamp >= 0 && now_ms.saturating_sub(c.max_timestamp) >= max_lag);
+    if !(due_by_ratio || due_by_max_lag) {
+        return None;
+    }
+    let clean_through = taken
+        .last()
+        .map_or(view.clean_through, |c| c.last_offset + 1);
+    Some(Plan {
+        chunks: taken,
+        first_dirty,
+        clean_through,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(base_offset: i64, last_offset: i64, size_bytes: i32, max_timestamp: i64) -> ChunkInfo {
+        ChunkInfo {
+            base_offset,
+            last_offset,
+            object_id: base_offset,
+            position: 0,
+            size_bytes,
+            max_timestamp,
+            offsets_in_object: false,
+            made_ms: 0,
+        }
+    }
+
+    fn compacted() -> LogConfig {
+        LogConfig {
+            cleanup_compact: true,
+            cleanup_delete: false,
+            ..LogConfig::default()
+        }
+    }
+
+    fn view(log_start_offset: i64, last_stable_offset: i64, clean_through: i64) -> PartitionView {
+        PartitionView {
+            log_start_offset,
+            last_stable_offset,
+            clean_through,
+        }
+    }
+
+    fn bases(plan: &Plan) -> Vec<i64> {
+        plan.chunks.iter().map(|c| c.base_offset).collect()
+    }
+
+    #[test]
+    fn the_newest_chunk_and_anything_reaching_the_last_stable_offset_stay_out() {
+        // Goal: every chunk but the newest is covered when all is stable; an open
+        // transaction's first offset stops the plan before the chunk reaching it; chunks
+        // wholly below the log start are skipped; topics without compact have no plan.
+        let chunks = [
+            chunk(0, 9, 100, 1),
+            chunk(10, 19, 100, 1),
+            chunk(20, 29, 100, 1),
+            chunk(30, 39, 100, 1),
+        ];
+        let p = plan(&chunks, view(0, 40, 0), &compacted(), 10).unwrap();
+        assert_eq!(bases(&p), [0, 10, 20]);
+        assert_eq!((p.first_dirty, p.clean_through), (0, 30));
+        let p = plan(&chunks, view(0, 25, 0), &compacted(), 10).unwrap();
+        assert_eq!(bases(&p), [0, 10]);
+        let p = plan(&chunks, view(12, 40, 0), &compacted(), 10).unwrap();
+        assert_eq!(bases(&p), [10, 20]);
+        assert!(plan(&chunks, view(0, 5, 0), &compacted(), 10).is_none());
+        assert!(plan(&chunks, view(0, 40, 0), &LogConfig::default(), 10).is_none());
+        assert!(plan(&chunks[..1], view(0, 40, 0), &compacted(), 10).is_none());
+    }
+
+    #[test]
+    fn the_dirty_ratio_decides_and_clean_chunks_come_first() {
+        // Goal: with half the covered bytes dirty (the default ratio 0.5) the clean is due,
+        // with less it is not; the clean chunks lead the plan and `clean_through` ends at
+        // the last covered chunk.
+        let chunks = [
+            chunk(0, 9, 300, 1),
+            chunk(10, 19, 100, 1),
+            chunk(20, 29, 100, 1),
+            chunk(30, 39, 100, 1),
+        ];
+        assert!(plan(&chunks, view(0, 40, 10), &compacted(), 10).is_none());
+        let chunks = [
+            chunk(0, 9, 200, 1),
+            chunk(10, 19, 100, 1),
+            chunk(20, 29, 100, 1),
+            chunk(30, 39, 100, 1),
+        ];
+        let p = plan(&chunks, view(0, 40, 10), &compacted(), 10).unwrap();
+        assert_eq!(
+            (bases(&p), p.first_dirty, p.clean_through),
+            (vec![0, 10, 20], 1, 30)
+        );
+        assert_eq!(p.clean().len(), 1);
+        assert_eq!(p.dirty().len(), 2);
+        // Nothing dirty below the newest chunk: nothing to do.
+        assert!(plan(&chunks, view(0, 40, 30), &compacted(), 10).is_none());
+    }
+
+    #[test]
+    fn lags_and_the_dirty_bound_limit_the_plan() {
+        // Goal: min.compaction.lag.ms stops the plan at the first dirty chunk younger than
+        // it; max.compaction.lag.ms makes an old dirty chunk due whatever the ratio; the
+        // dirty chunks taken stop at DIRTY_BYTES_PER_JOB_MAX, at least one taken.
+        let chunks = [
+            chunk(0, 9, 1_000, 1),
+            chunk(10, 19, 100, 5),
+            chunk(20, 29, 100, 50),
+            chunk(30, 39, 100, 60),
+        ];
+        let lagged = LogConfig {
+            min_compaction_lag_ms: 20,
+            ..compacted()
+        };
+        let p = plan(&chunks, view(0, 40, 0), &lagged, 60).unwrap();
+        assert_eq!(bases(&p), [0, 10]);
+        let max_lag = LogConfig {
+            max_compaction_lag_ms: 50,
+            ..compacted()
+        };
+        assert!(plan(&chunks, view(0, 40, 10), &compacted(), 60).is_none());
+        assert!(plan(&chunks, view(0, 40, 10), &max_lag, 60).is_some());
+        let big = DIRTY_BYTES_PER_JOB_MAX as i32;
+        let chunks = [
+            chunk(0, 9, big, 1),
+            chunk(10, 19, 100, 1),
+            chunk(20, 29, 100, 1),
+        ];
+        let p = plan(&chunks, view(0, 40, 0), &compacted(), 10).unwrap();
+        assert_eq!((bases(&p), p.clean_through), (vec![0], 10));
+    }
+}
