@@ -69,12 +69,15 @@ fn by_hand(grace: Duration) -> JanitorSettings {
     }
 }
 
+/// A topic's config; a compacted one is never due for compaction (`compaction.rs` tests
+/// that), as the bytes of the chunks written here by hand are not record batches.
 fn config(retention_ms: i64, retention_bytes: i64, cleanup_delete: bool) -> LogConfig {
     LogConfig {
         retention_ms,
         retention_bytes,
         cleanup_delete,
         cleanup_compact: !cleanup_delete,
+        min_compaction_lag_ms: i64::MAX,
         ..LogConfig::default()
     }
 }

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod common;
+mod compaction;
 mod coordinator_fence;
 mod engine;
 mod fetch;
