@@ -164,12 +164,13 @@ pub async fn start(
     // broker would take itself for the controller.
     registration.refresh().await?;
     let membership = ClusterMembership::new(node_id, registration.view());
+    let engine = Arc::new(engine);
 
     // 3. The broker over them, and the catalog followed from now on.
     let parts = BrokerParts {
         catalog: catalog.current().catalog.clone(),
         catalog_store: Box::new(Arc::clone(&catalog)),
-        engine: Arc::new(engine),
+        engine: Arc::clone(&engine) as _,
         membership: Arc::new(membership),
         producer_ids: ProducerIds::Source(Box::new(Arc::clone(&catalog))),
     };
@@ -187,6 +188,7 @@ pub async fn start(
         JanitorSettings::default(),
         Arc::new(move |topic_id| configs_of.topic_by_id(topic_id).map(|t| log_config_for(&t))),
     );
+    engine.publish_janitor(janitor.stats_handle());
     tracing::info!(
         node_id,
         generation = registration.generation(),

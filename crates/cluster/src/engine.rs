@@ -21,7 +21,7 @@
 mod admin;
 mod txn;
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, Notify};
@@ -35,6 +35,7 @@ use weir_log::{LogConfig, LogError};
 use crate::bucket::Bucket;
 use crate::error::ClusterError;
 use crate::fetch::{ReadSettings, ReadStats, Reader};
+use crate::janitor::JanitorStatsHandle;
 use crate::notify::Signal;
 use crate::partitions::PartitionIds;
 use crate::pg::Session;
@@ -57,6 +58,8 @@ pub struct ClusterLog {
     ids: Arc<PartitionIds>,
     session: Arc<Session>,
     statement_timeout: Duration,
+    /// The janitor's totals, published with the engine's once the broker attaches them.
+    janitor: OnceLock<JanitorStatsHandle>,
 }
 
 impl ClusterLog {
@@ -103,7 +106,14 @@ impl ClusterLog {
             ids,
             session,
             statement_timeout: settings.read.statement_timeout,
+            janitor: OnceLock::new(),
         }
+    }
+
+    /// Publishes the janitor's totals (retention, compaction, object deletion) with the
+    /// engine's counters; a second call is ignored.
+    pub fn publish_janitor(&self, handle: JanitorStatsHandle) {
+        let _ = self.janitor.set(handle);
     }
 
     /// Fences the coordinators' writes ([`CoordinatorLog::append_internal`]) to this broker
@@ -249,7 +259,7 @@ impl LogLifecycle for ClusterLog {
             bytes,
             value,
         };
-        vec![
+        let mut counters = vec![
             counter(
                 "cluster_object_puts",
                 "Objects written to the bucket (one PUT each).",
@@ -304,6 +314,41 @@ impl LogLifecycle for ClusterLog {
                 false,
                 r.cache_misses,
             ),
-        ]
+        ];
+        if let Some(j) = self.janitor.get().map(JanitorStatsHandle::stats) {
+            counters.extend([
+                counter(
+                    "cluster_compactions",
+                    "Partition compactions this broker finished.",
+                    false,
+                    j.partitions_compacted,
+                ),
+                counter(
+                    "cluster_compaction_removed",
+                    "Bytes this broker's compactions took off their partitions.",
+                    true,
+                    j.compaction_bytes_removed,
+                ),
+                counter(
+                    "cluster_retention_chunks_deleted",
+                    "Chunks retention and DeleteRecords deleted while this broker was the janitor.",
+                    false,
+                    j.chunks_deleted,
+                ),
+                counter(
+                    "cluster_objects_deleted",
+                    "Objects deleted from the bucket while this broker was the janitor.",
+                    false,
+                    j.objects_deleted,
+                ),
+                counter(
+                    "cluster_janitor_errors",
+                    "Janitor steps that failed on this broker (each runs again next pass).",
+                    false,
+                    j.errors,
+                ),
+            ]);
+        }
+        counters
     }
 }

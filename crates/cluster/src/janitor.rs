@@ -189,6 +189,34 @@ struct Counters {
     lease_epoch: AtomicI64,
 }
 
+impl Counters {
+    fn snapshot(&self) -> JanitorStats {
+        JanitorStats {
+            passes: self.passes.load(Ordering::Relaxed),
+            passes_worked: self.passes_worked.load(Ordering::Relaxed),
+            chunks_deleted: self.chunks_deleted.load(Ordering::Relaxed),
+            objects_marked: self.objects_marked.load(Ordering::Relaxed),
+            objects_deleted: self.objects_deleted.load(Ordering::Relaxed),
+            partitions_dropped: self.partitions_dropped.load(Ordering::Relaxed),
+            partitions_compacted: self.partitions_compacted.load(Ordering::Relaxed),
+            compaction_bytes_removed: self.compaction_bytes_removed.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            lease_held: self.lease_held.load(Ordering::Relaxed),
+            lease_epoch: self.lease_epoch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Reads a janitor's running totals ([`Janitor::stats_handle`]).
+#[derive(Clone)]
+pub struct JanitorStatsHandle(Arc<Counters>);
+
+impl JanitorStatsHandle {
+    pub fn stats(&self) -> JanitorStats {
+        self.0.snapshot()
+    }
+}
+
 /// What passes carry from one to the next.
 struct PassState {
     lease: Lease,
@@ -212,7 +240,7 @@ struct Context {
     node_id: i32,
     settings: JanitorSettings,
     configs: TopicConfigs,
-    counters: Counters,
+    counters: Arc<Counters>,
     /// Held for a whole pass, so the loop and `run_once` never overlap.
     state: tokio::sync::Mutex<PassState>,
 }
@@ -258,7 +286,7 @@ impl Janitor {
             bucket,
             node_id,
             configs,
-            counters: Counters::default(),
+            counters: Arc::default(),
             state: tokio::sync::Mutex::new(PassState {
                 lease: Lease::new(node_id, incarnation, settings.lease),
                 partition_cursor: 0,
@@ -284,20 +312,12 @@ impl Janitor {
     }
 
     pub fn stats(&self) -> JanitorStats {
-        let c = &self.context.counters;
-        JanitorStats {
-            passes: c.passes.load(Ordering::Relaxed),
-            passes_worked: c.passes_worked.load(Ordering::Relaxed),
-            chunks_deleted: c.chunks_deleted.load(Ordering::Relaxed),
-            objects_marked: c.objects_marked.load(Ordering::Relaxed),
-            objects_deleted: c.objects_deleted.load(Ordering::Relaxed),
-            partitions_dropped: c.partitions_dropped.load(Ordering::Relaxed),
-            partitions_compacted: c.partitions_compacted.load(Ordering::Relaxed),
-            compaction_bytes_removed: c.compaction_bytes_removed.load(Ordering::Relaxed),
-            errors: c.errors.load(Ordering::Relaxed),
-            lease_held: c.lease_held.load(Ordering::Relaxed),
-            lease_epoch: c.lease_epoch.load(Ordering::Relaxed),
-        }
+        self.context.counters.snapshot()
+    }
+
+    /// A handle that reads this janitor's running totals, for the metrics endpoint.
+    pub fn stats_handle(&self) -> JanitorStatsHandle {
+        JanitorStatsHandle(Arc::clone(&self.context.counters))
     }
 
     /// Stops the loop (a pass under way finishes first; every step is bounded) and gives

@@ -86,7 +86,9 @@ pub use error::ClusterError;
 #[cfg(feature = "engine")]
 pub use fetch::{ReadSettings, ReadStats, Reader};
 #[cfg(feature = "engine")]
-pub use janitor::{Janitor, JanitorSettings, JanitorStats, PassReport, TopicConfigs};
+pub use janitor::{
+    Janitor, JanitorSettings, JanitorStats, JanitorStatsHandle, PassReport, TopicConfigs,
+};
 #[cfg(feature = "engine")]
 pub use leaders::ClusterMembership;
 #[cfg(feature = "engine")]
