@@ -66,10 +66,10 @@ stage "cluster mode: three brokers on one PostgreSQL (the bucket a directory): t
 python3 tests/cluster/cluster_test.py "$PWD/target/release/weir" --rounds "${WEIR_CLUSTER_ROUNDS:-5}" \
     --scenarios clients,failover,scale
 
-stage "cluster mode: three brokers on PostgreSQL and a SeaweedFS bucket; PostgreSQL, then SeaweedFS, stopped for 4 s under load"
+stage "cluster mode: three brokers on PostgreSQL and a SeaweedFS bucket; a compacted topic and __consumer_offsets compacted, replayed by the next controller; PostgreSQL, then SeaweedFS, stopped for 4 s under load"
 wait "$seaweed_pid" || { cat "$seaweed_log"; echo "building SeaweedFS failed" >&2; exit 1; }
 tail -n 1 "$seaweed_log"
-python3 tests/cluster/cluster_test.py "$PWD/target/release/weir" --s3 --scenarios outages
+python3 tests/cluster/cluster_test.py "$PWD/target/release/weir" --s3 --scenarios compaction,outages
 
 stage "compatibility: real clients against weir (the quick subset; tests/compat/run.py runs all, against Apache Kafka too)"
 python3 tests/compat/run.py --broker weir --weir-bin "$PWD/target/release/weir" \

@@ -17,11 +17,17 @@ Scenarios (all by default, or --scenarios a,b):
             the partitions' leadership and of the writes, nothing acknowledged is lost, the
             group reads everything, and `weir bench produce` throughput with 3 and with 4
             brokers is printed (recorded, not asserted: bench/cluster.py measures it).
+  compaction A compacted topic written in rounds through every broker is compacted by the
+            brokers' janitors: a consumer from the start reads fewer records than were
+            written, offsets still growing, and the last value of every key. A group
+            commits its offsets over and over (compacting `__consumer_offsets`); the
+            controller is then killed, and the next one, replaying the compacted log,
+            answers the group's last committed offsets.
   outages   PostgreSQL, then (with --s3) the object store, stopped for a few seconds under
             load: a produce meanwhile fails with a retriable error, every broker stays up,
             service resumes by itself, and nothing acknowledged is lost.
 
-Usage: cluster_test.py WEIR_BIN [--scenarios clients,failover] [--rounds N] [--s3]
+Usage: cluster_test.py WEIR_BIN [--scenarios clients,failover,...] [--rounds N] [--s3]
 Starts its own PostgreSQL (services.py), and with --s3 its own SeaweedFS for the bucket
 (tests/cluster/install.sh builds it); without, the bucket is a directory. Prints PASS/FAIL
 lines and ends with "N passed, M failed".
@@ -363,6 +369,102 @@ def scenario_scale(report, args, brokers):
         m.stop()
 
 
+def read_keyed(bootstrap, topic, partitions, timeout_s=60):
+    """Every record of `topic` as (partition, offset, key, value), up to the end offsets
+    seen now."""
+    from confluent_kafka import TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0})
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out, done = [], {p for p, end in ends.items() if end == 0}
+    deadline = time.time() + timeout_s
+    while len(done) < partitions and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            if m is not None and m.error().code() == KafkaError._PARTITION_EOF:
+                done.add(m.partition())
+            continue
+        value = None if m.value() is None else m.value().decode()
+        out.append((m.partition(), m.offset(), m.key().decode(), value))
+        if m.offset() + 1 >= ends[m.partition()]:
+            done.add(m.partition())
+    c.close()
+    return out
+
+
+def compactions(brokers):
+    return sum(brokers.metric_sum(n, "weir_cluster_compactions") for n in brokers.running())
+
+
+def scenario_compaction(report, args, brokers):
+    from confluent_kafka import TopicPartition
+    topic, partitions, keys, rounds = f"compacted-{uuid.uuid4().hex[:8]}", 3, 30, 20
+    admin = AdminClient({"bootstrap.servers": brokers.address(2)})
+    config = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.01"}
+    for future in admin.create_topics([NewTopic(topic, partitions, 1, config=config)]).values():
+        future.result(60)
+    producer = Producer({"bootstrap.servers": brokers.bootstrap([1, 2, 3]), "acks": "all",
+                         "enable.idempotence": True, "linger.ms": 5, "log_level": 0})
+    last = {}
+    for rnd in range(rounds):
+        for k in range(keys):
+            # Key 0 ends as a tombstone, which stays (delete.retention.ms is a day).
+            value = None if (k == 0 and rnd == rounds - 1) else f"r{rnd}"
+            producer.produce(topic, key=f"k{k}", value=value)
+            last[f"k{k}"] = value
+        producer.flush(30)  # one flush, one chunk, per partition and round
+    before = compactions(brokers)
+    compacted = wait_until(lambda: compactions(brokers) >= before + partitions
+                           and len(read_keyed(brokers.address(3), topic, partitions)) < keys * rounds, 45, 1)
+    got = read_keyed(brokers.address(3), topic, partitions)
+    report.check("compaction: the janitors compacted the topic; a consumer reads fewer records than were written",
+                 compacted, f"{len(got)} of {keys * rounds} read, "
+                 f"{compactions(brokers) - before:.0f} compactions")
+    by_partition = {}
+    for p, offset, _, _ in got:
+        by_partition.setdefault(p, []).append(offset)
+    growing = all(offsets == sorted(set(offsets)) for offsets in by_partition.values())
+    report.check("compaction: offsets only grow in every partition", growing)
+    newest = {}
+    for _, _, key, value in got:
+        newest[key] = value
+    report.check("compaction: the last value of every key is read, its tombstone too", newest == last,
+                 f"{sum(1 for k in last if newest.get(k, 'missing') != last[k])} keys differ")
+
+    # __consumer_offsets: many commits of one group, compacted, then replayed by the next
+    # controller.
+    group = f"compacted-{uuid.uuid4().hex[:8]}"
+    c = Consumer({"bootstrap.servers": brokers.bootstrap([1, 2, 3]), "group.id": group,
+                  "enable.auto.commit": False, "log_level": 0})
+    for i in range(300):
+        c.commit(offsets=[TopicPartition(topic, p, i + p) for p in range(partitions)], asynchronous=False)
+    c.close()
+    before = compactions(brokers)
+    wait_until(lambda: compactions(brokers) > before, 30, 1)
+    report.check("compaction: __consumer_offsets is compacted after many commits", compactions(brokers) > before,
+                 f"{compactions(brokers) - before:.0f} compactions since the commits")
+    brokers.kill(1)
+    probe = Consumer({"bootstrap.servers": brokers.bootstrap([2, 3]), "group.id": group,
+                      "enable.auto.commit": False, "log_level": 0})
+    want = {p: 299 + p for p in range(partitions)}
+    seen = {}
+
+    def committed():
+        try:
+            for tp in probe.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10):
+                seen[tp.partition] = tp.offset
+        except Exception as e:  # the coordinator moving: asked again
+            seen["error"] = str(e)
+            return False
+        return {p: seen.get(p) for p in range(partitions)} == want
+    replayed = wait_until(committed, LEASE_MS / 1000 + 40, 1)
+    probe.close()
+    report.check("compaction: after the controller's kill, the next one answers the last commits", replayed,
+                 f"want {want}, got {seen}")
+    brokers.start(1)
+
+
 def probe_produce(bootstrap, topic):
     """One record from a producer that does not retry: None when it was acknowledged, else
     the error."""
@@ -415,7 +517,7 @@ def scenario_outages(report, args, brokers):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("weir_bin")
-    ap.add_argument("--scenarios", default="clients,failover,scale,outages")
+    ap.add_argument("--scenarios", default="clients,failover,scale,compaction,outages")
     ap.add_argument("--clients", default="java,confluent-kafka,franz-go")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=int(time.time()))
@@ -441,7 +543,8 @@ def main():
         for scenario in args.scenarios.split(","):
             print(f"== {scenario}", flush=True)
             {"clients": scenario_clients, "failover": scenario_failover,
-             "scale": scenario_scale, "outages": scenario_outages}[scenario](report, args, brokers)
+             "scale": scenario_scale, "compaction": scenario_compaction,
+             "outages": scenario_outages}[scenario](report, args, brokers)
     except Exception as e:  # A harness failure is a failed check, with the brokers' logs.
         report.check("harness", False, f"{type(e).__name__}: {e}; logs in {workdir}")
     finally:
