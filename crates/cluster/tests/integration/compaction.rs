@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::Compression;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use tempfile::TempDir;
 use tokio_postgres::Client;
 use uuid::Uuid;
@@ -529,4 +530,70 @@ async fn aborted_records_go_and_open_transactions_wait() {
         [(2, true), (3, false), (4, false), (5, true), (6, false)],
         "both markers stay"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_cut_off_anywhere_leaves_the_partition_whole() {
+    // Goal: a broker dying in the middle of a compaction (here its janitor dropped at a
+    // random moment, which closes its PostgreSQL connections as a kill does) leaves every
+    // record either as it was or compacted as a whole commit: what a reader sees was
+    // written at that offset, offsets only grow, every key's last value is there, and
+    // size_bytes is the chunks' sum. A janitor started again (same node id, as a restarted
+    // broker) goes on.
+    let Some(s) = setup("compaction_cut_off").await else {
+        return;
+    };
+    let engine = s.engine(1);
+    let seed: u64 = rand::random();
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut written = Vec::new();
+    let mut cut = 0;
+    for i in 0..25 {
+        written.extend(write_rounds(&engine, i * 3..i * 3 + 3).await);
+        let janitor = s.janitor(1);
+        let pass = tokio::spawn(async move { janitor.run_once(wall_clock_ms()).await });
+        let after = Duration::from_micros(rng.gen_range(0..40_000));
+        tokio::time::sleep(after).await;
+        if !pass.is_finished() {
+            cut += 1;
+        }
+        pass.abort();
+        let _ = pass.await;
+    }
+    println!("{cut} of 25 passes cut off");
+    let report = s.janitor(1).run_once(wall_clock_ms()).await;
+    assert_eq!(report.errors, 0, "{report:?}");
+    let got = read_all(&engine).await;
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "offsets only grow");
+    let written_at: BTreeMap<i64, &(i64, String, Option<String>)> =
+        written.iter().map(|r| (r.0, r)).collect();
+    for record in &got {
+        assert_eq!(
+            Some(&record),
+            written_at.get(&record.0),
+            "only what was written"
+        );
+    }
+    let mut last: BTreeMap<&str, &(i64, String, Option<String>)> = BTreeMap::new();
+    for record in &written {
+        last.insert(&record.1, record);
+    }
+    for record in last.values() {
+        assert!(got.contains(record), "{record:?} is readable");
+    }
+    assert!(got.len() < written.len(), "something was compacted away");
+    let (_, sum, size_bytes, _) = s.index().await;
+    assert_eq!(sum, size_bytes);
+    let orphans: i64 = s
+        .admin
+        .query_one(
+            "SELECT count(*) FROM objects o WHERE o.state = 1 \
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.object_id = o.object_id)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "no live object without a chunk");
 }
