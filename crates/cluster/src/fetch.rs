@@ -10,9 +10,9 @@
 //! ([`Reader::note_committed`]); the poll tick and each new LISTEN connection refresh
 //! them from PostgreSQL, so a lost notification costs at most one poll period.
 //!
-//! Chunk bytes come from a bounded memory cache before the bucket; the broker that wrote
-//! an object keeps it there whole ([`Reader::cache_object`]), so its tail reads need no
-//! GET. Batches go out with their real offsets written (the produce path stores them as
+//! Chunk bytes come from a bounded memory cache, then from a bounded disk cache (if the
+//! broker has one), before the bucket; the broker that wrote an object keeps it in memory
+//! whole ([`Reader::cache_object`]), so its tail reads need no GET. Batches go out with their real offsets written (the produce path stores them as
 //! the producer sent them, offsets relative) and leader epoch 0: cluster mode never
 //! truncates, so there is only ever one epoch.
 //!
@@ -24,10 +24,11 @@
 //! batches within the byte limits), `fetch/chunks.rs` (chunk bytes from the cache or by
 //! GETs that gather neighbouring chunks), `fetch/timestamp.rs` (ListOffsets by time),
 //! `fetch/state.rs` (the cached partition states, their freshness, the watchers),
-//! `fetch/cache.rs` (the LRU of chunk bytes).
+//! `fetch/cache.rs` (the LRU of chunk bytes), `fetch/disk_cache.rs` (the disk cache).
 
 mod cache;
 mod chunks;
+mod disk_cache;
 mod query;
 mod read;
 mod state;
@@ -53,6 +54,7 @@ use crate::notify::{Signal, CHANNEL_APPENDED};
 use crate::partitions::PartitionIds;
 use crate::pg::Session;
 use cache::{CacheKey, ChunkCache};
+pub use disk_cache::DiskCache;
 use state::States;
 
 /// The default memory cache: enough for the tails of many partitions' recent objects.
@@ -89,6 +91,8 @@ pub struct ReadSettings {
     pub signals_silent_max: Duration,
     /// Ranged GETs one read runs at once.
     pub gets_in_flight_max: usize,
+    /// The disk cache below the memory cache, if any.
+    pub disk_cache: Option<Arc<DiskCache>>,
 }
 
 impl Default for ReadSettings {
@@ -99,6 +103,7 @@ impl Default for ReadSettings {
             statement_timeout: STATEMENT_TIMEOUT_DEFAULT,
             signals_silent_max: SIGNALS_SILENT_MAX_DEFAULT,
             gets_in_flight_max: GETS_IN_FLIGHT_MAX_DEFAULT,
+            disk_cache: None,
         }
     }
 }
@@ -118,6 +123,9 @@ pub struct ReadStats {
     pub cache_misses: u64,
     /// Bytes the memory cache holds now.
     pub cache_bytes: u64,
+    /// Chunks the memory cache missed and the disk cache held, and the bytes it holds now.
+    pub disk_cache_hits: u64,
+    pub disk_cache_bytes: u64,
 }
 
 #[derive(Default)]
@@ -128,6 +136,7 @@ struct Counters {
     bytes_got: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    disk_cache_hits: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -176,7 +185,7 @@ impl Reader {
             bucket,
             ids,
             states: States::new(settings.signals_silent_max),
-            cache: ChunkCache::new(settings.memory_cache_bytes_max),
+            cache: ChunkCache::new(settings.memory_cache_bytes_max as u64),
             counters: Counters::default(),
             settings,
         });
@@ -280,7 +289,14 @@ impl Reader {
             bytes_got: load(&c.bytes_got),
             cache_hits: load(&c.cache_hits),
             cache_misses: load(&c.cache_misses),
-            cache_bytes: self.shared.cache.bytes() as u64,
+            cache_bytes: self.shared.cache.bytes(),
+            disk_cache_hits: load(&c.disk_cache_hits),
+            disk_cache_bytes: self
+                .shared
+                .settings
+                .disk_cache
+                .as_ref()
+                .map_or(0, |d| d.bytes()),
         }
     }
 }

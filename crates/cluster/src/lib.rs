@@ -30,8 +30,8 @@
 //! - `produce`: `Appender`, the produce path: writes validated and gathered into one object
 //!   per flush, PUT, then offsets assigned in one PostgreSQL commit, in flush order.
 //! - `fetch.rs`, `fetch/`: `Reader`, the fetch path: reads of chunks found in PostgreSQL and
-//!   read from the bucket through a memory cache, high watermarks followed from commit
-//!   notifications, ListOffsets by time.
+//!   read from the bucket through a memory cache and a disk cache (`DiskCache`), high
+//!   watermarks followed from commit notifications, ListOffsets by time.
 //! - `engine.rs`, `engine/`: `ClusterLog`, the cluster engine behind weir-log's storage
 //!   traits (`Engine`), over one `Appender` and one `Reader` that hears its commits.
 //! - `notify.rs`: the LISTEN connection and its fallback poll, as `Signal`s.
@@ -84,7 +84,7 @@ pub use engine::{ClusterLog, ClusterLogSettings};
 #[cfg(feature = "engine")]
 pub use error::ClusterError;
 #[cfg(feature = "engine")]
-pub use fetch::{ReadSettings, ReadStats, Reader};
+pub use fetch::{DiskCache, ReadSettings, ReadStats, Reader};
 #[cfg(feature = "engine")]
 pub use janitor::{
     Janitor, JanitorSettings, JanitorStats, JanitorStatsHandle, PassReport, TopicConfigs,

@@ -1,6 +1,6 @@
-//! The memory cache of chunk bytes: a least-recently-used map bounded by the bytes it
-//! holds, with whole objects (written through by the broker that made them) counted
-//! against the same bound.
+//! The least-recently-used map of the read caches, bounded by the bytes its entries
+//! weigh: the memory cache of chunk bytes (whole objects, written through by the broker
+//! that made them, counted against the same bound), and the index of the disk cache.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,68 +19,102 @@ pub(crate) enum CacheKey {
     Object { object_id: i64 },
 }
 
-/// Bytes by key, the least recently used evicted first once `bytes_max` is passed.
-pub(crate) struct ChunkCache {
-    bytes_max: usize,
-    inner: Mutex<Inner>,
+/// Values by key, each with a weight (its bytes), the least recently used evicted first
+/// once the weights pass `bytes_max`. The memory cache holds the bytes themselves
+/// ([`ChunkCache`]); the disk cache's index holds nothing but each file's size.
+pub(crate) struct Lru<V> {
+    bytes_max: u64,
+    inner: Mutex<Inner<V>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<CacheKey, (Bytes, u64)>,
+/// The memory cache: chunk and object bytes.
+pub(crate) type ChunkCache = Lru<Bytes>;
+
+struct Inner<V> {
+    entries: HashMap<CacheKey, Entry<V>>,
     /// Entries by last use: the first is evicted first.
     by_use: BTreeMap<u64, CacheKey>,
     /// Counts uses; never reused, so every entry's tick is unique.
     tick: u64,
-    bytes: usize,
+    bytes: u64,
 }
 
-impl ChunkCache {
-    pub(crate) fn new(bytes_max: usize) -> ChunkCache {
-        ChunkCache {
+struct Entry<V> {
+    value: V,
+    weight: u64,
+    used: u64,
+}
+
+impl<V: Clone> Lru<V> {
+    pub(crate) fn new(bytes_max: u64) -> Lru<V> {
+        Lru {
             bytes_max,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                by_use: BTreeMap::new(),
+                tick: 0,
+                bytes: 0,
+            }),
         }
     }
 
-    pub(crate) fn get(&self, key: &CacheKey) -> Option<Bytes> {
+    /// The value under `key`, counted as a use.
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<V> {
         let mut inner = self.inner.lock();
         inner.tick += 1;
         let tick = inner.tick;
-        let (bytes, used) = inner.entries.get_mut(key)?;
-        let old = std::mem::replace(used, tick);
-        let bytes = bytes.clone();
+        let entry = inner.entries.get_mut(key)?;
+        let old = std::mem::replace(&mut entry.used, tick);
+        let value = entry.value.clone();
         inner.by_use.remove(&old);
         inner.by_use.insert(tick, *key);
-        Some(bytes)
+        Some(value)
     }
 
-    /// Keeps `bytes` under `key`, evicting the least recently used entries to stay within
-    /// the bound. An entry larger than the whole bound is not kept: it would evict
-    /// everything and then itself.
-    pub(crate) fn insert(&self, key: CacheKey, bytes: Bytes) {
-        if bytes.len() > self.bytes_max {
-            return;
+    /// Keeps `value` of `weight` under `key`, evicting the least recently used entries to
+    /// stay within the bound; returns the keys evicted. An entry heavier than the whole
+    /// bound is not kept: it would evict everything and then itself.
+    pub(crate) fn insert_weighed(&self, key: CacheKey, value: V, weight: u64) -> Vec<CacheKey> {
+        if weight > self.bytes_max {
+            return Vec::new();
         }
         let mut inner = self.inner.lock();
         inner.remove(&key);
         inner.tick += 1;
-        let tick = inner.tick;
-        inner.bytes += bytes.len();
-        inner.entries.insert(key, (bytes, tick));
-        inner.by_use.insert(tick, key);
+        let used = inner.tick;
+        inner.bytes += weight;
+        inner.entries.insert(
+            key,
+            Entry {
+                value,
+                weight,
+                used,
+            },
+        );
+        inner.by_use.insert(used, key);
+        let mut evicted = Vec::new();
         while inner.bytes > self.bytes_max {
             let Some((_, oldest)) = inner.by_use.pop_first() else {
                 break;
             };
             inner.remove(&oldest);
+            evicted.push(oldest);
         }
         assert!(inner.bytes <= self.bytes_max, "eviction keeps the bound");
         assert_eq!(inner.entries.len(), inner.by_use.len());
+        evicted
     }
 
-    pub(crate) fn bytes(&self) -> usize {
+    pub(crate) fn remove(&self, key: &CacheKey) {
+        self.inner.lock().remove(key);
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
         self.inner.lock().bytes
+    }
+
+    pub(crate) fn bytes_max(&self) -> u64 {
+        self.bytes_max
     }
 
     #[cfg(test)]
@@ -89,11 +123,19 @@ impl ChunkCache {
     }
 }
 
-impl Inner {
+impl Lru<Bytes> {
+    /// Keeps `bytes` under `key`, weighed by their length.
+    pub(crate) fn insert(&self, key: CacheKey, bytes: Bytes) {
+        let weight = bytes.len() as u64;
+        self.insert_weighed(key, bytes, weight);
+    }
+}
+
+impl<V> Inner<V> {
     fn remove(&mut self, key: &CacheKey) {
-        if let Some((bytes, tick)) = self.entries.remove(key) {
-            self.by_use.remove(&tick);
-            self.bytes -= bytes.len();
+        if let Some(entry) = self.entries.remove(key) {
+            self.by_use.remove(&entry.used);
+            self.bytes -= entry.weight;
         }
     }
 }
@@ -130,5 +172,12 @@ mod tests {
         cache.insert(chunk(1), Bytes::from(vec![1; 25]));
         assert_eq!(cache.bytes(), 25, "replacing an entry frees the old bytes");
         assert_eq!(cache.len(), 1);
+        // The evicted keys come back, oldest first (the disk cache deletes their files).
+        let sizes: Lru<()> = Lru::new(10);
+        assert!(sizes.insert_weighed(chunk(1), (), 4).is_empty());
+        assert!(sizes.insert_weighed(chunk(2), (), 4).is_empty());
+        assert_eq!(sizes.insert_weighed(chunk(3), (), 8), [chunk(1), chunk(2)]);
+        sizes.remove(&chunk(3));
+        assert_eq!((sizes.bytes(), sizes.len()), (0, 0));
     }
 }

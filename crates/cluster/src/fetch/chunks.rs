@@ -1,8 +1,8 @@
-//! Chunk bytes for a read: from the memory cache when it holds them, else by ranged GETs
-//! from the bucket, one GET for the neighbouring chunks of one object. A produce flush
-//! packs many partitions' chunks side by side in one object, so a fetch of several
-//! partitions written together costs one GET rather than one per partition; GETs are
-//! what an object store bills.
+//! Chunk bytes for a read: from the memory cache when it holds them, else from the disk
+//! cache, else by ranged GETs from the bucket (then offered to the disk cache), one GET
+//! for the neighbouring chunks of one object. A produce flush packs many partitions'
+//! chunks side by side in one object, so a fetch of several partitions written together
+//! costs one GET rather than one per partition; GETs are what an object store bills.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +35,26 @@ pub(super) async fn fetch_all(
         .iter()
         .map(|chunk| cached(shared, chunk).map(|r| r.map_err(Arc::new)))
         .collect();
+    // The disk cache next, for the memory cache's misses.
+    if let Some(disk) = &shared.settings.disk_cache {
+        let found = futures::future::join_all(
+            chunks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| out[*i].is_none())
+                .map(|(i, chunk)| async move {
+                    (i, disk.get(&key(chunk), chunk.size_bytes as usize).await)
+                }),
+        )
+        .await;
+        for (i, bytes) in found {
+            if let Some(bytes) = bytes {
+                bump(&shared.counters.disk_cache_hits, 1);
+                shared.cache.insert(key(&chunks[i]), bytes.clone());
+                out[i] = Some(Ok(bytes));
+            }
+        }
+    }
     // Misses by object and position; a chunk asked for twice shares its span.
     let mut misses: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
     for (i, chunk) in chunks.iter().enumerate() {
@@ -83,7 +103,7 @@ pub(super) async fn fetch_all(
                     let at = (chunk.position as u64 - span.start) as usize;
                     let result = ready_to_send(&chunk, &raw[at..at + chunk.size_bytes as usize]);
                     if let Ok(bytes) = &result {
-                        shared.cache.insert(key(&chunk), bytes.clone());
+                        keep(shared, &chunk, bytes);
                     }
                     result.map_err(Arc::new)
                 }
@@ -158,6 +178,13 @@ pub(super) async fn chunk_bytes(shared: &Shared, chunk: ChunkRow) -> Result<Byte
     if let Some(result) = cached(shared, &chunk) {
         return result;
     }
+    if let Some(disk) = &shared.settings.disk_cache {
+        if let Some(bytes) = disk.get(&key(&chunk), chunk.size_bytes as usize).await {
+            bump(&shared.counters.disk_cache_hits, 1);
+            shared.cache.insert(key(&chunk), bytes.clone());
+            return Ok(bytes);
+        }
+    }
     let start = chunk.position as u64;
     let raw = get(
         shared,
@@ -167,8 +194,16 @@ pub(super) async fn chunk_bytes(shared: &Shared, chunk: ChunkRow) -> Result<Byte
     )
     .await?;
     let bytes = ready_to_send(&chunk, &raw)?;
-    shared.cache.insert(key(&chunk), bytes.clone());
+    keep(shared, &chunk, &bytes);
     Ok(bytes)
+}
+
+/// Keeps a chunk got from the bucket in the memory cache and offers it to the disk cache.
+fn keep(shared: &Shared, chunk: &ChunkRow, bytes: &Bytes) {
+    shared.cache.insert(key(chunk), bytes.clone());
+    if let Some(disk) = &shared.settings.disk_cache {
+        disk.offer(key(chunk), bytes.clone());
+    }
 }
 
 /// A copy of the chunk's batches with their real offsets and the leader epoch written.
