@@ -34,8 +34,10 @@ pub struct DiskCache {
     dir: PathBuf,
     index: Lru<()>,
     writes: mpsc::Sender<(CacheKey, Bytes)>,
-    /// Files written, for unique temporary names.
-    written: AtomicU64,
+    /// Files begun, for unique temporary names.
+    begun: AtomicU64,
+    /// Files written and indexed.
+    stored: AtomicU64,
 }
 
 impl std::fmt::Debug for DiskCache {
@@ -62,7 +64,8 @@ impl DiskCache {
             dir,
             index: Lru::new(bytes_max),
             writes,
-            written: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
         });
         tokio::spawn(write_all(Arc::downgrade(&cache), queue));
         Ok(cache)
@@ -71,6 +74,11 @@ impl DiskCache {
     /// Bytes of chunks the cache holds.
     pub fn bytes(&self) -> u64 {
         self.index.bytes()
+    }
+
+    /// Chunks written to disk since the cache was opened.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
     }
 
     fn path(&self, key: &CacheKey) -> Option<PathBuf> {
@@ -128,7 +136,7 @@ impl DiskCache {
         }
         let shard = path.parent().expect("a shard directory");
         std::fs::create_dir_all(shard)?;
-        let n = self.written.fetch_add(1, Ordering::Relaxed);
+        let n = self.begun.fetch_add(1, Ordering::Relaxed);
         let temporary = shard.join(format!(".{}-{n}.tmp", std::process::id()));
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(&crc32c::crc32c(bytes).to_be_bytes())?;
@@ -140,6 +148,7 @@ impl DiskCache {
                 let _ = std::fs::remove_file(path);
             }
         }
+        self.stored.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -172,10 +181,10 @@ mod tests {
     }
 
     async fn written(cache: &DiskCache, key: CacheKey, bytes: &[u8]) {
-        let cache_bytes = cache.bytes();
+        let stored = cache.stored();
         cache.offer(key, Bytes::copy_from_slice(bytes));
         for _ in 0..200 {
-            if cache.index.get(&key).is_some() || cache.bytes() != cache_bytes {
+            if cache.stored() > stored {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -13,7 +13,7 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tempfile::TempDir;
 use tokio_postgres::Client;
 use uuid::Uuid;
-use weir_cluster::fetch::{ReadSettings, Reader};
+use weir_cluster::fetch::{DiskCache, ReadSettings, Reader};
 use weir_cluster::notify::{Listener, CHANNEL_APPENDED};
 use weir_cluster::object::{ObjectBuilder, PartitionKey};
 use weir_cluster::partitions::PartitionIds;
@@ -573,6 +573,85 @@ async fn the_cache_saves_gets_within_its_bound_and_keeps_written_objects() {
     assert_eq!(decoded(records(&read))[1].offset, 41);
     assert_eq!(reader.stats().gets, gets, "read from the written object");
     assert!(reader.stats().cache_bytes <= bound as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_cache_serves_what_memory_evicted_and_what_the_bucket_lost() {
+    // Goal: with a memory cache too small to keep anything, a chunk read once is read
+    // again from the disk cache with no GET, with the same bytes; with the object deleted
+    // from the bucket, the disk cache still serves it; the disk cache holds no more than
+    // its bound, and a chunk it evicted is got from the bucket again.
+    let Some(mut cluster) = Cluster::start("fetch_disk_cache").await else {
+        return;
+    };
+    let (tp, id) = cluster.partition(0).await;
+    let chunk = sized_batch("a", 10, 100);
+    let mut objects = Vec::new();
+    for _ in 0..3 {
+        objects.push(cluster.append(&[(&tp, id, vec![chunk.clone()])]).await.0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Room for two chunks and their checksums.
+    let disk = DiskCache::open(dir.path(), 2 * (chunk.len() as u64 + 4)).unwrap();
+    let reader = cluster.reader(
+        None,
+        ReadSettings {
+            memory_cache_bytes_max: 1,
+            disk_cache: Some(Arc::clone(&disk)),
+            ..ReadSettings::default()
+        },
+    );
+    let stored = |n: u64| {
+        let disk = Arc::clone(&disk);
+        async move {
+            common::wait_for("the chunks on disk", WOKEN_WITHIN, || async {
+                (disk.stored() >= n).then_some(())
+            })
+            .await
+        }
+    };
+    let first = read_one(&reader, spec(&tp, 0, 1)).await;
+    assert_eq!(reader.stats().gets, 1);
+    stored(1).await;
+    let again = read_one(&reader, spec(&tp, 0, 1)).await;
+    assert_eq!(records(&again), records(&first));
+    let stats = reader.stats();
+    assert_eq!((stats.gets, stats.disk_cache_hits), (1, 1), "{stats:?}");
+
+    let object_file = cluster
+        ._dir
+        .path()
+        .join(cluster.bucket.object_key(objects[0]).to_string());
+    std::fs::remove_file(object_file).unwrap();
+    let lost = read_one(&reader, spec(&tp, 0, 1)).await;
+    assert_eq!(records(&lost), records(&first), "served from disk");
+
+    // Chunks 1 and 2 come in; 0, used longest ago, goes.
+    read_one(&reader, spec(&tp, 10, 1)).await;
+    stored(2).await;
+    read_one(&reader, spec(&tp, 20, 1)).await;
+    stored(3).await;
+    assert_eq!(
+        reader.stats().disk_cache_bytes,
+        2 * (chunk.len() as u64 + 4)
+    );
+    let gets = reader.stats().gets;
+    read_one(&reader, spec(&tp, 10, 1)).await;
+    assert_eq!(
+        reader.stats().gets,
+        gets,
+        "the second chunk is still on disk"
+    );
+    let evicted = reader
+        .read(&[spec(&tp, 0, 1)], BYTES_MAX)
+        .await
+        .pop()
+        .unwrap()
+        .unwrap();
+    assert!(
+        evicted.records.is_err(),
+        "the first chunk was evicted from disk, and its object is gone from the bucket"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
