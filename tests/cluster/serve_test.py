@@ -202,6 +202,16 @@ def main(bin_path):
         with open(brokers.log_path(1)) as f:
             assert "deregistered" in f.read(), "broker 1 did not deregister"
         print("ok: broker 1 stopped cleanly and deregistered")
+
+        # 6. A disk cache that cannot be kept is refused at start, in one sentence.
+        bad = subprocess.run([os.path.abspath(bin_path), "serve", "--listen", "127.0.0.1:0",
+                              "--cluster", pg_url, "--object-store", f"file://{bucket}",
+                              "--data-dir", os.path.join(work, "data-bad"),
+                              "--cluster-cache-dir", "/proc/weir-cannot-be-here"],
+                             capture_output=True, text=True, timeout=60)
+        errors = [line for line in bad.stderr.splitlines() if "--cluster-cache-dir" in line]
+        assert bad.returncode != 0 and errors, f"exit {bad.returncode}: {bad.stderr[-2000:]}"
+        print(f"ok: an unusable --cluster-cache-dir is refused: {errors[0].strip()}")
         print("PASS")
         shutil.rmtree(work, ignore_errors=True)
         return 0

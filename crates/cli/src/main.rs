@@ -138,8 +138,8 @@ struct ServeArgs {
     /// host:port clients are told to connect to; defaults to the listen address.
     #[arg(long, env = "WEIR_ADVERTISED_ADDRESS")]
     advertised_address: Option<String>,
-    /// Directory holding topics, segments and metadata. Not used in cluster mode (records
-    /// and metadata live in --object-store and --cluster).
+    /// Directory holding topics, segments and metadata. In cluster mode (records and
+    /// metadata live in --object-store and --cluster) it holds only the disk cache.
     #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
     data_dir: PathBuf,
     /// This broker's node id (Kafka's node.id). A single node is 0 unless given; a broker
@@ -306,7 +306,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.http_tls && http_listen.is_none() {
         anyhow::bail!("--http-tls needs the HTTP listener: give --http-listen an address, or leave out --http-tls");
     }
-    let cluster = args.cluster.settings(args.node_id)?;
+    let cluster = args.cluster.settings(args.node_id, &args.data_dir)?;
     let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
     if let Some(node_id) = args.node_id {
         if node_id < 0 {

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,12 +25,13 @@ use weir_broker::server::Listening;
 use weir_broker::state::{log_config_for, BrokerParts, BrokerState, ProducerIds};
 use weir_broker::Broker;
 use weir_cluster::config::{redact, LEASE_MS_DEFAULT, POLL_MS_DEFAULT};
+use weir_cluster::fetch::MEMORY_CACHE_BYTES_MAX_DEFAULT as MEMORY_CACHE_BYTES_DEFAULT;
 use weir_cluster::notify::CHANNELS;
 use weir_cluster::pg::{Connector, Session};
 use weir_cluster::{
     AppendSettings, Bucket, CatalogSnapshot, ClusterConfig, ClusterError, ClusterLog,
-    ClusterLogSettings, ClusterMembership, CoordinatorFence, Endpoint, Janitor, JanitorSettings,
-    LeaseLoss, LeaseState, Listener, PgCatalog, Registration,
+    ClusterLogSettings, ClusterMembership, CoordinatorFence, DiskCache, Endpoint, Janitor,
+    JanitorSettings, LeaseLoss, LeaseState, Listener, PgCatalog, ReadSettings, Registration,
 };
 
 /// The Appender's flush window by default: writes gathered this long share one object
@@ -62,17 +64,40 @@ pub struct ClusterArgs {
     /// (cluster mode): longer means fewer, larger objects and slower acknowledgements.
     #[arg(long, env = "WEIR_CLUSTER_BATCH_MS", default_value_t = BATCH_MS_DEFAULT)]
     cluster_batch_ms: u64,
+    /// Bytes of record chunks kept in memory for fetches (cluster mode).
+    #[arg(long, env = "WEIR_CLUSTER_MEMORY_CACHE_BYTES", default_value_t = MEMORY_CACHE_BYTES_DEFAULT as u64)]
+    cluster_memory_cache_bytes: u64,
+    /// Bytes of record chunks kept on this broker's disk for fetches, below the memory
+    /// cache (cluster mode); 0 keeps none.
+    #[arg(long, env = "WEIR_CLUSTER_DISK_CACHE_BYTES", default_value_t = DISK_CACHE_BYTES_DEFAULT)]
+    cluster_disk_cache_bytes: u64,
+    /// The directory of the disk cache (cluster mode): its `weir-chunk-cache`
+    /// subdirectory is emptied at start and filled as fetches read the bucket. By default
+    /// --data-dir.
+    #[arg(long, env = "WEIR_CLUSTER_CACHE_DIR", value_name = "DIR")]
+    cluster_cache_dir: Option<PathBuf>,
 }
+
+/// The disk cache's size by default (`--cluster-disk-cache-bytes`).
+pub const DISK_CACHE_BYTES_DEFAULT: u64 = 1 << 30;
 
 /// What a broker of a cluster is started with, checked.
 pub struct ClusterSettings {
     config: ClusterConfig,
     batch_window: Duration,
+    memory_cache_bytes: usize,
+    /// The disk cache's directory and bound; `None` without one.
+    disk_cache: Option<(PathBuf, u64)>,
 }
 
 impl ClusterArgs {
     /// `None` in single-node mode. Errors are one sentence naming the flag and the fix.
-    pub fn settings(&self, node_id: Option<i32>) -> anyhow::Result<Option<ClusterSettings>> {
+    /// `data_dir` is the disk cache's directory unless --cluster-cache-dir names one.
+    pub fn settings(
+        &self,
+        node_id: Option<i32>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Option<ClusterSettings>> {
         let (postgres_url, object_store_url) = match (&self.cluster, &self.object_store) {
             (None, None) => return Ok(None),
             (Some(pg), Some(store)) => (pg, store),
@@ -93,9 +118,24 @@ impl ClusterArgs {
         config.lease_ms = self.cluster_lease_ms;
         config.poll_ms = self.cluster_poll_ms;
         config.node_id = node_id;
+        let Ok(memory_cache_bytes) = usize::try_from(self.cluster_memory_cache_bytes) else {
+            anyhow::bail!(
+                "--cluster-memory-cache-bytes is {} but this machine cannot address that much; give a smaller size",
+                self.cluster_memory_cache_bytes
+            );
+        };
+        let disk_cache = (self.cluster_disk_cache_bytes > 0).then(|| {
+            let dir = self.cluster_cache_dir.clone();
+            (
+                dir.unwrap_or_else(|| data_dir.to_path_buf()),
+                self.cluster_disk_cache_bytes,
+            )
+        });
         Ok(Some(ClusterSettings {
             config,
             batch_window: Duration::from_millis(self.cluster_batch_ms),
+            memory_cache_bytes,
+            disk_cache,
         }))
     }
 }
@@ -118,11 +158,24 @@ pub async fn start(
     let ClusterSettings {
         mut config,
         batch_window,
+        memory_cache_bytes,
+        disk_cache,
     } = settings;
     config.advertised = advertised(&listening)?;
     config.validate()?;
     let bucket = Bucket::from_url(&config.object_store_url)?;
     let shown = redact(&config.postgres_url);
+
+    // Before anything is registered: a disk cache that cannot be kept stops the start.
+    let disk_cache = match disk_cache {
+        Some((dir, bytes_max)) => Some(DiskCache::open(&dir, bytes_max).with_context(|| {
+            format!(
+                "cannot keep the disk cache in {}; give a writable directory with --cluster-cache-dir, or --cluster-disk-cache-bytes 0 to run without one",
+                dir.join(weir_cluster::fetch::disk_cache::SUBDIR).display()
+            )
+        })?),
+        None => None,
+    };
 
     // 1. The schema, then the registration (which needs it).
     let connector = Connector::new(&config.postgres_url)?;
@@ -152,7 +205,11 @@ pub async fn start(
                 node_id,
                 ..AppendSettings::default()
             },
-            read: Default::default(),
+            read: ReadSettings {
+                memory_cache_bytes_max: memory_cache_bytes,
+                disk_cache,
+                ..ReadSettings::default()
+            },
         },
     );
     // Coordinator writes commit only while this broker, as registered, is the controller.
@@ -335,7 +392,10 @@ mod tests {
     fn settings(args: &[&str]) -> anyhow::Result<Option<ClusterSettings>> {
         let mut argv = vec!["serve"];
         argv.extend_from_slice(args);
-        Serve::try_parse_from(argv).unwrap().cluster.settings(None)
+        Serve::try_parse_from(argv)
+            .unwrap()
+            .cluster
+            .settings(None, Path::new("data"))
     }
 
     #[test]
@@ -353,6 +413,27 @@ mod tests {
         .expect("cluster mode");
         assert_eq!(both.batch_window, Duration::from_millis(BATCH_MS_DEFAULT));
         assert_eq!(both.config.lease_ms, LEASE_MS_DEFAULT);
+        assert_eq!(
+            both.disk_cache,
+            Some((PathBuf::from("data"), DISK_CACHE_BYTES_DEFAULT))
+        );
+        let urls = [
+            "--cluster",
+            "postgresql://weir@db/weir",
+            "--object-store",
+            "file:///b",
+        ];
+        let no_disk = settings(&[&urls[..], &["--cluster-disk-cache-bytes", "0"]].concat())
+            .unwrap()
+            .unwrap();
+        assert_eq!(no_disk.disk_cache, None);
+        let elsewhere = settings(&[&urls[..], &["--cluster-cache-dir", "/fast"]].concat())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            elsewhere.disk_cache,
+            Some((PathBuf::from("/fast"), DISK_CACHE_BYTES_DEFAULT))
+        );
         for (args, flag) in [
             (
                 &["--cluster", "postgresql://weir@db/weir"][..],

@@ -314,6 +314,12 @@ impl LogLifecycle for ClusterLog {
                 false,
                 r.cache_misses,
             ),
+            counter(
+                "cluster_disk_cache_hits",
+                "Chunks of records the memory cache missed and the disk cache held.",
+                false,
+                r.disk_cache_hits,
+            ),
         ];
         if let Some(j) = self.janitor.get().map(JanitorStatsHandle::stats) {
             counters.extend([

@@ -28,7 +28,7 @@
 
 mod cache;
 mod chunks;
-mod disk_cache;
+pub mod disk_cache;
 mod query;
 mod read;
 mod state;
