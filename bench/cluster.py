@@ -10,7 +10,9 @@ Sections (each reported on its own; one that fails is reported and the others st
                 commits per second.
   3. fetch      A topic filled by broker 1 alone, read by a group of 3 through broker 1
                 (objects it just wrote), through broker 2 just started (empty cache: the
-                store), and through broker 2 again (its cache): records/s, GETs, cache hits.
+                store), through broker 2 again (its memory cache), and twice through broker
+                3, whose memory cache is too small for the topic (the store, then its disk
+                cache): records/s, GETs, cache hits.
   4. scale-out  The saturating produce of section 1 on 3 brokers, then 4, at the default
                 window: as they are (sharing this machine's cores), and with each broker held
                 to a fixed share of a core by a cgroup, standing in for one machine per
@@ -79,8 +81,12 @@ GETS = "weir_cluster_object_gets_total"
 GET_BYTES = "weir_cluster_object_get_bytes_total"
 CACHE_HITS = "weir_cluster_cache_hits_total"
 CACHE_MISSES = "weir_cluster_cache_misses_total"
+DISK_HITS = "weir_cluster_disk_cache_hits_total"
+# Broker 3's memory cache in the fetch section: too small to hold the topic, so its second
+# read comes from its disk cache.
+SMALL_MEMORY_CACHE = 1 << 20
 FLUSH_COMMITS = "weir_cluster_flush_commits_total"
-FAMILIES = (PUTS, PUT_BYTES, GETS, GET_BYTES, CACHE_HITS, CACHE_MISSES, FLUSH_COMMITS)
+FAMILIES = (PUTS, PUT_BYTES, GETS, GET_BYTES, CACHE_HITS, CACHE_MISSES, DISK_HITS, FLUSH_COMMITS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -284,13 +290,20 @@ def section_fetch(args, brokers, costs):
     costs.add(f"fetch section's fill, 1 broker, window {DEFAULT_BATCH_MS} ms", before, scrape_all(brokers, [1]), r)
     log(f"  {r['records_per_s']:,.0f} records/s")
     nodes = [1, 2, 3]
-    for n in nodes[1:]:
-        brokers.start(n)
+    brokers.start(2)
+    extra = brokers.extra_args
+    brokers.extra_args = extra + ["--cluster-memory-cache-bytes", str(SMALL_MEMORY_CACHE)]
+    try:
+        brokers.start(3)
+    finally:
+        brokers.extra_args = extra
     wait_membership(brokers, nodes)
     rows = []
     runs = (("through broker 1, which wrote every object", 1),
             ("through broker 2, just started (empty cache)", 2),
-            ("through broker 2 again", 2))
+            ("through broker 2 again (memory cache)", 2),
+            ("through broker 3, just started, 1 MiB memory cache", 3),
+            ("through broker 3 again (disk cache)", 3))
     for label, node in runs:
         log(f"fetch: a group of {CONSUME_MEMBERS} {label}")
         try:
@@ -303,14 +316,15 @@ def section_fetch(args, brokers, costs):
             log(f"  {c['records_per_s']:,.0f} records/s, GETs {num(gets)}")
             rows.append([label, f"{c['records']:,}", f"{c['records_per_s']:,.0f}", f"{c['mb_per_s']:,.1f}", num(gets),
                          num(get_bytes and get_bytes / 1e6, 1), num(gets and gets / mb_read, 2),
-                         num(delta(before, after, CACHE_HITS)), num(delta(before, after, CACHE_MISSES))])
+                         num(delta(before, after, CACHE_HITS)), num(delta(before, after, CACHE_MISSES)),
+                         num(delta(before, after, DISK_HITS))])
         except Exception as e:
             failures.append(e)
             log(f"  failed: {e}")
-            rows.append([label, f"failed: {one_line(e)}", "", "", "", "", "", "", ""])
+            rows.append([label, f"failed: {one_line(e)}", "", "", "", "", "", "", "", ""])
     head = ["group of 3 reads the topic", "records", "records/s", "MB/s (wire)", "GETs", "MB got", "GETs per MB read",
-            "cache hits", "cache misses"]
-    return md_table(head, rows, "lrrrrrrrr")
+            "memory hits", "memory misses", "disk hits"]
+    return md_table(head, rows, "lrrrrrrrrr")
 
 
 CGROUP_CPU = "/sys/fs/cgroup/cpu"
@@ -523,7 +537,9 @@ def main():
         "fetch": (f"The topic ({args.fill_records:,} x {RECORD_BYTES} B, {PARTITIONS} partitions) was written "
                   f"by broker 1 alone, then brokers 2 and 3 started; `weir bench consume --members {CONSUME_MEMBERS}` "
                   "fetches every partition from the broker it is bootstrapped at, so GETs and cache figures are that "
-                  "broker's. records/s counts from the start, group join included."),
+                  "broker's. records/s counts from the start, group join included. Broker 3 runs with "
+                  f"`--cluster-memory-cache-bytes {SMALL_MEMORY_CACHE}`, far below the topic, so its second read "
+                  "comes from its disk cache (`--cluster-disk-cache-bytes`, 1 GiB by default)."),
         "scale-out": (f"One process writing each partition at its leader, the load of section 1 on topics of "
                       f"{SCALE_PARTITIONS} partitions (an equal share for each of 3 or 4 brokers). As they are, "
                       "the brokers share this machine's 2 cores with PostgreSQL, the bucket and the client: a "
