@@ -243,6 +243,8 @@ struct Context {
     counters: Arc<Counters>,
     /// Held for a whole pass, so the loop and `run_once` never overlap.
     state: tokio::sync::Mutex<PassState>,
+    /// Set by [`Janitor::stop`]: a long step (a compaction) ends early.
+    stopping: AtomicBool,
 }
 
 impl Context {
@@ -293,6 +295,7 @@ impl Janitor {
                 object_cursor: 0,
                 compaction_cursor: 0,
             }),
+            stopping: AtomicBool::new(false),
             settings,
         });
         let (stop, stopped) = watch::channel(false);
@@ -323,6 +326,7 @@ impl Janitor {
     /// Stops the loop (a pass under way finishes first; every step is bounded) and gives
     /// the lease up, so another broker's janitor takes it at its next pass.
     pub async fn stop(mut self) {
+        self.context.stopping.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -25,14 +25,15 @@
 //! segment's last change); one in a dirty chunk stays. Transaction markers stay for good,
 //! as the local engine's cleaner keeps them.
 //!
-//! A job that meets a change (retention or a deleted topic took a chunk it read, the claim
-//! expired) drops its last object, which the janitor's object step deletes; what it
+//! Each commit renews the claim. A job that meets a change (retention or a deleted topic
+//! took a chunk it read, the claim expired) drops its last object, which the janitor's object step deletes; what it
 //! committed before stays, each commit being a whole, valid replacement.
 
 mod clean;
 pub mod plan;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -47,8 +48,8 @@ use crate::object::{ChunkEntry, ObjectBuilder, PartitionKey};
 use clean::{CleanedChunk, Transactions};
 use plan::{ChunkInfo, PartitionView, Plan};
 
-/// How long a claim on a partition's compaction lasts; a job's commits check it, so a
-/// job slower than this commits nothing more.
+/// How long a claim on a partition's compaction lasts; each of a job's commits checks it
+/// and renews it, so a job that goes this long without a commit commits nothing more.
 pub const CLAIM: Duration = Duration::from_secs(120);
 /// Jobs one broker's janitor runs in one pass.
 pub const JOBS_PER_PASS_MAX: usize = 4;
@@ -277,6 +278,10 @@ async fn job(
     // 3 and 4. Replacements, gathered into objects.
     let mut output = Output::new(candidate.key);
     for chunk in plan.clean() {
+        if context.stopping.load(Ordering::Relaxed) {
+            // The broker is stopping: what was committed stays, the rest waits.
+            return Ok(done);
+        }
         let bytes = read_chunk(context, chunk).await?;
         let keep_tombstones = chunk.made_ms.saturating_add(delete_retention_ms) >= now_ms;
         let (chunk_info, keys, txns) = (*chunk, keys.clone(), txns.clone());
@@ -287,10 +292,10 @@ async fn job(
         if cleaned.changed {
             output.add(vec![*chunk], cleaned)?;
         }
-        if output.full() {
-            if !commit_output(context, candidate, node_id, &mut output, None, &mut done).await? {
-                return Ok(done);
-            }
+        if output.full()
+            && !commit_output(context, candidate, node_id, &mut output, None, &mut done).await?
+        {
+            return Ok(done);
         }
     }
     let (keys2, txns2) = (keys.clone(), txns.clone());
@@ -305,10 +310,10 @@ async fn job(
         Ok(merged)
     })
     .await?;
-    if !output.fits(merged.bytes.len()) {
-        if !commit_output(context, candidate, node_id, &mut output, None, &mut done).await? {
-            return Ok(done);
-        }
+    if !output.fits(merged.bytes.len())
+        && !commit_output(context, candidate, node_id, &mut output, None, &mut done).await?
+    {
+        return Ok(done);
     }
     output.add(plan.dirty().to_vec(), merged)?;
     if commit_output(
@@ -648,11 +653,14 @@ async fn commit_in(
             &[&partition_id],
         )
         .await?;
+    // The claim is checked and renewed at once: a long job keeps it while it commits.
     let claimed = client
         .query_opt(
-            "SELECT 1 FROM compaction_jobs WHERE partition_id = $1 AND claimed_by = $2 \
-               AND claim_expires_at > now()",
-            &[&partition_id, &node_id],
+            "UPDATE compaction_jobs \
+             SET claim_expires_at = now() + $3::bigint * interval '1 millisecond' \
+             WHERE partition_id = $1 AND claimed_by = $2 AND claim_expires_at > now() \
+             RETURNING partition_id",
+            &[&partition_id, &node_id, &millis(CLAIM)],
         )
         .await?;
     if live.is_none() || claimed.is_none() {

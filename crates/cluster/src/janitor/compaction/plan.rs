@@ -93,7 +93,7 @@ pub fn plan(
         let dirty = chunk.last_offset >= view.clean_through;
         if dirty {
             let young = lag > 0 && chunk.max_timestamp > now_ms.saturating_sub(lag);
-            if young || (dirty_bytes > 0 && dirty_bytes >= DIRTY_BYTES_PER_JOB_MAX) {
+            if young || dirty_bytes >= DIRTY_BYTES_PER_JOB_MAX {
                 break;
             }
             first_dirty.get_or_insert(taken.len());
