@@ -292,6 +292,18 @@ pub trait TxnLog: Send + Sync + 'static {
         producer_epoch: i16,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
 
+    /// [`TxnLog::has_open_transaction`] answered at once, by an engine that holds the
+    /// answer in memory; `None` (the default) from one that must look it up, which is then
+    /// asked with `has_open_transaction`.
+    fn has_open_transaction_now(
+        &self,
+        _tp: &TopicPartition,
+        _producer_id: i64,
+        _producer_epoch: i16,
+    ) -> Option<Result<bool, StoreError>> {
+        None
+    }
+
     /// The producers the partition remembers (DescribeProducers).
     fn producers(
         &self,

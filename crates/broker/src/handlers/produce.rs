@@ -115,10 +115,11 @@ fn needing_check(state: &BrokerState, meta: &RequestMeta, request: &ProduceReque
             // A partition already in the producer's open transaction needs no check. An
             // engine that answers from memory tells at once; one that must look (a
             // cluster's) is asked before the check, in the request's gate.
-            let open = state
-                .txn_log()
-                .has_open_transaction(&tp, header.producer_id, header.producer_epoch)
-                .now_or_never();
+            let open = state.txn_log().has_open_transaction_now(
+                &tp,
+                header.producer_id,
+                header.producer_epoch,
+            );
             let unknown = match open {
                 Some(Ok(true)) => continue,
                 Some(_) => None,
