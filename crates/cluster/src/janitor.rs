@@ -21,9 +21,10 @@
 //!    `pending_max` is marked deleting at once; objects past `delete_after` are deleted
 //!    from the bucket, then their rows.
 //!
-//! Compaction (`compaction.rs`) runs after these on every broker, lease or not: each job
-//! is one partition's, claimed in `compaction_jobs`, so one broker at a time cleans a
-//! partition while several clean different ones.
+//! Compaction (`compaction.rs`) runs in a loop of its own, on every broker, lease or not:
+//! each job is one partition's, claimed in `compaction_jobs`, so one broker at a time
+//! cleans a partition while several clean different ones, and a long job delays neither
+//! the lease's renewal nor retention.
 //!
 //! Topic configs come from the caller as [`TopicConfigs`], a function from topic id to the
 //! topic's [`LogConfig`] (the broker answers it from its catalog cache); a topic it does not
@@ -224,8 +225,6 @@ struct PassState {
     partition_cursor: i64,
     /// The sweep of live objects goes on after this object id; 0 starts over.
     object_cursor: i64,
-    /// Compaction goes on after this partition id; 0 starts over.
-    compaction_cursor: i64,
 }
 
 /// Everything a pass reads.
@@ -243,6 +242,9 @@ struct Context {
     counters: Arc<Counters>,
     /// Held for a whole pass, so the loop and `run_once` never overlap.
     state: tokio::sync::Mutex<PassState>,
+    /// Compaction's own: it goes on after this partition id (0 starts over). Held for a
+    /// whole compaction pass.
+    compaction_cursor: tokio::sync::Mutex<i64>,
     /// Set by [`Janitor::stop`]: a long step (a compaction) ends early.
     stopping: AtomicBool,
 }
@@ -260,7 +262,8 @@ impl Context {
 pub struct Janitor {
     context: Arc<Context>,
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    /// The lease's loop and the compaction loop.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Janitor {
@@ -293,25 +296,36 @@ impl Janitor {
                 lease: Lease::new(node_id, incarnation, settings.lease),
                 partition_cursor: 0,
                 object_cursor: 0,
-                compaction_cursor: 0,
             }),
+            compaction_cursor: tokio::sync::Mutex::new(0),
             stopping: AtomicBool::new(false),
             settings,
         });
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(Arc::clone(&context), stopped));
+        let tasks = vec![
+            tokio::spawn(run(Arc::clone(&context), stopped.clone(), Loop::Lease)),
+            tokio::spawn(run(Arc::clone(&context), stopped, Loop::Compaction)),
+        ];
         Janitor {
             context,
             stop,
-            task: Some(task),
+            tasks,
         }
     }
 
-    /// Runs one pass now, with `now_ms` as the time retention compares records' timestamps
-    /// with (the loop passes the wall clock): takes or renews the lease, and does the
-    /// pass's work only if it holds it.
+    /// Runs one pass of each loop now, with `now_ms` as the time retention and compaction
+    /// compare records' timestamps with (the loops pass the wall clock): takes or renews
+    /// the lease, and does the lease's work only if it holds it; then compaction.
     pub async fn run_once(&self, now_ms: i64) -> PassReport {
-        pass(&self.context, now_ms).await
+        let lease = pass(&self.context, now_ms).await;
+        let compaction = compaction_pass(&self.context, now_ms).await;
+        PassReport {
+            objects_marked: lease.objects_marked + compaction.objects_marked,
+            partitions_compacted: compaction.partitions_compacted,
+            compaction_bytes_removed: compaction.compaction_bytes_removed,
+            errors: lease.errors + compaction.errors,
+            ..lease
+        }
     }
 
     pub fn stats(&self) -> JanitorStats {
@@ -328,7 +342,7 @@ impl Janitor {
     pub async fn stop(mut self) {
         self.context.stopping.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
-        if let Some(task) = self.task.take() {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
         let context = &self.context;
@@ -342,14 +356,23 @@ impl Janitor {
 
 impl Drop for Janitor {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        for task in &self.tasks {
             task.abort();
         }
     }
 }
 
-/// The loop: a pass every interval until told to stop.
-async fn run(context: Arc<Context>, mut stopped: watch::Receiver<bool>) {
+/// Which of the two loops.
+#[derive(Clone, Copy)]
+enum Loop {
+    /// Under the lease: deleted topics, retention, objects.
+    Lease,
+    /// On every broker: compaction.
+    Compaction,
+}
+
+/// A loop: a pass every interval until told to stop.
+async fn run(context: Arc<Context>, mut stopped: watch::Receiver<bool>, which: Loop) {
     let interval = context.settings.interval;
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -359,8 +382,20 @@ async fn run(context: Arc<Context>, mut stopped: watch::Receiver<bool>) {
             _ = stopped.changed() => return,
             _ = ticker.tick() => {}
         }
-        pass(&context, wall_clock_ms()).await;
+        match which {
+            Loop::Lease => pass(&context, wall_clock_ms()).await,
+            Loop::Compaction => compaction_pass(&context, wall_clock_ms()).await,
+        };
     }
+}
+
+/// One pass of compaction (its module's opening), on every broker.
+async fn compaction_pass(context: &Context, now_ms: i64) -> PassReport {
+    let mut cursor = context.compaction_cursor.lock().await;
+    let mut report = PassReport::default();
+    *cursor = compaction::apply(context, context.node_id, *cursor, now_ms, &mut report).await;
+    record(&context.counters, &report);
+    report
 }
 
 fn wall_clock_ms() -> i64 {
@@ -392,10 +427,12 @@ async fn pass(context: &Context, now_ms: i64) -> PassReport {
             .store(state.lease.epoch(), Ordering::Relaxed);
         work(context, &mut state, now_ms, &mut report).await;
     }
-    // Compaction, on every broker: each job is claimed per partition.
-    let cursor = state.compaction_cursor;
-    state.compaction_cursor =
-        compaction::apply(context, context.node_id, cursor, now_ms, &mut report).await;
+    record(counters, &report);
+    report
+}
+
+/// Adds what a pass did to the running totals.
+fn record(counters: &Counters, report: &PassReport) {
     counters
         .chunks_deleted
         .fetch_add(report.chunks_deleted, Ordering::Relaxed);
@@ -415,7 +452,6 @@ async fn pass(context: &Context, now_ms: i64) -> PassReport {
         .compaction_bytes_removed
         .fetch_add(report.compaction_bytes_removed, Ordering::Relaxed);
     counters.errors.fetch_add(report.errors, Ordering::Relaxed);
-    report
 }
 
 async fn work(context: &Context, state: &mut PassState, now_ms: i64, report: &mut PassReport) {

@@ -7,7 +7,10 @@ use crate::error::ClusterError;
 
 /// Every migration, in order; a migration's version is its index + 1 and never changes
 /// once released (add a new file instead of editing one).
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("schema/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("schema/0001_init.sql")),
+    (2, include_str!("schema/0002_tombstones_since.sql")),
+];
 
 /// The key of the advisory lock that serializes migrations, as `hashtext` of a fixed
 /// name so that it cannot collide with another application's small integer keys.

@@ -51,7 +51,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use batches::{clean_batch, AbortedRanges, BatchFate, CleanedBatch, KeyMap};
+pub use batches::{clean_batch, AbortedRanges, BatchFate, CleanedBatch, Kept, KeyMap};
 
 use crate::batch::{BatchHeader, BATCH_HEADER_BYTES};
 use crate::records::{records_payload, walk_records, BATCH_DECOMPRESSED_BYTES_MAX};
@@ -202,9 +202,9 @@ pub fn compact(
                     return Ok(());
                 }
             }
-            let (cleaned, kept) = clean_batch(header, batch, &keys, keep_tombstones)?;
-            out.records_kept += kept;
-            match cleaned {
+            let kept = clean_batch(header, batch, &keys, keep_tombstones)?;
+            out.records_kept += kept.records;
+            match kept.batch {
                 CleanedBatch::Whole => {
                     writer.write_all(batch)?;
                     size_bytes += batch.len() as u64;

@@ -1,51 +1,58 @@
-//! Compaction of topics whose `cleanup.policy` holds `compact`, by any broker's janitor,
-//! one broker at a time per partition: a broker claims a partition's row of
-//! `compaction_jobs` for [`CLAIM`], and only the claim's holder may commit the result.
+//! Compaction of topics whose `cleanup.policy` holds `compact`, by every broker's janitor
+//! (a loop of its own beside the lease's passes), one broker at a time per partition: a
+//! broker claims a partition's row of `compaction_jobs` for [`CLAIM`], and only the
+//! claim's holder may commit the result.
 //!
 //! One job on one partition:
 //! 1. the plan (`compaction/plan.rs`): its chunks from the log start, the clean ones (below
 //!    `clean_through`) then the dirty ones, and whether a clean is due;
-//! 2. the key map: the dirty chunks are read (offsets written in), and the newest offset of
-//!    each of their keys noted;
-//! 3. each clean chunk is read and cleaned against the map (`compaction/clean.rs`) and, if
-//!    anything left it, replaced by its cleaned copy; the dirty chunks are cleaned and
-//!    replaced together by one chunk. Copies carry their real offsets
-//!    (`offsets_in_object`); a chunk left empty is replaced by nothing;
-//! 4. the copies are gathered into objects of at most [`OUTPUT_OBJECT_BYTES`], each PUT
-//!    (recorded pending first, as produce does) and then committed in one transaction that
-//!    locks the partition row (produce commits and retention lock it too), checks the claim
-//!    and that every replaced chunk is still there as planned, swaps the chunk rows, lowers
-//!    `size_bytes`, and marks the objects that lost their last chunk (they stay readable
-//!    for the janitor's grace). The last commit moves `clean_through`.
+//! 2. the key map: the dirty chunks are read (offsets written in) and the newest offset of
+//!    each of their keys noted, until the map holds [`KEY_MAP_BYTES_MAX`];
+//! 3. every planned chunk is read again in order (the dirty ones are kept from step 2)
+//!    and cleaned against the map (`compaction/clean.rs`), and the whole planned range is
+//!    written anew (`compaction/output.rs`): the cleaned copies, their offsets real
+//!    (`offsets_in_object`), gathered into chunks of about [`output::CHUNK_BYTES`] and
+//!    objects of about [`output::OBJECT_BYTES`]. As in Kafka's cleaner, the clean part is
+//!    rewritten too: the dirty share that makes a job due (`min.cleanable.dirty.ratio`)
+//!    bounds that cost, and the partition's chunk count stays small;
+//! 4. each object is PUT (recorded pending first, as produce does), then committed in one
+//!    transaction that locks the partition row (produce commits and retention lock it
+//!    too), checks and renews the claim, checks that every replaced chunk is still there
+//!    as planned, swaps the chunk rows, lowers `size_bytes`, and marks the objects that
+//!    lost their last chunk (they stay readable for the janitor's grace). The last commit
+//!    moves `clean_through`.
 //!
 //! Offsets never move: a kept record keeps its offset, and a gap is left where records
-//! went, which readers step over as they do in Kafka. A tombstone in a chunk that was
-//! cleaned before goes once `delete.retention.ms` has passed since the object holding it
-//! was written (that is, since its last clean, as Kafka before KIP-534 counted it from a
-//! segment's last change); one in a dirty chunk stays. Transaction markers stay for good,
-//! as the local engine's cleaner keeps them.
+//! went, which readers step over as they do in Kafka. Tombstones stay for
+//! `delete.retention.ms` after their first clean: a chunk records when that was
+//! (`tombstones_since_ms`), and its copies carry it on; copies whose tombstones were
+//! first cleaned at different times never share a chunk. Transaction markers stay for
+//! good, as the local engine's cleaner keeps them.
 //!
-//! Each commit renews the claim. A job that meets a change (retention or a deleted topic
-//! took a chunk it read, the claim expired) drops its last object, which the janitor's object step deletes; what it
-//! committed before stays, each commit being a whole, valid replacement.
+//! A job that meets a change (retention or a deleted topic took a chunk it read, the claim
+//! expired) drops its last object, which the janitor's object step deletes; what it
+//! committed before stays, each commit being a whole, valid replacement. A stopping
+//! janitor ends its job between chunks.
 
 mod clean;
+mod output;
 pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures::FutureExt;
-use tokio_postgres::Client;
+use std::sync::Arc;
+
 use uuid::Uuid;
 use weir_log::cleaner::{AbortedRanges, KeyMap};
 use weir_log::{AbortedTxn, LogConfig};
 
-use super::{objects, transaction, Context, PassReport, PARTITIONS_PER_PASS_MAX};
+use super::{Context, PassReport, PARTITIONS_PER_PASS_MAX};
 use crate::error::ClusterError;
-use crate::object::{ChunkEntry, ObjectBuilder, PartitionKey};
-use clean::{CleanedChunk, Transactions};
+use crate::object::PartitionKey;
+use clean::Transactions;
+use output::Output;
 use plan::{ChunkInfo, PartitionView, Plan};
 
 /// How long a claim on a partition's compaction lasts; each of a job's commits checks it
@@ -53,8 +60,9 @@ use plan::{ChunkInfo, PartitionView, Plan};
 pub const CLAIM: Duration = Duration::from_secs(120);
 /// Jobs one broker's janitor runs in one pass.
 pub const JOBS_PER_PASS_MAX: usize = 4;
-/// The size at which a job's output object is finished and committed.
-pub const OUTPUT_OBJECT_BYTES: usize = 16 * 1024 * 1024;
+/// The key map's bound (keys and a per-entry allowance): the dirty chunks a job takes
+/// stop once it is reached.
+pub const KEY_MAP_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Chunk rows one plan reads; a partition with more is planned over its first ones.
 pub const CHUNK_ROWS_PER_PLAN_MAX: i64 = 10_000;
 /// Aborted transactions one job reads; a job whose range holds more does not run.
@@ -94,7 +102,7 @@ pub(super) async fn apply(
     };
     let mut jobs = 0;
     for candidate in candidates {
-        if jobs == JOBS_PER_PASS_MAX {
+        if jobs == JOBS_PER_PASS_MAX || context.stopping.load(Ordering::Relaxed) {
             return candidate.partition_id - 1;
         }
         match claim(context, candidate.partition_id, node_id).await {
@@ -213,7 +221,9 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Claims the partition's compaction for this broker; `false` when another holds it.
+/// Claims the partition's compaction for this broker; `false` when another holds it, or
+/// the partition is gone (a deleted topic's rows are cleaned up, and must not be left
+/// with a claim).
 async fn claim(context: &Context, partition_id: i64, node_id: i32) -> Result<bool, ClusterError> {
     let claimed = context
         .session
@@ -221,7 +231,9 @@ async fn claim(context: &Context, partition_id: i64, node_id: i32) -> Result<boo
             "a compaction claim",
             context.settings.statement_timeout,
             "INSERT INTO compaction_jobs AS j (partition_id, due_at, claimed_by, claim_expires_at) \
-             VALUES ($1, now(), $2, now() + $3::bigint * interval '1 millisecond') \
+             SELECT $1, now(), $2, now() + $3::bigint * interval '1 millisecond' \
+             WHERE EXISTS (SELECT 1 FROM partitions \
+                           WHERE partition_id = $1 AND deleted_at IS NULL) \
              ON CONFLICT (partition_id) DO UPDATE \
                SET claimed_by = $2, claim_expires_at = excluded.claim_expires_at \
                WHERE j.claimed_by IS NULL OR j.claimed_by = $2 OR j.claim_expires_at < now() \
@@ -255,85 +267,67 @@ async fn job(
     now_ms: i64,
 ) -> Result<Done, ClusterError> {
     let mut done = Done::default();
-    let Some((plan, txns)) = make_plan(context, candidate, now_ms).await? else {
+    let Some((mut plan, txns)) = make_plan(context, candidate, now_ms).await? else {
         return Ok(done);
     };
+    let stopping = || context.stopping.load(Ordering::Relaxed);
     // 2. The key map of the dirty chunks, whose bytes are kept for step 3.
-    let mut dirty_bytes = Vec::with_capacity(plan.dirty().len());
+    let txns = Arc::new(txns);
+    let mut keys = KeyMap::new();
+    let mut dirty: Vec<(ChunkInfo, Vec<u8>)> = Vec::with_capacity(plan.dirty().len());
     for chunk in plan.dirty() {
-        dirty_bytes.push(read_chunk(context, chunk).await?);
-    }
-    let (keys, dirty_bytes, txns) = blocking(move || {
-        let mut keys = KeyMap::new();
-        for (chunk, bytes) in plan_dirty_pairs(&dirty_bytes) {
-            clean::add_keys(chunk, bytes, &txns, &mut keys)?;
-        }
-        Ok((keys, dirty_bytes, txns))
-    })
-    .await?;
-    let keys = std::sync::Arc::new(keys);
-    let txns = std::sync::Arc::new(txns);
-    let delete_retention_ms = candidate.config.delete_retention_ms;
-
-    // 3 and 4. Replacements, gathered into objects.
-    let mut output = Output::new(candidate.key);
-    for chunk in plan.clean() {
-        if context.stopping.load(Ordering::Relaxed) {
-            // The broker is stopping: what was committed stays, the rest waits.
+        if stopping() {
             return Ok(done);
         }
-        let bytes = read_chunk(context, chunk).await?;
-        let keep_tombstones = chunk.made_ms.saturating_add(delete_retention_ms) >= now_ms;
-        let (chunk_info, keys, txns) = (*chunk, keys.clone(), txns.clone());
-        let cleaned = blocking(move || {
-            clean::clean_chunk(&chunk_info, &bytes.1, &txns, &keys, keep_tombstones)
+        let (chunk, bytes) = read_chunk(context, chunk).await?;
+        let txns = Arc::clone(&txns);
+        let (map, bytes) = blocking(move || {
+            clean::add_keys(&chunk, &bytes, &txns, &mut keys)?;
+            Ok((keys, bytes))
         })
         .await?;
-        if cleaned.changed {
-            output.add(vec![*chunk], cleaned)?;
+        keys = map;
+        dirty.push((chunk, bytes));
+        if keys.bytes() >= KEY_MAP_BYTES_MAX {
+            break;
         }
-        if output.full()
-            && !commit_output(context, candidate, node_id, &mut output, None, &mut done).await?
-        {
+    }
+    plan.take_dirty(dirty.len());
+    let keys = Arc::new(keys);
+
+    // 3 and 4. The planned range cleaned and written anew, committed object by object.
+    let delete_retention_ms = candidate.config.delete_retention_ms;
+    let mut output = Output::new(context, candidate.partition_id, candidate.key, node_id);
+    let clean = plan.clean().iter().map(|chunk| (*chunk, None, true));
+    let dirty = dirty
+        .into_iter()
+        .map(|(chunk, bytes)| (chunk, Some(bytes), false));
+    let pieces: Vec<(ChunkInfo, Option<Vec<u8>>, bool)> = clean.chain(dirty).collect();
+    for (chunk, bytes, was_clean) in pieces {
+        if stopping() {
+            return Ok(done);
+        }
+        let bytes = match bytes {
+            Some(bytes) => bytes,
+            None => read_chunk(context, &chunk).await?.1,
+        };
+        // Tombstones go delete.retention.ms after their first clean; a dirty chunk's are
+        // cleaned for the first time now.
+        let since = chunk.tombstones_since_ms.filter(|_| was_clean);
+        let keep_tombstones = since.is_none_or(|t| t.saturating_add(delete_retention_ms) >= now_ms);
+        let (keys, txns) = (Arc::clone(&keys), Arc::clone(&txns));
+        let cleaned =
+            blocking(move || clean::clean_chunk(&chunk, &bytes, &txns, &keys, keep_tombstones))
+                .await?;
+        let since = (cleaned.tombstones_kept > 0).then(|| since.unwrap_or(now_ms));
+        if !output.push(chunk, cleaned.bytes, since, &mut done).await? {
             return Ok(done);
         }
     }
-    let (keys2, txns2) = (keys.clone(), txns.clone());
-    let merged = blocking(move || {
-        let mut merged = CleanedChunk::default();
-        for (chunk, bytes) in plan_dirty_pairs(&dirty_bytes) {
-            let cleaned = clean::clean_chunk(chunk, bytes, &txns2, &keys2, true)?;
-            merged.bytes.extend_from_slice(&cleaned.bytes);
-            merged.records_kept += cleaned.records_kept;
-        }
-        merged.changed = true;
-        Ok(merged)
-    })
-    .await?;
-    if !output.fits(merged.bytes.len())
-        && !commit_output(context, candidate, node_id, &mut output, None, &mut done).await?
-    {
-        return Ok(done);
-    }
-    output.add(plan.dirty().to_vec(), merged)?;
-    if commit_output(
-        context,
-        candidate,
-        node_id,
-        &mut output,
-        Some(plan.clean_through),
-        &mut done,
-    )
-    .await?
-    {
+    if output.finish(plan.clean_through, &mut done).await? {
         done.compacted = true;
     }
     Ok(done)
-}
-
-/// The dirty chunks and their bytes, as read.
-fn plan_dirty_pairs(read: &[(ChunkInfo, Vec<u8>)]) -> impl Iterator<Item = (&ChunkInfo, &[u8])> {
-    read.iter().map(|(chunk, bytes)| (chunk, bytes.as_slice()))
 }
 
 /// Runs CPU work (decompression, recompression) off the runtime's threads.
@@ -376,12 +370,10 @@ async fn make_plan(
         .query(
             "a compaction's chunk query",
             timeout,
-            "SELECT c.base_offset, c.last_offset, c.object_id, c.position, c.size_bytes, \
-                    c.max_timestamp, c.offsets_in_object, \
-                    (extract(epoch FROM o.created_at) * 1000)::bigint \
-             FROM chunks c JOIN objects o ON o.object_id = c.object_id \
-             WHERE c.partition_id = $1 AND c.last_offset >= $2 \
-             ORDER BY c.base_offset LIMIT $3",
+            "SELECT base_offset, last_offset, object_id, position, size_bytes, \
+                    max_timestamp, offsets_in_object, tombstones_since_ms \
+             FROM chunks WHERE partition_id = $1 AND last_offset >= $2 \
+             ORDER BY base_offset LIMIT $3",
             &[
                 &candidate.partition_id,
                 &view.log_start_offset,
@@ -398,7 +390,7 @@ async fn make_plan(
             size_bytes: r.get(4),
             max_timestamp: r.get(5),
             offsets_in_object: r.get(6),
-            made_ms: r.get(7),
+            tombstones_since_ms: r.get(7),
         })
         .collect();
     let Some(plan) = plan::plan(&chunks, view, &candidate.config, now_ms) else {
@@ -461,283 +453,4 @@ async fn read_chunk(
         )));
     }
     Ok((*chunk, clean::with_offsets(chunk, &raw)?))
-}
-
-/// The replacements of a job not yet committed: an object being built, and which chunks
-/// each of its chunks (or nothing, for a chunk cleaned empty) replaces.
-struct Output {
-    key: PartitionKey,
-    builder: ObjectBuilder,
-    replaced: Vec<ChunkInfo>,
-}
-
-impl Output {
-    fn new(key: PartitionKey) -> Output {
-        Output {
-            key,
-            builder: ObjectBuilder::new(),
-            replaced: Vec::new(),
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.builder.object_size_bytes() >= OUTPUT_OBJECT_BYTES as u64
-    }
-
-    fn fits(&self, bytes: usize) -> bool {
-        self.builder.fits(bytes)
-    }
-
-    /// `inputs` are to be replaced by `cleaned` (nothing, if it kept no batch).
-    fn add(&mut self, inputs: Vec<ChunkInfo>, cleaned: CleanedChunk) -> Result<(), ClusterError> {
-        if !cleaned.bytes.is_empty() {
-            self.builder
-                .add_chunk_with_offsets(self.key, &cleaned.bytes)
-                .map_err(|e| ClusterError::Corrupt(format!("a compacted chunk: {e}")))?;
-        }
-        self.replaced.extend(inputs);
-        Ok(())
-    }
-
-    fn is_empty(&self) -> bool {
-        self.replaced.is_empty()
-    }
-}
-
-/// PUTs the output's object (if it holds chunks) and commits it; `clean_through` moves
-/// with the job's last commit. Returns whether the job may go on (`false` when the
-/// partition changed under it). The output is empty afterwards.
-async fn commit_output(
-    context: &Context,
-    candidate: &Candidate,
-    node_id: i32,
-    output: &mut Output,
-    clean_through: Option<i64>,
-    done: &mut Done,
-) -> Result<bool, ClusterError> {
-    let taken = std::mem::replace(output, Output::new(candidate.key));
-    if taken.is_empty() {
-        return Ok(true);
-    }
-    let replaced = taken.replaced;
-    let object = if taken.builder.chunk_count() > 0 {
-        let (bytes, footer) = taken.builder.finish();
-        let object_id = reserve_object(context, node_id, bytes.len()).await?;
-        if let Err(e) = context.bucket.put(object_id, bytes.into()).await {
-            drop_object(context, object_id).await;
-            return Err(e);
-        }
-        Some((object_id, footer.chunks))
-    } else {
-        None
-    };
-    let partition_id = candidate.partition_id;
-    let grace = context.settings.grace;
-    let object_for_commit = object.clone();
-    let committed = transaction::run(
-        &context.transactions,
-        "a compaction commit",
-        context.settings.statement_timeout,
-        move |client| {
-            async move {
-                commit_in(
-                    client,
-                    partition_id,
-                    node_id,
-                    &replaced,
-                    object_for_commit.as_ref(),
-                    clean_through,
-                    grace,
-                )
-                .await
-            }
-            .boxed()
-        },
-    )
-    .await;
-    match committed {
-        Ok(Some(committed)) => {
-            done.bytes_removed += committed.bytes_removed;
-            done.objects_marked += committed.objects_marked;
-            Ok(true)
-        }
-        Ok(None) => {
-            if let Some((object_id, _)) = object {
-                drop_object(context, object_id).await;
-            }
-            Ok(false)
-        }
-        Err(e) => {
-            if let Some((object_id, _)) = object {
-                drop_object(context, object_id).await;
-            }
-            Err(e)
-        }
-    }
-}
-
-/// Takes the next object id and records the object as pending, written by this node.
-async fn reserve_object(
-    context: &Context,
-    node_id: i32,
-    size_bytes: usize,
-) -> Result<i64, ClusterError> {
-    let session = &context.session;
-    let key_of = |id: i64| context.bucket.object_key(id).to_string();
-    session
-        .bounded(
-            "the reservation of a compaction's object",
-            context.settings.statement_timeout,
-            async {
-                let client = session.client().await?;
-                let object_id: i64 = client
-                    .query_one("SELECT nextval('object_ids')", &[])
-                    .await?
-                    .get(0);
-                client
-                    .execute(
-                        "INSERT INTO objects (object_id, key, size_bytes, state, writer_node) \
-                         VALUES ($1, $2, $3, 0, $4)",
-                        &[
-                            &object_id,
-                            &key_of(object_id),
-                            &(size_bytes as i64),
-                            &node_id,
-                        ],
-                    )
-                    .await?;
-                Ok(object_id)
-            },
-        )
-        .await
-}
-
-/// Leaves a job's object for the object step to delete at once. Should this fail, the
-/// object stays pending and goes once pending too long.
-async fn drop_object(context: &Context, object_id: i64) {
-    let result = context
-        .session
-        .execute(
-            "the drop of a compaction's object",
-            context.settings.statement_timeout,
-            "UPDATE objects SET state = 2, delete_after = now() \
-             WHERE object_id = $1 AND state = 0",
-            &[&object_id],
-        )
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(object_id, error = %e, "a compaction's unused object stays pending");
-    }
-}
-
-/// What one commit did.
-struct Committed {
-    bytes_removed: i64,
-    objects_marked: u64,
-}
-
-/// The commit of step 4, inside its transaction; `None` when the claim or the replaced
-/// chunks are no longer as planned (nothing is changed then).
-async fn commit_in(
-    client: &Client,
-    partition_id: i64,
-    node_id: i32,
-    replaced: &[ChunkInfo],
-    object: Option<&(i64, Vec<ChunkEntry>)>,
-    clean_through: Option<i64>,
-    grace: Duration,
-) -> Result<Option<Committed>, ClusterError> {
-    let live = client
-        .query_opt(
-            "SELECT 1 FROM partitions WHERE partition_id = $1 AND deleted_at IS NULL FOR UPDATE",
-            &[&partition_id],
-        )
-        .await?;
-    // The claim is checked and renewed at once: a long job keeps it while it commits.
-    let claimed = client
-        .query_opt(
-            "UPDATE compaction_jobs \
-             SET claim_expires_at = now() + $3::bigint * interval '1 millisecond' \
-             WHERE partition_id = $1 AND claimed_by = $2 AND claim_expires_at > now() \
-             RETURNING partition_id",
-            &[&partition_id, &node_id, &millis(CLAIM)],
-        )
-        .await?;
-    if live.is_none() || claimed.is_none() {
-        return Ok(None);
-    }
-    let bases: Vec<i64> = replaced.iter().map(|c| c.base_offset).collect();
-    let objects: Vec<i64> = replaced.iter().map(|c| c.object_id).collect();
-    let positions: Vec<i64> = replaced.iter().map(|c| c.position).collect();
-    let present = client
-        .query_one(
-            "SELECT count(*) FROM chunks c \
-             JOIN unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS w(base_offset, object_id, position) \
-               ON c.base_offset = w.base_offset AND c.object_id = w.object_id \
-                  AND c.position = w.position \
-             WHERE c.partition_id = $1",
-            &[&partition_id, &bases, &objects, &positions],
-        )
-        .await?
-        .get::<_, i64>(0);
-    if present != replaced.len() as i64 {
-        return Ok(None);
-    }
-    let gone = client
-        .query(
-            "DELETE FROM chunks WHERE partition_id = $1 AND base_offset = ANY($2) \
-             RETURNING size_bytes",
-            &[&partition_id, &bases],
-        )
-        .await?;
-    let bytes_before: i64 = gone.iter().map(|r| i64::from(r.get::<_, i32>(0))).sum();
-    let mut bytes_after = 0i64;
-    if let Some((object_id, chunks)) = object {
-        for chunk in chunks {
-            bytes_after += i64::from(chunk.size_bytes);
-            client
-                .execute(
-                    "INSERT INTO chunks (partition_id, base_offset, last_offset, object_id, \
-                                         position, size_bytes, batch_count, max_timestamp, \
-                                         offsets_in_object) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)",
-                    &[
-                        &partition_id,
-                        &chunk.base_offset,
-                        &chunk.last_offset,
-                        object_id,
-                        &(chunk.position as i64),
-                        &(chunk.size_bytes as i32),
-                        &(chunk.batch_count as i32),
-                        &chunk.max_timestamp,
-                    ],
-                )
-                .await?;
-        }
-        let made_live = client
-            .execute(
-                "UPDATE objects SET state = 1 WHERE object_id = $1 AND state = 0",
-                &[object_id],
-            )
-            .await?;
-        if made_live != 1 {
-            return Err(ClusterError::Corrupt(format!(
-                "object {object_id} is no longer pending; a compaction cannot make it live"
-            )));
-        }
-    }
-    let bytes_removed = bytes_before - bytes_after;
-    client
-        .execute(
-            "UPDATE partitions SET size_bytes = greatest(size_bytes - $2, 0), \
-                    clean_through = greatest(clean_through, coalesce($3, clean_through)) \
-             WHERE partition_id = $1",
-            &[&partition_id, &bytes_removed, &clean_through],
-        )
-        .await?;
-    let objects_marked = objects::mark_unreferenced(client, objects, grace).await?;
-    Ok(Some(Committed {
-        bytes_removed,
-        objects_marked,
-    }))
 }

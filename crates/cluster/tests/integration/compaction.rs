@@ -597,3 +597,56 @@ async fn a_compaction_cut_off_anywhere_leaves_the_partition_whole() {
         .get(0);
     assert_eq!(orphans, 0, "no live object without a chunk");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_go_delete_retention_after_their_first_clean_however_often_rewritten() {
+    // Goal: a tombstone's delete.retention.ms counts from its first clean, and rewriting
+    // its chunk in later cleans does not restart it; two tombstones first cleaned at
+    // different times each go at their own time (they never share one chunk's clock).
+    let Some(s) = setup("compaction_tombstone_clock").await else {
+        return;
+    };
+    let engine = s.engine(1);
+    let janitor = s.janitor(1);
+    let one = |key: &str, value: Option<&str>| vec![(key.to_string(), value.map(str::to_string))];
+    let tombstones = |records: &[(i64, String, Option<String>)]| -> Vec<String> {
+        records
+            .iter()
+            .filter(|r| r.2.is_none() && r.1.starts_with("gone"))
+            .map(|r| r.1.clone())
+            .collect()
+    };
+    let t = wall_clock_ms();
+    append(&engine, &one("gone1", Some("v"))).await;
+    append(&engine, &one("gone1", None)).await;
+    write_rounds(&engine, 0..10).await;
+    let report = janitor.run_once(t).await;
+    assert_eq!(
+        (report.partitions_compacted, report.errors),
+        (1, 0),
+        "{report:?}"
+    );
+
+    append(&engine, &one("gone2", None)).await;
+    write_rounds(&engine, 10..25).await;
+    let report = janitor.run_once(t + DELETE_RETENTION_MS * 2 / 3).await;
+    assert_eq!(
+        (report.partitions_compacted, report.errors),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(tombstones(&read_all(&engine).await), ["gone1", "gone2"]);
+
+    write_rounds(&engine, 25..45).await;
+    let report = janitor.run_once(t + DELETE_RETENTION_MS * 4 / 3).await;
+    assert_eq!(
+        (report.partitions_compacted, report.errors),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        tombstones(&read_all(&engine).await),
+        ["gone2"],
+        "gone1's clock started at the first clean, gone2's at the second"
+    );
+}

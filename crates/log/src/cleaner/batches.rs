@@ -137,16 +137,24 @@ pub enum CleanedBatch {
     Empty,
 }
 
+/// What [`clean_batch`] kept of one batch.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub batch: CleanedBatch,
+    pub records: u64,
+    /// Of `records`, the tombstones (a key and no value).
+    pub tombstones: u64,
+}
+
 /// Cleans one batch of fate [`BatchFate::Compact`] (`batch` is exactly the batch, its
 /// offsets real): a record stays when it has a key, no newer record of that key is in
-/// `keys`, and it has a value or `keep_tombstones`. Returns the batch's outcome and the
-/// records kept.
+/// `keys`, and it has a value or `keep_tombstones`.
 pub fn clean_batch(
     header: &BatchHeader,
     batch: &[u8],
     keys: &KeyMap,
     keep_tombstones: bool,
-) -> Result<(CleanedBatch, u64), LogError> {
+) -> Result<Kept, LogError> {
     let payload = records_payload(header, batch, BATCH_DECOMPRESSED_BYTES_MAX)?;
     let records = walk_records(header, &payload)?;
     let kept: Vec<&RawRecord> = records
@@ -158,7 +166,7 @@ pub fn clean_batch(
                 && (r.has_value() || keep_tombstones)
         })
         .collect();
-    let count = kept.len() as u64;
+    let tombstones = kept.iter().filter(|r| !r.has_value()).count() as u64;
     let outcome = if kept.len() == records.len() {
         CleanedBatch::Whole
     } else if kept.is_empty() {
@@ -166,7 +174,11 @@ pub fn clean_batch(
     } else {
         CleanedBatch::Rewritten(rebuild_batch(header, batch, &payload, &kept)?)
     };
-    Ok((outcome, count))
+    Ok(Kept {
+        batch: outcome,
+        records: kept.len() as u64,
+        tombstones,
+    })
 }
 
 /// Compresses a records payload with the codec of `header`.

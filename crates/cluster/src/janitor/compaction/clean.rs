@@ -23,6 +23,8 @@ pub struct CleanedChunk {
     /// Some record or batch was left out.
     pub changed: bool,
     pub records_kept: u64,
+    /// Of `records_kept`, the tombstones.
+    pub tombstones_kept: u64,
 }
 
 fn corrupt(chunk: &ChunkInfo, why: impl std::fmt::Display) -> ClusterError {
@@ -87,10 +89,11 @@ pub fn clean_chunk(
             BatchFate::Keep => out.bytes.extend_from_slice(whole),
             BatchFate::Drop => out.changed = true,
             BatchFate::Compact => {
-                let (cleaned, kept) = clean_batch(&header, whole, keys, keep_tombstones)
+                let kept = clean_batch(&header, whole, keys, keep_tombstones)
                     .map_err(|e| corrupt(chunk, e))?;
-                out.records_kept += kept;
-                match cleaned {
+                out.records_kept += kept.records;
+                out.tombstones_kept += kept.tombstones;
+                match kept.batch {
                     CleanedBatch::Whole => out.bytes.extend_from_slice(whole),
                     CleanedBatch::Rewritten(rewritten) => {
                         out.changed = true;
@@ -140,7 +143,7 @@ mod tests {
             size_bytes: 0,
             max_timestamp: 1,
             offsets_in_object: false,
-            made_ms: 0,
+            tombstones_since_ms: None,
         }
     }
 
@@ -193,6 +196,7 @@ mod tests {
 
         let cleaned = clean_chunk(&first, &first_bytes, &txns, &keys, true).unwrap();
         assert!(cleaned.changed);
+        assert_eq!((cleaned.records_kept, cleaned.tombstones_kept), (3, 1));
         assert_eq!(
             records(&cleaned.bytes),
             [

@@ -13,7 +13,8 @@
 //!   `max.compaction.lag.ms` (Kafka looks at the segment's first record; a chunk keeps
 //!   only its newest timestamp, so this is due a little later than in Kafka);
 //! - the dirty chunks taken stop once they hold [`DIRTY_BYTES_PER_JOB_MAX`] (at least
-//!   one is taken): their records are held in memory while the key map is built.
+//!   one is taken): their records are held in memory while the key map is built (which
+//!   may stop earlier still, at its own bound: [`Plan::take_dirty`]).
 
 use weir_log::LogConfig;
 
@@ -32,9 +33,9 @@ pub struct ChunkInfo {
     pub max_timestamp: i64,
     /// A compactor's output: its batches carry their real offsets.
     pub offsets_in_object: bool,
-    /// When the object holding it was made, in milliseconds since the epoch: for a
-    /// compactor's output, when it was last cleaned.
-    pub made_ms: i64,
+    /// When the tombstones it holds were first cleaned; `None` if it holds none or was
+    /// never cleaned.
+    pub tombstones_since_ms: Option<i64>,
 }
 
 /// The partition's row, as far as a plan needs it.
@@ -64,6 +65,16 @@ impl Plan {
 
     pub fn dirty(&self) -> &[ChunkInfo] {
         &self.chunks[self.first_dirty..]
+    }
+
+    /// Keeps only the first `count` dirty chunks (at least one): those the key map could
+    /// hold. The partition is then clean up to the end of the last one.
+    pub fn take_dirty(&mut self, count: usize) {
+        let keep = self.first_dirty + count.max(1);
+        self.chunks.truncate(keep);
+        if let Some(last) = self.chunks.last() {
+            self.clean_through = last.last_offset + 1;
+        }
     }
 }
 
@@ -134,7 +145,7 @@ mod tests {
             size_bytes,
             max_timestamp,
             offsets_in_object: false,
-            made_ms: 0,
+            tombstones_since_ms: None,
         }
     }
 
@@ -241,5 +252,21 @@ mod tests {
         ];
         let p = plan(&chunks, view(0, 40, 0), &compacted(), 10).unwrap();
         assert_eq!((bases(&p), p.clean_through), (vec![0], 10));
+        // The key map's own bound cuts the dirty chunks after the plan.
+        let chunks = [
+            chunk(0, 9, 100, 1),
+            chunk(10, 19, 100, 1),
+            chunk(20, 29, 100, 1),
+            chunk(30, 39, 100, 1),
+        ];
+        let mut p = plan(&chunks, view(0, 40, 10), &compacted(), 10).unwrap();
+        p.take_dirty(1);
+        assert_eq!((bases(&p), p.clean_through), (vec![0, 10], 20));
+        p.take_dirty(0);
+        assert_eq!(
+            (bases(&p), p.clean_through),
+            (vec![0, 10], 20),
+            "one is always kept"
+        );
     }
 }
