@@ -8,10 +8,11 @@
 //! after a CRC-32C of them. The directory is emptied when the broker starts: the index
 //! of what is there lives in memory only.
 //!
-//! Writes go through a bounded queue to one task, which writes a temporary file and
-//! renames it in, so a reader never sees half a file; when the queue is full a chunk is
-//! simply not kept. A file that is missing, short or fails its CRC is a miss, and is
-//! dropped from the index.
+//! Writes go through a queue bounded by count and by bytes to one task, which writes a
+//! temporary file and renames it in, so a reader never sees half a file; when the queue
+//! is full a chunk is simply not kept. A file that is missing, short or fails its CRC is a
+//! miss, and is dropped from the index. A lock file keeps a second broker out of the
+//! directory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,11 @@ use super::cache::{CacheKey, Lru};
 pub const SUBDIR: &str = "weir-chunk-cache";
 /// Chunks waiting to be written; more are not kept.
 const WRITE_QUEUE: usize = 256;
+/// Bytes waiting to be written; more are not kept.
+const WRITE_QUEUE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Held locked while a broker uses the directory: two brokers sharing one would empty
+/// each other's files.
+const LOCK_FILE: &str = "weir-chunk-cache.lock";
 const CRC_BYTES: usize = 4;
 
 /// The disk cache of one broker (see the module's opening).
@@ -38,6 +44,10 @@ pub struct DiskCache {
     begun: AtomicU64,
     /// Files written and indexed.
     stored: AtomicU64,
+    /// Bytes offered and not yet written.
+    queued_bytes: AtomicU64,
+    /// Locked for as long as the cache is open.
+    _lock: std::fs::File,
 }
 
 impl std::fmt::Debug for DiskCache {
@@ -53,6 +63,14 @@ impl DiskCache {
     /// Opens the cache in `<dir>/weir-chunk-cache`, emptied, holding at most `bytes_max`
     /// bytes of chunks; starts its writer task (on the current runtime).
     pub fn open(dir: &Path, bytes_max: u64) -> std::io::Result<Arc<DiskCache>> {
+        std::fs::create_dir_all(dir)?;
+        let lock = std::fs::File::create(dir.join(LOCK_FILE))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(std::io::Error::other(format!(
+                "another process holds {} ({e}): each broker needs a cache directory of its own",
+                dir.join(LOCK_FILE).display()
+            )));
+        }
         let dir = dir.join(SUBDIR);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -66,6 +84,8 @@ impl DiskCache {
             writes,
             begun: AtomicU64::new(0),
             stored: AtomicU64::new(0),
+            queued_bytes: AtomicU64::new(0),
+            _lock: lock,
         });
         tokio::spawn(write_all(Arc::downgrade(&cache), queue));
         Ok(cache)
@@ -96,20 +116,17 @@ impl DiskCache {
     }
 
     /// The chunk under `key`, `size_bytes` long, if the cache holds it whole and intact.
+    /// The file is read and checked off the runtime's threads.
     pub(crate) async fn get(&self, key: &CacheKey, size_bytes: usize) -> Option<Bytes> {
         self.index.get(key)?;
         let path = self.path(key)?;
-        let read = tokio::fs::read(&path).await.ok();
-        let intact = read.filter(|file| {
-            file.len() == CRC_BYTES + size_bytes
-                && crc32c::crc32c(&file[CRC_BYTES..]).to_be_bytes() == file[..CRC_BYTES]
-        });
-        match intact {
-            Some(mut file) => {
-                file.drain(..CRC_BYTES);
-                Some(Bytes::from(file))
-            }
-            None => {
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read_intact(&path, size_bytes)).await
+        };
+        match read {
+            Ok(Some(bytes)) => Some(bytes),
+            _ => {
                 self.index.remove(key);
                 let _ = tokio::fs::remove_file(&path).await;
                 None
@@ -118,10 +135,15 @@ impl DiskCache {
     }
 
     /// Offers a chunk read from the bucket; it is written in the background, or not at
-    /// all if the queue is full.
+    /// all if the queue is full (by count or by bytes).
     pub(crate) fn offer(&self, key: CacheKey, bytes: Bytes) {
-        if matches!(key, CacheKey::Chunk { .. }) {
-            let _ = self.writes.try_send((key, bytes));
+        if !matches!(key, CacheKey::Chunk { .. }) {
+            return;
+        }
+        let len = bytes.len() as u64;
+        let queued = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if queued + len > WRITE_QUEUE_BYTES_MAX || self.writes.try_send((key, bytes)).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         }
     }
 
@@ -138,11 +160,17 @@ impl DiskCache {
         std::fs::create_dir_all(shard)?;
         let n = self.begun.fetch_add(1, Ordering::Relaxed);
         let temporary = shard.join(format!(".{}-{n}.tmp", std::process::id()));
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&crc32c::crc32c(bytes).to_be_bytes())?;
-        file.write_all(bytes)?;
-        drop(file);
-        std::fs::rename(&temporary, &path)?;
+        let written = (|| {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&crc32c::crc32c(bytes).to_be_bytes())?;
+            file.write_all(bytes)?;
+            drop(file);
+            std::fs::rename(&temporary, &path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(e);
+        }
         for evicted in self.index.insert_weighed(key, (), weight) {
             if let Some(path) = self.path(&evicted) {
                 let _ = std::fs::remove_file(path);
@@ -151,6 +179,18 @@ impl DiskCache {
         self.stored.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The file at `path` without its checksum, if it is `size_bytes` long and intact.
+fn read_intact(path: &Path, size_bytes: usize) -> Option<Bytes> {
+    let mut file = std::fs::read(path).ok()?;
+    let intact = file.len() == CRC_BYTES + size_bytes
+        && crc32c::crc32c(&file[CRC_BYTES..]).to_be_bytes() == file[..CRC_BYTES];
+    if !intact {
+        return None;
+    }
+    file.drain(..CRC_BYTES);
+    Some(Bytes::from(file))
 }
 
 /// The writer task: one file at a time, off the runtime's threads, until the cache goes.
@@ -162,7 +202,14 @@ async fn write_all(
         let Some(cache) = cache.upgrade() else {
             return;
         };
-        let written = tokio::task::spawn_blocking(move || cache.write(key, &bytes)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            let written = cache.write(key, &bytes);
+            cache
+                .queued_bytes
+                .fetch_sub(bytes.len() as u64, Ordering::Relaxed);
+            written
+        })
+        .await;
         if let Ok(Err(e)) = written {
             tracing::warn!(error = %e, "a chunk could not be written to the disk cache");
         }
@@ -242,8 +289,13 @@ mod tests {
         assert!(cache.get(&chunk(5), 100).await.is_some());
         assert!(cache.bytes() <= 2 * (CRC_BYTES as u64 + 100));
 
+        let shared = DiskCache::open(dir.path(), 1000).unwrap_err().to_string();
+        assert!(shared.contains("a cache directory of its own"), "{shared}");
+        drop(cache);
         let again = DiskCache::open(dir.path(), 1000).unwrap();
         assert_eq!(again.bytes(), 0);
-        assert!(!cache.path(&chunk(5)).unwrap().exists(), "emptied at start");
+        assert!(!again.path(&chunk(5)).unwrap().exists(), "emptied at start");
+        let leftovers = std::fs::read_dir(dir.path().join(SUBDIR)).unwrap().count();
+        assert_eq!(leftovers, 0);
     }
 }
