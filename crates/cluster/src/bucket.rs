@@ -144,6 +144,36 @@ impl Bucket {
         }
     }
 
+    /// Takes the next object id and records the object in PostgreSQL as pending (its PUT
+    /// may exist), written by `node_id`, before the PUT: the janitor can then always find
+    /// and delete an object whose commit never comes.
+    pub async fn reserve_object(
+        &self,
+        session: &crate::pg::Session,
+        node_id: i32,
+        size_bytes: usize,
+        timeout: Duration,
+    ) -> Result<i64, ClusterError> {
+        session
+            .bounded("the reservation of an object id", timeout, async {
+                let client = session.client().await?;
+                let object_id: i64 = client
+                    .query_one("SELECT nextval('object_ids')", &[])
+                    .await?
+                    .get(0);
+                let key = self.object_key(object_id).to_string();
+                client
+                    .execute(
+                        "INSERT INTO objects (object_id, key, size_bytes, state, writer_node) \
+                         VALUES ($1, $2, $3, 0, $4)",
+                        &[&object_id, &key, &(size_bytes as i64), &node_id],
+                    )
+                    .await?;
+                Ok(object_id)
+            })
+            .await
+    }
+
     /// The URL without secrets.
     pub fn shown(&self) -> &str {
         &self.shown

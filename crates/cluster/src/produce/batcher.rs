@@ -213,7 +213,13 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
 
     // 3. Its id and pending row, so that a PUT whose commit never comes can be found and
     //    deleted.
-    let object_id = match reserve_object(&context, object.len()).await {
+    let reserved = context.bucket.reserve_object(
+        &context.session,
+        context.settings.node_id,
+        object.len(),
+        context.settings.statement_timeout,
+    );
+    let object_id = match reserved.await {
         Ok(id) => id,
         Err(e) => {
             return Prepared {
@@ -253,38 +259,6 @@ async fn prepare(context: Arc<Context>, flush: Flush, permit: OwnedSemaphorePerm
         writes,
         commits,
     }
-}
-
-/// Takes the next object id and records the object as pending, written by this node.
-async fn reserve_object(context: &Context, size_bytes: usize) -> Result<i64, ClusterError> {
-    let session = &context.session;
-    session
-        .bounded(
-            "the reservation of an object id",
-            context.settings.statement_timeout,
-            async {
-                let client = session.client().await?;
-                let object_id: i64 = client
-                    .query_one("SELECT nextval('object_ids')", &[])
-                    .await?
-                    .get(0);
-                let key = context.bucket.object_key(object_id).to_string();
-                client
-                    .execute(
-                        "INSERT INTO objects (object_id, key, size_bytes, state, writer_node) \
-                         VALUES ($1, $2, $3, 0, $4)",
-                        &[
-                            &object_id,
-                            &key,
-                            &(size_bytes as i64),
-                            &context.settings.node_id,
-                        ],
-                    )
-                    .await?;
-                Ok(object_id)
-            },
-        )
-        .await
 }
 
 /// The committer: one flush at a time, in cut order, waiting for each one's preparation.

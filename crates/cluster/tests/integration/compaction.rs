@@ -178,6 +178,33 @@ async fn read_all(engine: &dyn Engine) -> Vec<(i64, String, Option<String>)> {
         .collect()
 }
 
+/// What a reader sees of a compacted partition against what was written (in offset
+/// order): offsets only grow, every record is one that was written at its offset, the
+/// last record of every key is there, and something went.
+fn assert_compacted(
+    written: &[(i64, String, Option<String>)],
+    got: &[(i64, String, Option<String>)],
+) {
+    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "offsets only grow");
+    let written_at: BTreeMap<i64, &(i64, String, Option<String>)> =
+        written.iter().map(|r| (r.0, r)).collect();
+    for record in got {
+        assert_eq!(
+            Some(&record),
+            written_at.get(&record.0),
+            "only what was written"
+        );
+    }
+    let mut last: BTreeMap<&str, &(i64, String, Option<String>)> = BTreeMap::new();
+    for record in written {
+        last.insert(&record.1, record);
+    }
+    for record in last.values() {
+        assert!(got.contains(record), "{record:?} is readable");
+    }
+    assert!(got.len() < written.len(), "something was compacted away");
+}
+
 fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -381,24 +408,7 @@ async fn producers_racing_two_brokers_compactions_lose_nothing() {
     assert!(compacted > 0, "some compaction ran");
     written.sort();
     let got = read_all(engines[0].as_ref()).await;
-    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "offsets only grow");
-    let written_at: BTreeMap<i64, &(i64, String, Option<String>)> =
-        written.iter().map(|r| (r.0, r)).collect();
-    for record in &got {
-        assert_eq!(
-            Some(&record),
-            written_at.get(&record.0),
-            "only what was written"
-        );
-    }
-    let mut last: BTreeMap<&str, &(i64, String, Option<String>)> = BTreeMap::new();
-    for record in &written {
-        last.insert(&record.1, record);
-    }
-    for record in last.values() {
-        assert!(got.contains(record), "{record:?} is readable");
-    }
-    assert!(got.len() < written.len(), "something was compacted away");
+    assert_compacted(&written, &got);
     let (_, sum, size_bytes, _) = s.index().await;
     assert_eq!(sum, size_bytes);
 }
@@ -565,24 +575,7 @@ async fn a_compaction_cut_off_anywhere_leaves_the_partition_whole() {
     let report = s.janitor(1).run_once(wall_clock_ms()).await;
     assert_eq!(report.errors, 0, "{report:?}");
     let got = read_all(&engine).await;
-    assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "offsets only grow");
-    let written_at: BTreeMap<i64, &(i64, String, Option<String>)> =
-        written.iter().map(|r| (r.0, r)).collect();
-    for record in &got {
-        assert_eq!(
-            Some(&record),
-            written_at.get(&record.0),
-            "only what was written"
-        );
-    }
-    let mut last: BTreeMap<&str, &(i64, String, Option<String>)> = BTreeMap::new();
-    for record in &written {
-        last.insert(&record.1, record);
-    }
-    for record in last.values() {
-        assert!(got.contains(record), "{record:?} is readable");
-    }
-    assert!(got.len() < written.len(), "something was compacted away");
+    assert_compacted(&written, &got);
     let (_, sum, size_bytes, _) = s.index().await;
     assert_eq!(sum, size_bytes);
     let orphans: i64 = s

@@ -25,6 +25,9 @@ pub const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// The size at which an object being built is PUT and committed.
 pub const OBJECT_BYTES: u64 = 16 * 1024 * 1024;
 
+/// A PUT object's id and its chunks, each with its tombstones' clock.
+type PutObject = (i64, Vec<(ChunkEntry, Option<i64>)>);
+
 /// The output of one job (see the module's opening).
 pub(super) struct Output<'a> {
     context: &'a Context,
@@ -142,7 +145,15 @@ impl<'a> Output<'a> {
         let context = self.context;
         let object = if builder.chunk_count() > 0 {
             let (bytes, footer) = builder.finish();
-            let object_id = reserve_object(context, self.node_id, bytes.len()).await?;
+            let object_id = context
+                .bucket
+                .reserve_object(
+                    &context.session,
+                    self.node_id,
+                    bytes.len(),
+                    context.settings.statement_timeout,
+                )
+                .await?;
             if let Err(e) = context.bucket.put(object_id, bytes.into()).await {
                 drop_object(context, object_id).await;
                 return Err(e);
@@ -193,42 +204,6 @@ impl<'a> Output<'a> {
     }
 }
 
-/// Takes the next object id and records the object as pending, written by this node.
-async fn reserve_object(
-    context: &Context,
-    node_id: i32,
-    size_bytes: usize,
-) -> Result<i64, ClusterError> {
-    let session = &context.session;
-    let key_of = |id: i64| context.bucket.object_key(id).to_string();
-    session
-        .bounded(
-            "the reservation of a compaction's object",
-            context.settings.statement_timeout,
-            async {
-                let client = session.client().await?;
-                let object_id: i64 = client
-                    .query_one("SELECT nextval('object_ids')", &[])
-                    .await?
-                    .get(0);
-                client
-                    .execute(
-                        "INSERT INTO objects (object_id, key, size_bytes, state, writer_node) \
-                         VALUES ($1, $2, $3, 0, $4)",
-                        &[
-                            &object_id,
-                            &key_of(object_id),
-                            &(size_bytes as i64),
-                            &node_id,
-                        ],
-                    )
-                    .await?;
-                Ok(object_id)
-            },
-        )
-        .await
-}
-
 /// Leaves a job's object for the object step to delete at once. Should this fail, the
 /// object stays pending and goes once pending too long.
 async fn drop_object(context: &Context, object_id: i64) {
@@ -260,7 +235,7 @@ async fn commit_in(
     partition_id: i64,
     node_id: i32,
     replaced: &[ChunkInfo],
-    object: Option<&(i64, Vec<(ChunkEntry, Option<i64>)>)>,
+    object: Option<&PutObject>,
     clean_through: Option<i64>,
     grace: Duration,
 ) -> Result<Option<Committed>, ClusterError> {
