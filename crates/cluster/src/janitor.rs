@@ -232,8 +232,10 @@ struct Context {
     /// Single statements.
     session: Arc<Session>,
     /// Transactions, on a connection of their own: `BEGIN` must not share a connection
-    /// with other work.
+    /// with other work. The lease's loop uses `transactions`, the compaction loop
+    /// `compaction_transactions`, as the two run at once.
     transactions: Session,
+    compaction_transactions: Session,
     bucket: Bucket,
     /// This broker, as compaction claims name it.
     node_id: i32,
@@ -285,9 +287,11 @@ impl Janitor {
             settings.interval
         );
         let transactions = Session::new(session.connector().clone());
+        let compaction_transactions = Session::new(session.connector().clone());
         let context = Arc::new(Context {
             session,
             transactions,
+            compaction_transactions,
             bucket,
             node_id,
             configs,

@@ -168,7 +168,7 @@ impl<'a> Output<'a> {
             (self.partition_id, self.node_id, context.settings.grace);
         let for_commit = object.clone();
         let committed = transaction::run(
-            &context.transactions,
+            &context.compaction_transactions,
             "a compaction commit",
             context.settings.statement_timeout,
             move |client| {
