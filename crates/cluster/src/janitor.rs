@@ -1,4 +1,5 @@
-//! `Janitor`: the cluster's background cleaning, run by one broker at a time.
+//! `Janitor`: the cluster's background cleaning: retention and deletions by one broker at
+//! a time, compaction by every broker, one partition each.
 //!
 //! Whoever holds the `janitor` row of `leases` (timed by PostgreSQL's clock, as broker
 //! registrations are) runs a pass every `interval`; a broker that dies stops renewing and
