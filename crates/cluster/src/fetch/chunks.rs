@@ -36,21 +36,17 @@ pub(super) async fn fetch_all(
         .map(|chunk| cached(shared, chunk).map(|r| r.map_err(Arc::new)))
         .collect();
     // The disk cache next, for the memory cache's misses.
-    if let Some(disk) = &shared.settings.disk_cache {
+    if shared.settings.disk_cache.is_some() {
         let found = futures::future::join_all(
             chunks
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| out[*i].is_none())
-                .map(|(i, chunk)| async move {
-                    (i, disk.get(&key(chunk), chunk.size_bytes as usize).await)
-                }),
+                .map(|(i, chunk)| async move { (i, from_disk(shared, chunk).await) }),
         )
         .await;
         for (i, bytes) in found {
             if let Some(bytes) = bytes {
-                bump(&shared.counters.disk_cache_hits, 1);
-                shared.cache.insert(key(&chunks[i]), bytes.clone());
                 out[i] = Some(Ok(bytes));
             }
         }
@@ -178,12 +174,8 @@ pub(super) async fn chunk_bytes(shared: &Shared, chunk: ChunkRow) -> Result<Byte
     if let Some(result) = cached(shared, &chunk) {
         return result;
     }
-    if let Some(disk) = &shared.settings.disk_cache {
-        if let Some(bytes) = disk.get(&key(&chunk), chunk.size_bytes as usize).await {
-            bump(&shared.counters.disk_cache_hits, 1);
-            shared.cache.insert(key(&chunk), bytes.clone());
-            return Ok(bytes);
-        }
+    if let Some(bytes) = from_disk(shared, &chunk).await {
+        return Ok(bytes);
     }
     let start = chunk.position as u64;
     let raw = get(
@@ -196,6 +188,16 @@ pub(super) async fn chunk_bytes(shared: &Shared, chunk: ChunkRow) -> Result<Byte
     let bytes = ready_to_send(&chunk, &raw)?;
     keep(shared, &chunk, &bytes);
     Ok(bytes)
+}
+
+/// The chunk from the disk cache, if the broker has one and it holds the chunk (counted,
+/// and kept in the memory cache too).
+async fn from_disk(shared: &Shared, chunk: &ChunkRow) -> Option<Bytes> {
+    let disk = shared.settings.disk_cache.as_ref()?;
+    let bytes = disk.get(&key(chunk), chunk.size_bytes as usize).await?;
+    bump(&shared.counters.disk_cache_hits, 1);
+    shared.cache.insert(key(chunk), bytes.clone());
+    Some(bytes)
 }
 
 /// Keeps a chunk got from the bucket in the memory cache and offers it to the disk cache.

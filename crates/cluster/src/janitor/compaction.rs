@@ -185,7 +185,8 @@ async fn candidates(
             "SELECT p.partition_id, \
                     coalesce(sum(c.size_bytes) FILTER (WHERE c.last_offset >= p.clean_through), 0), \
                     coalesce(sum(c.size_bytes), 0), \
-                    min(c.max_timestamp) FILTER (WHERE c.last_offset >= p.clean_through) \
+                    min(c.max_timestamp) \
+                      FILTER (WHERE c.last_offset >= p.clean_through AND c.max_timestamp >= 0) \
              FROM partitions p JOIN chunks c ON c.partition_id = p.partition_id \
              WHERE p.partition_id = ANY($1) AND c.last_offset >= p.log_start_offset \
                AND c.base_offset < (SELECT max(n.base_offset) FROM chunks n \
@@ -202,14 +203,9 @@ async fn candidates(
         let Some(candidate) = compacted.remove(&partition_id) else {
             continue;
         };
-        let by_ratio =
-            dirty > 0 && dirty as f64 >= candidate.config.min_cleanable_dirty_ratio * total as f64;
-        let by_max_lag = oldest_dirty.is_some_and(|ts| {
-            ts >= 0 && now_ms.saturating_sub(ts) >= candidate.config.max_compaction_lag_ms
-        });
         // The plan decides exactly (lags, the last stable offset); this only skips the
         // partitions that cannot be due.
-        if by_ratio || by_max_lag {
+        if plan::due(dirty, total, oldest_dirty, &candidate.config, now_ms) {
             due.push(candidate);
         }
     }

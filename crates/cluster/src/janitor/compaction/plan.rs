@@ -114,12 +114,12 @@ pub fn plan(
     }
     let first_dirty = first_dirty?;
     let total: i64 = taken.iter().map(|c| i64::from(c.size_bytes)).sum();
-    let due_by_ratio = dirty_bytes as f64 >= config.min_cleanable_dirty_ratio * total as f64;
-    let max_lag = config.max_compaction_lag_ms;
-    let due_by_max_lag = taken[first_dirty..]
+    let oldest_dirty = taken[first_dirty..]
         .iter()
-        .any(|c| c.max_timestamp >= 0 && now_ms.saturating_sub(c.max_timestamp) >= max_lag);
-    if !(due_by_ratio || due_by_max_lag) {
+        .map(|c| c.max_timestamp)
+        .filter(|&ts| ts >= 0)
+        .min();
+    if !due(dirty_bytes, total, oldest_dirty, config, now_ms) {
         return None;
     }
     let clean_through = taken
@@ -130,6 +130,23 @@ pub fn plan(
         first_dirty,
         clean_through,
     })
+}
+
+/// Whether a clean is due (the rules of the module's opening): `dirty_bytes` of
+/// `total_bytes` covered are dirty, and the oldest of the dirty chunks' newest timestamps
+/// (those known, 0 or more) is `oldest_dirty_timestamp`.
+pub fn due(
+    dirty_bytes: i64,
+    total_bytes: i64,
+    oldest_dirty_timestamp: Option<i64>,
+    config: &LogConfig,
+    now_ms: i64,
+) -> bool {
+    let by_ratio = dirty_bytes > 0
+        && dirty_bytes as f64 >= config.min_cleanable_dirty_ratio * total_bytes as f64;
+    let by_max_lag = oldest_dirty_timestamp
+        .is_some_and(|ts| ts >= 0 && now_ms.saturating_sub(ts) >= config.max_compaction_lag_ms);
+    by_ratio || by_max_lag
 }
 
 #[cfg(test)]
