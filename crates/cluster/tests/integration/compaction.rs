@@ -21,7 +21,7 @@ use weir_cluster::{
 };
 use weir_log::batch::{encode_batch, NewRecord};
 use weir_log::store::{
-    Acks, Engine, LogLifecycle, LogStore, Opening, PartitionWrite, ReadSpec, TopicPartition,
+    Acks, Engine, LogLifecycle, Opening, PartitionRead, PartitionWrite, ReadSpec, TopicPartition,
 };
 use weir_log::LogConfig;
 
@@ -148,10 +148,12 @@ fn batch(records: &[(String, Option<String>)]) -> BytesMut {
 
 /// Appends one batch (one flush, so one chunk) and returns its base offset.
 async fn append(engine: &dyn Engine, records: &[(String, Option<String>)]) -> i64 {
-    let write = PartitionWrite {
-        tp: tp(),
-        records: batch(records),
-    };
+    append_batch(engine, batch(records)).await
+}
+
+/// Appends one batch as given and returns its base offset.
+async fn append_batch(engine: &dyn Engine, records: BytesMut) -> i64 {
+    let write = PartitionWrite { tp: tp(), records };
     engine
         .append(vec![write], Acks::All, TIMESTAMP_MS)
         .await
@@ -159,6 +161,24 @@ async fn append(engine: &dyn Engine, records: &[(String, Option<String>)]) -> i6
         .unwrap()
         .unwrap()
         .base_offset
+}
+
+/// A read_committed read of the partition from `offset`, as a consumer's fetch asks.
+async fn read_committed_at(engine: &dyn Engine, offset: i64) -> PartitionRead {
+    engine
+        .read(
+            &[ReadSpec {
+                tp: tp(),
+                fetch_offset: offset,
+                partition_max_bytes: 1 << 20,
+                read_committed: true,
+            }],
+            1 << 20,
+        )
+        .await
+        .pop()
+        .unwrap()
+        .unwrap()
 }
 
 /// Every record of the partition as (offset, key, value), read through the engine.
@@ -287,20 +307,7 @@ async fn compaction_keeps_the_newest_of_each_key_at_its_offset() {
     let (chunks, sum, size_bytes, clean_through) = s.index().await;
     assert_eq!((chunks, sum, clean_through), (2, size_bytes, newest_base));
     // Offset 0 is gone (k0 was written again): a fetch there gets the next kept batch.
-    let read = engine
-        .read(
-            &[ReadSpec {
-                tp: tp(),
-                fetch_offset: 0,
-                partition_max_bytes: 1 << 20,
-                read_committed: true,
-            }],
-            1 << 20,
-        )
-        .await
-        .pop()
-        .unwrap()
-        .unwrap();
+    let read = read_committed_at(&engine, 0).await;
     assert!(!read.records.unwrap().is_empty(), "a gap is stepped over");
     // A second pass at once finds nothing due.
     assert_eq!(
@@ -439,19 +446,6 @@ async fn aborted_records_go_and_open_transactions_wait() {
     let plain = |key: &str, value: &str| {
         encode_batch(&[record(key, value)], None, Compression::None).unwrap()
     };
-    let appended = |records: BytesMut| {
-        let engine = &engine;
-        async move {
-            let write = PartitionWrite { tp: tp(), records };
-            engine
-                .append(vec![write], Acks::All, TIMESTAMP_MS)
-                .await
-                .pop()
-                .unwrap()
-                .unwrap()
-                .base_offset
-        }
-    };
     let marker = |pid: i64, commit: bool| weir_log::store::MarkerWrite {
         tp: tp(),
         producer_id: pid,
@@ -460,13 +454,16 @@ async fn aborted_records_go_and_open_transactions_wait() {
         commit,
         from_coordinator: false,
     };
-    assert_eq!(appended(plain("k0", "a")).await, 0);
-    assert_eq!(appended(txn_batch(41, "k0", "aborted")).await, 1);
+    assert_eq!(append_batch(&engine, plain("k0", "a")).await, 0);
+    assert_eq!(
+        append_batch(&engine, txn_batch(41, "k0", "aborted")).await,
+        1
+    );
     common::write_marker(&engine, marker(41, false), TIMESTAMP_MS)
         .await
         .unwrap(); // 2
-    assert_eq!(appended(txn_batch(42, "k1", "open")).await, 3);
-    assert_eq!(appended(plain("k0", "b")).await, 4);
+    assert_eq!(append_batch(&engine, txn_batch(42, "k1", "open")).await, 3);
+    assert_eq!(append_batch(&engine, plain("k0", "b")).await, 4);
     let report = janitor.run_once(wall_clock_ms()).await;
     assert_eq!(
         (report.partitions_compacted, report.errors),
@@ -500,7 +497,7 @@ async fn aborted_records_go_and_open_transactions_wait() {
     common::write_marker(&engine, marker(42, true), TIMESTAMP_MS)
         .await
         .unwrap();
-    assert_eq!(appended(plain("k2", "c")).await, 6);
+    assert_eq!(append_batch(&engine, plain("k2", "c")).await, 6);
     let report = janitor.run_once(wall_clock_ms()).await;
     assert_eq!(
         (report.partitions_compacted, report.errors),
@@ -514,20 +511,7 @@ async fn aborted_records_go_and_open_transactions_wait() {
         (6, value("k2", "c")),
     ];
     assert_eq!(got, flat(&expect), "k0 at 0 is superseded by 4");
-    let read = engine
-        .read(
-            &[ReadSpec {
-                tp: tp(),
-                fetch_offset: 0,
-                partition_max_bytes: 1 << 20,
-                read_committed: true,
-            }],
-            1 << 20,
-        )
-        .await
-        .pop()
-        .unwrap()
-        .unwrap();
+    let read = read_committed_at(&engine, 0).await;
     assert_eq!(read.last_stable_offset, 7);
     let batches: Vec<(i64, bool)> = weir_log::batch::whole_batches(read.records.unwrap())
         .map(|b| {
