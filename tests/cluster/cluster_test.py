@@ -23,6 +23,12 @@ Scenarios (all by default, or --scenarios a,b):
             commits its offsets over and over (compacting `__consumer_offsets`); the
             controller is then killed, and the next one, replaying the compacted log,
             answers the group's last committed offsets.
+  console   Every broker's console and HTTP API show the consumer groups, which only the
+            controller coordinates (the others forward their group routes to it): the list,
+            a group, its rebalances, the overview page and a group's page, and an offset
+            reset executed through a broker that is not the controller; every broker's
+            /metrics lists every partition, while group lag is published once, by the
+            controller.
   outages   PostgreSQL, then (with --s3) the object store, stopped for a few seconds under
             load: a produce meanwhile fails with a retriable error, every broker stays up,
             service resumes by itself, and nothing acknowledged is lost.
@@ -42,6 +48,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 from confluent_kafka import Consumer, KafkaError, Producer
@@ -465,6 +473,79 @@ def scenario_compaction(report, args, brokers):
     brokers.start(1)
 
 
+def http(brokers, node_id, path, body=None):
+    """(status, decoded body) of a request to a broker's HTTP listener; JSON bodies parsed."""
+    url = f"http://127.0.0.1:{brokers.ports[node_id][1]}{path}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"} if body is not None else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            status, raw, kind = r.status, r.read().decode(), r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        status, raw, kind = e.code, e.read().decode(), e.headers.get("Content-Type", "")
+    return status, (json.loads(raw) if kind.startswith("application/json") else raw)
+
+
+def scenario_console(report, args, brokers):
+    topic, group = f"console-{uuid.uuid4().hex[:8]}", f"console-{uuid.uuid4().hex[:8]}"
+    create_topic(brokers.address(1), topic, PARTITIONS)
+    producer = Producing(brokers.address(2), topic, PARTITIONS, interval_s=0.001)
+    member = GroupMember(brokers.address(3), topic, group, commit_every_s=0.2)
+    time.sleep(2)
+    producer.stop()
+    read = wait_until(lambda: producer.acked and producer.acked <= member.values, 60)
+    report.check("console: a group consumed through broker 3", read, f"{len(producer.acked)} acknowledged")
+    time.sleep(1)  # its last commit
+
+    def group_of(node_id):
+        status, body = http(brokers, node_id, "/api/v1/groups")
+        if status != 200:
+            return status, body
+        return status, next((g for g in body["groups"] if g["group_id"] == group), None)
+
+    seen = {n: group_of(n) for n in (1, 2, 3)}
+    report.check("console: every broker's API lists the group with its member",
+                 all(status == 200 and g and g["members"] == 1 for status, g in seen.values()), f"{seen}")
+    described = {n: http(brokers, n, f"/api/v1/groups/{group}") for n in (1, 2, 3)}
+    offsets = {n: sorted((p["topic"], p["partition"], p["committed_offset"]) for p in body.get("offsets", []))
+               if status == 200 else (status, body) for n, (status, body) in described.items()}
+    report.check("console: every broker describes the group with the same committed offsets",
+                 offsets[1] and len(offsets[1]) == PARTITIONS and offsets[1] == offsets[2] == offsets[3], f"{offsets}")
+    pages = {n: [http(brokers, n, path)[0] for path in
+                 ("/", f"/groups/{group}", f"/api/v1/groups/{group}/rebalances", "/api/v1/cluster")]
+             for n in (1, 2, 3)}
+    report.check("console: the overview, the group's page, its rebalances and /cluster answer on every broker",
+                 all(codes == [200, 200, 200, 200] for codes in pages.values()), f"{pages}")
+    counts = {n: http(brokers, n, "/api/v1/cluster")[1].get("counts", {}).get("groups") for n in (1, 2, 3)}
+    report.check("console: /cluster counts the groups on every broker",
+                 len(set(counts.values())) == 1 and counts[1] >= 1, f"{counts}")
+
+    member.stop()
+    status, body = http(brokers, 3, f"/api/v1/groups/{group}/offsets/reset",
+                        {"spec": "to_earliest", "topics": [{"topic": topic}], "execute": True})
+    status_after, after = http(brokers, 1, f"/api/v1/groups/{group}")
+    committed = sorted(p["committed_offset"] for p in after.get("offsets", [])) if status_after == 200 else after
+    report.check("console: an offset reset executed through broker 3 moves the group's offsets",
+                 status == 200 and committed == [0] * PARTITIONS, f"{status} {body}; then {committed}")
+
+    def partitions_listed(node_id):
+        text = brokers.metrics(node_id)
+        return {line.split('partition="', 1)[1].split('"', 1)[0] for line in text.splitlines()
+                if line.startswith("weir_partition_high_watermark{") and f'topic="{topic}"' in line}
+    listed = {}
+
+    def all_listed():
+        for n in (1, 2, 3):
+            listed[n] = partitions_listed(n)
+        return all(len(v) == PARTITIONS for v in listed.values())
+    every = wait_until(all_listed, 20)
+    report.check("console: every broker's /metrics lists every partition of the topic",
+                 every, f"{ {n: sorted(v) for n, v in listed.items()} }")
+    publishing = [n for n in (1, 2, 3) if f'group="{group}"' in brokers.metrics(n)]
+    report.check("console: the group's metrics come from the controller alone", publishing == [1], f"{publishing}")
+
+
 def probe_produce(bootstrap, topic):
     """One record from a producer that does not retry: None when it was acknowledged, else
     the error."""
@@ -517,7 +598,7 @@ def scenario_outages(report, args, brokers):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("weir_bin")
-    ap.add_argument("--scenarios", default="clients,failover,scale,compaction,outages")
+    ap.add_argument("--scenarios", default="clients,console,failover,scale,compaction,outages")
     ap.add_argument("--clients", default="java,confluent-kafka,franz-go")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=int(time.time()))
@@ -543,7 +624,7 @@ def main():
         for scenario in args.scenarios.split(","):
             print(f"== {scenario}", flush=True)
             {"clients": scenario_clients, "failover": scenario_failover,
-             "scale": scenario_scale, "compaction": scenario_compaction,
+             "scale": scenario_scale, "compaction": scenario_compaction, "console": scenario_console,
              "outages": scenario_outages}[scenario](report, args, brokers)
     except Exception as e:  # A harness failure is a failed check, with the brokers' logs.
         report.check("harness", False, f"{type(e).__name__}: {e}; logs in {workdir}")

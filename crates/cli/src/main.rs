@@ -306,7 +306,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.http_tls && http_listen.is_none() {
         anyhow::bail!("--http-tls needs the HTTP listener: give --http-listen an address, or leave out --http-tls");
     }
-    let cluster = args.cluster.settings(args.node_id, &args.data_dir)?;
+    let cluster = args
+        .cluster
+        .settings(args.node_id, &args.data_dir)?
+        .map(|settings| settings.with_http(http_listen, args.http_tls));
     let mut config = BrokerConfig::new(args.listen, args.data_dir.clone());
     if let Some(node_id) = args.node_id {
         if node_id < 0 {

@@ -5,7 +5,9 @@
 //! assembles them from `weir-cluster`.
 //!
 //! Start-up, in order: the Kafka listeners are bound (so the ports to advertise are
-//! known); the schema is migrated and the broker registers with one endpoint per listener;
+//! known); the schema is migrated and the broker registers with one endpoint per listener
+//! (its HTTP listener's among them, which other brokers' consoles forward group requests
+//! to);
 //! the LISTEN connection starts and the registration follows it; the catalog is opened
 //! (written empty by the first broker of the cluster); the engine and the membership are
 //! built; the broker opens over them; a task follows other brokers' catalog commits; the
@@ -13,7 +15,7 @@
 //! deregisters.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use weir_cluster::{
     ClusterLogSettings, ClusterMembership, CoordinatorFence, DiskCache, Endpoint, Janitor,
     JanitorSettings, LeaseLoss, LeaseState, Listener, PgCatalog, ReadSettings, Registration,
 };
+use weir_meta::membership::{HTTPS_ENDPOINT, HTTP_ENDPOINT};
 
 /// The Appender's flush window by default: writes gathered this long share one object
 /// and one commit.
@@ -88,6 +91,17 @@ pub struct ClusterSettings {
     memory_cache_bytes: usize,
     /// The disk cache's directory and bound; `None` without one.
     disk_cache: Option<(PathBuf, u64)>,
+    /// The HTTP listener's address and whether it serves HTTPS; `None` when it is off.
+    http: Option<(SocketAddr, bool)>,
+}
+
+impl ClusterSettings {
+    /// Registers the HTTP listener beside the Kafka listeners, so that the other brokers'
+    /// consoles can forward group requests to this one while it is the controller.
+    pub fn with_http(mut self, listen: Option<SocketAddr>, https: bool) -> ClusterSettings {
+        self.http = listen.map(|addr| (addr, https));
+        self
+    }
 }
 
 impl ClusterArgs {
@@ -136,6 +150,7 @@ impl ClusterArgs {
             batch_window: Duration::from_millis(self.cluster_batch_ms),
             memory_cache_bytes,
             disk_cache,
+            http: None,
         }))
     }
 }
@@ -160,20 +175,28 @@ pub async fn start(
         batch_window,
         memory_cache_bytes,
         disk_cache,
+        http,
     } = settings;
-    config.advertised = advertised(&listening)?;
+    config.advertised = advertised(&listening, http)?;
     config.validate()?;
     let bucket = Bucket::from_url(&config.object_store_url)?;
     let shown = redact(&config.postgres_url);
 
     // Before anything is registered: a disk cache that cannot be kept stops the start.
     let disk_cache = match disk_cache {
-        Some((dir, bytes_max)) => Some(DiskCache::open(&dir, bytes_max).with_context(|| {
-            format!(
-                "cannot keep the disk cache in {}; give a writable directory with --cluster-cache-dir, or --cluster-disk-cache-bytes 0 to run without one",
-                dir.join(weir_cluster::fetch::disk_cache::SUBDIR).display()
-            )
-        })?),
+        // Off the async workers: emptying a full cache deletes many files.
+        Some((dir, bytes_max)) => {
+            let opening = dir.clone();
+            let opened = tokio::task::spawn_blocking(move || DiskCache::open(&opening, bytes_max))
+                .await
+                .context("opening the disk cache failed")?;
+            Some(opened.with_context(|| {
+                format!(
+                    "cannot keep the disk cache in {}; give a writable directory with --cluster-cache-dir, or --cluster-disk-cache-bytes 0 to run without one",
+                    dir.join(weir_cluster::fetch::disk_cache::SUBDIR).display()
+                )
+            })?)
+        }
         None => None,
     };
 
@@ -321,8 +344,13 @@ async fn register(config: &ClusterConfig) -> anyhow::Result<Registration> {
 const REGISTER_RETRY_MS: u64 = 250;
 
 /// Where other brokers and clients reach this one, per listener: the advertised host and
-/// the port bound (or advertised).
-fn advertised(listening: &Listening) -> anyhow::Result<BTreeMap<String, Endpoint>> {
+/// the port bound (or advertised). The HTTP listener, if any, is registered too, under
+/// [`HTTP_ENDPOINT`] or [`HTTPS_ENDPOINT`], at its own address or, when that is a wildcard,
+/// at the first listener's advertised host.
+fn advertised(
+    listening: &Listening,
+    http: Option<(SocketAddr, bool)>,
+) -> anyhow::Result<BTreeMap<String, Endpoint>> {
     let mut endpoints = BTreeMap::new();
     for listener in &listening.config().listeners {
         if listener
@@ -349,6 +377,27 @@ fn advertised(listening: &Listening) -> anyhow::Result<BTreeMap<String, Endpoint
                 port,
             },
         );
+    }
+    if let Some((addr, https)) = http.filter(|(addr, _)| addr.port() != 0) {
+        let host = if addr.ip().is_unspecified() {
+            listening
+                .config()
+                .listeners
+                .first()
+                .map(|l| l.advertised_host.clone())
+        } else {
+            Some(addr.ip().to_string())
+        };
+        if let Some(host) = host {
+            let name = if https { HTTPS_ENDPOINT } else { HTTP_ENDPOINT };
+            endpoints.insert(
+                name.to_string(),
+                Endpoint {
+                    host,
+                    port: addr.port(),
+                },
+            );
+        }
     }
     Ok(endpoints)
 }

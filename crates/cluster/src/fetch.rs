@@ -152,7 +152,13 @@ struct Shared {
     states: States,
     cache: ChunkCache,
     counters: Counters,
+    /// Partitions whose row a `status` that found nothing started to read.
+    learning: parking_lot::Mutex<std::collections::HashSet<TopicPartition>>,
 }
+
+/// Rows `status` reads in the background at once, at most; more misses wait for its next
+/// ask.
+const LEARNING_MAX: usize = 256;
 
 /// The fetch path of one broker. Dropping it stops its follower task.
 pub struct Reader {
@@ -187,6 +193,7 @@ impl Reader {
             states: States::new(settings.signals_silent_max),
             cache: ChunkCache::new(settings.memory_cache_bytes_max as u64),
             counters: Counters::default(),
+            learning: parking_lot::Mutex::new(std::collections::HashSet::new()),
             settings,
         });
         let follower = signals.map(|signals| tokio::spawn(follow(Arc::clone(&shared), signals)));
@@ -211,25 +218,20 @@ impl Reader {
 
     /// Where the partition stands, from its row.
     pub async fn offsets(&self, tp: &TopicPartition) -> Result<PartitionOffsets, StoreError> {
-        let shared = &self.shared;
-        let generation = shared.states.generation();
-        let row = shared
-            .query_other("the read of a partition's offsets", async {
-                let client = shared.session.client().await?;
-                Ok(client
-                    .query_opt(query::ROW_SQL, &[&tp.topic_id, &tp.partition])
-                    .await?
-                    .map(|row| query::partition_row(&row, 0)))
-            })
-            .await
-            .map_err(|e| StoreError::Log(storage_error(&e)))?
-            .ok_or(StoreError::UnknownPartition)?;
-        Ok(shared.states.merge_row(tp, &row, generation).offsets())
+        self.shared.offsets(tp).await
     }
 
-    /// Where the partition stands as last seen, without I/O; `None` if never read.
+    /// Where the partition stands as last seen, without I/O. A partition this broker has
+    /// not read yet (another broker writes it, say) is `None` at first: the miss starts a
+    /// background read of its row, after which the partition is known and kept fresh like
+    /// any read one, so the next ask answers (the console's lag and partition metrics ask
+    /// again at each sample).
     pub fn status(&self, tp: &TopicPartition) -> Option<PartitionStatus> {
-        self.shared.states.status(tp)
+        let status = self.shared.states.status(tp);
+        if status.is_none() {
+            learn(&self.shared, tp);
+        }
+        status
     }
 
     /// The first record at or after `timestamp_ms` above the log start, if any.
@@ -302,6 +304,23 @@ impl Reader {
 }
 
 impl Shared {
+    /// Where the partition stands, from its row, which the states then hold.
+    async fn offsets(&self, tp: &TopicPartition) -> Result<PartitionOffsets, StoreError> {
+        let generation = self.states.generation();
+        let row = self
+            .query_other("the read of a partition's offsets", async {
+                let client = self.session.client().await?;
+                Ok(client
+                    .query_opt(query::ROW_SQL, &[&tp.topic_id, &tp.partition])
+                    .await?
+                    .map(|row| query::partition_row(&row, 0)))
+            })
+            .await
+            .map_err(|e| StoreError::Log(storage_error(&e)))?
+            .ok_or(StoreError::UnknownPartition)?;
+        Ok(self.states.merge_row(tp, &row, generation).offsets())
+    }
+
     /// The partition's row id if known without I/O.
     fn partition_id(&self, tp: &TopicPartition) -> Option<i64> {
         self.states.id_of(tp).or_else(|| self.ids.cached(tp))
@@ -347,6 +366,29 @@ impl Shared {
         }
         Ok(())
     }
+}
+
+/// Reads the row of a partition `status` did not know, in the background (one read per
+/// partition at a time, at most [`LEARNING_MAX`] at once); nothing without a runtime.
+fn learn(shared: &Arc<Shared>, tp: &TopicPartition) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    {
+        let mut learning = shared.learning.lock();
+        if learning.len() >= LEARNING_MAX || !learning.insert(tp.clone()) {
+            return;
+        }
+    }
+    let shared = Arc::clone(shared);
+    let tp = tp.clone();
+    runtime.spawn(async move {
+        if let Err(e) = shared.offsets(&tp).await {
+            tracing::debug!(topic_id = %tp.topic_id, partition = tp.partition, error = %e,
+                "could not read a partition's row for its status");
+        }
+        shared.learning.lock().remove(&tp);
+    });
 }
 
 /// The follower: applies `weir_appended` notifications, and refreshes every cached

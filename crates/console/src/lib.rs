@@ -29,12 +29,15 @@
 //! - [`https`]: HTTPS for that listener with the broker's certificate (`--http-tls`).
 //! - [`login`]: who calls: HTTP Basic against the broker's SCRAM users once security is
 //!   on, the caller's ACL access handed to every route.
+//! - [`forward`]: in a cluster, the group routes of a broker that is not the controller,
+//!   answered by the controller's HTTP listener.
 //! - [`errors`]: the JSON body of every HTTP error, and the one mapping of Kafka error codes
 //!   to HTTP statuses.
 
 pub mod api;
 pub mod engine_metrics;
 pub mod errors;
+pub mod forward;
 pub mod group_lag;
 pub mod group_metrics;
 pub mod group_status;

@@ -21,7 +21,7 @@ use crate::https::{Peer, TlsListener};
 use crate::lag_history::{LagHistory, LAG_SAMPLE_INTERVAL};
 use crate::login::{self, Login};
 use crate::throughput_history::{ThroughputHistory, THROUGHPUT_SAMPLE_INTERVAL};
-use crate::{api, errors, scrape, ui};
+use crate::{api, errors, forward, scrape, ui};
 
 /// What every route may read: the broker, and the console's history of groups' lag.
 #[derive(Clone)]
@@ -100,6 +100,7 @@ impl Console {
             http_addr,
             https,
             access: Access::new(state, Principal::anonymous(), http_addr.ip()),
+            authorization: None,
         };
         let router = Router::new()
             .route("/metrics", get(scrape::metrics))
@@ -108,9 +109,14 @@ impl Console {
                 lag_history: Arc::clone(&lag_history),
             })
             .merge(api::router(ctx.clone()))
-            .merge(ui::router(ctx))
+            .merge(ui::router(ctx.clone()))
             .fallback(errors::not_found)
             .method_not_allowed_fallback(errors::method_not_allowed)
+            // Behind the login: a group route the controller answers (a cluster).
+            .layer(axum::middleware::from_fn_with_state(
+                ctx,
+                forward::group_routes,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 login,
                 login::authenticate,

@@ -221,7 +221,8 @@ pub trait LogAdmin: Send + Sync + 'static {
     fn size_bytes(&self, tp: &TopicPartition) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Where the partition stands, from what the engine holds in memory; `None` for a
-    /// partition it does not hold.
+    /// partition it does not hold (an engine may then learn it in the background, and
+    /// answer a later ask).
     fn status(&self, tp: &TopicPartition) -> Option<PartitionStatus>;
 
     /// The user records from `from_offset` on, decoded, for readers that show them (the

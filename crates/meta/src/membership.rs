@@ -9,6 +9,13 @@
 
 use uuid::Uuid;
 
+/// The name a cluster broker registers its HTTP listener (the console and the admin API)
+/// under, beside its Kafka listeners, so that other brokers can forward to it what only
+/// the controller can answer. No Kafka listener can have this name.
+pub const HTTP_ENDPOINT: &str = "(http)";
+/// As [`HTTP_ENDPOINT`], for a listener that serves HTTPS (`--http-tls`).
+pub const HTTPS_ENDPOINT: &str = "(https)";
+
 /// A broker as a client on one listener reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerEndpoint {

@@ -34,8 +34,13 @@ const WRITE_QUEUE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// each other's files.
 const LOCK_FILE: &str = "weir-chunk-cache.lock";
 const CRC_BYTES: usize = 4;
+/// What a file is weighed at, at least and in steps of: a file takes whole blocks of the
+/// file system, so a bound on bytes written would let many small chunks take far more.
+pub const FILE_BLOCK_BYTES: u64 = 4096;
 
 /// The disk cache of one broker (see the module's opening).
+///
+/// Its bound counts each file in whole blocks ([`FILE_BLOCK_BYTES`]), as the disk holds it.
 pub struct DiskCache {
     dir: PathBuf,
     index: Lru<()>,
@@ -152,7 +157,8 @@ impl DiskCache {
         let Some(path) = self.path(&key) else {
             return Ok(());
         };
-        let weight = (CRC_BYTES + bytes.len()) as u64;
+        let weight =
+            ((CRC_BYTES + bytes.len()) as u64).div_ceil(FILE_BLOCK_BYTES) * FILE_BLOCK_BYTES;
         if weight > self.index.bytes_max() {
             return Ok(());
         }
@@ -245,7 +251,8 @@ mod tests {
         // and leaves the index; past the bound the least recently used file is deleted;
         // opening again empties the directory.
         let dir = tempfile::tempdir().unwrap();
-        let cache = DiskCache::open(dir.path(), 2 * (CRC_BYTES as u64 + 100)).unwrap();
+        // Room for two files: each takes a whole block.
+        let cache = DiskCache::open(dir.path(), 2 * FILE_BLOCK_BYTES).unwrap();
         written(&cache, chunk(1), &[1; 100]).await;
         assert_eq!(
             cache.get(&chunk(1), 100).await.as_deref(),
@@ -287,7 +294,7 @@ mod tests {
         );
         assert!(cache.get(&chunk(3), 100).await.is_some());
         assert!(cache.get(&chunk(5), 100).await.is_some());
-        assert!(cache.bytes() <= 2 * (CRC_BYTES as u64 + 100));
+        assert_eq!(cache.bytes(), 2 * FILE_BLOCK_BYTES, "a file weighs a block");
 
         let shared = DiskCache::open(dir.path(), 1000).unwrap_err().to_string();
         assert!(shared.contains("a cache directory of its own"), "{shared}");

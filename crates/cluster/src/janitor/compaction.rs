@@ -8,8 +8,8 @@
 //!    `clean_through`) then the dirty ones, and whether a clean is due;
 //! 2. the key map: the dirty chunks are read (offsets written in) and the newest offset of
 //!    each of their keys noted, until the map holds [`KEY_MAP_BYTES_MAX`];
-//! 3. every planned chunk is read again in order (the dirty ones are kept from step 2)
-//!    and cleaned against the map (`compaction/clean.rs`), and the whole planned range is
+//! 3. every planned chunk is read again in order (the dirty ones are kept from step 2, up
+//!    to [`DIRTY_BYTES_HELD_MAX`]) and cleaned against the map (`compaction/clean.rs`), and the whole planned range is
 //!    written anew (`compaction/output.rs`): the cleaned copies, their offsets real
 //!    (`offsets_in_object`), gathered into chunks of about [`output::CHUNK_BYTES`] and
 //!    objects of about [`output::OBJECT_BYTES`]. As in Kafka's cleaner, the clean part is
@@ -40,7 +40,7 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
@@ -56,8 +56,14 @@ use output::Output;
 use plan::{ChunkInfo, PartitionView, Plan};
 
 /// How long a claim on a partition's compaction lasts; each of a job's commits checks it
-/// and renews it, so a job that goes this long without a commit commits nothing more.
+/// and renews it, and so does the job between chunks (every [`CLAIM_RENEWAL`]); a job
+/// that loses it commits nothing more.
 pub const CLAIM: Duration = Duration::from_secs(120);
+/// How often a job renews its claim between commits.
+const CLAIM_RENEWAL: Duration = Duration::from_secs(30);
+/// Bytes of dirty chunks a job holds from its key map's step to its rewrite; dirty chunks
+/// beyond are read again.
+const DIRTY_BYTES_HELD_MAX: usize = 32 * 1024 * 1024;
 /// Jobs one broker's janitor runs in one pass.
 pub const JOBS_PER_PASS_MAX: usize = 4;
 /// The key map's bound (keys and a per-entry allowance): the dirty chunks a job takes
@@ -267,12 +273,15 @@ async fn job(
         return Ok(done);
     };
     let stopping = || context.stopping.load(Ordering::Relaxed);
-    // 2. The key map of the dirty chunks, whose bytes are kept for step 3.
+    let mut renewal = Renewal::new(candidate.partition_id, node_id);
+    // 2. The key map of the dirty chunks, whose bytes are kept for step 3 (up to a bound;
+    // the rest are read again there).
     let txns = Arc::new(txns);
     let mut keys = KeyMap::new();
-    let mut dirty: Vec<(ChunkInfo, Vec<u8>)> = Vec::with_capacity(plan.dirty().len());
+    let mut dirty: Vec<(ChunkInfo, Option<Vec<u8>>)> = Vec::with_capacity(plan.dirty().len());
+    let mut held = 0usize;
     for chunk in plan.dirty() {
-        if stopping() {
+        if stopping() || !renewal.keep(context).await? {
             return Ok(done);
         }
         let (chunk, bytes) = read_chunk(context, chunk).await?;
@@ -283,7 +292,9 @@ async fn job(
         })
         .await?;
         keys = map;
-        dirty.push((chunk, bytes));
+        let keep = held + bytes.len() <= DIRTY_BYTES_HELD_MAX;
+        held += if keep { bytes.len() } else { 0 };
+        dirty.push((chunk, keep.then_some(bytes)));
         if keys.bytes() >= KEY_MAP_BYTES_MAX {
             break;
         }
@@ -297,10 +308,10 @@ async fn job(
     let clean = plan.clean().iter().map(|chunk| (*chunk, None, true));
     let dirty = dirty
         .into_iter()
-        .map(|(chunk, bytes)| (chunk, Some(bytes), false));
+        .map(|(chunk, bytes)| (chunk, bytes, false));
     let pieces: Vec<(ChunkInfo, Option<Vec<u8>>, bool)> = clean.chain(dirty).collect();
     for (chunk, bytes, was_clean) in pieces {
-        if stopping() {
+        if stopping() || !renewal.keep(context).await? {
             return Ok(done);
         }
         let bytes = match bytes {
@@ -324,6 +335,39 @@ async fn job(
         done.compacted = true;
     }
     Ok(done)
+}
+
+/// A job's claim, renewed every [`CLAIM_RENEWAL`] between chunks: reading thousands of
+/// small chunks before the first commit (which renews it too) may take longer than the
+/// claim lasts.
+struct Renewal {
+    partition_id: i64,
+    node_id: i32,
+    renewed_at: Instant,
+}
+
+impl Renewal {
+    fn new(partition_id: i64, node_id: i32) -> Renewal {
+        Renewal {
+            partition_id,
+            node_id,
+            renewed_at: Instant::now(),
+        }
+    }
+
+    /// Whether the claim is still this broker's, renewing it when due.
+    async fn keep(&mut self, context: &Context) -> Result<bool, ClusterError> {
+        if self.renewed_at.elapsed() < CLAIM_RENEWAL {
+            return Ok(true);
+        }
+        let started = Instant::now();
+        let kept = claim(context, self.partition_id, self.node_id).await?;
+        self.renewed_at = started;
+        if !kept {
+            tracing::warn!(partition_id = self.partition_id, "a compaction lost its claim (another broker took it, or the partition is gone); it stops");
+        }
+        Ok(kept)
+    }
 }
 
 /// Runs CPU work (decompression, recompression) off the runtime's threads.

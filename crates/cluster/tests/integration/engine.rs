@@ -237,8 +237,15 @@ async fn what_one_broker_writes_it_reads_without_a_get_and_the_other_is_woken_fo
     assert_eq!(
         ea.status(&tp()).map(|s| s.offsets.high_watermark),
         None,
-        "status is known only for partitions read"
+        "status knows nothing of a partition before it is read"
     );
+    // That miss started a read of the row in the background: the next asks answer.
+    common::wait_for(
+        "status learning a partition it was asked about",
+        WOKEN_WITHIN,
+        || async { (ea.status(&tp())?.offsets.high_watermark == 3).then_some(()) },
+    )
+    .await;
     let got = read(ea, 0, false).await.unwrap();
     assert_eq!(
         values(&got),

@@ -13,6 +13,7 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tempfile::TempDir;
 use tokio_postgres::Client;
 use uuid::Uuid;
+use weir_cluster::fetch::disk_cache::FILE_BLOCK_BYTES;
 use weir_cluster::fetch::{DiskCache, ReadSettings, Reader};
 use weir_cluster::notify::{Listener, CHANNEL_APPENDED};
 use weir_cluster::object::{ObjectBuilder, PartitionKey};
@@ -591,8 +592,9 @@ async fn the_disk_cache_serves_what_memory_evicted_and_what_the_bucket_lost() {
         objects.push(cluster.append(&[(&tp, id, vec![chunk.clone()])]).await.0);
     }
     let dir = tempfile::tempdir().unwrap();
-    // Room for two chunks and their checksums.
-    let disk = DiskCache::open(dir.path(), 2 * (chunk.len() as u64 + 4)).unwrap();
+    // Room for two chunks and their checksums, each file weighed in whole blocks.
+    let file_bytes = (chunk.len() as u64 + 4).div_ceil(FILE_BLOCK_BYTES) * FILE_BLOCK_BYTES;
+    let disk = DiskCache::open(dir.path(), 2 * file_bytes).unwrap();
     let reader = cluster.reader(
         None,
         ReadSettings {
@@ -631,10 +633,7 @@ async fn the_disk_cache_serves_what_memory_evicted_and_what_the_bucket_lost() {
     stored(2).await;
     read_one(&reader, spec(&tp, 20, 1)).await;
     stored(3).await;
-    assert_eq!(
-        reader.stats().disk_cache_bytes,
-        2 * (chunk.len() as u64 + 4)
-    );
+    assert_eq!(reader.stats().disk_cache_bytes, 2 * file_bytes);
     let gets = reader.stats().gets;
     read_one(&reader, spec(&tp, 10, 1)).await;
     assert_eq!(

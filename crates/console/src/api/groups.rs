@@ -54,14 +54,14 @@ pub const CLIENT_ID: &str = "weir-http-api";
 /// ListGroups' type of a KIP-848 consumer group.
 const GROUP_TYPE_CONSUMER: &str = "consumer";
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupList {
     pub groups: Vec<GroupSummary>,
     /// Groups beyond the first 1,000 by id, left out.
     pub truncated: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {
     pub group_id: String,
     /// Empty, Stable, PreparingRebalance, CompletingRebalance, Assigning, Reconciling, Dead.
@@ -585,6 +585,12 @@ async fn lag_of(ctx: &ApiContext, group_ids: Vec<String>) -> GroupLagReport {
     )
 )]
 pub async fn list_groups(ctx: ApiContext) -> Result<Json<GroupList>, HttpError> {
+    // The route itself is forwarded before it gets here; the overview's call is not.
+    if let Some(elsewhere) = crate::forward::coordinator_elsewhere(&ctx.broker) {
+        return crate::forward::get_json(&ctx, &elsewhere, "/api/v1/groups")
+            .await
+            .map(Json);
+    }
     let mut listed = list(&ctx).await?;
     let truncated = listed.len().saturating_sub(GROUPS_LISTED_MAX);
     listed.truncate(GROUPS_LISTED_MAX);

@@ -58,6 +58,9 @@ pub struct ApiContext {
     /// The caller's access: anonymous in the router's state, the logged-in caller's once
     /// a handler takes the context as its extractor.
     pub access: Access,
+    /// The caller's `Authorization` header, passed on when a route asks the controller
+    /// for group data ([`crate::forward`]).
+    pub authorization: Option<axum::http::HeaderValue>,
 }
 
 /// A handler's context is the router's, with the caller [`crate::login::authenticate`]
@@ -78,6 +81,10 @@ impl FromRequestParts<ApiContext> for ApiContext {
         })?;
         Ok(ApiContext {
             access,
+            authorization: parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .cloned(),
             ..state.clone()
         })
     }

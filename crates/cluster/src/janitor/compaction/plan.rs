@@ -12,15 +12,12 @@
 //!   the covered bytes, or when a dirty chunk's newest record is older than
 //!   `max.compaction.lag.ms` (Kafka looks at the segment's first record; a chunk keeps
 //!   only its newest timestamp, so this is due a little later than in Kafka);
-//! - the dirty chunks taken stop once they hold [`DIRTY_BYTES_PER_JOB_MAX`] (at least
-//!   one is taken): their records are held in memory while the key map is built (which
-//!   may stop earlier still, at its own bound: [`Plan::take_dirty`]).
+//! - every cleanable dirty chunk is planned, and the ratio counts them all (as Kafka
+//!   counts the whole dirty section, however much of it one clean gets through); the job
+//!   then takes as many as its key map holds ([`Plan::take_dirty`]), at least one, and
+//!   the next job goes on from there.
 
 use weir_log::LogConfig;
-
-/// Bytes of dirty chunks one compaction reads and holds; a partition with more is
-/// cleaned over several jobs, oldest first.
-pub const DIRTY_BYTES_PER_JOB_MAX: i64 = 32 * 1024 * 1024;
 
 /// One `chunks` row as the compactor reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +101,7 @@ pub fn plan(
         let dirty = chunk.last_offset >= view.clean_through;
         if dirty {
             let young = lag > 0 && chunk.max_timestamp > now_ms.saturating_sub(lag);
-            if young || dirty_bytes >= DIRTY_BYTES_PER_JOB_MAX {
+            if young {
                 break;
             }
             first_dirty.get_or_insert(taken.len());
@@ -239,10 +236,10 @@ mod tests {
     }
 
     #[test]
-    fn lags_and_the_dirty_bound_limit_the_plan() {
+    fn lags_limit_the_plan_and_the_key_map_what_a_job_takes() {
         // Goal: min.compaction.lag.ms stops the plan at the first dirty chunk younger than
         // it; max.compaction.lag.ms makes an old dirty chunk due whatever the ratio; the
-        // dirty chunks taken stop at DIRTY_BYTES_PER_JOB_MAX, at least one taken.
+        // ratio counts every dirty chunk; the key map's bound takes fewer, at least one.
         let chunks = [
             chunk(0, 9, 1_000, 1),
             chunk(10, 19, 100, 5),
@@ -261,14 +258,20 @@ mod tests {
         };
         assert!(plan(&chunks, view(0, 40, 10), &compacted(), 60).is_none());
         assert!(plan(&chunks, view(0, 40, 10), &max_lag, 60).is_some());
-        let big = DIRTY_BYTES_PER_JOB_MAX as i32;
+        // A clean part larger than any one job's dirty share: the ratio counts every
+        // dirty chunk, so the clean is due.
+        let mib = 1 << 20;
         let chunks = [
-            chunk(0, 9, big, 1),
-            chunk(10, 19, 100, 1),
-            chunk(20, 29, 100, 1),
+            chunk(0, 9, 60 * mib, 1),
+            chunk(10, 19, 40 * mib, 1),
+            chunk(20, 29, 40 * mib, 1),
+            chunk(30, 39, 40 * mib, 1),
+            chunk(40, 49, 40 * mib, 1),
+            chunk(50, 59, 40 * mib, 1),
+            chunk(60, 69, 100, 1),
         ];
-        let p = plan(&chunks, view(0, 40, 0), &compacted(), 10).unwrap();
-        assert_eq!((bases(&p), p.clean_through), (vec![0], 10));
+        let p = plan(&chunks, view(0, 70, 10), &compacted(), 10).unwrap();
+        assert_eq!((p.first_dirty, p.clean_through), (1, 60));
         // The key map's own bound cuts the dirty chunks after the plan.
         let chunks = [
             chunk(0, 9, 100, 1),
