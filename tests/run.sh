@@ -62,9 +62,9 @@ python3 tests/durability/scram_crash.py "$PWD/target/release/weir" 3
 stage "cluster mode: two brokers sharing one catalog, membership and log; a killed broker leaves after its lease, a frozen one stops serving"
 python3 tests/cluster/services.py with-postgres -- python3 tests/cluster/serve_test.py "$PWD/target/release/weir"
 
-stage "cluster mode: three brokers on one PostgreSQL (the bucket a directory): the Java client, librdkafka and franz-go through each, transactions included; ${WEIR_CLUSTER_ROUNDS:-5} kill -9 failover rounds under idempotent acks=all producers and a consumer group; a fourth broker added and removed under load"
+stage "cluster mode: three brokers on one PostgreSQL (the bucket a directory): the Java client, librdkafka and franz-go through each, transactions included; every broker's console and API showing the groups the controller coordinates; ${WEIR_CLUSTER_ROUNDS:-5} kill -9 failover rounds under idempotent acks=all producers and a consumer group; a fourth broker added and removed under load"
 python3 tests/cluster/cluster_test.py "$PWD/target/release/weir" --rounds "${WEIR_CLUSTER_ROUNDS:-5}" \
-    --scenarios clients,failover,scale
+    --scenarios clients,console,failover,scale
 
 stage "cluster mode: three brokers on PostgreSQL and a SeaweedFS bucket; a compacted topic and __consumer_offsets compacted, replayed by the next controller; PostgreSQL, then SeaweedFS, stopped for 4 s under load"
 wait "$seaweed_pid" || { cat "$seaweed_log"; echo "building SeaweedFS failed" >&2; exit 1; }

@@ -346,7 +346,8 @@ const REGISTER_RETRY_MS: u64 = 250;
 /// Where other brokers and clients reach this one, per listener: the advertised host and
 /// the port bound (or advertised). The HTTP listener, if any, is registered too, under
 /// [`HTTP_ENDPOINT`] or [`HTTPS_ENDPOINT`], at its own address or, when that is a wildcard,
-/// at the first listener's advertised host.
+/// at the first listener's advertised host; not at all when it is a loopback address and
+/// the brokers advertise themselves to other machines.
 fn advertised(
     listening: &Listening,
     http: Option<(SocketAddr, bool)>,
@@ -379,12 +380,16 @@ fn advertised(
         );
     }
     if let Some((addr, https)) = http.filter(|(addr, _)| addr.port() != 0) {
+        let kafka_host = listening
+            .config()
+            .listeners
+            .first()
+            .map(|l| l.advertised_host.clone());
         let host = if addr.ip().is_unspecified() {
-            listening
-                .config()
-                .listeners
-                .first()
-                .map(|l| l.advertised_host.clone())
+            kafka_host
+        } else if addr.ip().is_loopback() && !kafka_host.as_deref().is_some_and(is_loopback_host) {
+            // Reachable from this machine alone, while the brokers may be on others.
+            None
         } else {
             Some(addr.ip().to_string())
         };
@@ -400,6 +405,16 @@ fn advertised(
         }
     }
     Ok(endpoints)
+}
+
+/// Whether an advertised host names this machine only.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Applies each catalog another broker committed (one newer than this broker's), off the
@@ -445,6 +460,23 @@ mod tests {
             .unwrap()
             .cluster
             .settings(None, Path::new("data"))
+    }
+
+    #[test]
+    fn loopback_hosts_are_this_machine_only() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.0.0.5",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["broker1.example.com", "10.0.0.5", "0.0.0.0", "[fe80::1]"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

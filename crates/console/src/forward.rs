@@ -8,7 +8,8 @@
 //!
 //! A forwarded request carries [`FORWARDED_BY`] and is never forwarded again: two brokers
 //! that briefly disagree on the controller answer 503 instead of passing a request back
-//! and forth. Nothing is forwarded while the ACL authorizer is on (the controller would
+//! and forth (a forwarded request that reaches a broker that is not the controller
+//! either is answered 503). Nothing is forwarded while the ACL authorizer is on (the controller would
 //! check the ACLs against the forwarding broker's address instead of the caller's), nor
 //! to a controller whose listener serves HTTPS or is off: those answer 503 naming the
 //! controller's console.
@@ -71,7 +72,7 @@ impl Elsewhere {
                 e.host,
                 e.port
             ),
-            None => "its HTTP listener (it has none)".to_string(),
+            None => "its own HTTP address".to_string(),
         }
     }
 
@@ -81,7 +82,7 @@ impl Elsewhere {
             "with ACLs on, group requests are not forwarded between brokers"
         } else {
             match &self.endpoint {
-                None => "it has no HTTP listener",
+                None => "it has no HTTP listener the other brokers can reach",
                 Some((_, true)) => "group requests are not forwarded to an HTTPS listener",
                 Some((endpoint, false)) => return Ok(endpoint),
             }
@@ -134,12 +135,25 @@ fn is_group_path(path: &str) -> bool {
 /// The middleware in front of the routes, behind the login: a group route on a broker
 /// whose coordinator runs elsewhere is answered by the controller.
 pub async fn group_routes(State(ctx): State<ApiContext>, request: Request, next: Next) -> Response {
-    if !is_group_path(request.uri().path()) || request.headers().contains_key(FORWARDED_BY) {
+    if !is_group_path(request.uri().path()) {
         return next.run(request).await;
     }
     let Some(elsewhere) = coordinator_elsewhere(&ctx.broker) else {
         return next.run(request).await;
     };
+    if let Some(from) = request.headers().get(FORWARDED_BY) {
+        // Never forwarded twice.
+        let from = from.to_str().unwrap_or("?");
+        return HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordinator_not_available",
+            format!(
+                "Broker {from} forwarded this group request to broker {}, which is not the controller either (broker {} is): the brokers disagree for a moment, or the address broker {} registered for its HTTP listener leads elsewhere; try again.",
+                ctx.broker.config.node_id, elsewhere.node_id, ctx.broker.config.node_id
+            ),
+        )
+        .into_response();
+    }
     match forward(&ctx.broker, &elsewhere, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
