@@ -473,12 +473,13 @@ def scenario_compaction(report, args, brokers):
     brokers.start(1)
 
 
-def http(brokers, node_id, path, body=None):
+def http(brokers, node_id, path, body=None, headers=None):
     """(status, decoded body) of a request to a broker's HTTP listener; JSON bodies parsed."""
     url = f"http://127.0.0.1:{brokers.ports[node_id][1]}{path}"
     data = None if body is None else json.dumps(body).encode()
+    headers = dict(headers or {}, **({"Content-Type": "application/json"} if body is not None else {}))
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
-                                     headers={"Content-Type": "application/json"} if body is not None else {})
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
             status, raw, kind = r.status, r.read().decode(), r.headers.get("Content-Type", "")
@@ -517,6 +518,9 @@ def scenario_console(report, args, brokers):
              for n in (1, 2, 3)}
     report.check("console: the overview, the group's page, its rebalances and /cluster answer on every broker",
                  all(codes == [200, 200, 200, 200] for codes in pages.values()), f"{pages}")
+    status, body = http(brokers, 2, "/api/v1/groups", headers={"x-weir-forwarded-by": "3"})
+    report.check("console: a group request already forwarded once is not forwarded again",
+                 status == 503 and body.get("code") == "coordinator_not_available", f"{status} {body}")
     counts = {n: http(brokers, n, "/api/v1/cluster")[1].get("counts", {}).get("groups") for n in (1, 2, 3)}
     report.check("console: /cluster counts the groups on every broker",
                  len(set(counts.values())) == 1 and counts[1] >= 1, f"{counts}")

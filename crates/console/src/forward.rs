@@ -9,20 +9,23 @@
 //! A forwarded request carries [`FORWARDED_BY`] and is never forwarded again: two brokers
 //! that briefly disagree on the controller answer 503 instead of passing a request back
 //! and forth (a forwarded request that reaches a broker that is not the controller
-//! either is answered 503). Nothing is forwarded while the ACL authorizer is on (the controller would
-//! check the ACLs against the forwarding broker's address instead of the caller's), nor
-//! to a controller whose listener serves HTTPS or is off: those answer 503 naming the
-//! controller's console.
+//! either is answered 503). Nothing is forwarded while the ACL authorizer is on, on
+//! either side (host ACLs would be checked against the forwarding broker's address
+//! instead of the caller's), nor what came in over HTTPS (the login would go on in
+//! clear), nor to a controller whose listener serves HTTPS or cannot be reached: those
+//! answer 503 naming the controller's console. A forwarded change (an offset reset, a
+//! deletion) that the controller does not answer in time is answered 504, saying that it
+//! may have been made.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -34,8 +37,11 @@ use crate::errors::HttpError;
 
 /// Set on a forwarded request, to the forwarding broker's node id.
 pub const FORWARDED_BY: &str = "x-weir-forwarded-by";
-/// How long the controller may take to answer a forwarded request.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the controller may take to answer a forwarded read (GET, HEAD).
+const FORWARD_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long it may take to answer a forwarded change (an offset reset over many
+/// partitions); a change that times out may still have been made, and the answer says so.
+const FORWARD_CHANGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest answer taken from the controller (a page of a large group).
 const FORWARD_RESPONSE_BYTES_MAX: usize = 32 << 20;
 /// The request headers passed on; the rest (hop-by-hop ones among them) stay behind.
@@ -53,6 +59,15 @@ const RESPONSE_HEADERS_PASSED: [header::HeaderName; 4] = [
     header::LOCATION,
 ];
 
+/// `host:port`, an IPv6 address in brackets.
+fn authority(endpoint: &BrokerEndpoint) -> String {
+    if endpoint.host.contains(':') && !endpoint.host.starts_with('[') {
+        format!("[{}]:{}", endpoint.host, endpoint.port)
+    } else {
+        format!("{}:{}", endpoint.host, endpoint.port)
+    }
+}
+
 /// Where this broker's group requests go, when not to its own coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elsewhere {
@@ -67,19 +82,21 @@ impl Elsewhere {
     fn console(&self) -> String {
         match &self.endpoint {
             Some((e, https)) => format!(
-                "{}://{}:{}",
+                "{}://{}",
                 if *https { "https" } else { "http" },
-                e.host,
-                e.port
+                authority(e)
             ),
             None => "its own HTTP address".to_string(),
         }
     }
 
-    /// The controller's HTTP listener, or why a request cannot be forwarded to it.
-    fn target(&self, broker: &BrokerState) -> Result<&BrokerEndpoint, HttpError> {
+    /// The controller's HTTP listener, or why a request that came in over HTTPS or not
+    /// (`https_here`) cannot be forwarded to it.
+    fn target(&self, broker: &BrokerState, https_here: bool) -> Result<&BrokerEndpoint, HttpError> {
         let why = if broker.authorizer_enabled() {
             "with ACLs on, group requests are not forwarded between brokers"
+        } else if https_here {
+            "a request that came in over HTTPS is not forwarded over plain HTTP"
         } else {
             match &self.endpoint {
                 None => "it has no HTTP listener the other brokers can reach",
@@ -138,25 +155,43 @@ pub async fn group_routes(State(ctx): State<ApiContext>, request: Request, next:
     if !is_group_path(request.uri().path()) {
         return next.run(request).await;
     }
+    let page = !request.uri().path().starts_with("/api/");
+    let answer = |e: HttpError| {
+        if page {
+            crate::ui::error_page(&ctx, crate::ui::layout::Section::Groups, e)
+        } else {
+            e.into_response()
+        }
+    };
+    if request.headers().contains_key(FORWARDED_BY) && ctx.broker.authorizer_enabled() {
+        // The caller's address is the forwarding broker's: host ACLs cannot be checked.
+        return answer(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordinator_elsewhere",
+            format!(
+                "Another broker forwarded this group request, but broker {} checks ACLs and does not take forwarded requests: ask its console directly.",
+                ctx.broker.config.node_id
+            ),
+        ));
+    }
     let Some(elsewhere) = coordinator_elsewhere(&ctx.broker) else {
         return next.run(request).await;
     };
     if let Some(from) = request.headers().get(FORWARDED_BY) {
         // Never forwarded twice.
         let from = from.to_str().unwrap_or("?");
-        return HttpError::new(
+        return answer(HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "coordinator_not_available",
             format!(
                 "Broker {from} forwarded this group request to broker {}, which is not the controller either (broker {} is): the brokers disagree for a moment, or the address broker {} registered for its HTTP listener leads elsewhere; try again.",
                 ctx.broker.config.node_id, elsewhere.node_id, ctx.broker.config.node_id
             ),
-        )
-        .into_response();
+        ));
     }
-    match forward(&ctx.broker, &elsewhere, request).await {
+    match forward(&ctx, &elsewhere, request).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => answer(e),
     }
 }
 
@@ -176,7 +211,7 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
             .headers_mut()
             .insert(header::AUTHORIZATION, authorization.clone());
     }
-    let response = forward(&ctx.broker, elsewhere, request).await?;
+    let response = forward(ctx, elsewhere, request).await?;
     let status = response.status();
     let body = response
         .into_body()
@@ -204,11 +239,11 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
 
 /// Sends `request` to the controller's HTTP listener and returns its answer, or why not.
 async fn forward(
-    broker: &BrokerState,
+    ctx: &ApiContext,
     elsewhere: &Elsewhere,
     request: Request,
 ) -> Result<Response, HttpError> {
-    let endpoint = elsewhere.target(broker)?;
+    let endpoint = elsewhere.target(&ctx.broker, ctx.https)?;
     let unreachable = |reason: String| {
         HttpError::new(
             StatusCode::BAD_GATEWAY,
@@ -221,11 +256,17 @@ async fn forward(
         )
     };
     let (parts, body) = request.into_parts();
+    let change = !matches!(parts.method, Method::GET | Method::HEAD);
+    let timeout = if change {
+        FORWARD_CHANGE_TIMEOUT
+    } else {
+        FORWARD_READ_TIMEOUT
+    };
     let path_and_query = parts
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
-    let uri: Uri = format!("http://{}:{}{path_and_query}", endpoint.host, endpoint.port)
+    let uri: Uri = format!("http://{}{path_and_query}", authority(endpoint))
         .parse()
         .map_err(|e| {
             internal(format!(
@@ -235,14 +276,21 @@ async fn forward(
     let body = Limited::new(body, API_BODY_BYTES_MAX)
         .collect()
         .await
-        .map_err(|_| {
-            HttpError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!(
-                    "The request body is larger than the API takes ({API_BODY_BYTES_MAX} bytes)."
-                ),
-            )
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!(
+                        "The request body is larger than the API takes ({API_BODY_BYTES_MAX} bytes)."
+                    ),
+                )
+            } else {
+                HttpError::bad_request(
+                    "unreadable_body",
+                    format!("The request body could not be read: {e}."),
+                )
+            }
         })?
         .to_bytes();
     let mut outgoing = Request::builder()
@@ -257,10 +305,10 @@ async fn forward(
     }
     outgoing
         .headers_mut()
-        .insert(FORWARDED_BY, HeaderValue::from(broker.config.node_id));
+        .insert(FORWARDED_BY, HeaderValue::from(ctx.broker.config.node_id));
     static CLIENT: OnceLock<Client<HttpConnector, Body>> = OnceLock::new();
     let client = CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http());
-    let answer = tokio::time::timeout(FORWARD_TIMEOUT, async {
+    let answer = tokio::time::timeout(timeout, async {
         let response = client.request(outgoing).await.map_err(|e| e.to_string())?;
         let (parts, body) = response.into_parts();
         let bytes = Limited::new(body, FORWARD_RESPONSE_BYTES_MAX)
@@ -271,7 +319,21 @@ async fn forward(
         Ok::<_, String>((parts, bytes))
     })
     .await
-    .map_err(|_| unreachable(format!("no answer within {}s", FORWARD_TIMEOUT.as_secs())))?
+    .map_err(|_| {
+        if change {
+            HttpError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "coordinator_timeout",
+                format!(
+                    "Broker {} (the controller) did not answer this change within {}s; it may still have been made: look at the group before trying again.",
+                    elsewhere.node_id,
+                    timeout.as_secs()
+                ),
+            )
+        } else {
+            unreachable(format!("no answer within {}s", timeout.as_secs()))
+        }
+    })?
     .map_err(unreachable)?;
     let (parts, bytes) = answer;
     let mut response = Response::builder().status(parts.status);
@@ -293,7 +355,23 @@ fn internal(message: String) -> HttpError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_group_path;
+    use super::{authority, is_group_path};
+    use weir_meta::membership::BrokerEndpoint;
+
+    #[test]
+    fn an_ipv6_host_is_bracketed_in_a_url() {
+        let at = |host: &str| {
+            authority(&BrokerEndpoint {
+                node_id: 1,
+                host: host.to_string(),
+                port: 9644,
+            })
+        };
+        assert_eq!(at("broker1.example.com"), "broker1.example.com:9644");
+        assert_eq!(at("10.0.0.5"), "10.0.0.5:9644");
+        assert_eq!(at("2001:db8::5"), "[2001:db8::5]:9644");
+        assert_eq!(at("[2001:db8::5]"), "[2001:db8::5]:9644");
+    }
 
     #[test]
     fn group_paths_are_the_group_routes_and_pages_only() {
