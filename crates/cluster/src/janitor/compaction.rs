@@ -9,12 +9,13 @@
 //! 2. the key map: the dirty chunks are read (offsets written in) and the newest offset of
 //!    each of their keys noted, until the map holds [`KEY_MAP_BYTES_MAX`];
 //! 3. every planned chunk is read again in order (the dirty ones are kept from step 2, up
-//!    to [`DIRTY_BYTES_HELD_MAX`]) and cleaned against the map (`compaction/clean.rs`), and the whole planned range is
-//!    written anew (`compaction/output.rs`): the cleaned copies, their offsets real
-//!    (`offsets_in_object`), gathered into chunks of about [`output::CHUNK_BYTES`] and
-//!    objects of about [`output::OBJECT_BYTES`]. As in Kafka's cleaner, the clean part is
-//!    rewritten too: the dirty share that makes a job due (`min.cleanable.dirty.ratio`)
-//!    bounds that cost, and the partition's chunk count stays small;
+//!    to [`DIRTY_BYTES_HELD_MAX`]) and cleaned against the map (`compaction/clean.rs`),
+//!    and the whole planned range is written anew (`compaction/output.rs`): the cleaned
+//!    copies, their offsets real (`offsets_in_object`), gathered into chunks of about
+//!    [`output::CHUNK_BYTES`] and objects of about [`output::OBJECT_BYTES`]. As in Kafka's
+//!    cleaner, the clean part is rewritten too: the dirty share that makes a job due
+//!    (`min.cleanable.dirty.ratio`) bounds that cost, and the partition's chunk count
+//!    stays small;
 //! 4. each object is PUT (recorded pending first, as produce does), then committed in one
 //!    transaction that locks the partition row (produce commits and retention lock it
 //!    too), checks and renews the claim, checks that every replaced chunk is still there
