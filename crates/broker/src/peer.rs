@@ -108,7 +108,7 @@ fn peer_address(state: &BrokerState, node_id: i32) -> Result<String, PeerError> 
         .brokers(listener)
         .into_iter()
         .find(|b| b.node_id == node_id)
-        .map(|b| format!("{}:{}", b.host, b.port))
+        .map(|b| b.authority())
         .ok_or(PeerError::Unreachable(node_id))
 }
 

@@ -59,15 +59,6 @@ const RESPONSE_HEADERS_PASSED: [header::HeaderName; 4] = [
     header::LOCATION,
 ];
 
-/// `host:port`, an IPv6 address in brackets.
-fn authority(endpoint: &BrokerEndpoint) -> String {
-    if endpoint.host.contains(':') && !endpoint.host.starts_with('[') {
-        format!("[{}]:{}", endpoint.host, endpoint.port)
-    } else {
-        format!("{}:{}", endpoint.host, endpoint.port)
-    }
-}
-
 /// Where this broker's group requests go, when not to its own coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elsewhere {
@@ -84,7 +75,7 @@ impl Elsewhere {
             Some((e, https)) => format!(
                 "{}://{}",
                 if *https { "https" } else { "http" },
-                authority(e)
+                e.authority()
             ),
             None => "its own HTTP address".to_string(),
         }
@@ -144,9 +135,10 @@ pub fn coordinator_elsewhere(broker: &BrokerState) -> Option<Elsewhere> {
 
 /// Whether a path is one of the group routes: the API's and the console's pages.
 fn is_group_path(path: &str) -> bool {
-    ["/api/v1/groups", "/groups"]
-        .iter()
-        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+    ["/api/v1/groups", "/groups"].iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 /// The middleware in front of the routes, behind the login: a group route on a broker
@@ -266,7 +258,7 @@ async fn forward(
         .uri
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string());
-    let uri: Uri = format!("http://{}{path_and_query}", authority(endpoint))
+    let uri: Uri = format!("http://{}{path_and_query}", endpoint.authority())
         .parse()
         .map_err(|e| {
             internal(format!(
@@ -355,23 +347,7 @@ fn internal(message: String) -> HttpError {
 
 #[cfg(test)]
 mod tests {
-    use super::{authority, is_group_path};
-    use weir_meta::membership::BrokerEndpoint;
-
-    #[test]
-    fn an_ipv6_host_is_bracketed_in_a_url() {
-        let at = |host: &str| {
-            authority(&BrokerEndpoint {
-                node_id: 1,
-                host: host.to_string(),
-                port: 9644,
-            })
-        };
-        assert_eq!(at("broker1.example.com"), "broker1.example.com:9644");
-        assert_eq!(at("10.0.0.5"), "10.0.0.5:9644");
-        assert_eq!(at("2001:db8::5"), "[2001:db8::5]:9644");
-        assert_eq!(at("[2001:db8::5]"), "[2001:db8::5]:9644");
-    }
+    use super::is_group_path;
 
     #[test]
     fn group_paths_are_the_group_routes_and_pages_only() {

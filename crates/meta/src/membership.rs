@@ -24,6 +24,17 @@ pub struct BrokerEndpoint {
     pub port: i32,
 }
 
+impl BrokerEndpoint {
+    /// `host:port` to connect to, an IPv6 address in brackets.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// The cluster as the broker sees it now.
 pub trait Membership: Send + Sync + 'static {
     /// The live brokers, by node id, as a client that came in on the listener named
@@ -73,6 +84,22 @@ pub fn spread_leader(node_ids: &[i32], topic_id: Uuid, partition: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_bracketed_in_an_authority() {
+        let at = |host: &str| {
+            BrokerEndpoint {
+                node_id: 1,
+                host: host.to_string(),
+                port: 9644,
+            }
+            .authority()
+        };
+        assert_eq!(at("broker1.example.com"), "broker1.example.com:9644");
+        assert_eq!(at("10.0.0.5"), "10.0.0.5:9644");
+        assert_eq!(at("2001:db8::5"), "[2001:db8::5]:9644");
+        assert_eq!(at("[2001:db8::5]"), "[2001:db8::5]:9644");
+    }
 
     #[test]
     fn partitions_spread_evenly_over_the_brokers() {

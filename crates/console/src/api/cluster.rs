@@ -62,14 +62,13 @@ pub async fn get_cluster(ctx: ApiContext) -> Result<Json<Cluster>, HttpError> {
         .iter()
         .map(|t| usize::try_from(t.partitions).unwrap_or(0))
         .sum();
-    let groups = match crate::forward::coordinator_elsewhere(broker) {
-        // Another broker coordinates the groups (a cluster's controller): it counts them.
-        Some(elsewhere) => {
-            let listed: super::groups::GroupList =
-                crate::forward::get_json(&ctx, &elsewhere, "/api/v1/groups").await?;
-            listed.groups.len() + listed.truncated
-        }
-        None => super::groups::list(&ctx).await?.len(),
+    let groups = if crate::forward::coordinator_elsewhere(broker).is_some() {
+        // Another broker coordinates the groups (a cluster's controller): the list, which
+        // asks it, counts them.
+        let listed = super::groups::list_groups(ctx.clone()).await?.0;
+        listed.groups.len() + listed.truncated
+    } else {
+        super::groups::list(&ctx).await?.len()
     };
     let config = &broker.config;
     Ok(Json(Cluster {
